@@ -1,0 +1,155 @@
+#include "ipc/wire.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+namespace onemcp::ipc {
+
+using nlohmann::json;
+
+std::string encode(const RunRequest& r) {
+  json j = {{"code", r.code},         {"args", r.args},
+            {"env", r.env},           {"cwd", r.cwd},
+            {"timeoutMs", r.timeout_ms}, {"memMb", r.mem_mb},
+            {"stdoutBytes", r.stdout_bytes}, {"transpiled", r.transpiled}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Result<RunRequest> decode_request(const std::string& s) {
+  json j = json::parse(s, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return make_error("run request is not a JSON object");
+  try {
+    RunRequest r;
+    r.code = j.at("code").get<std::string>();
+    r.args = j.value("args", std::vector<std::string>{});
+    r.env = j.value("env", std::map<std::string, std::string>{});
+    r.cwd = j.value("cwd", std::string{});
+    r.timeout_ms = j.value("timeoutMs", uint64_t{0});
+    r.mem_mb = j.value("memMb", uint64_t{0});
+    r.stdout_bytes = j.value("stdoutBytes", uint64_t{0});
+    r.transpiled = j.value("transpiled", false);
+    return r;
+  } catch (const std::exception& e) {
+    return make_error(std::string("bad run request: ") + e.what());
+  }
+}
+
+std::string encode(const ChildReport& r) {
+  json j = json::object();
+  if (r.value) j["value"] = *r.value;
+  if (r.error_kind) j["errorKind"] = *r.error_kind;
+  if (r.error_message) j["errorMessage"] = *r.error_message;
+  if (r.needs_transpile) j["needsTranspile"] = true;
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+ChildReport decode_report(const std::string& s) {
+  ChildReport r;
+  json j = json::parse(s, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return r;
+  auto str = [&](const char* k) -> std::optional<std::string> {
+    auto it = j.find(k);
+    if (it == j.end() || !it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+  };
+  r.value = str("value");
+  r.error_kind = str("errorKind");
+  r.error_message = str("errorMessage");
+  auto it = j.find("needsTranspile");
+  r.needs_transpile = it != j.end() && it->is_boolean() && it->get<bool>();
+  return r;
+}
+
+Status send_with_fds(int sock, const void* data, size_t len, const int* fds, size_t nfds) {
+  iovec iov{const_cast<void*>(data), len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(int) * 16)];
+  if (nfds > 16) return make_error("too many fds");
+  if (nfds > 0) {
+    msg.msg_control = buf;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    std::memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  }
+  for (;;) {
+    ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+    if (n >= 0) return {};
+    if (errno != EINTR) return make_error(std::string("sendmsg: ") + std::strerror(errno));
+  }
+}
+
+Result<size_t> recv_with_fds(int sock, void* data, size_t len, std::vector<UniqueFd>* fds,
+                             size_t max_fds) {
+  iovec iov{data, len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(int) * 16)];
+  msg.msg_control = buf;
+  msg.msg_controllen = sizeof buf;
+  ssize_t n;
+  do {
+    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return make_error(std::string("recvmsg: ") + std::strerror(errno));
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      fds->emplace_back(fd);  // owned even when beyond max_fds, so it gets closed
+    }
+  }
+  if (fds->size() > max_fds) return make_error("too many fds received");
+  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return make_error("truncated message");
+  return static_cast<size_t>(n);
+}
+
+Result<UniqueFd> memfd_with(const char* name, const std::string& bytes) {
+  UniqueFd fd(::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd.valid()) return make_error(std::string("memfd_create: ") + std::strerror(errno));
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = ::write(fd.get(), bytes.data() + off, bytes.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return make_error(std::string("memfd write: ") + std::strerror(errno));
+    }
+    off += size_t(n);
+  }
+  ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  if (::lseek(fd.get(), 0, SEEK_SET) < 0) return make_error("memfd lseek failed");
+  return fd;
+}
+
+Result<std::string> read_all(int fd, size_t max) {
+  std::string out;
+  char buf[65536];
+  off_t off = 0;
+  for (;;) {
+    ssize_t n = ::pread(fd, buf, sizeof buf, off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return make_error(std::string("read: ") + std::strerror(errno));
+    }
+    if (n == 0) break;
+    off += n;
+    out.append(buf, size_t(n));
+    if (out.size() > max) return make_error("input too large");
+  }
+  return out;
+}
+
+}  // namespace onemcp::ipc

@@ -1,0 +1,74 @@
+// ipc/wire.h — the supervisor <-> worker-zygote protocol.
+//
+// The supervisor owns one SOCK_SEQPACKET control socket per zygote. To start a run it sends one
+// message "run" carrying, by SCM_RIGHTS, in this order:
+//   [0] reply socket   (SOCK_SEQPACKET; the zygote reports Started/Exited on it, then closes it)
+//   [1] request memfd  (RunRequest as JSON; parsed only inside the forked child, never by the zygote)
+//   [2] stdin memfd    (becomes fd 0 of the run)
+//   [3] stdout pipe    (fd 1)
+//   [4] stderr pipe    (fd 2)
+//   [5] result pipe    (fd 3: the child writes one ChildReport JSON here before exiting)
+// Thread-safety: pure functions; fd helpers are safe to call from any thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+
+namespace onemcp::ipc {
+
+inline constexpr int kResultFd = 3;  // fd number of the result pipe inside a run
+inline constexpr size_t kRunFdCount = 6;
+
+// What a run is asked to do. Limits are already validated and clamped by the supervisor.
+struct RunRequest {
+  std::string code;
+  std::vector<std::string> args;
+  std::map<std::string, std::string> env;
+  std::string cwd;             // empty: runtime default
+  uint64_t timeout_ms = 0;     // enforced from outside; runtimes may also stop early
+  uint64_t mem_mb = 0;         // heap budget of the run
+  uint64_t stdout_bytes = 0;   // enforced by the supervisor
+  bool transpiled = false;     // JS: code already went through esbuild
+};
+
+std::string encode(const RunRequest& r);
+Result<RunRequest> decode_request(const std::string& json);
+
+// What the child reports about itself on fd 3 (all optional).
+struct ChildReport {
+  std::optional<std::string> value;          // JS: inspect() of the last expression value
+  std::optional<std::string> error_kind;     // "syntax", "exception", "memory", "internal"
+  std::optional<std::string> error_message;  // one-line message (the full trace is on stderr)
+  bool needs_transpile = false;              // JS: plain parse failed, ask for esbuild
+};
+
+std::string encode(const ChildReport& r);
+ChildReport decode_report(const std::string& json);  // garbage yields an empty report
+
+// Messages the zygote sends on a run's reply socket.
+enum class ReplyKind : uint32_t { started = 1, exited = 2, failed = 3 };
+struct Reply {
+  ReplyKind kind;
+  int32_t pid;     // started: host pid of the run
+  int32_t status;  // exited: wait status; failed: errno
+};
+
+// SCM_RIGHTS helpers. recv returns the payload size (0 = peer closed).
+Status send_with_fds(int sock, const void* data, size_t len, const int* fds, size_t nfds);
+Result<size_t> recv_with_fds(int sock, void* data, size_t len, std::vector<UniqueFd>* fds,
+                             size_t max_fds);
+
+// Creates a sealed-size memfd holding `bytes`, positioned at 0.
+Result<UniqueFd> memfd_with(const char* name, const std::string& bytes);
+// Reads a whole fd from offset 0 (for memfds), up to `max` bytes.
+Result<std::string> read_all(int fd, size_t max);
+
+}  // namespace onemcp::ipc

@@ -1,0 +1,2 @@
+// placeholder worker until the runtime lands
+int main() { return 1; }

@@ -1,0 +1,317 @@
+#include "sandbox/executor.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/log.h"
+
+namespace onemcp::sandbox {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kMaxReportBytes = 1u << 20;
+
+std::string errno_msg(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+
+Result<std::pair<UniqueFd, UniqueFd>> make_pipe() {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return make_error(errno_msg("pipe2"));
+  ::fcntl(p[0], F_SETFL, O_NONBLOCK);
+  return std::pair{UniqueFd(p[0]), UniqueFd(p[1])};
+}
+
+void pidfd_kill(int pidfd, pid_t pid) {
+  if (pid > 0) ::kill(-pid, SIGKILL);  // the run's process group: children it forked
+  if (pidfd >= 0) ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+}
+
+// Drains a non-blocking fd into `dst`, keeping at most `cap` bytes. Returns false on EOF.
+bool drain(int fd, std::string& dst, size_t cap, bool& overflow) {
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      size_t room = dst.size() < cap ? cap - dst.size() : 0;
+      if (size_t(n) > room) overflow = true;
+      dst.append(buf, std::min(size_t(n), room));
+      continue;
+    }
+    if (n == 0) return false;
+    if (errno == EINTR) continue;
+    return errno == EAGAIN;  // EAGAIN: still open; other errors: treat as closed
+  }
+}
+
+}  // namespace
+
+const char* to_string(Outcome o) {
+  switch (o) {
+    case Outcome::ok: return "ok";
+    case Outcome::error: return "error";
+    case Outcome::timeout: return "timeout";
+    case Outcome::memory: return "memory";
+    case Outcome::output_limit: return "output_limit";
+    case Outcome::policy_violation: return "policy_violation";
+    case Outcome::crashed: return "crashed";
+    case Outcome::killed: return "killed";
+    case Outcome::internal: return "internal";
+  }
+  return "internal";
+}
+
+CancelToken::CancelToken() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+void CancelToken::cancel() {
+  if (cancelled_.exchange(true)) return;
+  uint64_t one = 1;
+  ssize_t r = ::write(fd_.get(), &one, sizeof one);
+  (void)r;
+}
+
+Result<std::unique_ptr<Zygote>> Zygote::start(LaunchSpec spec) {
+  std::unique_ptr<Zygote> z(new Zygote(std::move(spec)));
+  std::lock_guard lk(z->mu_);
+  if (auto s = z->spawn_locked(); !s) return s.error();
+  return z;
+}
+
+Zygote::~Zygote() {
+  std::lock_guard lk(mu_);
+  control_.reset();  // the zygote exits on EOF and takes its runs with it
+  if (pid_ > 0) {
+    int status;
+    for (int i = 0; i < 200; ++i) {
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) return;
+      ::usleep(1000);
+    }
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status, 0);
+  }
+}
+
+pid_t Zygote::pid() const { return pid_; }
+
+Status Zygote::spawn_locked() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    int st;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return make_error(errno_msg("socketpair"));
+  UniqueFd ours(sv[0]), theirs(sv[1]);
+
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  // dup2 onto fd 3 clears CLOEXEC there; every other fd of ours is CLOEXEC.
+  posix_spawn_file_actions_adddup2(&fa, theirs.get(), 3);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  std::vector<char*> argv{const_cast<char*>(spec_.exe.c_str())};
+  for (auto& a : spec_.args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (auto& e : spec_.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  sigset_t def;
+  sigemptyset(&def);
+  sigaddset(&def, SIGPIPE);
+  sigaddset(&def, SIGCHLD);
+  posix_spawnattr_setsigdefault(&attr, &def);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid;
+  int rc = ::posix_spawn(&pid, spec_.exe.c_str(), &fa, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) return make_error("cannot start " + spec_.exe + ": " + std::strerror(rc));
+  pid_ = pid;
+  control_ = std::move(ours);
+  log::debug("started worker " + spec_.exe + " pid " + std::to_string(pid));
+  return {};
+}
+
+Status Zygote::send_run(const int* fds) {
+  uint32_t tag = 1;
+  std::lock_guard lk(mu_);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (control_.valid()) {
+      auto s = ipc::send_with_fds(control_.get(), &tag, sizeof tag, fds, ipc::kRunFdCount);
+      if (s) return s;
+      log::warn("worker " + spec_.exe + " unreachable (" + s.error().message + "), restarting");
+    }
+    if (auto s = spawn_locked(); !s) return s;
+  }
+  return make_error("worker unavailable");
+}
+
+Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& stdin_data,
+                              const CancelToken* cancel) {
+  auto t0 = Clock::now();
+  auto reqfd = ipc::memfd_with("1mcp-request", ipc::encode(req));
+  if (!reqfd) return reqfd.error();
+  auto infd = ipc::memfd_with("1mcp-stdin", stdin_data);
+  if (!infd) return infd.error();
+  auto out = make_pipe();
+  if (!out) return out.error();
+  auto err = make_pipe();
+  if (!err) return err.error();
+  auto res = make_pipe();
+  if (!res) return res.error();
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return make_error(errno_msg("socketpair"));
+  UniqueFd reply(sv[0]), reply_theirs(sv[1]);
+
+  int fds[ipc::kRunFdCount] = {reply_theirs.get(), reqfd->get(),       infd->get(),
+                               out->second.get(),  err->second.get(), res->second.get()};
+  if (auto s = send_run(fds); !s) return s.error();
+  // Only the run holds the write ends now, so EOF means every writer is gone.
+  reply_theirs.reset();
+  out->second.reset();
+  err->second.reset();
+  res->second.reset();
+
+  RunOutput o;
+  std::string report;
+  const size_t cap = req.stdout_bytes ? size_t(req.stdout_bytes) : SIZE_MAX;
+  const auto deadline = t0 + std::chrono::milliseconds(req.timeout_ms ? req.timeout_ms : 1u << 30);
+  UniqueFd pidfd;
+  pid_t pid = -1;
+  bool exited = false, out_open = true, err_open = true, res_open = true, reply_open = true;
+  int status = 0;
+  std::optional<Outcome> forced;  // why we killed it
+  std::optional<Clock::time_point> drain_until;
+
+  auto kill_run = [&](Outcome why) {
+    if (!forced) forced = why;
+    pidfd_kill(pidfd.get(), pid);
+  };
+
+  while (!exited || out_open || err_open || res_open) {
+    auto now = Clock::now();
+    if (!forced && now >= deadline) kill_run(Outcome::timeout);
+    if (exited && !drain_until) drain_until = now + std::chrono::milliseconds(100);
+    if (drain_until && now >= *drain_until) {
+      // Something the run spawned still holds its pipes: kill the group and stop reading.
+      if (pid > 0) ::kill(-pid, SIGKILL);
+      break;
+    }
+    auto until = drain_until ? std::min(*drain_until, deadline) : deadline;
+    if (forced) until = now + std::chrono::milliseconds(drain_until ? 5 : 2000);
+    int wait_ms = int(std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()) + 1;
+
+    pollfd p[5];
+    int idx[5];
+    int np = 0;
+    auto add = [&](bool on, int fd, int tag) {
+      if (!on) return;
+      p[np] = {fd, POLLIN, 0};
+      idx[np++] = tag;
+    };
+    add(out_open, out->first.get(), 0);
+    add(err_open, err->first.get(), 1);
+    add(res_open, res->first.get(), 2);
+    add(reply_open, reply.get(), 3);
+    add(cancel && !forced, cancel ? cancel->fd() : -1, 4);
+    int n = ::poll(p, nfds_t(np), wait_ms);
+    if (n < 0 && errno != EINTR) return make_error(errno_msg("poll"));
+    if (forced && n == 0 && !exited && Clock::now() > deadline + std::chrono::seconds(5)) {
+      return make_error("run did not die after SIGKILL");
+    }
+    for (int i = 0; i < np && n > 0; ++i) {
+      if (!p[i].revents) continue;
+      bool overflow = false;
+      switch (idx[i]) {
+        case 0:
+          out_open = drain(p[i].fd, o.out, cap, overflow);
+          break;
+        case 1:
+          err_open = drain(p[i].fd, o.err, cap, overflow);
+          break;
+        case 2: {
+          bool big = false;
+          res_open = drain(p[i].fd, report, kMaxReportBytes, big);
+          break;
+        }
+        case 3: {
+          ipc::Reply r{};
+          std::vector<UniqueFd> got;
+          auto n2 = ipc::recv_with_fds(reply.get(), &r, sizeof r, &got, 1);
+          if (!n2 || *n2 == 0) {
+            reply_open = false;
+            if (!exited) {  // the zygote died under us
+              exited = true;
+              if (!forced) forced = Outcome::internal;
+              if (pid > 0) ::kill(-pid, SIGKILL);
+            }
+            break;
+          }
+          if (r.kind == ipc::ReplyKind::started) {
+            pid = r.pid;
+            if (!got.empty()) pidfd = std::move(got[0]);
+            if (forced) pidfd_kill(pidfd.get(), pid);
+          } else if (r.kind == ipc::ReplyKind::exited) {
+            status = r.status;
+            exited = true;
+          } else {
+            return make_error(std::string("worker could not start the run: ") +
+                              std::strerror(r.status));
+          }
+          break;
+        }
+        case 4:
+          kill_run(Outcome::killed);
+          break;
+      }
+      if (overflow) {
+        o.truncated = true;
+        kill_run(Outcome::output_limit);
+      }
+    }
+  }
+  // Whatever happens, nothing of this run survives it.
+  if (pid > 0) ::kill(-pid, SIGKILL);
+
+  o.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  o.report = ipc::decode_report(report);
+  if (WIFEXITED(status)) o.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) {
+    o.signal = WTERMSIG(status);
+    o.exit_code = 128 + o.signal;
+  }
+  if (forced) {
+    o.outcome = *forced;
+  } else if (o.report.error_kind == "memory") {
+    o.outcome = Outcome::memory;
+  } else if (o.signal == SIGSYS) {
+    o.outcome = Outcome::policy_violation;
+  } else if (o.signal == SIGXCPU) {
+    o.outcome = Outcome::timeout;
+  } else if (o.signal != 0) {
+    o.outcome = Outcome::crashed;
+  } else if (o.report.error_kind == "internal") {
+    o.outcome = Outcome::internal;
+  } else {
+    o.outcome = o.exit_code == 0 ? Outcome::ok : Outcome::error;
+  }
+  return o;
+}
+
+}  // namespace onemcp::sandbox

@@ -1,0 +1,77 @@
+// sandbox/executor.h — supervisor side of a runtime worker: starts the zygote with execve and a
+// minimal environment, sends it runs, and enforces wall-clock, output and cancellation limits
+// from outside (SIGKILL through a pidfd), whatever the code inside does.
+// Thread-safety: Zygote::run may be called from many threads at once.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "ipc/wire.h"
+
+namespace onemcp::sandbox {
+
+// Closed set of ways a run can end.
+enum class Outcome { ok, error, timeout, memory, output_limit, policy_violation, crashed, killed, internal };
+const char* to_string(Outcome o);
+
+// Cancels a run from another thread (notifications/cancelled, client gone, shutdown).
+class CancelToken {
+ public:
+  CancelToken();
+  void cancel();
+  bool cancelled() const { return cancelled_.load(); }
+  int fd() const { return fd_.get(); }
+
+ private:
+  UniqueFd fd_;  // eventfd, readable once cancelled
+  std::atomic<bool> cancelled_{false};
+};
+
+struct RunOutput {
+  std::string out;  // raw bytes (capped)
+  std::string err;  // raw bytes (capped)
+  int exit_code = -1;
+  int signal = 0;
+  Outcome outcome = Outcome::internal;
+  double duration_ms = 0;
+  bool truncated = false;
+  ipc::ChildReport report;
+};
+
+struct LaunchSpec {
+  std::string exe;                // absolute path of the worker binary
+  std::vector<std::string> args;  // argv[1..]
+  std::vector<std::string> env;   // complete environment ("K=V")
+};
+
+class Zygote {
+ public:
+  static Result<std::unique_ptr<Zygote>> start(LaunchSpec spec);
+  ~Zygote();
+
+  // Runs one request to completion. Errors are only for failures of the machinery itself; every
+  // way user code can end is a RunOutput.
+  Result<RunOutput> run(const ipc::RunRequest& req, const std::string& stdin_data,
+                        const CancelToken* cancel = nullptr);
+
+  pid_t pid() const;
+
+ private:
+  explicit Zygote(LaunchSpec spec) : spec_(std::move(spec)) {}
+  Status spawn_locked();
+  Status send_run(const int* fds);
+
+  LaunchSpec spec_;
+  std::mutex mu_;
+  UniqueFd control_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace onemcp::sandbox

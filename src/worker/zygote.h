@@ -1,0 +1,36 @@
+// worker/zygote.h — the zygote loop shared by the runtime workers (1mcp-js-worker, 1mcp-py-worker).
+//
+// A worker process is started by the supervisor with execve, a minimal environment and its end of
+// the control socket on fd 3 (see ipc/wire.h). It pre-initialises its interpreter once, then forks
+// one child per run request; every child starts from the same pristine state. The zygote itself
+// never parses request contents: only the forked child reads the request memfd.
+// Thread-safety: single-threaded by design (fork from a threaded process is unsafe, and later
+// sandbox layers need unshare() which fails in threaded processes).
+#pragma once
+
+#include "ipc/wire.h"
+
+namespace onemcp::worker {
+
+inline constexpr int kControlFd = 3;
+
+class Runtime {
+ public:
+  virtual ~Runtime() = default;
+  // Around fork() in the zygote (CPython needs PyOS_BeforeFork/AfterFork_*).
+  virtual void before_fork() {}
+  virtual void after_fork_parent() {}
+  virtual void after_fork_child() {}
+  // In the forked child: fds 0/1/2 are the run's stdin/stdout/stderr, fd 3 is the result pipe
+  // (write one ipc::ChildReport there). Returns the process exit code.
+  virtual int run(const ipc::RunRequest& request) = 0;
+};
+
+// Serves run requests from the control socket until the supervisor closes it. Returns the
+// process exit code.
+int zygote_main(Runtime& runtime);
+
+// Writes the child report to the result fd (best effort).
+void write_report(const ipc::ChildReport& report);
+
+}  // namespace onemcp::worker
