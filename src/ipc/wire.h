@@ -45,7 +45,7 @@ Result<RunRequest> decode_request(const std::string& json);
 // What the child reports about itself on fd 3 (all optional).
 struct ChildReport {
   std::optional<std::string> value;          // JS: inspect() of the last expression value
-  std::optional<std::string> error_kind;     // "syntax", "exception", "memory", "internal"
+  std::optional<std::string> error_kind;     // "syntax", "exception", "memory", "timeout", "internal"
   std::optional<std::string> error_message;  // one-line message (the full trace is on stderr)
   bool needs_transpile = false;              // JS: plain parse failed, ask for esbuild
 };

@@ -300,6 +300,8 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     o.outcome = *forced;
   } else if (o.report.error_kind == "memory") {
     o.outcome = Outcome::memory;
+  } else if (o.report.error_kind == "timeout") {
+    o.outcome = Outcome::timeout;
   } else if (o.signal == SIGSYS) {
     o.outcome = Outcome::policy_violation;
   } else if (o.signal == SIGXCPU) {

@@ -47,6 +47,8 @@ class LineHandler {
   // `write` may be called later, from any thread, any number of times (responses and
   // notifications). `done` is called once when the message's work has finished.
   virtual void handle_line(std::string line, WriteLine write, std::function<void()> done) = 0;
+  // A line longer than max_line_bytes() arrived; it has been discarded up to its newline.
+  virtual void line_too_long(WriteLine write) = 0;
 };
 
 }  // namespace onemcp::server
