@@ -1,0 +1,656 @@
+// Integration tests of the transports over real loopback sockets and pipes, with fake handlers.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "transport/http_server.h"
+#include "transport/stdio.h"
+
+namespace onemcp::transport {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// ---------- HTTP ----------
+
+// Behaviour chosen by path: /delay answers from another thread 50 ms later, /never keeps the
+// respond() without calling it, /throw throws, anything else echoes at once.
+class FakeHttpHandler : public server::HttpHandler {
+ public:
+  ~FakeHttpHandler() override {
+    for (auto& t : threads_) t.join();
+  }
+  size_t max_body_bytes() const override { return 1024; }
+  void handle(server::HttpRequest req, server::Respond respond) override {
+    ++handled;
+    server::HttpResponse r;
+    r.headers = {{"Content-Type", "text/plain"}, {"X-Peer", req.peer}};
+    auto foo = req.headers.find("x-foo");
+    if (foo != req.headers.end()) r.headers.emplace_back("X-Foo", foo->second);
+    r.body = req.method + " " + req.target + "\n" + req.body;
+    if (req.target == "/delay") {
+      std::lock_guard lock(mu_);
+      threads_.emplace_back([respond, r] {
+        std::this_thread::sleep_for(50ms);
+        respond(r);
+      });
+    } else if (req.target == "/never") {
+      std::lock_guard lock(mu_);
+      kept_.push_back(respond);
+    } else if (req.target == "/throw") {
+      throw std::runtime_error("boom");
+    } else {
+      respond(std::move(r));
+    }
+  }
+  std::atomic<int> handled{0};
+
+ private:
+  std::mutex mu_;
+  std::vector<std::thread> threads_;
+  std::vector<server::Respond> kept_;
+};
+
+struct Reply {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case keys
+  std::string body;
+};
+
+// A deliberately tiny HTTP/1.1 client on POSIX sockets: enough for Content-Length replies.
+class Client {
+ public:
+  explicit Client(uint16_t port, bool v6 = false) {
+    fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (v6) {
+      sockaddr_in6 a{};
+      a.sin6_family = AF_INET6;
+      a.sin6_port = htons(port);
+      a.sin6_addr = in6addr_loopback;
+      ok_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    } else {
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(port);
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      ok_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    }
+  }
+  ~Client() { close(); }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  bool connected() const { return ok_; }
+
+  bool send(std::string_view s) {
+    while (!s.empty()) {
+      const ssize_t n = ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      s.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  std::optional<Reply> read_reply() {
+    size_t end;
+    while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
+      if (!fill()) return std::nullopt;
+    }
+    Reply r;
+    std::string head = buf_.substr(0, end + 2);
+    buf_.erase(0, end + 4);
+    r.status = std::stoi(head.substr(9, 3));
+    for (size_t pos = head.find("\r\n") + 2; pos < head.size();) {
+      const size_t eol = head.find("\r\n", pos);
+      const std::string line = head.substr(pos, eol - pos);
+      const size_t colon = line.find(':');
+      std::string key = line.substr(0, colon);
+      std::transform(key.begin(), key.end(), key.begin(), ::tolower);
+      r.headers[key] = line.substr(colon + 2);
+      pos = eol + 2;
+    }
+    const size_t len = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+    while (buf_.size() < len) {
+      if (!fill()) return std::nullopt;
+    }
+    r.body = buf_.substr(0, len);
+    buf_.erase(0, len);
+    return r;
+  }
+
+  // True when the server closed the connection (EOF or reset) within the receive timeout.
+  bool closed_by_peer() {
+    char c;
+    const ssize_t n = ::recv(fd_, &c, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+  }
+
+ private:
+  bool fill() {
+    char tmp[16384];
+    const ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+    if (n <= 0) return false;
+    buf_.append(tmp, static_cast<size_t>(n));
+    return true;
+  }
+  int fd_ = -1;
+  bool ok_ = false;
+  std::string buf_;
+};
+
+std::string get(const std::string& target, const std::string& extra = "") {
+  return "GET " + target + " HTTP/1.1\r\nHost: t\r\n" + extra + "\r\n";
+}
+
+class TransportHttp : public ::testing::Test {
+ protected:
+  void start(HttpServerOptions o = {}) {
+    o.bind = "127.0.0.1";
+    o.port = 0;
+    auto s = HttpServer::start(o, handler_);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    server_ = std::move(s.value());
+  }
+  FakeHttpHandler handler_;  // declared first: outlives the server
+  std::unique_ptr<HttpServer> server_;
+};
+
+TEST_F(TransportHttp, GetAndPostRoundTrip) {
+  start();
+  Client c(server_->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send(get("/hello?x=1", "X-Foo: a\r\nx-foo: b\r\n")));
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "GET /hello?x=1\n");
+  EXPECT_EQ(r->headers["content-type"], "text/plain");
+  EXPECT_EQ(r->headers["x-foo"], "a, b");  // repeated headers joined
+  EXPECT_EQ(r->headers["x-peer"].rfind("127.0.0.1:", 0), 0u);
+
+  ASSERT_TRUE(c.send("POST /rpc HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\n{\"a\":1}"));
+  r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "POST /rpc\n{\"a\":1}");
+
+  // Chunked upload is decoded before the handler sees it.
+  ASSERT_TRUE(c.send("POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"));
+  r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "POST /c\nabcde");
+}
+
+TEST_F(TransportHttp, ExpectContinueIsAnswered) {
+  start();
+  Client c(server_->port());
+  ASSERT_TRUE(c.send("POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n"));
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 100);
+  ASSERT_TRUE(c.send("abc"));
+  r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "POST /e\nabc");
+}
+
+TEST_F(TransportHttp, KeepAliveHundredSequentialRequests) {
+  start();
+  Client c(server_->port());
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(c.send(get("/k" + std::to_string(i))));
+    auto r = c.read_reply();
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(r->body, "GET /k" + std::to_string(i) + "\n");
+    EXPECT_EQ(r->headers.count("connection"), 0u);  // HTTP/1.1 keep-alive is implicit
+  }
+  EXPECT_EQ(handler_.handled, 100);
+}
+
+TEST_F(TransportHttp, EverySocketIsCloseOnExec) {  // workers are forked: no socket may leak
+  start();
+  Client c(server_->port());
+  ASSERT_TRUE(c.send(get("/x")));
+  ASSERT_TRUE(c.read_reply());
+  int sockets = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    const auto target = std::filesystem::read_symlink(e.path(), ec).string();
+    if (ec || target.rfind("socket:", 0) != 0) continue;
+    const int fd = std::stoi(e.path().filename().string());
+    EXPECT_TRUE(::fcntl(fd, F_GETFD) & FD_CLOEXEC) << "fd " << fd;
+    ++sockets;
+  }
+  EXPECT_GE(sockets, 3);  // listener, accepted connection, our client
+}
+
+TEST_F(TransportHttp, PipelinedRequestsAnsweredInOrder) {
+  start();
+  Client c(server_->port());
+  ASSERT_TRUE(c.send(get("/delay") + get("/second") + get("/delay")));
+  for (const char* want : {"GET /delay\n", "GET /second\n", "GET /delay\n"}) {
+    auto r = c.read_reply();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->body, want);
+  }
+}
+
+TEST_F(TransportHttp, RespondFromAnotherThreadLater) {
+  start();
+  Client c(server_->port());
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(c.send(get("/delay")));
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "GET /delay\n");
+  EXPECT_GE(Clock::now() - t0, 45ms);
+  ASSERT_TRUE(c.send(get("/after")));  // the connection is still usable
+  r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "GET /after\n");
+}
+
+TEST_F(TransportHttp, ConcurrentClients) {
+  start();
+  std::atomic<int> good{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      Client c(server_->port());
+      for (int i = 0; i < 50; ++i) {
+        const std::string target = "/t" + std::to_string(t) + "/" + std::to_string(i);
+        if (!c.send(get(target))) return;
+        auto r = c.read_reply();
+        if (r && r->status == 200 && r->body == "GET " + target + "\n") ++good;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(good, 400);
+}
+
+TEST_F(TransportHttp, BodyOverLimitIs413) {
+  start();
+  Client c(server_->port());
+  ASSERT_TRUE(c.send("POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n" +
+                     std::string(5000, 'x')));
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(r->body, "{\"error\":\"request body too large\"}");
+  EXPECT_EQ(r->headers["content-type"], "application/json");
+  EXPECT_TRUE(c.closed_by_peer());
+
+  // Without a Content-Length the limit is enforced while the chunks arrive.
+  Client d(server_->port());
+  ASSERT_TRUE(d.send("POST /big HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "800\r\n" + std::string(0x800, 'y') + "\r\n0\r\n\r\n"));
+  r = d.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(handler_.handled, 0);
+}
+
+TEST_F(TransportHttp, MalformedRequestIs400AndClosed) {
+  start();
+  Client c(server_->port());
+  ASSERT_TRUE(c.send("THIS IS NOT HTTP\r\n\r\n"));
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(r->headers["connection"], "close");
+  EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_EQ(handler_.handled, 0);
+}
+
+TEST_F(TransportHttp, HeaderOverLimitIs431) {
+  HttpServerOptions o;
+  o.max_header_bytes = 1024;
+  start(o);
+  Client c(server_->port());
+  ASSERT_TRUE(c.send(get("/", "X-Big: " + std::string(4000, 'h') + "\r\n")));
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 431);
+  EXPECT_TRUE(c.closed_by_peer());
+}
+
+TEST_F(TransportHttp, SlowHeaderIsClosed) {
+  HttpServerOptions o;
+  o.header_timeout = 200ms;
+  start(o);
+  Client c(server_->port());
+  ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: t\r\n"));  // never finishes the header
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_LT(Clock::now() - t0, 3s);
+}
+
+TEST_F(TransportHttp, Http10AndConnectionCloseAreHonoured) {
+  start();
+  Client c(server_->port());
+  ASSERT_TRUE(c.send("GET /old HTTP/1.0\r\n\r\n"));
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "GET /old\n");
+  EXPECT_TRUE(c.closed_by_peer());
+
+  Client d(server_->port());
+  ASSERT_TRUE(d.send("GET /ka HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+  r = d.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->headers["connection"], "keep-alive");
+  ASSERT_TRUE(d.send(get("/bye", "Connection: close\r\n")));
+  r = d.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->headers["connection"], "close");
+  EXPECT_TRUE(d.closed_by_peer());
+}
+
+TEST_F(TransportHttp, HandlerExceptionIs500) {
+  start();
+  Client c(server_->port());
+  ASSERT_TRUE(c.send(get("/throw")));
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500);
+}
+
+TEST_F(TransportHttp, ClientGoneBeforeDelayedRespond) {
+  start();
+  {
+    Client c(server_->port());
+    ASSERT_TRUE(c.send(get("/delay")));
+    while (handler_.handled == 0) std::this_thread::sleep_for(1ms);
+  }  // closed while the answer is pending
+  std::this_thread::sleep_for(150ms);  // the late respond() runs against a dead peer
+  Client d(server_->port());
+  ASSERT_TRUE(d.send(get("/still")));
+  auto r = d.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "GET /still\n");
+}
+
+TEST_F(TransportHttp, StopWithUnansweredRequestIsPrompt) {
+  start();
+  Client c(server_->port());
+  ASSERT_TRUE(c.send(get("/never")));
+  while (handler_.handled == 0) std::this_thread::sleep_for(1ms);
+  const auto t0 = Clock::now();
+  server_->stop();
+  EXPECT_LT(Clock::now() - t0, 1s);
+  EXPECT_TRUE(c.closed_by_peer());
+  server_->stop();  // idempotent
+}
+
+TEST_F(TransportHttp, ConnectionCapAnswers503) {
+  HttpServerOptions o;
+  o.max_connections = 2;
+  start(o);
+  Client a(server_->port()), b(server_->port());
+  for (Client* c : {&a, &b}) {  // make sure both are accepted and counted
+    ASSERT_TRUE(c->send(get("/x")));
+    ASSERT_TRUE(c->read_reply());
+  }
+  Client c(server_->port());
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_TRUE(c.closed_by_peer());
+}
+
+TEST_F(TransportHttp, Ipv6Loopback) {
+  const int probe = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  const bool have_v6 = probe >= 0 && ::bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  if (probe >= 0) ::close(probe);
+  if (!have_v6) GTEST_SKIP() << "no IPv6 loopback on this host";
+
+  HttpServerOptions o;
+  o.bind = "::1";
+  o.port = 0;
+  auto s = HttpServer::start(o, handler_);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  Client c((*s)->port(), /*v6=*/true);
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send(get("/six")));
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "GET /six\n");
+  EXPECT_EQ(r->headers["x-peer"].rfind("[::1]:", 0), 0u);
+}
+
+TEST_F(TransportHttp, PortInUseIsAClearError) {
+  start();
+  HttpServerOptions o;
+  o.bind = "127.0.0.1";
+  o.port = server_->port();
+  auto s = HttpServer::start(o, handler_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message, "cannot listen on 127.0.0.1:" + std::to_string(o.port) +
+                                   ": Address already in use");
+}
+
+TEST_F(TransportHttp, LoopbackLatency) {
+  start();
+  Client c(server_->port());
+  const std::string req = get("/p");
+  std::vector<double> us;
+  for (int i = 0; i < 2200; ++i) {
+    const auto t0 = Clock::now();
+    ASSERT_TRUE(c.send(req));
+    ASSERT_TRUE(c.read_reply());
+    if (i >= 200) us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  std::sort(us.begin(), us.end());
+  const double p50 = us[us.size() / 2], p99 = us[us.size() * 99 / 100];
+  std::printf("keep-alive round trip over loopback: p50 %.0f us, p99 %.0f us\n", p50, p99);
+  EXPECT_LT(p50, 20000);  // only catches a stall such as Nagle + delayed ACK (40 ms)
+}
+
+// ---------- stdio ----------
+
+// Writes `input` into a pipe from a thread (pipes hold only 64 KiB), runs serve_stdio, and
+// collects everything written to the output pipe.
+struct StdioRun {
+  int rc = -1;
+  std::string out;
+};
+
+StdioRun run_stdio(server::LineHandler& handler, const std::string& input) {
+  int in[2], out[2];
+  EXPECT_EQ(::pipe2(in, O_CLOEXEC), 0);
+  EXPECT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  std::thread writer([&] {
+    for (size_t off = 0; off < input.size();) {
+      const ssize_t n = ::write(in[1], input.data() + off, std::min<size_t>(input.size() - off, 7000));
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    ::close(in[1]);
+  });
+  StdioRun run;
+  std::thread reader([&] {
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(out[0], buf, sizeof buf)) > 0) run.out.append(buf, static_cast<size_t>(n));
+  });
+  run.rc = serve_stdio(handler, in[0], out[1]);
+  writer.join();
+  ::close(out[1]);
+  reader.join();
+  ::close(in[0]);
+  ::close(out[0]);
+  return run;
+}
+
+std::vector<std::string> split_lines(const std::string& s) {
+  std::vector<std::string> lines;
+  size_t pos = 0, nl;
+  while ((nl = s.find('\n', pos)) != std::string::npos) {
+    lines.push_back(s.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  EXPECT_EQ(pos, s.size()) << "output does not end with a newline";
+  return lines;
+}
+
+// Echoes each line; with `async`, from its own thread after a random delay, out of order.
+class EchoLineHandler : public server::LineHandler {
+ public:
+  explicit EchoLineHandler(bool async = false, size_t max = 1 << 20) : async_(async), max_(max) {}
+  ~EchoLineHandler() override { join(); }
+  void join() {
+    std::lock_guard lock(mu_);
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+  size_t max_line_bytes() const override { return max_; }
+  void handle_line(std::string line, server::WriteLine write, std::function<void()> done) override {
+    if (!async_) {
+      write("echo:" + line);
+      return done();
+    }
+    std::lock_guard lock(mu_);
+    const int delay_us = static_cast<int>(rng_() % 3000);
+    threads_.emplace_back([this, line = std::move(line), write, done, delay_us] {
+      std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+      write("echo:" + line);
+      write("note:" + line.substr(0, 8));  // several writes per message
+      ++completed;
+      done();
+    });
+  }
+  void line_too_long(server::WriteLine write) override {
+    ++too_long;
+    write("too long");
+  }
+  std::atomic<int> too_long{0};
+  std::atomic<int> completed{0};
+
+ private:
+  bool async_;
+  size_t max_;
+  std::mutex mu_;
+  std::vector<std::thread> threads_;
+  std::mt19937 rng_{42};
+};
+
+TEST(StdioTransport, EchoesLinesAndHandlesCrLf) {
+  EchoLineHandler h;
+  auto run = run_stdio(h, "a\nb\r\n\n\r\nc\r\nlast without newline");
+  EXPECT_EQ(run.rc, 0);
+  EXPECT_EQ(split_lines(run.out),
+            (std::vector<std::string>{"echo:a", "echo:b", "echo:c", "echo:last without newline"}));
+}
+
+TEST(StdioTransport, ConcurrentOutOfOrderWritesNeverInterleave) {
+  EchoLineHandler h(/*async=*/true);
+  std::string input;
+  std::set<std::string> want;
+  for (int i = 0; i < 200; ++i) {
+    // Longer than PIPE_BUF, so an unserialised write could be split and interleaved.
+    const std::string line = "id" + std::to_string(i) + ":" + std::string(9000, static_cast<char>('a' + i % 26));
+    input += line + "\n";
+    want.insert("echo:" + line);
+    want.insert("note:" + line.substr(0, 8));
+  }
+  auto run = run_stdio(h, input);
+  EXPECT_EQ(run.rc, 0);
+  EXPECT_EQ(h.completed, 200);  // serve_stdio returned only after every done()
+  const auto lines = split_lines(run.out);
+  EXPECT_EQ(lines.size(), 400u);
+  EXPECT_EQ(std::set<std::string>(lines.begin(), lines.end()), want);
+}
+
+TEST(StdioTransport, OverlongLineIsDiscardedAndNextLineHandled) {
+  EchoLineHandler h(false, /*max=*/100);
+  // 200 KiB spans several reads; the 101-byte line is just over the limit.
+  auto run = run_stdio(h, "short1\n" + std::string(200 * 1024, 'x') + "\nshort2\n" +
+                              std::string(101, 'y') + "\r\n" + std::string(100, 'z') + "\r\n");
+  EXPECT_EQ(run.rc, 0);
+  EXPECT_EQ(h.too_long, 2);
+  EXPECT_EQ(split_lines(run.out), (std::vector<std::string>{"echo:short1", "too long", "echo:short2",
+                                                            "too long", "echo:" + std::string(100, 'z')}));
+}
+
+TEST(StdioTransport, EofWaitsForInFlightWork) {
+  class Slow : public server::LineHandler {
+   public:
+    size_t max_line_bytes() const override { return 1024; }
+    void handle_line(std::string line, server::WriteLine write, std::function<void()> done) override {
+      worker = std::thread([=, this] {
+        std::this_thread::sleep_for(200ms);
+        write("late:" + line);
+        finished = true;
+        done();
+      });
+    }
+    void line_too_long(server::WriteLine) override {}
+    std::thread worker;
+    std::atomic<bool> finished{false};
+  } h;
+  const auto t0 = Clock::now();
+  auto run = run_stdio(h, "x\n");
+  EXPECT_TRUE(h.finished);
+  EXPECT_GE(Clock::now() - t0, 190ms);
+  EXPECT_EQ(run.out, "late:x\n");
+  h.worker.join();
+}
+
+TEST(StdioTransport, BrokenOutputPipeStopsWritesSilently) {
+  int in[2], out[2];
+  ASSERT_EQ(::pipe2(in, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  ::close(out[0]);  // nobody reads: writes get EPIPE (and SIGPIPE, which must not kill us)
+  const std::string input = "a\nb\nc\n";
+  ASSERT_EQ(::write(in[1], input.data(), input.size()), static_cast<ssize_t>(input.size()));
+  ::close(in[1]);
+  EchoLineHandler h;
+  EXPECT_EQ(serve_stdio(h, in[0], out[1]), 0);
+  ::close(in[0]);
+  ::close(out[1]);
+}
+
+TEST(StdioTransport, ReadErrorIsNonZero) {
+  EchoLineHandler h;
+  const int dir = ::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);  // read() fails with EISDIR
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  EXPECT_NE(serve_stdio(h, dir, out[1]), 0);
+  ::close(dir);
+  ::close(out[0]);
+  ::close(out[1]);
+}
+
+}  // namespace
+}  // namespace onemcp::transport
