@@ -24,7 +24,8 @@
 
 namespace onemcp::ipc {
 
-inline constexpr int kResultFd = 3;  // fd number of the result pipe inside a run
+inline constexpr int kResultFd = 3;                // fd number of the result pipe inside a run
+inline constexpr uint32_t kReadyTag = 0x52454459;  // zygote -> supervisor once pre-initialised
 inline constexpr size_t kRunFdCount = 6;
 
 // What a run is asked to do. Limits are already validated and clamped by the supervisor.

@@ -102,6 +102,30 @@ Zygote::~Zygote() {
 
 pid_t Zygote::pid() const { return pid_; }
 
+Status Zygote::wait_ready(std::chrono::milliseconds timeout) {
+  std::lock_guard lk(mu_);
+  pollfd p{control_.get(), POLLIN, 0};
+  int n;
+  do {
+    n = ::poll(&p, 1, int(timeout.count()));
+  } while (n < 0 && errno == EINTR);
+  if (n == 0) return make_error(spec_.exe + " did not become ready in time");
+  uint32_t tag = 0;
+  std::vector<UniqueFd> fds;
+  auto got = ipc::recv_with_fds(control_.get(), &tag, sizeof tag, &fds, 0);
+  if (!got || *got != sizeof tag || tag != ipc::kReadyTag) {
+    int status = 0;
+    std::string why;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      why = WIFEXITED(status) ? " (exit code " + std::to_string(WEXITSTATUS(status)) + ")"
+                              : " (signal " + std::to_string(WTERMSIG(status)) + ")";
+      pid_ = -1;
+    }
+    return make_error(spec_.exe + " failed to initialise" + why);
+  }
+  return {};
+}
+
 Status Zygote::spawn_locked() {
   if (pid_ > 0) {
     ::kill(pid_, SIGKILL);

@@ -53,8 +53,12 @@ struct LaunchSpec {
 
 class Zygote {
  public:
+  // Starts the worker process; it pre-initialises in the background (see wait_ready).
   static Result<std::unique_ptr<Zygote>> start(LaunchSpec spec);
   ~Zygote();
+
+  // Blocks until the worker reports it is initialised (runs sent earlier simply queue).
+  Status wait_ready(std::chrono::milliseconds timeout);
 
   // Runs one request to completion. Errors are only for failures of the machinery itself; every
   // way user code can end is a RunOutput.

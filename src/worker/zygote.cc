@@ -117,6 +117,10 @@ int zygote_main(Runtime& rt) {
   int sigfd = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sigfd < 0) die("signalfd");
 
+  // Tell the supervisor the interpreter is initialised and runs can be served.
+  uint32_t ready = ipc::kReadyTag;
+  if (!ipc::send_with_fds(control, &ready, sizeof ready, nullptr, 0)) return 0;
+
   std::unordered_map<pid_t, UniqueFd> running;  // pid -> reply socket
   bool serving = true;
   while (serving || !running.empty()) {

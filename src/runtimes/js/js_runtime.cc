@@ -1,0 +1,655 @@
+#include "runtimes/js/js_runtime.h"
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <new>
+#include <string_view>
+
+namespace onemcp::js {
+namespace {
+
+constexpr char kFileName[] = "<run_js>";
+constexpr char kImportRefused[] =
+    "import is not supported: npm dependencies are declared with npm.dependencies";
+constexpr int64_t kBackstopGraceNs = 100'000'000;  // the supervisor kills first; this is a backup
+
+const char kPrelude[] =
+#include "prelude.inc"
+    ;
+
+int64_t mono_ns() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// Writes everything or gives up: the run's stdout/stderr are blocking pipes to the supervisor.
+void write_all(int fd, std::string_view s) {
+  while (!s.empty()) {
+    ssize_t n = ::write(fd, s.data(), s.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EPIPE) _exit(1);  // nobody is listening any more: leave quietly
+    if (n <= 0) return;
+    s.remove_prefix(size_t(n));
+  }
+}
+
+// QuickJS encodes lone surrogates as 3-byte sequences (ED A0..BF xx), which are not UTF-8.
+// Replace each with U+FFFD, as Node does when it writes a string.
+std::string to_utf8(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(in[i]);
+    if (c == 0xED && i + 2 < in.size() && static_cast<unsigned char>(in[i + 1]) >= 0xA0) {
+      out += "\xEF\xBF\xBD";
+      i += 2;
+    } else {
+      out += char(c);
+    }
+  }
+  return out;
+}
+
+// JS value -> UTF-8. False on a pending JS exception.
+bool js_to_utf8(JSContext* ctx, JSValueConst v, std::string* out) {
+  size_t len = 0;
+  const char* s = JS_ToCStringLen(ctx, &len, v);
+  if (!s) return false;
+  *out = to_utf8(std::string_view(s, len));
+  JS_FreeCString(ctx, s);
+  return true;
+}
+
+// WHATWG UTF-8 decode: every maximal invalid subsequence becomes one U+FFFD. Returns false on
+// invalid input when `fatal`.
+bool decode_utf8(std::string_view in, bool fatal, std::string* out) {
+  out->clear();
+  out->reserve(in.size());
+  int needed = 0, seen = 0;
+  unsigned lower = 0x80, upper = 0xBF;
+  size_t start = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    unsigned b = static_cast<unsigned char>(in[i]);
+    if (needed == 0) {
+      start = i;
+      if (b <= 0x7F) {
+        *out += char(b);
+      } else if (b >= 0xC2 && b <= 0xDF) {
+        needed = 1;
+      } else if (b >= 0xE0 && b <= 0xEF) {
+        if (b == 0xE0) lower = 0xA0;
+        if (b == 0xED) upper = 0x9F;
+        needed = 2;
+      } else if (b >= 0xF0 && b <= 0xF4) {
+        if (b == 0xF0) lower = 0x90;
+        if (b == 0xF4) upper = 0x8F;
+        needed = 3;
+      } else {
+        if (fatal) return false;
+        *out += "\xEF\xBF\xBD";
+      }
+      continue;
+    }
+    if (b < lower || b > upper) {
+      if (fatal) return false;
+      needed = seen = 0;
+      lower = 0x80;
+      upper = 0xBF;
+      *out += "\xEF\xBF\xBD";
+      --i;  // reprocess this byte as the start of a sequence
+      continue;
+    }
+    lower = 0x80;
+    upper = 0xBF;
+    if (++seen == needed) {
+      out->append(in.substr(start, i - start + 1));
+      needed = seen = 0;
+    }
+  }
+  if (needed != 0) {
+    if (fatal) return false;
+    *out += "\xEF\xBF\xBD";
+  }
+  return true;
+}
+
+JSValue new_string(JSContext* ctx, std::string_view s) { return JS_NewStringLen(ctx, s.data(), s.size()); }
+
+// Layout of JSPromiseData in the pinned QuickJS 2021-03-27 quickjs.c (not exported by quickjs.h).
+// Read only, so inspect can print "Promise { 1 }" / "Promise { <pending> }" like Node.
+struct PromiseDataMirror {
+  int state;  // 0 pending, 1 fulfilled, 2 rejected
+  struct {
+    void* prev;
+    void* next;
+  } reactions[2];
+  int is_handled;
+  JSValue result;
+};
+
+// ---- host functions (the prelude's `host` object). No C++ exception may unwind into QuickJS.
+using HostFn = JSValue (*)(JSContext*, JSValueConst, int, JSValueConst*);
+
+template <HostFn F>
+JSValue guarded(JSContext* ctx, JSValueConst this_val, int argc, JSValueConst* argv) {
+  try {
+    return F(ctx, this_val, argc, argv);
+  } catch (const std::bad_alloc&) {
+    return JS_ThrowOutOfMemory(ctx);
+  } catch (...) {
+    return JS_ThrowInternalError(ctx, "internal error in a host function");
+  }
+}
+
+JSValue host_write(JSContext* ctx, JSValueConst, int, JSValueConst* argv) {
+  int fd = 0;
+  if (JS_ToInt32(ctx, &fd, argv[0])) return JS_EXCEPTION;
+  if (fd != 1 && fd != 2) return JS_ThrowRangeError(ctx, "write: bad fd");
+  std::string text;
+  if (!js_to_utf8(ctx, argv[1], &text)) return JS_EXCEPTION;
+  write_all(fd, text);  // one write(2) per call in practice: nothing is buffered in-process
+  return JS_UNDEFINED;
+}
+
+JSValue host_read_stdin(JSContext* ctx, JSValueConst, int, JSValueConst*) {
+  std::string raw;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(0, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    raw.append(buf, size_t(n));
+  }
+  std::string text;
+  decode_utf8(raw, false, &text);
+  return new_string(ctx, text);
+}
+
+JSValue host_exit(JSContext* ctx, JSValueConst, int, JSValueConst* argv) {
+  int code = 0;
+  if (JS_ToInt32(ctx, &code, argv[0])) return JS_EXCEPTION;
+  JsRuntime::instance()->exit_now(code);
+}
+
+JSValue host_now(JSContext* ctx, JSValueConst, int, JSValueConst*) {
+  return JS_NewFloat64(ctx, double(mono_ns()) / 1e6);
+}
+
+JSValue run_microtask(JSContext* ctx, int, JSValueConst* argv) {
+  return JS_Call(ctx, argv[0], JS_UNDEFINED, 0, nullptr);
+}
+
+JSValue host_enqueue_job(JSContext* ctx, JSValueConst, int, JSValueConst* argv) {
+  if (!JS_IsFunction(ctx, argv[0])) return JS_ThrowTypeError(ctx, "not a function");
+  if (JS_EnqueueJob(ctx, run_microtask, 1, argv) < 0) return JS_EXCEPTION;
+  return JS_UNDEFINED;
+}
+
+JSValue host_is_error(JSContext* ctx, JSValueConst, int, JSValueConst* argv) {
+  return JS_NewBool(ctx, JS_IsError(ctx, argv[0]));
+}
+
+JSValue host_promise_state(JSContext*, JSValueConst, int, JSValueConst* argv) {
+  return JsRuntime::instance()->promise_state(argv[0]);
+}
+
+JSValue host_utf8_encode(JSContext* ctx, JSValueConst, int, JSValueConst* argv) {
+  std::string bytes;
+  if (!js_to_utf8(ctx, argv[0], &bytes)) return JS_EXCEPTION;
+  return JS_NewArrayBufferCopy(ctx, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+}
+
+JSValue host_utf8_decode(JSContext* ctx, JSValueConst, int, JSValueConst* argv) {
+  size_t offset = 0, length = 0, elem = 0;
+  JSValue buffer = JS_GetTypedArrayBuffer(ctx, argv[0], &offset, &length, &elem);
+  if (JS_IsException(buffer)) return JS_EXCEPTION;
+  size_t size = 0;
+  uint8_t* data = JS_GetArrayBuffer(ctx, &size, buffer);
+  JS_FreeValue(ctx, buffer);
+  if (!data && size != 0) return JS_EXCEPTION;
+  std::string text;
+  std::string_view in(reinterpret_cast<const char*>(data) + offset, data ? length : 0);
+  if (!decode_utf8(in, JS_ToBool(ctx, argv[1]) > 0, &text)) return JS_NULL;
+  return new_string(ctx, text);
+}
+
+struct HostFunction {
+  const char* name;
+  int length;
+  JSCFunction* fn;
+};
+const HostFunction kHostFunctions[] = {
+    {"write", 2, guarded<host_write>},
+    {"readStdin", 0, guarded<host_read_stdin>},
+    {"exit", 1, guarded<host_exit>},
+    {"now", 0, guarded<host_now>},
+    {"enqueueJob", 1, guarded<host_enqueue_job>},
+    {"isError", 1, guarded<host_is_error>},
+    {"promiseState", 1, guarded<host_promise_state>},
+    {"utf8Encode", 1, guarded<host_utf8_encode>},
+    {"utf8Decode", 2, guarded<host_utf8_decode>},
+};
+
+// ---- runtime callbacks
+int interrupt_handler(JSRuntime*, void*) { return JsRuntime::instance()->past_backstop() ? 1 : 0; }
+
+void rejection_tracker(JSContext*, JSValueConst promise, JSValueConst reason, JS_BOOL is_handled,
+                       void*) {
+  try {
+    JsRuntime::instance()->on_rejection(promise, reason, is_handled);
+  } catch (...) {
+    // Out of memory while recording: the rejection goes unreported; the run still ends.
+  }
+}
+
+JSModuleDef* refuse_module(JSContext* ctx, const char* name, void*) {
+  JsRuntime::instance()->note_import_refused();
+  JS_ThrowSyntaxError(ctx, "%s (cannot import '%s')", kImportRefused, name);
+  return nullptr;
+}
+
+std::string get_string_prop(JSContext* ctx, JSValueConst obj, const char* name) {
+  JSValue v = JS_GetPropertyStr(ctx, obj, name);
+  std::string s;
+  if (JS_IsException(v)) {
+    JS_FreeValue(ctx, JS_GetException(ctx));
+  } else if (!JS_IsUndefined(v) && !js_to_utf8(ctx, v, &s)) {
+    JS_FreeValue(ctx, JS_GetException(ctx));
+  }
+  JS_FreeValue(ctx, v);
+  return s;
+}
+
+bool is_error_named(JSContext* ctx, JSValueConst v, const char* name) {
+  return JS_IsError(ctx, v) && get_string_prop(ctx, v, "name") == name;
+}
+
+int error_line(JSContext* ctx, JSValueConst err) {
+  JSValue v = JS_GetPropertyStr(ctx, err, "lineNumber");
+  int line = 0;
+  if (JS_IsException(v) || JS_ToInt32(ctx, &line, v)) JS_FreeValue(ctx, JS_GetException(ctx));
+  JS_FreeValue(ctx, v);
+  return line;
+}
+
+std::string source_line(const std::string& code, int line) {
+  size_t pos = 0;
+  for (int i = 1; i < line && pos != std::string::npos; ++i) {
+    pos = code.find('\n', pos);
+    if (pos != std::string::npos) ++pos;
+  }
+  if (pos == std::string::npos || pos >= code.size()) return {};
+  size_t end = code.find('\n', pos);
+  std::string s = code.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+  if (s.size() > 200) s = s.substr(0, 200) + "...";
+  return s;
+}
+
+// Deep recursion must end in a catchable "stack overflow" error, never in SIGSEGV: leave room
+// below the JS limit for the C frames QuickJS and libc use without checking.
+size_t stack_budget() {
+  constexpr size_t kMargin = 1u << 20;
+  rlimit rl{};
+  size_t limit = 8u << 20;
+  if (::getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) limit = rl.rlim_cur;
+  if (limit > (64u << 20)) limit = 64u << 20;
+  return limit > 2 * kMargin ? limit - kMargin : limit / 2;
+}
+
+}  // namespace
+
+Status JsRuntime::init() {
+  instance_ = this;
+  rt_ = JS_NewRuntime();
+  if (!rt_) return make_error("cannot create the QuickJS runtime");
+  ctx_ = JS_NewContext(rt_);
+  if (!ctx_) return make_error("cannot create the QuickJS context");
+  JS_SetModuleLoaderFunc(rt_, nullptr, refuse_module, nullptr);
+  JS_SetHostPromiseRejectionTracker(rt_, rejection_tracker, nullptr);
+  JS_SetInterruptHandler(rt_, interrupt_handler, nullptr);
+  backstop_ns_ = INT64_MAX;
+
+  // The promise class id is internal to quickjs.c: find it by asking a real promise.
+  JSValue funcs[2];
+  JSValue promise = JS_NewPromiseCapability(ctx_, funcs);
+  for (JSClassID id = 1; id < 256 && promise_class_ == 0; ++id) {
+    if (JS_GetOpaque(promise, id) != nullptr) promise_class_ = id;
+  }
+  JS_FreeValue(ctx_, funcs[0]);
+  JS_FreeValue(ctx_, funcs[1]);
+  JS_FreeValue(ctx_, promise);
+
+  JSValue factory = JS_Eval(ctx_, kPrelude, sizeof kPrelude - 1, "<prelude>", JS_EVAL_TYPE_GLOBAL);
+  if (JS_IsException(factory)) {
+    JSValue e = JS_GetException(ctx_);
+    std::string msg = get_string_prop(ctx_, e, "message") + "\n" + get_string_prop(ctx_, e, "stack");
+    JS_FreeValue(ctx_, e);
+    return make_error("prelude failed: " + msg);
+  }
+  JSValue host = JS_NewObject(ctx_);
+  for (const HostFunction& f : kHostFunctions) {
+    JS_SetPropertyStr(ctx_, host, f.name, JS_NewCFunction(ctx_, f.fn, f.name, f.length));
+  }
+  hooks_ = JS_Call(ctx_, factory, JS_UNDEFINED, 1, &host);
+  JS_FreeValue(ctx_, host);
+  JS_FreeValue(ctx_, factory);
+  if (JS_IsException(hooks_)) {
+    JSValue e = JS_GetException(ctx_);
+    std::string msg = get_string_prop(ctx_, e, "message") + "\n" + get_string_prop(ctx_, e, "stack");
+    JS_FreeValue(ctx_, e);
+    return make_error("prelude setup failed: " + msg);
+  }
+  // Start every run with a compact heap: fork copies touched pages.
+  JS_RunGC(rt_);
+  JSMemoryUsage mu;
+  JS_ComputeMemoryUsage(rt_, &mu);
+  baseline_heap_ = size_t(mu.malloc_size);
+  return {};
+}
+
+bool JsRuntime::past_backstop() {
+  if (!timed_out_ && mono_ns() >= backstop_ns_) timed_out_ = true;
+  return timed_out_;
+}
+
+void JsRuntime::exit_now(int code) {
+  worker::write_report(report_);
+  _exit(code & 0xff);
+}
+
+void JsRuntime::on_rejection(JSValueConst promise, JSValueConst reason, bool handled) {
+  if (!handled) {
+    rejections_.push_back({JS_DupValue(ctx_, promise), JS_DupValue(ctx_, reason)});
+    return;
+  }
+  for (auto it = rejections_.begin(); it != rejections_.end(); ++it) {
+    if (JS_VALUE_GET_PTR(it->promise) == JS_VALUE_GET_PTR(promise)) {
+      JS_FreeValue(ctx_, it->promise);
+      JS_FreeValue(ctx_, it->reason);
+      rejections_.erase(it);
+      return;
+    }
+  }
+}
+
+bool JsRuntime::is_promise(JSValueConst value) const {
+  return promise_class_ != 0 && JS_GetOpaque(value, promise_class_) != nullptr;
+}
+
+JSValue JsRuntime::promise_state(JSValueConst value) {
+  if (!is_promise(value)) return JS_UNDEFINED;
+  auto* data = static_cast<PromiseDataMirror*>(JS_GetOpaque(value, promise_class_));
+  if (!data) return JS_UNDEFINED;
+  JSValue arr = JS_NewArray(ctx_);
+  JS_SetPropertyUint32(ctx_, arr, 0, JS_NewInt32(ctx_, data->state));
+  JS_SetPropertyUint32(ctx_, arr, 1, data->state == 0 ? JS_UNDEFINED : JS_DupValue(ctx_, data->result));
+  return arr;
+}
+
+JSValue JsRuntime::call_hook(const char* name, int argc, JSValueConst* argv) {
+  JSValue fn = JS_GetPropertyStr(ctx_, hooks_, name);
+  JSValue r = JS_Call(ctx_, fn, hooks_, argc, argv);
+  JS_FreeValue(ctx_, fn);
+  return r;
+}
+
+std::string JsRuntime::inspect(JSValueConst value) {
+  JSValue s = call_hook("inspect", 1, &value);
+  std::string out;
+  if (JS_IsException(s) || !js_to_utf8(ctx_, s, &out)) {
+    JS_FreeValue(ctx_, JS_GetException(ctx_));
+    out = "[value that cannot be inspected]";
+  }
+  JS_FreeValue(ctx_, s);
+  return out;
+}
+
+int JsRuntime::finish(int code) {
+  worker::write_report(report_);
+  return code;
+}
+
+int JsRuntime::fail_timeout() {
+  report_.error_kind = "timeout";
+  report_.error_message = "execution timed out";
+  return finish(1);
+}
+
+int JsRuntime::fail_uncaught(JSValue exception, const char* prefix) {
+  if (timed_out_) {
+    JS_FreeValue(ctx_, exception);
+    return fail_timeout();
+  }
+  const bool oom = is_error_named(ctx_, exception, "InternalError") &&
+                   get_string_prop(ctx_, exception, "message") == "out of memory";
+  // Room to format the error, even when the heap budget is what ran out.
+  JSMemoryUsage mu;
+  JS_ComputeMemoryUsage(rt_, &mu);
+  JS_SetMemoryLimit(rt_, size_t(mu.malloc_size) + (32u << 20));
+
+  std::string text, summary;
+  JSValue d = call_hook("describe", 1, &exception);
+  JSValue t = JS_GetPropertyUint32(ctx_, d, 0);
+  JSValue s = JS_GetPropertyUint32(ctx_, d, 1);
+  if (JS_IsException(d) || !js_to_utf8(ctx_, t, &text) || !js_to_utf8(ctx_, s, &summary)) {
+    JS_FreeValue(ctx_, JS_GetException(ctx_));
+    if (!js_to_utf8(ctx_, exception, &text)) {
+      JS_FreeValue(ctx_, JS_GetException(ctx_));
+      text = "exception";
+    }
+    summary = text;
+  }
+  JS_FreeValue(ctx_, t);
+  JS_FreeValue(ctx_, s);
+  JS_FreeValue(ctx_, d);
+  JS_FreeValue(ctx_, exception);
+
+  write_all(2, std::string(prefix) + text + "\n");
+  report_.error_kind = oom ? "memory" : "exception";
+  report_.error_message = std::string(prefix == std::string_view("Uncaught ") ? "" : prefix) + summary;
+  return finish(1);
+}
+
+int JsRuntime::compile(const ipc::RunRequest& req, JSValue* compiled, Mode* mode) {
+  const std::string& code = req.code;
+  constexpr int kCompile = JS_EVAL_FLAG_COMPILE_ONLY;
+  JSValue v = JS_Eval(ctx_, code.c_str(), code.size(), kFileName, JS_EVAL_TYPE_GLOBAL | kCompile);
+  if (!JS_IsException(v)) {
+    *compiled = v;
+    *mode = Mode::script;
+    return -1;
+  }
+  JSValue script_err = JS_GetException(ctx_);
+  if (!is_error_named(ctx_, script_err, "SyntaxError")) return fail_uncaught(script_err, "Uncaught ");
+
+  // Top-level await: the code as the body of an async function. The opening is on the first
+  // line so the user's line numbers stay the same.
+  std::string wrapped = "(async () => {" + code + "\n})()";
+  v = JS_Eval(ctx_, wrapped.c_str(), wrapped.size(), kFileName, JS_EVAL_TYPE_GLOBAL | kCompile);
+  if (!JS_IsException(v)) {
+    JS_FreeValue(ctx_, script_err);
+    *compiled = v;
+    *mode = Mode::async_body;
+    return -1;
+  }
+  JSValue body_err = JS_GetException(ctx_);
+
+  // import/export: run as a module. QuickJS resolves imports while compiling a module, and the
+  // loader refuses every one of them, so only export-only modules get through.
+  import_refused_ = false;
+  v = JS_Eval(ctx_, code.c_str(), code.size(), kFileName, JS_EVAL_TYPE_MODULE | kCompile);
+  if (!JS_IsException(v)) {
+    JS_FreeValue(ctx_, script_err);
+    JS_FreeValue(ctx_, body_err);
+    *compiled = v;
+    *mode = Mode::module;
+    return -1;
+  }
+  JSValue module_err = JS_GetException(ctx_);
+  if (import_refused_) {
+    JS_FreeValue(ctx_, script_err);
+    JS_FreeValue(ctx_, body_err);
+    return fail_syntax(code, module_err);
+  }
+  JS_FreeValue(ctx_, module_err);
+
+  // The parse that got furthest has the most useful message (e.g. past a top-level await).
+  JSValue err = script_err;
+  if (error_line(ctx_, body_err) > error_line(ctx_, script_err)) std::swap(err, body_err);
+  JS_FreeValue(ctx_, body_err);
+  if (!req.transpiled) {
+    // Maybe TypeScript or syntax newer than QuickJS 2021: the supervisor runs esbuild and resends.
+    report_.needs_transpile = true;
+    report_.error_message = "SyntaxError: " + get_string_prop(ctx_, err, "message");
+    JS_FreeValue(ctx_, err);
+    return finish(2);
+  }
+  return fail_syntax(code, err);
+}
+
+int JsRuntime::fail_syntax(const std::string& code, JSValue err) {
+  std::string message = get_string_prop(ctx_, err, "message");
+  int line = error_line(ctx_, err);
+  JS_FreeValue(ctx_, err);
+  if (line > 0) {
+    std::string where = std::string(kFileName) + ":" + std::to_string(line);
+    write_all(2, where + "\n" + source_line(code, line) + "\n\nSyntaxError: " + message + "\n");
+    report_.error_message = "SyntaxError: " + message + " (" + where + ")";
+  } else {
+    write_all(2, "SyntaxError: " + message + "\n");
+    report_.error_message = "SyntaxError: " + message;
+  }
+  report_.error_kind = "syntax";
+  return finish(1);
+}
+
+int JsRuntime::event_loop(bool tracking, bool top_level_await) {
+  bool settled = !tracking;
+  for (;;) {
+    for (unsigned n = 1;; ++n) {
+      JSContext* job_ctx = nullptr;
+      int r = JS_ExecutePendingJob(rt_, &job_ctx);
+      if (r < 0) return fail_uncaught(JS_GetException(job_ctx), "Uncaught ");
+      if (r == 0) break;
+      // A promise flood never leaves this loop on its own.
+      if ((n & 1023) == 0 && past_backstop()) return fail_timeout();
+    }
+    if (timed_out_) return fail_timeout();
+    if (!settled) {
+      JSValue st = call_hook("trackedState", 0, nullptr);
+      JSValue state = JS_GetPropertyStr(ctx_, st, "state");
+      int32_t code = 0;
+      JS_ToInt32(ctx_, &code, state);
+      JS_FreeValue(ctx_, state);
+      if (code != 0) {
+        settled = true;
+        JSValue value = JS_GetPropertyStr(ctx_, st, "value");
+        JS_FreeValue(ctx_, st);
+        if (code == 2) return fail_uncaught(value, "Uncaught ");
+        if (!JS_IsUndefined(value)) report_.value = inspect(value);
+        JS_FreeValue(ctx_, value);
+      } else {
+        JS_FreeValue(ctx_, st);
+      }
+    }
+    if (!rejections_.empty()) {
+      Rejection first = rejections_.front();
+      rejections_.erase(rejections_.begin());
+      JS_FreeValue(ctx_, first.promise);
+      return fail_uncaught(first.reason, "Uncaught (in promise) ");
+    }
+    JSValue r = call_hook("runTimer", 0, nullptr);
+    if (JS_IsException(r)) return fail_uncaught(JS_GetException(ctx_), "Uncaught ");
+    double wait = -1;
+    JS_ToFloat64(ctx_, &wait, r);
+    JS_FreeValue(ctx_, r);
+    if (wait == 0) continue;
+    if (wait < 0) break;
+    int64_t until = mono_ns() + int64_t(wait * 1e6);
+    if (until > backstop_ns_) until = backstop_ns_;
+    timespec ts{time_t(until / 1'000'000'000), long(until % 1'000'000'000)};
+    while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+    }
+    if (past_backstop()) return fail_timeout();
+  }
+  if (!settled && top_level_await) {
+    // Like Node: the loop is empty but the top-level await can never finish.
+    write_all(2, "Warning: Detected unsettled top-level await\n");
+    report_.error_kind = "exception";
+    report_.error_message = "unsettled top-level await: the awaited promise never settled";
+    return finish(13);
+  }
+  JSValue code = call_hook("exitCode", 0, nullptr);
+  int32_t exit_code = 0;
+  JS_ToInt32(ctx_, &exit_code, code);
+  JS_FreeValue(ctx_, code);
+  return finish(exit_code);
+}
+
+int JsRuntime::run_checked(const ipc::RunRequest& req) {
+  ::signal(SIGPIPE, SIG_IGN);  // a closed pipe is EPIPE, handled in write_all
+  JS_UpdateStackTop(rt_);
+  JS_SetMaxStackSize(rt_, stack_budget());
+  if (req.mem_mb > 0) JS_SetMemoryLimit(rt_, baseline_heap_ + size_t(req.mem_mb) * (1u << 20));
+  if (req.timeout_ms > 0) {
+    backstop_ns_ = mono_ns() + int64_t(req.timeout_ms) * 1'000'000 + kBackstopGraceNs;
+  }
+
+  JSValue argv = JS_NewArray(ctx_);
+  for (uint32_t i = 0; i < req.args.size(); ++i) {
+    JS_SetPropertyUint32(ctx_, argv, i, new_string(ctx_, req.args[i]));
+  }
+  JSValue env = JS_NewObject(ctx_);
+  for (const auto& [k, v] : req.env) JS_SetPropertyStr(ctx_, env, k.c_str(), new_string(ctx_, v));
+  std::string cwd = req.cwd;
+  if (cwd.empty()) {
+    char buf[PATH_MAX];
+    cwd = ::getcwd(buf, sizeof buf) ? buf : "/";
+  }
+  JSValue setup_args[3] = {argv, env, new_string(ctx_, cwd)};
+  JSValue r = call_hook("setup", 3, setup_args);
+  for (JSValue& a : setup_args) JS_FreeValue(ctx_, a);
+  if (JS_IsException(r)) return fail_uncaught(JS_GetException(ctx_), "Uncaught ");
+  JS_FreeValue(ctx_, r);
+
+  JSValue compiled = JS_UNDEFINED;
+  Mode mode = Mode::script;
+  if (int code = compile(req, &compiled, &mode); code >= 0) return code;
+
+  JSValue result = JS_EvalFunction(ctx_, compiled);  // takes ownership of `compiled`
+  if (JS_IsException(result)) return fail_uncaught(JS_GetException(ctx_), "Uncaught ");
+  bool tracking = false;
+  if (mode == Mode::async_body || is_promise(result)) {
+    // Await the completion value; its result (or rejection) is the run's.
+    JSValue t = call_hook("track", 1, &result);
+    if (JS_IsException(t)) return fail_uncaught(JS_GetException(ctx_), "Uncaught ");
+    JS_FreeValue(ctx_, t);
+    tracking = true;
+  } else if (!JS_IsUndefined(result)) {
+    report_.value = inspect(result);
+  }
+  JS_FreeValue(ctx_, result);
+  return event_loop(tracking, mode == Mode::async_body);
+}
+
+int JsRuntime::run(const ipc::RunRequest& request) {
+  try {
+    return run_checked(request);
+  } catch (const std::bad_alloc&) {
+    report_.error_kind = "memory";
+    report_.error_message = "out of memory";
+  } catch (...) {
+    report_.error_kind = "internal";
+    report_.error_message = "internal error in the JavaScript worker";
+  }
+  return finish(1);
+}
+
+}  // namespace onemcp::js

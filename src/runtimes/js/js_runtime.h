@@ -1,0 +1,76 @@
+// runtimes/js/js_runtime.h — the QuickJS runtime of 1mcp-js-worker: one interpreter (with the
+// prelude evaluated) built once in the zygote; every run is a fork of that pristine state.
+// Thread-safety: single-threaded; lives in the zygote and, copied by fork, in each run.
+#pragma once
+
+#include <quickjs.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "ipc/wire.h"
+#include "worker/zygote.h"
+
+namespace onemcp::js {
+
+class JsRuntime final : public worker::Runtime {
+ public:
+  JsRuntime() = default;
+  JsRuntime(const JsRuntime&) = delete;
+  JsRuntime& operator=(const JsRuntime&) = delete;
+  // The zygote never tears the interpreter down: it dies with the process.
+  ~JsRuntime() override = default;
+
+  // Creates the runtime and context and evaluates the prelude. Called once, before serving.
+  Status init();
+
+  // In the forked child: runs one request to completion and returns the exit code.
+  int run(const ipc::RunRequest& request) override;
+
+  // C callbacks below reach the instance through this pointer (one runtime per process).
+  static JsRuntime* instance() { return instance_; }
+
+  // Host-function helpers (public for the C trampolines in js_runtime.cc).
+  [[noreturn]] void exit_now(int code);
+  bool past_backstop();
+  void on_rejection(JSValueConst promise, JSValueConst reason, bool handled);
+  JSValue promise_state(JSValueConst value);  // undefined, or [state, result]
+  bool is_promise(JSValueConst value) const;
+  void note_import_refused() { import_refused_ = true; }
+
+ private:
+  enum class Mode { script, async_body, module };
+
+  int run_checked(const ipc::RunRequest& request);
+  int compile(const ipc::RunRequest& request, JSValue* compiled, Mode* mode);
+  // Runs microtasks and timers until nothing is pending. `tracking`: the completion value is a
+  // promise being awaited; `top_level_await`: it is the async wrapper of top-level-await code.
+  int event_loop(bool tracking, bool top_level_await);
+  int fail_uncaught(JSValue exception, const char* prefix);
+  int fail_timeout();
+  int fail_syntax(const std::string& code, JSValue error);
+  int finish(int code);
+  std::string inspect(JSValueConst value);
+  JSValue call_hook(const char* name, int argc, JSValueConst* argv);
+
+  static inline JsRuntime* instance_ = nullptr;
+
+  JSRuntime* rt_ = nullptr;
+  JSContext* ctx_ = nullptr;
+  JSValue hooks_ = JS_UNDEFINED;     // object returned by the prelude
+  JSClassID promise_class_ = 0;      // discovered at init (not exported by quickjs.h)
+  size_t baseline_heap_ = 0;         // JS heap in use after init; the run's budget comes on top
+  int64_t backstop_ns_ = 0;          // CLOCK_MONOTONIC deadline of the interrupt handler
+  bool timed_out_ = false;
+  bool import_refused_ = false;      // the module loader was asked for an import
+  ipc::ChildReport report_;
+  struct Rejection {
+    JSValue promise;
+    JSValue reason;
+  };
+  std::vector<Rejection> rejections_;  // unhandled so far, in order
+};
+
+}  // namespace onemcp::js
