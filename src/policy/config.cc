@@ -1,0 +1,471 @@
+#include "policy/config.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <set>
+
+#include "base/unique_fd.h"
+#include "policy/schema.h"
+#include "policy/schemas.h"
+
+namespace onemcp::policy {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr size_t kMaxConfigBytes = 16u << 20;
+
+std::string join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? "; " : "") + parts[i];
+  return out;
+}
+
+std::string json_string(std::string_view s) {
+  return json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// Only called on schema-validated values: integral, ≥ 0 and below 2^64.
+uint64_t u64(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_number_integer()) return static_cast<uint64_t>(std::max<int64_t>(0, v.get<int64_t>()));
+  return static_cast<uint64_t>(std::max(0.0, v.get<double>()));
+}
+
+std::vector<std::string> strings(const json& v) { return v.get<std::vector<std::string>>(); }
+
+// Prefix checks on paths are only sound on normalized paths: "/tmp/../etc" must never count as
+// inside "/tmp".
+bool normalized_absolute(std::string_view p) {
+  if (p == "/") return true;
+  if (p.empty() || p.front() != '/' || p.back() == '/' || p.find('\0') != std::string_view::npos) {
+    return false;
+  }
+  size_t start = 1;
+  while (start <= p.size()) {
+    size_t end = p.find('/', start);
+    if (end == std::string_view::npos) end = p.size();
+    std::string_view seg = p.substr(start, end - start);
+    if (seg.empty() || seg == "." || seg == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+void check_paths(const json& list, const std::string& path, std::vector<std::string>& errors) {
+  for (size_t i = 0; i < list.size(); ++i) {
+    const auto& p = list[i].get_ref<const std::string&>();
+    if (!normalized_absolute(p)) {
+      errors.push_back(join_path(path, i) +
+                       ": must be a normalized absolute path (no \".\", \"..\" or empty segments, "
+                       "no trailing \"/\") (got " +
+                       json_string(p) + ")");
+    }
+  }
+}
+
+std::vector<std::string> lower_all(const json& list) {
+  std::vector<std::string> out;
+  for (const auto& d : list) out.push_back(lower(d.get<std::string>()));
+  return out;
+}
+
+// Reads the fields present in a schema-validated policy object over `out`, checking what the
+// schema cannot express.
+void read_policy(const json& p, const std::string& path, Policy& out,
+                 std::vector<std::string>& errors) {
+  if (auto n = p.find("network"); n != p.end()) {
+    auto& net = out.network;
+    if (n->contains("allowedDomains")) net.allowed_domains = lower_all((*n)["allowedDomains"]);
+    if (n->contains("deniedDomains")) net.denied_domains = lower_all((*n)["deniedDomains"]);
+    if (n->contains("denyIpLiterals")) net.deny_ip_literals = (*n)["denyIpLiterals"].get<bool>();
+    if (n->contains("blockPrivateRanges")) {
+      net.block_private_ranges = (*n)["blockPrivateRanges"].get<bool>();
+    }
+    if (n->contains("maxBodyBytes")) net.max_body_bytes = u64((*n)["maxBodyBytes"]);
+    if (n->contains("maxRedirects")) {
+      net.max_redirects =
+          static_cast<uint32_t>(std::min<uint64_t>(u64((*n)["maxRedirects"]), UINT32_MAX));
+    }
+  }
+  if (auto f = p.find("filesystem"); f != p.end()) {
+    for (const char* k : {"readonly", "writable"}) {
+      if (!f->contains(k)) continue;
+      check_paths((*f)[k], path + ".filesystem." + k, errors);
+      (k == std::string("readonly") ? out.filesystem.readonly : out.filesystem.writable) =
+          strings((*f)[k]);
+    }
+  }
+  if (auto l = p.find("limits"); l != p.end()) {
+    if (l->contains("timeoutMs")) out.limits.timeout_ms = u64((*l)["timeoutMs"]);
+    if (l->contains("memMb")) out.limits.mem_mb = u64((*l)["memMb"]);
+    if (l->contains("stdoutBytes")) out.limits.stdout_bytes = u64((*l)["stdoutBytes"]);
+  }
+}
+
+UpstreamConfig read_upstream(const json& m, const std::string& path,
+                             std::vector<std::string>& errors) {
+  UpstreamConfig u;
+  u.name = m.at("name").get<std::string>();
+  u.transport = m.at("transport").get<std::string>();
+  u.command = m.value("command", "");
+  if (m.contains("args")) u.args = strings(m["args"]);
+  if (m.contains("env")) u.env = m["env"].get<std::map<std::string, std::string>>();
+  u.endpoint = m.value("endpoint", "");
+  if (m.contains("headers")) u.headers = m["headers"].get<std::map<std::string, std::string>>();
+  for (const auto& [k, v] : u.headers) {
+    if (v.find_first_of("\r\n", 0) != std::string::npos || v.find('\0') != std::string::npos) {
+      errors.push_back(join_path(join_path(path, "headers"), k) + ": must not contain line breaks");
+    }
+  }
+  return u;
+}
+
+Config read_config(const json& j, std::vector<std::string>& errors) {
+  Config c;
+  c.language = j.value("language", c.language);
+  if (j.contains("npm")) c.npm = j["npm"];
+  if (j.contains("pip")) c.pip = j["pip"];
+  if (j.contains("policy")) read_policy(j["policy"], "policy", c.policy, errors);
+  if (j.contains("mcps")) {
+    // Names are used in URLs and tool names, where "fs" and "FS" would be easy to confuse.
+    std::map<std::string, size_t> seen;
+    const auto& mcps = j["mcps"];
+    for (size_t i = 0; i < mcps.size(); ++i) {
+      std::string path = join_path("mcps", i);
+      c.mcps.push_back(read_upstream(mcps[i], path, errors));
+      auto [it, fresh] = seen.emplace(lower(c.mcps.back().name), i);
+      if (!fresh) {
+        errors.push_back(path + ".name: duplicate name " + json_string(c.mcps.back().name) +
+                         " (already used by mcps[" + std::to_string(it->second) + "])");
+      }
+    }
+  }
+  if (j.contains("sessionTtlMs")) c.session_ttl_ms = u64(j["sessionTtlMs"]);
+  c.signing_key_path = j.value("signingKeyPath", c.signing_key_path);
+  c.cache_dir = j.value("cacheDir", c.cache_dir);
+  return c;
+}
+
+Result<std::string> read_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return make_error(path + ": cannot read: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0)
+    return make_error(path + ": cannot read: " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return make_error(path + ": cannot read: not a regular file");
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error(path + ": cannot read: " + std::strerror(errno));
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxConfigBytes) {
+      return make_error(path + ": too large (more than " + std::to_string(kMaxConfigBytes) +
+                        " bytes)");
+    }
+  }
+  return text;
+}
+
+std::string line_column(const std::string& text, size_t pos) {
+  pos = std::min(pos, text.size());
+  size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + pos, '\n'));
+  size_t nl = text.rfind('\n', pos == 0 ? 0 : pos - 1);
+  size_t column = (nl == std::string::npos || pos == 0) ? pos + 1 : pos - nl;
+  return "line " + std::to_string(line) + ", column " + std::to_string(column);
+}
+
+// nlohmann's message without its "[json.exception...] parse error at line L, column C: " prefix.
+std::string parse_detail(const std::string& what) {
+  size_t at = what.find("column ");
+  if (at != std::string::npos) at = what.find(": ", at);
+  if (at == std::string::npos) {
+    at = what.find("] ");
+    return at == std::string::npos ? what : what.substr(at + 2);
+  }
+  return what.substr(at + 2);
+}
+
+Status write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error(std::strerror(errno));
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return {};
+}
+
+std::string open_error(const std::string& path, int err) {
+  if (err == ENOENT) return path + ": cannot create: the parent directory does not exist";
+  return path + ": cannot create: " + std::strerror(err);
+}
+
+}  // namespace
+
+json to_json(const Policy& p) {
+  return json{
+      {"network",
+       {{"allowedDomains", p.network.allowed_domains},
+        {"deniedDomains", p.network.denied_domains},
+        {"denyIpLiterals", p.network.deny_ip_literals},
+        {"blockPrivateRanges", p.network.block_private_ranges},
+        {"maxBodyBytes", p.network.max_body_bytes},
+        {"maxRedirects", p.network.max_redirects}}},
+      {"filesystem", {{"readonly", p.filesystem.readonly}, {"writable", p.filesystem.writable}}},
+      {"limits",
+       {{"timeoutMs", p.limits.timeout_ms},
+        {"memMb", p.limits.mem_mb},
+        {"stdoutBytes", p.limits.stdout_bytes}}}};
+}
+
+json to_json(const Config& c) {
+  json mcps = json::array();
+  for (const auto& u : c.mcps) {
+    json m = {{"name", u.name}, {"transport", u.transport}};
+    if (u.transport == "stdio") {
+      m["command"] = u.command;
+      if (!u.args.empty()) m["args"] = u.args;
+      if (!u.env.empty()) m["env"] = u.env;
+    } else {
+      m["endpoint"] = u.endpoint;
+      if (!u.headers.empty()) m["headers"] = u.headers;
+    }
+    mcps.push_back(std::move(m));
+  }
+  return json{{"language", c.language},
+              {"npm", c.npm},
+              {"pip", c.pip},
+              {"policy", to_json(c.policy)},
+              {"mcps", mcps},
+              {"sessionTtlMs", c.session_ttl_ms},
+              {"signingKeyPath", c.signing_key_path},
+              {"cacheDir", c.cache_dir}};
+}
+
+Result<Config> parse_config(const json& j) {
+  try {
+    if (auto s = validate(config_schema(), j); !s) return s.error();
+    std::vector<std::string> errors;
+    Config c = read_config(j, errors);
+    if (!errors.empty()) return make_error(join(errors));
+    return c;
+  } catch (const std::exception& e) {  // a validated document should never get here
+    return make_error(std::string("invalid config: ") + e.what());
+  }
+}
+
+Result<Config> load_config(const std::string& path) {
+  auto text = read_file(path);
+  if (!text) return text.error();
+  json j;
+  try {
+    j = json::parse(*text);
+  } catch (const json::parse_error& e) {
+    return make_error(path + ": " + line_column(*text, e.byte == 0 ? 0 : e.byte - 1) +
+                      ": invalid JSON (" + parse_detail(e.what()) + ")");
+  } catch (const json::exception& e) {
+    // Numbers beyond a double ("1e400"): nlohmann names the literal but not its position.
+    std::string what = e.what();
+    std::string where;
+    if (size_t q = what.find('\''); q != std::string::npos) {
+      size_t q2 = what.find('\'', q + 1);
+      size_t pos =
+          q2 == std::string::npos ? std::string::npos : text->find(what.substr(q + 1, q2 - q - 1));
+      if (pos != std::string::npos) where = line_column(*text, pos) + ": ";
+    }
+    return make_error(path + ": " + where + "invalid JSON (" + parse_detail(what) + ")");
+  }
+  auto c = parse_config(j);
+  if (!c) return make_error(path + ": " + c.error().message);
+  return c;
+}
+
+std::string default_config_text() {
+  return R"({
+  "$schema": "./1mcp.config.schema.json",
+  "language": "js",
+  "npm": {
+    "dependencies": {}
+  },
+  "pip": {
+    "requirements": []
+  },
+  "policy": {
+    "network": {
+      "allowedDomains": [],
+      "deniedDomains": [],
+      "denyIpLiterals": true,
+      "blockPrivateRanges": true,
+      "maxBodyBytes": 5242880,
+      "maxRedirects": 5
+    },
+    "filesystem": {
+      "readonly": ["/"],
+      "writable": ["/tmp", "/out"]
+    },
+    "limits": {
+      "timeoutMs": 60000,
+      "memMb": 256,
+      "stdoutBytes": 1048576
+    }
+  },
+  "mcps": [],
+  "sessionTtlMs": 300000,
+  "signingKeyPath": ".1mcp/keys/",
+  "cacheDir": ".1mcp/capsules/"
+}
+)";
+}
+
+Status write_default_config(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!fd.valid()) {
+    if (errno == EEXIST) return make_error(path + ": already exists; not overwriting it");
+    return make_error(open_error(path, errno));
+  }
+  if (auto s = write_all(fd.get(), default_config_text()); !s) {
+    ::unlink(path.c_str());  // never leave a half-written config behind
+    return make_error(path + ": cannot write: " + s.error().message);
+  }
+  return {};
+}
+
+Status write_config_schema(const std::string& path) {
+  auto text = schema_text("config.schema.json");
+  if (!text) return make_error(path + ": no embedded config schema");
+  // Written aside and renamed, so an editor never sees a partial schema.
+  std::string tmp = path + ".tmp";
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return make_error(open_error(path, errno));
+  if (auto s = write_all(fd.get(), *text); !s) {
+    ::unlink(tmp.c_str());
+    return make_error(path + ": cannot write: " + s.error().message);
+  }
+  fd.reset();
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return make_error(path + ": cannot write: " + std::strerror(err));
+  }
+  return {};
+}
+
+// ---- tighten -------------------------------------------------------------------------------
+
+bool domain_matches(std::string_view pattern, std::string_view host) {
+  std::string p = lower(std::string(pattern)), h = lower(std::string(host));
+  if (p.rfind("*.", 0) != 0) return p == h;
+  std::string_view suffix = std::string_view(p).substr(1);  // ".example.com"
+  return h.size() > suffix.size() &&
+         h.compare(h.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool domain_covers(std::string_view outer, std::string_view inner) {
+  std::string o = lower(std::string(outer)), i = lower(std::string(inner));
+  if (i.rfind("*.", 0) != 0) return domain_matches(o, i);
+  // A wildcard is covered by an equal wildcard or by a wildcard of one of its parents.
+  if (o.rfind("*.", 0) != 0) return false;
+  return o == i || domain_matches(o, i.substr(2));
+}
+
+bool path_within(std::string_view path, std::string_view dir) {
+  if (dir == "/") return !path.empty() && path.front() == '/';
+  return path == dir ||
+         (path.size() > dir.size() && path.substr(0, dir.size()) == dir && path[dir.size()] == '/');
+}
+
+Result<Policy> tighten(const Policy& base, const json& partial) {
+  try {
+    if (auto s = validate(partial_policy_schema(), partial, "policy"); !s) return s.error();
+    Policy req = base;
+    std::vector<std::string> errors;
+    read_policy(partial, "policy", req, errors);
+    if (!errors.empty()) return make_error(join(errors));
+
+    Policy out = base;
+    auto widen = [&](const std::string& field, const std::string& why) {
+      errors.push_back("policy." + field + ": cannot widen the server policy (" + why + ")");
+    };
+
+    const json net = partial.value("network", json::object());
+    if (net.contains("allowedDomains")) {
+      for (const auto& d : req.network.allowed_domains) {
+        bool covered =
+            std::any_of(base.network.allowed_domains.begin(), base.network.allowed_domains.end(),
+                        [&](const std::string& b) { return domain_covers(b, d); });
+        if (!covered) widen("network.allowedDomains", d + " is not allowed on this server");
+      }
+      out.network.allowed_domains = req.network.allowed_domains;
+    }
+    for (const auto& d : req.network.denied_domains) {
+      auto& denied = out.network.denied_domains;
+      if (std::find(denied.begin(), denied.end(), d) == denied.end()) denied.push_back(d);
+    }
+    if (base.network.deny_ip_literals && !req.network.deny_ip_literals) {
+      widen("network.denyIpLiterals", "IP literals are denied on this server");
+    }
+    out.network.deny_ip_literals = base.network.deny_ip_literals || req.network.deny_ip_literals;
+    if (base.network.block_private_ranges && !req.network.block_private_ranges) {
+      widen("network.blockPrivateRanges", "private ranges are blocked on this server");
+    }
+    out.network.block_private_ranges =
+        base.network.block_private_ranges || req.network.block_private_ranges;
+    out.network.max_body_bytes = std::min(base.network.max_body_bytes, req.network.max_body_bytes);
+    out.network.max_redirects = std::min(base.network.max_redirects, req.network.max_redirects);
+
+    const json fs = partial.value("filesystem", json::object());
+    auto inside_any = [](const std::string& p, const std::vector<std::string>& dirs) {
+      return std::any_of(dirs.begin(), dirs.end(),
+                         [&](const std::string& d) { return path_within(p, d); });
+    };
+    if (fs.contains("writable")) {
+      for (const auto& p : req.filesystem.writable) {
+        if (!inside_any(p, base.filesystem.writable)) {
+          widen("filesystem.writable", p + " is not writable on this server");
+        }
+      }
+      out.filesystem.writable = req.filesystem.writable;
+    }
+    if (fs.contains("readonly")) {
+      for (const auto& p : req.filesystem.readonly) {
+        if (!inside_any(p, base.filesystem.readonly) && !inside_any(p, base.filesystem.writable)) {
+          widen("filesystem.readonly", p + " is not readable on this server");
+        }
+      }
+      out.filesystem.readonly = req.filesystem.readonly;
+    }
+
+    // Limits: asking for more than the server allows is clamped, not refused.
+    out.limits.timeout_ms = std::min(base.limits.timeout_ms, req.limits.timeout_ms);
+    out.limits.mem_mb = std::min(base.limits.mem_mb, req.limits.mem_mb);
+    out.limits.stdout_bytes = std::min(base.limits.stdout_bytes, req.limits.stdout_bytes);
+    // A base policy built in code rather than from a config still never exceeds the maxima.
+    out.limits.timeout_ms = std::min(out.limits.timeout_ms, kMaxLimits.timeout_ms);
+    out.limits.mem_mb = std::min(out.limits.mem_mb, kMaxLimits.mem_mb);
+    out.limits.stdout_bytes = std::min(out.limits.stdout_bytes, kMaxLimits.stdout_bytes);
+
+    if (!errors.empty()) return make_error(join(errors));
+    return out;
+  } catch (const std::exception& e) {  // a validated document should never get here
+    return make_error(std::string("policy: cannot be applied (") + e.what() + ")");
+  }
+}
+
+}  // namespace onemcp::policy

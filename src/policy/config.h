@@ -1,0 +1,113 @@
+// policy/config.h — 1mcp.config.json: parsing, defaults, and the effective policy of one call.
+// Thread-safety: pure functions and value types; load/write touch only the given file.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace onemcp::policy {
+
+struct Limits {
+  uint64_t timeout_ms = 60000;
+  uint64_t mem_mb = 256;
+  uint64_t stdout_bytes = 1048576;
+  bool operator==(const Limits&) const = default;
+};
+
+struct NetworkPolicy {
+  std::vector<std::string> allowed_domains, denied_domains;  // lower-case; "*.x" = subdomains of x
+  bool deny_ip_literals = true;
+  bool block_private_ranges = true;
+  uint64_t max_body_bytes = 5242880;
+  uint32_t max_redirects = 5;
+  bool operator==(const NetworkPolicy&) const = default;
+};
+
+struct FilesystemPolicy {
+  std::vector<std::string> readonly{"/"};  // normalized absolute paths
+  std::vector<std::string> writable{"/tmp", "/out"};
+  bool operator==(const FilesystemPolicy&) const = default;
+};
+
+struct Policy {
+  NetworkPolicy network;
+  FilesystemPolicy filesystem;
+  Limits limits;
+  bool operator==(const Policy&) const = default;
+};
+
+nlohmann::json to_json(const Policy&);  // camelCase, same shape as the config's "policy"
+
+struct UpstreamConfig {
+  std::string name, transport, command;  // transport: "stdio" | "http"
+  std::vector<std::string> args;
+  std::map<std::string, std::string> env;
+  std::string endpoint;
+  std::map<std::string, std::string> headers;
+  bool operator==(const UpstreamConfig&) const = default;
+};
+
+struct Config {
+  std::string language = "js";
+  nlohmann::json npm = nlohmann::json::object();
+  nlohmann::json pip = nlohmann::json::object();
+  Policy policy;
+  std::vector<UpstreamConfig> mcps;
+  uint64_t session_ttl_ms = 300000;
+  std::string signing_key_path = ".1mcp/keys/";
+  std::string cache_dir = ".1mcp/capsules/";
+  bool operator==(const Config&) const = default;
+};
+
+nlohmann::json to_json(const Config&);  // a config file that parses back to the same Config
+
+// Hard server maxima; a config or a call can never go beyond these (the config schema's maxima).
+inline constexpr Limits kMaxLimits{600000, 16384, 64u << 20};
+
+// File name for the config schema next to a config (see write_config_schema); the default
+// config's "$schema" refers to it.
+inline constexpr std::string_view kConfigSchemaFileName = "1mcp.config.schema.json";
+
+// Schema-validated, then semantic checks (unique mcps names, normalized paths, header values).
+Result<Config> parse_config(const nlohmann::json& j);
+
+// Reads and parses; every error starts with `path`: "1mcp.config.json: policy.limits.memMb: ...",
+// "1mcp.config.json: line 3, column 7: invalid JSON: ...".
+Result<Config> load_config(const std::string& path);
+
+// The default config as pretty JSON: "$schema", the defaults above, allowedDomains and mcps empty.
+std::string default_config_text();
+
+// Creates `path` with default_config_text(); never overwrites, never creates directories.
+Status write_default_config(const std::string& path);
+
+// Writes the embedded config schema to `path`, replacing an existing file (it is generated).
+Status write_config_schema(const std::string& path);
+
+// The effective policy of one call. `partial` (the call's `policy` argument) is validated here
+// and may only tighten `base`:
+//   limits, maxBodyBytes, maxRedirects  → min(base, requested): asking for more is clamped;
+//   allowedDomains → the requested list, each entry covered by a base entry, else an error;
+//   deniedDomains  → union;
+//   denyIpLiterals, blockPrivateRanges → can only be turned on (false over true is an error);
+//   filesystem.writable → the requested list, each inside a base writable path, else an error;
+//   filesystem.readonly → the requested list, each inside a base readonly or writable path.
+Result<Policy> tighten(const Policy& base, const nlohmann::json& partial);
+
+// Whether domain pattern `pattern` ("example.com" or "*.example.com") matches host `host`
+// (case-insensitive; "*.example.com" matches subdomains on a label boundary, not the apex).
+bool domain_matches(std::string_view pattern, std::string_view host);
+
+// Whether every host matched by `inner` is matched by `outer` (both domain patterns).
+bool domain_covers(std::string_view outer, std::string_view inner);
+
+// Whether `path` is `dir` or lies inside it (both normalized absolute paths).
+bool path_within(std::string_view path, std::string_view dir);
+
+}  // namespace onemcp::policy
