@@ -1,1 +1,194 @@
-int main() { return 0; }
+// cli/main.cc — the `1mcp` command: `init` writes a default config, `serve` runs the MCP server
+// over HTTP (default) or stdio. The only place that builds real clocks, workers and sockets.
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "base/log.h"
+#include "policy/config.h"
+#include "server/backend.h"
+#include "server/mcp_server.h"
+#include "transport/http_server.h"
+#include "transport/stdio.h"
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+using namespace onemcp;
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+std::string exe_dir() {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  buf[n] = 0;
+  return fs::path(buf).parent_path().string();
+}
+
+std::string resolve(const std::string& dir, const std::string& path) {
+  if (path.empty() || path[0] == '/' || dir.empty()) return path;
+  return (fs::path(dir) / path).string();
+}
+
+void open_browser(const std::string& url) {
+  const char* argv[] = {"xdg-open", url.c_str(), nullptr};
+  pid_t pid;
+  if (::posix_spawnp(&pid, "xdg-open", nullptr, nullptr, const_cast<char**>(argv), environ) != 0) {
+    log::warn("--open: could not start xdg-open; open " + url + " yourself");
+  }
+}
+
+int cmd_init(const std::string& dir, const std::string& config) {
+  std::string path = resolve(dir, config);
+  if (!dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) {
+      std::fprintf(stderr, "1mcp init: cannot create %s: %s\n", dir.c_str(), ec.message().c_str());
+      return 1;
+    }
+  }
+  if (auto s = policy::write_default_config(path); !s) {
+    std::fprintf(stderr, "1mcp init: %s\n", s.error().message.c_str());
+    return 1;
+  }
+  // The default config's "$schema" points at this file, so editors can validate it.
+  std::string schema = (fs::path(path).parent_path() / policy::kConfigSchemaFileName).string();
+  if (auto s = policy::write_config_schema(schema); !s) {
+    std::fprintf(stderr, "1mcp init: %s\n", s.error().message.c_str());
+  }
+  std::fprintf(stderr, "1mcp: wrote %s\n", path.c_str());
+  return 0;
+}
+
+struct ServeFlags {
+  std::string config = "1mcp.config.json";
+  std::string dir;
+  uint16_t port = 7800;
+  std::string bind = "127.0.0.1";
+  bool no_ui = false;
+  bool open = false;
+  bool stdio = false;
+  bool verbose = false;
+};
+
+int cmd_serve(const ServeFlags& f) {
+  auto t0 = std::chrono::steady_clock::now();
+  if (f.verbose) log::set_level(log::Level::debug);
+  std::string config_path = resolve(f.dir, f.config);
+  auto config = policy::load_config(config_path);
+  if (!config) {
+    std::fprintf(stderr, "1mcp serve: invalid configuration: %s\n", config.error().message.c_str());
+    return 2;
+  }
+
+  // Signals are handled by one thread with sigwait; block them before any thread exists.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  std::string here = exe_dir();
+  server::WorkerPaths paths{here + "/1mcp-js-worker", here + "/1mcp-py-worker", ONEMCP_DEFAULT_ESBUILD};
+  if (const char* e = std::getenv("ONEMCP_ESBUILD")) paths.esbuild = e;
+  auto backend = server::start_worker_backend(paths);
+  if (!backend) {
+    std::fprintf(stderr, "1mcp serve: cannot start the runtimes: %s\n", backend.error().message.c_str());
+    return 1;
+  }
+
+  server::ServerOptions opts;
+  opts.version = kVersion;
+  opts.ui = !f.no_ui;
+  opts.loopback_only = f.bind == "127.0.0.1" || f.bind == "::1" || f.bind.rfind("127.", 0) == 0 ||
+                       f.bind == "localhost";
+  server::McpServer mcp(opts, *config, **backend);
+
+  auto ready_ms = [&] {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
+
+  if (f.stdio) {
+    std::thread([&sigs, &mcp] {
+      int sig;
+      sigwait(&sigs, &sig);
+      mcp.cancel_all();
+      std::_Exit(0);
+    }).detach();
+    char msg[128];
+    std::snprintf(msg, sizeof msg, "1mcp %s ready in %.1f ms on stdio", kVersion, ready_ms());
+    log::info(msg);
+    int rc = transport::serve_stdio(mcp, 0, 1);
+    return rc;
+  }
+
+  transport::HttpServerOptions hopts;
+  hopts.bind = f.bind;
+  hopts.port = f.port;
+  auto http = transport::HttpServer::start(hopts, mcp);
+  if (!http) {
+    std::fprintf(stderr, "1mcp serve: %s\n", http.error().message.c_str());
+    return 1;
+  }
+  std::string host = f.bind.find(':') != std::string::npos ? "[" + f.bind + "]" : f.bind;
+  std::string url = "http://" + host + ":" + std::to_string((*http)->port());
+  char msg[256];
+  std::snprintf(msg, sizeof msg, "1mcp %s ready in %.1f ms: MCP endpoint %s/mcp%s", kVersion,
+                ready_ms(), url.c_str(), opts.ui ? (", UI " + url + "/").c_str() : "");
+  log::info(msg);
+  if (!opts.loopback_only) {
+    log::warn("listening on " + f.bind + ": reachable beyond this machine; anyone who can connect can run code");
+  }
+  if (f.open && opts.ui) open_browser(url + "/");
+
+  int sig;
+  sigwait(&sigs, &sig);
+  log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
+  mcp.cancel_all();
+  (*http)->stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"1mcp — MCP server that runs JavaScript and Python in a kernel sandbox"};
+  app.set_version_flag("--version", kVersion);
+  app.require_subcommand(1);
+
+  std::string init_dir, init_config = "1mcp.config.json";
+  auto* init = app.add_subcommand("init", "Write a documented default 1mcp.config.json");
+  init->add_option("--dir", init_dir, "Project directory (created if missing)");
+  init->add_option("-c,--config", init_config, "Config file path, relative to --dir")
+      ->capture_default_str();
+
+  ServeFlags sf;
+  auto* serve = app.add_subcommand("serve", "Run the MCP server");
+  serve->add_option("-c,--config", sf.config, "Config file path, relative to --dir")->capture_default_str();
+  serve->add_option("-p,--port", sf.port, "HTTP port (0 picks a free one)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  serve->add_option("--bind", sf.bind, "Address to listen on, used exactly as given")->capture_default_str();
+  serve->add_option("--dir", sf.dir, "Project directory holding the config");
+  serve->add_flag("--no-ui", sf.no_ui, "Headless: GET / answers a JSON status instead of the web UI");
+  serve->add_flag("--open", sf.open, "Open the web UI in a browser");
+  serve->add_flag("--stdio", sf.stdio, "Speak MCP over stdin/stdout instead of HTTP");
+  serve->add_flag("-v,--verbose", sf.verbose, "Debug logging");
+
+  CLI11_PARSE(app, argc, argv);
+  if (*init) return cmd_init(init_dir, init_config);
+  return cmd_serve(sf);
+}

@@ -49,6 +49,8 @@ class LineHandler {
   virtual void handle_line(std::string line, WriteLine write, std::function<void()> done) = 0;
   // A line longer than max_line_bytes() arrived; it has been discarded up to its newline.
   virtual void line_too_long(WriteLine write) = 0;
+  // Input reached EOF and work is still in flight: stop it (each message still gets `done`).
+  virtual void input_closed() {}
 };
 
 }  // namespace onemcp::server

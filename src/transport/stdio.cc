@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <memory>
+#include <chrono>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -68,6 +69,8 @@ class Output {
   std::mutex mu_;
   bool broken_ = false;
 };
+
+constexpr std::chrono::milliseconds kEofGrace{2000};
 
 // Messages whose `done` has not been called yet; serve_stdio waits for zero after EOF.
 struct InFlight {
@@ -163,7 +166,14 @@ int serve_stdio(server::LineHandler& handler, int in_fd, int out_fd) {
   }
   if (discarding || !line.empty()) end_of_line();  // a last line without '\n'
 
+  // End of input is the client's way to shut us down: give in-flight work a moment to answer,
+  // then have the handler stop it, so the process exits promptly.
   std::unique_lock lock(in_flight->mu);
+  if (!in_flight->cv.wait_for(lock, kEofGrace, [&] { return in_flight->count == 0; })) {
+    lock.unlock();
+    handler.input_closed();
+    lock.lock();
+  }
   in_flight->cv.wait(lock, [&] { return in_flight->count == 0; });
   return rc;
 }

@@ -235,6 +235,21 @@ TEST_F(JsRuntime, TopLevelAwait) {
   RunOutput ts = run("const n: number = await Promise.resolve(5); console.log(n * 2)");
   EXPECT_OK(ts);
   EXPECT_EQ(ts.out, "10\n");
+  // The value of the last expression survives top-level await.
+  RunOutput value = run("const x = await Promise.resolve(21);\nx * 2");
+  EXPECT_OK(value);
+  EXPECT_EQ(value.report.value, "42");
+  RunOutput multi = run("const o = await Promise.resolve({a: 1})\nObject.assign(o, {\n  b: 2,\n})  // done");
+  EXPECT_EQ(multi.report.value, "{ a: 1, b: 2 }");
+  // A loop body is not a last statement: it must run every iteration.
+  RunOutput loop = run("await null\nlet n = 0\nfor (const i of [1, 2, 3])\nn += i\nn");
+  EXPECT_EQ(loop.report.value, "6");
+  RunOutput unbraced = run("await null\nlet c = 0\nfor (const i of [1, 2, 3])\nc++");
+  EXPECT_OK(unbraced);
+  EXPECT_FALSE(unbraced.report.value.has_value());
+  RunOutput decl = run("await null\nconst z = 3;");
+  EXPECT_OK(decl);
+  EXPECT_FALSE(decl.report.value.has_value());
   RunOutput rejected = run("await Promise.reject(new Error('nope'))");
   EXPECT_EQ(rejected.exit_code, 1);
   EXPECT_EQ(rejected.report.error_message, "Error: nope");

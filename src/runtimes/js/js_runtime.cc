@@ -9,6 +9,8 @@
 #include <climits>
 #include <cstring>
 #include <new>
+#include <optional>
+#include <vector>
 #include <string_view>
 
 namespace onemcp::js {
@@ -303,6 +305,59 @@ size_t stack_budget() {
   return limit > 2 * kMargin ? limit - kMargin : limit / 2;
 }
 
+// With top-level await the code runs as an async function body, which has no completion value.
+// To still report the value of the last expression, rewrite the last top-level line (one that
+// starts at column 0 and begins an expression, with what follows it) into `return (<rest of the code>\n);`. Only a
+// guess: the caller keeps it only if it compiles, and falls back to the plain body otherwise.
+std::optional<std::string> return_last_expression(const std::string& code) {
+  std::vector<size_t> starts{0};
+  for (size_t i = 0; i < code.size(); ++i)
+    if (code[i] == '\n') starts.push_back(i + 1);
+  auto line_at = [&](size_t k) {
+    size_t end = k + 1 < starts.size() ? starts[k + 1] - 1 : code.size();
+    return std::string_view(code).substr(starts[k], end - starts[k]);
+  };
+  auto trimmed = [](std::string_view l) {
+    while (!l.empty() && isspace(static_cast<unsigned char>(l.back()))) l.remove_suffix(1);
+    return l;
+  };
+  auto starts_with_word = [](std::string_view l, std::string_view w) {
+    return l.substr(0, w.size()) == w &&
+           (l.size() == w.size() || !(isalnum(static_cast<unsigned char>(l[w.size()])) ||
+                                      l[w.size()] == '_' || l[w.size()] == '$'));
+  };
+  static constexpr std::string_view kStatements[] = {
+      "const", "let", "var", "function", "class", "if", "else", "for", "while", "do", "switch",
+      "try", "catch", "finally", "return", "throw", "import", "export", "break", "continue",
+      "debugger", "with", "case", "default"};
+  for (size_t k = starts.size(); k-- > 0;) {
+    std::string_view l = trimmed(line_at(k));
+    if (l.empty() || l.substr(0, 2) == "//") continue;
+    // Indented lines and closing brackets belong to a statement that starts further up.
+    if (isspace(static_cast<unsigned char>(l[0])) || strchr("})];", l[0])) continue;
+    if (strchr(",{/*.?:=&|+-", l[0])) return std::nullopt;
+    for (auto w : kStatements)
+      if (starts_with_word(l, w)) return std::nullopt;
+    if (starts_with_word(l, "async") && starts_with_word(l.substr(5 + (l.size() > 5)), "function"))
+      return std::nullopt;
+    // A loop or condition without braces right above: the line is its body, not a statement.
+    for (size_t j = k; j-- > 0;) {
+      std::string_view prev = trimmed(line_at(j));
+      while (!prev.empty() && isspace(static_cast<unsigned char>(prev[0]))) prev.remove_prefix(1);
+      if (prev.empty() || prev.substr(0, 2) == "//") continue;
+      char last = prev.back();
+      for (auto w : {"for", "while", "if", "else", "do", "with"})
+        if (starts_with_word(prev, w) && last != ';' && last != '}') return std::nullopt;
+      break;
+    }
+    std::string rest(code.substr(starts[k]));
+    std::string_view r = trimmed(rest);
+    if (!r.empty() && r.back() == ';') r.remove_suffix(1);
+    return code.substr(0, starts[k]) + "return (" + std::string(r) + "\n);";
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Status JsRuntime::init() {
@@ -471,6 +526,17 @@ int JsRuntime::compile(const ipc::RunRequest& req, JSValue* compiled, Mode* mode
 
   // Top-level await: the code as the body of an async function. The opening is on the first
   // line so the user's line numbers stay the same.
+  if (auto body = return_last_expression(code)) {
+    std::string wrapped = "(async () => {" + *body + "\n})()";
+    v = JS_Eval(ctx_, wrapped.c_str(), wrapped.size(), kFileName, JS_EVAL_TYPE_GLOBAL | kCompile);
+    if (!JS_IsException(v)) {
+      JS_FreeValue(ctx_, script_err);
+      *compiled = v;
+      *mode = Mode::async_body;
+      return -1;
+    }
+    JS_FreeValue(ctx_, JS_GetException(ctx_));
+  }
   std::string wrapped = "(async () => {" + code + "\n})()";
   v = JS_Eval(ctx_, wrapped.c_str(), wrapped.size(), kFileName, JS_EVAL_TYPE_GLOBAL | kCompile);
   if (!JS_IsException(v)) {

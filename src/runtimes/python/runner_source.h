@@ -1,0 +1,190 @@
+// runtimes/python/runner_source.h — the Python half of the runner, embedded as source.
+// Its top level runs once in the zygote (preloads modules, then freezes the heap); prepare() and
+// finish() run in each forked child around the user's code, which C runs directly so that no
+// runner frame sits above the user's `<module>` frame.
+// Thread-safety: constant data.
+#pragma once
+
+namespace onemcp::python {
+
+inline constexpr const char kRunnerFilename[] = "<1mcp-runner>";
+
+inline constexpr const char kRunnerSource[] = R"PY(
+import atexit, builtins, gc, io, linecache, os, sys, threading, traceback, types
+
+# Imported once here so every run starts with them already in memory (fork shares the pages).
+_PRELOAD = (
+    'json', 're', 'math', 'collections', 'itertools', 'functools', 'datetime', 'random',
+    'string', 'textwrap', 'decimal', 'fractions', 'statistics', 'typing', 'dataclasses',
+    'base64', 'hashlib', 'struct', 'time', 'csv', 'copy', 'heapq', 'bisect', 'operator',
+    'pathlib', 'uuid', 'enum', 'abc', 'contextlib',
+)
+for _name in _PRELOAD:
+    __import__(_name)
+try:
+    import numpy  # optional; BLAS thread pools were limited to 1 before this import
+except Exception:
+    numpy = None
+
+_FILENAME = '<run_py>'
+_MESSAGE_LIMIT = 2000
+
+
+def _writer(fd, name):
+    # Unbuffered like `python -u`: whatever was printed before a kill reaches the host.
+    raw = io.FileIO(fd, 'w', closefd=False)
+    raw.name = name
+    return io.TextIOWrapper(raw, encoding='utf-8', errors='backslashreplace',
+                            write_through=True)
+
+
+def _reader(fd, name):
+    raw = io.FileIO(fd, 'r', closefd=False)
+    raw.name = name
+    return io.TextIOWrapper(io.BufferedReader(raw), encoding='utf-8',
+                            errors='surrogateescape')
+
+
+def _one_line(e):
+    try:
+        line = traceback.format_exception_only(type(e), e)[-1].strip()
+    except BaseException:
+        line = type(e).__name__
+    return line[:_MESSAGE_LIMIT]
+
+
+def _print_exception(e, tb):
+    # Honour a sys.excepthook set by the code, as CPython does; the default one is replaced by
+    # the traceback module because it shows the lines of <run_py> (kept in linecache).
+    try:
+        if sys.excepthook is sys.__excepthook__:
+            traceback.print_exception(type(e), e, tb, file=sys.stderr)
+        else:
+            sys.excepthook(type(e), e, tb)
+        return
+    except BaseException as hook_error:
+        failure = hook_error
+    try:
+        sys.stderr.write('Error in sys.excepthook:\n')
+        traceback.print_exception(type(failure), failure, failure.__traceback__)
+        sys.stderr.write('\nOriginal exception was:\n')
+        traceback.print_exception(type(e), e, tb)
+    except BaseException:
+        pass
+
+
+def _reseed_numpy():
+    # The legacy global generator was seeded once, in the zygote: every run would draw the same
+    # numbers. A full MT19937 key from the OS costs about a third of numpy.random.seed().
+    key = numpy.frombuffer(os.urandom(624 * 4), dtype=numpy.uint32)
+    numpy.random.set_state(('MT19937', key, 624))
+
+
+def prepare(source, args, env, cwd, stdio=(0, 1, 2)):
+    """Sets the process up for one run. Returns (code, globals), or (None, result) when the
+    run ends before any user code runs."""
+    sys.stdin = sys.__stdin__ = _reader(stdio[0], '<stdin>')
+    sys.stdout = sys.__stdout__ = _writer(stdio[1], '<stdout>')
+    sys.stderr = sys.__stderr__ = _writer(stdio[2], '<stderr>')
+    sys.argv = [_FILENAME, *args]
+    os.environ.clear()
+    os.environ.update(env)
+    if cwd:
+        try:
+            os.chdir(cwd)
+        except OSError as e:
+            message = f'cannot change directory to {cwd!r}: {e.strerror}'
+            sys.stderr.write(message + '\n')
+            return None, (1, 'exception', message)
+    main = types.ModuleType('__main__')
+    main.__builtins__ = builtins
+    sys.modules['__main__'] = main
+    # mtime None: linecache never tries to reload it from disk.
+    linecache.cache[_FILENAME] = (len(source), None, source.splitlines(True), _FILENAME)
+    try:
+        code = compile(source, _FILENAME, 'exec', dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError) as e:
+        _print_exception(e, None)
+        return None, (1, 'syntax', _one_line(e))
+    if numpy is not None:
+        _reseed_numpy()
+    return code, main.__dict__
+
+
+def _outcome(e):
+    if isinstance(e, SystemExit):  # CPython's rules for the exit status
+        code = e.code
+        if code is None:
+            return 0, None, None
+        if isinstance(code, int):
+            return code & 0xff, None, None
+        try:
+            sys.stderr.write(str(code) + '\n')
+        except BaseException:
+            pass
+        return 1, None, None
+    tb = e.__traceback__
+    if isinstance(e, MemoryError):
+        traceback.clear_frames(tb)  # frees the locals that filled the memory before printing
+        _print_exception(e, tb)
+        return 1, 'memory', 'MemoryError'
+    _print_exception(e, tb)
+    return 1, 'exception', _one_line(e)
+
+
+def finish(exc):
+    """After the user's code: report its exception, then do what Py_FinalizeEx would (wait for
+    threads, run atexit) without finalising. Returns (exit code, error kind, message)."""
+    result = (0, None, None) if exc is None else _outcome(exc)
+    exc = None
+    try:
+        threading._shutdown()
+    except BaseException:
+        pass
+    try:
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    return result
+
+
+def _warm_up(rounds):
+    # Fork shares memory until it is written, and merely running code writes: 3.11 specialises
+    # bytecode in place and fills the type attribute cache. Running the per-run path here first
+    # (output to /dev/null) leaves those writes in the shared zygote pages instead of repeating
+    # them, page copy by page copy, in every child. Everything it changes is restored.
+    saved = (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__,
+             sys.argv, sys.modules['__main__'])
+    saved_env = dict(os.environ)
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for _ in range(rounds):
+            for source in ('print(1+1)', '1/0'):
+                code, g = prepare(source, ['x'], saved_env, '', (null, null, null))
+                try:
+                    exec(code, g)
+                except ZeroDivisionError as e:
+                    _outcome(e)
+                for stream in (sys.stdout, sys.stderr):
+                    stream.flush()
+    finally:
+        (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__,
+         sys.argv, sys.modules['__main__']) = saved
+        os.environ.clear()
+        os.environ.update(saved_env)
+        linecache.cache.pop(_FILENAME, None)
+        os.close(null)
+
+
+_warm_up(10)
+del _name, _warm_up
+gc.collect()
+gc.freeze()  # children never scan (and so never dirty) the preloaded objects
+)PY";
+
+}  // namespace onemcp::python

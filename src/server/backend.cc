@@ -1,0 +1,74 @@
+#include "server/backend.h"
+
+#include "base/log.h"
+#include "transpile/esbuild.h"
+
+namespace onemcp::server {
+namespace {
+
+constexpr int kTranspileTimeoutMs = 10000;
+
+std::vector<std::string> worker_env() {
+  // Workers hold no secret: nothing of the server's environment is passed on.
+  return {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "HOME=/tmp"};
+}
+
+class WorkerBackend final : public RunBackend {
+ public:
+  WorkerBackend(std::unique_ptr<sandbox::Zygote> js, std::unique_ptr<sandbox::Zygote> py,
+                std::string esbuild)
+      : js_(std::move(js)), py_(std::move(py)), esbuild_(std::move(esbuild)) {}
+
+  Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req,
+                                 const std::string& stdin_data,
+                                 const sandbox::CancelToken* cancel) override {
+    if (lang == Language::py) return py_->run(req, stdin_data, cancel);
+    auto out = js_->run(req, stdin_data, cancel);
+    if (!out || !out->report.needs_transpile || req.transpiled) return out;
+    // Plain QuickJS could not parse it (TypeScript, newer syntax, top-level await): transpile
+    // with esbuild on the host, then run again. Time spent counts against the deadline.
+    double spent = out->duration_ms;
+    auto t0 = std::chrono::steady_clock::now();
+    auto js = transpile::esbuild_transform(esbuild_, req.code, kTranspileTimeoutMs);
+    spent += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (!js) {
+      sandbox::RunOutput o;
+      o.err = js.error().message + "\n";
+      o.exit_code = 1;
+      o.outcome = sandbox::Outcome::error;
+      o.report.error_kind = "syntax";
+      o.report.error_message = js.error().message;
+      o.duration_ms = spent;
+      return o;
+    }
+    ipc::RunRequest again = req;
+    again.code = std::move(*js);
+    again.transpiled = true;
+    if (req.timeout_ms) {
+      uint64_t used = uint64_t(spent);
+      again.timeout_ms = req.timeout_ms > used ? req.timeout_ms - used : 1;
+    }
+    auto second = js_->run(again, stdin_data, cancel);
+    if (second) second->duration_ms += spent;
+    return second;
+  }
+
+ private:
+  std::unique_ptr<sandbox::Zygote> js_, py_;
+  std::string esbuild_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& paths) {
+  auto js = sandbox::Zygote::start({paths.js_worker, {}, worker_env()});
+  if (!js) return js.error();
+  auto py = sandbox::Zygote::start({paths.py_worker, {}, worker_env()});
+  if (!py) return py.error();
+  if (auto s = (*js)->wait_ready(std::chrono::seconds(30)); !s) return s.error();
+  if (auto s = (*py)->wait_ready(std::chrono::seconds(30)); !s) return s.error();
+  return std::unique_ptr<RunBackend>(
+      new WorkerBackend(std::move(*js), std::move(*py), paths.esbuild));
+}
+
+}  // namespace onemcp::server

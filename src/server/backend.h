@@ -1,0 +1,33 @@
+// server/backend.h — where runs go: the real worker zygotes, or a fake in unit tests.
+// Thread-safety: run() is called concurrently from the server's run threads.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+#include "ipc/wire.h"
+#include "sandbox/executor.h"
+
+namespace onemcp::server {
+
+enum class Language { js, py };
+
+class RunBackend {
+ public:
+  virtual ~RunBackend() = default;
+  virtual Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req,
+                                         const std::string& stdin_data,
+                                         const sandbox::CancelToken* cancel) = 0;
+};
+
+struct WorkerPaths {
+  std::string js_worker;  // 1mcp-js-worker
+  std::string py_worker;  // 1mcp-py-worker
+  std::string esbuild;    // esbuild binary, used only for code plain QuickJS cannot parse
+};
+
+// Starts both zygotes (in parallel) and waits until they are initialised.
+Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& paths);
+
+}  // namespace onemcp::server

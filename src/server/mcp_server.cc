@@ -1,0 +1,507 @@
+#include "server/mcp_server.h"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <map>
+
+#include "base/log.h"
+#include "server/tools.h"
+#include "server/ui.h"
+
+namespace onemcp::server {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kProtocols[] = {"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"};
+
+// JSON-RPC error codes (and the MCP "session not found" convention).
+constexpr int kParseError = -32700;
+constexpr int kInvalidRequest = -32600;
+constexpr int kMethodNotFound = -32601;
+constexpr int kInvalidParams = -32602;
+constexpr int kInternalError = -32603;
+constexpr int kServerBusy = -32000;
+constexpr int kSessionNotFound = -32001;
+
+// Never throws: nlohmann can throw even in non-throwing mode (e.g. number out of range).
+json parse_json(const std::string& text) {
+  try {
+    return json::parse(text, nullptr, false);
+  } catch (const std::exception&) {
+    return json(json::value_t::discarded);
+  }
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+json rpc_error(const json& id, int code, const std::string& message) {
+  return json{{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", message}}}};
+}
+
+json rpc_result(const json& id, json result) {
+  return json{{"jsonrpc", "2.0"}, {"id", id}, {"result", std::move(result)}};
+}
+
+bool valid_id(const json& id) {
+  return id.is_string() || id.is_number_integer() || id.is_number_unsigned();
+}
+
+std::string random_session_id() {
+  unsigned char b[16];
+  size_t got = 0;
+  while (got < sizeof b) {
+    ssize_t n = ::getrandom(b + got, sizeof b - got, 0);
+    if (n > 0) got += size_t(n);
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  for (unsigned char c : b) {
+    s += hex[c >> 4];
+    s += hex[c & 15];
+  }
+  return s;
+}
+
+std::string header(const HttpRequest& r, const char* name) {
+  auto it = r.headers.find(name);
+  return it == r.headers.end() ? std::string() : it->second;
+}
+
+HttpResponse json_response(int status, const json& body) {
+  return HttpResponse{status, {{"Content-Type", "application/json"}}, dump(body)};
+}
+
+// Host part of an authority ("host:port", "[::1]:80") in lower case, without brackets.
+std::string authority_host(std::string a) {
+  std::transform(a.begin(), a.end(), a.begin(), ::tolower);
+  if (!a.empty() && a[0] == '[') {
+    auto end = a.find(']');
+    return end == std::string::npos ? a : a.substr(1, end - 1);
+  }
+  auto colon = a.find(':');
+  return colon == std::string::npos ? a : a.substr(0, colon);
+}
+
+bool is_loopback_host(const std::string& h) {
+  return h == "localhost" || h == "::1" || h.rfind("127.", 0) == 0 || h.ends_with(".localhost");
+}
+
+}  // namespace
+
+bool is_supported_protocol(const std::string& v) {
+  return std::find(std::begin(kProtocols), std::end(kProtocols), v) != std::end(kProtocols);
+}
+
+struct McpServer::Session {
+  std::string id;
+  bool http = true;
+  std::mutex mu;  // guards everything below
+  std::string protocol;
+  bool initialized = false;
+  bool closed = false;
+  std::chrono::steady_clock::time_point last_used;
+  std::map<std::string, std::shared_ptr<sandbox::CancelToken>> running;  // key: dumped request id
+
+  void close() {
+    std::lock_guard lk(mu);
+    closed = true;
+    for (auto& [k, t] : running) t->cancel();
+  }
+};
+
+McpServer::McpServer(ServerOptions opts, policy::Config config, RunBackend& backend)
+    : opts_(std::move(opts)),
+      config_(std::move(config)),
+      backend_(backend),
+      pool_(std::make_unique<ThreadPool>(opts_.run_threads, opts_.max_queued_runs)) {
+  stdio_session_ = std::make_shared<Session>();
+  stdio_session_->id = "stdio";
+  stdio_session_->http = false;
+  stdio_session_->protocol = kLatestProtocol;
+}
+
+McpServer::~McpServer() {
+  cancel_all();
+  pool_.reset();  // waits for running jobs, which finish quickly once cancelled
+}
+
+void McpServer::cancel_all() {
+  std::vector<std::shared_ptr<Session>> all{stdio_session_};
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [id, s] : sessions_) all.push_back(s);
+  }
+  for (auto& s : all) {
+    std::lock_guard lk(s->mu);
+    for (auto& [k, t] : s->running) t->cancel();
+  }
+}
+
+size_t McpServer::session_count() {
+  std::lock_guard lk(mu_);
+  return sessions_.size();
+}
+
+json McpServer::initialize_result(const std::string& protocol) const {
+  return json{{"protocolVersion", protocol},
+              {"capabilities", {{"tools", {{"listChanged", false}}}}},
+              {"serverInfo", {{"name", opts_.name}, {"title", "1mcp"}, {"version", opts_.version}}},
+              {"instructions",
+               "Use run_js to execute JavaScript/TypeScript and run_py to execute Python in an "
+               "isolated sandbox with enforced time, memory and output limits."}};
+}
+
+std::shared_ptr<McpServer::Session> McpServer::new_session(const std::string& protocol) {
+  auto s = std::make_shared<Session>();
+  s->id = random_session_id();
+  s->protocol = protocol;
+  s->last_used = opts_.now();
+  std::lock_guard lk(mu_);
+  if (sessions_.size() >= opts_.max_sessions) return nullptr;
+  sessions_[s->id] = s;
+  return s;
+}
+
+std::shared_ptr<McpServer::Session> McpServer::find_session(const std::string& id) {
+  std::lock_guard lk(mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return nullptr;
+  std::lock_guard slk(it->second->mu);
+  it->second->last_used = opts_.now();
+  return it->second;
+}
+
+void McpServer::sweep_sessions() {
+  auto now = opts_.now();
+  std::vector<std::shared_ptr<Session>> expired;
+  {
+    std::lock_guard lk(mu_);
+    if (now - last_sweep_ < std::chrono::seconds(1)) return;
+    last_sweep_ = now;
+    auto ttl = std::chrono::milliseconds(config_.session_ttl_ms);
+    for (auto it = sessions_.begin(); it != sessions_.end();) {
+      std::unique_lock slk(it->second->mu);
+      bool idle = it->second->running.empty() && now - it->second->last_used > ttl;
+      slk.unlock();
+      if (idle) {
+        expired.push_back(it->second);
+        it = sessions_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& s : expired) s->close();
+}
+
+void McpServer::handle(HttpRequest req, Respond respond) {
+  try {
+    route(req, respond);
+  } catch (const std::exception& e) {
+    // A bug of ours, never the client's input: answer, log, keep serving.
+    log::error(std::string("internal error handling ") + req.method + " " + req.target + ": " + e.what());
+    if (respond) respond(json_response(500, rpc_error(nullptr, kInternalError, "Internal error")));
+  }
+}
+
+void McpServer::route(HttpRequest& req, Respond& respond) {
+  std::string path = req.target.substr(0, req.target.find('?'));
+  if (path == "/mcp") {
+    // Browsers send Origin; only loopback pages (or the page this server itself serves when
+    // bound elsewhere) may talk to us. The Host check stops DNS rebinding onto 127.0.0.1.
+    std::string origin = header(req, "origin");
+    std::string host = header(req, "host");
+    if (!origin.empty()) {
+      auto scheme_end = origin.find("://");
+      std::string authority = scheme_end == std::string::npos ? "" : origin.substr(scheme_end + 3);
+      bool same = !opts_.loopback_only && !authority.empty() && authority == host;
+      if (!same && !is_loopback_host(authority_host(authority))) {
+        return respond(json_response(403, rpc_error(nullptr, kInvalidRequest,
+                                                    "Forbidden: origin " + origin +
+                                                        " is not allowed")));
+      }
+    }
+    if (opts_.loopback_only && !host.empty() && !is_loopback_host(authority_host(host))) {
+      return respond(json_response(
+          403, rpc_error(nullptr, kInvalidRequest, "Forbidden: host " + host + " is not allowed")));
+    }
+    sweep_sessions();
+    if (req.method == "POST") return handle_mcp_post(req, respond);
+    if (req.method == "DELETE") return handle_mcp_delete(req, respond);
+    HttpResponse r = json_response(
+        405, rpc_error(nullptr, kInvalidRequest,
+                       "Method not allowed: this server does not offer an SSE stream on GET"));
+    r.headers.push_back({"Allow", "POST, DELETE"});
+    return respond(std::move(r));
+  }
+  if (req.method != "GET" && req.method != "HEAD") {
+    return respond(json_response(405, json{{"error", "method not allowed"}}));
+  }
+  if (path == "/health") return respond(json_response(200, json{{"status", "ok"}}));
+  if (path == "/") {
+    if (opts_.ui) {
+      return respond(HttpResponse{
+          200,
+          {{"Content-Type", "text/html; charset=utf-8"},
+           {"Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"},
+           {"X-Content-Type-Options", "nosniff"}},
+          std::string(ui_page())});
+    }
+    return respond(json_response(200, json{{"name", opts_.name},
+                                           {"version", opts_.version},
+                                           {"status", "ok"},
+                                           {"mcp", "/mcp"},
+                                           {"protocolVersion", kLatestProtocol},
+                                           {"tools", {"run_js", "run_py"}},
+                                           {"sessions", session_count()}}));
+  }
+  respond(json_response(404, json{{"error", "not found"}, {"path", path}}));
+}
+
+void McpServer::handle_mcp_delete(HttpRequest& req, Respond& respond) {
+  std::string sid = header(req, "mcp-session-id");
+  if (sid.empty()) {
+    return respond(json_response(
+        400, rpc_error(nullptr, kInvalidRequest, "Bad Request: Mcp-Session-Id header is required")));
+  }
+  std::shared_ptr<Session> s;
+  {
+    std::lock_guard lk(mu_);
+    auto it = sessions_.find(sid);
+    if (it != sessions_.end()) {
+      s = it->second;
+      sessions_.erase(it);
+    }
+  }
+  if (!s) return respond(json_response(404, rpc_error(nullptr, kSessionNotFound, "Session not found")));
+  s->close();
+  respond(HttpResponse{200, {{"Content-Type", "application/json"}}, "{}"});
+}
+
+void McpServer::handle_mcp_post(HttpRequest& req, Respond& respond) {
+  std::string ctype = header(req, "content-type");
+  std::transform(ctype.begin(), ctype.end(), ctype.begin(), ::tolower);
+  if (ctype.find("application/json") == std::string::npos) {
+    return respond(json_response(
+        415, rpc_error(nullptr, kInvalidRequest, "Unsupported Media Type: Content-Type must be application/json")));
+  }
+  std::string accept = header(req, "accept");
+  if (!accept.empty() && accept.find("application/json") == std::string::npos &&
+      accept.find("*/*") == std::string::npos && accept.find("application/*") == std::string::npos) {
+    return respond(json_response(
+        406, rpc_error(nullptr, kInvalidRequest, "Not Acceptable: client must accept application/json")));
+  }
+  json msg = parse_json(req.body);
+  if (msg.is_discarded()) {
+    return respond(json_response(400, rpc_error(nullptr, kParseError, "Parse error: invalid JSON")));
+  }
+  if (msg.is_array()) {
+    return respond(json_response(
+        400, rpc_error(nullptr, kInvalidRequest, "Invalid Request: batches are not supported")));
+  }
+  json id = msg.is_object() && msg.contains("id") ? msg["id"] : json(nullptr);
+  if (!valid_id(id)) id = nullptr;
+  if (!msg.is_object() || msg.value("jsonrpc", json()) != "2.0") {
+    return respond(json_response(
+        400, rpc_error(id, kInvalidRequest, "Invalid Request: expected a JSON-RPC 2.0 object")));
+  }
+  bool has_method = msg.contains("method");
+  bool is_request = has_method && msg.contains("id");
+
+  if (is_request && msg["method"] == "initialize") {
+    if (!valid_id(msg["id"])) {
+      return respond(json_response(
+          400, rpc_error(nullptr, kInvalidRequest, "Invalid Request: id must be a string or integer")));
+    }
+    const json& params = msg.contains("params") ? msg["params"] : json::object();
+    if (!params.is_object() || !params.contains("protocolVersion") ||
+        !params["protocolVersion"].is_string()) {
+      return respond(json_response(
+          200, rpc_error(id, kInvalidParams, "Invalid params: protocolVersion (string) is required")));
+    }
+    std::string asked = params["protocolVersion"];
+    std::string protocol = is_supported_protocol(asked) ? asked : kLatestProtocol;
+    auto s = new_session(protocol);
+    if (!s) {
+      return respond(json_response(
+          503, rpc_error(id, kServerBusy, "Too many sessions; close one (DELETE /mcp) or retry later")));
+    }
+    HttpResponse r = json_response(200, rpc_result(id, initialize_result(protocol)));
+    r.headers.push_back({"Mcp-Session-Id", s->id});
+    return respond(std::move(r));
+  }
+
+  std::string sid = header(req, "mcp-session-id");
+  if (sid.empty()) {
+    return respond(json_response(
+        400, rpc_error(id, kInvalidRequest, "Bad Request: Mcp-Session-Id header is required")));
+  }
+  auto session = find_session(sid);
+  if (!session) return respond(json_response(404, rpc_error(id, kSessionNotFound, "Session not found")));
+  std::string pv = header(req, "mcp-protocol-version");
+  if (!pv.empty() && !is_supported_protocol(pv)) {
+    return respond(json_response(
+        400, rpc_error(id, kInvalidRequest, "Bad Request: unsupported MCP-Protocol-Version " + pv)));
+  }
+  if (!is_request) {
+    // Notifications and responses: accepted, nothing to answer.
+    dispatch(session, msg, [](std::optional<json>) {});
+    return respond(HttpResponse{202, {}, ""});
+  }
+  dispatch(session, msg, [respond = std::move(respond), id](std::optional<json> r) {
+    respond(json_response(200, r ? *r : rpc_error(id, kInvalidRequest, "Request cancelled")));
+  });
+}
+
+void McpServer::handle_line(std::string line, WriteLine write, std::function<void()> done) {
+  try {
+    route_line(line, write, done);
+  } catch (const std::exception& e) {
+    log::error(std::string("internal error handling a stdio message: ") + e.what());
+    write(dump(rpc_error(nullptr, kInternalError, "Internal error")));
+    done();
+  }
+}
+
+void McpServer::route_line(const std::string& line, WriteLine& write, std::function<void()>& done) {
+  auto reply_error = [&](const json& id, int code, const std::string& m) {
+    write(dump(rpc_error(id, code, m)));
+    done();
+  };
+  json msg = parse_json(line);
+  if (msg.is_discarded()) return reply_error(nullptr, kParseError, "Parse error: invalid JSON");
+  if (msg.is_array()) {
+    return reply_error(nullptr, kInvalidRequest, "Invalid Request: batches are not supported");
+  }
+  json id = msg.is_object() && msg.contains("id") && valid_id(msg["id"]) ? msg["id"] : json(nullptr);
+  if (!msg.is_object() || msg.value("jsonrpc", json()) != "2.0") {
+    return reply_error(id, kInvalidRequest, "Invalid Request: expected a JSON-RPC 2.0 object");
+  }
+  dispatch(stdio_session_, msg, [write, done](std::optional<json> r) {
+    if (r) write(dump(*r));
+    done();
+  });
+}
+
+void McpServer::line_too_long(WriteLine write) {
+  write(dump(rpc_error(nullptr, kInvalidRequest,
+                       "Invalid Request: message larger than " +
+                           std::to_string(opts_.max_body_bytes) + " bytes")));
+}
+
+void McpServer::dispatch(const std::shared_ptr<Session>& session, const json& msg, Reply reply) {
+  bool has_id = msg.contains("id");
+  if (!msg.contains("method")) {
+    // A response to a request we never send, or garbage: nothing to answer.
+    if (has_id && !msg.contains("result") && !msg.contains("error")) {
+      return reply(rpc_error(nullptr, kInvalidRequest, "Invalid Request: method is required"));
+    }
+    return reply(std::nullopt);
+  }
+  const json& id = has_id ? msg["id"] : json(nullptr);
+  if (has_id && !valid_id(id)) {
+    return reply(rpc_error(nullptr, kInvalidRequest, "Invalid Request: id must be a string or integer"));
+  }
+  if (!msg["method"].is_string()) {
+    return reply(has_id ? std::optional(rpc_error(id, kInvalidRequest, "Invalid Request: method must be a string"))
+                        : std::nullopt);
+  }
+  std::string method = msg["method"];
+  const json params = msg.contains("params") ? msg["params"] : json::object();
+  if (!params.is_object()) {
+    return reply(has_id ? std::optional(rpc_error(id, kInvalidParams, "Invalid params: params must be an object"))
+                        : std::nullopt);
+  }
+
+  if (!has_id) {
+    if (method == "notifications/initialized") {
+      std::lock_guard lk(session->mu);
+      session->initialized = true;
+    } else if (method == "notifications/cancelled" && params.contains("requestId")) {
+      std::lock_guard lk(session->mu);
+      auto it = session->running.find(dump(params["requestId"]));
+      if (it != session->running.end()) it->second->cancel();
+    }
+    return reply(std::nullopt);
+  }
+
+  if (method == "initialize") {
+    if (!params.contains("protocolVersion") || !params["protocolVersion"].is_string()) {
+      return reply(rpc_error(id, kInvalidParams, "Invalid params: protocolVersion (string) is required"));
+    }
+    std::string asked = params["protocolVersion"];
+    std::string protocol = is_supported_protocol(asked) ? asked : kLatestProtocol;
+    {
+      std::lock_guard lk(session->mu);
+      session->protocol = protocol;
+    }
+    return reply(rpc_result(id, initialize_result(protocol)));
+  }
+  if (method == "ping") return reply(rpc_result(id, json::object()));
+  if (method == "tools/list") {
+    if (params.contains("cursor") && !params["cursor"].is_string()) {
+      return reply(rpc_error(id, kInvalidParams, "Invalid params: cursor must be a string"));
+    }
+    return reply(rpc_result(id, json{{"tools", tool_list(config_.policy)}}));
+  }
+  if (method == "tools/call") return call_tool(session, id, params, std::move(reply));
+  reply(rpc_error(id, kMethodNotFound, "Method not found: " + method));
+}
+
+void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& id,
+                          const json& params, Reply reply) {
+  if (!params.contains("name") || !params["name"].is_string()) {
+    return reply(rpc_error(id, kInvalidParams, "Invalid params: name (string) is required"));
+  }
+  std::string name = params["name"];
+  auto lang = tool_language(name);
+  if (!lang) return reply(rpc_error(id, kInvalidParams, "Unknown tool: " + name));
+  json args = params.contains("arguments") ? params["arguments"] : json::object();
+  if (!args.is_object()) {
+    return reply(rpc_error(id, kInvalidParams, "Invalid params: arguments must be an object"));
+  }
+  auto prepared = prepare_run(*lang, args, config_.policy);
+  if (!prepared) return reply(rpc_result(id, tool_error(prepared.error().message)));
+
+  auto token = std::make_shared<sandbox::CancelToken>();
+  std::string key = dump(id);
+  {
+    std::lock_guard lk(session->mu);
+    if (session->closed) return reply(rpc_error(id, kSessionNotFound, "Session not found"));
+    if (session->running.count(key)) {
+      return reply(rpc_error(id, kInvalidRequest, "Invalid Request: request id " + key + " is already in use"));
+    }
+    session->running[key] = token;
+  }
+  auto finish = [session, key] {
+    std::lock_guard lk(session->mu);
+    session->running.erase(key);
+  };
+  auto job = [this, session, id, lang = *lang, p = std::move(*prepared), token, reply, finish] {
+    std::optional<json> answer;
+    try {
+      auto out = backend_.run(lang, p.request, p.stdin_data, token.get());
+      if (!out) {
+        log::error("run failed: " + out.error().message);
+        answer = rpc_result(id, tool_error("internal error: the run could not be executed"));
+      } else {
+        answer = rpc_result(id, tool_result(lang, *out, p.request));
+      }
+    } catch (const std::exception& e) {
+      log::error(std::string("run failed: ") + e.what());
+      answer = rpc_result(id, tool_error("internal error: the run could not be executed"));
+    }
+    finish();
+    if (token->cancelled() && !session->http) answer.reset();  // per spec: no response
+    reply(std::move(answer));
+  };
+  if (!pool_->submit(std::move(job))) {
+    finish();
+    reply(rpc_result(id, tool_error("server busy: too many runs queued; retry later")));
+  }
+}
+
+}  // namespace onemcp::server

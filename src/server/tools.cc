@@ -1,0 +1,169 @@
+#include "server/tools.h"
+
+#include <signal.h>
+#include <cmath>
+#include <string.h>
+
+#include "base/utf8.h"
+#include "policy/schema.h"
+#include "policy/schemas.h"
+
+namespace onemcp::server {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kJsDescription =
+    "Run JavaScript (QuickJS, ES2020 plus TypeScript and top-level await via esbuild) in an "
+    "isolated sandbox. console.log/info/debug go to stdout, console.error/warn to stderr; the "
+    "value of the last expression is returned as `value`. Promises and setTimeout/setInterval "
+    "run until settled or the deadline. Input: process.stdin.read() (whole stdin as a string) or "
+    "process.stdin.lines(); process.argv, process.env, process.cwd(), process.exit(code). There "
+    "is no filesystem, no require/import of host modules and no std/os module.";
+
+constexpr const char* kPyDescription =
+    "Run Python 3.11 (CPython) in an isolated sandbox. The standard library is available (and "
+    "numpy when installed on the server); every run starts from a fresh interpreter state. "
+    "print() goes to stdout, tracebacks to stderr. Input: sys.stdin / input(); sys.argv, "
+    "os.environ and os.getcwd() reflect args, env and cwd. sys.exit(n) sets the exit code.";
+
+std::string limits_note(const policy::Policy& p) {
+  return " Limits on this server: timeoutMs " + std::to_string(p.limits.timeout_ms) + ", memMb " +
+         std::to_string(p.limits.mem_mb) + ", stdoutBytes " +
+         std::to_string(p.limits.stdout_bytes) +
+         " (a call's policy can only tighten them).";
+}
+
+const char* outcome_phrase(sandbox::Outcome o) {
+  switch (o) {
+    case sandbox::Outcome::ok: return "ok";
+    case sandbox::Outcome::error: return "error";
+    case sandbox::Outcome::timeout: return "time limit exceeded";
+    case sandbox::Outcome::memory: return "memory limit exceeded";
+    case sandbox::Outcome::output_limit: return "output limit exceeded";
+    case sandbox::Outcome::policy_violation: return "blocked by the sandbox policy";
+    case sandbox::Outcome::crashed: return "crashed";
+    case sandbox::Outcome::killed: return "cancelled";
+    case sandbox::Outcome::internal: return "internal error";
+  }
+  return "internal error";
+}
+
+}  // namespace
+
+std::optional<Language> tool_language(const std::string& name) {
+  if (name == "run_js") return Language::js;
+  if (name == "run_py") return Language::py;
+  return std::nullopt;
+}
+
+json tool_list(const policy::Policy& server_policy) {
+  auto tool = [&](const char* name, const char* title, const char* desc, const json& in) {
+    return json{{"name", name},
+                {"title", title},
+                {"description", std::string(desc) + limits_note(server_policy)},
+                {"inputSchema", in},
+                {"outputSchema", policy::run_output_schema()},
+                {"annotations",
+                 {{"title", title},
+                  {"readOnlyHint", false},
+                  {"destructiveHint", false},
+                  {"idempotentHint", false},
+                  {"openWorldHint", false}}}};
+  };
+  return json::array({tool("run_js", "Run JavaScript", kJsDescription, policy::run_js_input_schema()),
+                      tool("run_py", "Run Python", kPyDescription, policy::run_py_input_schema())});
+}
+
+Result<PreparedRun> prepare_run(Language lang, const json& arguments,
+                                const policy::Policy& server_policy) {
+  const json& schema =
+      lang == Language::js ? policy::run_js_input_schema() : policy::run_py_input_schema();
+  if (auto s = policy::validate(schema, arguments); !s) {
+    return make_error("invalid arguments: " + s.error().message);
+  }
+  auto effective = policy::tighten(server_policy, arguments.value("policy", json::object()));
+  if (!effective) return effective.error();
+
+  const char* deps_field = lang == Language::js ? "npm" : "pip";
+  if (auto it = arguments.find(deps_field); it != arguments.end()) {
+    bool empty = true;
+    for (const char* k : {"dependencies", "requirements", "wheelUrls"}) {
+      if (it->contains(k) && !(*it)[k].empty()) empty = false;
+    }
+    if (!empty) {
+      return make_error(std::string(deps_field) +
+                        ": package installation is not enabled on this server");
+    }
+  }
+
+  PreparedRun p;
+  p.request.code = arguments.at("code").get<std::string>();
+  p.request.args = arguments.value("args", std::vector<std::string>{});
+  p.request.env = arguments.value("env", std::map<std::string, std::string>{});
+  p.request.cwd = arguments.value("cwd", std::string{});
+  p.request.timeout_ms = effective->limits.timeout_ms;
+  p.request.mem_mb = effective->limits.mem_mb;
+  p.request.stdout_bytes = effective->limits.stdout_bytes;
+  p.stdin_data = arguments.value("stdin", std::string{});
+  return p;
+}
+
+json tool_result(Language lang, const sandbox::RunOutput& out, const ipc::RunRequest& req) {
+  std::string so = sanitize_utf8(out.out);
+  std::string se = sanitize_utf8(out.err);
+  bool is_error = out.outcome != sandbox::Outcome::ok;
+
+  json structured = {{"stdout", so},
+                     {"stderr", se},
+                     {"exitCode", out.exit_code},
+                     {"outcome", sandbox::to_string(out.outcome)},
+                     {"durationMs", std::round(out.duration_ms * 1000) / 1000},
+                     {"truncated", out.truncated}};
+  if (lang == Language::js && out.report.value) {
+    structured["value"] = sanitize_utf8(*out.report.value);
+  }
+
+  // The text an LLM reads: plain stdout when that is all there is, labelled sections otherwise.
+  std::string text = so;
+  auto section = [&](const std::string& label, const std::string& body) {
+    if (!text.empty() && text.back() != '\n') text += '\n';
+    text += label;
+    if (body.empty()) {
+      text += '\n';
+    } else {
+      text += body.back() == '\n' ? body : body + "\n";
+    }
+  };
+  if (!se.empty()) section("[stderr]\n", se);
+  if (structured.contains("value")) section("[value] ", structured["value"].get<std::string>());
+  if (out.truncated) {
+    section("[output truncated at " + std::to_string(req.stdout_bytes) + " bytes]", "");
+  }
+  if (is_error) {
+    std::string status = "[" + std::string(outcome_phrase(out.outcome));
+    if (out.outcome == sandbox::Outcome::timeout) {
+      status += ": stopped after " + std::to_string(req.timeout_ms) + " ms";
+    } else if (out.outcome == sandbox::Outcome::memory) {
+      status += ": limit " + std::to_string(req.mem_mb) + " MB";
+    } else if (out.signal) {
+      status += std::string(": signal ") + sigabbrev_np(out.signal);
+    } else {
+      status += ": exit code " + std::to_string(out.exit_code);
+    }
+    section(status + "]", "");
+  }
+  if (text.empty()) text = "(no output)";
+
+  return json{{"content", json::array({json{{"type", "text"}, {"text", text}}})},
+              {"structuredContent", structured},
+              {"isError", is_error}};
+}
+
+json tool_error(const std::string& message) {
+  return json{{"content", json::array({json{{"type", "text"}, {"text", sanitize_utf8(message)}}})},
+              {"isError", true}};
+}
+
+}  // namespace onemcp::server

@@ -1,0 +1,40 @@
+// server/tools.h — the run_js / run_py tools: their MCP descriptions, turning call arguments into
+// a run request under the effective policy, and turning a run into an MCP tool result.
+// Thread-safety: pure functions.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "base/result.h"
+#include "ipc/wire.h"
+#include "policy/config.h"
+#include "sandbox/executor.h"
+#include "server/backend.h"
+
+namespace onemcp::server {
+
+std::optional<Language> tool_language(const std::string& name);
+
+// tools/list entries for run_js and run_py.
+nlohmann::json tool_list(const policy::Policy& server_policy);
+
+struct PreparedRun {
+  ipc::RunRequest request;
+  std::string stdin_data;
+};
+
+// Validates `arguments` against the tool's input schema and the server policy. The error text
+// is meant for the caller (it becomes an isError result).
+Result<PreparedRun> prepare_run(Language lang, const nlohmann::json& arguments,
+                                const policy::Policy& server_policy);
+
+// A CallToolResult: content text an LLM can read plus structuredContent.
+nlohmann::json tool_result(Language lang, const sandbox::RunOutput& out,
+                           const ipc::RunRequest& req);
+
+// An isError CallToolResult for a call that could not run at all.
+nlohmann::json tool_error(const std::string& message);
+
+}  // namespace onemcp::server

@@ -1,0 +1,257 @@
+// The official MCP SDK client over Streamable HTTP against the real binary: handshake, tool
+// listing, and the everyday behaviour of run_js and run_py.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { connectHttp, ping, runJs, runPy, show, startServer } from "./lib.mjs";
+
+let server;
+let client;
+
+before(async () => {
+  server = await startServer();
+  client = await connectHttp(server.url);
+});
+
+after(async () => {
+  await client?.close().catch(() => {});
+  await server?.stop();
+});
+
+// Asserts a successful run and returns its structuredContent.
+function assertOk(result) {
+  assert.equal(result.isError, false, show(result));
+  const sc = result.structuredContent;
+  assert.equal(sc.outcome, "ok", show(result));
+  assert.equal(sc.exitCode, 0, show(result));
+  assert.equal(sc.truncated, false, show(result));
+  assert.equal(typeof sc.durationMs, "number");
+  return sc;
+}
+
+test("initialize: server info and the tools capability", () => {
+  const info = client.getServerVersion();
+  assert.equal(info.name.length > 0, true);
+  assert.equal(typeof info.version, "string");
+  assert.ok(client.getServerCapabilities()?.tools, "tools capability advertised");
+});
+
+test("tools/list offers run_js and run_py with input and output schemas", async () => {
+  const { tools } = await client.listTools(undefined, { timeout: 5000 });
+  const names = tools.map((t) => t.name).sort();
+  assert.deepEqual(names, ["run_js", "run_py"]);
+  for (const t of tools) {
+    assert.equal(t.inputSchema.type, "object", t.name);
+    assert.ok(t.inputSchema.properties.code, `${t.name} has a code property`);
+    assert.ok(t.inputSchema.required.includes("code"), `${t.name} requires code`);
+    for (const p of ["stdin", "args", "env", "cwd", "policy"]) {
+      assert.ok(t.inputSchema.properties[p], `${t.name} accepts ${p}`);
+    }
+    assert.equal(t.outputSchema?.type, "object", `${t.name} has an outputSchema`);
+    for (const p of ["stdout", "stderr", "exitCode", "outcome", "durationMs", "truncated"]) {
+      assert.ok(t.outputSchema.properties[p], `${t.name} output has ${p}`);
+    }
+    assert.ok(t.description.length > 20);
+  }
+});
+
+test("run_js console.log(1+1)", async () => {
+  const r = await runJs(client, "console.log(1+1)");
+  const sc = assertOk(r);
+  assert.equal(sc.stdout, "2\n");
+  assert.equal(sc.stderr, "");
+  assert.deepEqual(r.content[0].type, "text");
+  assert.match(r.content[0].text, /^2\n/);
+});
+
+test("run_js returns the value of the last expression", async () => {
+  const sc = assertOk(await runJs(client, "const a = 6;\na * 7"));
+  assert.equal(sc.stdout, "");
+  assert.equal(sc.value, "42");
+});
+
+test("run_js formats objects like Node", async () => {
+  const sc = assertOk(await runJs(client, "console.log({x:1, y:[1,2]})"));
+  assert.equal(sc.stdout, "{ x: 1, y: [ 1, 2 ] }\n");
+});
+
+test("run_js accepts TypeScript", async () => {
+  const code = [
+    "interface Point { x: number; y: number }",
+    "const p: Point = { x: 3, y: 4 };",
+    "function norm(q: Point): number { return Math.sqrt(q.x ** 2 + q.y ** 2); }",
+    "console.log(norm(p) as number);",
+  ].join("\n");
+  const sc = assertOk(await runJs(client, code));
+  assert.equal(sc.stdout, "5\n");
+});
+
+test("run_js top-level await on a setTimeout promise", async () => {
+  const code = [
+    "const t0 = Date.now();",
+    "await new Promise((resolve) => setTimeout(resolve, 100));",
+    "console.log('waited', Date.now() - t0 >= 90);",
+  ].join("\n");
+  const sc = assertOk(await runJs(client, code));
+  assert.equal(sc.stdout, "waited true\n");
+});
+
+test("run_js returns the last expression value with top-level await too", async () => {
+  const sc = assertOk(await runJs(client, "const x = await Promise.resolve(21);\nx * 2"));
+  assert.equal(sc.value, "42");
+});
+
+test("run_js value formatting of objects and strings", async () => {
+  assert.equal(assertOk(await runJs(client, "({a: 1, b: [2]})")).value, "{ a: 1, b: [ 2 ] }");
+  assert.equal(assertOk(await runJs(client, "'s'.repeat(2)")).value, "'ss'");
+  assert.equal(assertOk(await runJs(client, "console.log('only output')")).value, undefined);
+});
+
+test("run_py print(1+1)", async () => {
+  const r = await runPy(client, "print(1+1)");
+  const sc = assertOk(r);
+  assert.equal(sc.stdout, "2\n");
+  assert.equal(sc.stderr, "");
+  assert.equal(sc.value, undefined);
+});
+
+test("multi-line output is preserved byte for byte", async () => {
+  const expected = "line 1\n\n  indented\ttab\r\nunicode: héllo ✓ 😀\nno trailing newline";
+  const js = assertOk(await runJs(client, `process.stdout.write(${JSON.stringify(expected)})`));
+  assert.equal(js.stdout, expected);
+  const py = assertOk(
+    await runPy(client, `import sys\nsys.stdout.write(${JSON.stringify(expected)})`),
+  );
+  assert.equal(py.stdout, expected);
+  const lines = assertOk(await runPy(client, "for i in range(5):\n    print(i)\nprint()\nprint('end')"));
+  assert.equal(lines.stdout, "0\n1\n2\n3\n4\n\nend\n");
+});
+
+test("stderr is kept apart from stdout", async () => {
+  const js = assertOk(await runJs(client, "console.log('out'); console.error('err');"));
+  assert.equal(js.stdout, "out\n");
+  assert.equal(js.stderr, "err\n");
+  const py = assertOk(
+    await runPy(client, "import sys\nprint('out')\nprint('err', file=sys.stderr)"),
+  );
+  assert.equal(py.stdout, "out\n");
+  assert.equal(py.stderr, "err\n");
+});
+
+test("run_js honours stdin, args, env and cwd", async () => {
+  const code = [
+    "const input = process.stdin.read();",
+    "console.log(JSON.stringify({ input, argv: process.argv, foo: process.env.FOO, cwd: process.cwd() }));",
+  ].join("\n");
+  const sc = assertOk(
+    await runJs(client, code, {
+      stdin: "hello\nworld\n",
+      args: ["one", "two words"],
+      env: { FOO: "bar baz" },
+      cwd: "/tmp",
+    }),
+  );
+  assert.deepEqual(JSON.parse(sc.stdout), {
+    input: "hello\nworld\n",
+    argv: ["qjs", "<run_js>", "one", "two words"],
+    foo: "bar baz",
+    cwd: "/tmp",
+  });
+});
+
+test("run_py honours stdin, args, env and cwd", async () => {
+  const code = [
+    "import json, os, sys",
+    "first = input()",
+    "rest = sys.stdin.read()",
+    "print(json.dumps({'first': first, 'rest': rest, 'argv': sys.argv,",
+    "                  'foo': os.environ.get('FOO'), 'cwd': os.getcwd()}))",
+  ].join("\n");
+  const sc = assertOk(
+    await runPy(client, code, {
+      stdin: "hello\nworld\n",
+      args: ["one", "two words"],
+      env: { FOO: "bar baz" },
+      cwd: "/tmp",
+    }),
+  );
+  assert.deepEqual(JSON.parse(sc.stdout), {
+    first: "hello",
+    rest: "world\n",
+    argv: ["<run_py>", "one", "two words"],
+    foo: "bar baz",
+    cwd: "/tmp",
+  });
+});
+
+test("run_js uncaught exception is an isError result with the stack in stderr", async () => {
+  const code = "function inner() { throw new Error('boom'); }\nfunction outer() { inner(); }\nouter();";
+  const r = await runJs(client, code);
+  assert.equal(r.isError, true, show(r));
+  const sc = r.structuredContent;
+  assert.equal(sc.outcome, "error", show(r));
+  assert.equal(sc.exitCode, 1, show(r));
+  assert.match(sc.stderr, /Error: boom/);
+  assert.match(sc.stderr, /at inner/, "stack names the throwing function");
+  assert.match(r.content[0].text, /boom/);
+  await ping(client);
+});
+
+test("run_py exception is an isError result with the traceback in stderr", async () => {
+  const code = "def inner():\n    raise ValueError('bad value')\n\ninner()\n";
+  const r = await runPy(client, code);
+  assert.equal(r.isError, true, show(r));
+  const sc = r.structuredContent;
+  assert.equal(sc.outcome, "error", show(r));
+  assert.equal(sc.exitCode, 1, show(r));
+  assert.match(sc.stderr, /Traceback \(most recent call last\)/);
+  assert.match(sc.stderr, /in inner/);
+  assert.match(sc.stderr, /ValueError: bad value/);
+  await ping(client);
+});
+
+test("syntax errors are isError results", async () => {
+  const js = await runJs(client, "let x = ;");
+  assert.equal(js.isError, true, show(js));
+  assert.equal(js.structuredContent.outcome, "error", show(js));
+  assert.notEqual(js.structuredContent.exitCode, 0);
+  assert.match(js.structuredContent.stderr, /SyntaxError|[Ee]xpected|[Uu]nexpected/);
+
+  const py = await runPy(client, "def f(:\n  pass");
+  assert.equal(py.isError, true, show(py));
+  assert.equal(py.structuredContent.outcome, "error", show(py));
+  assert.notEqual(py.structuredContent.exitCode, 0);
+  assert.match(py.structuredContent.stderr, /SyntaxError/);
+  await ping(client);
+});
+
+test("sys.exit(3) sets exitCode 3 and isError", async () => {
+  const r = await runPy(client, "import sys\nprint('before')\nsys.exit(3)\nprint('after')");
+  assert.equal(r.isError, true, show(r));
+  assert.equal(r.structuredContent.exitCode, 3, show(r));
+  assert.equal(r.structuredContent.outcome, "error", show(r));
+  assert.equal(r.structuredContent.stdout, "before\n");
+});
+
+test("process.exit(4) sets exitCode 4 in JS", async () => {
+  const r = await runJs(client, "console.log('before'); process.exit(4); console.log('after');");
+  assert.equal(r.isError, true, show(r));
+  assert.equal(r.structuredContent.exitCode, 4, show(r));
+  assert.equal(r.structuredContent.stdout, "before\n");
+});
+
+test("every run starts from fresh state", async () => {
+  assertOk(await runPy(client, "import builtins\nbuiltins.leaked = 1\nx = 5"));
+  const py = assertOk(await runPy(client, "import builtins\nprint(hasattr(builtins, 'leaked'), 'x' in globals())"));
+  assert.equal(py.stdout, "False False\n");
+  assertOk(await runJs(client, "globalThis.leaked = 1"));
+  const js = assertOk(await runJs(client, "console.log(typeof globalThis.leaked)"));
+  assert.equal(js.stdout, "undefined\n");
+});
+
+test("the server is still healthy after all of the above", async () => {
+  await ping(client);
+  const sc = assertOk(await runPy(client, "print('still here')"));
+  assert.equal(sc.stdout, "still here\n");
+  assert.equal(server.proc.exitCode, null, "server process still running");
+});

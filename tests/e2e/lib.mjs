@@ -1,0 +1,299 @@
+// Shared helpers for the end-to-end tests: start the real 1mcp binary, connect the official MCP
+// SDK client, and speak raw JSON-RPC over HTTP. Every wait is bounded so a hung server fails a
+// test instead of hanging the suite.
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+// The SDK is loaded by absolute path: NODE_PATH does not apply to ESM imports.
+const SDK = path.join(REPO_ROOT, "node_modules/@modelcontextprotocol/sdk/dist/esm");
+const sdk = (p) => import(pathToFileURL(path.join(SDK, p)).href);
+export const { Client } = await sdk("client/index.js");
+export const { StreamableHTTPClientTransport } = await sdk("client/streamableHttp.js");
+export const { StdioClientTransport } = await sdk("client/stdio.js");
+export const { McpError } = await sdk("types.js");
+
+function defaultBin() {
+  for (const dir of ["build-e2e", "build"]) {
+    const p = path.join(REPO_ROOT, dir, "1mcp");
+    if (fs.existsSync(p)) return p;
+  }
+  return path.join(REPO_ROOT, "build", "1mcp");
+}
+export const BIN = process.env.ONEMCP_BIN || defaultBin();
+
+export const PROTOCOL = "2025-06-18";
+
+// ---------------------------------------------------------------------------------------------
+// Time
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Rejects with a clear message if `promise` has not settled within `ms`.
+export function withTimeout(promise, ms, what = "operation") {
+  let timer;
+  const t = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
+}
+
+export async function timed(fn) {
+  const t0 = performance.now();
+  const value = await fn();
+  return { value, ms: performance.now() - t0 };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Project directories and the CLI
+
+const tempDirs = [];
+process.on("exit", () => {
+  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+export function tempDir(prefix = "1mcp-e2e-") {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.push(d);
+  return d;
+}
+
+// Runs the CLI to completion (bounded), returning { status, stdout, stderr }.
+export function runCli(args, { timeoutMs = 15000 } = {}) {
+  const r = spawnSync(BIN, args, { encoding: "utf8", timeout: timeoutMs });
+  if (r.error) throw r.error;
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+export const configPath = (dir) => path.join(dir, "1mcp.config.json");
+export const readConfig = (dir) => JSON.parse(fs.readFileSync(configPath(dir), "utf8"));
+export const writeConfig = (dir, cfg) =>
+  fs.writeFileSync(configPath(dir), JSON.stringify(cfg, null, 2) + "\n");
+
+// A fresh project directory holding the config `1mcp init` writes, with `edit(config)` applied.
+export function makeProject(edit) {
+  const dir = tempDir();
+  const r = runCli(["init", "--dir", dir]);
+  if (r.status !== 0) throw new Error(`1mcp init failed (${r.status}): ${r.stderr}`);
+  if (edit) {
+    const cfg = readConfig(dir);
+    writeConfig(dir, edit(cfg) ?? cfg);
+  }
+  return dir;
+}
+
+// Sets policy.limits fields (timeoutMs, memMb, stdoutBytes) in a config object.
+export function withLimits(limits) {
+  return (cfg) => {
+    cfg.policy ??= {};
+    cfg.policy.limits = { ...(cfg.policy.limits ?? {}), ...limits };
+    return cfg;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server processes
+
+const READY_RE = /ready in ([\d.]+) ms: MCP endpoint (http:\/\/(\S+?):(\d+)\/mcp)/;
+const servers = new Set();
+process.on("exit", () => {
+  for (const s of servers) s.proc.kill("SIGKILL");
+});
+
+// Spawns `1mcp serve --dir <dir> -p 0 --no-ui [...extra]` and waits for its "ready" line.
+// `env` replaces the environment of the server process.
+// Resolves { proc, url (the /mcp endpoint), base, host, port, readyMs, stderr(), stop() }.
+export async function startServer({ dir, extra = [], env, readyTimeoutMs = 20000 } = {}) {
+  dir ??= makeProject();
+  const args = ["serve", "--dir", dir, "-p", "0", "--no-ui", ...extra];
+  const proc = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env });
+  let err = "";
+  let out = "";
+  proc.stdout.setEncoding("utf8").on("data", (d) => (out += d));
+  const server = {
+    proc,
+    dir,
+    stderr: () => err,
+    stdout: () => out,
+    stop: () => stopProcess(proc),
+  };
+  servers.add(server);
+  proc.on("exit", () => servers.delete(server));
+  const ready = new Promise((resolve, reject) => {
+    proc.stderr.setEncoding("utf8").on("data", (d) => {
+      err += d;
+      const m = READY_RE.exec(err);
+      if (m) resolve(m);
+    });
+    proc.on("exit", (code, sig) =>
+      reject(new Error(`1mcp serve exited (${code ?? sig}) before ready; stderr:\n${err}`)),
+    );
+    proc.on("error", reject);
+  });
+  let m;
+  try {
+    m = await withTimeout(ready, readyTimeoutMs, "1mcp serve startup");
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
+  Object.assign(server, {
+    readyMs: Number(m[1]),
+    url: m[2],
+    host: m[3],
+    port: Number(m[4]),
+    base: m[2].replace(/\/mcp$/, ""),
+  });
+  return server;
+}
+
+// SIGTERM, then SIGKILL if the process is still there after `graceMs`. Resolves the exit info.
+export function stopProcess(proc, graceMs = 3000) {
+  if (proc.exitCode !== null || proc.signalCode !== null) {
+    return Promise.resolve({ code: proc.exitCode, signal: proc.signalCode });
+  }
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => proc.kill("SIGKILL"), graceMs);
+    proc.once("exit", (code, signal) => {
+      clearTimeout(kill);
+      resolve({ code, signal });
+    });
+    proc.kill("SIGTERM");
+  });
+}
+
+// Resolves { code, signal } when `proc` exits, or rejects after `ms`.
+// Resolves once the process has exited AND its stdio streams are drained ('close'), so output
+// written just before exit is never missed.
+export function waitExit(proc, ms, what = "process exit") {
+  const streams = [proc.stdout, proc.stderr].filter((s) => s && !s.readableEnded && !s.destroyed);
+  const drained = streams.map((s) => new Promise((resolve) => s.once("close", resolve)));
+  const exited =
+    proc.exitCode !== null || proc.signalCode !== null
+      ? Promise.resolve({ code: proc.exitCode, signal: proc.signalCode })
+      : new Promise((resolve) => proc.once("exit", (code, signal) => resolve({ code, signal })));
+  return withTimeout(
+    Promise.all([exited, ...drained]).then(([r]) => r),
+    ms,
+    what,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// SDK clients
+
+// Connects an SDK client over Streamable HTTP. `onResponse(json)` (optional) sees every JSON
+// body the server answers, including replies the SDK drops after a cancellation.
+export async function connectHttp(url, { onResponse, timeoutMs = 10000 } = {}) {
+  const fetchTap = onResponse
+    ? async (input, init) => {
+        const res = await fetch(input, init);
+        if ((res.headers.get("content-type") ?? "").includes("application/json")) {
+          res
+            .clone()
+            .json()
+            .then(onResponse, () => {});
+        }
+        return res;
+      }
+    : undefined;
+  const transport = new StreamableHTTPClientTransport(new URL(url), { fetch: fetchTap });
+  const client = new Client({ name: "1mcp-e2e", version: "1.0.0" });
+  await withTimeout(client.connect(transport), timeoutMs, "MCP connect");
+  return client;
+}
+
+// Calls a tool with a bounded wait (the SDK's own request timeout and ours).
+export function callTool(client, name, args, { timeoutMs = 20000, signal } = {}) {
+  return withTimeout(
+    client.callTool({ name, arguments: args }, undefined, { timeout: timeoutMs, signal }),
+    timeoutMs + 1000,
+    `tools/call ${name}`,
+  );
+}
+
+export const runJs = (client, code, extra = {}, opts) =>
+  callTool(client, "run_js", { code, ...extra }, opts);
+export const runPy = (client, code, extra = {}, opts) =>
+  callTool(client, "run_py", { code, ...extra }, opts);
+
+// Per-call limits, e.g. limits({ timeoutMs: 1000 }).
+export const limits = (l) => ({ policy: { limits: l } });
+
+export const ping = (client, ms = 3000) => withTimeout(client.ping({ timeout: ms }), ms + 500, "ping");
+
+// A compact description of a tool result for assertion messages.
+export function show(result) {
+  const sc = result?.structuredContent;
+  if (!sc) return JSON.stringify(result).slice(0, 2000);
+  const clip = (s) => (s.length > 600 ? s.slice(0, 600) + `…(${s.length} chars)` : s);
+  return JSON.stringify({ ...sc, stdout: clip(sc.stdout), stderr: clip(sc.stderr) }, null, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw HTTP (fetch) helpers
+
+export const JSON_HEADERS = {
+  "content-type": "application/json",
+  accept: "application/json, text/event-stream",
+};
+
+// POSTs `body` (an object, or a string sent verbatim) to `url`. Resolves
+// { status, headers, text, json } (json undefined when the body is not JSON).
+export async function post(url, body, headers = {}, timeoutMs = 10000) {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { ...JSON_HEADERS, ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  return readResponse(res);
+}
+
+export async function request(url, init = {}, timeoutMs = 10000) {
+  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+  return readResponse(res);
+}
+
+async function readResponse(res) {
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  let json;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+// Initialises an MCP session over raw HTTP; resolves { sid, post(body, headers) } where post
+// sends with the session and protocol-version headers.
+export async function rawSession(url) {
+  const init = await post(url, {
+    jsonrpc: "2.0",
+    id: 0,
+    method: "initialize",
+    params: {
+      protocolVersion: PROTOCOL,
+      capabilities: {},
+      clientInfo: { name: "1mcp-e2e-raw", version: "1.0.0" },
+    },
+  });
+  if (init.status !== 200) throw new Error(`initialize: HTTP ${init.status} ${init.text}`);
+  const sid = init.headers.get("mcp-session-id");
+  if (!sid) throw new Error("initialize: no Mcp-Session-Id header");
+  const headers = { "mcp-session-id": sid, "mcp-protocol-version": PROTOCOL };
+  const n = await post(url, { jsonrpc: "2.0", method: "notifications/initialized" }, headers);
+  if (n.status !== 202) throw new Error(`notifications/initialized: HTTP ${n.status} ${n.text}`);
+  return {
+    sid,
+    headers,
+    init,
+    post: (body, extra = {}, timeoutMs) => post(url, body, { ...headers, ...extra }, timeoutMs),
+  };
+}

@@ -1,0 +1,88 @@
+#include "server/tools.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+namespace onemcp::server {
+namespace {
+
+using nlohmann::json;
+
+sandbox::RunOutput output(std::string out, std::string err, sandbox::Outcome o, int code) {
+  sandbox::RunOutput r;
+  r.out = std::move(out);
+  r.err = std::move(err);
+  r.outcome = o;
+  r.exit_code = code;
+  return r;
+}
+
+TEST(ToolResult, PlainStdoutIsTheWholeText) {
+  ipc::RunRequest req;
+  auto j = tool_result(Language::py, output("a\nb\n", "", sandbox::Outcome::ok, 0), req);
+  EXPECT_EQ(j["content"][0]["text"], "a\nb\n");
+  EXPECT_EQ(j["isError"], false);
+  EXPECT_EQ(j["structuredContent"]["stdout"], "a\nb\n");
+  EXPECT_EQ(j["structuredContent"]["truncated"], false);
+  EXPECT_FALSE(j["structuredContent"].contains("value"));
+}
+
+TEST(ToolResult, ErrorsAreLabelled) {
+  ipc::RunRequest req;
+  auto j = tool_result(Language::py, output("partial", "Traceback\nZeroDivisionError\n", sandbox::Outcome::error, 1), req);
+  EXPECT_EQ(j["isError"], true);
+  EXPECT_EQ(j["content"][0]["text"], "partial\n[stderr]\nTraceback\nZeroDivisionError\n[error: exit code 1]\n");
+  EXPECT_EQ(j["structuredContent"]["exitCode"], 1);
+  EXPECT_EQ(j["structuredContent"]["outcome"], "error");
+}
+
+TEST(ToolResult, LimitsAreExplained) {
+  ipc::RunRequest req;
+  req.timeout_ms = 500;
+  req.stdout_bytes = 3;
+  auto t = tool_result(Language::js, output("", "", sandbox::Outcome::timeout, 137), req);
+  EXPECT_EQ(t["content"][0]["text"], "[time limit exceeded: stopped after 500 ms]\n");
+  auto o = output("xxx", "", sandbox::Outcome::output_limit, 137);
+  o.truncated = true;
+  auto j = tool_result(Language::js, o, req);
+  EXPECT_EQ(j["structuredContent"]["truncated"], true);
+  EXPECT_NE(j["content"][0]["text"].get<std::string>().find("[output truncated at 3 bytes]"), std::string::npos);
+  auto c = output("", "", sandbox::Outcome::crashed, 128 + SIGSEGV);
+  c.signal = SIGSEGV;
+  EXPECT_EQ(tool_result(Language::py, c, req)["content"][0]["text"], "[crashed: signal SEGV]\n");
+}
+
+TEST(ToolResult, JsValueAndInvalidUtf8) {
+  ipc::RunRequest req;
+  auto o = output("a\xff", "", sandbox::Outcome::ok, 0);
+  o.report.value = "{ x: 1 }";
+  auto j = tool_result(Language::js, o, req);
+  EXPECT_EQ(j["structuredContent"]["stdout"], "a\xEF\xBF\xBD");
+  EXPECT_EQ(j["structuredContent"]["value"], "{ x: 1 }");
+  EXPECT_EQ(j["content"][0]["text"], "a\xEF\xBF\xBD\n[value] { x: 1 }\n");
+  EXPECT_NO_THROW(j.dump());
+}
+
+TEST(PrepareRun, MapsArgumentsAndRefusesBadOnes) {
+  policy::Policy p;
+  auto ok = prepare_run(Language::py,
+                        json{{"code", "print(1)"}, {"stdin", "x"}, {"args", {"a"}}, {"env", {{"K", "V"}}}, {"cwd", "/tmp"}}, p);
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->request.code, "print(1)");
+  EXPECT_EQ(ok->stdin_data, "x");
+  EXPECT_EQ(ok->request.args, std::vector<std::string>{"a"});
+  EXPECT_EQ(ok->request.env.at("K"), "V");
+  EXPECT_EQ(ok->request.cwd, "/tmp");
+  EXPECT_EQ(ok->request.mem_mb, p.limits.mem_mb);
+
+  EXPECT_FALSE(prepare_run(Language::py, json{{"code", 5}}, p).ok());
+  EXPECT_FALSE(prepare_run(Language::py, json{{"code", "x"}, {"args", "notalist"}}, p).ok());
+  EXPECT_FALSE(prepare_run(Language::js, json{{"code", "x"}, {"env", {{"K", 1}}}}, p).ok());
+  EXPECT_FALSE(prepare_run(Language::js, json{{"code", "x"}, {"policy", {{"limits", {{"memMb", "lots"}}}}}}, p).ok());
+  auto deps = prepare_run(Language::js, json{{"code", "x"}, {"npm", {{"dependencies", {{"lodash", "4"}}}}}}, p);
+  ASSERT_FALSE(deps.ok());
+  EXPECT_NE(deps.error().message.find("npm"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace onemcp::server
