@@ -7,5 +7,5 @@ scripts/setup.sh
 scripts/build.sh
 export ONEMCP_REQUIRE_KERNEL_FEATURES=1
 ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 300
-BUILD_DIR=build-asan scripts/build.sh -DONEMCP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+BUILD_DIR=build-asan TARGETS=unit_tests scripts/build.sh -DONEMCP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -L unit --timeout 300
