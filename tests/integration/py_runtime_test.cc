@@ -324,6 +324,10 @@ TEST_F(PyRuntime, Numpy) {
   EXPECT_EQ(r.err, "");
   const char* code = "import numpy\nprint(numpy.random.rand())";
   EXPECT_NE(run(code).out, run(code).out);  // reseeded per run
+  Opts o;
+  o.mem_mb = 64;
+  r = run("import numpy\nnumpy.ones(10**10)", o);  // numpy's MemoryError subclass
+  EXPECT_EQ(r.outcome, Outcome::memory) << r.err;
 }
 
 TEST_F(PyRuntime, ZygoteIsSingleThreaded) {
@@ -347,6 +351,17 @@ TEST_F(PyRuntime, ThreadsAreWaitedFor) {
       "threading.Thread(target=work).start()\nprint('main')");
   EXPECT_EQ(r.out, "main\nthread\n");
   EXPECT_EQ(r.outcome, Outcome::ok);
+}
+
+TEST_F(PyRuntime, ThreadsFitASmallMemoryBudget) {
+  Opts o;
+  o.mem_mb = 64;
+  auto r = run(
+      "import threading\nout = []\n"
+      "ts = [threading.Thread(target=out.append, args=(i,)) for i in range(8)]\n"
+      "for t in ts: t.start()\nfor t in ts: t.join()\nprint(sorted(out))",
+      o);
+  EXPECT_EQ(r.out, "[0, 1, 2, 3, 4, 5, 6, 7]\n") << r.err;
 }
 
 TEST_F(PyRuntime, AtexitRuns) {
