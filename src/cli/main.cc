@@ -81,6 +81,7 @@ struct ServeFlags {
   bool open = false;
   bool stdio = false;
   bool verbose = false;
+  bool insecure_no_sandbox = false;
 };
 
 int cmd_serve(const ServeFlags& f) {
@@ -104,10 +105,25 @@ int cmd_serve(const ServeFlags& f) {
   std::string here = exe_dir();
   server::WorkerPaths paths{here + "/1mcp-js-worker", here + "/1mcp-py-worker", ONEMCP_DEFAULT_ESBUILD};
   if (const char* e = std::getenv("ONEMCP_ESBUILD")) paths.esbuild = e;
+  paths.sandbox = !f.insecure_no_sandbox;
+  if (!paths.sandbox) {
+    log::warn("*** --insecure-no-sandbox: runs are NOT isolated by the kernel (no namespaces, no "
+              "seccomp, no read-only root). Untrusted code can read and change this machine. "
+              "Development only. ***");
+  }
   auto backend = server::start_worker_backend(paths);
   if (!backend) {
-    std::fprintf(stderr, "1mcp serve: cannot start the runtimes: %s\n", backend.error().message.c_str());
+    std::fprintf(stderr,
+                 "1mcp serve: cannot start the sandboxed runtimes: %s\n"
+                 "1mcp needs user, pid, mount, ipc, uts and net namespaces, seccomp and a "
+                 "mountable /proc. (--insecure-no-sandbox runs without them, for development "
+                 "only.)\n",
+                 backend.error().message.c_str());
     return 1;
+  }
+  if (paths.sandbox) {
+    log::info("sandbox active: user, pid, mount, ipc, uts and net namespaces; read-only root; "
+              "no_new_privs; uid " + std::to_string(1000) + "; seccomp; landlock where available");
   }
 
   server::ServerOptions opts;
@@ -187,6 +203,8 @@ int main(int argc, char** argv) {
   serve->add_flag("--open", sf.open, "Open the web UI in a browser");
   serve->add_flag("--stdio", sf.stdio, "Speak MCP over stdin/stdout instead of HTTP");
   serve->add_flag("-v,--verbose", sf.verbose, "Debug logging");
+  serve->add_flag("--insecure-no-sandbox", sf.insecure_no_sandbox,
+                  "Development only: run code without the kernel sandbox (loudly logged)");
 
   CLI11_PARSE(app, argc, argv);
   if (*init) return cmd_init(init_dir, init_config);

@@ -8,6 +8,8 @@
 //   [3] stdout pipe    (fd 1)
 //   [4] stderr pipe    (fd 2)
 //   [5] result pipe    (fd 3: the child writes one ChildReport JSON here before exiting)
+//   [6] go pipe        (read end: the child waits for one byte, sent once the supervisor has
+//                       placed it in its cgroups, so nothing runs outside its limits)
 // Thread-safety: pure functions; fd helpers are safe to call from any thread.
 #pragma once
 
@@ -26,7 +28,8 @@ namespace onemcp::ipc {
 
 inline constexpr int kResultFd = 3;                // fd number of the result pipe inside a run
 inline constexpr uint32_t kReadyTag = 0x52454459;  // zygote -> supervisor once pre-initialised
-inline constexpr size_t kRunFdCount = 6;
+inline constexpr uint32_t kIdMapTag = 0x49444d50;  // zygote asks for uid/gid maps; supervisor acks
+inline constexpr size_t kRunFdCount = 7;
 
 // What a run is asked to do. Limits are already validated and clamped by the supervisor.
 struct RunRequest {

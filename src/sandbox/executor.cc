@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "base/log.h"
@@ -24,16 +26,27 @@ constexpr size_t kMaxReportBytes = 1u << 20;
 
 std::string errno_msg(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
-Result<std::pair<UniqueFd, UniqueFd>> make_pipe() {
+// The read end is ours (polled, non-blocking) unless the run reads it (`blocking_read`).
+Result<std::pair<UniqueFd, UniqueFd>> make_pipe(bool blocking_read = false) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return make_error(errno_msg("pipe2"));
-  ::fcntl(p[0], F_SETFL, O_NONBLOCK);
+  if (!blocking_read) ::fcntl(p[0], F_SETFL, O_NONBLOCK);
   return std::pair{UniqueFd(p[0]), UniqueFd(p[1])};
 }
 
-void pidfd_kill(int pidfd, pid_t pid) {
-  if (pid > 0) ::kill(-pid, SIGKILL);  // the run's process group: children it forked
-  if (pidfd >= 0) ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+// Host pid of the process a pidfd refers to (the zygote reports pids of its own namespace).
+pid_t pidfd_host_pid(int pidfd) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+  FILE* f = std::fopen(path, "re");
+  if (!f) return -1;
+  char line[256];
+  pid_t pid = -1;
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "Pid:", 4) == 0) pid = pid_t(std::atol(line + 4));
+  }
+  std::fclose(f);
+  return pid;
 }
 
 // Drains a non-blocking fd into `dst`, keeping at most `cap` bytes. Returns false on EOF.
@@ -104,26 +117,50 @@ pid_t Zygote::pid() const { return pid_; }
 
 Status Zygote::wait_ready(std::chrono::milliseconds timeout) {
   std::lock_guard lk(mu_);
-  pollfd p{control_.get(), POLLIN, 0};
-  int n;
-  do {
-    n = ::poll(&p, 1, int(timeout.count()));
-  } while (n < 0 && errno == EINTR);
-  if (n == 0) return make_error(spec_.exe + " did not become ready in time");
-  uint32_t tag = 0;
-  std::vector<UniqueFd> fds;
-  auto got = ipc::recv_with_fds(control_.get(), &tag, sizeof tag, &fds, 0);
-  if (!got || *got != sizeof tag || tag != ipc::kReadyTag) {
+  return wait_ready_locked(timeout);
+}
+
+Status Zygote::write_id_maps() {
+  // Inner ids 0..65535 become an unused high host range: root inside is nobody outside.
+  std::string map = "0 " + std::to_string(kHostIdBase) + " 65536\n";
+  for (const char* file : {"uid_map", "gid_map"}) {
+    std::string path = "/proc/" + std::to_string(pid_) + "/" + file;
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd.valid() || ::write(fd.get(), map.data(), map.size()) != ssize_t(map.size()))
+      return make_error(errno_msg(("cannot write " + path).c_str()));
+  }
+  uint32_t ack = ipc::kIdMapTag;
+  return ipc::send_with_fds(control_.get(), &ack, sizeof ack, nullptr, 0);
+}
+
+Status Zygote::wait_ready_locked(std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    pollfd p{control_.get(), POLLIN, 0};
+    int n = left.count() > 0 ? ::poll(&p, 1, int(left.count())) : 0;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return make_error(spec_.exe + " did not become ready in time");
+    uint32_t tag = 0;
+    std::vector<UniqueFd> fds;
+    auto got = ipc::recv_with_fds(control_.get(), &tag, sizeof tag, &fds, 0);
+    if (got && *got == sizeof tag && tag == ipc::kIdMapTag) {
+      if (auto s = write_id_maps(); !s) return s;
+      continue;
+    }
+    if (got && *got == sizeof tag && tag == ipc::kReadyTag) {
+      ready_ = true;
+      return {};
+    }
     int status = 0;
     std::string why;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+    if (::waitpid(pid_, &status, 0) == pid_) {
       why = WIFEXITED(status) ? " (exit code " + std::to_string(WEXITSTATUS(status)) + ")"
                               : " (signal " + std::to_string(WTERMSIG(status)) + ")";
       pid_ = -1;
     }
     return make_error(spec_.exe + " failed to initialise" + why);
   }
-  return {};
 }
 
 Status Zygote::spawn_locked() {
@@ -166,6 +203,7 @@ Status Zygote::spawn_locked() {
   posix_spawnattr_destroy(&attr);
   if (rc != 0) return make_error("cannot start " + spec_.exe + ": " + std::strerror(rc));
   pid_ = pid;
+  ready_ = false;
   control_ = std::move(ours);
   log::debug("started worker " + spec_.exe + " pid " + std::to_string(pid));
   return {};
@@ -175,6 +213,9 @@ Status Zygote::send_run(const int* fds) {
   uint32_t tag = 1;
   std::lock_guard lk(mu_);
   for (int attempt = 0; attempt < 2; ++attempt) {
+    if (control_.valid() && !ready_) {
+      if (auto s = wait_ready_locked(std::chrono::seconds(30)); !s) return s;
+    }
     if (control_.valid()) {
       auto s = ipc::send_with_fds(control_.get(), &tag, sizeof tag, fds, ipc::kRunFdCount);
       if (s) return s;
@@ -198,34 +239,45 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   if (!err) return err.error();
   auto res = make_pipe();
   if (!res) return res.error();
+  auto go = make_pipe(/*blocking_read=*/true);
+  if (!go) return go.error();
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     return make_error(errno_msg("socketpair"));
   UniqueFd reply(sv[0]), reply_theirs(sv[1]);
 
-  int fds[ipc::kRunFdCount] = {reply_theirs.get(), reqfd->get(),       infd->get(),
-                               out->second.get(),  err->second.get(), res->second.get()};
+  int fds[ipc::kRunFdCount] = {reply_theirs.get(), reqfd->get(),      infd->get(),
+                               out->second.get(),  err->second.get(), res->second.get(),
+                               go->first.get()};
   if (auto s = send_run(fds); !s) return s.error();
   // Only the run holds the write ends now, so EOF means every writer is gone.
   reply_theirs.reset();
   out->second.reset();
   err->second.reset();
   res->second.reset();
+  go->first.reset();
 
   RunOutput o;
   std::string report;
   const size_t cap = req.stdout_bytes ? size_t(req.stdout_bytes) : SIZE_MAX;
   const auto deadline = t0 + std::chrono::milliseconds(req.timeout_ms ? req.timeout_ms : 1u << 30);
   UniqueFd pidfd;
-  pid_t pid = -1;
+  pid_t host_pid = -1;
   bool exited = false, out_open = true, err_open = true, res_open = true, reply_open = true;
   int status = 0;
   std::optional<Outcome> forced;  // why we killed it
   std::optional<Clock::time_point> drain_until;
 
+  // Without the sandbox the run's forked children share its process group; with it, killing
+  // the run (pid 1 of its pid namespace) takes every process of the namespace with it.
+  const bool group_kill = !sandboxed();
+  auto kill_now = [&] {
+    if (pidfd.valid()) ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+    if (group_kill && host_pid > 0 && !exited) ::kill(-host_pid, SIGKILL);
+  };
   auto kill_run = [&](Outcome why) {
     if (!forced) forced = why;
-    pidfd_kill(pidfd.get(), pid);
+    kill_now();
   };
 
   while (!exited || out_open || err_open || res_open) {
@@ -234,7 +286,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     if (exited && !drain_until) drain_until = now + std::chrono::milliseconds(100);
     if (drain_until && now >= *drain_until) {
       // Something the run spawned still holds its pipes: kill the group and stop reading.
-      if (pid > 0) ::kill(-pid, SIGKILL);
+      if (group_kill && host_pid > 0) ::kill(-host_pid, SIGKILL);
       break;
     }
     auto until = drain_until ? std::min(*drain_until, deadline) : deadline;
@@ -283,14 +335,24 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
             if (!exited) {  // the zygote died under us
               exited = true;
               if (!forced) forced = Outcome::internal;
-              if (pid > 0) ::kill(-pid, SIGKILL);
+              kill_now();
             }
             break;
           }
           if (r.kind == ipc::ReplyKind::started) {
-            pid = r.pid;
             if (!got.empty()) pidfd = std::move(got[0]);
-            if (forced) pidfd_kill(pidfd.get(), pid);
+            host_pid = pidfd.valid() ? pidfd_host_pid(pidfd.get()) : -1;
+            if (host_pid <= 0) {
+              kill_now();
+              return make_error("cannot identify the run's process (pid " + std::to_string(r.pid) +
+                                ", pidfd " + std::to_string(pidfd.get()) + ", host pid " +
+                                std::to_string(host_pid) + ")");
+            }
+            // Let it run (it waits until now, so nothing executes outside its limits).
+            char one = 1;
+            if (::write(go->second.get(), &one, 1) != 1) kill_run(Outcome::internal);
+            go->second.reset();
+            if (forced) kill_now();
           } else if (r.kind == ipc::ReplyKind::exited) {
             status = r.status;
             exited = true;
@@ -310,8 +372,6 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
       }
     }
   }
-  // Whatever happens, nothing of this run survives it.
-  if (pid > 0) ::kill(-pid, SIGKILL);
 
   o.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   o.report = ipc::decode_report(report);

@@ -51,13 +51,16 @@ struct LaunchSpec {
   std::vector<std::string> env;   // complete environment ("K=V")
 };
 
+// Host uid/gid that inner id 0 of a sandboxed worker maps to (65536 ids from here on).
+inline constexpr uint32_t kHostIdBase = 1900000000;
+
 class Zygote {
  public:
   // Starts the worker process; it pre-initialises in the background (see wait_ready).
   static Result<std::unique_ptr<Zygote>> start(LaunchSpec spec);
   ~Zygote();
 
-  // Blocks until the worker reports it is initialised (runs sent earlier simply queue).
+  // Blocks until the worker reports it is initialised (run() waits for it too).
   Status wait_ready(std::chrono::milliseconds timeout);
 
   // Runs one request to completion. Errors are only for failures of the machinery itself; every
@@ -70,12 +73,20 @@ class Zygote {
  private:
   explicit Zygote(LaunchSpec spec) : spec_(std::move(spec)) {}
   Status spawn_locked();
+  Status wait_ready_locked(std::chrono::milliseconds timeout);
+  Status write_id_maps();
+  bool sandboxed() const {
+    for (auto& a : spec_.args)
+      if (a == "--no-sandbox") return false;
+    return true;
+  }
   Status send_run(const int* fds);
 
   LaunchSpec spec_;
   std::mutex mu_;
   UniqueFd control_;
   pid_t pid_ = -1;
+  bool ready_ = false;  // the ready message was received (runs sent earlier would queue)
 };
 
 }  // namespace onemcp::sandbox

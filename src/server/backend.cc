@@ -61,12 +61,30 @@ class WorkerBackend final : public RunBackend {
 }  // namespace
 
 Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& paths) {
-  auto js = sandbox::Zygote::start({paths.js_worker, {}, worker_env()});
+  std::vector<std::string> args;
+  if (!paths.sandbox) args.push_back("--no-sandbox");
+  auto js = sandbox::Zygote::start({paths.js_worker, args, worker_env()});
   if (!js) return js.error();
-  auto py = sandbox::Zygote::start({paths.py_worker, {}, worker_env()});
+  auto py = sandbox::Zygote::start({paths.py_worker, args, worker_env()});
   if (!py) return py.error();
   if (auto s = (*js)->wait_ready(std::chrono::seconds(30)); !s) return s.error();
   if (auto s = (*py)->wait_ready(std::chrono::seconds(30)); !s) return s.error();
+  // One probe per runtime: every sandbox layer is set up for it, so a kernel that lacks one
+  // fails here, at start, not on a client's first call.
+  for (auto* z : {js->get(), py->get()}) {
+    ipc::RunRequest probe;
+    probe.code = z == js->get() ? "1" : "pass";
+    probe.timeout_ms = 10000;
+    probe.mem_mb = 64;
+    probe.stdout_bytes = 4096;
+    auto out = z->run(probe, "");
+    if (!out) return out.error();
+    if (out->outcome != sandbox::Outcome::ok) {
+      std::string why = out->report.error_message ? *out->report.error_message : out->err;
+      return make_error("probe run failed (" + std::string(sandbox::to_string(out->outcome)) +
+                        ", exit code " + std::to_string(out->exit_code) + "): " + why);
+    }
+  }
   return std::unique_ptr<RunBackend>(
       new WorkerBackend(std::move(*js), std::move(*py), paths.esbuild));
 }

@@ -25,9 +25,11 @@ struct WorkerPaths {
   std::string js_worker;  // 1mcp-js-worker
   std::string py_worker;  // 1mcp-py-worker
   std::string esbuild;    // esbuild binary, used only for code plain QuickJS cannot parse
+  bool sandbox = true;    // false only with the development flag --insecure-no-sandbox
 };
 
-// Starts both zygotes (in parallel) and waits until they are initialised.
+// Starts both zygotes (in parallel), waits until they are initialised, and proves the sandbox
+// works with one probe run per runtime (fails, saying which layer, if it does not).
 Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& paths);
 
 }  // namespace onemcp::server

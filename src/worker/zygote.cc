@@ -17,18 +17,22 @@
 #include <string>
 #include <unordered_map>
 
+#include "worker/jail.h"
+
 namespace onemcp::worker {
 namespace {
 
 constexpr size_t kMaxRequestBytes = 64u << 20;
+constexpr rlim_t kMaxOpenFiles = 256;
 
 void die(const char* what) {
   std::fprintf(stderr, "1mcp worker: %s: %s\n", what, std::strerror(errno));
   _exit(120);
 }
 
-// Current virtual size, so the address-space cap is "what the interpreter already mapped plus
-// the run's budget" (cgroup memory accounting replaces this once the sandbox layer is active).
+// Current virtual size, measured in the zygote (reading /proc in each child would dirty pages).
+// The address-space cap of a run is "what the interpreter already mapped plus the run's budget";
+// the memory cgroup is the real bound when the sandbox is on.
 uint64_t vm_size_bytes() {
   std::ifstream f("/proc/self/status");
   std::string line;
@@ -38,7 +42,27 @@ uint64_t vm_size_bytes() {
   return 0;
 }
 
-[[noreturn]] void child_main(Runtime& rt, std::vector<UniqueFd>& fds, int control, int sigfd) {
+void write_all_fd(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = ::write(fd, s.data() + off, s.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    off += size_t(n);
+  }
+}
+
+// A run that cannot be set up reports why on its result pipe and exits.
+[[noreturn]] void setup_failed(int result_fd, const std::string& message) {
+  ipc::ChildReport r;
+  r.error_kind = "internal";
+  r.error_message = "sandbox setup failed: " + message;
+  write_all_fd(result_fd, ipc::encode(r));
+  _exit(125);
+}
+
+[[noreturn]] void child_main(Runtime& rt, std::vector<UniqueFd>& fds, int control, int sigfd,
+                             bool sandbox, uint64_t vm_base) {
   // Signals back to default before anything else runs.
   sigset_t all;
   sigemptyset(&all);
@@ -48,29 +72,44 @@ uint64_t vm_size_bytes() {
   ::close(sigfd);
   ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  const int result_fd = fds[5].get();
 
   auto text = ipc::read_all(fds[1].get(), kMaxRequestBytes);
-  if (!text) _exit(121);
+  if (!text) setup_failed(result_fd, text.error().message);
   auto req = ipc::decode_request(*text);
-  if (!req) _exit(122);
+  if (!req) setup_failed(result_fd, req.error().message);
+
+  // Wait until the supervisor has put us in our cgroups (EOF: it gave up on this run).
+  char go = 0;
+  ssize_t got;
+  do {
+    got = ::read(fds[6].get(), &go, 1);
+  } while (got < 0 && errno == EINTR);
+  if (got != 1) _exit(126);
+
+  if (sandbox) {
+    if (auto s = jail_enter_run(); !s) setup_failed(result_fd, s.error().message);
+  }
 
   // stdin, stdout, stderr, result -> 0..3; everything else closed.
   int want[4] = {fds[2].get(), fds[3].get(), fds[4].get(), fds[5].get()};
   // Move sources above 3 first so dup2 never clobbers a source still needed.
   for (int& fd : want) {
     int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
-    if (moved < 0) _exit(123);
+    if (moved < 0) setup_failed(result_fd, "dup");
     fd = moved;
   }
   for (int i = 0; i < 4; ++i) {
-    if (::dup2(want[i], i) < 0) _exit(124);
+    if (::dup2(want[i], i) < 0) setup_failed(result_fd, "dup2");
   }
   ::syscall(SYS_close_range, 4u, ~0u, 0u);
 
   rlimit core{0, 0};
   ::setrlimit(RLIMIT_CORE, &core);
+  rlimit nofile{kMaxOpenFiles, kMaxOpenFiles};
+  ::setrlimit(RLIMIT_NOFILE, &nofile);
   if (req->mem_mb > 0) {
-    uint64_t cap = vm_size_bytes() + (req->mem_mb + 64) * (1ull << 20);
+    uint64_t cap = vm_base + (req->mem_mb + 64) * (1ull << 20);
     rlimit as{cap, cap};
     ::setrlimit(RLIMIT_AS, &as);
   }
@@ -80,8 +119,15 @@ uint64_t vm_size_bytes() {
     rlimit cpu{secs, secs};
     ::setrlimit(RLIMIT_CPU, &cpu);
   }
+  if (sandbox) {
+    rlimit fsize{kTmpBytes, kTmpBytes};
+    ::setrlimit(RLIMIT_FSIZE, &fsize);
+  }
 
   rt.after_fork_child();
+  if (sandbox) {
+    if (auto s = jail_lockdown(); !s) setup_failed(ipc::kResultFd, s.error().message);
+  }
   int code = rt.run(*req);
   std::fflush(stdout);
   std::fflush(stderr);
@@ -95,27 +141,38 @@ void reply(int sock, ipc::ReplyKind kind, int32_t pid, int32_t status, int pidfd
 
 }  // namespace
 
-void write_report(const ipc::ChildReport& report) {
-  std::string s = ipc::encode(report);
-  size_t off = 0;
-  while (off < s.size()) {
-    ssize_t n = ::write(ipc::kResultFd, s.data() + off, s.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    off += size_t(n);
-  }
-}
+void write_report(const ipc::ChildReport& report) { write_all_fd(ipc::kResultFd, ipc::encode(report)); }
 
-int zygote_main(Runtime& rt) {
+int zygote_main(Runtime& rt, int argc, char** argv) {
+  bool sandbox = true;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--no-sandbox") == 0) sandbox = false;
+  }
   int control = kControlFd;
   ::fcntl(control, F_SETFD, FD_CLOEXEC);
   ::signal(SIGPIPE, SIG_IGN);
+
+  if (sandbox) {
+    if (auto s = jail_enter_zygote(control); !s) {
+      std::fprintf(stderr, "1mcp worker: cannot enter the sandbox: %s\n", s.error().message.c_str());
+      return 121;
+    }
+    if (auto s = jail_prepare_filters(); !s) {
+      std::fprintf(stderr, "1mcp worker: %s\n", s.error().message.c_str());
+      return 122;
+    }
+  } else {
+    // Orphans of runs (their forked children) are reparented to us and reaped below.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  }
+
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
   if (sigprocmask(SIG_BLOCK, &chld, nullptr) != 0) die("sigprocmask");
   int sigfd = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sigfd < 0) die("signalfd");
+  const uint64_t vm_base = vm_size_bytes();
 
   // Tell the supervisor the interpreter is initialised and runs can be served.
   uint32_t ready = ipc::kReadyTag;
@@ -151,16 +208,27 @@ int zygote_main(Runtime& rt) {
       if (!got || *got == 0) {
         // Supervisor gone: stop serving; runs die with us (PDEATHSIG).
         serving = false;
-        for (auto& [pid, sock] : running) ::kill(-pid, SIGKILL), ::kill(pid, SIGKILL);
+        for (auto& [pid, sock] : running) ::kill(pid, SIGKILL);
         continue;
       }
       if (fds.size() != ipc::kRunFdCount) continue;  // malformed: fds closed by RAII
+      if (sandbox) {
+        if (auto s = jail_before_fork(); !s) {
+          std::fprintf(stderr, "1mcp worker: %s\n", s.error().message.c_str());
+          reply(fds[0].get(), ipc::ReplyKind::failed, 0, errno ? errno : EPERM);
+          continue;
+        }
+      }
       rt.before_fork();
       pid_t pid = ::fork();
-      if (pid == 0) child_main(rt, fds, control, sigfd);
+      if (pid == 0) child_main(rt, fds, control, sigfd, sandbox, vm_base);
+      int fork_errno = errno;
       rt.after_fork_parent();
+      if (sandbox) {
+        if (auto s = jail_after_fork_parent(); !s) die("reset pid namespace");
+      }
       if (pid < 0) {
-        reply(fds[0].get(), ipc::ReplyKind::failed, 0, errno);
+        reply(fds[0].get(), ipc::ReplyKind::failed, 0, fork_errno);
         continue;
       }
       int pidfd = int(::syscall(SYS_pidfd_open, pid, 0));

@@ -27,8 +27,8 @@ class Runtime {
 };
 
 // Serves run requests from the control socket until the supervisor closes it. Returns the
-// process exit code.
-int zygote_main(Runtime& runtime);
+// process exit code. argv: `--no-sandbox` turns the kernel sandbox off (development only).
+int zygote_main(Runtime& runtime, int argc, char** argv);
 
 // Writes the child report to the result fd (best effort).
 void write_report(const ipc::ChildReport& report);

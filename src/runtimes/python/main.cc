@@ -3,11 +3,11 @@
 
 #include "runtimes/python/py_runtime.h"
 
-int main() {
+int main(int argc, char** argv) {
   auto runtime = onemcp::python::make_runtime();
   if (!runtime) {
     std::fprintf(stderr, "1mcp-py-worker: %s\n", runtime.error().message.c_str());
     return 2;
   }
-  return onemcp::worker::zygote_main(**runtime);
+  return onemcp::worker::zygote_main(**runtime, argc, argv);
 }

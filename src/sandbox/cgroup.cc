@@ -1,0 +1,480 @@
+#include "sandbox/cgroup.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "base/log.h"
+#include "base/unique_fd.h"
+
+namespace onemcp::sandbox {
+namespace {
+
+constexpr const char* kWanted[] = {"memory", "pids", "cpu"};
+
+// Process-wide, so two managers in one process (tests) never hand out the same run directory.
+std::atomic<uint64_t> g_run_counter{0};
+
+std::string sys_error(const std::string& what, const std::string& path, int err) {
+  return what + " " + path + ": " + std::strerror(err);
+}
+
+Result<std::string> read_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return make_error(sys_error("cannot read", path, errno));
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n > 0) {
+      out.append(buf, size_t(n));
+    } else if (n == 0) {
+      return out;
+    } else if (errno != EINTR) {
+      return make_error(sys_error("cannot read", path, errno));
+    }
+  }
+}
+
+// Control files are written with one write(2): the kernel parses each write as a whole. Returns the
+// errno (0 on success) so callers can tell "file absent" (ENOENT) from a refusal.
+int write_file_errno(const std::string& path, std::string_view value) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd.valid()) return errno;
+  ssize_t n;
+  do {
+    n = ::write(fd.get(), value.data(), value.size());
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return errno;
+  return size_t(n) == value.size() ? 0 : EIO;
+}
+
+Status write_file(const std::string& path, std::string_view value) {
+  if (int e = write_file_errno(path, value))
+    return make_error(sys_error("cannot write " + std::string(value) + " to", path, e));
+  return {};
+}
+
+bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  for (;;) {
+    size_t end = s.find(sep, start);
+    out.push_back(s.substr(start, end - start));
+    if (end == std::string_view::npos) return out;
+    start = end + 1;
+  }
+}
+
+bool contains(const std::vector<std::string_view>& v, std::string_view x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+// "key value" lines (memory.events, memory.oom_control, ...).
+uint64_t read_key(const std::string& path, std::string_view key) {
+  auto text = read_file(path);
+  if (!text) return 0;
+  for (auto line : split(*text, '\n')) {
+    if (line.size() > key.size() && line.substr(0, key.size()) == key && line[key.size()] == ' ')
+      return std::strtoull(std::string(line.substr(key.size() + 1)).c_str(), nullptr, 10);
+  }
+  return 0;
+}
+
+uint64_t read_number(const std::string& path) {
+  auto text = read_file(path);
+  return text ? std::strtoull(text->c_str(), nullptr, 10) : 0;  // "max" reads as 0
+}
+
+std::vector<pid_t> read_pids(const std::string& dir) {
+  std::vector<pid_t> pids;
+  auto text = read_file(dir + "/cgroup.procs");
+  if (!text) return pids;
+  for (auto line : split(*text, '\n')) {
+    if (!line.empty()) pids.push_back(pid_t(std::strtol(std::string(line).c_str(), nullptr, 10)));
+  }
+  return pids;
+}
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string unescape(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto oct = [&](size_t k) { return s[k] >= '0' && s[k] <= '7'; };
+    if (s[i] == '\\' && i + 3 < s.size() && oct(i + 1) && oct(i + 2) && oct(i + 3)) {
+      out.push_back(char((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
+      i += 3;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+struct Mount {
+  std::string root, point, fstype;
+  std::vector<std::string> options;  // super options: "rw", "memory", ...
+};
+
+std::vector<Mount> parse_mounts(std::string_view mountinfo) {
+  std::vector<Mount> out;
+  for (auto line : split(mountinfo, '\n')) {
+    auto f = split(line, ' ');
+    auto dash = std::find(f.begin(), f.end(), "-");
+    if (f.size() < 5 || dash == f.end() || f.end() - dash < 4) continue;
+    Mount m{unescape(f[3]), unescape(f[4]), std::string(dash[1]), {}};
+    if (m.fstype != "cgroup" && m.fstype != "cgroup2") continue;
+    for (auto o : split(dash[3], ',')) m.options.emplace_back(o);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+// The cgroup path as seen in /proc/self/cgroup, located beneath a mount of that hierarchy; empty when
+// the cgroup is outside what the mount shows (e.g. a bind mount of a sub-tree).
+std::string locate(const Mount& m, const std::string& path) {
+  std::string rel;
+  if (m.root == "/") {
+    rel = path;
+  } else if (path == m.root) {
+    rel = "/";
+  } else if (path.size() > m.root.size() && path.compare(0, m.root.size(), m.root) == 0 &&
+             path[m.root.size()] == '/') {
+    rel = path.substr(m.root.size());
+  } else {
+    return {};
+  }
+  if (rel.find("/..") != std::string::npos) return {};  // outside our cgroup namespace
+  if (rel == "/") return m.point;
+  return (m.point == "/" ? "" : m.point) + rel;
+}
+
+bool is_dead_server(std::string_view name) {
+  if (name.size() <= 5 || name.substr(0, 5) != "1mcp-") return false;
+  auto digits = name.substr(5);
+  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return false;
+  pid_t pid = pid_t(std::strtol(std::string(digits).c_str(), nullptr, 10));
+  return pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+// SIGKILLs every process in `dir` until it is empty. Never signals the server itself.
+void kill_all(const std::string& dir, int version) {
+  const pid_t self = ::getpid();
+  bool killed_by_kernel = version == 2 && write_file_errno(dir + "/cgroup.kill", "1") == 0;
+  for (int round = 0; round < 2000; ++round) {
+    auto pids = read_pids(dir);
+    pids.erase(std::remove(pids.begin(), pids.end(), self), pids.end());
+    if (pids.empty()) return;
+    // Repeat: a process may fork between our read and its death (the pids limit bounds this).
+    if (!killed_by_kernel)
+      for (pid_t p : pids) ::kill(p, SIGKILL);
+    ::usleep(round < 10 ? 50 : 1000);
+  }
+}
+
+// rmdir fails with EBUSY while killed processes are still exiting; retry for about two seconds.
+Status remove_dir(const std::string& dir) {
+  for (int attempt = 0;; ++attempt) {
+    if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return {};
+    if (errno != EBUSY || attempt >= 400) return make_error(sys_error("cannot remove", dir, errno));
+    ::usleep(attempt < 20 ? 100 : 5000);
+  }
+}
+
+// Depth first: a cgroup with child cgroups cannot be removed.
+void remove_tree(const std::string& dir, int version) {
+  if (DIR* d = ::opendir(dir.c_str())) {
+    std::vector<std::string> subdirs;
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
+        subdirs.push_back(dir + "/" + e->d_name);
+    }
+    ::closedir(d);
+    for (auto& s : subdirs) remove_tree(s, version);
+  }
+  kill_all(dir, version);
+  if (auto s = remove_dir(dir); !s) log::warn(s.error().message);
+}
+
+// Parents of servers that died without cleaning up, and a parent carrying our own pid from an earlier
+// life (containers reuse pids): whatever runs in them belongs to nobody any more.
+void sweep_stale(const std::string& own_dir, const std::string& parent_dir, int version) {
+  if (exists(parent_dir)) remove_tree(parent_dir, version);
+  DIR* d = ::opendir(own_dir.c_str());
+  if (!d) return;
+  std::vector<std::string> stale;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_type == DT_DIR && is_dead_server(e->d_name)) stale.push_back(own_dir + "/" + e->d_name);
+  }
+  ::closedir(d);
+  for (auto& s : stale) remove_tree(s, version);
+}
+
+const char* v1_probe(std::string_view controller) {
+  if (controller == "memory") return "memory.limit_in_bytes";
+  if (controller == "pids") return "pids.max";
+  return "cpu.shares";
+}
+
+// Sets up one hierarchy's parent directory; appends why a controller is missing to `notes`.
+void prepare(CgroupManager::Hierarchy& h, std::vector<std::string> candidates, std::string& notes) {
+  auto note = [&](const std::string& what) { notes += (notes.empty() ? "" : "; ") + what; };
+  if (::mkdir(h.parent_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    note(sys_error("cannot create", h.parent_dir, errno));
+    return;
+  }
+  if (h.version == 1) {
+    for (auto& c : candidates) {
+      if (exists(h.parent_dir + "/" + v1_probe(c))) {
+        h.controllers.push_back(c);
+        // A new memcg copies its parent's swappiness, so runs get 0 without a write each; best
+        // effort, some kernels refuse it.
+        if (c == "memory") (void)write_file_errno(h.parent_dir + "/memory.swappiness", "0");
+      } else {
+        note(c + ": no " + v1_probe(c) + " in " + h.parent_dir);
+      }
+    }
+    return;
+  }
+  // v2 "no internal processes": <own> may only enable controllers for its children once no process
+  // lives in it, so the server moves itself into a leaf of its own parent.
+  if (!read_pids(h.own_dir).empty()) {
+    std::string leaf = h.parent_dir + "/supervisor";
+    if (::mkdir(leaf.c_str(), 0755) != 0 && errno != EEXIST) {
+      note(sys_error("cannot create", leaf, errno));
+      return;
+    }
+    if (auto s = write_file(leaf + "/cgroup.procs", std::to_string(::getpid())); !s) {
+      note(s.error().message);
+      return;
+    }
+    h.moved_self = true;
+  }
+  auto enabled = read_file(h.own_dir + "/cgroup.subtree_control");
+  auto enabled_list = split(enabled ? *enabled : std::string(), ' ');
+  for (auto& c : candidates) {
+    // One write per controller: a combined write is all-or-nothing and would hide which one failed.
+    bool on = false;
+    for (auto& tok : enabled_list) on |= tok == c || tok == c + "\n";
+    Status s;
+    if (!on) s = write_file(h.own_dir + "/cgroup.subtree_control", "+" + c);
+    if (s) s = write_file(h.parent_dir + "/cgroup.subtree_control", "+" + c);
+    if (s) {
+      h.controllers.push_back(c);
+    } else {
+      note(c + ": " + s.error().message);
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<CgroupHierarchy> find_cgroup_hierarchies(std::string_view proc_self_cgroup,
+                                                     std::string_view proc_self_mountinfo) {
+  auto mounts = parse_mounts(proc_self_mountinfo);
+  std::vector<CgroupHierarchy> out;
+  for (auto line : split(proc_self_cgroup, '\n')) {
+    // "id:controllers:path"; the path itself may contain ':'.
+    size_t a = line.find(':');
+    size_t b = a == std::string_view::npos ? a : line.find(':', a + 1);
+    if (b == std::string_view::npos) continue;
+    auto ctrls = split(line.substr(a + 1, b - a - 1), ',');
+    std::string path(line.substr(b + 1));
+    if (line.substr(0, a) == "0" && ctrls.size() == 1 && ctrls[0].empty()) {
+      for (auto& m : mounts) {
+        if (m.fstype != "cgroup2") continue;
+        if (auto dir = locate(m, path); !dir.empty()) {
+          out.push_back({2, dir, {}});
+          break;
+        }
+      }
+      continue;
+    }
+    std::vector<std::string> wanted;
+    for (auto* w : kWanted)
+      if (contains(ctrls, w)) wanted.emplace_back(w);
+    if (wanted.empty()) continue;
+    for (auto& m : mounts) {
+      if (m.fstype != "cgroup" ||
+          std::find(m.options.begin(), m.options.end(), wanted[0]) == m.options.end())
+        continue;
+      if (auto dir = locate(m, path); !dir.empty()) {
+        out.push_back({1, dir, wanted});
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+Result<std::unique_ptr<CgroupManager>> CgroupManager::create(std::string proc_root) {
+  auto cg = read_file(proc_root + "/self/cgroup");
+  if (!cg) return cg.error();
+  auto mi = read_file(proc_root + "/self/mountinfo");
+  if (!mi) return mi.error();
+
+  std::unique_ptr<CgroupManager> m(new CgroupManager());
+  std::string notes;
+  std::vector<std::string> have;  // controllers already served by a v1 hierarchy
+  auto found = find_cgroup_hierarchies(*cg, *mi);
+  // v1 first: a controller bound to a v1 hierarchy is never available in v2 anyway.
+  std::stable_sort(found.begin(), found.end(), [](auto& x, auto& y) { return x.version < y.version; });
+  const std::string name = "1mcp-" + std::to_string(::getpid());
+  for (auto& f : found) {
+    std::vector<std::string> candidates = f.controllers;
+    if (f.version == 2) {
+      auto avail = read_file(f.own_dir + "/cgroup.controllers");
+      std::string text = avail ? *avail : std::string();
+      std::replace(text.begin(), text.end(), '\n', ' ');
+      auto list = split(text, ' ');
+      for (auto* w : kWanted)
+        if (contains(list, w) && std::find(have.begin(), have.end(), w) == have.end())
+          candidates.emplace_back(w);
+      if (candidates.empty()) continue;  // e.g. the empty "unified" hierarchy of a hybrid host
+    }
+    Hierarchy h{f.version, f.own_dir, f.own_dir + "/" + name, {}, false};
+    sweep_stale(h.own_dir, h.parent_dir, h.version);
+    prepare(h, candidates, notes);
+    if (h.controllers.empty()) {
+      // Nothing got enabled, so <own> takes the server back.
+      if (h.moved_self) (void)write_file_errno(h.own_dir + "/cgroup.procs", std::to_string(::getpid()));
+      remove_tree(h.parent_dir, h.version);
+      continue;
+    }
+    have.insert(have.end(), h.controllers.begin(), h.controllers.end());
+    m->hier_.push_back(std::move(h));
+  }
+
+  std::string desc, missing;
+  for (int v : {1, 2}) {
+    std::string list;
+    for (auto* w : kWanted)
+      if (auto* h = m->find(w); h && h->version == v) list += (list.empty() ? "" : ", ") + std::string(w);
+    if (!list.empty()) desc += (desc.empty() ? "" : "; ") + ("cgroup v" + std::to_string(v) + ": " + list);
+  }
+  for (auto* w : kWanted)
+    if (!m->find(w)) missing += (missing.empty() ? "" : ", ") + std::string(w);
+  if (desc.empty()) {
+    return make_error("no usable cgroup controller (memory, pids, cpu)" +
+                      (notes.empty() ? std::string() : ": " + notes));
+  }
+  if (!missing.empty()) desc += "; missing: " + missing + (notes.empty() ? "" : " (" + notes + ")");
+  m->describe_ = desc;
+  return m;
+}
+
+CgroupManager::~CgroupManager() {
+  for (auto& h : hier_) {
+    // v2: moving back fails while <own> has controllers enabled; the leaf then stays until the next
+    // server's start-up sweep removes it.
+    if (h.moved_self &&
+        write_file_errno(h.own_dir + "/cgroup.procs", std::to_string(::getpid())) != 0)
+      continue;
+    remove_tree(h.parent_dir, h.version);
+  }
+}
+
+std::string CgroupManager::describe() const { return describe_; }
+
+const CgroupManager::Hierarchy* CgroupManager::find(std::string_view controller) const {
+  for (auto& h : hier_)
+    if (std::find(h.controllers.begin(), h.controllers.end(), controller) != h.controllers.end())
+      return &h;
+  return nullptr;
+}
+
+bool CgroupManager::has_memory() const { return find("memory") != nullptr; }
+bool CgroupManager::has_pids() const { return find("pids") != nullptr; }
+bool CgroupManager::has_cpu() const { return find("cpu") != nullptr; }
+
+Result<std::unique_ptr<CgroupScope>> CgroupManager::new_scope(const CgroupLimits& limits) {
+  if (limits.cpu_weight > 10000) return make_error("cpu weight must be 1..10000");
+  const std::string name = "/run-" + std::to_string(++g_run_counter);
+  std::unique_ptr<CgroupScope> s(new CgroupScope());
+  for (auto& h : hier_) {
+    std::string dir = h.parent_dir + name;
+    if (::mkdir(dir.c_str(), 0755) != 0) return make_error(sys_error("cannot create", dir, errno));
+    s->dirs_.push_back(dir);  // from here on the scope's destructor removes it
+    s->versions_.push_back(h.version);
+    for (auto& c : h.controllers) {
+      Status st;
+      if (c == "memory") {
+        s->memory_dir_ = dir;
+        s->memory_version_ = h.version;
+        if (limits.memory_bytes) {
+          std::string n = std::to_string(limits.memory_bytes);
+          if (h.version == 1) {
+            // limit_in_bytes first: the kernel refuses a memsw limit below the memory limit.
+            st = write_file(dir + "/memory.limit_in_bytes", n);
+            if (st) {
+              int e = write_file_errno(dir + "/memory.memsw.limit_in_bytes", n);  // no swap escape
+              if (e && e != ENOENT)
+                st = make_error(sys_error("cannot write " + n + " to", dir + "/memory.memsw.limit_in_bytes", e));
+            }
+          } else {
+            st = write_file(dir + "/memory.max", n);
+            int e = st ? write_file_errno(dir + "/memory.swap.max", "0") : 0;
+            if (e && e != ENOENT)
+              st = make_error(sys_error("cannot write 0 to", dir + "/memory.swap.max", e));
+          }
+        }
+      } else if (c == "pids") {
+        s->pids_dir_ = dir;
+        if (limits.pids_max) st = write_file(dir + "/pids.max", std::to_string(limits.pids_max));
+      } else if (c == "cpu" && limits.cpu_weight && limits.cpu_weight != 100) {  // 100: the default
+        if (h.version == 1) {
+          uint64_t shares = std::max<uint64_t>(2, uint64_t(limits.cpu_weight) * 1024 / 100);
+          st = write_file(dir + "/cpu.shares", std::to_string(shares));
+        } else {
+          st = write_file(dir + "/cpu.weight", std::to_string(limits.cpu_weight));
+        }
+      }
+      if (!st) return st.error();
+    }
+  }
+  return s;
+}
+
+Status CgroupScope::add(pid_t pid) {
+  const std::string p = std::to_string(pid);
+  for (auto& d : dirs_)
+    if (auto s = write_file(d + "/cgroup.procs", p); !s) return s;
+  return {};
+}
+
+bool CgroupScope::oom_killed() const {
+  if (memory_dir_.empty()) return false;
+  // oom_kill counts kills; failcnt only counts hitting the limit, which reclaim often survives.
+  return read_key(memory_dir_ + (memory_version_ == 1 ? "/memory.oom_control" : "/memory.events"),
+                  "oom_kill") > 0;
+}
+
+uint64_t CgroupScope::memory_peak() const {
+  if (memory_dir_.empty()) return 0;
+  return read_number(memory_dir_ + (memory_version_ == 1 ? "/memory.max_usage_in_bytes" : "/memory.peak"));
+}
+
+uint32_t CgroupScope::pids_current() const {
+  return pids_dir_.empty() ? 0 : uint32_t(read_number(pids_dir_ + "/pids.current"));
+}
+
+CgroupScope::~CgroupScope() {
+  for (size_t i = dirs_.size(); i-- > 0;) {
+    // Usually the run is already gone and rmdir just works; only a busy cgroup needs the kill loop.
+    if (::rmdir(dirs_[i].c_str()) == 0 || errno == ENOENT) continue;
+    kill_all(dirs_[i], versions_[i]);
+    if (auto s = remove_dir(dirs_[i]); !s) log::warn(s.error().message);
+  }
+}
+
+}  // namespace onemcp::sandbox

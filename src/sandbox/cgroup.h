@@ -1,0 +1,102 @@
+// sandbox/cgroup.h — per-run cgroup scopes (memory, pids, cpu) beneath the server's own cgroup, on
+// cgroup v1, v2 or a hybrid of both. The supervisor owns one CgroupManager and one CgroupScope per run.
+// Thread-safety: CgroupManager is immutable after create(); new_scope() may be called from many threads
+// at once. A CgroupScope is owned by one run; its const accessors and add() may be called from any
+// thread. The manager must outlive its scopes.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace onemcp::sandbox {
+
+struct CgroupLimits {
+  uint64_t memory_bytes = 0;  // 0: no limit
+  uint32_t pids_max = 0;      // 0: no limit
+  uint32_t cpu_weight = 0;    // 0: default; 1..10000 with v2 semantics (100 = normal)
+};
+
+// One cgroup hierarchy the server sits in, found from /proc/self/cgroup + /proc/self/mountinfo.
+// Exposed so the path logic can be tested on synthetic text.
+struct CgroupHierarchy {
+  int version = 1;                       // 1 or 2
+  std::string own_dir;                   // the server's own cgroup directory in this hierarchy
+  std::vector<std::string> controllers;  // v1: wanted controllers it carries; v2: empty (read from
+                                         // <own_dir>/cgroup.controllers when the manager is created)
+};
+
+// Pure: parses the two files' text. Only memory, pids and cpu are looked for; named v1 hierarchies,
+// unmounted hierarchies and cgroups outside the mount's root are skipped.
+std::vector<CgroupHierarchy> find_cgroup_hierarchies(std::string_view proc_self_cgroup,
+                                                     std::string_view proc_self_mountinfo);
+
+class CgroupScope;
+
+class CgroupManager {
+ public:
+  // Discovers the hierarchies (proc_root is injectable for tests), sweeps parents left by dead servers,
+  // creates "<own>/1mcp-<pid>" per hierarchy and enables the controllers there. On v2 the server moves
+  // itself into "<own>/1mcp-<pid>/supervisor" first when its own cgroup holds processes, because a
+  // cgroup with processes cannot enable controllers for its children. Call it before starting any
+  // worker: processes spawned earlier stay behind in <own> and make enabling fail.
+  // Fails only when none of memory, pids and cpu can be used; has_*() tell which ones work.
+  static Result<std::unique_ptr<CgroupManager>> create(std::string proc_root = "/proc");
+  ~CgroupManager();  // removes the parents it created (best effort)
+  CgroupManager(const CgroupManager&) = delete;
+  CgroupManager& operator=(const CgroupManager&) = delete;
+
+  std::string describe() const;  // e.g. "cgroup v1: memory, pids, cpu", for the start-up log
+  bool has_memory() const;
+  bool has_pids() const;
+  bool has_cpu() const;
+
+  // "<parent>/run-<n>" in each hierarchy, limits written. Limits set to 0 are left at the default.
+  Result<std::unique_ptr<CgroupScope>> new_scope(const CgroupLimits& limits);
+
+  struct Hierarchy {
+    int version = 1;
+    std::string own_dir;
+    std::string parent_dir;                // "<own_dir>/1mcp-<pid>"
+    std::vector<std::string> controllers;  // the ones that work
+    bool moved_self = false;               // v2: the server now lives in <parent_dir>/supervisor
+  };
+
+ private:
+  CgroupManager() = default;
+  const Hierarchy* find(std::string_view controller) const;
+
+  std::vector<Hierarchy> hier_;  // only those with at least one working controller
+  std::string describe_;
+};
+
+// One run's cgroups. The destructor kills whatever is still inside and removes the directories.
+class CgroupScope {
+ public:
+  ~CgroupScope();
+  CgroupScope(const CgroupScope&) = delete;
+  CgroupScope& operator=(const CgroupScope&) = delete;
+
+  Status add(pid_t pid);  // moves pid (its whole thread group) into every hierarchy of the scope
+  bool oom_killed() const;
+  uint64_t memory_peak() const;  // bytes; 0 when the kernel does not report it
+  uint32_t pids_current() const;
+  const std::vector<std::string>& dirs() const { return dirs_; }  // for tests and diagnostics
+
+ private:
+  friend class CgroupManager;
+  CgroupScope() = default;
+
+  std::vector<std::string> dirs_;  // one per hierarchy, created in this order
+  std::vector<int> versions_;      // parallel to dirs_
+  std::string memory_dir_, pids_dir_;
+  int memory_version_ = 0;
+};
+
+}  // namespace onemcp::sandbox

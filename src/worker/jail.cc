@@ -1,0 +1,205 @@
+#include "worker/jail.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include "ipc/wire.h"
+#include "sandbox/child/landlock.h"
+#include "sandbox/child/seccomp.h"
+
+namespace onemcp::worker {
+namespace {
+
+std::string why(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+int g_own_pidns = -1;  // inner zygote: its own pid namespace, to reset pid_ns_for_children
+std::optional<sandbox::child::SeccompProgram> g_seccomp;
+
+Status write_file(const std::string& path, const std::string& text, mode_t mode = 0644) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return make_error(why("create " + path));
+  ssize_t n = ::write(fd, text.data(), text.size());
+  ::close(fd);
+  if (n != ssize_t(text.size())) return make_error(why("write " + path));
+  return {};
+}
+
+Status mkdir_p(const std::string& path) {
+  for (size_t i = 1; i <= path.size(); ++i) {
+    if (i < path.size() && path[i] != '/') continue;
+    if (::mkdir(path.substr(0, i).c_str(), 0755) != 0 && errno != EEXIST)
+      return make_error(why("mkdir " + path.substr(0, i)));
+  }
+  return {};
+}
+
+// Read-only bind of a host path, keeping the flags the kernel locks for unprivileged remounts.
+Status bind(const std::string& src, const std::string& dst, bool is_file, bool read_only) {
+  struct stat st;
+  if (::stat(src.c_str(), &st) != 0) return {};  // absent on this host: nothing to expose
+  if (is_file) {
+    int fd = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return make_error(why("create " + dst));
+    ::close(fd);
+  } else if (auto s = mkdir_p(dst); !s) {
+    return s;
+  }
+  if (::mount(src.c_str(), dst.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
+    return make_error(why("bind " + src));
+  struct statvfs vfs;
+  unsigned long locked = 0;
+  if (::statvfs(src.c_str(), &vfs) == 0) {
+    if (vfs.f_flag & ST_NOATIME) locked |= MS_NOATIME;
+    if (vfs.f_flag & ST_NODIRATIME) locked |= MS_NODIRATIME;
+    if (vfs.f_flag & ST_RELATIME) locked |= MS_RELATIME;
+    if (vfs.f_flag & ST_NOEXEC) locked |= MS_NOEXEC;
+  }
+  unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | locked;
+  if (read_only) flags |= MS_RDONLY;
+  if (!is_file) flags |= MS_NODEV;
+  if (::mount(nullptr, dst.c_str(), nullptr, flags, nullptr) != 0)
+    return make_error(why("remount " + dst));
+  return {};
+}
+
+Status build_root() {
+  const std::string r = kRootDir;
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    return make_error(why("make mounts private"));
+  if (::mount("tmpfs", r.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=256,mode=0755") != 0)
+    return make_error(why("mount root tmpfs"));
+  for (const char* d : {"/usr", "/proc", "/dev", "/tmp", "/out", "/etc"}) {
+    if (::mkdir((r + d).c_str(), 0755) != 0) return make_error(why(std::string("mkdir ") + d));
+  }
+  // Only what the interpreters load at run time: shared libraries and the Python stdlib and
+  // dist-packages. No host /etc, /home, /root, /run, /sys, /var, sockets.
+  for (const char* d : {"/usr/lib", "/usr/lib64", "/usr/share/zoneinfo"}) {
+    if (auto s = bind(d, r + d, false, true); !s) return s;
+  }
+  for (auto [link, target] : {std::pair{"/lib", "usr/lib"}, std::pair{"/lib64", "usr/lib64"}}) {
+    if (::symlink(target, (r + link).c_str()) != 0) return make_error(why("symlink"));
+  }
+  for (const char* dev : {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"}) {
+    // Writing to /dev/null is normal; these nodes hold nothing to protect.
+    if (auto s = bind(dev, r + dev, true, false); !s) return s;
+  }
+  for (auto [link, target] : {std::pair{"/dev/fd", "/proc/self/fd"}, std::pair{"/dev/stdin", "/proc/self/fd/0"},
+                              std::pair{"/dev/stdout", "/proc/self/fd/1"}, std::pair{"/dev/stderr", "/proc/self/fd/2"}}) {
+    if (::symlink(target, (r + link).c_str()) != 0) return make_error(why("symlink"));
+  }
+  std::string uid = std::to_string(kRunUid);
+  if (auto s = write_file(r + "/etc/passwd", "root:x:0:0:root:/:/bin/false\nsandbox:x:" + uid + ":" +
+                                                 uid + "::/tmp:/bin/false\nnobody:x:65534:65534::/:/bin/false\n");
+      !s)
+    return s;
+  if (auto s = write_file(r + "/etc/group", "root:x:0:\nsandbox:x:" + uid + ":\nnogroup:x:65534:\n"); !s) return s;
+  if (auto s = write_file(r + "/etc/hostname", "sandbox\n"); !s) return s;
+  if (auto s = write_file(r + "/etc/hosts", "127.0.0.1 localhost sandbox\n::1 localhost\n"); !s) return s;
+  if (::mount(nullptr, r.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0)
+    return make_error(why("remount root read-only"));
+  return {};
+}
+
+Status expect_tag(int control, uint32_t want) {
+  uint32_t tag = 0;
+  std::vector<UniqueFd> fds;
+  auto got = ipc::recv_with_fds(control, &tag, sizeof tag, &fds, 0);
+  if (!got || *got != sizeof tag || tag != want) return make_error("supervisor handshake failed");
+  return {};
+}
+
+}  // namespace
+
+Status jail_enter_zygote(int control) {
+  if (::unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS) != 0)
+    return make_error(why("unshare namespaces"));
+  // Only a process privileged in the parent namespace (the supervisor) may map a uid range.
+  uint32_t tag = ipc::kIdMapTag;
+  if (auto s = ipc::send_with_fds(control, &tag, sizeof tag, nullptr, 0); !s) return s;
+  if (auto s = expect_tag(control, ipc::kIdMapTag); !s) return s;
+  if (::setgroups(0, nullptr) != 0 || ::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0)
+    return make_error(why("become root of the user namespace"));
+  if (::sethostname("sandbox", 7) != 0) return make_error(why("sethostname"));
+  if (auto s = build_root(); !s) return s;
+
+  pid_t inner = ::fork();
+  if (inner < 0) return make_error(why("fork"));
+  if (inner == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // pid 1 of our own pid namespace: a /proc of our own, and a handle to reset pid_ns_for_children.
+    if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+      return make_error(why("mount /proc"));
+    g_own_pidns = ::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+    if (g_own_pidns < 0) return make_error(why("open pid namespace"));
+    return {};
+  }
+  // Outer: nothing left to do but mirror the zygote's fate.
+  ::close(control);
+  int status = 0;
+  while (::waitpid(inner, &status, 0) < 0 && errno == EINTR) {
+  }
+  _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
+Status jail_prepare_filters() {
+  auto prog = sandbox::child::SeccompProgram::build();
+  if (!prog) return prog.error();
+  g_seccomp.emplace(std::move(*prog));
+  return {};
+}
+
+Status jail_before_fork() {
+  if (::unshare(CLONE_NEWPID) != 0) return make_error(why("unshare pid namespace"));
+  return {};
+}
+
+Status jail_after_fork_parent() {
+  if (::setns(g_own_pidns, CLONE_NEWPID) != 0) return make_error(why("reset pid namespace"));
+  return {};
+}
+
+Status jail_enter_run() {
+  if (::unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) != 0) return make_error(why("unshare"));
+  const std::string r = kRootDir;
+  // /proc is mounted before pivot_root: the kernel only allows a new proc where one is visible.
+  if (::mount("proc", (r + "/proc").c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2") != 0)
+    return make_error(why("mount /proc"));
+  std::string opts = "size=" + std::to_string(kTmpBytes) + ",nr_inodes=" + std::to_string(kTmpInodes) +
+                     ",mode=1777,uid=" + std::to_string(kRunUid) + ",gid=" + std::to_string(kRunUid);
+  for (const char* d : {"/tmp", "/out"}) {
+    if (::mount("tmpfs", (r + d).c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts.c_str()) != 0)
+      return make_error(why(std::string("mount ") + d));
+  }
+  if (::chdir(r.c_str()) != 0) return make_error(why("chdir root"));
+  if (::syscall(SYS_pivot_root, ".", ".") != 0) return make_error(why("pivot_root"));
+  if (::umount2(".", MNT_DETACH) != 0) return make_error(why("detach old root"));
+  if (::chdir("/tmp") != 0) return make_error(why("chdir /tmp"));
+  return {};
+}
+
+Status jail_lockdown() {
+  if (::setgroups(0, nullptr) != 0 || ::setresgid(kRunUid, kRunUid, kRunUid) != 0 ||
+      ::setresuid(kRunUid, kRunUid, kRunUid) != 0)
+    return make_error(why("drop to the run uid"));
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return make_error(why("no_new_privs"));
+  if (sandbox::child::landlock_abi() > 0) {
+    auto ll = sandbox::child::landlock_restrict({{"/"}, {"/tmp", "/out", "/dev/null", "/dev/full", "/dev/zero"}});
+    if (!ll) return ll.error();
+  }
+  if (!g_seccomp) return make_error("seccomp program not prepared");
+  return g_seccomp->install();
+}
+
+}  // namespace onemcp::worker

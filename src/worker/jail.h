@@ -1,0 +1,41 @@
+// worker/jail.h — the kernel sandbox as seen from inside a worker: namespaces, the minimal
+// read-only root, and the per-run lockdown (uid drop, no_new_privs, Landlock, seccomp).
+//
+// Layout: the worker process (outer) unshares user+net+mount+pid namespaces, lets the supervisor
+// write its uid/gid maps, builds the read-only root, and forks the zygote proper (inner), which is
+// pid 1 of its own pid namespace. For every run the inner zygote creates a fresh pid namespace
+// (unshare + fork, so glibc's thread state stays right), and the run child unshares fresh mount,
+// ipc and uts namespaces, mounts its own /proc, /tmp and /out, and pivots into the root.
+// Thread-safety: single-threaded processes only (unshare(CLONE_NEWUSER) refuses threaded callers).
+#pragma once
+
+#include <string>
+
+#include "base/result.h"
+
+namespace onemcp::worker {
+
+inline constexpr const char* kRootDir = "/tmp";  // where the sandbox root is built (private mount ns)
+inline constexpr uid_t kRunUid = 1000;           // inner uid/gid of a run (never 0)
+inline constexpr uint64_t kTmpBytes = 64ull << 20;
+inline constexpr uint64_t kTmpInodes = 4096;
+
+// Outer worker process: namespaces + id maps (handshake on the control fd) + root filesystem.
+// Returns in the inner zygote; the outer process never returns (it waits and exits).
+Status jail_enter_zygote(int control_fd);
+
+// Inner zygote, around each fork: a fresh pid namespace for the next child only.
+Status jail_before_fork();
+Status jail_after_fork_parent();
+
+// Run child, before its fds are arranged: fresh mount/ipc/uts namespaces, /proc, /tmp, /out,
+// pivot_root into the read-only root.
+Status jail_enter_run();
+
+// Run child, last step before user code: drop to kRunUid, no_new_privs, Landlock, seccomp.
+Status jail_lockdown();
+
+// Compiles the seccomp program once (in the zygote).
+Status jail_prepare_filters();
+
+}  // namespace onemcp::worker
