@@ -14,6 +14,8 @@
 
 #include "base/log.h"
 #include "policy/config.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/child/landlock.h"
 #include "server/backend.h"
 #include "server/mcp_server.h"
 #include "transport/http_server.h"
@@ -106,12 +108,28 @@ int cmd_serve(const ServeFlags& f) {
   server::WorkerPaths paths{here + "/1mcp-js-worker", here + "/1mcp-py-worker", ONEMCP_DEFAULT_ESBUILD};
   if (const char* e = std::getenv("ONEMCP_ESBUILD")) paths.esbuild = e;
   paths.sandbox = !f.insecure_no_sandbox;
+  paths.writable_roots = config->policy.filesystem.writable;
   if (!paths.sandbox) {
     log::warn("*** --insecure-no-sandbox: runs are NOT isolated by the kernel (no namespaces, no "
               "seccomp, no read-only root). Untrusted code can read and change this machine. "
               "Development only. ***");
   }
-  auto backend = server::start_worker_backend(paths);
+  std::unique_ptr<sandbox::CgroupManager> cgroups;
+  if (auto made = sandbox::CgroupManager::create(); made) {
+    cgroups = std::move(*made);
+  } else if (paths.sandbox) {
+    std::fprintf(stderr,
+                 "1mcp serve: cgroups are required for per-run memory, process and CPU limits: "
+                 "%s\n(--insecure-no-sandbox runs without them, for development only.)\n",
+                 made.error().message.c_str());
+    return 1;
+  }
+  if (cgroups && paths.sandbox && (!cgroups->has_memory() || !cgroups->has_pids())) {
+    std::fprintf(stderr, "1mcp serve: the memory and pids cgroup controllers are required (%s)\n",
+                 cgroups->describe().c_str());
+    return 1;
+  }
+  auto backend = server::start_worker_backend(paths, cgroups.get());
   if (!backend) {
     std::fprintf(stderr,
                  "1mcp serve: cannot start the sandboxed runtimes: %s\n"
@@ -122,8 +140,11 @@ int cmd_serve(const ServeFlags& f) {
     return 1;
   }
   if (paths.sandbox) {
+    int ll = sandbox::child::landlock_abi();
     log::info("sandbox active: user, pid, mount, ipc, uts and net namespaces; read-only root; "
-              "no_new_privs; uid " + std::to_string(1000) + "; seccomp; landlock where available");
+              "uid 1000 without capabilities; no_new_privs; seccomp; " +
+              (ll > 0 ? "landlock ABI " + std::to_string(ll) : std::string("landlock unavailable")) +
+              "; " + cgroups->describe());
   }
 
   server::ServerOptions opts;

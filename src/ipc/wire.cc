@@ -17,7 +17,8 @@ std::string encode(const RunRequest& r) {
   json j = {{"code", r.code},         {"args", r.args},
             {"env", r.env},           {"cwd", r.cwd},
             {"timeoutMs", r.timeout_ms}, {"memMb", r.mem_mb},
-            {"stdoutBytes", r.stdout_bytes}, {"transpiled", r.transpiled}};
+            {"stdoutBytes", r.stdout_bytes}, {"transpiled", r.transpiled},
+            {"readonly", r.readonly},         {"writable", r.writable}};
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -34,6 +35,8 @@ Result<RunRequest> decode_request(const std::string& s) {
     r.mem_mb = j.value("memMb", uint64_t{0});
     r.stdout_bytes = j.value("stdoutBytes", uint64_t{0});
     r.transpiled = j.value("transpiled", false);
+    r.readonly = j.value("readonly", std::vector<std::string>{"/"});
+    r.writable = j.value("writable", std::vector<std::string>{"/tmp", "/out"});
     return r;
   } catch (const std::exception& e) {
     return make_error(std::string("bad run request: ") + e.what());

@@ -41,6 +41,11 @@ struct RunRequest {
   uint64_t mem_mb = 0;         // heap budget of the run
   uint64_t stdout_bytes = 0;   // enforced by the supervisor
   bool transpiled = false;     // JS: code already went through esbuild
+  // Filesystem policy, paths inside the sandbox's root: each writable path is backed by a fresh
+  // size- and inode-limited tmpfs; nothing else may be written, and only `readonly` (plus what
+  // the interpreter itself loads) may be read.
+  std::vector<std::string> readonly{"/"};
+  std::vector<std::string> writable{"/tmp", "/out"};
 };
 
 std::string encode(const RunRequest& r);

@@ -23,6 +23,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr size_t kMaxReportBytes = 1u << 20;
+constexpr auto kOomCheckInterval = std::chrono::milliseconds(50);
 
 std::string errno_msg(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -92,8 +93,8 @@ void CancelToken::cancel() {
   (void)r;
 }
 
-Result<std::unique_ptr<Zygote>> Zygote::start(LaunchSpec spec) {
-  std::unique_ptr<Zygote> z(new Zygote(std::move(spec)));
+Result<std::unique_ptr<Zygote>> Zygote::start(LaunchSpec spec, CgroupManager* cgroups) {
+  std::unique_ptr<Zygote> z(new Zygote(std::move(spec), cgroups));
   std::lock_guard lk(z->mu_);
   if (auto s = z->spawn_locked(); !s) return s.error();
   return z;
@@ -241,6 +242,16 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   if (!res) return res.error();
   auto go = make_pipe(/*blocking_read=*/true);
   if (!go) return go.error();
+  std::unique_ptr<CgroupScope> scope;
+  if (cgroups_) {
+    CgroupLimits limits;
+    if (req.mem_mb) limits.memory_bytes = req.mem_mb * (1ull << 20) + kRunMemorySlackBytes;
+    limits.pids_max = kRunPidsMax;
+    limits.cpu_weight = kRunCpuWeight;
+    auto made = cgroups_->new_scope(limits);
+    if (!made) return made.error();
+    scope = std::move(*made);
+  }
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     return make_error(errno_msg("socketpair"));
@@ -267,6 +278,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   int status = 0;
   std::optional<Outcome> forced;  // why we killed it
   std::optional<Clock::time_point> drain_until;
+  auto next_oom_check = t0 + kOomCheckInterval;
 
   // Without the sandbox the run's forked children share its process group; with it, killing
   // the run (pid 1 of its pid namespace) takes every process of the namespace with it.
@@ -283,6 +295,12 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   while (!exited || out_open || err_open || res_open) {
     auto now = Clock::now();
     if (!forced && now >= deadline) kill_run(Outcome::timeout);
+    // An OOM kill anywhere in the run's memory cgroup ends the whole run: it is over budget,
+    // and what survives of it would only report a partial result.
+    if (scope && !forced && !exited && now >= next_oom_check) {
+      if (scope->oom_killed()) kill_run(Outcome::memory);
+      next_oom_check = now + kOomCheckInterval;
+    }
     if (exited && !drain_until) drain_until = now + std::chrono::milliseconds(100);
     if (drain_until && now >= *drain_until) {
       // Something the run spawned still holds its pipes: kill the group and stop reading.
@@ -290,6 +308,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
       break;
     }
     auto until = drain_until ? std::min(*drain_until, deadline) : deadline;
+    if (scope && !exited) until = std::min(until, next_oom_check);
     if (forced) until = now + std::chrono::milliseconds(drain_until ? 5 : 2000);
     int wait_ms = int(std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()) + 1;
 
@@ -348,6 +367,12 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
                                 ", pidfd " + std::to_string(pidfd.get()) + ", host pid " +
                                 std::to_string(host_pid) + ")");
             }
+            if (scope) {
+              if (auto added = scope->add(host_pid); !added) {
+                kill_now();
+                return make_error("cannot place the run in its cgroup: " + added.error().message);
+              }
+            }
             // Let it run (it waits until now, so nothing executes outside its limits).
             char one = 1;
             if (::write(go->second.get(), &one, 1) != 1) kill_run(Outcome::internal);
@@ -382,6 +407,10 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   }
   if (forced) {
     o.outcome = *forced;
+  } else if (scope && scope->oom_killed()) {
+    // The kernel's OOM killer struck inside the run's memory cgroup (the run itself or a
+    // process it forked): the run went over its memory budget.
+    o.outcome = Outcome::memory;
   } else if (o.report.error_kind == "memory") {
     o.outcome = Outcome::memory;
   } else if (o.report.error_kind == "timeout") {

@@ -14,6 +14,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "ipc/wire.h"
+#include "sandbox/cgroup.h"
 
 namespace onemcp::sandbox {
 
@@ -51,13 +52,21 @@ struct LaunchSpec {
   std::vector<std::string> env;   // complete environment ("K=V")
 };
 
+// Per-run cgroup settings: a run may fork and start threads, up to this many tasks in all.
+inline constexpr uint32_t kRunPidsMax = 128;
+// Pages the interpreter dirties after fork count against the run; this is their allowance.
+inline constexpr uint64_t kRunMemorySlackBytes = 32ull << 20;
+// Below the server's weight (100), so a busy run cannot starve the server.
+inline constexpr uint32_t kRunCpuWeight = 50;
+
 // Host uid/gid that inner id 0 of a sandboxed worker maps to (65536 ids from here on).
 inline constexpr uint32_t kHostIdBase = 1900000000;
 
 class Zygote {
  public:
-  // Starts the worker process; it pre-initialises in the background (see wait_ready).
-  static Result<std::unique_ptr<Zygote>> start(LaunchSpec spec);
+  // Starts the worker process; it pre-initialises in the background (see wait_ready). With
+  // `cgroups`, every run gets its own cgroup scope (memory, pids, cpu) before it may start.
+  static Result<std::unique_ptr<Zygote>> start(LaunchSpec spec, CgroupManager* cgroups = nullptr);
   ~Zygote();
 
   // Blocks until the worker reports it is initialised (run() waits for it too).
@@ -71,7 +80,7 @@ class Zygote {
   pid_t pid() const;
 
  private:
-  explicit Zygote(LaunchSpec spec) : spec_(std::move(spec)) {}
+  Zygote(LaunchSpec spec, CgroupManager* cgroups) : spec_(std::move(spec)), cgroups_(cgroups) {}
   Status spawn_locked();
   Status wait_ready_locked(std::chrono::milliseconds timeout);
   Status write_id_maps();
@@ -83,6 +92,7 @@ class Zygote {
   Status send_run(const int* fds);
 
   LaunchSpec spec_;
+  CgroupManager* cgroups_;
   std::mutex mu_;
   UniqueFd control_;
   pid_t pid_ = -1;

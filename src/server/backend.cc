@@ -60,12 +60,14 @@ class WorkerBackend final : public RunBackend {
 
 }  // namespace
 
-Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& paths) {
+Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& paths,
+                                                         sandbox::CgroupManager* cgroups) {
   std::vector<std::string> args;
   if (!paths.sandbox) args.push_back("--no-sandbox");
-  auto js = sandbox::Zygote::start({paths.js_worker, args, worker_env()});
+  for (const auto& w : paths.writable_roots) args.push_back("--writable=" + w);
+  auto js = sandbox::Zygote::start({paths.js_worker, args, worker_env()}, cgroups);
   if (!js) return js.error();
-  auto py = sandbox::Zygote::start({paths.py_worker, args, worker_env()});
+  auto py = sandbox::Zygote::start({paths.py_worker, args, worker_env()}, cgroups);
   if (!py) return py.error();
   if (auto s = (*js)->wait_ready(std::chrono::seconds(30)); !s) return s.error();
   if (auto s = (*py)->wait_ready(std::chrono::seconds(30)); !s) return s.error();

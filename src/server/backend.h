@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "ipc/wire.h"
@@ -26,10 +27,13 @@ struct WorkerPaths {
   std::string py_worker;  // 1mcp-py-worker
   std::string esbuild;    // esbuild binary, used only for code plain QuickJS cannot parse
   bool sandbox = true;    // false only with the development flag --insecure-no-sandbox
+  std::vector<std::string> writable_roots{"/tmp", "/out"};  // the server policy's writable paths
 };
 
 // Starts both zygotes (in parallel), waits until they are initialised, and proves the sandbox
 // works with one probe run per runtime (fails, saying which layer, if it does not).
-Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& paths);
+// `cgroups` (may be null only without the sandbox) must outlive the backend.
+Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& paths,
+                                                         sandbox::CgroupManager* cgroups);
 
 }  // namespace onemcp::server

@@ -106,6 +106,8 @@ Result<PreparedRun> prepare_run(Language lang, const json& arguments,
   p.request.timeout_ms = effective->limits.timeout_ms;
   p.request.mem_mb = effective->limits.mem_mb;
   p.request.stdout_bytes = effective->limits.stdout_bytes;
+  p.request.readonly = effective->filesystem.readonly;
+  p.request.writable = effective->filesystem.writable;
   p.stdin_data = arguments.value("stdin", std::string{});
   return p;
 }

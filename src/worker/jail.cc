@@ -24,7 +24,8 @@ namespace {
 
 std::string why(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-int g_own_pidns = -1;  // inner zygote: its own pid namespace, to reset pid_ns_for_children
+int g_own_pidns = -1;
+std::vector<std::string> g_writable_roots;  // inner zygote: its own pid namespace, to reset pid_ns_for_children
 std::optional<sandbox::child::SeccompProgram> g_seccomp;
 
 Status write_file(const std::string& path, const std::string& text, mode_t mode = 0644) {
@@ -80,8 +81,11 @@ Status build_root() {
     return make_error(why("make mounts private"));
   if (::mount("tmpfs", r.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=256,mode=0755") != 0)
     return make_error(why("mount root tmpfs"));
-  for (const char* d : {"/usr", "/proc", "/dev", "/tmp", "/out", "/etc"}) {
+  for (const char* d : {"/usr", "/proc", "/dev", "/etc"}) {
     if (::mkdir((r + d).c_str(), 0755) != 0) return make_error(why(std::string("mkdir ") + d));
+  }
+  for (const auto& d : g_writable_roots) {
+    if (auto s = mkdir_p(r + d); !s) return s;
   }
   // Only what the interpreters load at run time: shared libraries and the Python stdlib and
   // dist-packages. No host /etc, /home, /root, /run, /sys, /var, sockets.
@@ -122,7 +126,14 @@ Status expect_tag(int control, uint32_t want) {
 
 }  // namespace
 
-Status jail_enter_zygote(int control) {
+Status jail_enter_zygote(int control, const std::vector<std::string>& writable_roots) {
+  for (const auto& w : writable_roots) {
+    if (w.empty() || w[0] != '/' || w == "/" || w.find("/..") != std::string::npos ||
+        w.rfind("/proc", 0) == 0 || w.rfind("/dev", 0) == 0 || w.rfind("/usr", 0) == 0 ||
+        w.rfind("/etc", 0) == 0)
+      return make_error("writable path not allowed in the sandbox: " + w);
+  }
+  g_writable_roots = writable_roots;
   if (::unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS) != 0)
     return make_error(why("unshare namespaces"));
   // Only a process privileged in the parent namespace (the supervisor) may map a uid range.
@@ -170,7 +181,12 @@ Status jail_after_fork_parent() {
   return {};
 }
 
-Status jail_enter_run() {
+bool within(const std::string& path, const std::string& dir) {
+  return path == dir || dir == "/" || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+                                       path[dir.size()] == '/');
+}
+
+Status jail_enter_run(const ipc::RunRequest& req) {
   if (::unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) != 0) return make_error(why("unshare"));
   const std::string r = kRootDir;
   // /proc is mounted before pivot_root: the kernel only allows a new proc where one is visible.
@@ -178,24 +194,40 @@ Status jail_enter_run() {
     return make_error(why("mount /proc"));
   std::string opts = "size=" + std::to_string(kTmpBytes) + ",nr_inodes=" + std::to_string(kTmpInodes) +
                      ",mode=1777,uid=" + std::to_string(kRunUid) + ",gid=" + std::to_string(kRunUid);
-  for (const char* d : {"/tmp", "/out"}) {
-    if (::mount("tmpfs", (r + d).c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts.c_str()) != 0)
-      return make_error(why(std::string("mount ") + d));
+  for (const auto& root : g_writable_roots) {
+    bool used = false;
+    for (const auto& w : req.writable) used = used || within(w, root);
+    if (!used) continue;  // stays an empty read-only directory
+    if (::mount("tmpfs", (r + root).c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts.c_str()) != 0)
+      return make_error(why("mount " + root));
+    for (const auto& w : req.writable) {
+      if (w == root || !within(w, root)) continue;
+      if (auto s = mkdir_p(r + w); !s) return s;
+      if (::chown((r + w).c_str(), kRunUid, kRunUid) != 0) return make_error(why("chown " + w));
+    }
   }
   if (::chdir(r.c_str()) != 0) return make_error(why("chdir root"));
   if (::syscall(SYS_pivot_root, ".", ".") != 0) return make_error(why("pivot_root"));
   if (::umount2(".", MNT_DETACH) != 0) return make_error(why("detach old root"));
-  if (::chdir("/tmp") != 0) return make_error(why("chdir /tmp"));
+  bool tmp_writable = false;
+  for (const auto& w : req.writable) tmp_writable = tmp_writable || w == "/tmp";
+  if (::chdir(tmp_writable ? "/tmp" : "/") != 0) return make_error(why("chdir"));
   return {};
 }
 
-Status jail_lockdown() {
+Status jail_lockdown(const ipc::RunRequest& req) {
   if (::setgroups(0, nullptr) != 0 || ::setresgid(kRunUid, kRunUid, kRunUid) != 0 ||
       ::setresuid(kRunUid, kRunUid, kRunUid) != 0)
     return make_error(why("drop to the run uid"));
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return make_error(why("no_new_privs"));
   if (sandbox::child::landlock_abi() > 0) {
-    auto ll = sandbox::child::landlock_restrict({{"/"}, {"/tmp", "/out", "/dev/null", "/dev/full", "/dev/zero"}});
+    // What the policy allows, plus what the interpreter itself loads at run time.
+    sandbox::child::LandlockPaths paths{req.readonly, req.writable};
+    for (const char* p : {"/usr/lib", "/usr/lib64", "/usr/share/zoneinfo", "/etc", "/dev/urandom",
+                          "/dev/random", "/dev/zero", "/proc/self"})
+      paths.read_only.push_back(p);
+    for (const char* p : {"/dev/null", "/dev/full"}) paths.read_write.push_back(p);
+    auto ll = sandbox::child::landlock_restrict(paths);
     if (!ll) return ll.error();
   }
   if (!g_seccomp) return make_error("seccomp program not prepared");

@@ -11,7 +11,10 @@
 
 #include <string>
 
+#include <vector>
+
 #include "base/result.h"
+#include "ipc/wire.h"
 
 namespace onemcp::worker {
 
@@ -22,7 +25,9 @@ inline constexpr uint64_t kTmpInodes = 4096;
 
 // Outer worker process: namespaces + id maps (handshake on the control fd) + root filesystem.
 // Returns in the inner zygote; the outer process never returns (it waits and exits).
-Status jail_enter_zygote(int control_fd);
+// `writable_roots`: the server's writable paths; each gets a mount point in the root, and a run
+// mounts a tmpfs on those that hold one of its own writable paths.
+Status jail_enter_zygote(int control_fd, const std::vector<std::string>& writable_roots);
 
 // Inner zygote, around each fork: a fresh pid namespace for the next child only.
 Status jail_before_fork();
@@ -30,10 +35,10 @@ Status jail_after_fork_parent();
 
 // Run child, before its fds are arranged: fresh mount/ipc/uts namespaces, /proc, /tmp, /out,
 // pivot_root into the read-only root.
-Status jail_enter_run();
+Status jail_enter_run(const ipc::RunRequest& req);
 
 // Run child, last step before user code: drop to kRunUid, no_new_privs, Landlock, seccomp.
-Status jail_lockdown();
+Status jail_lockdown(const ipc::RunRequest& req);
 
 // Compiles the seccomp program once (in the zygote).
 Status jail_prepare_filters();

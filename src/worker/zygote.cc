@@ -88,7 +88,7 @@ void write_all_fd(int fd, const std::string& s) {
   if (got != 1) _exit(126);
 
   if (sandbox) {
-    if (auto s = jail_enter_run(); !s) setup_failed(result_fd, s.error().message);
+    if (auto s = jail_enter_run(*req); !s) setup_failed(result_fd, s.error().message);
   }
 
   // stdin, stdout, stderr, result -> 0..3; everything else closed.
@@ -126,7 +126,7 @@ void write_all_fd(int fd, const std::string& s) {
 
   rt.after_fork_child();
   if (sandbox) {
-    if (auto s = jail_lockdown(); !s) setup_failed(ipc::kResultFd, s.error().message);
+    if (auto s = jail_lockdown(*req); !s) setup_failed(ipc::kResultFd, s.error().message);
   }
   int code = rt.run(*req);
   std::fflush(stdout);
@@ -145,15 +145,18 @@ void write_report(const ipc::ChildReport& report) { write_all_fd(ipc::kResultFd,
 
 int zygote_main(Runtime& rt, int argc, char** argv) {
   bool sandbox = true;
+  std::vector<std::string> writable_roots;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--no-sandbox") == 0) sandbox = false;
+    if (std::strncmp(argv[i], "--writable=", 11) == 0) writable_roots.emplace_back(argv[i] + 11);
   }
+  if (writable_roots.empty()) writable_roots = {"/tmp", "/out"};
   int control = kControlFd;
   ::fcntl(control, F_SETFD, FD_CLOEXEC);
   ::signal(SIGPIPE, SIG_IGN);
 
   if (sandbox) {
-    if (auto s = jail_enter_zygote(control); !s) {
+    if (auto s = jail_enter_zygote(control, writable_roots); !s) {
       std::fprintf(stderr, "1mcp worker: cannot enter the sandbox: %s\n", s.error().message.c_str());
       return 121;
     }
