@@ -28,6 +28,7 @@ namespace onemcp::ipc {
 
 inline constexpr int kResultFd = 3;                // fd number of the result pipe inside a run
 inline constexpr uint32_t kReadyTag = 0x52454459;  // zygote -> supervisor once pre-initialised
+inline constexpr char kRootReadyMarker = '\x01';  // first byte on the result pipe, sandbox only
 inline constexpr uint32_t kIdMapTag = 0x49444d50;  // zygote asks for uid/gid maps; supervisor acks
 inline constexpr size_t kRunFdCount = 7;
 

@@ -279,6 +279,8 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   std::optional<Outcome> forced;  // why we killed it
   std::optional<Clock::time_point> drain_until;
   auto next_oom_check = t0 + kOomCheckInterval;
+  bool root_ready = false;
+  UniqueFd out_dir;
 
   // Without the sandbox the run's forked children share its process group; with it, killing
   // the run (pid 1 of its pid namespace) takes every process of the namespace with it.
@@ -343,6 +345,18 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
         case 2: {
           bool big = false;
           res_open = drain(p[i].fd, report, kMaxReportBytes, big);
+          if (!root_ready && !report.empty() && report[0] == ipc::kRootReadyMarker) {
+            root_ready = true;
+            report.erase(0, 1);
+            // The run's /out (a tmpfs in its own mount namespace) stays alive while we hold it,
+            // so it can be read after the run is gone.
+            if (host_pid > 0) {
+              std::string path = "/proc/" + std::to_string(host_pid) + "/root/out";
+              out_dir.reset(::open(path.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+              // Still our run (not reaped, so the pid was not reused before the open)?
+              if (::syscall(SYS_pidfd_send_signal, pidfd.get(), 0, nullptr, 0) != 0) out_dir.reset();
+            }
+          }
           break;
         }
         case 3: {
@@ -400,6 +414,9 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
 
   o.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   o.report = ipc::decode_report(report);
+  if (out_dir.valid()) {
+    if (auto files = read_out_dir(out_dir.get()); files) o.files = std::move(*files);
+  }
   if (WIFEXITED(status)) o.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) {
     o.signal = WTERMSIG(status);

@@ -15,6 +15,7 @@
 #include "base/unique_fd.h"
 #include "ipc/wire.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/outdir.h"
 
 namespace onemcp::sandbox {
 
@@ -44,6 +45,7 @@ struct RunOutput {
   double duration_ms = 0;
   bool truncated = false;
   ipc::ChildReport report;
+  std::vector<OutFile> files;  // what the run left in /out (sandbox only)
 };
 
 struct LaunchSpec {

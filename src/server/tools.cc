@@ -35,6 +35,22 @@ std::string limits_note(const policy::Policy& p) {
          " (a call's policy can only tighten them).";
 }
 
+std::string base64_encode(std::string_view in) {
+  static constexpr char k[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < in.size(); i += 3) {
+    uint32_t n = uint32_t(uint8_t(in[i])) << 16;
+    if (i + 1 < in.size()) n |= uint32_t(uint8_t(in[i + 1])) << 8;
+    if (i + 2 < in.size()) n |= uint8_t(in[i + 2]);
+    out += k[(n >> 18) & 63];
+    out += k[(n >> 12) & 63];
+    out += i + 1 < in.size() ? k[(n >> 6) & 63] : '=';
+    out += i + 2 < in.size() ? k[n & 63] : '=';
+  }
+  return out;
+}
+
 const char* outcome_phrase(sandbox::Outcome o) {
   switch (o) {
     case sandbox::Outcome::ok: return "ok";
@@ -126,6 +142,18 @@ json tool_result(Language lang, const sandbox::RunOutput& out, const ipc::RunReq
   if (lang == Language::js && out.report.value) {
     structured["value"] = sanitize_utf8(*out.report.value);
   }
+  if (!out.files.empty()) {
+    json files = json::array();
+    for (const auto& f : out.files) {
+      bool text = is_valid_utf8(f.data);
+      files.push_back({{"path", sanitize_utf8(f.path)},
+                       {"size", f.size},
+                       {"encoding", text ? "utf8" : "base64"},
+                       {"content", text ? f.data : base64_encode(f.data)},
+                       {"truncated", f.truncated}});
+    }
+    structured["files"] = std::move(files);
+  }
 
   // The text an LLM reads: plain stdout when that is all there is, labelled sections otherwise.
   std::string text = so;
@@ -140,6 +168,14 @@ json tool_result(Language lang, const sandbox::RunOutput& out, const ipc::RunReq
   };
   if (!se.empty()) section("[stderr]\n", se);
   if (structured.contains("value")) section("[value] ", structured["value"].get<std::string>());
+  if (structured.contains("files")) {
+    std::string list;
+    for (const auto& f : structured["files"]) {
+      list += "  " + f["path"].get<std::string>() + " (" + std::to_string(f["size"].get<uint64_t>()) +
+              " bytes)\n";
+    }
+    section("[files in /out]\n", list);
+  }
   if (out.truncated) {
     section("[output truncated at " + std::to_string(req.stdout_bytes) + " bytes]", "");
   }

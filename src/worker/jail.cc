@@ -223,7 +223,7 @@ Status jail_lockdown(const ipc::RunRequest& req) {
   if (sandbox::child::landlock_abi() > 0) {
     // What the policy allows, plus what the interpreter itself loads at run time.
     sandbox::child::LandlockPaths paths{req.readonly, req.writable};
-    for (const char* p : {"/usr/lib", "/usr/lib64", "/usr/share/zoneinfo", "/etc", "/dev/urandom",
+    for (const char* p : {"/usr/lib", "/usr/lib64", "/usr/share/zoneinfo", "/dev/urandom",
                           "/dev/random", "/dev/zero", "/proc/self"})
       paths.read_only.push_back(p);
     for (const char* p : {"/dev/null", "/dev/full"}) paths.read_write.push_back(p);

@@ -89,6 +89,8 @@ void write_all_fd(int fd, const std::string& s) {
 
   if (sandbox) {
     if (auto s = jail_enter_run(*req); !s) setup_failed(result_fd, s.error().message);
+    // Tells the supervisor our root is in place, so it may hold on to our /out from now on.
+    write_all_fd(result_fd, std::string(1, ipc::kRootReadyMarker));
   }
 
   // stdin, stdout, stderr, result -> 0..3; everything else closed.

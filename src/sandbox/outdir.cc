@@ -1,0 +1,89 @@
+#include "sandbox/outdir.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "base/unique_fd.h"
+
+namespace onemcp::sandbox {
+namespace {
+
+int open_beneath(int dirfd, const char* name, uint64_t flags) {
+  open_how how{};
+  how.flags = flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  return int(::syscall(SYS_openat2, dirfd, name, &how, sizeof how));
+}
+
+struct Walk {
+  const OutLimits& limits;
+  std::vector<OutFile> files;
+  size_t total = 0;
+
+  void dir(int dirfd, const std::string& prefix, int depth) {
+    if (depth > limits.max_depth) return;
+    UniqueFd fd(open_beneath(dirfd, ".", O_RDONLY | O_DIRECTORY));
+    if (!fd.valid()) return;
+    DIR* d = ::fdopendir(fd.get());
+    if (!d) return;
+    fd.release();  // owned by d now
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d)) {
+      if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+      names.emplace_back(e->d_name);
+      if (names.size() > 4 * limits.max_files) break;  // a directory of millions: stop listing
+    }
+    std::sort(names.begin(), names.end());  // deterministic order for the caller
+    for (const auto& name : names) {
+      if (files.size() >= limits.max_files) break;
+      UniqueFd f(open_beneath(::dirfd(d), name.c_str(), O_RDONLY));
+      if (!f.valid()) continue;  // symlink, vanished, or otherwise refused
+      struct stat st;
+      if (::fstat(f.get(), &st) != 0) continue;
+      if (S_ISDIR(st.st_mode)) {
+        dir(f.get(), prefix + name + "/", depth + 1);
+      } else if (S_ISREG(st.st_mode)) {
+        file(f.get(), prefix + name, st);
+      }
+    }
+    ::closedir(d);
+  }
+
+  void file(int fd, std::string path, const struct stat& st) {
+    OutFile out;
+    out.path = std::move(path);
+    out.size = uint64_t(st.st_size);
+    size_t room = std::min(limits.file_bytes, limits.total_bytes - std::min(total, limits.total_bytes));
+    size_t want = size_t(std::min<uint64_t>(out.size, room));
+    out.data.resize(want);
+    size_t got = 0;
+    while (got < want) {
+      ssize_t n = ::pread(fd, out.data.data() + got, want - got, off_t(got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += size_t(n);
+    }
+    out.data.resize(got);
+    out.truncated = got < out.size;
+    total += got;
+    files.push_back(std::move(out));
+  }
+};
+
+}  // namespace
+
+Result<std::vector<OutFile>> read_out_dir(int dirfd, const OutLimits& limits) {
+  Walk w{limits, {}, 0};
+  w.dir(dirfd, "", 0);
+  return std::move(w.files);
+}
+
+}  // namespace onemcp::sandbox

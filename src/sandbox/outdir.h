@@ -1,0 +1,33 @@
+// sandbox/outdir.h — reads back what a run left in its /out directory, from the host, without
+// ever following what the run planted: every open is beneath the directory fd (openat2
+// RESOLVE_BENEATH, no symlinks, no magic links, no other mounts), non-blocking, regular files
+// only, with caps on depth, count and bytes (sparse or endless files cannot make us read more).
+// Thread-safety: pure function of its arguments.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace onemcp::sandbox {
+
+struct OutFile {
+  std::string path;     // relative to /out, "/"-separated
+  uint64_t size = 0;    // size the file claims (st_size)
+  std::string data;     // at most OutLimits::file_bytes of it
+  bool truncated = false;
+};
+
+struct OutLimits {
+  size_t max_files = 64;
+  int max_depth = 8;
+  size_t file_bytes = 1u << 20;
+  size_t total_bytes = 8u << 20;
+};
+
+// `dirfd` is an O_PATH or O_RDONLY directory fd. Entries that are not regular files or
+// directories are skipped, as are entries beyond the limits.
+Result<std::vector<OutFile>> read_out_dir(int dirfd, const OutLimits& limits = {});
+
+}  // namespace onemcp::sandbox

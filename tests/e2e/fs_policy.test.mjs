@@ -1,0 +1,107 @@
+// Filesystem policy seen through the real server: writable paths get their own quota-limited
+// tmpfs, everything else is read-only, a call can only narrow what the server allows, and what a
+// run leaves in /out comes back with the result.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { connectHttp, makeProject, runJs, runPy, show, startServer } from "./lib.mjs";
+
+let server;
+let client;
+
+before(async () => {
+  const dir = makeProject((cfg) => {
+    cfg.policy.filesystem = { readonly: ["/"], writable: ["/tmp", "/out", "/work"] };
+  });
+  server = await startServer({ dir });
+  client = await connectHttp(server.url);
+});
+
+after(async () => {
+  await client?.close().catch(() => {});
+  await server?.stop();
+});
+
+const fs = (readonly, writable) => ({ policy: { filesystem: { readonly, writable } } });
+
+const probe = String.raw`
+import errno
+def w(p):
+    try:
+        open(p, "w").write("x"); return "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+def r(p):
+    try:
+        open(p).read(); return "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+print(w("/tmp/a"), w("/out/a"), w("/work/a"), w("/a"), r("/etc/passwd"))
+`;
+
+test("every writable path of the server policy is writable, nothing else", async () => {
+  const r = await runPy(client, probe);
+  assert.equal(r.structuredContent.stdout, "ok ok ok EROFS ok\n", show(r));
+});
+
+test("a call's writable list narrows the server's", async () => {
+  const r = await runPy(client, probe, fs(["/"], ["/out"]));
+  assert.equal(r.structuredContent.stdout, "EROFS ok EROFS EROFS ok\n", show(r));
+});
+
+test("a writable subdirectory of a server path is the only writable place in it", async () => {
+  const r = await runPy(client, probe.replace('w("/work/a")', 'w("/work/sub/a")'), fs(["/"], ["/work/sub"]));
+  assert.equal(r.structuredContent.stdout, "EROFS EROFS ok EROFS ok\n", show(r));
+  const other = await runPy(client, 'open("/work/other", "w")', fs(["/"], ["/work/sub"]));
+  assert.equal(other.isError, true);
+  assert.match(other.structuredContent.stderr, /PermissionError/, show(other));
+});
+
+test("readonly narrows what can be read", async () => {
+  const r = await runPy(client, probe, fs(["/tmp", "/out"], ["/tmp", "/out"]));
+  assert.equal(r.structuredContent.stdout, "ok ok EROFS EROFS EACCES\n", show(r));
+});
+
+test("a call cannot widen the server's filesystem policy", async () => {
+  const r = await runPy(client, "print(1)", fs(["/"], ["/etc"]));
+  assert.equal(r.isError, true);
+  assert.match(r.content[0].text, /policy\.filesystem\.writable: cannot widen the server policy/, show(r));
+});
+
+test("files left in /out come back with the result, special files do not", async () => {
+  const r = await runPy(
+    client,
+    String.raw`
+import os
+open("/out/report.txt", "w").write("total: 3\n")
+os.makedirs("/out/data")
+open("/out/data/raw.bin", "wb").write(bytes([0, 255, 1]))
+os.symlink("/etc/passwd", "/out/passwd")
+os.mkfifo("/out/pipe")
+with open("/out/big", "wb") as f:
+    f.seek(40 << 20)
+    f.write(b"end")
+`,
+  );
+  assert.equal(r.structuredContent.outcome, "ok", show(r));
+  const files = r.structuredContent.files;
+  assert.deepEqual(
+    files.map((f) => [f.path, f.size, f.encoding, f.truncated]),
+    [
+      ["big", (40 << 20) + 3, "utf8", true],
+      ["data/raw.bin", 3, "base64", false],
+      ["report.txt", 9, "utf8", false],
+    ],
+  );
+  assert.equal(files[0].content.length, 1 << 20);
+  assert.equal(files[1].content, "AP8B");
+  assert.equal(files[2].content, "total: 3\n");
+  assert.match(r.content[0].text, /\[files in \/out\]\n  big \(41943043 bytes\)/);
+});
+
+test("JS runs see the same read-only root", async () => {
+  const r = await runJs(client, "console.log(process.cwd())");
+  assert.equal(r.structuredContent.stdout, "/tmp\n", show(r));
+  const ro = await runJs(client, "console.log(process.cwd())", fs(["/"], ["/out"]));
+  assert.equal(ro.structuredContent.stdout, "/\n", show(ro));
+});
