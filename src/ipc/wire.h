@@ -8,8 +8,9 @@
 //   [3] stdout pipe    (fd 1)
 //   [4] stderr pipe    (fd 2)
 //   [5] result pipe    (fd 3: the child writes one ChildReport JSON here before exiting)
-//   [6] go pipe        (read end: the child waits for one byte, sent once the supervisor has
-//                       placed it in its cgroups, so nothing runs outside its limits)
+//   [6] go socket      (stream socketpair: the child waits for one byte, sent once the supervisor
+//                       has placed it in its cgroups, so nothing runs outside its limits; in the
+//                       sandbox the child then sends back an O_PATH fd of its /out)
 // Thread-safety: pure functions; fd helpers are safe to call from any thread.
 #pragma once
 
@@ -28,7 +29,6 @@ namespace onemcp::ipc {
 
 inline constexpr int kResultFd = 3;                // fd number of the result pipe inside a run
 inline constexpr uint32_t kReadyTag = 0x52454459;  // zygote -> supervisor once pre-initialised
-inline constexpr char kRootReadyMarker = '\x01';  // first byte on the result pipe, sandbox only
 inline constexpr uint32_t kIdMapTag = 0x49444d50;  // zygote asks for uid/gid maps; supervisor acks
 inline constexpr size_t kRunFdCount = 7;
 

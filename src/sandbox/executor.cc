@@ -27,11 +27,11 @@ constexpr auto kOomCheckInterval = std::chrono::milliseconds(50);
 
 std::string errno_msg(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
-// The read end is ours (polled, non-blocking) unless the run reads it (`blocking_read`).
-Result<std::pair<UniqueFd, UniqueFd>> make_pipe(bool blocking_read = false) {
+// The read end is ours: polled, non-blocking.
+Result<std::pair<UniqueFd, UniqueFd>> make_pipe() {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return make_error(errno_msg("pipe2"));
-  if (!blocking_read) ::fcntl(p[0], F_SETFL, O_NONBLOCK);
+  ::fcntl(p[0], F_SETFL, O_NONBLOCK);
   return std::pair{UniqueFd(p[0]), UniqueFd(p[1])};
 }
 
@@ -240,8 +240,10 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   if (!err) return err.error();
   auto res = make_pipe();
   if (!res) return res.error();
-  auto go = make_pipe(/*blocking_read=*/true);
-  if (!go) return go.error();
+  int gs[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, gs) != 0)
+    return make_error(errno_msg("socketpair"));
+  UniqueFd go_ours(gs[0]), go_theirs(gs[1]);
   std::unique_ptr<CgroupScope> scope;
   if (cgroups_) {
     CgroupLimits limits;
@@ -259,14 +261,14 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
 
   int fds[ipc::kRunFdCount] = {reply_theirs.get(), reqfd->get(),      infd->get(),
                                out->second.get(),  err->second.get(), res->second.get(),
-                               go->first.get()};
+                               go_theirs.get()};
   if (auto s = send_run(fds); !s) return s.error();
   // Only the run holds the write ends now, so EOF means every writer is gone.
   reply_theirs.reset();
   out->second.reset();
   err->second.reset();
   res->second.reset();
-  go->first.reset();
+  go_theirs.reset();
 
   RunOutput o;
   std::string report;
@@ -279,7 +281,6 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   std::optional<Outcome> forced;  // why we killed it
   std::optional<Clock::time_point> drain_until;
   auto next_oom_check = t0 + kOomCheckInterval;
-  bool root_ready = false;
   UniqueFd out_dir;
 
   // Without the sandbox the run's forked children share its process group; with it, killing
@@ -314,8 +315,8 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     if (forced) until = now + std::chrono::milliseconds(drain_until ? 5 : 2000);
     int wait_ms = int(std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()) + 1;
 
-    pollfd p[5];
-    int idx[5];
+    pollfd p[6];
+    int idx[6];
     int np = 0;
     auto add = [&](bool on, int fd, int tag) {
       if (!on) return;
@@ -327,6 +328,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     add(res_open, res->first.get(), 2);
     add(reply_open, reply.get(), 3);
     add(cancel && !forced, cancel ? cancel->fd() : -1, 4);
+    add(go_ours.valid() && host_pid > 0, go_ours.get(), 5);
     int n = ::poll(p, nfds_t(np), wait_ms);
     if (n < 0 && errno != EINTR) return make_error(errno_msg("poll"));
     if (forced && n == 0 && !exited && Clock::now() > deadline + std::chrono::seconds(5)) {
@@ -345,18 +347,15 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
         case 2: {
           bool big = false;
           res_open = drain(p[i].fd, report, kMaxReportBytes, big);
-          if (!root_ready && !report.empty() && report[0] == ipc::kRootReadyMarker) {
-            root_ready = true;
-            report.erase(0, 1);
-            // The run's /out (a tmpfs in its own mount namespace) stays alive while we hold it,
-            // so it can be read after the run is gone.
-            if (host_pid > 0) {
-              std::string path = "/proc/" + std::to_string(host_pid) + "/root/out";
-              out_dir.reset(::open(path.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-              // Still our run (not reaped, so the pid was not reused before the open)?
-              if (::syscall(SYS_pidfd_send_signal, pidfd.get(), 0, nullptr, 0) != 0) out_dir.reset();
-            }
-          }
+          break;
+        }
+        case 5: {
+          // The run's /out (a tmpfs in its own mount namespace): alive while we hold the fd.
+          char tag = 0;
+          std::vector<UniqueFd> got;
+          auto n2 = ipc::recv_with_fds(go_ours.get(), &tag, 1, &got, 1);
+          if (n2 && *n2 == 1 && tag == 'o' && got.size() == 1) out_dir = std::move(got[0]);
+          go_ours.reset();
           break;
         }
         case 3: {
@@ -389,8 +388,8 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
             }
             // Let it run (it waits until now, so nothing executes outside its limits).
             char one = 1;
-            if (::write(go->second.get(), &one, 1) != 1) kill_run(Outcome::internal);
-            go->second.reset();
+            if (::send(go_ours.get(), &one, 1, MSG_NOSIGNAL) != 1) kill_run(Outcome::internal);
+            if (!sandboxed()) go_ours.reset();  // no /out to receive
             if (forced) kill_now();
           } else if (r.kind == ipc::ReplyKind::exited) {
             status = r.status;

@@ -89,8 +89,12 @@ void write_all_fd(int fd, const std::string& s) {
 
   if (sandbox) {
     if (auto s = jail_enter_run(*req); !s) setup_failed(result_fd, s.error().message);
-    // Tells the supervisor our root is in place, so it may hold on to our /out from now on.
-    write_all_fd(result_fd, std::string(1, ipc::kRootReadyMarker));
+    // Hand the supervisor our /out: the tmpfs lives as long as it holds the fd, so it can read
+    // what the run leaves there after the run is gone.
+    int out = ::open("/out", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    char tag = 'o';
+    if (out >= 0) (void)ipc::send_with_fds(fds[6].get(), &tag, 1, &out, 1);
+    if (out >= 0) ::close(out);
   }
 
   // stdin, stdout, stderr, result -> 0..3; everything else closed.
