@@ -109,6 +109,10 @@ int cmd_serve(const ServeFlags& f) {
   if (const char* e = std::getenv("ONEMCP_ESBUILD")) paths.esbuild = e;
   paths.sandbox = !f.insecure_no_sandbox;
   paths.writable_roots = config->policy.filesystem.writable;
+  for (const auto& m : config->mounts) {
+    // Relative host paths are not accepted by the schema; the project dir anchors nothing here.
+    paths.mounts.push_back({m.host, m.path, m.mode == "rw"});
+  }
   if (!paths.sandbox) {
     log::warn("*** --insecure-no-sandbox: runs are NOT isolated by the kernel (no namespaces, no "
               "seccomp, no read-only root). Untrusted code can read and change this machine. "

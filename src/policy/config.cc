@@ -154,6 +154,32 @@ Config read_config(const json& j, std::vector<std::string>& errors) {
       }
     }
   }
+  if (j.contains("mounts")) {
+    const auto& mounts = j["mounts"];
+    std::set<std::string> seen;
+    for (size_t i = 0; i < mounts.size(); ++i) {
+      std::string path = join_path("mounts", i);
+      MountConfig m{mounts[i]["host"], mounts[i]["path"], mounts[i].value("mode", "ro")};
+      for (auto [field, value] : {std::pair{"host", &m.host}, std::pair{"path", &m.path}}) {
+        if (!normalized_absolute(*value) || *value == "/") {
+          errors.push_back(path + "." + field + ": must be a normalized absolute path other than \"/\" (got " +
+                           json_string(*value) + ")");
+        }
+      }
+      for (std::string reserved : {"/proc", "/dev", "/usr", "/lib", "/lib64", "/etc"}) {
+        if (path_within(m.path, reserved) || path_within(reserved, m.path)) {
+          errors.push_back(path + ".path: " + reserved + " is reserved for the sandbox itself");
+        }
+      }
+      for (const auto& w : c.policy.filesystem.writable) {
+        if (path_within(m.path, w) || path_within(w, m.path)) {
+          errors.push_back(path + ".path: overlaps the writable path " + w);
+        }
+      }
+      if (!seen.insert(m.path).second) errors.push_back(path + ".path: mounted twice");
+      c.mounts.push_back(std::move(m));
+    }
+  }
   if (j.contains("sessionTtlMs")) c.session_ttl_ms = u64(j["sessionTtlMs"]);
   c.signing_key_path = j.value("signingKeyPath", c.signing_key_path);
   c.cache_dir = j.value("cacheDir", c.cache_dir);
@@ -249,11 +275,14 @@ json to_json(const Config& c) {
     }
     mcps.push_back(std::move(m));
   }
+  json mounts = json::array();
+  for (const auto& m : c.mounts) mounts.push_back({{"host", m.host}, {"path", m.path}, {"mode", m.mode}});
   return json{{"language", c.language},
               {"npm", c.npm},
               {"pip", c.pip},
               {"policy", to_json(c.policy)},
               {"mcps", mcps},
+              {"mounts", mounts},
               {"sessionTtlMs", c.session_ttl_ms},
               {"signingKeyPath", c.signing_key_path},
               {"cacheDir", c.cache_dir}};

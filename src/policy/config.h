@@ -53,12 +53,20 @@ struct UpstreamConfig {
   bool operator==(const UpstreamConfig&) const = default;
 };
 
+// A host directory shown inside the sandbox (never implicit).
+struct MountConfig {
+  std::string host, path;
+  std::string mode = "ro";  // "ro" | "rw"
+  bool operator==(const MountConfig&) const = default;
+};
+
 struct Config {
   std::string language = "js";
   nlohmann::json npm = nlohmann::json::object();
   nlohmann::json pip = nlohmann::json::object();
   Policy policy;
   std::vector<UpstreamConfig> mcps;
+  std::vector<MountConfig> mounts;
   uint64_t session_ttl_ms = 300000;
   std::string signing_key_path = ".1mcp/keys/";
   std::string cache_dir = ".1mcp/capsules/";

@@ -65,6 +65,9 @@ Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& path
   std::vector<std::string> args;
   if (!paths.sandbox) args.push_back("--no-sandbox");
   for (const auto& w : paths.writable_roots) args.push_back("--writable=" + w);
+  for (const auto& m : paths.mounts) {
+    args.insert(args.end(), {"--mount", m.writable ? "rw" : "ro", m.host, m.path});
+  }
   auto js = sandbox::Zygote::start({paths.js_worker, args, worker_env()}, cgroups);
   if (!js) return js.error();
   auto py = sandbox::Zygote::start({paths.py_worker, args, worker_env()}, cgroups);

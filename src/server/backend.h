@@ -28,6 +28,11 @@ struct WorkerPaths {
   std::string esbuild;    // esbuild binary, used only for code plain QuickJS cannot parse
   bool sandbox = true;    // false only with the development flag --insecure-no-sandbox
   std::vector<std::string> writable_roots{"/tmp", "/out"};  // the server policy's writable paths
+  struct Mount {
+    std::string host, path;
+    bool writable = false;
+  };
+  std::vector<Mount> mounts;  // host directories shown inside the sandbox (from the config)
 };
 
 // Starts both zygotes (in parallel), waits until they are initialised, and proves the sandbox

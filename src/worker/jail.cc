@@ -15,6 +15,7 @@
 #include <cstring>
 #include <optional>
 
+#include "base/unique_fd.h"
 #include "ipc/wire.h"
 #include "sandbox/child/landlock.h"
 #include "sandbox/child/seccomp.h"
@@ -25,7 +26,8 @@ namespace {
 std::string why(const std::string& what) { return what + ": " + std::strerror(errno); }
 
 int g_own_pidns = -1;
-std::vector<std::string> g_writable_roots;  // inner zygote: its own pid namespace, to reset pid_ns_for_children
+std::vector<std::string> g_writable_roots;
+std::vector<HostMount> g_mounts;  // inner zygote: its own pid namespace, to reset pid_ns_for_children
 std::optional<sandbox::child::SeccompProgram> g_seccomp;
 
 Status write_file(const std::string& path, const std::string& text, mode_t mode = 0644) {
@@ -77,6 +79,12 @@ Status bind(const std::string& src, const std::string& dst, bool is_file, bool r
 
 Status build_root() {
   const std::string r = kRootDir;
+  std::vector<UniqueFd> sources;
+  for (const auto& m : g_mounts) {
+    UniqueFd fd(::open(m.host.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) return make_error(why("mount source " + m.host));
+    sources.push_back(std::move(fd));
+  }
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     return make_error(why("make mounts private"));
   if (::mount("tmpfs", r.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=256,mode=0755") != 0)
@@ -86,6 +94,12 @@ Status build_root() {
   }
   for (const auto& d : g_writable_roots) {
     if (auto s = mkdir_p(r + d); !s) return s;
+  }
+  // Host directories the configuration lists explicitly (and nothing else of the host), through
+  // the fds opened before the root tmpfs covered kRootDir (a source may well live under /tmp).
+  for (size_t i = 0; i < g_mounts.size(); ++i) {
+    std::string src = "/proc/self/fd/" + std::to_string(sources[i].get());
+    if (auto s = bind(src, r + g_mounts[i].path, false, !g_mounts[i].writable); !s) return s;
   }
   // Only what the interpreters load at run time: shared libraries and the Python stdlib and
   // dist-packages. No host /etc, /home, /root, /run, /sys, /var, sockets.
@@ -126,7 +140,9 @@ Status expect_tag(int control, uint32_t want) {
 
 }  // namespace
 
-Status jail_enter_zygote(int control, const std::vector<std::string>& writable_roots) {
+Status jail_enter_zygote(int control, const std::vector<std::string>& writable_roots,
+                         const std::vector<HostMount>& mounts) {
+  g_mounts = mounts;
   for (const auto& w : writable_roots) {
     if (w.empty() || w[0] != '/' || w == "/" || w.find("/..") != std::string::npos ||
         w.rfind("/proc", 0) == 0 || w.rfind("/dev", 0) == 0 || w.rfind("/usr", 0) == 0 ||
@@ -227,6 +243,7 @@ Status jail_lockdown(const ipc::RunRequest& req) {
                           "/dev/random", "/dev/zero", "/proc/self"})
       paths.read_only.push_back(p);
     for (const char* p : {"/dev/null", "/dev/full"}) paths.read_write.push_back(p);
+    for (const auto& m : g_mounts) (m.writable ? paths.read_write : paths.read_only).push_back(m.path);
     auto ll = sandbox::child::landlock_restrict(paths);
     if (!ll) return ll.error();
   }

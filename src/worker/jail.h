@@ -27,7 +27,12 @@ inline constexpr uint64_t kTmpInodes = 4096;
 // Returns in the inner zygote; the outer process never returns (it waits and exits).
 // `writable_roots`: the server's writable paths; each gets a mount point in the root, and a run
 // mounts a tmpfs on those that hold one of its own writable paths.
-Status jail_enter_zygote(int control_fd, const std::vector<std::string>& writable_roots);
+struct HostMount {
+  std::string host, path;
+  bool writable = false;
+};
+Status jail_enter_zygote(int control_fd, const std::vector<std::string>& writable_roots,
+                         const std::vector<HostMount>& mounts);
 
 // Inner zygote, around each fork: a fresh pid namespace for the next child only.
 Status jail_before_fork();

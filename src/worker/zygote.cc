@@ -152,9 +152,14 @@ void write_report(const ipc::ChildReport& report) { write_all_fd(ipc::kResultFd,
 int zygote_main(Runtime& rt, int argc, char** argv) {
   bool sandbox = true;
   std::vector<std::string> writable_roots;
+  std::vector<HostMount> mounts;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--no-sandbox") == 0) sandbox = false;
     if (std::strncmp(argv[i], "--writable=", 11) == 0) writable_roots.emplace_back(argv[i] + 11);
+    if (std::strcmp(argv[i], "--mount") == 0 && i + 3 < argc) {  // --mount ro|rw HOST PATH
+      mounts.push_back({argv[i + 2], argv[i + 3], std::strcmp(argv[i + 1], "rw") == 0});
+      i += 3;
+    }
   }
   if (writable_roots.empty()) writable_roots = {"/tmp", "/out"};
   int control = kControlFd;
@@ -162,7 +167,7 @@ int zygote_main(Runtime& rt, int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
 
   if (sandbox) {
-    if (auto s = jail_enter_zygote(control, writable_roots); !s) {
+    if (auto s = jail_enter_zygote(control, writable_roots, mounts); !s) {
       std::fprintf(stderr, "1mcp worker: cannot enter the sandbox: %s\n", s.error().message.c_str());
       return 121;
     }

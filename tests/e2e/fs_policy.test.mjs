@@ -2,16 +2,28 @@
 // tmpfs, everything else is read-only, a call can only narrow what the server allows, and what a
 // run leaves in /out comes back with the result.
 import assert from "node:assert/strict";
+import nodefs from "node:fs";
+import path from "node:path";
 import { after, before, test } from "node:test";
 
-import { connectHttp, makeProject, runJs, runPy, show, startServer } from "./lib.mjs";
+import { connectHttp, makeProject, runCli, runJs, runPy, show, startServer, tempDir } from "./lib.mjs";
 
 let server;
 let client;
+const roHost = tempDir("1mcp-ro-");
+const rwHost = tempDir("1mcp-rw-");
 
 before(async () => {
+  nodefs.writeFileSync(path.join(roHost, "data.txt"), "from the host\n");
+  // Host permissions still apply: the sandbox is an unprivileged host uid.
+  nodefs.chmodSync(roHost, 0o755);
+  nodefs.chmodSync(rwHost, 0o777);
   const dir = makeProject((cfg) => {
     cfg.policy.filesystem = { readonly: ["/"], writable: ["/tmp", "/out", "/work"] };
+    cfg.mounts = [
+      { host: roHost, path: "/data" },
+      { host: rwHost, path: "/results", mode: "rw" },
+    ];
   });
   server = await startServer({ dir });
   client = await connectHttp(server.url);
@@ -104,4 +116,31 @@ test("JS runs see the same read-only root", async () => {
   assert.equal(r.structuredContent.stdout, "/tmp\n", show(r));
   const ro = await runJs(client, "console.log(process.cwd())", fs(["/"], ["/out"]));
   assert.equal(ro.structuredContent.stdout, "/\n", show(ro));
+});
+
+test("configured host mounts are visible with their mode, nothing else of the host is", async () => {
+  const r = await runPy(
+    client,
+    String.raw`
+import errno, os
+print(open("/data/data.txt").read(), end="")
+try:
+    open("/data/new", "w")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+open("/results/out.txt", "w").write("written inside")
+print(os.path.exists("${roHost}"), os.path.exists("/home"))
+`,
+  );
+  assert.equal(r.structuredContent.stdout, "from the host\nEROFS\nFalse False\n", show(r));
+  assert.equal(nodefs.readFileSync(path.join(rwHost, "out.txt"), "utf8"), "written inside");
+});
+
+test("a mount onto a reserved path is a configuration error", () => {
+  const dir = makeProject((cfg) => {
+    cfg.mounts = [{ host: roHost, path: "/usr/lib/x" }];
+  });
+  const r = runCli(["serve", "--dir", dir, "-p", "0", "--no-ui"]);
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /mounts\[0\]\.path: \/usr is reserved/);
 });
