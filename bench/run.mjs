@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// 1mcp benchmark: start-to-ready time, per-call latency over loopback and throughput with 8
-// concurrent clients, for trivial run_js and run_py calls. Raw JSON-RPC over node:http with
-// keep-alive agents, so the numbers are the server's, not an SDK's. See bench/README.md.
+// 1mcp benchmark: start-to-ready time, per-call latency over loopback, throughput with 8
+// concurrent clients, per-run sandbox overhead (sandboxed vs --insecure-no-sandbox, interleaved)
+// and kill latency past a 200 ms deadline, for trivial run_js and run_py calls. Raw JSON-RPC
+// over node:http with keep-alive agents, so the numbers are the server's, not an SDK's.
 //
-//   node bench/run.mjs [--bin build/1mcp] [--starts 5] [--calls 200] [--warmup 20]
-//                      [--clients 8] [--seconds 10] [--max-calls 2000] [--json out.json]
+//   node bench/run.mjs [--bin build/1mcp] [--quick] [--starts 5] [--calls 200] [--warmup 20]
+//     [--clients 8] [--seconds 10] [--max-calls 2000] [--overhead-calls 200] [--block 20]
+//     [--kill-runs 100] [--kill-timeout 200] [--json out.json]      (see bench/README.md)
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
@@ -26,32 +28,53 @@ function parseArgs(argv) {
     clients: 8,
     seconds: 10,
     maxCalls: 2000,
+    overheadCalls: 200,
+    block: 20,
+    killRuns: 100,
+    killTimeout: 200,
+    quick: false,
     json: null,
   };
+  // --quick: a smoke run with small counts; explicit flags still win.
+  const QUICK = { starts: 2, calls: 30, warmup: 5, seconds: 2, maxCalls: 300, overheadCalls: 40, block: 10, killRuns: 10 };
+  const explicit = new Set();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
       if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
       return argv[++i];
     };
+    const num = (k) => {
+      const n = Number(val());
+      if (!Number.isFinite(n) || n < 0) throw new Error(`${a} needs a non-negative number`);
+      o[k] = n;
+      explicit.add(k);
+    };
     switch (a) {
       case "--bin": o.bin = val(); break;
-      case "--starts": o.starts = Number(val()); break;
-      case "--calls": o.calls = Number(val()); break;
-      case "--warmup": o.warmup = Number(val()); break;
-      case "--clients": o.clients = Number(val()); break;
-      case "--seconds": o.seconds = Number(val()); break;
-      case "--max-calls": o.maxCalls = Number(val()); break;
+      case "--quick": o.quick = true; break;
+      case "--starts": num("starts"); break;
+      case "--calls": num("calls"); break;
+      case "--warmup": num("warmup"); break;
+      case "--clients": num("clients"); break;
+      case "--seconds": num("seconds"); break;
+      case "--max-calls": num("maxCalls"); break;
+      case "--overhead-calls": num("overheadCalls"); break;
+      case "--block": num("block"); break;
+      case "--kill-runs": num("killRuns"); break;
+      case "--kill-timeout": num("killTimeout"); break;
       case "--json": o.json = val(); break;
       case "-h":
       case "--help":
-        console.log(fs.readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 7)
+        console.log(fs.readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 9)
           .map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
         process.exit(0);
       default:
         throw new Error(`unknown argument ${a}`);
     }
   }
+  if (o.quick) for (const [k, v] of Object.entries(QUICK)) if (!explicit.has(k)) o[k] = v;
+  if (o.block < 1 || o.killTimeout < 1) throw new Error("--block and --kill-timeout must be ≥ 1");
   if (!o.bin) {
     o.bin = ["build/1mcp", "build-e2e/1mcp"].map((p) => path.join(REPO, p)).find((p) => fs.existsSync(p));
     if (!o.bin) throw new Error("no 1mcp binary found; pass --bin <path>");
@@ -108,10 +131,11 @@ function projectDir(bin) {
 const READY_RE = /ready in ([\d.]+) ms: MCP endpoint http:\/\/([^\s/]+):(\d+)\/mcp/;
 
 // Spawns the server; resolves { proc, port, selfReadyMs, spawnedAt } once the ready line shows.
-function startServer(bin, dir, timeoutMs = 30000) {
+// `extra` is appended to the serve arguments (e.g. ["--insecure-no-sandbox"]).
+function startServer(bin, dir, extra = [], timeoutMs = 30000) {
   return new Promise((resolve, reject) => {
     const spawnedAt = performance.now();
-    const proc = spawn(bin, ["serve", "--dir", dir, "-p", "0", "--no-ui"], {
+    const proc = spawn(bin, ["serve", "--dir", dir, "-p", "0", "--no-ui", ...extra], {
       stdio: ["ignore", "ignore", "pipe"],
     });
     children.add(proc);
@@ -211,22 +235,29 @@ class RawClient {
     return this;
   }
 
-  // Calls a tool; resolves the client-side wall time in ms and whether the result was right.
-  async call(tool, code, expectStdout) {
+  // Calls a tool with `args`; resolves the client-side wall time in ms (request sent → end of
+  // the response body), the HTTP status, the raw body and the structuredContent (if any).
+  async callTool(tool, args) {
     const t0 = performance.now();
     const r = await this.send({
       jsonrpc: "2.0",
       id: this.nextId++,
       method: "tools/call",
-      params: { name: tool, arguments: { code } },
+      params: { name: tool, arguments: args },
     });
     const ms = performance.now() - t0;
-    let ok = false;
+    let sc;
     try {
-      const sc = JSON.parse(r.body).result?.structuredContent;
-      ok = r.status === 200 && sc?.outcome === "ok" && sc.stdout === expectStdout;
+      sc = JSON.parse(r.body).result?.structuredContent;
     } catch {}
-    return { ms, ok, body: r.body };
+    return { ms, status: r.status, body: r.body, sc };
+  }
+
+  // Calls a tool with `code`; resolves the wall time in ms and whether the result was right.
+  async call(tool, code, expectStdout) {
+    const r = await this.callTool(tool, { code });
+    const ok = r.status === 200 && r.sc?.outcome === "ok" && r.sc.stdout === expectStdout;
+    return { ms: r.ms, ok, body: r.body, durationMs: r.sc?.durationMs };
   }
 
   async close() {
@@ -239,6 +270,9 @@ const WORKLOADS = [
   { tool: "run_js", code: "console.log(1+1)", expect: "2\n" },
   { tool: "run_py", code: "print(1+1)", expect: "2\n" },
 ];
+
+// Busy loops for the kill-latency measurement: they never yield, so only a kill ends them.
+const SPIN = { run_js: "while(true){}", run_py: "while True: pass" };
 
 // ------------------------------------------------------------------------------------------
 // Measurements
@@ -312,6 +346,84 @@ async function measureThroughput(port, opts) {
   return out;
 }
 
+// Per-run sandbox overhead: the same trivial calls against a sandboxed server and one started
+// with --insecure-no-sandbox, in alternating blocks of `block` calls, one call in flight at a
+// time overall. Block order alternates (A B, B A, A B, …) so neither server systematically runs
+// first after a switch, and slow drift of the machine (other load, frequency, caches) lands on
+// both sides equally instead of on whichever ran second.
+async function measureOverhead(portSandboxed, portInsecure, opts) {
+  const out = {};
+  const sides = [
+    { name: "sandboxed", client: await new RawClient(portSandboxed).init() },
+    { name: "unsandboxed", client: await new RawClient(portInsecure).init() },
+  ];
+  for (const w of WORKLOADS) {
+    const samples = { sandboxed: [], unsandboxed: [] };
+    const serverMs = { sandboxed: [], unsandboxed: [] }; // structuredContent.durationMs
+    const failures = { sandboxed: 0, unsandboxed: 0 };
+    for (const s of sides) {
+      for (let i = 0; i < opts.warmup; i++) {
+        const r = await s.client.call(w.tool, w.code, w.expect);
+        if (!r.ok) throw new Error(`${w.tool} warm-up call (${s.name}) failed: ${r.body.slice(0, 500)}`);
+      }
+    }
+    for (let b = 0; samples.sandboxed.length < opts.overheadCalls; b++) {
+      const order = b % 2 === 0 ? sides : [sides[1], sides[0]];
+      const n = Math.min(opts.block, opts.overheadCalls - samples.sandboxed.length);
+      for (const s of order) {
+        for (let i = 0; i < n; i++) {
+          const r = await s.client.call(w.tool, w.code, w.expect);
+          if (!r.ok) failures[s.name]++;
+          samples[s.name].push(r.ms);
+          if (Number.isFinite(r.durationMs)) serverMs[s.name].push(r.durationMs);
+        }
+      }
+    }
+    const sb = { ...summarize(samples.sandboxed), failures: failures.sandboxed };
+    const un = { ...summarize(samples.unsandboxed), failures: failures.unsandboxed };
+    const ssb = summarize(serverMs.sandboxed);
+    const sun = summarize(serverMs.unsandboxed);
+    out[w.tool] = {
+      sandboxed: sb,
+      unsandboxed: un,
+      p50Diff: sb.p50 - un.p50,
+      p95Diff: sb.p95 - un.p95,
+      server: { sandboxed: ssb, unsandboxed: sun, p50Diff: ssb.p50 - sun.p50 },
+    };
+  }
+  for (const s of sides) await s.client.close();
+  return out;
+}
+
+// Kill latency: a busy loop with policy.limits.timeoutMs = opts.killTimeout, run sequentially.
+// Client side: wall time of the call minus the timeout, i.e. how long after the deadline the
+// result is back. Server side: structuredContent.durationMs minus the timeout.
+async function measureKill(port, opts) {
+  const out = {};
+  const client = await new RawClient(port).init();
+  const T = opts.killTimeout;
+  for (const w of WORKLOADS) {
+    const args = { code: SPIN[w.tool], policy: { limits: { timeoutMs: T } } };
+    const check = (r) => r.status === 200 && r.sc?.outcome === "timeout";
+    for (let i = 0; i < Math.min(3, opts.killRuns); i++) {
+      const r = await client.callTool(w.tool, args);
+      if (!check(r)) throw new Error(`${w.tool} kill warm-up did not time out: ${r.body.slice(0, 500)}`);
+    }
+    const client_ = [];
+    const server = [];
+    let failures = 0;
+    for (let i = 0; i < opts.killRuns; i++) {
+      const r = await client.callTool(w.tool, args);
+      if (!check(r)) failures++;
+      client_.push(r.ms - T);
+      if (Number.isFinite(r.sc?.durationMs)) server.push(r.sc.durationMs - T);
+    }
+    out[w.tool] = { client: summarize(client_), server: summarize(server), failures };
+  }
+  await client.close();
+  return out;
+}
+
 // ------------------------------------------------------------------------------------------
 // Report
 
@@ -330,7 +442,7 @@ function machine() {
   };
 }
 
-function report(opts, m, startup, latency, throughput, version) {
+function report(opts, m, startup, latency, throughput, overhead, kill, version) {
   const pass = (ok) => (ok ? "✅" : "❌");
   const L = [];
   L.push(`## 1mcp benchmark`);
@@ -355,6 +467,27 @@ function report(opts, m, startup, latency, throughput, version) {
     const ok = w.tool === "run_js" ? pass(t.perSecond >= 300 && !t.failures) : "";
     L.push(`| ${w.tool} throughput, ${opts.clients} clients (${t.n} calls in ${t.seconds.toFixed(1)} s) | ${t.perSecond.toFixed(0)} calls/s, p50 ${fmt(t.p50)} ms, p95 ${fmt(t.p95)} ms${t.failures ? ` (${t.failures} failed)` : ""} | ${target} | ${ok} |`);
   }
+  const failed = (n) => (n ? `, ${n} failed` : "");
+  for (const w of WORKLOADS) {
+    const o = overhead[w.tool];
+    const sb = o.sandboxed;
+    const un = o.unsandboxed;
+    const bad = sb.failures + un.failures;
+    L.push(`| ${w.tool} sandbox overhead, p50 sandboxed − unsandboxed (${sb.n} + ${un.n} calls, interleaved blocks of ${opts.block}) | ${fmt(o.p50Diff)} ms (sandboxed p50/p95 ${fmt(sb.p50)} / ${fmt(sb.p95)} ms, unsandboxed ${fmt(un.p50)} / ${fmt(un.p95)} ms${failed(bad)}) | < 2 ms | ${pass(o.p50Diff < 2 && !bad)} |`);
+  }
+  for (const w of WORKLOADS) {
+    const s = overhead[w.tool].server;
+    L.push(`| ${w.tool} sandbox overhead, server-side durationMs p50 sandboxed − unsandboxed | ${fmt(s.p50Diff)} ms (${fmt(s.sandboxed.p50)} vs ${fmt(s.unsandboxed.p50)} ms) | | |`);
+  }
+  for (const w of WORKLOADS) {
+    const k = kill[w.tool];
+    const c = k.client;
+    L.push(`| ${w.tool} kill latency past a ${opts.killTimeout} ms deadline, p50 / p95 / p99 / max (${c.n} runs) | ${fmt(c.p50)} / ${fmt(c.p95)} / ${fmt(c.p99)} / ${fmt(c.max)} ms${failed(k.failures)} | p99 < 250 ms | ${pass(c.p99 < 250 && !k.failures)} |`);
+  }
+  for (const w of WORKLOADS) {
+    const s = kill[w.tool].server;
+    L.push(`| ${w.tool} kill, server-side durationMs − ${opts.killTimeout}, p50 / p99 (${s.n} runs) | ${fmt(s.p50)} / ${fmt(s.p99)} ms | | |`);
+  }
   return L.join("\n");
 }
 
@@ -369,16 +502,27 @@ async function main() {
   const startup = await measureStartup(opts);
 
   const s = await startServer(opts.bin, projectDir(opts.bin));
+  let insecure;
   try {
     log(`latency: ${opts.warmup} warm-up + ${opts.calls} sequential calls per tool…`);
     const latency = await measureLatency(s.port, opts);
     log(`throughput: ${opts.clients} clients, ${opts.seconds} s or ${opts.maxCalls} calls per tool…`);
     const throughput = await measureThroughput(s.port, opts);
-    console.log(report(opts, m, startup, latency, throughput, version));
+    log(`kill latency: ${opts.killRuns} busy loops per tool with timeoutMs ${opts.killTimeout}…`);
+    const kill = await measureKill(s.port, opts);
+    // The unsandboxed server is started only now, so it sits idle through none of the above.
+    insecure = await startServer(opts.bin, projectDir(opts.bin), ["--insecure-no-sandbox"]);
+    log(`sandbox overhead: ${opts.overheadCalls} calls per tool per server, alternating blocks of ${opts.block}…`);
+    const overhead = await measureOverhead(s.port, insecure.port, opts);
+    console.log(report(opts, m, startup, latency, throughput, overhead, kill, version));
     if (opts.json) {
-      fs.writeFileSync(opts.json, JSON.stringify({ machine: m, options: opts, startup, latency, throughput }, null, 2));
+      fs.writeFileSync(
+        opts.json,
+        JSON.stringify({ machine: m, options: opts, startup, latency, throughput, overhead, kill }, null, 2),
+      );
     }
   } finally {
+    if (insecure) await stopServer(insecure.proc);
     await stopServer(s.proc);
   }
 }
