@@ -14,6 +14,7 @@ import path from "node:path";
 import { after, afterEach, before, test } from "node:test";
 
 import {
+  assertHealthy,
   connectHttp,
   limits,
   rawSession,
@@ -26,7 +27,6 @@ import {
   timed,
 } from "./lib.mjs";
 
-const RUN_HOST_UID = 1900001000; // host view of inner uid 1000
 const SIGSYS = 31;
 let server;
 let client;
@@ -45,46 +45,7 @@ after(async () => {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-function runProcessesOnHost(rootPid) {
-  const procs = new Map();
-  for (const d of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const st = fs.readFileSync(`/proc/${d}/status`, "utf8");
-      procs.set(Number(d), {
-        ppid: Number(/^PPid:\s+(\d+)/m.exec(st)[1]),
-        uid: Number(/^Uid:\s+(\d+)/m.exec(st)[1]),
-      });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const below = (pid) => {
-    for (let p = pid, n = 0; p > 1 && n < 64; n++) {
-      p = procs.get(p)?.ppid;
-      if (p === rootPid) return true;
-      if (p === undefined) return false;
-    }
-    return false;
-  };
-  return [...procs].filter(([pid, v]) => v.uid === RUN_HOST_UID && below(pid)).map(([pid]) => pid);
-}
-
-async function assertHealthy() {
-  const r = await runJs(client, "console.log('still here')");
-  assert.equal(r.structuredContent?.stdout, "still here\n", "server healthy after the case: " + show(r));
-  const p = await runPy(client, "print('py here')");
-  assert.equal(p.structuredContent?.stdout, "py here\n", "python healthy after the case: " + show(p));
-  assert.equal(server.proc.exitCode, null, "server process still running");
-  let left = runProcessesOnHost(server.proc.pid);
-  for (let i = 0; i < 20 && left.length; i++) {
-    await sleep(100);
-    left = runProcessesOnHost(server.proc.pid);
-  }
-  assert.deepEqual(left, [], "processes of a finished run still exist on the host");
-}
-
-afterEach(assertHealthy);
+afterEach(() => assertHealthy(server, client));
 
 const PRELUDE = String.raw`
 import errno, os, sys

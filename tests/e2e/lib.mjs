@@ -1,6 +1,7 @@
 // Shared helpers for the end-to-end tests: start the real 1mcp binary, connect the official MCP
 // SDK client, and speak raw JSON-RPC over HTTP. Every wait is bounded so a hung server fails a
 // test instead of hanging the suite.
+import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -296,4 +297,51 @@ export async function rawSession(url) {
     init,
     post: (body, extra = {}, timeoutMs) => post(url, body, { ...headers, ...extra }, timeoutMs),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sandbox checks
+
+export const RUN_HOST_UID = 1900001000; // host view of a run's inner uid 1000 (inner 0 → 1900000000)
+
+// Host pids of processes running as the run uid below the server process.
+export function runProcessesOnHost(rootPid) {
+  const procs = new Map();
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = fs.readFileSync(`/proc/${d}/status`, "utf8");
+      procs.set(Number(d), {
+        ppid: Number(/^PPid:\s+(\d+)/m.exec(st)[1]),
+        uid: Number(/^Uid:\s+(\d+)/m.exec(st)[1]),
+      });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const below = (pid) => {
+    for (let p = pid, n = 0; p > 1 && n < 64; n++) {
+      p = procs.get(p)?.ppid;
+      if (p === rootPid) return true;
+      if (p === undefined) return false;
+    }
+    return false;
+  };
+  return [...procs].filter(([pid, v]) => v.uid === RUN_HOST_UID && below(pid)).map(([pid]) => pid);
+}
+
+// After a hostile case: both runtimes still answer, the server still runs, and nothing of the
+// finished run is left on the host.
+export async function assertHealthy(server, client) {
+  const r = await runJs(client, "console.log('still here')");
+  assert.equal(r.structuredContent?.stdout, "still here\n", "server healthy after the case: " + show(r));
+  const p = await runPy(client, "print('py here')");
+  assert.equal(p.structuredContent?.stdout, "py here\n", "python healthy after the case: " + show(p));
+  assert.equal(server.proc.exitCode, null, "server process still running");
+  let left = runProcessesOnHost(server.proc.pid);
+  for (let i = 0; i < 20 && left.length; i++) {
+    await sleep(100);
+    left = runProcessesOnHost(server.proc.pid);
+  }
+  assert.deepEqual(left, [], "processes of a finished run still exist on the host");
 }

@@ -14,6 +14,7 @@ import { after, afterEach, before, test } from "node:test";
 import {
   BIN,
   REPO_ROOT,
+  assertHealthy,
   configPath,
   connectHttp,
   limits,
@@ -26,7 +27,6 @@ import {
 } from "./lib.mjs";
 
 const SECRET = "e2e-sandbox-secret-" + Math.random().toString(36).slice(2);
-const RUN_HOST_UID = 1900001000; // host view of inner uid 1000 (inner 0 → 1900000000)
 let server;
 let client;
 
@@ -44,45 +44,7 @@ after(async () => {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-// Host pids of processes running as the run uid below the server process.
-function runProcessesOnHost(rootPid) {
-  const procs = new Map();
-  for (const d of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const st = fs.readFileSync(`/proc/${d}/status`, "utf8");
-      procs.set(Number(d), {
-        ppid: Number(/^PPid:\s+(\d+)/m.exec(st)[1]),
-        uid: Number(/^Uid:\s+(\d+)/m.exec(st)[1]),
-      });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const below = (pid) => {
-    for (let p = pid, n = 0; p > 1 && n < 64; n++) {
-      p = procs.get(p)?.ppid;
-      if (p === rootPid) return true;
-      if (p === undefined) return false;
-    }
-    return false;
-  };
-  return [...procs].filter(([pid, v]) => v.uid === RUN_HOST_UID && below(pid)).map(([pid]) => pid);
-}
-
-afterEach(async () => {
-  // Healthy: a trivial call succeeds.
-  const r = await runJs(client, "console.log('still here')");
-  assert.equal(r.structuredContent?.stdout, "still here\n", "server healthy after the case: " + show(r));
-  assert.equal(server.proc.exitCode, null, "server process still running");
-  // Nothing of the run survives it.
-  let left = runProcessesOnHost(server.proc.pid);
-  for (let i = 0; i < 20 && left.length; i++) {
-    await sleep(100);
-    left = runProcessesOnHost(server.proc.pid);
-  }
-  assert.deepEqual(left, [], "processes of a finished run still exist on the host");
-});
+afterEach(() => assertHealthy(server, client));
 
 // Probe helpers available to every Python case: probe(label, fn) prints "label: ok[ value]" or
 // "label: ERRNO_NAME" (or the exception type when it is not an OSError).
