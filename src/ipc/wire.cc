@@ -120,6 +120,36 @@ Result<size_t> recv_with_fds(int sock, void* data, size_t len, std::vector<Uniqu
   return static_cast<size_t>(n);
 }
 
+std::string frame(std::string_view payload) {
+  std::string out(4, '\0');
+  uint32_t n = uint32_t(payload.size());
+  for (int i = 0; i < 4; ++i) out[size_t(i)] = char((n >> (8 * i)) & 0xff);
+  out.append(payload);
+  return out;
+}
+
+bool FrameReader::feed(const char* data, size_t len) {
+  buf_.append(data, len);
+  if (buf_.size() - off_ < 4) return true;
+  uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) n |= uint32_t(uint8_t(buf_[off_ + size_t(i)])) << (8 * i);
+  return n <= kMaxFrameBytes;
+}
+
+std::optional<std::string> FrameReader::next() {
+  if (buf_.size() - off_ < 4) return std::nullopt;
+  uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) n |= uint32_t(uint8_t(buf_[off_ + size_t(i)])) << (8 * i);
+  if (buf_.size() - off_ - 4 < n) return std::nullopt;
+  std::string out = buf_.substr(off_ + 4, n);
+  off_ += 4 + n;
+  if (off_ == buf_.size()) {
+    buf_.clear();
+    off_ = 0;
+  }
+  return out;
+}
+
 Result<UniqueFd> memfd_with(const char* name, const std::string& bytes) {
   UniqueFd fd(::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd.valid()) return make_error(std::string("memfd_create: ") + std::strerror(errno));

@@ -11,6 +11,9 @@
 //   [6] go socket      (stream socketpair: the child waits for one byte, sent once the supervisor
 //                       has placed it in its cgroups, so nothing runs outside its limits; in the
 //                       sandbox the child then sends back an O_PATH fd of its /out)
+//   [7] broker socket  (stream socketpair, fd 4 of the run: its only way out. Frames both ways
+//                       are a 4-byte little-endian length and that many bytes of JSON; requests
+//                       {id, op, ...} are answered by {id, ok, ...} in any order)
 // Thread-safety: pure functions; fd helpers are safe to call from any thread.
 #pragma once
 
@@ -30,7 +33,9 @@ namespace onemcp::ipc {
 inline constexpr int kResultFd = 3;                // fd number of the result pipe inside a run
 inline constexpr uint32_t kReadyTag = 0x52454459;  // zygote -> supervisor once pre-initialised
 inline constexpr uint32_t kIdMapTag = 0x49444d50;  // zygote asks for uid/gid maps; supervisor acks
-inline constexpr size_t kRunFdCount = 7;
+inline constexpr int kBrokerFd = 4;  // fd number of the broker channel inside a run
+inline constexpr size_t kRunFdCount = 8;
+inline constexpr size_t kMaxFrameBytes = 32u << 20;
 
 // What a run is asked to do. Limits are already validated and clamped by the supervisor.
 struct RunRequest {
@@ -75,6 +80,20 @@ struct Reply {
 Status send_with_fds(int sock, const void* data, size_t len, const int* fds, size_t nfds);
 Result<size_t> recv_with_fds(int sock, void* data, size_t len, std::vector<UniqueFd>* fds,
                              size_t max_fds);
+
+// Broker channel framing. FrameReader collects frames from bytes read in any chunking.
+std::string frame(std::string_view payload);
+class FrameReader {
+ public:
+  // Appends bytes; false when a frame announces more than kMaxFrameBytes (the peer is broken).
+  bool feed(const char* data, size_t len);
+  // The next complete frame, if any.
+  std::optional<std::string> next();
+
+ private:
+  std::string buf_;
+  size_t off_ = 0;
+};
 
 // Creates a sealed-size memfd holding `bytes`, positioned at 0.
 Result<UniqueFd> memfd_with(const char* name, const std::string& bytes);

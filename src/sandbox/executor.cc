@@ -15,6 +15,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <nlohmann/json.hpp>
+
 #include "base/log.h"
 
 namespace onemcp::sandbox {
@@ -227,8 +229,103 @@ Status Zygote::send_run(const int* fds) {
   return make_error("worker unavailable");
 }
 
+namespace {
+
+// The supervisor's end of a run's broker channel: reads request frames as they come, answers
+// each on a thread of its own (bounded), writes answers whole under a lock. Joins its threads
+// before it goes away, and answers nothing once the run is over.
+class BrokerChannel {
+ public:
+  BrokerChannel(UniqueFd fd, const BrokerHandler* handler, Clock::time_point deadline)
+      : fd_(std::move(fd)), handler_(handler), deadline_(deadline) {}
+  ~BrokerChannel() { close(); }
+
+  int fd() const { return fd_.get(); }
+  bool open() const { return fd_.valid() && !broken_; }
+
+  // The fd is readable: take what is there, dispatch complete frames.
+  void on_readable() {
+    char buf[65536];
+    ssize_t n = ::recv(fd_.get(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+      broken_ = true;
+      return;
+    }
+    if (n < 0) return;
+    if (!reader_.feed(buf, size_t(n))) {
+      broken_ = true;  // a frame too big to be honest
+      return;
+    }
+    while (auto f = reader_.next()) dispatch(std::move(*f));
+  }
+
+  void close() {
+    {
+      std::lock_guard lk(mu_);
+      closed_ = true;
+    }
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  void dispatch(std::string request) {
+    std::string id = "null";
+    auto j = nlohmann::json::parse(request, nullptr, false);
+    if (j.is_object() && j.contains("id") && j["id"].is_number_unsigned()) id = j["id"].dump();
+    auto refuse = [&](const std::string& why) {
+      answer(nlohmann::json{{"id", nlohmann::json::parse(id)}, {"ok", false}, {"error", why}}.dump());
+    };
+    if (!handler_) return refuse("network access is not available");
+    if (in_flight_.load() >= kMaxBrokerRequestsInFlight) {
+      return refuse("too many concurrent requests (" + std::to_string(kMaxBrokerRequestsInFlight) + ")");
+    }
+    ++in_flight_;
+    threads_.emplace_back([this, request = std::move(request)] {
+      std::string out;
+      try {
+        out = (*handler_)(request, deadline_);
+      } catch (const std::exception& e) {
+        out = nlohmann::json{{"ok", false}, {"error", "internal error"}}.dump();
+      }
+      answer(out);
+      --in_flight_;
+    });
+  }
+
+  void answer(const std::string& payload) {
+    std::string f = ipc::frame(payload);
+    std::lock_guard lk(mu_);
+    if (closed_ || broken_) return;
+    size_t off = 0;
+    while (off < f.size()) {
+      ssize_t n = ::send(fd_.get(), f.data() + off, f.size() - off, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) {
+        pollfd p{fd_.get(), POLLOUT, 0};
+        if (::poll(&p, 1, 1000) <= 0) return;  // the run stopped reading: drop the answer
+        continue;
+      }
+      if (n <= 0) return;
+      off += size_t(n);
+    }
+  }
+
+  UniqueFd fd_;
+  const BrokerHandler* handler_;
+  Clock::time_point deadline_;
+  ipc::FrameReader reader_;
+  std::mutex mu_;
+  bool closed_ = false;
+  std::atomic<bool> broken_{false};
+  std::atomic<size_t> in_flight_{0};
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
 Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& stdin_data,
-                              const CancelToken* cancel) {
+                              const CancelToken* cancel, const BrokerHandler* broker) {
   auto t0 = Clock::now();
   auto reqfd = ipc::memfd_with("1mcp-request", ipc::encode(req));
   if (!reqfd) return reqfd.error();
@@ -244,6 +341,12 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, gs) != 0)
     return make_error(errno_msg("socketpair"));
   UniqueFd go_ours(gs[0]), go_theirs(gs[1]);
+  int bs[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, bs) != 0)
+    return make_error(errno_msg("socketpair"));
+  UniqueFd broker_theirs(bs[1]);
+  const auto deadline = t0 + std::chrono::milliseconds(req.timeout_ms ? req.timeout_ms : 1u << 30);
+  BrokerChannel channel(UniqueFd(bs[0]), broker, deadline);
   std::unique_ptr<CgroupScope> scope;
   if (cgroups_) {
     CgroupLimits limits;
@@ -261,7 +364,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
 
   int fds[ipc::kRunFdCount] = {reply_theirs.get(), reqfd->get(),      infd->get(),
                                out->second.get(),  err->second.get(), res->second.get(),
-                               go_theirs.get()};
+                               go_theirs.get(),    broker_theirs.get()};
   if (auto s = send_run(fds); !s) return s.error();
   // Only the run holds the write ends now, so EOF means every writer is gone.
   reply_theirs.reset();
@@ -269,11 +372,11 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   err->second.reset();
   res->second.reset();
   go_theirs.reset();
+  broker_theirs.reset();
 
   RunOutput o;
   std::string report;
   const size_t cap = req.stdout_bytes ? size_t(req.stdout_bytes) : SIZE_MAX;
-  const auto deadline = t0 + std::chrono::milliseconds(req.timeout_ms ? req.timeout_ms : 1u << 30);
   UniqueFd pidfd;
   pid_t host_pid = -1;
   bool exited = false, out_open = true, err_open = true, res_open = true, reply_open = true;
@@ -315,8 +418,8 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     if (forced) until = now + std::chrono::milliseconds(drain_until ? 5 : 2000);
     int wait_ms = int(std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()) + 1;
 
-    pollfd p[6];
-    int idx[6];
+    pollfd p[7];
+    int idx[7];
     int np = 0;
     auto add = [&](bool on, int fd, int tag) {
       if (!on) return;
@@ -329,6 +432,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     add(reply_open, reply.get(), 3);
     add(cancel && !forced, cancel ? cancel->fd() : -1, 4);
     add(go_ours.valid() && host_pid > 0, go_ours.get(), 5);
+    add(channel.open() && host_pid > 0 && !exited, channel.fd(), 6);
     int n = ::poll(p, nfds_t(np), wait_ms);
     if (n < 0 && errno != EINTR) return make_error(errno_msg("poll"));
     if (forced && n == 0 && !exited && Clock::now() > deadline + std::chrono::seconds(5)) {
@@ -349,6 +453,9 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
           res_open = drain(p[i].fd, report, kMaxReportBytes, big);
           break;
         }
+        case 6:
+          channel.on_readable();
+          break;
         case 5: {
           // The run's /out (a tmpfs in its own mount namespace): alive while we hold the fd.
           char tag = 0;
@@ -411,6 +518,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     }
   }
 
+  channel.close();  // answers still being computed are dropped; their threads are joined
   o.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   o.report = ipc::decode_report(report);
   if (out_dir.valid()) {

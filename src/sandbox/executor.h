@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <thread>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -48,6 +50,14 @@ struct RunOutput {
   std::vector<OutFile> files;  // what the run left in /out (sandbox only)
 };
 
+// Answers one broker request of a run (a JSON frame, see ipc/wire.h) with one JSON frame. Called
+// on a thread of its own per request; must return by `deadline` (the run's end).
+using BrokerHandler =
+    std::function<std::string(const std::string& request, std::chrono::steady_clock::time_point deadline)>;
+
+// Requests a run may have in flight on its broker channel at once.
+inline constexpr size_t kMaxBrokerRequestsInFlight = 8;
+
 struct LaunchSpec {
   std::string exe;                // absolute path of the worker binary
   std::vector<std::string> args;  // argv[1..]
@@ -76,8 +86,9 @@ class Zygote {
 
   // Runs one request to completion. Errors are only for failures of the machinery itself; every
   // way user code can end is a RunOutput.
+  // `broker` (optional) serves the run's outbound requests; without it every request is refused.
   Result<RunOutput> run(const ipc::RunRequest& req, const std::string& stdin_data,
-                        const CancelToken* cancel = nullptr);
+                        const CancelToken* cancel = nullptr, const BrokerHandler* broker = nullptr);
 
   pid_t pid() const;
 

@@ -97,18 +97,18 @@ void write_all_fd(int fd, const std::string& s) {
     if (out >= 0) ::close(out);
   }
 
-  // stdin, stdout, stderr, result -> 0..3; everything else closed.
-  int want[4] = {fds[2].get(), fds[3].get(), fds[4].get(), fds[5].get()};
+  // stdin, stdout, stderr, result, broker -> 0..4; everything else closed.
+  int want[5] = {fds[2].get(), fds[3].get(), fds[4].get(), fds[5].get(), fds[7].get()};
   // Move sources above 3 first so dup2 never clobbers a source still needed.
   for (int& fd : want) {
     int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
     if (moved < 0) setup_failed(result_fd, "dup");
     fd = moved;
   }
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 5; ++i) {
     if (::dup2(want[i], i) < 0) setup_failed(result_fd, "dup2");
   }
-  ::syscall(SYS_close_range, 4u, ~0u, 0u);
+  ::syscall(SYS_close_range, 5u, ~0u, 0u);
 
   rlimit core{0, 0};
   ::setrlimit(RLIMIT_CORE, &core);

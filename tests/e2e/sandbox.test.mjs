@@ -446,9 +446,9 @@ test("'..', symlinks and /proc magic links never leave the root", async () => {
       exe_up: "ENOTDIR",
       exe_write: "EACCES",
       hardlink: "EXDEV",
-      // 0 is the stdin memfd, 1..3 are pipes; 4 is listdir's own, closed before readlink.
-      fd_links: "ok ['/memfd', 'pipe']",
-      fds: "ok [0, 1, 2, 3, 4]",
+      // 0 is the stdin memfd, 1..3 are pipes, 4 the broker socket; 5 is listdir's own.
+      fd_links: "ok ['/memfd', 'pipe', 'socket']",
+      fds: "ok [0, 1, 2, 3, 4, 5]",
     },
   );
 });

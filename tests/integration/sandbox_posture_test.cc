@@ -297,8 +297,9 @@ TEST_F(SandboxPosture, RunSeenFromTheHost) {
   }
   EXPECT_EQ(trim(read_file(proc + "/uid_map")), "         0 1900000000      65536");
 
-  // Open files: stdin (a memfd), stdout, stderr, the result pipe. Nothing else.
-  EXPECT_EQ(fds_of(pid), (std::set<int>{0, 1, 2, 3}));
+  // Open files: stdin (a memfd), stdout, stderr, the result pipe, the broker socket. Nothing else.
+  EXPECT_EQ(fds_of(pid), (std::set<int>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(link_of(proc + "/fd/4").rfind("socket:[", 0), 0u) << link_of(proc + "/fd/4");
   EXPECT_EQ(link_of(proc + "/fd/0").rfind("/memfd:1mcp-stdin", 0), 0u) << link_of(proc + "/fd/0");
   for (int fd : {1, 2, 3}) {
     EXPECT_EQ(link_of(proc + "/fd/" + std::to_string(fd)).rfind("pipe:[", 0), 0u) << fd;

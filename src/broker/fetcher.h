@@ -1,0 +1,73 @@
+// broker/fetcher.h — the broker's fetch engine: performs one outbound HTTP(S) request of a run
+// (and its redirects) under the run's NetworkPolicy, with libcurl, connecting only to addresses
+// it has resolved and vetted itself.
+// Thread-safety: a Fetcher is safe to use from several threads at once (each fetch has its own
+// curl handles; the only shared state is an atomic in-flight counter). The Resolver it is given
+// must be thread-safe too and must outlive it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/result.h"
+#include "broker/resolver.h"
+#include "policy/config.h"
+
+namespace onemcp::broker {
+
+struct FetchRequest {
+  std::string method = "GET";
+  std::string url;
+  // Sent in order. Hop-by-hop and framing headers the broker owns (Host, Content-Length,
+  // Transfer-Encoding, Connection, Keep-Alive, Upgrade, TE, Trailer, Expect, Accept-Encoding,
+  // Proxy-*) are dropped, as a browser's fetch ignores forbidden headers; a malformed name or a
+  // value with CR, LF or NUL is an error.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  uint32_t timeout_ms = 30000;  // the whole request, all hops included; must be > 0
+};
+
+struct FetchResponse {
+  int status = 0;
+  std::string status_text;  // the reason phrase; empty over HTTP/2
+  // Names lower-cased, in the order received; values with surrounding whitespace trimmed.
+  // Content-Encoding/Content-Length describe the wire, while `body` is already decoded.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string url;  // the final URL, serialized
+  bool redirected = false;
+};
+
+struct FetchLimits {
+  uint32_t max_concurrent = 8;
+  uint32_t connect_timeout_ms = 10000;
+  uint32_t max_header_bytes = 64 * 1024;  // all response header lines of one hop together
+};
+
+class Fetcher {
+ public:
+  Fetcher(policy::NetworkPolicy policy, Resolver& resolver, FetchLimits limits = {});
+  Fetcher(const Fetcher&) = delete;
+  Fetcher& operator=(const Fetcher&) = delete;
+
+  // For the request and every redirect hop: parse (a Location against the current URL) →
+  // host decision → resolve here → every address vetted (one denied address denies the hop) →
+  // connect only to a vetted address (pinned, and checked again when the socket is opened and
+  // once connected). Errors are shown to the script, so they name the rule, e.g.
+  //   "blocked by network policy (deniedDomains: *.evil.test): https://x.evil.test/"
+  //   "response body exceeds maxBodyBytes (1048576)"   "too many redirects (maxRedirects 5)"
+  //   "redirect to a non-http(s) URL is not allowed"     "timed out after 3000 ms"
+  //   "too many concurrent requests (8)"                 "request body exceeds maxBodyBytes (N)"
+  Result<FetchResponse> fetch(const FetchRequest& req);
+
+ private:
+  const policy::NetworkPolicy policy_;
+  Resolver& resolver_;
+  const FetchLimits limits_;
+  std::atomic<uint32_t> in_flight_{0};
+};
+
+}  // namespace onemcp::broker
