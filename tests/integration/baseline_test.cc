@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "sandbox/cgroup.h"
 #include "sandbox/executor.h"
@@ -61,6 +62,8 @@ TEST(Baseline, NothingAccumulatesAcrossRuns) {
   std::string inner;
   std::ifstream(children) >> inner;
   ASSERT_FALSE(inner.empty());
+  // The zygote closes a run's reply socket just after reporting its exit: let that happen.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const size_t own_fds = count_entries("/proc/self/fd");
   const size_t zygote_fds = count_entries("/proc/" + inner + "/fd");
   const size_t zygote_mounts = count_lines("/proc/" + inner + "/mountinfo");
@@ -75,6 +78,7 @@ TEST(Baseline, NothingAccumulatesAcrossRuns) {
     EXPECT_EQ(run("open('/tmp/x', 'w').write('x' * 1000000)"), Outcome::ok);
   }
 
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(count_entries("/proc/self/fd"), own_fds);
   EXPECT_EQ(count_entries("/proc/" + inner + "/fd"), zygote_fds);
   EXPECT_EQ(count_lines("/proc/" + inner + "/mountinfo"), zygote_mounts);

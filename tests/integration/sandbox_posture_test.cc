@@ -378,6 +378,8 @@ TEST_F(SandboxPosture, ZygoteFdCountStableAcrossRuns) {
   ASSERT_GT(inner, 0);
   // Warm up: the first runs may open what the zygote keeps for good.
   for (int i = 0; i < 2; ++i) EXPECT_EQ(run("print(1)").out, "1\n");
+  // The zygote closes a run's reply socket just after reporting its exit: let that happen.
+  std::this_thread::sleep_for(200ms);
   const auto outer_fds = fds_of(zygote_->pid());
   const auto inner_fds = fds_of(inner);
   ASSERT_FALSE(inner_fds.empty());
