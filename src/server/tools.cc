@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string.h>
 
+#include "base/base64.h"
 #include "base/utf8.h"
 #include "policy/schema.h"
 #include "policy/schemas.h"
@@ -33,22 +34,6 @@ std::string limits_note(const policy::Policy& p) {
          std::to_string(p.limits.mem_mb) + ", stdoutBytes " +
          std::to_string(p.limits.stdout_bytes) +
          " (a call's policy can only tighten them).";
-}
-
-std::string base64_encode(std::string_view in) {
-  static constexpr char k[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  for (size_t i = 0; i < in.size(); i += 3) {
-    uint32_t n = uint32_t(uint8_t(in[i])) << 16;
-    if (i + 1 < in.size()) n |= uint32_t(uint8_t(in[i + 1])) << 8;
-    if (i + 2 < in.size()) n |= uint8_t(in[i + 2]);
-    out += k[(n >> 18) & 63];
-    out += k[(n >> 12) & 63];
-    out += i + 1 < in.size() ? k[(n >> 6) & 63] : '=';
-    out += i + 2 < in.size() ? k[n & 63] : '=';
-  }
-  return out;
 }
 
 const char* outcome_phrase(sandbox::Outcome o) {

@@ -15,3 +15,20 @@ TEST(Utf8, ReplacesInvalidBytes) {
   EXPECT_FALSE(is_valid_utf8("\xF5\x80\x80\x80"));
 }
 }  // namespace onemcp
+
+#include "base/base64.h"
+
+namespace onemcp {
+TEST(Base64, RoundTripsAndRejectsGarbage) {
+  for (std::string s : {std::string(""), std::string("f"), std::string("fo"), std::string("foo"),
+                        std::string("foob"), std::string("\x00\xff\x01", 3)}) {
+    EXPECT_EQ(base64_decode(base64_encode(s)), s);
+  }
+  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(base64_encode("fo"), "Zm8=");
+  EXPECT_FALSE(base64_decode("Zm8").has_value());
+  EXPECT_FALSE(base64_decode("Zm=v").has_value());
+  EXPECT_FALSE(base64_decode("Zm8*").has_value());
+  EXPECT_FALSE(base64_decode("Zg==Zg==").has_value());
+}
+}  // namespace onemcp
