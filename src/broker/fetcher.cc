@@ -13,7 +13,6 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string_view>
 
@@ -42,7 +41,8 @@ struct CurlStrDeleter {
 };
 using CurlStr = std::unique_ptr<char, CurlStrDeleter>;
 
-// curl_global_init is not guaranteed thread-safe on every build; do it once, before any handle.
+// curl_global_init is not thread-safe on every curl build: do it exactly once (a function-local
+// static is initialised by one thread), before the first handle.
 bool curl_ready() {
   static const bool ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
   return ok;
@@ -72,7 +72,7 @@ bool is_token(std::string_view s) {
   if (s.empty()) return false;
   for (unsigned char c : s) {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) continue;
-    if (!std::string_view("!#$%&'*+-.^_`|~").contains(static_cast<char>(c))) return false;
+    if (std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) == std::string_view::npos) return false;
   }
   return true;
 }
@@ -127,21 +127,34 @@ void set_port(sockaddr_storage& s, uint16_t port) {
   if (s.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6&>(s).sin6_port = htons(port);
 }
 
-// An IP-literal host as a socket address (the parser has already normalised every literal form).
-std::optional<sockaddr_storage> literal_address(const std::string& ip, uint16_t port) {
-  sockaddr_storage s{};
-  const std::string text = strip_brackets(ip);
-  auto& in = reinterpret_cast<sockaddr_in&>(s);
-  auto& in6 = reinterpret_cast<sockaddr_in6&>(s);
-  if (inet_pton(AF_INET, text.c_str(), &in.sin_addr) == 1) {
-    in.sin_family = AF_INET;
-  } else if (inet_pton(AF_INET6, text.c_str(), &in6.sin6_addr) == 1) {
-    in6.sin6_family = AF_INET6;
-  } else {
-    return std::nullopt;
+uint16_t port_of(const sockaddr_storage& s) {
+  if (s.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(s).sin_port);
+  if (s.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(s).sin6_port);
+  return 0;
+}
+
+// ::ffff:a.b.c.d connects to a.b.c.d: compare such addresses in their IPv4 form.
+sockaddr_storage unmapped(const sockaddr_storage& s) {
+  if (s.ss_family != AF_INET6) return s;
+  const auto& in6 = reinterpret_cast<const sockaddr_in6&>(s);
+  if (!IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr)) return s;
+  sockaddr_storage out{};
+  auto& in = reinterpret_cast<sockaddr_in&>(out);
+  in.sin_family = AF_INET;
+  in.sin_port = in6.sin6_port;
+  std::memcpy(&in.sin_addr, &in6.sin6_addr.s6_addr[12], 4);
+  return out;
+}
+
+bool is_denied_address(const sockaddr_storage& addr, const std::vector<sockaddr_storage>& denied) {
+  const sockaddr_storage a = unmapped(addr);
+  for (const auto& entry : denied) {
+    const sockaddr_storage d = unmapped(entry);
+    sockaddr_storage probe = d;
+    if (port_of(d) == 0) set_port(probe, port_of(a));
+    if (same_endpoint(probe, a)) return true;
   }
-  set_port(s, port);
-  return s;
+  return false;
 }
 
 std::string blocked(const policy::Decision& d) { return "blocked by network policy (" + d.rule + ")"; }
@@ -244,10 +257,19 @@ curl_socket_t on_open_socket(void* user, curlsocktype purpose, curl_sockaddr* a)
 
 // Second check, once connected and before a byte of the request is sent: the peer curl reports
 // must be vetted too.
-int on_prereq(void* user, char* ip, char*, int, int port) noexcept {
+int on_prereq(void* user, char* ip, char* /*local_ip*/, int port, int /*local_port*/) noexcept {
   auto* hop = static_cast<Hop*>(user);
-  auto peer = literal_address(ip ? std::string(ip) : std::string(), static_cast<uint16_t>(port));
-  if (!peer || port <= 0 || port > 65535 || !hop->is_vetted(*peer)) {
+  if (!ip || port <= 0 || port > 65535) {
+    hop->unvetted_connect = true;
+    return CURL_PREREQFUNC_ABORT;
+  }
+  auto peer = policy::parse_ip_address(ip);
+  if (!peer) {
+    hop->unvetted_connect = true;
+    return CURL_PREREQFUNC_ABORT;
+  }
+  set_port(peer.value(), static_cast<uint16_t>(port));
+  if (!hop->is_vetted(peer.value())) {
     hop->unvetted_connect = true;
     return CURL_PREREQFUNC_ABORT;
   }
@@ -316,7 +338,12 @@ Result<FetchResponse> Fetcher::fetch(const FetchRequest& req) {
     if (iequals(method, m)) return make_error("request method " + std::string(m) + " is not allowed");
 
   Headers headers;
+  size_t header_bytes = 0;
   for (const auto& [name, value] : req.headers) {
+    // The same cap as on responses: a script cannot make the broker send megabytes of headers.
+    header_bytes += name.size() + value.size() + 4;
+    if (header_bytes > limits_.max_header_bytes)
+      return make_error("request headers exceed " + std::to_string(limits_.max_header_bytes) + " bytes");
     if (!is_token(name)) return make_error("invalid request header name: " + name);
     if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
       return make_error("invalid value for request header " + name);
@@ -339,14 +366,15 @@ Result<FetchResponse> Fetcher::fetch(const FetchRequest& req) {
 
     // 1. The host, by name or literal, before anything touches the network.
     policy::Decision hd = policy::decide_host(policy_, url);
-    if (hd.verdict != policy::Verdict::allow) return make_error(blocked(hd) + ": " + url_text);
+    if (!hd.allowed()) return make_error(blocked(hd) + ": " + url_text);
 
     // 2. Resolve here, once per hop (a rebinding answer on a later hop is vetted like any other).
     std::vector<sockaddr_storage> addrs;
     if (url.host_is_ip) {
-      auto a = literal_address(url.ip, url.port);
-      if (!a) return make_error("invalid IP address in URL: " + url_text);
-      addrs.push_back(*a);
+      auto a = policy::literal_address(url);
+      if (!a) return a.error();
+      addrs.push_back(a.value());
+      set_port(addrs.back(), url.port);
     } else {
       auto r = resolver_.resolve(url.host, url.port);
       if (!r) return r.error();
@@ -357,8 +385,10 @@ Result<FetchResponse> Fetcher::fetch(const FetchRequest& req) {
     // 3. Every address: one denied address denies the hop (a mixed answer is a rebinding tell,
     // and curl may fall back to any of them).
     for (const auto& a : addrs) {
+      if (is_denied_address(a, limits_.denied_addresses))
+        return make_error("blocked by network policy (" + address_text(a) + " is reserved): " + url_text);
       policy::Decision ad = policy::decide_address(policy_, a);
-      if (ad.verdict != policy::Verdict::allow) return make_error(blocked(ad));
+      if (!ad.allowed()) return make_error(blocked(ad) + ": " + url_text);
     }
     if (Clock::now() >= deadline) return make_error(timed_out);
 
@@ -438,7 +468,7 @@ Result<FetchResponse> Fetcher::fetch(const FetchRequest& req) {
       TRY_SETOPT(c, CURLOPT_HTTPGET, 1L);
     } else {
       if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
-        // A POST whose body curl copies not: `body` outlives the transfer.
+        // POSTFIELDS is not copied by curl: `body` outlives the transfer.
         TRY_SETOPT(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
         TRY_SETOPT(c, CURLOPT_POSTFIELDS, body.data());
       }
@@ -527,5 +557,7 @@ Result<FetchResponse> Fetcher::fetch(const FetchRequest& req) {
     url = std::move(next).value();
   }
 }
+
+#undef TRY_SETOPT
 
 }  // namespace onemcp::broker

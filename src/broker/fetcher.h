@@ -44,7 +44,11 @@ struct FetchResponse {
 struct FetchLimits {
   uint32_t max_concurrent = 8;
   uint32_t connect_timeout_ms = 10000;
-  uint32_t max_header_bytes = 64 * 1024;  // all response header lines of one hop together
+  uint32_t max_header_bytes = 64 * 1024;  // all header lines of a request, and of each hop's response
+  // Addresses refused whatever the policy says (port 0 = every port), checked with the policy
+  // on every resolved address: the server's own listeners, so that a policy opening loopback
+  // (blockPrivateRanges false) still does not let a script call back into 1mcp.
+  std::vector<sockaddr_storage> denied_addresses;
 };
 
 class Fetcher {

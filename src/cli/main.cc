@@ -1,5 +1,6 @@
 // cli/main.cc — the `1mcp` command: `init` writes a default config, `serve` runs the MCP server
 // over HTTP (default) or stdio. The only place that builds real clocks, workers and sockets.
+#include <arpa/inet.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -17,6 +18,7 @@
 #include "sandbox/cgroup.h"
 #include "sandbox/child/landlock.h"
 #include "server/backend.h"
+#include "server/egress.h"
 #include "server/mcp_server.h"
 #include "transport/http_server.h"
 #include "transport/stdio.h"
@@ -84,6 +86,7 @@ struct ServeFlags {
   bool stdio = false;
   bool verbose = false;
   bool insecure_no_sandbox = false;
+  std::vector<std::string> resolve;
 };
 
 int cmd_serve(const ServeFlags& f) {
@@ -133,7 +136,36 @@ int cmd_serve(const ServeFlags& f) {
                  cgroups->describe().c_str());
     return 1;
   }
-  auto backend = server::start_worker_backend(paths, cgroups.get());
+  std::unique_ptr<broker::Resolver> resolver;
+  if (f.resolve.empty()) {
+    resolver = broker::system_resolver();
+  } else {
+    auto map = server::MapResolver::parse(f.resolve);
+    if (!map) {
+      std::fprintf(stderr, "1mcp serve: %s\n", map.error().message.c_str());
+      return 2;
+    }
+    resolver = std::move(*map);
+    log::warn("--resolve: names resolve from the given table only (" + std::to_string(f.resolve.size()) +
+              " entries)");
+  }
+  // Runs must never reach this server itself: its listen address is refused on every port (for
+  // a wildcard bind, the loopback addresses), whatever the network policy says.
+  broker::FetchLimits fetch_limits;
+  for (std::string a : {f.bind == "0.0.0.0" || f.bind == "::" ? std::string("127.0.0.1") : f.bind,
+                        std::string(f.bind == "0.0.0.0" || f.bind == "::" ? "::1" : "")}) {
+    sockaddr_storage ss{};
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    if (inet_pton(AF_INET, a.c_str(), &v4->sin_addr) == 1) {
+      v4->sin_family = AF_INET;
+      fetch_limits.denied_addresses.push_back(ss);
+    } else if (inet_pton(AF_INET6, a.c_str(), &v6->sin6_addr) == 1) {
+      v6->sin6_family = AF_INET6;
+      fetch_limits.denied_addresses.push_back(ss);
+    }
+  }
+  auto backend = server::start_worker_backend(paths, cgroups.get(), *resolver, fetch_limits);
   if (!backend) {
     std::fprintf(stderr,
                  "1mcp serve: cannot start the sandboxed runtimes: %s\n"
@@ -228,6 +260,9 @@ int main(int argc, char** argv) {
   serve->add_flag("--open", sf.open, "Open the web UI in a browser");
   serve->add_flag("--stdio", sf.stdio, "Speak MCP over stdin/stdout instead of HTTP");
   serve->add_flag("-v,--verbose", sf.verbose, "Debug logging");
+  serve->add_option("--resolve", sf.resolve,
+                    "NAME=ADDR[,ADDR] answers names of runs' requests from this table only "
+                    "(\"*.example.test\" matches subdomains); for tests and local development");
   serve->add_flag("--insecure-no-sandbox", sf.insecure_no_sandbox,
                   "Development only: run code without the kernel sandbox (loudly logged)");
 

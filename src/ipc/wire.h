@@ -36,6 +36,8 @@ inline constexpr uint32_t kIdMapTag = 0x49444d50;  // zygote asks for uid/gid ma
 inline constexpr int kBrokerFd = 4;  // fd number of the broker channel inside a run
 inline constexpr size_t kRunFdCount = 8;
 inline constexpr size_t kMaxFrameBytes = 32u << 20;
+// Requests a run may have in flight on its broker channel at once (the JS runtime queues the rest).
+inline constexpr size_t kMaxBrokerRequestsInFlight = 8;
 
 // What a run is asked to do. Limits are already validated and clamped by the supervisor.
 struct RunRequest {

@@ -277,19 +277,20 @@ class BrokerChannel {
       answer(nlohmann::json{{"id", nlohmann::json::parse(id)}, {"ok", false}, {"error", why}}.dump());
     };
     if (!handler_) return refuse("network access is not available");
-    if (in_flight_.load() >= kMaxBrokerRequestsInFlight) {
-      return refuse("too many concurrent requests (" + std::to_string(kMaxBrokerRequestsInFlight) + ")");
+    if (in_flight_.load() >= ipc::kMaxBrokerRequestsInFlight) {
+      return refuse("too many concurrent requests (" + std::to_string(ipc::kMaxBrokerRequestsInFlight) + ")");
     }
     ++in_flight_;
-    threads_.emplace_back([this, request = std::move(request)] {
+    threads_.emplace_back([this, id, request = std::move(request)] {
       std::string out;
       try {
         out = (*handler_)(request, deadline_);
-      } catch (const std::exception& e) {
-        out = nlohmann::json{{"ok", false}, {"error", "internal error"}}.dump();
+      } catch (const std::exception&) {
+        out = nlohmann::json{{"id", nlohmann::json::parse(id)}, {"ok", false}, {"error", "internal error"}}.dump();
       }
-      answer(out);
+      // Free the slot before answering: the run may send its next request as soon as it reads.
       --in_flight_;
+      answer(out);
     });
   }
 

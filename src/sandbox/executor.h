@@ -55,8 +55,6 @@ struct RunOutput {
 using BrokerHandler =
     std::function<std::string(const std::string& request, std::chrono::steady_clock::time_point deadline)>;
 
-// Requests a run may have in flight on its broker channel at once.
-inline constexpr size_t kMaxBrokerRequestsInFlight = 8;
 
 struct LaunchSpec {
   std::string exe;                // absolute path of the worker binary

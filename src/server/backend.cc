@@ -1,6 +1,7 @@
 #include "server/backend.h"
 
 #include "base/log.h"
+#include "server/egress.h"
 #include "transpile/esbuild.h"
 
 namespace onemcp::server {
@@ -16,14 +17,19 @@ std::vector<std::string> worker_env() {
 class WorkerBackend final : public RunBackend {
  public:
   WorkerBackend(std::unique_ptr<sandbox::Zygote> js, std::unique_ptr<sandbox::Zygote> py,
-                std::string esbuild)
-      : js_(std::move(js)), py_(std::move(py)), esbuild_(std::move(esbuild)) {}
+                std::string esbuild, broker::Resolver& resolver, broker::FetchLimits limits)
+      : js_(std::move(js)),
+        py_(std::move(py)),
+        esbuild_(std::move(esbuild)),
+        resolver_(resolver),
+        fetch_limits_(std::move(limits)) {}
 
   Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req,
-                                 const std::string& stdin_data,
-                                 const sandbox::CancelToken* cancel) override {
-    if (lang == Language::py) return py_->run(req, stdin_data, cancel);
-    auto out = js_->run(req, stdin_data, cancel);
+                                 const std::string& stdin_data, const sandbox::CancelToken* cancel,
+                                 const policy::NetworkPolicy& network) override {
+    const sandbox::BrokerHandler broker = make_broker_handler(network, resolver_, fetch_limits_);
+    if (lang == Language::py) return py_->run(req, stdin_data, cancel, &broker);
+    auto out = js_->run(req, stdin_data, cancel, &broker);
     if (!out || !out->report.needs_transpile || req.transpiled) return out;
     // Plain QuickJS could not parse it (TypeScript, newer syntax, top-level await): transpile
     // with esbuild on the host, then run again. Time spent counts against the deadline.
@@ -48,7 +54,7 @@ class WorkerBackend final : public RunBackend {
       uint64_t used = uint64_t(spent);
       again.timeout_ms = req.timeout_ms > used ? req.timeout_ms - used : 1;
     }
-    auto second = js_->run(again, stdin_data, cancel);
+    auto second = js_->run(again, stdin_data, cancel, &broker);
     if (second) second->duration_ms += spent;
     return second;
   }
@@ -56,12 +62,16 @@ class WorkerBackend final : public RunBackend {
  private:
   std::unique_ptr<sandbox::Zygote> js_, py_;
   std::string esbuild_;
+  broker::Resolver& resolver_;
+  broker::FetchLimits fetch_limits_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& paths,
-                                                         sandbox::CgroupManager* cgroups) {
+                                                         sandbox::CgroupManager* cgroups,
+                                                         broker::Resolver& resolver,
+                                                         broker::FetchLimits fetch_limits) {
   std::vector<std::string> args;
   if (!paths.sandbox) args.push_back("--no-sandbox");
   for (const auto& w : paths.writable_roots) args.push_back("--writable=" + w);
@@ -91,7 +101,7 @@ Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& path
     }
   }
   return std::unique_ptr<RunBackend>(
-      new WorkerBackend(std::move(*js), std::move(*py), paths.esbuild));
+      new WorkerBackend(std::move(*js), std::move(*py), paths.esbuild, resolver, std::move(fetch_limits)));
 }
 
 }  // namespace onemcp::server

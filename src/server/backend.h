@@ -7,7 +7,10 @@
 #include <vector>
 
 #include "base/result.h"
+#include "broker/fetcher.h"
+#include "broker/resolver.h"
 #include "ipc/wire.h"
+#include "policy/config.h"
 #include "sandbox/executor.h"
 
 namespace onemcp::server {
@@ -17,9 +20,11 @@ enum class Language { js, py };
 class RunBackend {
  public:
   virtual ~RunBackend() = default;
+  // `network`: the run's effective network policy; its outbound requests are decided by it.
   virtual Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req,
                                          const std::string& stdin_data,
-                                         const sandbox::CancelToken* cancel) = 0;
+                                         const sandbox::CancelToken* cancel,
+                                         const policy::NetworkPolicy& network) = 0;
 };
 
 struct WorkerPaths {
@@ -37,8 +42,12 @@ struct WorkerPaths {
 
 // Starts both zygotes (in parallel), waits until they are initialised, and proves the sandbox
 // works with one probe run per runtime (fails, saying which layer, if it does not).
-// `cgroups` (may be null only without the sandbox) must outlive the backend.
+// `cgroups` may be null only without the sandbox.
+// `resolver` answers the names runs fetch (it must outlive the backend); `fetch_limits` apply to
+// every run's requests (e.g. the server's own address, never reachable from a run).
 Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& paths,
-                                                         sandbox::CgroupManager* cgroups);
+                                                         sandbox::CgroupManager* cgroups,
+                                                         broker::Resolver& resolver,
+                                                         broker::FetchLimits fetch_limits);
 
 }  // namespace onemcp::server

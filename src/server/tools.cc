@@ -110,6 +110,7 @@ Result<PreparedRun> prepare_run(Language lang, const json& arguments,
   p.request.readonly = effective->filesystem.readonly;
   p.request.writable = effective->filesystem.writable;
   p.stdin_data = arguments.value("stdin", std::string{});
+  p.network = effective->network;
   return p;
 }
 

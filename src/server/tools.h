@@ -23,6 +23,7 @@ nlohmann::json tool_list(const policy::Policy& server_policy);
 struct PreparedRun {
   ipc::RunRequest request;
   std::string stdin_data;
+  policy::NetworkPolicy network;  // the call's effective network policy
 };
 
 // Validates `arguments` against the tool's input schema and the server policy. The error text

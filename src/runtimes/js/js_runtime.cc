@@ -1,11 +1,17 @@
 #include "runtimes/js/js_runtime.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <new>
@@ -20,6 +26,9 @@ constexpr char kFileName[] = "<run_js>";
 constexpr char kImportRefused[] =
     "import is not supported: npm dependencies are declared with npm.dependencies";
 constexpr int64_t kBackstopGraceNs = 100'000'000;  // the supervisor kills first; this is a backup
+constexpr char kNoNetwork[] = "network access is not available";
+constexpr char kBrokerGone[] = "the network broker closed the connection";
+constexpr char kBrokerGarbled[] = "invalid reply from the network broker";
 
 const char kPrelude[] =
 #include "prelude.inc"
@@ -222,6 +231,90 @@ JSValue host_utf8_decode(JSContext* ctx, JSValueConst, int, JSValueConst* argv) 
   return new_string(ctx, text);
 }
 
+
+// Bytes of a TypedArray/DataView argument. False (with a pending exception) for anything else.
+bool view_bytes(JSContext* ctx, JSValueConst v, const uint8_t** data, size_t* len) {
+  size_t offset = 0, length = 0, elem = 0;
+  JSValue buffer = JS_GetTypedArrayBuffer(ctx, v, &offset, &length, &elem);
+  if (JS_IsException(buffer)) return false;
+  size_t size = 0;
+  uint8_t* base = JS_GetArrayBuffer(ctx, &size, buffer);
+  JS_FreeValue(ctx, buffer);
+  if (!base && size != 0) return false;
+  static const uint8_t kEmpty = 0;
+  *data = base ? base + offset : &kEmpty;
+  *len = base ? length : 0;
+  return true;
+}
+
+constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+// Uint8Array -> standard base64 with padding.
+JSValue host_base64_encode(JSContext* ctx, JSValueConst, int, JSValueConst* argv) {
+  const uint8_t* in = nullptr;
+  size_t n = 0;
+  if (!view_bytes(ctx, argv[0], &in, &n)) return JS_EXCEPTION;
+  std::string out((n + 2) / 3 * 4, '=');
+  size_t o = 0, i = 0;
+  for (; i + 2 < n; i += 3) {
+    uint32_t v = uint32_t(in[i]) << 16 | uint32_t(in[i + 1]) << 8 | in[i + 2];
+    out[o++] = kBase64[v >> 18];
+    out[o++] = kBase64[(v >> 12) & 63];
+    out[o++] = kBase64[(v >> 6) & 63];
+    out[o++] = kBase64[v & 63];
+  }
+  if (i < n) {
+    uint32_t v = uint32_t(in[i]) << 16 | (i + 1 < n ? uint32_t(in[i + 1]) << 8 : 0);
+    out[o++] = kBase64[v >> 18];
+    out[o++] = kBase64[(v >> 12) & 63];
+    if (i + 1 < n) out[o++] = kBase64[(v >> 6) & 63];
+  }
+  return new_string(ctx, out);
+}
+
+// Standard base64 (padding optional) -> ArrayBuffer, or null when the text is not base64.
+JSValue host_base64_decode(JSContext* ctx, JSValueConst, int, JSValueConst* argv) {
+  static const auto kValue = [] {
+    std::array<int8_t, 256> t{};
+    t.fill(-1);
+    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(kBase64[i])] = int8_t(i);
+    return t;
+  }();
+  size_t len = 0;
+  const char* s = JS_ToCStringLen(ctx, &len, argv[0]);
+  if (!s) return JS_EXCEPTION;
+  std::string_view in(s, len);
+  while (!in.empty() && in.back() == '=' && len - in.size() < 2) in.remove_suffix(1);
+  std::vector<uint8_t> out;
+  out.reserve(in.size() / 4 * 3 + 3);
+  uint32_t acc = 0;
+  int bits = 0;
+  bool bad = in.size() % 4 == 1;
+  for (char c : in) {
+    int v = kValue[static_cast<unsigned char>(c)];
+    if (v < 0) {
+      bad = true;
+      break;
+    }
+    acc = acc << 6 | uint32_t(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(uint8_t(acc >> bits));
+    }
+  }
+  JS_FreeCString(ctx, s);
+  if (bad) return JS_NULL;
+  return JS_NewArrayBufferCopy(ctx, out.data(), out.size());
+}
+
+JSValue host_broker_send(JSContext* ctx, JSValueConst, int, JSValueConst* argv) {
+  std::string payload;
+  if (!js_to_utf8(ctx, argv[0], &payload)) return JS_EXCEPTION;
+  std::string error = JsRuntime::instance()->broker_send(payload);
+  return error.empty() ? JS_UNDEFINED : new_string(ctx, error);
+}
+
 struct HostFunction {
   const char* name;
   int length;
@@ -237,6 +330,9 @@ const HostFunction kHostFunctions[] = {
     {"promiseState", 1, guarded<host_promise_state>},
     {"utf8Encode", 1, guarded<host_utf8_encode>},
     {"utf8Decode", 2, guarded<host_utf8_decode>},
+    {"base64Encode", 1, guarded<host_base64_encode>},
+    {"base64Decode", 1, guarded<host_base64_decode>},
+    {"brokerSend", 1, guarded<host_broker_send>},
 };
 
 // ---- runtime callbacks
@@ -596,6 +692,131 @@ int JsRuntime::fail_syntax(const std::string& code, JSValue err) {
   return finish(1);
 }
 
+// ---- the network broker channel: frames of a 4-byte little-endian length and that much JSON.
+std::string JsRuntime::broker_send(std::string_view payload) {
+  if (broker_fd_ < 0) return broker_closed_.empty() ? kNoNetwork : broker_closed_;
+  if (payload.size() > ipc::kMaxFrameBytes) {
+    return "the request is too large (" + std::to_string(payload.size() >> 20) + " MiB; at most " +
+           std::to_string(ipc::kMaxFrameBytes >> 20) + " MiB including the base64 body)";
+  }
+  uint32_t n = uint32_t(payload.size());
+  char head[4] = {char(n & 0xff), char((n >> 8) & 0xff), char((n >> 16) & 0xff), char(n >> 24)};
+  size_t done = 0;
+  const size_t total = sizeof head + payload.size();
+  while (done < total) {
+    iovec iov[2];
+    int cnt = 0;
+    if (done < sizeof head) iov[cnt++] = {head + done, sizeof head - done};
+    size_t p = done < sizeof head ? 0 : done - sizeof head;
+    iov[cnt++] = {const_cast<char*>(payload.data()) + p, payload.size() - p};
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = size_t(cnt);
+    ssize_t w = ::sendmsg(broker_fd_, &msg, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd pf{broker_fd_, POLLOUT, 0};
+      ::poll(&pf, 1, 100);
+      if (past_backstop()) break;
+      continue;
+    }
+    if (w <= 0) break;
+    done += size_t(w);
+  }
+  if (done == total) {
+    broker_used_ = true;
+    return {};
+  }
+  // A partial frame leaves the channel unusable: close it; pending fetches fail with the reason.
+  close_broker(kBrokerGone);
+  return broker_closed_;
+}
+
+void JsRuntime::close_broker(const char* reason) {
+  if (broker_fd_ >= 0) ::close(broker_fd_);
+  broker_fd_ = -1;
+  if (broker_closed_.empty()) broker_closed_ = reason;
+  broker_in_.clear();
+  broker_off_ = 0;
+}
+
+bool JsRuntime::fetches_pending() {
+  JSValue r = call_hook("fetchPending", 0, nullptr);
+  int32_t n = 0;
+  if (JS_IsException(r) || JS_ToInt32(ctx_, &n, r)) JS_FreeValue(ctx_, JS_GetException(ctx_));
+  JS_FreeValue(ctx_, r);
+  return n > 0;
+}
+
+int JsRuntime::service_broker(int64_t until) {
+  auto complete = [this]() -> int64_t {  // length of the first buffered frame if it is complete
+    size_t avail = broker_in_.size() - broker_off_;
+    if (avail < 4) return -1;
+    const auto* p = reinterpret_cast<const unsigned char*>(broker_in_.data() + broker_off_);
+    uint32_t n = uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+    if (n > ipc::kMaxFrameBytes) return -2;
+    return avail - 4 >= n ? int64_t(n) : -1;
+  };
+  if (broker_fd_ >= 0 && complete() == -1) {
+    int timeout = 0;
+    if (until == INT64_MAX) {
+      timeout = -1;
+    } else if (int64_t left = until - mono_ns(); left > 0) {
+      timeout = int(std::min<int64_t>((left + 999'999) / 1'000'000, INT_MAX));
+    }
+    pollfd pf{broker_fd_, POLLIN, 0};
+    int ready = ::poll(&pf, 1, timeout);
+    if (ready < 0 && errno != EINTR) close_broker(kBrokerGone);
+    if (ready > 0) {
+      // Everything available now, without blocking.
+      for (;;) {
+        size_t old = broker_in_.size();
+        broker_in_.resize(old + (256u << 10));
+        ssize_t got = ::recv(broker_fd_, broker_in_.data() + old, 256u << 10, MSG_DONTWAIT);
+        broker_in_.resize(old + size_t(got > 0 ? got : 0));
+        if (got > 0) continue;
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        // EOF or error: what was received completely is still delivered below.
+        ::close(broker_fd_);
+        broker_fd_ = -1;
+        if (broker_closed_.empty()) broker_closed_ = kBrokerGone;
+        break;
+      }
+    }
+  }
+  int64_t n = complete();
+  if (n == -2) close_broker(kBrokerGarbled);
+  if (n >= 0) {
+    JSValue text = JS_NewStringLen(ctx_, broker_in_.data() + broker_off_ + 4, size_t(n));
+    broker_off_ += 4 + size_t(n);
+    if (broker_off_ == broker_in_.size()) {
+      broker_in_.clear();
+      broker_off_ = 0;
+    } else if (broker_off_ > (1u << 20) && broker_off_ * 2 > broker_in_.size()) {
+      broker_in_.erase(0, broker_off_);
+      broker_off_ = 0;
+    }
+    if (JS_IsException(text)) return fail_uncaught(JS_GetException(ctx_), "Uncaught ");
+    JSValue r = call_hook("brokerMessage", 1, &text);
+    JS_FreeValue(ctx_, text);
+    if (JS_IsException(r)) return fail_uncaught(JS_GetException(ctx_), "Uncaught ");
+    const bool understood = JS_ToBool(ctx_, r) > 0;
+    JS_FreeValue(ctx_, r);
+    if (!understood) close_broker(kBrokerGarbled);
+    return -1;
+  }
+  if (broker_fd_ < 0) {
+    // Closed (or garbled) with answers outstanding: they fail now rather than at the deadline.
+    JSValue reason = new_string(ctx_, broker_closed_.empty() ? kNoNetwork : broker_closed_);
+    JSValue r = call_hook("brokerClosed", 1, &reason);
+    JS_FreeValue(ctx_, reason);
+    if (JS_IsException(r)) return fail_uncaught(JS_GetException(ctx_), "Uncaught ");
+    JS_FreeValue(ctx_, r);
+  }
+  return -1;
+}
+
 int JsRuntime::event_loop(bool tracking, bool top_level_await) {
   bool settled = !tracking;
   for (;;) {
@@ -636,6 +857,15 @@ int JsRuntime::event_loop(bool tracking, bool top_level_await) {
     double wait = -1;
     JS_ToFloat64(ctx_, &wait, r);
     JS_FreeValue(ctx_, r);
+    if (broker_used_ && fetches_pending()) {
+      // Answers and timers interleave: wait on the channel for as long as the next timer allows
+      // (without a timer, up to the backstop). Each answer is followed by the jobs it queues.
+      int64_t until = wait == 0 ? 0 : wait < 0 ? backstop_ns_ : mono_ns() + int64_t(wait * 1e6);
+      if (until > backstop_ns_) until = backstop_ns_;
+      if (int code = service_broker(until); code >= 0) return code;
+      if (past_backstop()) return fail_timeout();
+      continue;
+    }
     if (wait == 0) continue;
     if (wait < 0) break;
     int64_t until = mono_ns() + int64_t(wait * 1e6);
@@ -661,6 +891,10 @@ int JsRuntime::event_loop(bool tracking, bool top_level_await) {
 
 int JsRuntime::run_checked(const ipc::RunRequest& req) {
   ::signal(SIGPIPE, SIG_IGN);  // a closed pipe is EPIPE, handled in write_all
+  // The broker channel (the supervisor refuses requests there when the run has no network).
+  // Without it, fetch fails the same way: "network access is not available".
+  struct stat st{};
+  if (::fstat(ipc::kBrokerFd, &st) == 0 && S_ISSOCK(st.st_mode)) broker_fd_ = ipc::kBrokerFd;
   JS_UpdateStackTop(rt_);
   JS_SetMaxStackSize(rt_, stack_budget());
   if (req.mem_mb > 0) JS_SetMemoryLimit(rt_, baseline_heap_ + size_t(req.mem_mb) * (1u << 20));

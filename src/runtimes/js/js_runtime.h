@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -39,6 +40,9 @@ class JsRuntime final : public worker::Runtime {
   JSValue promise_state(JSValueConst value);  // undefined, or [state, result]
   bool is_promise(JSValueConst value) const;
   void note_import_refused() { import_refused_ = true; }
+  // Sends one request frame to the network broker. Empty on success, else why not (the text
+  // the prelude puts after "fetch failed: ").
+  std::string broker_send(std::string_view payload);
 
  private:
   enum class Mode { script, async_body, module };
@@ -48,6 +52,12 @@ class JsRuntime final : public worker::Runtime {
   // Runs microtasks and timers until nothing is pending. `tracking`: the completion value is a
   // promise being awaited; `top_level_await`: it is the async wrapper of top-level-await code.
   int event_loop(bool tracking, bool top_level_await);
+  // Network broker channel (fd ipc::kBrokerFd): true while the prelude awaits answers.
+  bool fetches_pending();
+  // Delivers one buffered answer or waits for bytes until `until` (CLOCK_MONOTONIC ns; 0: do
+  // not wait, INT64_MAX: no limit). Returns -1, or the run's exit code when a hook failed.
+  int service_broker(int64_t until);
+  void close_broker(const char* reason);
   int fail_uncaught(JSValue exception, const char* prefix);
   int fail_timeout();
   int fail_syntax(const std::string& code, JSValue error);
@@ -65,6 +75,11 @@ class JsRuntime final : public worker::Runtime {
   int64_t backstop_ns_ = 0;          // CLOCK_MONOTONIC deadline of the interrupt handler
   bool timed_out_ = false;
   bool import_refused_ = false;      // the module loader was asked for an import
+  int broker_fd_ = -1;               // the broker channel, -1 when the run has none (any more)
+  std::string broker_closed_;        // why the channel closed during the run, if it did
+  std::string broker_in_;            // received bytes not yet delivered as frames
+  size_t broker_off_ = 0;            // start of the first undelivered byte in broker_in_
+  bool broker_used_ = false;         // a request went out: answers may be pending
   ipc::ChildReport report_;
   struct Rejection {
     JSValue promise;

@@ -1,6 +1,7 @@
-// Prelude of 1mcp-js-worker: console (Node-style util.inspect formatting), timers, process and
-// the polyfills QuickJS 2021-03-27 lacks. Evaluated once in the zygote, so every run starts
-// from it for free. `host` is the bridge to C (write, now, enqueueJob, ...): captured by this
+// Prelude of 1mcp-js-worker: console (Node-style util.inspect formatting), timers, process,
+// fetch (over the network broker channel) with URL, Headers, Request, Response and
+// AbortController, and the polyfills QuickJS 2021-03-27 lacks. Evaluated once in the zygote, so
+// every run starts from it for free. `host` is the bridge to C (write, now, enqueueJob, ...): captured by this
 // closure and never reachable from user code. Returns the hooks the C side drives the run with.
 (function (host) {
   'use strict';
@@ -32,6 +33,7 @@
   const isWeakMap = (v) => { try { WeakMap.prototype.has.call(v, {}); return true; } catch { return false; } };
   const isWeakSet = (v) => { try { WeakSet.prototype.has.call(v, {}); return true; } catch { return false; } };
   const isError = (v) => host.isError(v) || v instanceof Error;
+  const inspectCustom = Symbol.for('nodejs.util.inspect.custom');
   const boxedKinds = [
     [Number, 'Number'], [String, 'String'], [Boolean, 'Boolean'], [Symbol, 'Symbol'], [BigInt, 'BigInt'],
   ];
@@ -236,6 +238,20 @@
         }
       }
       return `[Circular *${index}]`;
+    }
+    // Objects may format themselves, as in Node (util.inspect.custom).
+    let custom;
+    try { custom = value[inspectCustom]; } catch {}
+    if (typeof custom === 'function' && custom !== inspect) {
+      const opts = {
+        depth: ctx.depth - recurseTimes, breakLength: ctx.breakLength, compact: ctx.compact,
+        maxArrayLength: ctx.maxArrayLength, maxStringLength: ctx.maxStringLength,
+      };
+      const r = custom.call(value, opts.depth, opts, inspect);
+      if (r !== value) {
+        if (typeof r !== 'string') return formatValue(ctx, r, recurseTimes);
+        return ctx.indentationLvl === 0 ? r : r.replace(/\n/g, `\n${' '.repeat(ctx.indentationLvl)}`);
+      }
     }
     return formatRaw(ctx, value, recurseTimes, typedArray);
   }
@@ -831,7 +847,8 @@
       if (t.ref) referenced = true;
       if (best === null || t.due < best.due || (t.due === best.due && t.seq < best.seq)) best = t;
     }
-    if (best === null || !referenced) return -1;
+    // Unreferenced timers (AbortSignal.timeout) still fire while fetches keep the run alive.
+    if (best === null || (!referenced && pendingFetches.size === 0)) return -1;
     const now = host.now();
     if (best.due > now) return best.due - now;
     if (best.repeat) {
@@ -1141,11 +1158,1087 @@
     return outs;
   }
 
+  // ---------------------------------------------------------------- URL, URLSearchParams
+  // WHATWG URL, compact: special schemes with authority, opaque paths, relative resolution,
+  // IPv4 numbers and punycode host names. Internal state lives in WeakMaps, out of user reach.
+  const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+  const toUSV = (v) => `${v}`.replace(loneSurrogate, '\ufffd');
+  const utf8 = (s) => new Uint8Array(host.utf8Encode(s));
+  const pct = (b) => '%' + (b < 16 ? '0' : '') + b.toString(16).toUpperCase();
+  const FRAGMENT_SET = ' "<>`';
+  const QUERY_SET = ' "#<>';
+  const SPECIAL_QUERY_SET = QUERY_SET + "'";
+  const PATH_SET = QUERY_SET + '?`{}';
+  const USERINFO_SET = PATH_SET + '/:;=@[\\]^|';
+  const C0_SET = '';
+
+  // Percent-encodes (as UTF-8) what is not printable ASCII and the characters of `set`.
+  function percentEncode(s, set) {
+    if (!/[^\x21-\x7e]/.test(s) && ![...set].some((c) => s.includes(c))) return s;
+    let out = '';
+    for (const ch of s.replace(loneSurrogate, '\ufffd')) {
+      const c = ch.codePointAt(0);
+      if (c > 0x20 && c < 0x7f && !set.includes(ch)) out += ch;
+      else if (c < 0x80) out += pct(c);
+      else for (const b of utf8(ch)) out += pct(b);
+    }
+    return out;
+  }
+
+  function percentDecode(s) {
+    if (!s.includes('%')) return s;
+    const bytes = utf8(s);
+    const out = new Uint8Array(bytes.length);
+    const hex = (b) => (b >= 48 && b <= 57) || (b >= 65 && b <= 70) || (b >= 97 && b <= 102);
+    let n = 0;
+    for (let i = 0; i < bytes.length; i++) {
+      if (bytes[i] === 37 && hex(bytes[i + 1]) && hex(bytes[i + 2])) {
+        out[n++] = parseInt(String.fromCharCode(bytes[i + 1], bytes[i + 2]), 16);
+        i += 2;
+      } else {
+        out[n++] = bytes[i];
+      }
+    }
+    return host.utf8Decode(out.subarray(0, n), false);
+  }
+
+  const formEncode = (s) => encodeURIComponent(toUSV(s)).replace(/%20/g, '+')
+    .replace(/[!'()~]/g, (c) => pct(c.charCodeAt(0)));
+  const formDecode = (s) => percentDecode(s.replace(/\+/g, ' '));
+  const parseForm = (s) => s.split('&').filter((p) => p !== '').map((p) => {
+    const i = p.indexOf('=');
+    return i < 0 ? [formDecode(p), ''] : [formDecode(p.slice(0, i)), formDecode(p.slice(i + 1))];
+  });
+  const serializeForm = (list) => list.map(([k, v]) => `${formEncode(k)}=${formEncode(v)}`).join('&');
+
+  const paramsOf = new WeakMap();  // URLSearchParams -> { list: [[name, value]], url: URL state | null }
+  const P = (o) => {
+    const st = paramsOf.get(o);
+    if (st === undefined) throw new TypeError('Value of "this" must be of type URLSearchParams');
+    return st;
+  };
+  const paramsChanged = (st) => {
+    if (st.url !== null) {
+      const q = serializeForm(st.list);
+      st.url.query = q === '' ? null : q;
+    }
+  };
+
+  class URLSearchParams {
+    constructor(init = '') {
+      const st = { list: [], url: null };
+      paramsOf.set(this, st);
+      if (init !== null && (typeof init === 'object' || typeof init === 'function')) {
+        if (paramsOf.has(init)) {
+          st.list = paramsOf.get(init).list.map(([k, v]) => [k, v]);
+        } else if (typeof init[Symbol.iterator] === 'function') {
+          for (const pair of init) {
+            const p = typeof pair === 'string' ? [] : [...pair];
+            if (p.length !== 2) throw new TypeError('Each query pair must be an iterable [name, value] tuple');
+            st.list.push([toUSV(p[0]), toUSV(p[1])]);
+          }
+        } else {
+          for (const k of Object.keys(init)) st.list.push([toUSV(k), toUSV(init[k])]);
+        }
+      } else {
+        const s = toUSV(init);
+        st.list = parseForm(s.startsWith('?') ? s.slice(1) : s);
+      }
+    }
+    get size() { return P(this).list.length; }
+    append(name, value) { const st = P(this); st.list.push([toUSV(name), toUSV(value)]); paramsChanged(st); }
+    delete(name, value) {
+      const st = P(this);
+      name = toUSV(name);
+      value = value === undefined ? undefined : toUSV(value);
+      st.list = st.list.filter(([k, v]) => k !== name || (value !== undefined && v !== value));
+      paramsChanged(st);
+    }
+    get(name) {
+      name = toUSV(name);
+      const e = P(this).list.find(([k]) => k === name);
+      return e === undefined ? null : e[1];
+    }
+    getAll(name) { name = toUSV(name); return P(this).list.filter(([k]) => k === name).map(([, v]) => v); }
+    has(name, value) {
+      name = toUSV(name);
+      value = value === undefined ? undefined : toUSV(value);
+      return P(this).list.some(([k, v]) => k === name && (value === undefined || v === value));
+    }
+    set(name, value) {
+      const st = P(this);
+      name = toUSV(name);
+      value = toUSV(value);
+      const i = st.list.findIndex(([k]) => k === name);
+      if (i < 0) st.list.push([name, value]);
+      else st.list = st.list.filter(([k], j) => j <= i || k !== name).map((e, j) => (j === i ? [name, value] : e));
+      paramsChanged(st);
+    }
+    sort() {
+      const st = P(this);
+      // Stable, by UTF-16 code units, as the standard says.
+      st.list = st.list.map((e, i) => [e, i]).sort(([a, i], [b, j]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : i - j)).map(([e]) => e);
+      paramsChanged(st);
+    }
+    forEach(fn, thisArg) {
+      if (typeof fn !== 'function') throw new TypeError('The "callback" argument must be of type function');
+      for (const [k, v] of this) fn.call(thisArg, v, k, this);
+    }
+    *entries() { const st = P(this); for (let i = 0; i < st.list.length; i++) yield [st.list[i][0], st.list[i][1]]; }
+    *keys() { for (const [k] of this.entries()) yield k; }
+    *values() { for (const [, v] of this.entries()) yield v; }
+    [Symbol.iterator]() { return this.entries(); }
+    toString() { return serializeForm(P(this).list); }
+    get [Symbol.toStringTag]() { return 'URLSearchParams'; }
+  }
+
+  const specialPorts = { ftp: '21', file: null, http: '80', https: '443', ws: '80', wss: '443' };
+  const isSpecial = (scheme) => hasOwn(specialPorts, scheme);
+  const forbiddenHost = /[\x00\t\n\r #/:<>?@[\\\]^|]/;
+  const forbiddenDomain = /[\x00-\x1f #%/:<>?@[\\\]^|\x7f]/;
+
+  // Punycode (RFC 3492) of one label.
+  function punycode(label) {
+    const cps = [...label].map((c) => c.codePointAt(0));
+    let out = cps.filter((c) => c < 0x80).map((c) => String.fromCharCode(c)).join('');
+    const basic = out.length;
+    let h = basic;
+    if (basic > 0) out += '-';
+    let n = 128, delta = 0, bias = 72;
+    const digit = (d) => String.fromCharCode(d < 26 ? d + 97 : d + 22);
+    while (h < cps.length) {
+      const m = Math.min(...cps.filter((c) => c >= n));
+      delta += (m - n) * (h + 1);
+      n = m;
+      for (const c of cps) {
+        if (c < n) delta++;
+        if (c !== n) continue;
+        let q = delta;
+        for (let k = 36; ; k += 36) {
+          const t = k <= bias ? 1 : k >= bias + 26 ? 26 : k - bias;
+          if (q < t) break;
+          out += digit(t + ((q - t) % (36 - t)));
+          q = Math.floor((q - t) / (36 - t));
+        }
+        out += digit(q);
+        // Bias adaptation.
+        let d = h === basic ? Math.floor(delta / 700) : delta >> 1;
+        d += Math.floor(d / (h + 1));
+        let k = 0;
+        for (; d > 455; k += 36) d = Math.floor(d / 35);
+        bias = k + Math.floor((36 * d) / (d + 38));
+        delta = 0;
+        h++;
+      }
+      delta++;
+      n++;
+    }
+    return out;
+  }
+
+  // IPv4 in any of the numeric forms the standard accepts ("127.1", "0x7f.0.0.1"): the dotted
+  // quad, undefined when the host is not numeric, null when it is numeric but invalid.
+  function parseIPv4(host) {
+    const parts = host.split('.');
+    if (parts[parts.length - 1] === '' && parts.length > 1) parts.pop();
+    const num = (p) => {
+      if (/^0[xX][0-9a-fA-F]*$/.test(p)) return p.length === 2 ? 0 : parseInt(p.slice(2), 16);
+      if (/^0[0-7]+$/.test(p)) return parseInt(p.slice(1), 8);
+      if (/^(0|[1-9][0-9]*)$/.test(p)) return Number(p);
+      return NaN;
+    };
+    if (Number.isNaN(num(parts[parts.length - 1]))) return undefined;
+    const nums = parts.map(num);
+    if (parts.length > 4 || nums.some((x) => Number.isNaN(x))) return null;
+    const last = nums.pop();
+    if (nums.some((x) => x > 255) || last >= 256 ** (4 - nums.length)) return null;
+    let v = nums.reduce((acc, x, i) => acc + x * 256 ** (3 - i), 0) + last;
+    const quad = [];
+    for (let i = 0; i < 4; i++) { quad.unshift(v % 256); v = Math.floor(v / 256); }
+    return quad.join('.');
+  }
+
+  function parseHost(input, special) {
+    if (input.startsWith('[')) {
+      if (!/^\[[0-9a-fA-F:.]+\]$/.test(input) || !input.includes(':')) return null;
+      return input.toLowerCase();
+    }
+    if (!special) return forbiddenHost.test(input) ? null : percentEncode(input, C0_SET);
+    const domain = percentDecode(input).replace(/[\u3002\uff0e\uff61]/g, '.');
+    let ascii = domain.toLowerCase();
+    if (/[^\x00-\x7f]/.test(ascii)) {
+      ascii = ascii.normalize('NFC').split('.')
+        .map((l) => (/[^\x00-\x7f]/.test(l) ? 'xn--' + punycode(l) : l)).join('.');
+    }
+    if (ascii === '' || forbiddenDomain.test(ascii)) return null;
+    const v4 = parseIPv4(ascii);
+    return v4 === undefined ? ascii : v4;
+  }
+
+  // Path segments of `input` appended to `segs`, with "." and ".." resolved.
+  function parsePath(input, segs, special) {
+    if (input === '') return segs;
+    const parts = input.split(special ? /[/\\]/ : '/');
+    if (parts.length > 1 && parts[0] === '') parts.shift();
+    parts.forEach((p, i) => {
+      const last = i === parts.length - 1;
+      const low = p.toLowerCase();
+      if (low === '..' || low === '.%2e' || low === '%2e.' || low === '%2e%2e') {
+        segs.pop();
+        if (last) segs.push('');
+      } else if (low === '.' || low === '%2e') {
+        if (last) segs.push('');
+      } else {
+        segs.push(percentEncode(p, PATH_SET));
+      }
+    });
+    return segs;
+  }
+
+  // URL state: { scheme, username, password, host (null: none), port (null: default), path
+  // (segments, or a string when opaque), query, fragment (null: absent) }. null on failure.
+  function parseURL(input, base) {
+    let s = `${input}`.replace(/^[\x00-\x20]+|[\x00-\x20]+$/g, '').replace(/[\t\n\r]/g, '');
+    const u = { scheme: '', username: '', password: '', host: null, port: null, path: [], query: null, fragment: null };
+    let fragment = null;
+    let query = null;
+    const h = s.indexOf('#');
+    if (h >= 0) { fragment = s.slice(h + 1); s = s.slice(0, h); }
+    const q = s.indexOf('?');
+    if (q >= 0) { query = s.slice(q + 1); s = s.slice(0, q); }
+    let rest = s;
+
+    const authority = (str) => {
+      const special = isSpecial(u.scheme);
+      const end = str.search(special ? /[/\\]/ : /\//);
+      let auth = end < 0 ? str : str.slice(0, end);
+      const at = auth.lastIndexOf('@');
+      if (at >= 0) {
+        const cred = auth.slice(0, at);
+        const c = cred.indexOf(':');
+        u.username = percentEncode(c < 0 ? cred : cred.slice(0, c), USERINFO_SET);
+        u.password = c < 0 ? '' : percentEncode(cred.slice(c + 1), USERINFO_SET);
+        auth = auth.slice(at + 1);
+      }
+      const m = /^(\[[^\]]*\]|[^:]*)(?::(.*))?$/.exec(auth);
+      if (!m) return false;
+      if (m[2] !== undefined && m[2] !== '') {
+        if (!/^[0-9]+$/.test(m[2]) || Number(m[2]) > 65535 || u.scheme === 'file') return false;
+        u.port = String(Number(m[2]));
+        if (u.port === specialPorts[u.scheme]) u.port = null;
+      }
+      if (u.scheme === 'file') {
+        u.host = m[1] === '' ? '' : parseHost(m[1], true);
+        if (u.host === 'localhost') u.host = '';
+      } else {
+        if (m[1] === '' && (special || at >= 0 || u.port !== null)) return false;
+        u.host = parseHost(m[1], special);
+      }
+      if (u.host === null) return false;
+      u.path = parsePath(end < 0 ? '' : str.slice(end), [], special);
+      return true;
+    };
+
+    const m = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(rest);
+    const sameSpecial = m && base && m[1].toLowerCase() === base.scheme && isSpecial(base.scheme) &&
+      base.scheme !== 'file' && !/^[/\\]/.test(rest.slice(m[0].length));
+    if (m && !sameSpecial) {
+      u.scheme = m[1].toLowerCase();
+      rest = rest.slice(m[0].length);
+      if (u.scheme === 'file') {
+        if (/^[/\\]{2}/.test(rest)) {
+          if (!authority(rest.slice(2))) return null;
+        } else {
+          u.host = base && base.scheme === 'file' && !/^[/\\]/.test(rest) ? base.host : '';
+          u.path = parsePath(rest, [], true);
+        }
+      } else if (isSpecial(u.scheme)) {
+        if (!authority(rest.replace(/^[/\\]+/, ''))) return null;
+      } else if (rest.startsWith('//')) {
+        if (!authority(rest.slice(2))) return null;
+      } else if (rest.startsWith('/')) {
+        u.path = parsePath(rest, [], false);
+      } else {
+        u.path = percentEncode(rest, C0_SET);
+      }
+    } else {
+      if (!base) return null;
+      if (sameSpecial) rest = rest.slice(m[0].length);
+      u.scheme = base.scheme;
+      if (typeof base.path === 'string') {
+        if (rest !== '' || query !== null || fragment === null) return null;
+        Object.assign(u, base, { fragment: null });
+      } else {
+        const special = isSpecial(u.scheme);
+        const slash = special ? /^[/\\]/ : /^\//;
+        if (slash.test(rest) && slash.test(rest.slice(1))) {
+          if (!authority(rest.slice(2))) return null;
+        } else {
+          Object.assign(u, { username: base.username, password: base.password, host: base.host, port: base.port });
+          if (slash.test(rest)) {
+            u.path = parsePath(rest, [], special);
+          } else if (rest === '') {
+            u.path = base.path.slice();
+            if (query === null) u.query = base.query;
+          } else {
+            u.path = parsePath(rest, base.path.slice(0, -1), special);
+          }
+        }
+      }
+    }
+    if (isSpecial(u.scheme) && Array.isArray(u.path) && u.path.length === 0) u.path = [''];
+    if (query !== null) u.query = percentEncode(query, isSpecial(u.scheme) ? SPECIAL_QUERY_SET : QUERY_SET);
+    if (fragment !== null) u.fragment = percentEncode(fragment, FRAGMENT_SET);
+    return u;
+  }
+
+  const pathString = (u) => (typeof u.path === 'string' ? u.path : u.path.length === 0 ? '' : '/' + u.path.join('/'));
+  function serializeURL(u) {
+    let s = u.scheme + ':';
+    if (u.host !== null) {
+      s += '//';
+      if (u.username !== '' || u.password !== '') s += u.username + (u.password !== '' ? ':' + u.password : '') + '@';
+      s += u.host + (u.port !== null ? ':' + u.port : '');
+    } else if (Array.isArray(u.path) && u.path.length > 1 && u.path[0] === '') {
+      s += '/.';
+    }
+    s += pathString(u);
+    if (u.query !== null) s += '?' + u.query;
+    if (u.fragment !== null) s += '#' + u.fragment;
+    return s;
+  }
+
+  const urlOf = new WeakMap();
+  const U = (o) => {
+    const u = urlOf.get(o);
+    if (u === undefined) throw new TypeError('Value of "this" must be of type URL');
+    return u;
+  };
+  const invalidURL = (input) => {
+    const e = new TypeError('Invalid URL');
+    define(e, 'code', 'ERR_INVALID_URL');
+    define(e, 'input', `${input}`);
+    return e;
+  };
+  const syncParams = (u) => { paramsOf.get(u.params).list = parseForm(u.query || ''); };
+  // Setters that the standard runs through the parser: reparse a modified href, keep the parts.
+  const reparse = (obj, build, take) => {
+    const u = U(obj);
+    if (typeof u.path === 'string') return;
+    const t = parseURL(build(u));
+    if (t !== null) take(u, t);
+  };
+  const authorityOf = (u, host) => u.scheme + '://' + host + pathString(u);
+
+  class URL {
+    constructor(url, base) {
+      let b;
+      if (base !== undefined) {
+        b = parseURL(base);
+        if (b === null) throw invalidURL(base);
+      }
+      const u = parseURL(url, b);
+      if (u === null) throw invalidURL(url);
+      urlOf.set(this, u);
+      u.params = new URLSearchParams(u.query || '');
+      paramsOf.get(u.params).url = u;
+    }
+    static canParse(url, base) {
+      if (base === undefined) return parseURL(url) !== null;
+      const b = parseURL(base);
+      return b !== null && parseURL(url, b) !== null;
+    }
+    get href() { return serializeURL(U(this)); }
+    set href(v) {
+      const u = U(this);
+      const t = parseURL(v);
+      if (t === null) throw invalidURL(v);
+      Object.assign(u, t);
+      syncParams(u);
+    }
+    get origin() {
+      const u = U(this);
+      if (!isSpecial(u.scheme) || u.scheme === 'file') return 'null';
+      return `${u.scheme}://${u.host}${u.port !== null ? ':' + u.port : ''}`;
+    }
+    get protocol() { return U(this).scheme + ':'; }
+    set protocol(v) {
+      const u = U(this);
+      const m = /^([a-zA-Z][a-zA-Z0-9+.-]*)(:|$)/.exec(toUSV(v));
+      if (!m) return;
+      const scheme = m[1].toLowerCase();
+      if (isSpecial(scheme) !== isSpecial(u.scheme)) return;
+      if (scheme === 'file' && (u.username !== '' || u.password !== '' || u.port !== null)) return;
+      if (u.scheme === 'file' && u.host === '') return;
+      u.scheme = scheme;
+      if (u.port === specialPorts[scheme]) u.port = null;
+    }
+    get username() { return U(this).username; }
+    set username(v) {
+      const u = U(this);
+      if (u.host === null || u.host === '' || u.scheme === 'file') return;
+      u.username = percentEncode(toUSV(v), USERINFO_SET);
+    }
+    get password() { return U(this).password; }
+    set password(v) {
+      const u = U(this);
+      if (u.host === null || u.host === '' || u.scheme === 'file') return;
+      u.password = percentEncode(toUSV(v), USERINFO_SET);
+    }
+    get host() {
+      const u = U(this);
+      return u.host === null ? '' : u.host + (u.port !== null ? ':' + u.port : '');
+    }
+    set host(v) {
+      reparse(this, (u) => authorityOf(u, toUSV(v).split(/[/?#\\]/)[0]), (u, t) => {
+        u.host = t.host;
+        if (/:[0-9]/.test(toUSV(v).replace(/^\[[^\]]*\]/, ''))) u.port = t.port;
+      });
+    }
+    get hostname() { const u = U(this); return u.host === null ? '' : u.host; }
+    set hostname(v) {
+      reparse(this, (u) => authorityOf(u, toUSV(v).split(/[/?#\\]/)[0].replace(/:.*$/, '')), (u, t) => { u.host = t.host; });
+    }
+    get port() { const u = U(this); return u.port === null ? '' : u.port; }
+    set port(v) {
+      const u = U(this);
+      if (u.host === null || u.host === '' || u.scheme === 'file') return;
+      const s = toUSV(v);
+      if (s === '') { u.port = null; return; }
+      const digits = /^[0-9]+/.exec(s);
+      if (!digits || Number(digits[0]) > 65535) return;
+      u.port = String(Number(digits[0]));
+      if (u.port === specialPorts[u.scheme]) u.port = null;
+    }
+    get pathname() { return pathString(U(this)); }
+    set pathname(v) {
+      const u = U(this);
+      if (typeof u.path === 'string') return;
+      const special = isSpecial(u.scheme);
+      u.path = parsePath(toUSV(v), [], special);
+      if (special && u.path.length === 0) u.path = [''];
+    }
+    get search() { const u = U(this); return u.query === null || u.query === '' ? '' : '?' + u.query; }
+    set search(v) {
+      const u = U(this);
+      let s = toUSV(v);
+      if (s.startsWith('?')) s = s.slice(1);
+      u.query = s === '' && toUSV(v) === '' ? null : percentEncode(s, isSpecial(u.scheme) ? SPECIAL_QUERY_SET : QUERY_SET);
+      syncParams(u);
+    }
+    get searchParams() { return U(this).params; }
+    get hash() { const u = U(this); return u.fragment === null || u.fragment === '' ? '' : '#' + u.fragment; }
+    set hash(v) {
+      const u = U(this);
+      let s = toUSV(v);
+      if (s === '') { u.fragment = null; return; }
+      if (s.startsWith('#')) s = s.slice(1);
+      u.fragment = percentEncode(s, FRAGMENT_SET);
+    }
+    toString() { return this.href; }
+    toJSON() { return this.href; }
+    get [Symbol.toStringTag]() { return 'URL'; }
+  }
+
+  // ---------------------------------------------------------------- Event, EventTarget, AbortController
+  const eventOf = new WeakMap();
+  const E = (o) => {
+    const e = eventOf.get(o);
+    if (e === undefined) throw new TypeError('Value of "this" must be of type Event');
+    return e;
+  };
+  class Event {
+    constructor(type, init) {
+      if (arguments.length === 0) throw new TypeError('The "type" argument must be specified');
+      const o = init === undefined || init === null ? {} : init;
+      eventOf.set(this, {
+        type: `${type}`, bubbles: !!o.bubbles, cancelable: !!o.cancelable, composed: !!o.composed,
+        defaultPrevented: false, target: null, currentTarget: null, stop: false, timeStamp: host.now() - startTime,
+      });
+    }
+    get type() { return E(this).type; }
+    get bubbles() { return E(this).bubbles; }
+    get cancelable() { return E(this).cancelable; }
+    get composed() { return E(this).composed; }
+    get defaultPrevented() { return E(this).defaultPrevented; }
+    get target() { return E(this).target; }
+    get currentTarget() { return E(this).currentTarget; }
+    get srcElement() { return E(this).target; }
+    get timeStamp() { return E(this).timeStamp; }
+    get isTrusted() { return false; }
+    get eventPhase() { return E(this).currentTarget === null ? 0 : 2; }
+    preventDefault() { const e = E(this); if (e.cancelable) e.defaultPrevented = true; }
+    stopPropagation() {}
+    stopImmediatePropagation() { E(this).stop = true; }
+    composedPath() { const e = E(this); return e.currentTarget === null ? [] : [e.currentTarget]; }
+    get [Symbol.toStringTag]() { return 'Event'; }
+  }
+
+  const listenersOf = new WeakMap();  // EventTarget -> Map(type -> [{ fn, once }])
+  const L = (o) => {
+    const l = listenersOf.get(o);
+    if (l === undefined) throw new TypeError('Value of "this" must be of type EventTarget');
+    return l;
+  };
+  class EventTarget {
+    constructor() { listenersOf.set(this, new Map()); }
+    addEventListener(type, fn, options) {
+      const all = L(this);
+      if (fn === null || fn === undefined) return;
+      const once = typeof options === 'object' && options !== null && !!options.once;
+      const signal = typeof options === 'object' && options !== null ? options.signal : undefined;
+      if (signal !== undefined && signal.aborted) return;
+      type = `${type}`;
+      if (!all.has(type)) all.set(type, []);
+      const list = all.get(type);
+      if (list.some((l) => l.fn === fn)) return;
+      list.push({ fn, once });
+      if (signal !== undefined) signal.addEventListener('abort', () => this.removeEventListener(type, fn), { once: true });
+    }
+    removeEventListener(type, fn) {
+      const list = L(this).get(`${type}`);
+      if (list === undefined) return;
+      const i = list.findIndex((l) => l.fn === fn);
+      if (i >= 0) list.splice(i, 1);
+    }
+    dispatchEvent(event) {
+      const all = L(this);
+      const e = E(event);
+      e.target = this;
+      e.currentTarget = this;
+      e.stop = false;
+      const call = (fn) => {
+        try {
+          if (typeof fn === 'function') fn.call(this, event);
+          else if (fn !== null && typeof fn === 'object' && typeof fn.handleEvent === 'function') fn.handleEvent(event);
+        } catch (error) {
+          host.enqueueJob(() => { throw error; });  // reported as uncaught, like Node
+        }
+      };
+      const handler = this[`on${e.type}`];
+      if (typeof handler === 'function') call(handler);
+      for (const l of [...(all.get(e.type) || [])]) {
+        if (e.stop) break;
+        if (l.once) this.removeEventListener(e.type, l.fn);
+        call(l.fn);
+      }
+      e.currentTarget = null;
+      return !e.defaultPrevented;
+    }
+    get [Symbol.toStringTag]() { return 'EventTarget'; }
+  }
+
+  const signalOf = new WeakMap();
+  const S = (o) => {
+    const s = signalOf.get(o);
+    if (s === undefined) throw new TypeError('Value of "this" must be of type AbortSignal');
+    return s;
+  };
+  const signalKey = Symbol('AbortSignal');
+  const newSignal = () => new AbortSignal(signalKey);
+  function abortSignal(signal, reason) {
+    const s = S(signal);
+    if (s.aborted) return;
+    s.aborted = true;
+    s.reason = reason === undefined ? new DOMException('This operation was aborted', 'AbortError') : reason;
+    signal.dispatchEvent(new Event('abort'));
+  }
+  class AbortSignal extends EventTarget {
+    constructor(key) {
+      if (key !== signalKey) throw new TypeError('Illegal constructor');
+      super();
+      signalOf.set(this, { aborted: false, reason: undefined, onabort: null, timeoutMs: undefined });
+    }
+    get aborted() { return S(this).aborted; }
+    get reason() { return S(this).reason; }
+    get onabort() { return S(this).onabort; }
+    set onabort(fn) { S(this).onabort = typeof fn === 'function' ? fn : null; }
+    throwIfAborted() { const s = S(this); if (s.aborted) throw s.reason; }
+    static abort(reason) { const s = newSignal(); abortSignal(s, reason); return s; }
+    static timeout(ms) {
+      ms = Number(ms);
+      if (!(ms >= 0)) throw new RangeError('The "delay" argument must be a non-negative number');
+      const s = newSignal();
+      S(s).timeoutMs = ms;
+      addTimer(() => abortSignal(s, new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+        ms, [], false).unref();
+      return s;
+    }
+    static any(signals) {
+      const s = newSignal();
+      const list = [...signals];
+      for (const x of list) S(x);
+      const first = list.find((x) => x.aborted);
+      if (first !== undefined) abortSignal(s, first.reason);
+      else for (const x of list) x.addEventListener('abort', () => abortSignal(s, x.reason), { once: true });
+      return s;
+    }
+    get [Symbol.toStringTag]() { return 'AbortSignal'; }
+  }
+
+  const controllerOf = new WeakMap();
+  class AbortController {
+    constructor() { controllerOf.set(this, newSignal()); }
+    get signal() {
+      const s = controllerOf.get(this);
+      if (s === undefined) throw new TypeError('Value of "this" must be of type AbortController');
+      return s;
+    }
+    abort(reason) { abortSignal(this.signal, reason); }
+    get [Symbol.toStringTag]() { return 'AbortController'; }
+  }
+
+  // ---------------------------------------------------------------- Headers, Request, Response, fetch
+  const tokenRe = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+  const headersOf = new WeakMap();  // Headers -> { list: [[lower-case name, value]], immutable }
+  const H = (o) => {
+    const h = headersOf.get(o);
+    if (h === undefined) throw new TypeError('Value of "this" must be of type Headers');
+    return h;
+  };
+  function headerName(name, what) {
+    name = `${name}`;
+    if (!tokenRe.test(name)) throw new TypeError(`Headers.${what}: "${name}" is an invalid header name.`);
+    return name.toLowerCase();
+  }
+  function headerValue(value, name, what) {
+    value = `${value}`.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
+    if (/[\0\r\n]/.test(value)) throw new TypeError(`Headers.${what}: "${value}" is an invalid header value.`);
+    const i = value.search(/[^\x00-\xff]/);
+    if (i >= 0) {
+      throw new TypeError(`Cannot convert argument to a ByteString because the character at index ${i} ` +
+        `has a value of ${value.charCodeAt(i)} which is greater than 255.`);
+    }
+    return value;
+  }
+  const mutable = (h) => {
+    if (h.immutable) throw new TypeError('immutable');
+    return h;
+  };
+  function appendHeader(h, name, value) {
+    const n = headerName(name, 'append');
+    mutable(h).list.push([n, headerValue(value, n, 'append')]);
+  }
+  function fillHeaders(h, init) {
+    if (init === undefined) return;
+    if (init === null || (typeof init !== 'object' && typeof init !== 'function')) {
+      throw new TypeError("Failed to construct 'Headers': The provided value is not of type '(record<ByteString, ByteString> or sequence<sequence<ByteString>>)'");
+    }
+    if (headersOf.has(init)) {
+      for (const [k, v] of headersOf.get(init).list) h.list.push([k, v]);
+    } else if (typeof init[Symbol.iterator] === 'function') {
+      for (const pair of init) {
+        const p = typeof pair === 'string' ? [] : [...pair];
+        if (p.length !== 2) throw new TypeError('Headers constructor: expected name/value pair to be length 2, found ' + p.length + '.');
+        appendHeader(h, p[0], p[1]);
+      }
+    } else {
+      for (const k of Object.keys(init)) appendHeader(h, k, init[k]);
+    }
+  }
+
+  class Headers {
+    constructor(init) {
+      const h = { list: [], immutable: false };
+      headersOf.set(this, h);
+      fillHeaders(h, init);
+    }
+    append(name, value) { appendHeader(H(this), name, value); }
+    delete(name) {
+      const h = mutable(H(this));
+      const n = headerName(name, 'delete');
+      h.list = h.list.filter(([k]) => k !== n);
+    }
+    get(name) {
+      const n = headerName(name, 'get');
+      const values = H(this).list.filter(([k]) => k === n).map(([, v]) => v);
+      return values.length === 0 ? null : values.join(', ');
+    }
+    getSetCookie() { return H(this).list.filter(([k]) => k === 'set-cookie').map(([, v]) => v); }
+    has(name) { const n = headerName(name, 'has'); return H(this).list.some(([k]) => k === n); }
+    set(name, value) {
+      const h = mutable(H(this));
+      const n = headerName(name, 'set');
+      const v = headerValue(value, n, 'set');
+      const i = h.list.findIndex(([k]) => k === n);
+      if (i < 0) h.list.push([n, v]);
+      else h.list = h.list.filter(([k], j) => j <= i || k !== n).map((e, j) => (j === i ? [n, v] : e));
+    }
+    forEach(fn, thisArg) {
+      if (typeof fn !== 'function') throw new TypeError('The "callback" argument must be of type function');
+      for (const [k, v] of this) fn.call(thisArg, v, k, this);
+    }
+    // Sorted by name, values of the same name combined (except set-cookie), as the standard says.
+    *entries() {
+      const list = H(this).list;
+      const names = [...new Set(list.map(([k]) => k))].sort();
+      for (const n of names) {
+        if (n === 'set-cookie') {
+          for (const [k, v] of list) if (k === n) yield [n, v];
+        } else {
+          yield [n, list.filter(([k]) => k === n).map(([, v]) => v).join(', ')];
+        }
+      }
+    }
+    *keys() { for (const [k] of this.entries()) yield k; }
+    *values() { for (const [, v] of this.entries()) yield v; }
+    [Symbol.iterator]() { return this.entries(); }
+    get [Symbol.toStringTag]() { return 'Headers'; }
+  }
+  const immutableHeaders = (list) => {
+    const headers = new Headers();
+    const h = H(headers);
+    for (const pair of Array.isArray(list) ? list : []) {
+      if (!Array.isArray(pair) || pair.length !== 2) continue;
+      try { appendHeader(h, pair[0], pair[1]); } catch {}
+    }
+    h.immutable = true;
+    return headers;
+  };
+
+  // Bodies are held whole, as bytes: [Uint8Array or null, default content type or null].
+  function extractBody(body) {
+    if (typeof body === 'string') return [utf8(body), 'text/plain;charset=UTF-8'];
+    if (paramsOf.has(body)) return [utf8(`${body}`), 'application/x-www-form-urlencoded;charset=UTF-8'];
+    if (isArrayBuffer(body)) return [new Uint8Array(ArrayBuffer.prototype.slice.call(body, 0)), null];
+    if (ArrayBuffer.isView(body)) {
+      return [new Uint8Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength)), null];
+    }
+    return [utf8(`${body}`), 'text/plain;charset=UTF-8'];
+  }
+  const bodyOf = new WeakMap();  // Request/Response -> { bytes: Uint8Array | null, used }
+  const B = (o) => {
+    const b = bodyOf.get(o);
+    if (b === undefined) throw new TypeError('Illegal invocation');
+    return b;
+  };
+  function consumeBody(o, then) {
+    try {
+      const b = B(o);
+      if (b.used) throw new TypeError('Body is unusable: body already used');
+      if (b.bytes !== null) b.used = true;
+      const bytes = b.bytes === null ? new Uint8Array(0) : b.bytes;
+      return Promise.resolve().then(() => then(bytes));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  const decodeText = (bytes) => {
+    const s = host.utf8Decode(bytes, false);
+    return s.charCodeAt(0) === 0xfeff ? s.slice(1) : s;
+  };
+  // A minimal stream for `body`: one chunk with all the bytes, via getReader() or for await.
+  function bodyStream(b) {
+    let done = false;
+    const read = () => {
+      if (done || b.bytes === null) return Promise.resolve({ done: true, value: undefined });
+      if (b.used) return Promise.reject(new TypeError('Body is unusable: body already used'));
+      done = true;
+      b.used = true;
+      return Promise.resolve({ done: false, value: b.bytes.slice() });
+    };
+    const reader = () => ({
+      read,
+      releaseLock() {},
+      cancel() { done = true; b.used = true; return Promise.resolve(); },
+      closed: Promise.resolve(),
+    });
+    return {
+      get locked() { return false; },
+      getReader: reader,
+      cancel() { done = true; b.used = true; return Promise.resolve(); },
+      [Symbol.asyncIterator]() {
+        return { next: read, return: () => Promise.resolve({ done: true, value: undefined }), [Symbol.asyncIterator]() { return this; } };
+      },
+      get [Symbol.toStringTag]() { return 'ReadableStream'; },
+      [inspectCustom]: () => `ReadableStream { locked: false, state: '${b.used ? 'closed' : 'readable'}', supportsBYOB: false }`,
+    };
+  }
+  const bodyMixin = {
+    get body() {
+      const b = B(this);
+      if (b.bytes === null) return null;
+      if (b.stream === undefined) b.stream = bodyStream(b);
+      return b.stream;
+    },
+    get bodyUsed() { return B(this).used; },
+    arrayBuffer() { return consumeBody(this, (b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)); },
+    bytes() { return consumeBody(this, (b) => b.slice()); },
+    text() { return consumeBody(this, decodeText); },
+    json() { return consumeBody(this, (b) => JSON.parse(decodeText(b))); },
+  };
+
+  const requestOf = new WeakMap();
+  const R = (o) => {
+    const r = requestOf.get(o);
+    if (r === undefined) throw new TypeError('Value of "this" must be of type Request');
+    return r;
+  };
+  class Request {
+    constructor(input, init) {
+      if (arguments.length === 0) throw new TypeError("Failed to construct 'Request': 1 argument required, but only 0 present.");
+      if (init === undefined || init === null) init = {};
+      if (typeof init !== 'object' && typeof init !== 'function') throw new TypeError("Failed to construct 'Request': cannot convert init to a dictionary");
+      const from = requestOf.get(input);
+      let r;
+      let bytes = null;
+      if (from !== undefined) {
+        r = { ...from, headers: new Headers(from.headers) };
+        bytes = bodyOf.get(input).bytes;
+        if (bodyOf.get(input).used && init.body === undefined) throw new TypeError('Cannot construct a Request with a Request object that has already been used.');
+      } else {
+        const u = parseURL(toUSV(input));
+        if (u === null) throw new TypeError(`Failed to parse URL from ${input}`);
+        if (u.username !== '' || u.password !== '') throw new TypeError(`Request cannot be constructed from a URL that includes credentials: ${input}`);
+        r = { url: serializeURL(u), method: 'GET', headers: new Headers(), signal: null, redirect: 'follow' };
+      }
+      if (init.method !== undefined) {
+        let m = `${init.method}`;
+        if (!tokenRe.test(m)) throw new TypeError(`'${m}' is not a valid HTTP method.`);
+        if (/^(CONNECT|TRACE|TRACK)$/i.test(m)) throw new TypeError(`'${m}' HTTP method is unsupported.`);
+        if (/^(DELETE|GET|HEAD|OPTIONS|POST|PUT)$/i.test(m)) m = m.toUpperCase();
+        r.method = m;
+      }
+      if (init.headers !== undefined) r.headers = new Headers(init.headers);
+      if (init.signal !== undefined) {
+        if (init.signal !== null) S(init.signal);
+        r.signal = init.signal;
+      }
+      if (init.redirect !== undefined) {
+        if (!['follow', 'error', 'manual'].includes(`${init.redirect}`)) {
+          throw new TypeError(`Failed to construct 'Request': The provided value '${init.redirect}' is not a valid enum value of type RequestRedirect.`);
+        }
+        r.redirect = `${init.redirect}`;
+      }
+      let type = null;
+      if (init.body !== undefined) [bytes, type] = init.body === null ? [null, null] : extractBody(init.body);
+      if (bytes !== null && (r.method === 'GET' || r.method === 'HEAD')) {
+        throw new TypeError('Request with GET/HEAD method cannot have body.');
+      }
+      if (type !== null && !r.headers.has('content-type')) r.headers.append('content-type', type);
+      if (r.signal === null) r.signal = newSignal();
+      requestOf.set(this, r);
+      bodyOf.set(this, { bytes, used: false });
+    }
+    get method() { return R(this).method; }
+    get url() { return R(this).url; }
+    get headers() { return R(this).headers; }
+    get signal() { return R(this).signal; }
+    get redirect() { return R(this).redirect; }
+    get credentials() { R(this); return 'same-origin'; }
+    get mode() { R(this); return 'cors'; }
+    get cache() { R(this); return 'default'; }
+    get referrer() { R(this); return 'about:client'; }
+    get referrerPolicy() { R(this); return ''; }
+    get integrity() { R(this); return ''; }
+    get keepalive() { R(this); return false; }
+    get destination() { R(this); return ''; }
+    get duplex() { R(this); return 'half'; }
+    clone() {
+      if (B(this).used) throw new TypeError('Request.clone: Body has already been consumed.');
+      return new Request(this);
+    }
+    get [Symbol.toStringTag]() { return 'Request'; }
+  }
+
+  const responseOf = new WeakMap();
+  const Q = (o) => {
+    const r = responseOf.get(o);
+    if (r === undefined) throw new TypeError('Value of "this" must be of type Response');
+    return r;
+  };
+  const nullBodyStatus = [101, 103, 204, 205, 304];
+  const makeResponse = (state, bytes) => {
+    const res = Object.create(Response.prototype);
+    responseOf.set(res, state);
+    bodyOf.set(res, { bytes, used: false });
+    return res;
+  };
+  class Response {
+    constructor(body = null, init) {
+      if (init === undefined || init === null) init = {};
+      const status = init.status === undefined ? 200 : Number(init.status);
+      if (!Number.isInteger(status) || status < 200 || status > 599) {
+        throw new RangeError(`init["status"] must be in the range of 200 to 599, inclusive.`);
+      }
+      const statusText = init.statusText === undefined ? '' : `${init.statusText}`;
+      if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(statusText)) throw new TypeError('Invalid statusText');
+      const headers = new Headers(init.headers);
+      let bytes = null;
+      if (body !== null && body !== undefined) {
+        if (nullBodyStatus.includes(status)) throw new TypeError('Response constructor: Invalid response status code ' + status);
+        let type;
+        [bytes, type] = extractBody(body);
+        if (type !== null && !headers.has('content-type')) headers.append('content-type', type);
+      }
+      responseOf.set(this, { status, statusText, headers, url: '', redirected: false, type: 'default' });
+      bodyOf.set(this, { bytes, used: false });
+    }
+    static error() {
+      return makeResponse({ status: 0, statusText: '', headers: immutableHeaders([]), url: '', redirected: false, type: 'error' }, null);
+    }
+    static json(data, init) {
+      const text = JSON.stringify(data);
+      if (text === undefined) throw new TypeError('Value is not JSON serializable');
+      const o = init === undefined || init === null ? {} : init;
+      const headers = new Headers(o.headers);
+      if (!headers.has('content-type')) headers.set('content-type', 'application/json');
+      return new Response(text, { status: o.status, statusText: o.statusText, headers });
+    }
+    static redirect(url, status = 302) {
+      const u = parseURL(toUSV(url));
+      if (u === null) throw new TypeError(`Failed to parse URL from ${url}`);
+      if (![301, 302, 303, 307, 308].includes(status)) throw new RangeError(`Invalid status code ${status}`);
+      return makeResponse({ status, statusText: '', headers: immutableHeaders([['location', serializeURL(u)]]), url: '', redirected: false, type: 'default' }, null);
+    }
+    get status() { return Q(this).status; }
+    get ok() { const s = Q(this).status; return s >= 200 && s <= 299; }
+    get statusText() { return Q(this).statusText; }
+    get headers() { return Q(this).headers; }
+    get url() { return Q(this).url; }
+    get redirected() { return Q(this).redirected; }
+    get type() { return Q(this).type; }
+    clone() {
+      const r = Q(this);
+      const b = B(this);
+      if (b.used) throw new TypeError('Response.clone: Body has already been consumed.');
+      const headers = new Headers(r.headers);
+      H(headers).immutable = H(r.headers).immutable;
+      return makeResponse({ ...r, headers }, b.bytes);
+    }
+    get [Symbol.toStringTag]() { return 'Response'; }
+  }
+  for (const C of [Request, Response]) {
+    for (const [k, d] of Object.entries(Object.getOwnPropertyDescriptors(bodyMixin))) {
+      Object.defineProperty(C.prototype, k, { ...d, enumerable: false });
+    }
+  }
+
+  // Printed like Node prints them.
+  const inspectAs = (name, fields) => function (depth, opts, insp) {
+    if (depth < 0) return `[${name}]`;
+    return `${name} ${insp(fields(this), opts)}`;
+  };
+  define(Headers.prototype, inspectCustom, inspectAs('Headers', (h) => Object.fromEntries(h)));
+  define(URLSearchParams.prototype, inspectCustom, function (depth, opts, insp) {
+    const list = P(this).list;
+    if (list.length === 0) return 'URLSearchParams {}';
+    return `URLSearchParams { ${list.map(([k, v]) => `${insp(k)} => ${insp(v)}`).join(', ')} }`;
+  });
+  define(URL.prototype, inspectCustom, inspectAs('URL', (u) => ({
+    href: u.href, origin: u.origin, protocol: u.protocol, username: u.username, password: u.password,
+    host: u.host, hostname: u.hostname, port: u.port, pathname: u.pathname, search: u.search,
+    searchParams: u.searchParams, hash: u.hash,
+  })));
+  define(AbortSignal.prototype, inspectCustom, inspectAs('AbortSignal', (s) => ({ aborted: s.aborted })));
+  define(Request.prototype, inspectCustom, inspectAs('Request', (r) => ({
+    method: r.method, url: r.url, headers: r.headers, destination: r.destination, referrer: r.referrer,
+    referrerPolicy: r.referrerPolicy, mode: r.mode, credentials: r.credentials, cache: r.cache,
+    redirect: r.redirect, integrity: r.integrity, keepalive: r.keepalive, signal: r.signal,
+  })));
+  define(Response.prototype, inspectCustom, inspectAs('Response', (r) => ({
+    status: r.status, statusText: r.statusText, headers: r.headers, body: r.body, bodyUsed: r.bodyUsed,
+    ok: r.ok, redirected: r.redirected, type: r.type, url: r.url,
+  })));
+
+  // fetch() over the network broker (a channel to the supervisor, which applies the network
+  // policy and does the HTTP): one JSON request per call, answered by id in any order.
+  const pendingFetches = new Map();  // id -> { resolve, reject, redirect, signal, onAbort }
+  let nextFetchId = 1;
+  // The supervisor refuses more than this many requests of a run at once: the rest wait here.
+  const kMaxFetchesInFlight = 8;
+  const sentFetches = new Set();  // ids sent and not answered yet (aborted ones included)
+  const queuedFetches = [];  // [id, payload] waiting for a slot
+  function sendFetch(id, payload) {
+    sentFetches.add(id);
+    const error = host.brokerSend(payload);
+    if (error !== undefined) sentFetches.delete(id);
+    return error;
+  }
+  function pumpFetches() {
+    while (sentFetches.size < kMaxFetchesInFlight && queuedFetches.length > 0) {
+      const [id, payload] = queuedFetches.shift();
+      if (!pendingFetches.has(id)) continue;  // aborted while queued
+      const error = sendFetch(id, payload);
+      if (error !== undefined) settleFetch(id, (entry) => entry.reject(new TypeError(`fetch failed: ${error}`)));
+    }
+  }
+  function fetch(input, init) {
+    return new Promise((resolve, reject) => {
+      const req = new Request(input, init);
+      const r = requestOf.get(req);
+      const b = bodyOf.get(req);
+      if (r.signal.aborted) throw r.signal.reason;
+      const scheme = r.url.slice(0, r.url.indexOf(':'));
+      if (scheme !== 'http' && scheme !== 'https') throw new TypeError(`fetch failed: unsupported URL scheme "${scheme}:"`);
+      if (b.used) throw new TypeError('Body is unusable: body already used');
+      const list = H(r.headers).list;
+      const headers = list.map(([k, v]) => [k, v]);
+      if (!list.some(([k]) => k === 'accept')) headers.push(['accept', '*/*']);
+      if (!list.some(([k]) => k === 'user-agent')) headers.push(['user-agent', '1mcp-fetch']);
+      const id = nextFetchId++;
+      const msg = { id, op: 'fetch', method: r.method, url: r.url, headers };
+      if (b.bytes !== null) {
+        msg.body = host.base64Encode(b.bytes);
+        b.used = true;
+      }
+      if (r.redirect !== 'follow') msg.redirect = r.redirect;
+      const timeoutMs = S(r.signal).timeoutMs;
+      if (timeoutMs !== undefined) msg.timeoutMs = Math.ceil(timeoutMs);
+      const payload = JSON.stringify(msg);
+      if (sentFetches.size < kMaxFetchesInFlight) {
+        const error = sendFetch(id, payload);
+        if (error !== undefined) throw new TypeError(`fetch failed: ${error}`);
+      } else {
+        queuedFetches.push([id, payload]);
+      }
+      const entry = { resolve, reject, redirect: r.redirect, signal: r.signal, onAbort: null };
+      entry.onAbort = () => {
+        // The answer, if it still comes, is ignored.
+        if (pendingFetches.delete(id)) reject(r.signal.reason);
+      };
+      r.signal.addEventListener('abort', entry.onAbort, { once: true });
+      pendingFetches.set(id, entry);
+    });
+  }
+
+  function responseFromBroker(m, entry) {
+    if (m.ok !== true) {
+      throw new TypeError(`fetch failed: ${typeof m.error === 'string' ? m.error : 'no reason given by the network broker'}`);
+    }
+    const status = Number(m.status);
+    if (!Number.isInteger(status) || status < 0 || status > 999) throw new TypeError('fetch failed: invalid reply from the network broker');
+    if (entry.redirect === 'error' && m.redirected === true) throw new TypeError('fetch failed: unexpected redirect');
+    let bytes = null;
+    if (!nullBodyStatus.includes(status)) {
+      const buf = m.body === undefined || m.body === null ? new ArrayBuffer(0) : host.base64Decode(`${m.body}`);
+      if (buf === null) throw new TypeError('fetch failed: invalid reply from the network broker');
+      bytes = new Uint8Array(buf);
+    }
+    return makeResponse({
+      status,
+      statusText: typeof m.statusText === 'string' ? m.statusText : '',
+      headers: immutableHeaders(m.headers),
+      url: typeof m.url === 'string' ? m.url : '',
+      redirected: m.redirected === true,
+      type: 'basic',
+    }, bytes);
+  }
+
+  function settleFetch(id, settle) {
+    const entry = pendingFetches.get(id);
+    if (entry === undefined) return;
+    pendingFetches.delete(id);
+    entry.signal.removeEventListener('abort', entry.onAbort);
+    settle(entry);
+  }
+
   const performance = { timeOrigin: Date.now(), now: () => host.now() - startTime };
 
   const globals = {
     console, process, performance, structuredClone, TextEncoder, TextDecoder, atob, btoa, DOMException,
     queueMicrotask,
+    fetch, Headers, Request, Response, URL, URLSearchParams, AbortController, AbortSignal, Event, EventTarget,
     setTimeout: (fn, delay, ...args) => addTimer(fn, delay, args, false),
     setInterval: (fn, delay, ...args) => addTimer(fn, delay, args, true),
     setImmediate: (fn, ...args) => addTimer(fn, 0, args, false),
@@ -1177,6 +2270,28 @@
         (e) => { t.state = 2; t.value = e; });
     },
     trackedState: () => tracked,
+    // The network broker channel (driven by the C event loop).
+    fetchPending: () => pendingFetches.size,
+    brokerMessage(text) {  // one answer frame; false when it is not one (the channel is then closed)
+      let m;
+      try { m = JSON.parse(text); } catch { return false; }
+      if (m === null || typeof m !== 'object' || typeof m.id !== 'number') return false;
+      sentFetches.delete(m.id);
+      settleFetch(m.id, (entry) => {
+        let res;
+        try { res = responseFromBroker(m, entry); } catch (e) { entry.reject(e); return; }
+        entry.resolve(res);
+      });
+      pumpFetches();
+      return true;
+    },
+    brokerClosed(reason) {
+      sentFetches.clear();
+      queuedFetches.length = 0;
+      for (const id of [...pendingFetches.keys()]) {
+        settleFetch(id, (entry) => entry.reject(new TypeError(`fetch failed: ${reason}`)));
+      }
+    },
     exitCode: () => (process.exitCode === undefined ? 0 : Number(process.exitCode) | 0),
     // For uncaught errors: [text for stderr, one-line summary].
     describe(value) {

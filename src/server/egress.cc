@@ -1,0 +1,116 @@
+#include "server/egress.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "base/base64.h"
+
+namespace onemcp::server {
+
+using nlohmann::json;
+
+Result<std::unique_ptr<MapResolver>> MapResolver::parse(const std::vector<std::string>& entries) {
+  auto r = std::unique_ptr<MapResolver>(new MapResolver);
+  for (const auto& e : entries) {
+    auto eq = e.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == e.size())
+      return make_error("--resolve " + e + ": expected NAME=ADDRESS[,ADDRESS...]");
+    std::string name = e.substr(0, eq);
+    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+    std::vector<std::string> addrs;
+    size_t start = eq + 1;
+    while (start <= e.size()) {
+      size_t comma = e.find(',', start);
+      std::string a = e.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      in6_addr v6;
+      in_addr v4;
+      if (inet_pton(AF_INET, a.c_str(), &v4) != 1 && inet_pton(AF_INET6, a.c_str(), &v6) != 1)
+        return make_error("--resolve " + e + ": " + a + " is not an IP address");
+      addrs.push_back(a);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    r->table_.emplace_back(name, std::move(addrs));
+  }
+  return r;
+}
+
+Result<std::vector<sockaddr_storage>> MapResolver::resolve(const std::string& host, uint16_t port) {
+  for (const auto& [pattern, addrs] : table_) {
+    bool match = pattern == host ||
+                 (pattern.rfind("*.", 0) == 0 && host.size() > pattern.size() - 1 &&
+                  host.compare(host.size() - (pattern.size() - 1), pattern.size() - 1, pattern, 1) == 0);
+    if (!match) continue;
+    std::vector<sockaddr_storage> out;
+    for (const auto& a : addrs) {
+      sockaddr_storage ss{};
+      auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+      auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+      if (inet_pton(AF_INET, a.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+      } else if (inet_pton(AF_INET6, a.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+      }
+      out.push_back(ss);
+    }
+    return out;
+  }
+  return make_error("cannot resolve " + host);
+}
+
+sandbox::BrokerHandler make_broker_handler(const policy::NetworkPolicy& policy,
+                                           broker::Resolver& resolver,
+                                           const broker::FetchLimits& limits) {
+  auto fetcher = std::make_shared<broker::Fetcher>(policy, resolver, limits);
+  return [fetcher](const std::string& frame, std::chrono::steady_clock::time_point deadline) {
+    json id = nullptr;
+    auto fail = [&](const std::string& why) {
+      return json{{"id", id}, {"ok", false}, {"error", why}}.dump(-1, ' ', false,
+                                                                  json::error_handler_t::replace);
+    };
+    json j = json::parse(frame, nullptr, false);
+    if (!j.is_object()) return fail("malformed request");
+    if (j.contains("id") && j["id"].is_number_unsigned()) id = j["id"];
+    if (j.value("op", "") != "fetch") return fail("unknown operation");
+    broker::FetchRequest req;
+    try {
+      req.method = j.value("method", "GET");
+      req.url = j.at("url").get<std::string>();
+      for (const auto& h : j.value("headers", json::array())) {
+        req.headers.emplace_back(h.at(0).get<std::string>(), h.at(1).get<std::string>());
+      }
+      if (j.contains("body") && !j["body"].is_null()) {
+        auto body = base64_decode(j["body"].get<std::string>());
+        if (!body) return fail("malformed request body");
+        req.body = std::move(*body);
+      }
+      uint64_t asked = j.value("timeoutMs", uint64_t{30000});
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - std::chrono::steady_clock::now())
+                      .count();
+      if (left <= 0) return fail("the run is out of time");
+      req.timeout_ms = uint32_t(std::min<uint64_t>({asked ? asked : 30000, uint64_t(left), 600000}));
+    } catch (const std::exception&) {
+      return fail("malformed request");
+    }
+    auto res = fetcher->fetch(req);
+    if (!res) return fail(res.error().message);
+    json headers = json::array();
+    for (const auto& [k, v] : res->headers) headers.push_back({k, v});
+    return json{{"id", id},
+                {"ok", true},
+                {"status", res->status},
+                {"statusText", res->status_text},
+                {"headers", headers},
+                {"body", base64_encode(res->body)},
+                {"url", res->url},
+                {"redirected", res->redirected}}
+        .dump(-1, ' ', false, json::error_handler_t::replace);
+  };
+}
+
+}  // namespace onemcp::server
