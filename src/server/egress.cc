@@ -98,7 +98,12 @@ sandbox::BrokerHandler make_broker_handler(const policy::NetworkPolicy& policy,
       return fail("malformed request");
     }
     auto res = fetcher->fetch(req);
-    if (!res) return fail(res.error().message);
+    if (!res) {
+      // The script's fetch() says "fetch failed: " itself.
+      std::string why = res.error().message;
+      if (why.rfind("fetch failed: ", 0) == 0) why.erase(0, 14);
+      return fail(why);
+    }
     json headers = json::array();
     for (const auto& [k, v] : res->headers) headers.push_back({k, v});
     return json{{"id", id},

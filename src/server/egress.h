@@ -18,7 +18,8 @@
 namespace onemcp::server {
 
 // Answers names from a fixed table only: "api.example.test" or "*.example.test" (subdomains, on a
-// label boundary) -> addresses. Anything else does not resolve.
+// label boundary) -> addresses; the first matching entry wins, so list exact names first.
+// Anything else does not resolve.
 class MapResolver final : public broker::Resolver {
  public:
   // Entries "PATTERN=ADDR[,ADDR...]"; an error names the bad entry.
