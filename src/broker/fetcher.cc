@@ -162,6 +162,7 @@ std::string blocked(const policy::Decision& d) { return "blocked by network poli
 // State of one hop's transfer, shared with the curl callbacks through their user pointers.
 struct Hop {
   const std::vector<sockaddr_storage>* vetted = nullptr;
+  const std::atomic<bool>* cancel = nullptr;
   uint64_t max_body = 0;
   uint32_t max_header_bytes = 0;
 
@@ -182,6 +183,12 @@ struct Hop {
     return false;
   }
 };
+
+// Called by curl about once a second and on every transfer step: a non-zero return aborts.
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) noexcept {
+  auto* hop = static_cast<Hop*>(user);
+  return hop->cancel && hop->cancel->load() ? 1 : 0;
+}
 
 size_t on_body(char* data, size_t size, size_t n, void* user) noexcept {
   auto* hop = static_cast<Hop*>(user);
@@ -457,6 +464,10 @@ Result<FetchResponse> Fetcher::fetch(const FetchRequest& req) {
     TRY_SETOPT(c, CURLOPT_TIMEOUT_MS, hop_timeout);
     TRY_SETOPT(c, CURLOPT_CONNECTTIMEOUT_MS, std::min<long>(hop_timeout, limits_.connect_timeout_ms));
 
+    hop.cancel = req.cancel;
+    TRY_SETOPT(c, CURLOPT_NOPROGRESS, 0L);
+    TRY_SETOPT(c, CURLOPT_XFERINFOFUNCTION, &on_progress);
+    TRY_SETOPT(c, CURLOPT_XFERINFODATA, &hop);
     TRY_SETOPT(c, CURLOPT_WRITEFUNCTION, &on_body);
     TRY_SETOPT(c, CURLOPT_WRITEDATA, &hop);
     TRY_SETOPT(c, CURLOPT_HEADERFUNCTION, &on_header);
@@ -493,6 +504,7 @@ Result<FetchResponse> Fetcher::fetch(const FetchRequest& req) {
 
     CURLcode rc = curl_easy_perform(c);
     if (rc != CURLE_OK) {
+      if (req.cancel && req.cancel->load()) return make_error("cancelled: the run ended");
       if (hop.body_too_large)
         return make_error("response body exceeds maxBodyBytes (" + std::to_string(policy_.max_body_bytes) + ")");
       if (hop.headers_too_large)

@@ -28,6 +28,7 @@ struct FetchRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   uint32_t timeout_ms = 30000;  // the whole request, all hops included; must be > 0
+  const std::atomic<bool>* cancel = nullptr;  // when it turns true, the transfer stops at once
 };
 
 struct FetchResponse {

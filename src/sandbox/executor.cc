@@ -264,6 +264,7 @@ class BrokerChannel {
       std::lock_guard lk(mu_);
       closed_ = true;
     }
+    cancelled_ = true;  // requests still under way stop now
     for (auto& t : threads_) t.join();
     threads_.clear();
   }
@@ -284,7 +285,7 @@ class BrokerChannel {
     threads_.emplace_back([this, id, request = std::move(request)] {
       std::string out;
       try {
-        out = (*handler_)(request, deadline_);
+        out = (*handler_)(request, deadline_, cancelled_);
       } catch (const std::exception&) {
         out = nlohmann::json{{"id", nlohmann::json::parse(id)}, {"ok", false}, {"error", "internal error"}}.dump();
       }
@@ -319,6 +320,7 @@ class BrokerChannel {
   std::mutex mu_;
   bool closed_ = false;
   std::atomic<bool> broken_{false};
+  std::atomic<bool> cancelled_{false};
   std::atomic<size_t> in_flight_{0};
   std::vector<std::thread> threads_;
 };

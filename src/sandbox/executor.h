@@ -51,9 +51,11 @@ struct RunOutput {
 };
 
 // Answers one broker request of a run (a JSON frame, see ipc/wire.h) with one JSON frame. Called
-// on a thread of its own per request; must return by `deadline` (the run's end).
-using BrokerHandler =
-    std::function<std::string(const std::string& request, std::chrono::steady_clock::time_point deadline)>;
+// on a thread of its own per request; must return by `deadline` (the run's end), and promptly
+// once `cancelled` turns true (the run is over).
+using BrokerHandler = std::function<std::string(const std::string& request,
+                                                std::chrono::steady_clock::time_point deadline,
+                                                const std::atomic<bool>& cancelled)>;
 
 
 struct LaunchSpec {

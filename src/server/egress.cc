@@ -66,7 +66,8 @@ sandbox::BrokerHandler make_broker_handler(const policy::NetworkPolicy& policy,
                                            broker::Resolver& resolver,
                                            const broker::FetchLimits& limits) {
   auto fetcher = std::make_shared<broker::Fetcher>(policy, resolver, limits);
-  return [fetcher](const std::string& frame, std::chrono::steady_clock::time_point deadline) {
+  return [fetcher](const std::string& frame, std::chrono::steady_clock::time_point deadline,
+                   const std::atomic<bool>& cancelled) {
     json id = nullptr;
     auto fail = [&](const std::string& why) {
       return json{{"id", id}, {"ok", false}, {"error", why}}.dump(-1, ' ', false,
@@ -97,6 +98,7 @@ sandbox::BrokerHandler make_broker_handler(const policy::NetworkPolicy& policy,
     } catch (const std::exception&) {
       return fail("malformed request");
     }
+    req.cancel = &cancelled;
     auto res = fetcher->fetch(req);
     if (!res) {
       // The script's fetch() says "fetch failed: " itself.

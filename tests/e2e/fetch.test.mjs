@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { after, before, test } from "node:test";
 
-import { connectHttp, makeProject, runJs, show, startServer } from "./lib.mjs";
+import { connectHttp, makeProject, rawSession, runJs, show, sleep, startServer } from "./lib.mjs";
 
 let server;
 let client;
@@ -26,6 +26,7 @@ before(async () => {
       req.on("end", () => res.end(`${req.method} ${req.headers["content-type"]} ${body}`));
       return;
     }
+    if (req.url === "/hang") return; // never answers
     if (req.url === "/redirect-private") {
       res.statusCode = 302;
       res.setHeader("location", "http://2130706433/");
@@ -121,4 +122,28 @@ test("a call's policy can only narrow the network policy", async () => {
   assert.match(privateOn.structuredContent.stdout, /blockPrivateRanges/, show(privateOn));
   const widened = await js("1", { policy: { network: { allowedDomains: ["*.other.test"] } } });
   assert.equal(widened.isError, true, show(widened));
+});
+
+test("cancelling a run stops its request under way at once", async () => {
+  const raw = await rawSession(server.url);
+  const t0 = Date.now();
+  const call = raw.post(
+    {
+      jsonrpc: "2.0",
+      id: 41,
+      method: "tools/call",
+      params: {
+        name: "run_js",
+        arguments: { code: `await fetch(${JSON.stringify(url("api.example.test", "/hang"))})`, policy: { limits: { timeoutMs: 20000 } } },
+      },
+    },
+    {},
+    15000,
+  );
+  await sleep(500);
+  const c = await raw.post({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 41 } });
+  assert.equal(c.status, 202);
+  const r = await call;
+  assert.equal(r.json.result.structuredContent.outcome, "killed", JSON.stringify(r.json));
+  assert.ok(Date.now() - t0 < 3000, `answered after ${Date.now() - t0} ms`);
 });

@@ -754,7 +754,7 @@ TEST(JsFetch, InspectShowsTheFields) {
 TEST(JsFetch, ThroughTheZygoteAndItsBrokerChannel) {
   auto z = sandbox::Zygote::start({ONEMCP_JS_WORKER, {}, {"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}});
   ASSERT_TRUE(z.ok()) << z.error().message;
-  sandbox::BrokerHandler handler = [](const std::string& frame, Clock::time_point) {
+  sandbox::BrokerHandler handler = [](const std::string& frame, Clock::time_point, const std::atomic<bool>&) {
     json req = json::parse(frame);
     std::string url = req["url"];
     if (url.find("evil") != std::string::npos) return error_answer(req, "blocked by network policy: " + url).dump();
@@ -791,7 +791,7 @@ TEST(JsFetch, ThroughTheZygoteAndItsBrokerChannel) {
 TEST(JsFetch, ManyFetchesThroughTheZygoteAreNeverRefused) {
   auto z = sandbox::Zygote::start({ONEMCP_JS_WORKER, {}, {"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}});
   ASSERT_TRUE(z.ok()) << z.error().message;
-  sandbox::BrokerHandler handler = [](const std::string& frame, Clock::time_point) {
+  sandbox::BrokerHandler handler = [](const std::string& frame, Clock::time_point, const std::atomic<bool>&) {
     json req = json::parse(frame);
     return ok_answer(req, req["method"].get<std::string>() + " " + req["url"].get<std::string>()).dump();
   };

@@ -40,20 +40,21 @@ TEST(BrokerHandler, MalformedFramesGetClearAnswers) {
   policy::NetworkPolicy p;
   auto handler = make_broker_handler(p, **r, {});
   auto later = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  auto j = nlohmann::json::parse(handler("not json", later));
+  std::atomic<bool> no{false};
+  auto j = nlohmann::json::parse(handler("not json", later, no));
   EXPECT_EQ(j["ok"], false);
   EXPECT_EQ(j["error"], "malformed request");
-  j = nlohmann::json::parse(handler(R"({"id":7,"op":"exec"})", later));
+  j = nlohmann::json::parse(handler(R"({"id":7,"op":"exec"})", later, no));
   EXPECT_EQ(j["id"], 7);
   EXPECT_EQ(j["error"], "unknown operation");
-  j = nlohmann::json::parse(handler(R"({"id":8,"op":"fetch","url":"http://a.test/","body":"%%%"})", later));
+  j = nlohmann::json::parse(handler(R"({"id":8,"op":"fetch","url":"http://a.test/","body":"%%%"})", later, no));
   EXPECT_EQ(j["error"], "malformed request body");
   // Nothing allowed by default: the policy's rule is in the answer.
-  j = nlohmann::json::parse(handler(R"({"id":9,"op":"fetch","url":"http://a.test/"})", later));
+  j = nlohmann::json::parse(handler(R"({"id":9,"op":"fetch","url":"http://a.test/"})", later, no));
   EXPECT_EQ(j["id"], 9);
   EXPECT_NE(j["error"].get<std::string>().find("allowedDomains"), std::string::npos) << j.dump();
   j = nlohmann::json::parse(handler(R"({"id":10,"op":"fetch","url":"http://a.test/"})",
-                                    std::chrono::steady_clock::now()));
+                                    std::chrono::steady_clock::now(), no));
   EXPECT_EQ(j["error"], "the run is out of time");
 }
 
