@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 
+#include "base/json_depth.h"
 #include "base/log.h"
 #include "server/tools.h"
 #include "server/ui.h"
@@ -28,6 +29,7 @@ constexpr int kSessionNotFound = -32001;
 
 // Never throws: nlohmann can throw even in non-throwing mode (e.g. number out of range).
 json parse_json(const std::string& text) {
+  if (!json_depth_within(text)) return json(json::value_t::discarded);
   try {
     return json::parse(text, nullptr, false);
   } catch (const std::exception&) {
@@ -296,7 +298,8 @@ void McpServer::handle_mcp_post(HttpRequest& req, Respond& respond) {
   }
   json msg = parse_json(req.body);
   if (msg.is_discarded()) {
-    return respond(json_response(400, rpc_error(nullptr, kParseError, "Parse error: invalid JSON")));
+    return respond(json_response(
+        400, rpc_error(nullptr, kParseError, "Parse error: invalid JSON (or nested deeper than 64 levels)")));
   }
   if (msg.is_array()) {
     return respond(json_response(
@@ -372,7 +375,9 @@ void McpServer::route_line(const std::string& line, WriteLine& write, std::funct
     done();
   };
   json msg = parse_json(line);
-  if (msg.is_discarded()) return reply_error(nullptr, kParseError, "Parse error: invalid JSON");
+  if (msg.is_discarded()) {
+    return reply_error(nullptr, kParseError, "Parse error: invalid JSON (or nested deeper than 64 levels)");
+  }
   if (msg.is_array()) {
     return reply_error(nullptr, kInvalidRequest, "Invalid Request: batches are not supported");
   }

@@ -45,8 +45,8 @@ class FakeBackend final : public RunBackend {
 };
 
 void check_json(const std::string& text) {
-  if (!json::accept(text)) __builtin_trap();
-  json j = json::parse(text);
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) __builtin_trap();
   if (j.is_object() && j.contains("error") && j["error"].is_object() &&
       j["error"].value("code", 0) == -32603)
     __builtin_trap();

@@ -297,3 +297,27 @@ TEST_F(McpServerTest, HostileJsonNeverThrows) {
 }
 }  // namespace
 }  // namespace onemcp::server
+
+namespace onemcp::server {
+namespace {
+TEST_F(McpServerTest, DeeplyNestedJsonIsRefusedNotRecursedInto) {
+  std::string deep = std::string(400000, '[') + std::string(400000, ']');
+  std::string line = R"({"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":)" + deep + "}}";
+  std::vector<std::string> out;
+  std::promise<void> done;
+  server_.handle_line(line, [&](std::string l) { out.push_back(l); }, [&] { done.set_value(); });
+  done.get_future().wait();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(json::parse(out[0])["error"]["code"], -32700);
+  std::string sid = initialize();
+  auto r = http("POST", R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":)" +
+                            std::string(100000, '[') + std::string(100000, ']') + "}}",
+                {{"mcp-session-id", sid}});
+  EXPECT_EQ(r.status, 400);
+  // 64 levels are fine.
+  std::string ok = std::string(60, '[') + std::string(60, ']');
+  EXPECT_EQ(call(sid, json::parse(R"({"jsonrpc":"2.0","id":2,"method":"ping","params":{"x":)" + ok + "}}"))["result"],
+            json::object());
+}
+}  // namespace
+}  // namespace onemcp::server
