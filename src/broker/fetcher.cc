@@ -6,10 +6,13 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -571,5 +574,126 @@ Result<FetchResponse> Fetcher::fetch(const FetchRequest& req) {
 }
 
 #undef TRY_SETOPT
+
+namespace {
+
+// Bytes a tunnel host may hold: what a DNS name or an IP literal is made of (non-ASCII for IDNA).
+// Anything else ('/', '@', '?', '#', '%', '\\', brackets, spaces) could make the URL built from
+// it name another host than the one asked for.
+bool plausible_tunnel_host(const std::string& h) {
+  if (h.empty() || h.size() > 253 * 4) return false;
+  for (unsigned char c : h) {
+    if (c >= 0x80) continue;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) continue;
+    if (c == '-' || c == '.' || c == '_' || c == ':') continue;
+    return false;
+  }
+  return true;
+}
+
+std::string endpoint_text(const std::string& host, uint16_t port) {
+  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return h + ":" + std::to_string(port);
+}
+
+socklen_t addr_len(const sockaddr_storage& a) {
+  return a.ss_family == AF_INET6 ? socklen_t(sizeof(sockaddr_in6)) : socklen_t(sizeof(sockaddr_in));
+}
+
+}  // namespace
+
+Result<UniqueFd> Fetcher::connect(const std::string& host, uint16_t port, uint32_t timeout_ms,
+                                  const std::atomic<bool>* cancel) {
+  Slot slot(in_flight_, limits_.max_concurrent);
+  if (!slot.held()) return make_error("too many concurrent requests (" + std::to_string(limits_.max_concurrent) + ")");
+  if (timeout_ms == 0) return make_error("timeout must be a positive number of milliseconds");
+  if (port == 0) return make_error("invalid port 0");
+  const std::string target = endpoint_text(host, port);
+  if (!plausible_tunnel_host(host)) return make_error("invalid host: " + target);
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+
+  // The same parser as fetch, so the host that is vetted is the host a fetch would vet.
+  auto parsed = policy::parse_url("https://" + target + "/");
+  if (!parsed) return make_error("invalid host: " + target + " (" + parsed.error().message + ")");
+  const policy::Url url = std::move(parsed).value();
+  if (url.port != port) return make_error("invalid host: " + target);
+  const std::string shown = endpoint_text(url.host, port);
+
+  policy::Decision hd = policy::decide_host(policy_, url);
+  if (!hd.allowed()) return make_error(blocked(hd) + ": " + shown);
+
+  std::vector<sockaddr_storage> addrs;
+  if (url.host_is_ip) {
+    auto a = policy::literal_address(url);
+    if (!a) return a.error();
+    addrs.push_back(a.value());
+  } else {
+    auto r = resolver_.resolve(url.host, port);
+    if (!r) return r.error();
+    addrs = std::move(r).value();
+    if (addrs.empty()) return make_error("could not resolve host " + url.host + ": no addresses");
+  }
+  for (auto& a : addrs) set_port(a, port);
+  // Every address, as for fetch: one denied address denies the tunnel.
+  for (const auto& a : addrs) {
+    if (is_denied_address(a, limits_.denied_addresses))
+      return make_error("blocked by network policy (" + address_text(a) + " is reserved): " + shown);
+    policy::Decision ad = policy::decide_address(policy_, a);
+    if (!ad.allowed()) return make_error(blocked(ad) + ": " + shown);
+  }
+
+  std::string last_error = "no address";
+  for (const auto& a : addrs) {
+    if (cancel && cancel->load()) return make_error("cancelled: the run ended");
+    const auto now = Clock::now();
+    if (now >= deadline) break;
+    const auto attempt_end =
+        std::min(deadline, now + std::chrono::milliseconds(limits_.connect_timeout_ms));
+    UniqueFd fd(::socket(a.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return make_error(std::string("connect failed: socket: ") + std::strerror(errno));
+    int rc = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a), addr_len(a));
+    if (rc != 0 && errno != EINPROGRESS) {
+      last_error = std::strerror(errno);
+      continue;
+    }
+    bool connected = rc == 0, failed = false;
+    while (!connected && !failed) {
+      if (cancel && cancel->load()) return make_error("cancelled: the run ended");
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(attempt_end - Clock::now()).count();
+      if (left <= 0) {
+        last_error = "connect timed out after " + std::to_string(limits_.connect_timeout_ms) + " ms";
+        failed = true;
+        break;
+      }
+      // Short slices: a cancelled run must not wait out a connect timeout.
+      pollfd p{fd.get(), POLLOUT, 0};
+      int n = ::poll(&p, 1, int(std::min<long long>(left, 50)));
+      if (n < 0 && errno != EINTR) {
+        last_error = std::strerror(errno);
+        failed = true;
+      } else if (n > 0) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+        if (err != 0) {
+          last_error = std::strerror(err);
+          failed = true;
+        } else {
+          connected = true;
+        }
+      }
+    }
+    if (!connected) continue;
+    // The peer must be the vetted address we dialled.
+    sockaddr_storage peer{};
+    socklen_t plen = sizeof peer;
+    if (::getpeername(fd.get(), reinterpret_cast<sockaddr*>(&peer), &plen) != 0 || !same_endpoint(peer, a))
+      return make_error("blocked by network policy (connection to an address that was not vetted): " + shown);
+    return fd;
+  }
+  if (Clock::now() >= deadline && last_error == "no address")
+    return make_error("timed out after " + std::to_string(timeout_ms) + " ms");
+  return make_error("connect failed: " + shown + ": " + last_error);
+}
 
 }  // namespace onemcp::broker

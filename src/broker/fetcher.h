@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 #include "broker/resolver.h"
 #include "policy/config.h"
 
@@ -67,6 +68,17 @@ class Fetcher {
   //   "redirect to a non-http(s) URL is not allowed"     "timed out after 3000 ms"
   //   "too many concurrent requests (8)"                 "request body exceeds maxBodyBytes (N)"
   Result<FetchResponse> fetch(const FetchRequest& req);
+
+  // A TCP connection to host:port for a CONNECT-style tunnel, decided exactly like a fetch of
+  // https://host:port/ (any port 1..65535): denyIpLiterals, deniedDomains, allowedDomains,
+  // resolution here, every address vetted, then a connect to a vetted address only (in the
+  // resolver's order, each attempt bounded by the connect timeout), never re-resolving.
+  // `host` is a name or an IP literal (any IPv4 notation the URL parser accepts, or IPv6
+  // without brackets). The fd is non-blocking and close-on-exec. Holds a concurrency slot only
+  // while connecting: whoever keeps the tunnel open accounts for it. Errors name the rule:
+  //   "blocked by network policy (deniedDomains: *.evil.test): api.evil.test:443"
+  Result<UniqueFd> connect(const std::string& host, uint16_t port, uint32_t timeout_ms,
+                           const std::atomic<bool>* cancel);
 
  private:
   const policy::NetworkPolicy policy_;

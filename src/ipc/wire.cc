@@ -19,6 +19,7 @@ std::string encode(const RunRequest& r) {
             {"timeoutMs", r.timeout_ms}, {"memMb", r.mem_mb},
             {"stdoutBytes", r.stdout_bytes}, {"transpiled", r.transpiled},
             {"readonly", r.readonly},         {"writable", r.writable}};
+  if (r.network_relay) j["networkRelay"] = true;
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -35,6 +36,7 @@ Result<RunRequest> decode_request(const std::string& s) {
     r.mem_mb = j.value("memMb", uint64_t{0});
     r.stdout_bytes = j.value("stdoutBytes", uint64_t{0});
     r.transpiled = j.value("transpiled", false);
+    r.network_relay = j.value("networkRelay", false);
     r.readonly = j.value("readonly", std::vector<std::string>{"/"});
     r.writable = j.value("writable", std::vector<std::string>{"/tmp", "/out"});
     return r;

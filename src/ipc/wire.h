@@ -38,6 +38,8 @@ inline constexpr size_t kRunFdCount = 8;
 inline constexpr size_t kMaxFrameBytes = 32u << 20;
 // Requests a run may have in flight on its broker channel at once (the JS runtime queues the rest).
 inline constexpr size_t kMaxBrokerRequestsInFlight = 8;
+// TCP port of the in-sandbox HTTP(S) proxy a relay run's Python reaches on 127.0.0.1.
+inline constexpr uint16_t kProxyPort = 3128;
 
 // What a run is asked to do. Limits are already validated and clamped by the supervisor.
 struct RunRequest {
@@ -49,6 +51,9 @@ struct RunRequest {
   uint64_t mem_mb = 0;         // heap budget of the run
   uint64_t stdout_bytes = 0;   // enforced by the supervisor
   bool transpiled = false;     // JS: code already went through esbuild
+  // Python with network access: the run gets its own network namespace and a relay process
+  // serving an HTTP(S) proxy on 127.0.0.1:kProxyPort; only the relay keeps the broker fd.
+  bool network_relay = false;
   // Filesystem policy, paths inside the sandbox's root: each writable path is backed by a fresh
   // size- and inode-limited tmpfs; nothing else may be written, and only `readonly` (plus what
   // the interpreter itself loads) may be read.

@@ -15,8 +15,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include <nlohmann/json.hpp>
-
 #include "base/log.h"
 
 namespace onemcp::sandbox {
@@ -229,106 +227,9 @@ Status Zygote::send_run(const int* fds) {
   return make_error("worker unavailable");
 }
 
-namespace {
-
-// The supervisor's end of a run's broker channel: reads request frames as they come, answers
-// each on a thread of its own (bounded), writes answers whole under a lock. Joins its threads
-// before it goes away, and answers nothing once the run is over.
-class BrokerChannel {
- public:
-  BrokerChannel(UniqueFd fd, const BrokerHandler* handler, Clock::time_point deadline)
-      : fd_(std::move(fd)), handler_(handler), deadline_(deadline) {}
-  ~BrokerChannel() { close(); }
-
-  int fd() const { return fd_.get(); }
-  bool open() const { return fd_.valid() && !broken_; }
-
-  // The fd is readable: take what is there, dispatch complete frames.
-  void on_readable() {
-    char buf[65536];
-    ssize_t n = ::recv(fd_.get(), buf, sizeof buf, MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-      broken_ = true;
-      return;
-    }
-    if (n < 0) return;
-    if (!reader_.feed(buf, size_t(n))) {
-      broken_ = true;  // a frame too big to be honest
-      return;
-    }
-    while (auto f = reader_.next()) dispatch(std::move(*f));
-  }
-
-  void close() {
-    {
-      std::lock_guard lk(mu_);
-      closed_ = true;
-    }
-    cancelled_ = true;  // requests still under way stop now
-    for (auto& t : threads_) t.join();
-    threads_.clear();
-  }
-
- private:
-  void dispatch(std::string request) {
-    std::string id = "null";
-    auto j = nlohmann::json::parse(request, nullptr, false);
-    if (j.is_object() && j.contains("id") && j["id"].is_number_unsigned()) id = j["id"].dump();
-    auto refuse = [&](const std::string& why) {
-      answer(nlohmann::json{{"id", nlohmann::json::parse(id)}, {"ok", false}, {"error", why}}.dump());
-    };
-    if (!handler_) return refuse("network access is not available");
-    if (in_flight_.load() >= ipc::kMaxBrokerRequestsInFlight) {
-      return refuse("too many concurrent requests (" + std::to_string(ipc::kMaxBrokerRequestsInFlight) + ")");
-    }
-    ++in_flight_;
-    threads_.emplace_back([this, id, request = std::move(request)] {
-      std::string out;
-      try {
-        out = (*handler_)(request, deadline_, cancelled_);
-      } catch (const std::exception&) {
-        out = nlohmann::json{{"id", nlohmann::json::parse(id)}, {"ok", false}, {"error", "internal error"}}.dump();
-      }
-      // Free the slot before answering: the run may send its next request as soon as it reads.
-      --in_flight_;
-      answer(out);
-    });
-  }
-
-  void answer(const std::string& payload) {
-    std::string f = ipc::frame(payload);
-    std::lock_guard lk(mu_);
-    if (closed_ || broken_) return;
-    size_t off = 0;
-    while (off < f.size()) {
-      ssize_t n = ::send(fd_.get(), f.data() + off, f.size() - off, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EAGAIN) {
-        pollfd p{fd_.get(), POLLOUT, 0};
-        if (::poll(&p, 1, 1000) <= 0) return;  // the run stopped reading: drop the answer
-        continue;
-      }
-      if (n <= 0) return;
-      off += size_t(n);
-    }
-  }
-
-  UniqueFd fd_;
-  const BrokerHandler* handler_;
-  Clock::time_point deadline_;
-  ipc::FrameReader reader_;
-  std::mutex mu_;
-  bool closed_ = false;
-  std::atomic<bool> broken_{false};
-  std::atomic<bool> cancelled_{false};
-  std::atomic<size_t> in_flight_{0};
-  std::vector<std::thread> threads_;
-};
-
-}  // namespace
-
 Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& stdin_data,
-                              const CancelToken* cancel, const BrokerHandler* broker) {
+                              const CancelToken* cancel, const BrokerHandler* broker,
+                              const BrokerTunnels* tunnels) {
   auto t0 = Clock::now();
   auto reqfd = ipc::memfd_with("1mcp-request", ipc::encode(req));
   if (!reqfd) return reqfd.error();
@@ -349,7 +250,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     return make_error(errno_msg("socketpair"));
   UniqueFd broker_theirs(bs[1]);
   const auto deadline = t0 + std::chrono::milliseconds(req.timeout_ms ? req.timeout_ms : 1u << 30);
-  BrokerChannel channel(UniqueFd(bs[0]), broker, deadline);
+  BrokerChannel channel(UniqueFd(bs[0]), broker, deadline, tunnels);
   std::unique_ptr<CgroupScope> scope;
   if (cgroups_) {
     CgroupLimits limits;
@@ -521,7 +422,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     }
   }
 
-  channel.close();  // answers still being computed are dropped; their threads are joined
+  channel.close();  // answers still being computed are dropped, tunnels closed; threads joined
   o.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   o.report = ipc::decode_report(report);
   if (out_dir.valid()) {

@@ -16,6 +16,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "ipc/wire.h"
+#include "sandbox/broker_channel.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/outdir.h"
 
@@ -50,14 +51,6 @@ struct RunOutput {
   std::vector<OutFile> files;  // what the run left in /out (sandbox only)
 };
 
-// Answers one broker request of a run (a JSON frame, see ipc/wire.h) with one JSON frame. Called
-// on a thread of its own per request; must return by `deadline` (the run's end), and promptly
-// once `cancelled` turns true (the run is over).
-using BrokerHandler = std::function<std::string(const std::string& request,
-                                                std::chrono::steady_clock::time_point deadline,
-                                                const std::atomic<bool>& cancelled)>;
-
-
 struct LaunchSpec {
   std::string exe;                // absolute path of the worker binary
   std::vector<std::string> args;  // argv[1..]
@@ -86,9 +79,11 @@ class Zygote {
 
   // Runs one request to completion. Errors are only for failures of the machinery itself; every
   // way user code can end is a RunOutput.
-  // `broker` (optional) serves the run's outbound requests; without it every request is refused.
+  // `broker` (optional) serves the run's outbound requests, `tunnels` (optional) its TCP tunnels
+  // (see sandbox/broker_channel.h); without them such requests are refused.
   Result<RunOutput> run(const ipc::RunRequest& req, const std::string& stdin_data,
-                        const CancelToken* cancel = nullptr, const BrokerHandler* broker = nullptr);
+                        const CancelToken* cancel = nullptr, const BrokerHandler* broker = nullptr,
+                        const BrokerTunnels* tunnels = nullptr);
 
   pid_t pid() const;
 

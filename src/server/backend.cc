@@ -28,8 +28,9 @@ class WorkerBackend final : public RunBackend {
                                  const std::string& stdin_data, const sandbox::CancelToken* cancel,
                                  const policy::NetworkPolicy& network) override {
     const sandbox::BrokerHandler broker = make_broker_handler(network, resolver_, fetch_limits_);
-    if (lang == Language::py) return py_->run(req, stdin_data, cancel, &broker);
-    auto out = js_->run(req, stdin_data, cancel, &broker);
+    const sandbox::BrokerTunnels tunnels = make_broker_tunnels(network, resolver_, fetch_limits_);
+    if (lang == Language::py) return py_->run(req, stdin_data, cancel, &broker, &tunnels);
+    auto out = js_->run(req, stdin_data, cancel, &broker, &tunnels);
     if (!out || !out->report.needs_transpile || req.transpiled) return out;
     // Plain QuickJS could not parse it (TypeScript, newer syntax, top-level await): transpile
     // with esbuild on the host, then run again. Time spent counts against the deadline.
@@ -54,7 +55,7 @@ class WorkerBackend final : public RunBackend {
       uint64_t used = uint64_t(spent);
       again.timeout_ms = req.timeout_ms > used ? req.timeout_ms - used : 1;
     }
-    auto second = js_->run(again, stdin_data, cancel, &broker);
+    auto second = js_->run(again, stdin_data, cancel, &broker, &tunnels);
     if (second) second->duration_ms += spent;
     return second;
   }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/base64.h"
+#include "base/json_depth.h"
 
 namespace onemcp::server {
 
@@ -73,10 +74,12 @@ sandbox::BrokerHandler make_broker_handler(const policy::NetworkPolicy& policy,
       return json{{"id", id}, {"ok", false}, {"error", why}}.dump(-1, ' ', false,
                                                                   json::error_handler_t::replace);
     };
-    json j = json::parse(frame, nullptr, false);
+    // The frame comes from untrusted code: bounded nesting, and no lookup that can throw.
+    json j = json_depth_within(frame) ? json::parse(frame, nullptr, false) : json();
     if (!j.is_object()) return fail("malformed request");
     if (j.contains("id") && j["id"].is_number_unsigned()) id = j["id"];
-    if (j.value("op", "") != "fetch") return fail("unknown operation");
+    auto op = j.find("op");
+    if (op == j.end() || !op->is_string() || *op != "fetch") return fail("unknown operation");
     broker::FetchRequest req;
     try {
       req.method = j.value("method", "GET");
@@ -118,6 +121,25 @@ sandbox::BrokerHandler make_broker_handler(const policy::NetworkPolicy& policy,
                 {"redirected", res->redirected}}
         .dump(-1, ' ', false, json::error_handler_t::replace);
   };
+}
+
+sandbox::BrokerTunnels make_broker_tunnels(const policy::NetworkPolicy& policy,
+                                           broker::Resolver& resolver,
+                                           const broker::FetchLimits& limits) {
+  // A fetch's body cap, plus room for what TLS adds around it (handshake, records).
+  constexpr uint64_t kTlsOverheadBytes = 64 * 1024;
+  auto fetcher = std::make_shared<broker::Fetcher>(policy, resolver, limits);
+  sandbox::BrokerTunnels t;
+  t.max_body_bytes = policy.max_body_bytes;
+  t.max_bytes = policy.max_body_bytes + kTlsOverheadBytes;
+  t.open = [fetcher](const std::string& host, uint16_t port, std::chrono::steady_clock::time_point deadline,
+                     const std::atomic<bool>& cancelled) -> Result<UniqueFd> {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 0) return make_error("the run is out of time");
+    return fetcher->connect(host, port, uint32_t(std::min<long long>(left, 600000)), &cancelled);
+  };
+  return t;
 }
 
 }  // namespace onemcp::server

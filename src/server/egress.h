@@ -1,5 +1,5 @@
 // server/egress.h — connects a run's broker channel to the fetch engine: decodes request frames,
-// performs them under the run's network policy, encodes the answers. Also the name-resolution
+// performs them under the run's network policy, encodes the answers; and opens its tunnels. Also the name-resolution
 // override (`--resolve`) that lets tests map names to loopback fixtures.
 // Thread-safety: the handler may be called from several threads at once (the Fetcher is
 // thread-safe); MapResolver is immutable after construction.
@@ -32,6 +32,12 @@ class MapResolver final : public broker::Resolver {
 
 // The handler for one run: its own Fetcher (so concurrency caps are per run) under `policy`.
 sandbox::BrokerHandler make_broker_handler(const policy::NetworkPolicy& policy,
+                                           broker::Resolver& resolver,
+                                           const broker::FetchLimits& limits);
+
+// The tunnel opener for one run: each tunnel decided and connected like a fetch of
+// https://host:port/ under `policy`; byte caps of maxBodyBytes plus TLS overhead each way.
+sandbox::BrokerTunnels make_broker_tunnels(const policy::NetworkPolicy& policy,
                                            broker::Resolver& resolver,
                                            const broker::FetchLimits& limits);
 

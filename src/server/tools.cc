@@ -111,6 +111,16 @@ Result<PreparedRun> prepare_run(Language lang, const json& arguments,
   p.request.writable = effective->filesystem.writable;
   p.stdin_data = arguments.value("stdin", std::string{});
   p.network = effective->network;
+  if (lang == Language::py && !effective->network.allowed_domains.empty()) {
+    // Python reaches the network through the proxy its relay serves inside the sandbox; the
+    // standard variables make urllib, http.client tunnels and requests use it unchanged. A
+    // value the caller set wins (the env holds only what the caller passed).
+    p.request.network_relay = true;
+    const std::string proxy = "http://127.0.0.1:" + std::to_string(ipc::kProxyPort);
+    for (const char* var : {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"}) {
+      p.request.env.emplace(var, proxy);
+    }
+  }
   return p;
 }
 
@@ -172,7 +182,8 @@ json tool_result(Language lang, const sandbox::RunOutput& out, const ipc::RunReq
     } else if (out.outcome == sandbox::Outcome::memory) {
       status += ": limit " + std::to_string(req.mem_mb) + " MB";
     } else if (out.signal) {
-      status += std::string(": signal ") + sigabbrev_np(out.signal);
+      const char* name = sigabbrev_np(out.signal);  // null for real-time signals
+      status += ": signal " + (name ? std::string(name) : std::to_string(out.signal));
     } else {
       status += ": exit code " + std::to_string(out.exit_code);
     }

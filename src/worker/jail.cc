@@ -231,11 +231,30 @@ Status jail_enter_run(const ipc::RunRequest& req) {
   return {};
 }
 
-Status jail_lockdown(const ipc::RunRequest& req) {
+namespace {
+
+Status drop_privileges() {
   if (::setgroups(0, nullptr) != 0 || ::setresgid(kRunUid, kRunUid, kRunUid) != 0 ||
       ::setresuid(kRunUid, kRunUid, kRunUid) != 0)
     return make_error(why("drop to the run uid"));
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return make_error(why("no_new_privs"));
+  return {};
+}
+
+}  // namespace
+
+Status jail_lockdown_relay() {
+  if (auto s = drop_privileges(); !s) return s;
+  if (sandbox::child::landlock_abi() > 0) {
+    auto ll = sandbox::child::landlock_restrict(sandbox::child::LandlockPaths{});
+    if (!ll) return ll.error();
+  }
+  if (!g_seccomp) return make_error("seccomp program not prepared");
+  return g_seccomp->install();
+}
+
+Status jail_lockdown(const ipc::RunRequest& req) {
+  if (auto s = drop_privileges(); !s) return s;
   if (sandbox::child::landlock_abi() > 0) {
     // What the policy allows, plus what the interpreter itself loads at run time.
     sandbox::child::LandlockPaths paths{req.readonly, req.writable};
@@ -244,6 +263,7 @@ Status jail_lockdown(const ipc::RunRequest& req) {
       paths.read_only.push_back(p);
     for (const char* p : {"/dev/null", "/dev/full"}) paths.read_write.push_back(p);
     for (const auto& m : g_mounts) (m.writable ? paths.read_write : paths.read_only).push_back(m.path);
+    if (req.network_relay) paths.connect_ports.push_back(ipc::kProxyPort);
     auto ll = sandbox::child::landlock_restrict(paths);
     if (!ll) return ll.error();
   }

@@ -43,7 +43,12 @@ Status jail_after_fork_parent();
 Status jail_enter_run(const ipc::RunRequest& req);
 
 // Run child, last step before user code: drop to kRunUid, no_new_privs, Landlock, seccomp.
+// A relay run may additionally connect to 127.0.0.1:ipc::kProxyPort (its proxy).
 Status jail_lockdown(const ipc::RunRequest& req);
+
+// The relay process of a run: the same lockdown, with no filesystem access at all (it only
+// accepts on its listening socket and talks on the broker fd, both already open).
+Status jail_lockdown_relay();
 
 // Compiles the seccomp program once (in the zygote).
 Status jail_prepare_filters();

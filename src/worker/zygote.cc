@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "worker/jail.h"
+#include "worker/relay.h"
 
 namespace onemcp::worker {
 namespace {
@@ -59,6 +60,32 @@ void write_all_fd(int fd, const std::string& s) {
   r.error_message = "sandbox setup failed: " + message;
   write_all_fd(result_fd, ipc::encode(r));
   _exit(125);
+}
+
+// Relay runs (Python with network access): a network namespace of the run's own holding only
+// `lo`, and the proxy relay as a second process of the run. Python keeps neither the broker fd
+// nor the listening socket: its only way out is the proxy, under the same policy as JS fetch.
+// The relay is not pid 1, so it dies with the run.
+void start_relay() {
+  if (auto s = relay_enter_netns(); !s) setup_failed(ipc::kResultFd, s.error().message);
+  auto listener = relay_listen(ipc::kProxyPort);
+  if (!listener) setup_failed(ipc::kResultFd, listener.error().message);
+  pid_t pid = ::fork();
+  if (pid < 0) setup_failed(ipc::kResultFd, std::string("fork relay: ") + std::strerror(errno));
+  if (pid == 0) {
+    // The run is over when stdout, stderr and the result pipe close: the relay must not hold
+    // them. /dev/null takes their numbers so a stray write can never reach a client socket.
+    int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (int fd = 0; fd <= ipc::kResultFd; ++fd) {
+      if (null < 0 || ::dup2(null, fd) < 0) ::close(fd);
+    }
+    if (null > ipc::kBrokerFd) ::close(null);
+    if (auto s = jail_lockdown_relay(); !s) _exit(125);
+    relay_serve(listener->get(), ipc::kBrokerFd);
+    _exit(0);
+  }
+  ::close(ipc::kBrokerFd);
+  // `listener` closes here: only the relay accepts.
 }
 
 [[noreturn]] void child_main(Runtime& rt, std::vector<UniqueFd>& fds, int control, int sigfd,
@@ -129,6 +156,8 @@ void write_all_fd(int fd, const std::string& s) {
     rlimit fsize{kTmpBytes, kTmpBytes};
     ::setrlimit(RLIMIT_FSIZE, &fsize);
   }
+
+  if (sandbox && req->network_relay) start_relay();
 
   rt.after_fork_child();
   if (sandbox) {

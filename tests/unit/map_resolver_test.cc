@@ -60,3 +60,23 @@ TEST(BrokerHandler, MalformedFramesGetClearAnswers) {
 
 }  // namespace
 }  // namespace onemcp::server
+
+namespace onemcp::server {
+namespace {
+TEST(BrokerHandler, HostileFramesNeverThrow) {
+  auto r = MapResolver::parse({});
+  ASSERT_TRUE(r.ok());
+  auto handler = make_broker_handler(policy::NetworkPolicy{}, **r, {});
+  std::atomic<bool> no{false};
+  auto later = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (std::string frame : {std::string(R"({"op":1})"), std::string(R"({"op":null,"id":3})"),
+                            std::string(R"({"op":"fetch","url":5})"), std::string(R"({"op":"fetch","headers":7})"),
+                            std::string(100000, '[') + std::string(100000, ']')}) {
+    std::string answer;
+    EXPECT_NO_THROW(answer = handler(frame, later, no)) << frame.substr(0, 40);
+    auto j = nlohmann::json::parse(answer);
+    EXPECT_EQ(j["ok"], false);
+  }
+}
+}  // namespace
+}  // namespace onemcp::server

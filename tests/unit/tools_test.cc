@@ -50,6 +50,8 @@ TEST(ToolResult, LimitsAreExplained) {
   auto c = output("", "", sandbox::Outcome::crashed, 128 + SIGSEGV);
   c.signal = SIGSEGV;
   EXPECT_EQ(tool_result(Language::py, c, req)["content"][0]["text"], "[crashed: signal SEGV]\n");
+  c.signal = 40;  // real-time signals have no abbreviation
+  EXPECT_EQ(tool_result(Language::py, c, req)["content"][0]["text"], "[crashed: signal 40]\n");
 }
 
 TEST(ToolResult, JsValueAndInvalidUtf8) {

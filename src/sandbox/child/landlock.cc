@@ -27,6 +27,9 @@
 #ifndef LANDLOCK_ACCESS_NET_CONNECT_TCP
 #define LANDLOCK_ACCESS_NET_CONNECT_TCP (1ULL << 1)
 #endif
+#ifndef LANDLOCK_RULE_NET_PORT
+#define LANDLOCK_RULE_NET_PORT 2
+#endif
 #ifndef LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
 #define LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0)
 #endif
@@ -53,6 +56,12 @@ struct PathBeneathAttr {
   uint64_t allowed_access;
   int32_t parent_fd;
 } __attribute__((packed));  // matches the kernel's packed struct landlock_path_beneath_attr
+
+// struct landlock_net_port_attr (ABI >= 4): not packed, two u64.
+struct NetPortAttr {
+  uint64_t allowed_access;
+  uint64_t port;
+};
 
 constexpr int kMaxKnownAbi = 7;
 
@@ -122,8 +131,9 @@ Result<int> landlock_restrict(const LandlockPaths& paths) {
   attr.handled_access_fs = handled_fs(abi);
   size_t attr_size = sizeof(uint64_t);
   if (abi >= 4) {
-    // Handled with no port rule: every TCP bind and connect is refused. (UDP is not covered
-    // by Landlock; the run's empty network namespace is what keeps it off the network.)
+    // Handled with only the `connect_ports` rules: every TCP bind and every other connect is
+    // refused. (UDP is not covered by Landlock; the run's network namespace, holding only
+    // loopback, is what keeps it off the network.)
     attr.handled_access_net = LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP;
     attr_size = 2 * sizeof(uint64_t);
   }
@@ -142,6 +152,13 @@ Result<int> landlock_restrict(const LandlockPaths& paths) {
   }
   for (const auto& p : paths.read_write) {
     if (auto s = add_path(ruleset.get(), p, kWriteRights, attr.handled_access_fs); !s) return s.error();
+  }
+  if (abi >= 4) {
+    for (uint16_t port : paths.connect_ports) {
+      NetPortAttr np{LANDLOCK_ACCESS_NET_CONNECT_TCP, port};
+      if (::syscall(__NR_landlock_add_rule, ruleset.get(), LANDLOCK_RULE_NET_PORT, &np, 0u) != 0)
+        return make_error(errno_text("landlock_add_rule port " + std::to_string(port), errno));
+    }
   }
   if (::syscall(__NR_landlock_restrict_self, ruleset.get(), 0u) != 0) {
     return make_error(errno_text("landlock_restrict_self", errno));

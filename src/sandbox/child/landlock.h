@@ -3,6 +3,7 @@
 // thread (and its future children), so call it in the single-threaded run child.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,13 +20,16 @@ struct LandlockPaths {
   // on a file: read, write, truncate. Device nodes are meant to be listed one by one this
   // way rather than granting "/dev" as a whole.
   std::vector<std::string> read_write;
+  // TCP ports the caller may connect to (ABI >= 4; any address, but the run's network
+  // namespace holds only loopback). Binding stays denied.
+  std::vector<uint16_t> connect_ports;
 };
 
 // Highest Landlock ABI the running kernel offers; 0 when Landlock is unsupported or disabled.
 int landlock_abi();
 
 // Restricts the calling thread to `paths`; every other filesystem access is denied, and:
-//  ABI >= 4: all TCP bind/connect is denied (network rights handled, no rule allows any port);
+//  ABI >= 4: all TCP bind is denied, and TCP connect to every port but `connect_ports`;
 //  ABI >= 6: abstract UNIX sockets and signals cannot reach processes outside this domain.
 // Rights a newer kernel adds beyond ABI 7 are not handled (so they stay allowed), as Landlock
 // requires for forward compatibility. Paths that do not exist are skipped.
