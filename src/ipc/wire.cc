@@ -9,6 +9,8 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "base/json_depth.h"
+
 namespace onemcp::ipc {
 
 using nlohmann::json;
@@ -56,6 +58,7 @@ std::string encode(const ChildReport& r) {
 
 ChildReport decode_report(const std::string& s) {
   ChildReport r;
+  if (!json_depth_within(s)) return r;  // written by untrusted code: no deep recursion later
   json j = json::parse(s, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return r;
   auto str = [&](const char* k) -> std::optional<std::string> {
