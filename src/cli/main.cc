@@ -1,6 +1,5 @@
 // cli/main.cc — the `1mcp` command: `init` writes a default config, `serve` runs the MCP server
 // over HTTP (default) or stdio. The only place that builds real clocks, workers and sockets.
-#include <arpa/inet.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -15,6 +14,7 @@
 
 #include "base/log.h"
 #include "policy/config.h"
+#include "policy/egress.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/child/landlock.h"
 #include "server/backend.h"
@@ -152,18 +152,9 @@ int cmd_serve(const ServeFlags& f) {
   // Runs must never reach this server itself: its listen address is refused on every port (for
   // a wildcard bind, the loopback addresses), whatever the network policy says.
   broker::FetchLimits fetch_limits;
-  for (std::string a : {f.bind == "0.0.0.0" || f.bind == "::" ? std::string("127.0.0.1") : f.bind,
-                        std::string(f.bind == "0.0.0.0" || f.bind == "::" ? "::1" : "")}) {
-    sockaddr_storage ss{};
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    if (inet_pton(AF_INET, a.c_str(), &v4->sin_addr) == 1) {
-      v4->sin_family = AF_INET;
-      fetch_limits.denied_addresses.push_back(ss);
-    } else if (inet_pton(AF_INET6, a.c_str(), &v6->sin6_addr) == 1) {
-      v6->sin6_family = AF_INET6;
-      fetch_limits.denied_addresses.push_back(ss);
-    }
+  const bool wildcard = f.bind == "0.0.0.0" || f.bind == "::";
+  for (const std::string& a : {wildcard ? std::string("127.0.0.1") : f.bind, std::string(wildcard ? "::1" : "")}) {
+    if (auto addr = policy::parse_ip_address(a); addr) fetch_limits.denied_addresses.push_back(*addr);
   }
   auto backend = server::start_worker_backend(paths, cgroups.get(), *resolver, fetch_limits);
   if (!backend) {

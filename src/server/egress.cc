@@ -7,6 +7,7 @@
 
 #include "base/base64.h"
 #include "base/json_depth.h"
+#include "policy/egress.h"
 
 namespace onemcp::server {
 
@@ -25,9 +26,7 @@ Result<std::unique_ptr<MapResolver>> MapResolver::parse(const std::vector<std::s
     while (start <= e.size()) {
       size_t comma = e.find(',', start);
       std::string a = e.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      in6_addr v6;
-      in_addr v4;
-      if (inet_pton(AF_INET, a.c_str(), &v4) != 1 && inet_pton(AF_INET6, a.c_str(), &v6) != 1)
+      if (!policy::parse_ip_address(a))
         return make_error("--resolve " + e + ": " + a + " is not an IP address");
       addrs.push_back(a);
       if (comma == std::string::npos) break;
@@ -46,17 +45,11 @@ Result<std::vector<sockaddr_storage>> MapResolver::resolve(const std::string& ho
     if (!match) continue;
     std::vector<sockaddr_storage> out;
     for (const auto& a : addrs) {
-      sockaddr_storage ss{};
-      auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-      auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-      if (inet_pton(AF_INET, a.c_str(), &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(port);
-      } else if (inet_pton(AF_INET6, a.c_str(), &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(port);
-      }
-      out.push_back(ss);
+      auto ss = policy::parse_ip_address(a);
+      if (!ss) continue;  // checked by parse()
+      if (ss->ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(&*ss)->sin_port = htons(port);
+      if (ss->ss_family == AF_INET6) reinterpret_cast<sockaddr_in6*>(&*ss)->sin6_port = htons(port);
+      out.push_back(*ss);
     }
     return out;
   }
