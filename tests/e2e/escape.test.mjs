@@ -14,6 +14,8 @@ import path from "node:path";
 import { after, afterEach, before, test } from "node:test";
 
 import {
+  assertOk,
+  lines,
   assertHealthy,
   connectHttp,
   limits,
@@ -83,21 +85,6 @@ async function py(code, extra = {}, opts) {
   const r = await runPy(client, PRELUDE + CTYPES + "\n" + code, extra, opts);
   assert.ok(r.structuredContent, show(r));
   return r;
-}
-
-function lines(r) {
-  const m = {};
-  for (const l of r.structuredContent.stdout.split("\n")) {
-    const i = l.indexOf(": ");
-    if (i > 0) m[l.slice(0, i)] = l.slice(i + 2);
-  }
-  return m;
-}
-
-function assertOk(r) {
-  assert.equal(r.structuredContent.outcome, "ok", show(r));
-  assert.equal(r.structuredContent.exitCode, 0, show(r));
-  assert.equal(r.isError, false, show(r));
 }
 
 function assertOutcome(r, outcome, exitCode) {

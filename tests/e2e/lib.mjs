@@ -345,3 +345,19 @@ export async function assertHealthy(server, client) {
   }
   assert.deepEqual(left, [], "processes of a finished run still exist on the host");
 }
+
+// "label: value" lines of a run's stdout → { label: value }.
+export function lines(r) {
+  const m = {};
+  for (const l of r.structuredContent.stdout.split("\n")) {
+    const i = l.indexOf(": ");
+    if (i > 0) m[l.slice(0, i)] = l.slice(i + 2);
+  }
+  return m;
+}
+
+export function assertOk(r) {
+  assert.equal(r.structuredContent.outcome, "ok", show(r));
+  assert.equal(r.structuredContent.exitCode, 0, show(r));
+  assert.equal(r.isError, false, show(r));
+}

@@ -12,6 +12,8 @@ import path from "node:path";
 import { after, afterEach, before, test } from "node:test";
 
 import {
+  assertOk,
+  lines,
   BIN,
   REPO_ROOT,
   assertHealthy,
@@ -74,22 +76,6 @@ async function py(code, extra = {}) {
   const r = await runPy(client, PRELUDE + "\n" + code, extra);
   assert.ok(r.structuredContent, show(r));
   return r;
-}
-
-// "label: value" lines → { label: value }.
-function lines(r) {
-  const m = {};
-  for (const l of r.structuredContent.stdout.split("\n")) {
-    const i = l.indexOf(": ");
-    if (i > 0) m[l.slice(0, i)] = l.slice(i + 2);
-  }
-  return m;
-}
-
-function assertOk(r) {
-  assert.equal(r.structuredContent.outcome, "ok", show(r));
-  assert.equal(r.structuredContent.exitCode, 0, show(r));
-  assert.equal(r.isError, false, show(r));
 }
 
 // Runs `probes` ({label: python expression returning a value or raising}) and checks each

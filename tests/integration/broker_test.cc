@@ -27,21 +27,7 @@ using testing::FixtureServer;
 using testing::SeenRequest;
 using testing::http_response;
 
-sockaddr_storage ip_addr(const std::string& ip, uint16_t port = 0) {
-  sockaddr_storage s{};
-  if (ip.find(':') != std::string::npos) {
-    auto& a = reinterpret_cast<sockaddr_in6&>(s);
-    a.sin6_family = AF_INET6;
-    a.sin6_port = htons(port);
-    inet_pton(AF_INET6, ip.c_str(), &a.sin6_addr);
-  } else {
-    auto& a = reinterpret_cast<sockaddr_in&>(s);
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-  }
-  return s;
-}
+using testing::ip_addr;
 
 // Names → loopback addresses. Each name has a sequence of answers: lookup n gets answer n (the
 // last one repeats), so a test can make a name "rebind" between hops. "*.suffix" entries answer

@@ -37,21 +37,7 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
-sockaddr_storage ip_addr(const std::string& ip, uint16_t port) {
-  sockaddr_storage s{};
-  if (ip.find(':') != std::string::npos) {
-    auto& a = reinterpret_cast<sockaddr_in6&>(s);
-    a.sin6_family = AF_INET6;
-    a.sin6_port = htons(port);
-    inet_pton(AF_INET6, ip.c_str(), &a.sin6_addr);
-  } else {
-    auto& a = reinterpret_cast<sockaddr_in&>(s);
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-  }
-  return s;
-}
+using testing::ip_addr;
 
 // Names → loopback addresses; lookup n of a name gets answer n (the last repeats).
 class FakeResolver final : public broker::Resolver {

@@ -80,6 +80,23 @@ class Conn {
   const std::atomic<bool>& stop_;
 };
 
+// A socket address from an IP literal (IPv6 when it contains ':') and a port.
+inline sockaddr_storage ip_addr(const std::string& ip, uint16_t port = 0) {
+  sockaddr_storage s{};
+  if (ip.find(':') != std::string::npos) {
+    auto& a = reinterpret_cast<sockaddr_in6&>(s);
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(port);
+    inet_pton(AF_INET6, ip.c_str(), &a.sin6_addr);
+  } else {
+    auto& a = reinterpret_cast<sockaddr_in&>(s);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+  }
+  return s;
+}
+
 inline std::string http_response(int status, std::string_view reason,
                                  const std::vector<std::pair<std::string, std::string>>& headers,
                                  std::string_view body) {
