@@ -1,0 +1,103 @@
+// upstream/upstream.h — 1mcp as an MCP client of the upstream servers in the config's `mcps`:
+// stdio (a spawned process, newline-delimited JSON-RPC) and Streamable HTTP (legacy era with
+// Mcp-Session-Id, or the stateless 2026-07-28 era, detected per server). Each upstream connects,
+// lists its tools (all pages), restarts with backoff when it dies, and is isolated from the
+// others: one failing upstream never blocks or breaks another or the server.
+// Thread-safety: every public method of Manager may be called from any thread at once.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "policy/config.h"
+
+namespace onemcp::upstream {
+
+enum class State {
+  kConnecting,  // first connection (or a restart) under way
+  kReady,       // initialized (or discovered) and tools listed
+  kBackoff,     // died or failed; the next attempt is scheduled
+  kStopped,     // Manager shutting down
+};
+const char* state_name(State s);  // "connecting", "ready", "backoff", "stopped"
+
+struct UpstreamStatus {
+  std::string name, transport;  // transport: "stdio" | "http"
+  State state = State::kConnecting;
+  std::string error;             // why the last attempt failed or the upstream died ("" if none)
+  std::string protocol_version;  // negotiated, e.g. "2025-06-18" or "2026-07-28"
+  nlohmann::json server_info;    // the upstream's serverInfo (null until known)
+  size_t tool_count = 0;
+  uint32_t restarts = 0;         // connections made after the first one
+};
+
+struct CallOptions {
+  std::chrono::milliseconds timeout{60000};
+  // When set, a progressToken is sent and each notifications/progress params object for this
+  // call is passed here (from an internal thread).
+  std::function<void(const nlohmann::json& progress)> on_progress;
+  // When set and it turns true, the call is abandoned at once: notifications/cancelled is sent
+  // upstream and the call returns an error.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct ManagerOptions {
+  std::string client_name = "1mcp";
+  std::string client_version = "0.1.0";
+  std::chrono::milliseconds connect_timeout{30000};  // spawn/connect + handshake + tools/list
+  std::chrono::milliseconds request_timeout{30000};  // any other request but tools/call
+  std::chrono::milliseconds backoff_min{500};
+  std::chrono::milliseconds backoff_max{30000};
+  // How long a stdio upstream may take to exit after its stdin closes, and then after SIGTERM,
+  // before SIGKILL.
+  std::chrono::milliseconds stop_grace{2000};
+  // Working directory of stdio upstreams ("" = the server's own).
+  std::string stdio_cwd;
+};
+
+class Manager {
+ public:
+  Manager(std::vector<policy::UpstreamConfig> configs, ManagerOptions opts = {});
+  ~Manager();  // stop()
+  Manager(const Manager&) = delete;
+  Manager& operator=(const Manager&) = delete;
+
+  // Starts connecting every upstream in the background; returns at once.
+  void start();
+  // Stops every upstream (stdio: close stdin, SIGTERM, SIGKILL; HTTP: DELETE the session) and
+  // fails calls in flight. Idempotent.
+  void stop();
+  // Waits until no upstream is in kConnecting for its first attempt (tests, `serve` start-up
+  // log). True if that happened within `timeout`.
+  bool wait_settled(std::chrono::milliseconds timeout);
+
+  // In config order.
+  std::vector<UpstreamStatus> status() const;
+  // The Tool objects exactly as the upstream listed them (name, description, inputSchema,
+  // outputSchema, annotations...). Error if the name is unknown or the upstream is not ready.
+  Result<std::vector<nlohmann::json>> tools(const std::string& upstream) const;
+  // The CallToolResult as the upstream returned it; an isError result is a value, not an error.
+  // Errors: unknown upstream, not ready, timeout, cancelled, the upstream died, a JSON-RPC error
+  // (its message and code in the text).
+  Result<nlohmann::json> call_tool(const std::string& upstream, const std::string& tool,
+                                   const nlohmann::json& arguments, CallOptions opts = {});
+
+  // Called from an internal thread whenever some upstream's tool list may have changed
+  // (connected, restarted, notifications/tools/list_changed re-listed, died). Set before start().
+  void on_tools_changed(std::function<void()> cb);
+
+ private:
+  class Upstream;
+  std::vector<std::unique_ptr<Upstream>> upstreams_;
+  std::function<void()> on_changed_;
+  ManagerOptions opts_;
+};
+
+}  // namespace onemcp::upstream
