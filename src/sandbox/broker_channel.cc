@@ -319,8 +319,11 @@ void BrokerChannel::run_tunnel(std::shared_ptr<Tunnel> t, std::string host, uint
       break;
     }
   }
-  tcp.reset();  // the remote sees the connection end now, not when the channel goes away
+  // The slot and the id are free before the remote sees the end, so whoever learns of the end
+  // from the remote can open the next tunnel at once; the remote sees it now, not when the
+  // channel goes away.
   finish_tunnel(t, error ? &*error : nullptr);
+  tcp.reset();
 }
 
 void BrokerChannel::finish_tunnel(const std::shared_ptr<Tunnel>& t, const std::string* error) {

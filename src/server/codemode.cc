@@ -1,0 +1,255 @@
+// server/codemode.cc — see codemode.h.
+#include "server/codemode.h"
+
+#include <algorithm>
+#include <set>
+
+namespace onemcp::server {
+
+using nlohmann::json;
+
+namespace {
+
+// Reserved in JS (strict mode, incl. future reserved and literals) or Python (keywords and soft
+// keywords would still work, but are avoided for clarity), plus names the runtimes use.
+const std::set<std::string_view> kReserved = {
+    "await", "break", "case", "catch", "class", "const", "continue", "debugger", "default", "delete",
+    "do", "else", "enum", "export", "extends", "false", "finally", "for", "function", "if",
+    "implements", "import", "in", "instanceof", "interface", "let", "new", "null", "package",
+    "private", "protected", "public", "return", "static", "super", "switch", "this", "throw",
+    "true", "try", "typeof", "var", "void", "while", "with", "yield", "arguments", "eval",
+    "undefined", "NaN", "Infinity", "and", "as", "assert", "async", "def", "del", "elif", "except",
+    "from", "global", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "None", "True",
+    "False", "then", "constructor", "prototype", "__proto__", "toString", "valueOf",
+    "hasOwnProperty", "list"};
+
+bool ident_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+bool is_js_identifier(std::string_view s) {
+  if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return ident_char(c) || c == '$'; });
+}
+
+// Assigns identifiers to `names` (in any order) as code_mode_catalog describes.
+std::vector<std::string> assign(const std::vector<std::string>& names) {
+  std::vector<std::string> out(names.size());
+  std::set<std::string> taken;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (to_identifier(names[i]) == names[i] && taken.insert(names[i]).second) out[i] = names[i];
+  }
+  std::vector<size_t> rest;
+  for (size_t i = 0; i < names.size(); ++i)
+    if (out[i].empty()) rest.push_back(i);
+  std::sort(rest.begin(), rest.end(), [&](size_t a, size_t b) { return names[a] < names[b]; });
+  for (size_t i : rest) {
+    std::string base = to_identifier(names[i]), id = base;
+    for (int n = 2; taken.count(id); ++n) id = base + "_" + std::to_string(n);
+    taken.insert(id);
+    out[i] = id;
+  }
+  return out;
+}
+
+std::string comment(const std::string& text, const std::string& indent) {
+  std::string t = text;
+  for (size_t p; (p = t.find("*/")) != std::string::npos;) t.replace(p, 2, "* /");
+  std::string out = indent + "/**";
+  size_t start = 0;
+  bool multi = t.find('\n') != std::string::npos;
+  if (!multi) return out + " " + t + " */\n";
+  out += "\n";
+  while (start <= t.size()) {
+    size_t nl = t.find('\n', start);
+    std::string line = t.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    out += indent + " *" + (line.empty() ? "" : " " + line) + "\n";
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  return out + indent + " */\n";
+}
+
+std::string ts_key(const std::string& k) { return is_js_identifier(k) ? k : json(k).dump(); }
+
+std::string ts(const json& s, int depth);
+
+std::string ts_object(const json& s, int depth) {
+  const json* props = s.contains("properties") && s["properties"].is_object() ? &s["properties"] : nullptr;
+  std::set<std::string> required;
+  if (s.contains("required") && s["required"].is_array())
+    for (const auto& r : s["required"])
+      if (r.is_string()) required.insert(r.get<std::string>());
+  std::string out = "{ ";
+  if (props) {
+    for (const auto& [k, v] : props->items()) {
+      out += ts_key(k) + (required.count(k) ? ": " : "?: ") + ts(v, depth + 1) + "; ";
+    }
+  }
+  const json extra = s.contains("additionalProperties") ? s["additionalProperties"] : json();
+  if (extra.is_object()) {
+    out += "[key: string]: " + ts(extra, depth + 1) + "; ";
+  } else if (!props && !(extra.is_boolean() && !extra.get<bool>())) {
+    out += "[key: string]: unknown; ";
+  }
+  return out == "{ " ? "{}" : out + "}";
+}
+
+std::string ts_union(const std::vector<std::string>& parts) {
+  std::vector<std::string> uniq;
+  for (const auto& p : parts)
+    if (std::find(uniq.begin(), uniq.end(), p) == uniq.end()) uniq.push_back(p);
+  if (uniq.empty()) return "unknown";
+  if (uniq.size() == 1) return uniq[0];
+  std::string out;
+  for (const auto& p : uniq) out += (out.empty() ? "" : " | ") + ("(" + p + ")");
+  return out;
+}
+
+std::string ts_for_type(const std::string& type, const json& s, int depth) {
+  if (type == "string") return "string";
+  if (type == "number" || type == "integer") return "number";
+  if (type == "boolean") return "boolean";
+  if (type == "null") return "null";
+  if (type == "array") {
+    if (s.contains("items") && s["items"].is_object()) return "Array<" + ts(s["items"], depth + 1) + ">";
+    return "unknown[]";
+  }
+  if (type == "object") return ts_object(s, depth);
+  return "unknown";
+}
+
+std::string ts(const json& s, int depth) {
+  if (depth > 8 || !s.is_object()) return "unknown";
+  if (s.contains("const")) return s["const"].dump();
+  if (s.contains("enum") && s["enum"].is_array() && !s["enum"].empty()) {
+    std::vector<std::string> parts;
+    for (const auto& e : s["enum"]) parts.push_back(e.dump());
+    return ts_union(parts);
+  }
+  for (const char* key : {"anyOf", "oneOf"}) {
+    if (s.contains(key) && s[key].is_array()) {
+      std::vector<std::string> parts;
+      for (const auto& sub : s[key]) parts.push_back(ts(sub, depth + 1));
+      return ts_union(parts);
+    }
+  }
+  if (s.contains("type")) {
+    const json& t = s["type"];
+    if (t.is_string()) return ts_for_type(t.get<std::string>(), s, depth);
+    if (t.is_array()) {
+      std::vector<std::string> parts;
+      for (const auto& e : t)
+        if (e.is_string()) parts.push_back(ts_for_type(e.get<std::string>(), s, depth));
+      return ts_union(parts);
+    }
+  }
+  if (s.contains("properties")) return ts_object(s, depth);
+  return "unknown";
+}
+
+std::string first_line(const json& tool, size_t max) {
+  std::string d = tool.value("description", json("")).is_string() ? tool.value("description", "") : "";
+  d = d.substr(0, d.find('\n'));
+  if (d.size() > max) d = d.substr(0, max - 3) + "...";
+  return d;
+}
+
+}  // namespace
+
+std::string to_identifier(std::string_view name) {
+  std::string out;
+  for (char c : name) out += ident_char(c) ? c : '_';
+  if (out.empty() || (out[0] >= '0' && out[0] <= '9')) out.insert(0, "_");
+  if (kReserved.count(out)) out += "_";
+  return out;
+}
+
+std::vector<CodeModeServer> code_mode_catalog(const UpstreamTools& upstreams) {
+  std::vector<std::string> server_names;
+  for (const auto& [name, tools] : upstreams) server_names.push_back(name);
+  auto server_ids = assign(server_names);
+  std::vector<CodeModeServer> out;
+  for (size_t i = 0; i < upstreams.size(); ++i) {
+    CodeModeServer s{server_ids[i], upstreams[i].first, {}};
+    std::vector<const json*> tools;
+    std::vector<std::string> names;
+    for (const auto& t : upstreams[i].second) {
+      if (!t.is_object() || !t.contains("name") || !t["name"].is_string()) continue;
+      tools.push_back(&t);
+      names.push_back(t["name"].get<std::string>());
+    }
+    auto ids = assign(names);
+    for (size_t k = 0; k < tools.size(); ++k) s.tools.push_back({ids[k], names[k], *tools[k]});
+    std::sort(s.tools.begin(), s.tools.end(), [](auto& a, auto& b) { return a.ident < b.ident; });
+    out.push_back(std::move(s));
+  }
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.ident < b.ident; });
+  return out;
+}
+
+const CodeModeServer* find_server(const std::vector<CodeModeServer>& catalog, std::string_view ident) {
+  for (const auto& s : catalog)
+    if (s.ident == ident) return &s;
+  return nullptr;
+}
+
+const CodeModeTool* find_tool(const CodeModeServer& server, std::string_view ident) {
+  for (const auto& t : server.tools)
+    if (t.ident == ident) return &t;
+  return nullptr;
+}
+
+std::string typescript_type(const json& schema) { return ts(schema, 0); }
+
+std::string typescript_declarations(const std::vector<CodeModeServer>& catalog) {
+  std::string out =
+      "// Upstream MCP tools callable from run_js: `const r = await mcp.<server>.<tool>(args)`.\n"
+      "// A tool's result is its structuredContent when it has one, else its content blocks;\n"
+      "// a tool error rejects with an Error named \"McpError\" (isError: true).\n"
+      "// Generated by 1mcp from the upstream servers' tool schemas.\n\n"
+      "type McpContent =\n"
+      "  | { type: \"text\"; text: string }\n"
+      "  | { type: \"image\"; data: string; mimeType: string }\n"
+      "  | { type: \"audio\"; data: string; mimeType: string }\n"
+      "  | { type: \"resource_link\"; uri: string; name: string; mimeType?: string }\n"
+      "  | { type: \"resource\"; resource: { uri: string; mimeType?: string; text?: string; blob?: string } };\n\n"
+      "interface McpError extends Error {\n  name: \"McpError\";\n  isError: boolean;\n}\n\n"
+      "declare const mcp: {\n";
+  for (const auto& s : catalog) {
+    out += "  readonly " + s.ident + ": {\n";
+    for (const auto& t : s.tools) {
+      std::string doc = t.tool.value("description", json("")).is_string() ? t.tool.value("description", "") : "";
+      if (t.ident != t.name) doc = "`" + t.name + "` upstream." + (doc.empty() ? "" : "\n" + doc);
+      if (!doc.empty()) out += comment(doc, "    ");
+      const json in = t.tool.contains("inputSchema") ? t.tool["inputSchema"] : json::object();
+      std::string args = ts(in, 0);
+      std::string result = t.tool.contains("outputSchema") ? ts(t.tool["outputSchema"], 0) : "McpContent[]";
+      out += "    " + t.ident + "(args" + (in.contains("required") ? "" : "?") + ": " + args +
+             "): Promise<" + result + ">;\n";
+    }
+    out += "  };\n";
+  }
+  return out + "};\n";
+}
+
+std::string code_mode_summary(const std::vector<CodeModeServer>& catalog, bool python, size_t max_tools) {
+  std::string out;
+  size_t shown = 0, total = 0;
+  for (const auto& s : catalog) {
+    for (const auto& t : s.tools) {
+      ++total;
+      if (shown >= max_tools) continue;
+      ++shown;
+      const json in = t.tool.contains("inputSchema") ? t.tool["inputSchema"] : json::object();
+      std::string sig = python ? s.ident + "." + t.ident + "(**" + ts(in, 0) + ")"
+                               : "mcp." + s.ident + "." + t.ident + "(" + ts(in, 0) + ")";
+      std::string d = first_line(t.tool, 160);
+      out += "- " + sig + (d.empty() ? "" : ": " + d) + "\n";
+    }
+  }
+  if (total > shown) out += "- ... and " + std::to_string(total - shown) + " more (see GET /mcps/types.d.ts)\n";
+  return out;
+}
+
+}  // namespace onemcp::server

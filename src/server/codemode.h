@@ -1,0 +1,56 @@
+// server/codemode.h — how upstream MCP tools appear inside runs ("code mode"): the identifiers
+// scripts write (`mcp.<server>.<tool>(args)` in JS, `from mcp_tools import <server>` in Python),
+// TypeScript declarations generated from the tools' JSON Schemas, and the summary shown in the
+// run_js/run_py tool descriptions.
+// Thread-safety: pure functions and value types.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace onemcp::server {
+
+// `name` as an identifier valid in both JS and Python: [A-Za-z_][A-Za-z0-9_]*; any other
+// character becomes "_", a leading digit gets a "_" prefix, a reserved word a "_" suffix.
+std::string to_identifier(std::string_view name);
+
+struct CodeModeTool {
+  std::string ident, name;  // what scripts write; the upstream's own name
+  nlohmann::json tool;      // the Tool object as listed
+};
+
+struct CodeModeServer {
+  std::string ident, name;
+  std::vector<CodeModeTool> tools;  // sorted by ident
+};
+
+// Upstream name → its listed Tool objects (only ready upstreams).
+using UpstreamTools = std::vector<std::pair<std::string, std::vector<nlohmann::json>>>;
+
+// Identifiers for every server and tool, deterministic whatever the listing order: a name that
+// already is its identifier keeps it; the others, in byte order of their names, take the
+// identifier or the first free "<ident>_2", "<ident>_3", ... Sorted by ident. Tools without a
+// string name are left out.
+std::vector<CodeModeServer> code_mode_catalog(const UpstreamTools& upstreams);
+
+const CodeModeServer* find_server(const std::vector<CodeModeServer>& catalog, std::string_view ident);
+const CodeModeTool* find_tool(const CodeModeServer& server, std::string_view ident);
+
+// A TypeScript type for a JSON Schema (objects, arrays, enums, const, unions; `unknown` for
+// what it cannot express or nesting beyond a fixed depth).
+std::string typescript_type(const nlohmann::json& schema);
+
+// A .d.ts declaring `mcp` with one typed async function per tool: the argument type from its
+// inputSchema, the result type from its outputSchema (else the content blocks).
+std::string typescript_declarations(const std::vector<CodeModeServer>& catalog);
+
+// Lines for the run_js/run_py descriptions, e.g.
+// "- mcp.filesystem.read_text_file({path: string}): Read a file" (Python spelling for py), at
+// most `max_tools` of them, then a line saying how many more there are.
+std::string code_mode_summary(const std::vector<CodeModeServer>& catalog, bool python,
+                              size_t max_tools = 100);
+
+}  // namespace onemcp::server
