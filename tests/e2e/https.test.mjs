@@ -5,6 +5,7 @@
 // between the script and the fixture (the broker only decides the tunnel and carries its bytes),
 // so the script verifies the server itself, with the CA it is given.
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import https from "node:https";
 import { after, before, test } from "node:test";
 
@@ -128,6 +129,22 @@ except urllib.error.URLError as e:
     show(r),
   );
   assert.equal(seen.length, before);
+});
+
+test("Python's default trust store is the host's public CA bundle, which it cannot change", async () => {
+  const bundle = "/etc/ssl/certs/ca-certificates.crt";
+  const count = fs.readFileSync(bundle, "utf8").split("-----BEGIN CERTIFICATE-----").length - 1;
+  const r = await runPy(
+    client,
+    `import ssl, requests.certs
+print(ssl.create_default_context().cert_store_stats()["x509"], requests.certs.where())
+try:
+    open(requests.certs.where(), "a")
+except OSError as e:
+    print(e.strerror)`,
+  );
+  assertOk(r);
+  assert.equal(r.structuredContent.stdout, `${count} ${bundle}\nPermission denied\n`, show(r));
 });
 
 test("Python CONNECT to a denied host is refused naming the rule", async () => {
