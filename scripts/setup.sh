@@ -9,7 +9,8 @@ APT_PACKAGES=(
   g++ cmake ninja-build ccache pkg-config git curl ca-certificates
   libboost1.81-dev nlohmann-json3-dev libcurl4-openssl-dev libseccomp-dev libcap-dev
   libsodium-dev libidn2-dev libcli11-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libpython3.11-dev python3.11 python3-numpy nodejs npm iproute2
+  libpython3.11-dev python3.11 python3-numpy python3-requests nodejs npm iproute2
+  libssl-dev openssl  # the tests' HTTPS fixtures and their throwaway CA
   clang libclang-rt-14-dev  # libFuzzer + ASan/UBSan runtimes for tests/fuzz
 )
 

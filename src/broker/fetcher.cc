@@ -459,6 +459,11 @@ Result<FetchResponse> Fetcher::fetch(const FetchRequest& req) {
     TRY_SETOPT(c, CURLOPT_NOSIGNAL, 1L);
     TRY_SETOPT(c, CURLOPT_SSL_VERIFYPEER, 1L);
     TRY_SETOPT(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!limits_.ca_file.empty()) {
+      // This file alone: the built-in CA directory is switched off too.
+      TRY_SETOPT(c, CURLOPT_CAINFO, limits_.ca_file.c_str());
+      TRY_SETOPT(c, CURLOPT_CAPATH, static_cast<const char*>(nullptr));
+    }
     TRY_SETOPT(c, CURLOPT_ACCEPT_ENCODING, "");  // every encoding curl decodes; body is decoded
     TRY_SETOPT(c, CURLOPT_NETRC, static_cast<long>(CURL_NETRC_IGNORED));
 

@@ -51,6 +51,9 @@ struct FetchLimits {
   // on every resolved address: the server's own listeners, so that a policy opening loopback
   // (blockPrivateRanges false) still does not let a script call back into 1mcp.
   std::vector<sockaddr_storage> denied_addresses;
+  // PEM file of the CA certificates HTTPS servers are verified against, instead of the system
+  // store (empty: the system store). For private CAs and the tests' throwaway CA.
+  std::string ca_file;
 };
 
 class Fetcher {

@@ -10,6 +10,8 @@
 #include <climits>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "base/log.h"
@@ -87,6 +89,7 @@ struct ServeFlags {
   bool verbose = false;
   bool insecure_no_sandbox = false;
   std::vector<std::string> resolve;
+  std::string ca_file;
 };
 
 int cmd_serve(const ServeFlags& f) {
@@ -155,6 +158,20 @@ int cmd_serve(const ServeFlags& f) {
   const bool wildcard = f.bind == "0.0.0.0" || f.bind == "::";
   for (const std::string& a : {wildcard ? std::string("127.0.0.1") : f.bind, std::string(wildcard ? "::1" : "")}) {
     if (auto addr = policy::parse_ip_address(a); addr) fetch_limits.denied_addresses.push_back(*addr);
+  }
+  if (!f.ca_file.empty()) {
+    // Checked now: a missing file would otherwise only show as every HTTPS request failing.
+    std::ifstream in(f.ca_file);
+    std::stringstream pem;
+    if (in.is_open()) pem << in.rdbuf();
+    if (pem.str().find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      std::fprintf(stderr, "1mcp serve: --ca-file %s: not a readable PEM file of certificates\n",
+                   f.ca_file.c_str());
+      return 2;
+    }
+    fetch_limits.ca_file = fs::absolute(f.ca_file).string();
+    log::warn("--ca-file: runs' HTTPS servers are verified against " + fetch_limits.ca_file +
+              " only, not the system's CA store");
   }
   auto backend = server::start_worker_backend(paths, cgroups.get(), *resolver, fetch_limits);
   if (!backend) {
@@ -254,6 +271,9 @@ int main(int argc, char** argv) {
   serve->add_option("--resolve", sf.resolve,
                     "NAME=ADDR[,ADDR] answers names of runs' requests from this table only "
                     "(\"*.example.test\" matches subdomains); for tests and local development");
+  serve->add_option("--ca-file", sf.ca_file,
+                    "PEM file of the CA certificates runs' HTTPS servers are verified against, "
+                    "instead of the system store; for tests and private CAs");
   serve->add_flag("--insecure-no-sandbox", sf.insecure_no_sandbox,
                   "Development only: run code without the kernel sandbox (loudly logged)");
 

@@ -25,6 +25,11 @@ namespace {
 
 std::string why(const std::string& what) { return what + ": " + std::strerror(errno); }
 
+// The host's bundle of public CA certificates (Debian's ca-certificates), so that TLS in a run
+// can verify public servers: OpenSSL's default file (/usr/lib/ssl/cert.pem) and requests'
+// (certifi) both name it. Certificates only, nothing secret; absent hosts simply have none.
+constexpr const char* kCaBundle = "/etc/ssl/certs/ca-certificates.crt";
+
 int g_own_pidns = -1;
 std::vector<std::string> g_writable_roots;
 std::vector<HostMount> g_mounts;  // inner zygote: its own pid namespace, to reset pid_ns_for_children
@@ -105,6 +110,10 @@ Status build_root() {
   // dist-packages. No host /etc, /home, /root, /run, /sys, /var, sockets.
   for (const char* d : {"/usr/lib", "/usr/lib64", "/usr/share/zoneinfo"}) {
     if (auto s = bind(d, r + d, false, true); !s) return s;
+  }
+  if (::access(kCaBundle, R_OK) == 0) {
+    if (auto s = mkdir_p(r + "/etc/ssl/certs"); !s) return s;
+    if (auto s = bind(kCaBundle, r + kCaBundle, true, true); !s) return s;
   }
   for (auto [link, target] : {std::pair{"/lib", "usr/lib"}, std::pair{"/lib64", "usr/lib64"}}) {
     if (::symlink(target, (r + link).c_str()) != 0) return make_error(why("symlink"));
@@ -258,8 +267,8 @@ Status jail_lockdown(const ipc::RunRequest& req) {
   if (sandbox::child::landlock_abi() > 0) {
     // What the policy allows, plus what the interpreter itself loads at run time.
     sandbox::child::LandlockPaths paths{req.readonly, req.writable};
-    for (const char* p : {"/usr/lib", "/usr/lib64", "/usr/share/zoneinfo", "/dev/urandom",
-                          "/dev/random", "/dev/zero", "/proc/self"})
+    for (const char* p : {"/usr/lib", "/usr/lib64", "/usr/share/zoneinfo", kCaBundle,
+                          "/dev/urandom", "/dev/random", "/dev/zero", "/proc/self"})
       paths.read_only.push_back(p);
     for (const char* p : {"/dev/null", "/dev/full"}) paths.read_write.push_back(p);
     for (const auto& m : g_mounts) (m.writable ? paths.read_write : paths.read_only).push_back(m.path);

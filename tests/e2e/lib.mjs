@@ -70,6 +70,37 @@ export function runCli(args, { timeoutMs = 15000 } = {}) {
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
+// A throwaway CA and a server certificate for the DNS names `names` (EC P-256, valid for a day),
+// made with the openssl CLI in a temp dir removed at exit; the CA's key is deleted at once.
+// Resolves { caPem, caFile, key, cert } (PEM text, and the path of the CA's certificate).
+export function makeTestPki(names) {
+  const dir = tempDir("1mcp-pki-");
+  const openssl = (...args) => {
+    const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8", timeout: 15000 });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]} failed (${r.status}): ${r.stderr}`);
+  };
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  openssl("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+    "-subj", "/CN=1mcp test CA", "-addext", "keyUsage=critical,keyCertSign,cRLSign");
+  openssl("req", "-new", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", `/CN=${names[0]}`);
+  fs.writeFileSync(
+    path.join(dir, "server.ext"),
+    [
+      `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}`,
+      "basicConstraints=critical,CA:FALSE",
+      "keyUsage=critical,digitalSignature",
+      "extendedKeyUsage=serverAuth",
+      "subjectKeyIdentifier=hash",
+      "authorityKeyIdentifier=keyid",
+    ].join("\n") + "\n",
+  );
+  openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", "2",
+    "-days", "1", "-extfile", "server.ext", "-out", "server.pem");
+  fs.rmSync(path.join(dir, "ca.key"));
+  const read = (f) => fs.readFileSync(path.join(dir, f), "utf8");
+  return { caPem: read("ca.pem"), caFile: path.join(dir, "ca.pem"), key: read("server.key"), cert: read("server.pem") };
+}
+
 export const configPath = (dir) => path.join(dir, "1mcp.config.json");
 export const readConfig = (dir) => JSON.parse(fs.readFileSync(configPath(dir), "utf8"));
 export const writeConfig = (dir, cfg) =>

@@ -243,6 +243,7 @@ test("the root holds only the minimal tree", async () => {
       usr: "sorted(os.listdir('/usr'))",
       share: "sorted(os.listdir('/usr/share'))",
       etc: "sorted(os.listdir('/etc'))",
+      ssl: "[(d, sorted(os.listdir('/etc/ssl/' + d))) for d in os.listdir('/etc/ssl')]",
       dev: "sorted(os.listdir('/dev'))",
       lib: "os.readlink('/lib')",
       lib64: "os.readlink('/lib64')",
@@ -256,7 +257,8 @@ test("the root holds only the minimal tree", async () => {
       root: "ok ['dev', 'etc', 'lib', 'lib64', 'out', 'proc', 'tmp', 'usr']",
       usr: lib64 ? "ok ['lib', 'lib64', 'share']" : "ok ['lib', 'share']",
       share: "ok ['zoneinfo']",
-      etc: "ok ['group', 'hostname', 'hosts', 'passwd']",
+      etc: "ok ['group', 'hostname', 'hosts', 'passwd', 'ssl']",
+      ssl: "ok [('certs', ['ca-certificates.crt'])]",
       dev: "ok ['fd', 'full', 'null', 'random', 'stderr', 'stdin', 'stdout', 'urandom', 'zero']",
       lib: "ok usr/lib",
       lib64: "ok usr/lib64",
@@ -283,7 +285,7 @@ test("the mount table holds only the expected mount points, with the right flags
     return { mp, opts: opts.split(","), fstype, sopts: sopts.split(",") };
   });
   const expected = ["/", "/usr/lib", "/usr/share/zoneinfo", "/dev/null", "/dev/zero", "/dev/full",
-    "/dev/random", "/dev/urandom", "/proc", "/tmp", "/out"];
+    "/dev/random", "/dev/urandom", "/proc", "/tmp", "/out", "/etc/ssl/certs/ca-certificates.crt"];
   if (fs.existsSync("/usr/lib64")) expected.push("/usr/lib64");
   assert.deepEqual(rows.map((x) => x.mp).sort(), expected.sort(), show(r));
   const by = Object.fromEntries(rows.map((x) => [x.mp, x]));
@@ -298,6 +300,7 @@ test("the mount table holds only the expected mount points, with the right flags
     assert.ok(by[mp].sopts.includes("size=65536k"), `${mp} size: ${by[mp].sopts}`);
     assert.ok(by[mp].sopts.includes("nr_inodes=4096"), `${mp} inodes: ${by[mp].sopts}`);
   }
+  for (const o of ["ro", "nosuid"]) assert.ok(by["/etc/ssl/certs/ca-certificates.crt"].opts.includes(o), `CA bundle ${o}`);
   for (const o of ["nosuid", "nodev", "noexec"]) assert.ok(by["/proc"].opts.includes(o), `/proc ${o}`);
   for (const d of ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]) {
     assert.ok(by[d].opts.includes("nosuid"), `${d} nosuid`);

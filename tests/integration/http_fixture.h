@@ -97,6 +97,70 @@ inline sockaddr_storage ip_addr(const std::string& ip, uint16_t port = 0) {
   return s;
 }
 
+// A listening TCP socket on `ip` (127.0.0.x or ::1) and an ephemeral port, stored in `port`;
+// -1 on failure.
+inline int listen_on(const std::string& ip, uint16_t& port) {
+  const bool v6 = ip.find(':') != std::string::npos;
+  in6_addr parsed;  // large enough for either family
+  if (::inet_pton(v6 ? AF_INET6 : AF_INET, ip.c_str(), &parsed) != 1) return -1;
+  int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_storage s = ip_addr(ip);
+  socklen_t len = v6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&s), len) != 0 || ::listen(fd, 64) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&s), &len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  port = ntohs(v6 ? reinterpret_cast<sockaddr_in6&>(s).sin6_port : reinterpret_cast<sockaddr_in&>(s).sin_port);
+  return fd;
+}
+
+// Reads one request (head, then a Content-Length body) with `read(buf, n)`, which behaves like
+// recv: > 0 bytes read, 0 at EOF, < 0 on error. False when the peer stops first or the request
+// line is malformed.
+template <typename Read>
+bool read_http_request(Read read, SeenRequest& req) {
+  std::string data;
+  char buf[4096];
+  size_t end;
+  while ((end = data.find("\r\n\r\n")) == std::string::npos) {
+    auto n = read(buf, sizeof buf);
+    if (n <= 0) return false;
+    data.append(buf, static_cast<size_t>(n));
+  }
+  std::string_view head(data.data(), end);
+  size_t line_end = head.find("\r\n");
+  std::string_view first = head.substr(0, line_end);
+  size_t sp1 = first.find(' '), sp2 = first.rfind(' ');
+  if (sp1 == std::string_view::npos || sp2 == sp1) return false;
+  req.method = std::string(first.substr(0, sp1));
+  req.target = std::string(first.substr(sp1 + 1, sp2 - sp1 - 1));
+  size_t content_length = 0;
+  while (line_end != std::string_view::npos) {
+    size_t next = head.find("\r\n", line_end + 2);
+    std::string_view line = head.substr(line_end + 2, next == std::string_view::npos ? std::string_view::npos : next - line_end - 2);
+    line_end = next;
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string name(line.substr(0, colon));
+    for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    if (name == "content-length") content_length = std::stoul(std::string(value));
+    req.headers.emplace_back(name, std::string(value));
+  }
+  req.body = data.substr(end + 4);
+  while (req.body.size() < content_length) {
+    auto n = read(buf, sizeof buf);
+    if (n <= 0) return false;
+    req.body.append(buf, static_cast<size_t>(n));
+  }
+  return true;
+}
+
 inline std::string http_response(int status, std::string_view reason,
                                  const std::vector<std::pair<std::string, std::string>>& headers,
                                  std::string_view body) {
@@ -112,28 +176,8 @@ class FixtureServer {
   using Handler = std::function<void(Conn&, const SeenRequest&)>;
 
   FixtureServer(std::string ip, Handler handler) : ip_(std::move(ip)), handler_(std::move(handler)) {
-    const bool v6 = ip_.find(':') != std::string::npos;
-    fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return;
-    int one = 1;
-    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_storage s{};
-    socklen_t len = 0;
-    if (v6) {
-      auto& a = reinterpret_cast<sockaddr_in6&>(s);
-      a.sin6_family = AF_INET6;
-      if (::inet_pton(AF_INET6, ip_.c_str(), &a.sin6_addr) != 1) return;
-      len = sizeof a;
-    } else {
-      auto& a = reinterpret_cast<sockaddr_in&>(s);
-      a.sin_family = AF_INET;
-      if (::inet_pton(AF_INET, ip_.c_str(), &a.sin_addr) != 1) return;
-      len = sizeof a;
-    }
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&s), len) != 0 || ::listen(fd_, 64) != 0) return;
-    if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&s), &len) != 0) return;
-    port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6&>(s).sin6_port : reinterpret_cast<sockaddr_in&>(s).sin_port);
-    acceptor_ = std::thread([this] { accept_loop(); });
+    fd_ = listen_on(ip_, port_);
+    if (fd_ >= 0) acceptor_ = std::thread([this] { accept_loop(); });
   }
 
   ~FixtureServer() {
@@ -201,42 +245,7 @@ class FixtureServer {
   }
 
   static bool read_request(int c, SeenRequest& req) {
-    std::string data;
-    char buf[4096];
-    size_t end;
-    while ((end = data.find("\r\n\r\n")) == std::string::npos) {
-      ssize_t n = ::recv(c, buf, sizeof buf, 0);
-      if (n <= 0) return false;
-      data.append(buf, static_cast<size_t>(n));
-    }
-    std::string_view head(data.data(), end);
-    size_t line_end = head.find("\r\n");
-    std::string_view first = head.substr(0, line_end);
-    size_t sp1 = first.find(' '), sp2 = first.rfind(' ');
-    if (sp1 == std::string_view::npos || sp2 == sp1) return false;
-    req.method = std::string(first.substr(0, sp1));
-    req.target = std::string(first.substr(sp1 + 1, sp2 - sp1 - 1));
-    size_t content_length = 0;
-    while (line_end != std::string_view::npos) {
-      size_t next = head.find("\r\n", line_end + 2);
-      std::string_view line = head.substr(line_end + 2, next == std::string_view::npos ? std::string_view::npos : next - line_end - 2);
-      line_end = next;
-      size_t colon = line.find(':');
-      if (colon == std::string_view::npos) continue;
-      std::string name(line.substr(0, colon));
-      for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      std::string_view value = line.substr(colon + 1);
-      while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-      if (name == "content-length") content_length = std::stoul(std::string(value));
-      req.headers.emplace_back(name, std::string(value));
-    }
-    req.body = data.substr(end + 4);
-    while (req.body.size() < content_length) {
-      ssize_t n = ::recv(c, buf, sizeof buf, 0);
-      if (n <= 0) return false;
-      req.body.append(buf, static_cast<size_t>(n));
-    }
-    return true;
+    return read_http_request([c](char* buf, size_t n) { return ::recv(c, buf, n, 0); }, req);
   }
 
   std::string ip_;

@@ -313,12 +313,13 @@ TEST_F(SandboxPosture, RunSeenFromTheHost) {
     points.insert(m.point);
     by_point[m.point] = m;
   }
+  const char* ca_bundle = "/etc/ssl/certs/ca-certificates.crt";
   std::multiset<std::string> expected{"/",           "/usr/lib",     "/usr/share/zoneinfo", "/dev/null",
                                       "/dev/zero",   "/dev/full",    "/dev/random",         "/dev/urandom",
-                                      "/proc",       "/tmp",         "/out"};
+                                      "/proc",       "/tmp",         "/out",                ca_bundle};
   if (fs::exists("/usr/lib64")) expected.insert("/usr/lib64");
   EXPECT_EQ(points, expected) << read_file(proc + "/mountinfo");
-  for (const char* ro : {"/", "/usr/lib", "/usr/share/zoneinfo"}) {
+  for (const char* ro : {"/", "/usr/lib", "/usr/share/zoneinfo", ca_bundle}) {
     EXPECT_TRUE(has_option(by_point[ro].options, "ro")) << ro << " " << by_point[ro].options;
     EXPECT_TRUE(has_option(by_point[ro].options, "nosuid")) << ro << " " << by_point[ro].options;
   }
