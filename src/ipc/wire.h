@@ -54,11 +54,19 @@ struct RunRequest {
   // Python with network access: the run gets its own network namespace and a relay process
   // serving an HTTP(S) proxy on 127.0.0.1:kProxyPort; only the relay keeps the broker fd.
   bool network_relay = false;
+  // The run may call upstream MCP tools ("mcp" and "mcp_list" broker requests, see
+  // sandbox/broker_channel.h; the supervisor decides each one). JS sends them on its broker fd
+  // whatever this says; Python only through the relay, which this starts as network_relay does
+  // (without network_relay its proxy serves upstream tools only: the broker refuses fetches).
+  bool mcp = false;
   // Filesystem policy, paths inside the sandbox's root: each writable path is backed by a fresh
   // size- and inode-limited tmpfs; nothing else may be written, and only `readonly` (plus what
   // the interpreter itself loads) may be read.
   std::vector<std::string> readonly{"/"};
   std::vector<std::string> writable{"/tmp", "/out"};
+
+  // Whether a Python run gets a relay process (and then keeps no broker fd itself).
+  bool relay() const { return network_relay || mcp; }
 };
 
 std::string encode(const RunRequest& r);

@@ -77,6 +77,21 @@ void check_paths(const json& list, const std::string& path, std::vector<std::str
   }
 }
 
+// The server part of a policy.mcps entry ("*", "server" or "server/tool").
+std::string_view mcp_server_of(std::string_view pattern) {
+  return pattern.substr(0, pattern.find('/'));
+}
+
+// What both entries allow, if anything (entries as read_policy leaves them).
+std::optional<std::string> mcp_meet(const std::string& a, const std::string& b) {
+  if (a == "*") return b;
+  if (b == "*") return a;
+  if (mcp_server_of(a) != mcp_server_of(b)) return std::nullopt;
+  if (a.find('/') == std::string::npos) return b;
+  if (b.find('/') == std::string::npos || a == b) return a;
+  return std::nullopt;
+}
+
 std::vector<std::string> lower_all(const json& list) {
   std::vector<std::string> out;
   for (const auto& d : list) out.push_back(lower(d.get<std::string>()));
@@ -113,6 +128,16 @@ void read_policy(const json& p, const std::string& path, Policy& out,
     if (l->contains("timeoutMs")) out.limits.timeout_ms = u64((*l)["timeoutMs"]);
     if (l->contains("memMb")) out.limits.mem_mb = u64((*l)["memMb"]);
     if (l->contains("stdoutBytes")) out.limits.stdout_bytes = u64((*l)["stdoutBytes"]);
+  }
+  if (auto m = p.find("mcps"); m != p.end()) {
+    out.mcps.clear();
+    for (const auto& e : *m) {
+      std::string pattern = e.get<std::string>();
+      if (pattern.size() > 2 && pattern.ends_with("/*")) pattern.resize(pattern.size() - 2);
+      if (std::find(out.mcps.begin(), out.mcps.end(), pattern) == out.mcps.end()) {
+        out.mcps.push_back(std::move(pattern));
+      }
+    }
   }
 }
 
@@ -151,6 +176,19 @@ Config read_config(const json& j, std::vector<std::string>& errors) {
       if (!fresh) {
         errors.push_back(path + ".name: duplicate name " + json_string(c.mcps.back().name) +
                          " (already used by mcps[" + std::to_string(it->second) + "])");
+      }
+    }
+  }
+  if (j.contains("policy") && j["policy"].contains("mcps")) {
+    const auto& patterns = j["policy"]["mcps"];
+    for (size_t i = 0; i < patterns.size(); ++i) {
+      std::string_view server = mcp_server_of(patterns[i].get_ref<const std::string&>());
+      bool known =
+          server == "*" || std::any_of(c.mcps.begin(), c.mcps.end(),
+                                       [&](const UpstreamConfig& u) { return u.name == server; });
+      if (!known) {
+        errors.push_back(join_path("policy.mcps", i) + ": no upstream named " +
+                         json_string(server) + " in mcps");
       }
     }
   }
@@ -258,7 +296,8 @@ json to_json(const Policy& p) {
       {"limits",
        {{"timeoutMs", p.limits.timeout_ms},
         {"memMb", p.limits.mem_mb},
-        {"stdoutBytes", p.limits.stdout_bytes}}}};
+        {"stdoutBytes", p.limits.stdout_bytes}}},
+      {"mcps", p.mcps}};
 }
 
 json to_json(const Config& c) {
@@ -353,7 +392,8 @@ std::string default_config_text() {
       "timeoutMs": 60000,
       "memMb": 256,
       "stdoutBytes": 1048576
-    }
+    },
+    "mcps": ["*"]
   },
   "mcps": [],
   "sessionTtlMs": 300000,
@@ -412,6 +452,15 @@ bool domain_covers(std::string_view outer, std::string_view inner) {
   // A wildcard is covered by an equal wildcard or by a wildcard of one of its parents.
   if (o.rfind("*.", 0) != 0) return false;
   return o == i || domain_matches(o, i.substr(2));
+}
+
+bool mcp_allowed(const Policy& policy, std::string_view server, std::string_view tool) {
+  return std::any_of(policy.mcps.begin(), policy.mcps.end(), [&](std::string_view m) {
+    if (m == "*") return true;
+    size_t slash = m.find('/');
+    if (slash == std::string_view::npos) return m == server;
+    return m.substr(0, slash) == server && m.substr(slash + 1) == tool;
+  });
 }
 
 bool path_within(std::string_view path, std::string_view dir) {
@@ -479,6 +528,20 @@ Result<Policy> tighten(const Policy& base, const json& partial) {
         }
       }
       out.filesystem.readonly = req.filesystem.readonly;
+    }
+
+    // Upstream tools: what both lists allow. Entries are not checked against the server's list,
+    // so a call written for several servers still runs where only some are allowed.
+    if (partial.contains("mcps")) {
+      out.mcps.clear();
+      for (const auto& r : req.mcps) {
+        for (const auto& b : base.mcps) {
+          auto m = mcp_meet(b, r);
+          if (m && std::find(out.mcps.begin(), out.mcps.end(), *m) == out.mcps.end()) {
+            out.mcps.push_back(std::move(*m));
+          }
+        }
+      }
     }
 
     // Limits: asking for more than the server allows is clamped, not refused.

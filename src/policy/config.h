@@ -39,8 +39,15 @@ struct Policy {
   NetworkPolicy network;
   FilesystemPolicy filesystem;
   Limits limits;
+  // Upstream MCP tools runs may call ("code mode"): "*" (every configured upstream), "server"
+  // (all its tools) or "server/tool", by the names of the config's `mcps`. "server/*" is read as
+  // "server". Empty: none.
+  std::vector<std::string> mcps{"*"};
   bool operator==(const Policy&) const = default;
 };
+
+// Whether `policy.mcps` lets a run call `tool` of the upstream named `server` (exact names).
+bool mcp_allowed(const Policy& policy, std::string_view server, std::string_view tool);
 
 nlohmann::json to_json(const Policy&);  // camelCase, same shape as the config's "policy"
 
@@ -82,7 +89,8 @@ inline constexpr Limits kMaxLimits{600000, 16384, 64u << 20};
 // config's "$schema" refers to it.
 inline constexpr std::string_view kConfigSchemaFileName = "1mcp.config.schema.json";
 
-// Schema-validated, then semantic checks (unique mcps names, normalized paths, header values).
+// Schema-validated, then semantic checks (unique mcps names, normalized paths, header values,
+// policy.mcps naming configured upstreams).
 Result<Config> parse_config(const nlohmann::json& j);
 
 // Reads and parses; every error starts with `path`: "1mcp.config.json: policy.limits.memMb: ...",
@@ -105,7 +113,9 @@ Status write_config_schema(const std::string& path);
 //   deniedDomains  → union;
 //   denyIpLiterals, blockPrivateRanges → can only be turned on (false over true is an error);
 //   filesystem.writable → the requested list, each inside a base writable path, else an error;
-//   filesystem.readonly → the requested list, each inside a base readonly or writable path.
+//   filesystem.readonly → the requested list, each inside a base readonly or writable path;
+//   mcps           → the intersection: what both lists allow (a requested entry the server does
+//                    not allow is dropped; "*" asks for no more than the server's list).
 Result<Policy> tighten(const Policy& base, const nlohmann::json& partial);
 
 // Whether domain pattern `pattern` ("example.com" or "*.example.com") matches host `host`

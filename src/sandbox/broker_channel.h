@@ -11,6 +11,20 @@
 //                {"id": n, "stream": "error", "error": "..."}   the stream is aborted
 // An open tunnel holds one of the run's request slots until both directions have ended or it is
 // aborted, so requests and tunnels together stay within kMaxBrokerRequestsInFlight.
+//
+// Upstream MCP tools ("code mode"; JS `mcp.<server>.<tool>(args)`, Python `mcp_tools`). Server and
+// tool are the identifiers exactly as the script wrote them; the handler maps them to an upstream
+// and decides the call under the run's policy.mcps:
+//   run → here   {"id": n, "op": "mcp", "server": "filesystem", "tool": "read_text_file",
+//                 "args": {...}}
+//   here → run   {"id": n, "ok": true, "result": <any JSON: the tool's result>}
+//              | {"id": n, "ok": false, "error": "<message>", "isError": true | false}
+//                isError true: the upstream tool returned an isError result; false: refused by
+//                policy, unknown server or tool, timeout, upstream down, ...
+//   run → here   {"id": n, "op": "mcp_list"}
+//   here → run   {"id": n, "ok": true, "result": {"<server ident>": ["<tool ident>", ...], ...}}
+// A Python run sends these through its relay (worker/relay.h), which serves them as
+// POST http://mcp.1mcp.invalid/call and /list on its proxy port.
 #pragma once
 
 #include <atomic>

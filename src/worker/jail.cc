@@ -262,7 +262,7 @@ Status jail_lockdown_relay() {
   return g_seccomp->install();
 }
 
-Status jail_lockdown(const ipc::RunRequest& req) {
+Status jail_lockdown(const ipc::RunRequest& req, bool relay) {
   if (auto s = drop_privileges(); !s) return s;
   if (sandbox::child::landlock_abi() > 0) {
     // What the policy allows, plus what the interpreter itself loads at run time.
@@ -272,7 +272,7 @@ Status jail_lockdown(const ipc::RunRequest& req) {
       paths.read_only.push_back(p);
     for (const char* p : {"/dev/null", "/dev/full"}) paths.read_write.push_back(p);
     for (const auto& m : g_mounts) (m.writable ? paths.read_write : paths.read_only).push_back(m.path);
-    if (req.network_relay) paths.connect_ports.push_back(ipc::kProxyPort);
+    if (relay) paths.connect_ports.push_back(ipc::kProxyPort);
     auto ll = sandbox::child::landlock_restrict(paths);
     if (!ll) return ll.error();
   }

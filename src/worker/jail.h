@@ -43,8 +43,8 @@ Status jail_after_fork_parent();
 Status jail_enter_run(const ipc::RunRequest& req);
 
 // Run child, last step before user code: drop to kRunUid, no_new_privs, Landlock, seccomp.
-// A relay run may additionally connect to 127.0.0.1:ipc::kProxyPort (its proxy).
-Status jail_lockdown(const ipc::RunRequest& req);
+// With `relay` the run may additionally connect to 127.0.0.1:ipc::kProxyPort (its proxy).
+Status jail_lockdown(const ipc::RunRequest& req, bool relay);
 
 // The relay process of a run: the same lockdown, with no filesystem access at all (it only
 // accepts on its listening socket and talks on the broker fd, both already open).

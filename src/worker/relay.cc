@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "base/base64.h"
+#include "base/json_depth.h"
 #include "ipc/wire.h"
 
 namespace onemcp::worker {
@@ -113,6 +114,24 @@ bool dropped_request_header(const std::string& name) {
   return false;
 }
 
+// The answer to an upstream tool request: the broker's answer frame itself, ok or not.
+std::string mcp_response(const json& answer) {
+  std::string body = dump(answer);
+  return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+}
+
+// The path of an absolute-form target ("scheme://authority/path") whose authority is the
+// upstream tools pseudo-origin; nullopt for any other target.
+std::optional<std::string_view> mcp_path(std::string_view target) {
+  size_t start = target.find("://") + 3;
+  size_t end = target.find_first_of("/?#", start);
+  std::string_view authority =
+      target.substr(start, end == std::string_view::npos ? end : end - start);
+  if (lower(authority) != kRelayMcpHost) return std::nullopt;
+  return end == std::string_view::npos ? std::string_view() : target.substr(end);
+}
+
 bool dropped_response_header(const std::string& name) {
   // The body is delivered decoded and whole, and the connection ends after it.
   return name == "transfer-encoding" || name == "content-encoding" || name == "content-length" ||
@@ -137,6 +156,7 @@ struct Conn {
   bool has_body = false;
   json op;                   // the broker request, once complete (without its id)
   bool is_connect = false;
+  bool is_mcp = false;       // an upstream tool request (answered with the frame as JSON)
   uint64_t id = 0;           // broker id once sent
   std::string out;           // bytes for the client
   size_t out_off = 0;
@@ -284,6 +304,11 @@ class Relay {
       if (ok && tunnel_ids_.count(id))
         send_frame({{"id", id}, {"stream", "error"}, {"error", "the client closed the connection"}});
       release(id);
+      return;
+    }
+    if (c->is_mcp) {
+      release(id);
+      answer(*c, mcp_response(j));
       return;
     }
     if (!ok) {
@@ -445,9 +470,48 @@ class Relay {
 
   void on_body_bytes(Conn& c) {
     if (c.in.size() - c.head_len < c.body_len) return;
-    if (c.has_body) c.op["body"] = base64_encode(std::string_view(c.in).substr(c.head_len, c.body_len));
+    std::string_view body = std::string_view(c.in).substr(c.head_len, c.body_len);
+    if (!c.is_mcp) {
+      if (c.has_body) c.op["body"] = base64_encode(body);
+    } else if (c.op["op"] == "mcp") {
+      if (auto why = read_mcp_call(body, c.op); !why.empty()) return bad_request(c, why);
+    }
     c.in.clear();
     enqueue(c);
+  }
+
+  // {"server": "...", "tool": "...", "args": {...}} (args optional) into an "mcp" request;
+  // returns why not when the body is not that.
+  static std::string read_mcp_call(std::string_view body, json& op) {
+    const char* kShape = R"(the body must be {"server": string, "tool": string, "args": object})";
+    if (!json_depth_within(body)) return "the arguments nest too deeply";
+    json j = json::parse(body, nullptr, false);
+    if (!j.is_object()) return kShape;
+    auto server = j.find("server");
+    auto tool = j.find("tool");
+    auto args = j.find("args");
+    if (server == j.end() || !server->is_string() || tool == j.end() || !tool->is_string() ||
+        (args != j.end() && !args->is_object()))
+      return kShape;
+    op["server"] = *server;
+    op["tool"] = *tool;
+    op["args"] = args == j.end() ? json::object() : *args;
+    return {};
+  }
+
+  // POST /call or /list on the upstream tools pseudo-origin.
+  void start_mcp(Conn& c, std::string_view method, std::string_view path,
+                 std::optional<uint64_t> content_length) {
+    if (path != "/call" && path != "/list")
+      return answer(c, simple_response(404, "Not Found", "unknown upstream tools endpoint\n"));
+    if (method != "POST")
+      return answer(c, simple_response(405, "Method Not Allowed", "use POST\n"));
+    c.is_mcp = true;
+    c.op = {{"op", path == "/call" ? "mcp" : "mcp_list"}};
+    c.has_body = content_length.has_value();
+    c.body_len = content_length.value_or(0);
+    c.phase = Phase::body;
+    on_body_bytes(c);
   }
 
   void enqueue(Conn& c) {
@@ -547,6 +611,7 @@ class Relay {
       return answer(c, simple_response(411, "Length Required", "chunked request bodies are not supported\n"));
     if (content_length && *content_length > kRelayMaxBodyBytes)
       return answer(c, simple_response(413, "Content Too Large", "request body too large\n"));
+    if (auto path = mcp_path(target)) return start_mcp(c, method, *path, content_length);
 
     json kept = json::array();
     for (auto& h : headers) {

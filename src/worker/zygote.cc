@@ -62,9 +62,10 @@ void write_all_fd(int fd, const std::string& s) {
   _exit(125);
 }
 
-// Relay runs (Python with network access): a network namespace of the run's own holding only
-// `lo`, and the proxy relay as a second process of the run. Python keeps neither the broker fd
-// nor the listening socket: its only way out is the proxy, under the same policy as JS fetch.
+// Relay runs (Python with network access or upstream tools): a network namespace of the run's
+// own holding only `lo`, and the proxy relay as a second process of the run. Python keeps neither
+// the broker fd nor the listening socket: its only way out is the proxy, under the same policy as
+// JS fetch and JS mcp calls.
 // The relay is not pid 1, so it dies with the run.
 void start_relay() {
   if (auto s = relay_enter_netns(); !s) setup_failed(ipc::kResultFd, s.error().message);
@@ -157,11 +158,12 @@ void start_relay() {
     ::setrlimit(RLIMIT_FSIZE, &fsize);
   }
 
-  if (sandbox && req->network_relay) start_relay();
+  const bool relay = sandbox && rt.uses_relay() && req->relay();
+  if (relay) start_relay();
 
   rt.after_fork_child();
   if (sandbox) {
-    if (auto s = jail_lockdown(*req); !s) setup_failed(ipc::kResultFd, s.error().message);
+    if (auto s = jail_lockdown(*req, relay); !s) setup_failed(ipc::kResultFd, s.error().message);
   }
   int code = rt.run(*req);
   std::fflush(stdout);

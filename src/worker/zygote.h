@@ -21,6 +21,9 @@ class Runtime {
   virtual void before_fork() {}
   virtual void after_fork_parent() {}
   virtual void after_fork_child() {}
+  // Whether runs asking for a relay (ipc::RunRequest::relay()) get one. Python reaches the
+  // network and upstream tools only through it; JS talks on its broker fd directly.
+  virtual bool uses_relay() const { return false; }
   // In the forked child: fds 0/1/2 are the run's stdin/stdout/stderr, fd 3 is the result pipe
   // (write one ipc::ChildReport there). Returns the process exit code.
   virtual int run(const ipc::RunRequest& request) = 0;

@@ -323,6 +323,90 @@ TEST_F(RelayTest, ManyClientsAtOnceQueueBeyondEightInFlight) {
   }
 }
 
+std::string mcp_post(const std::string& path, const std::string& body) {
+  return "POST http://mcp.1mcp.invalid" + path + " HTTP/1.1\r\nHost: mcp.1mcp.invalid\r\n" +
+         "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body;
+}
+
+std::string json_200(const json& body) {
+  std::string text = body.dump();
+  return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(text.size()) + "\r\nConnection: close\r\n\r\n" + text;
+}
+
+TEST_F(RelayTest, McpCallBecomesAnMcpRequestAndItsAnswerTheBody) {
+  auto c = client();
+  send_all(c.get(), mcp_post("/call", R"({"server": "filesystem", "tool": "read_text_file",
+                                          "args": {"path": "/x", "n": [1, {"k": null}]}})"));
+  EXPECT_EQ(next_frame(), json::parse(R"({"id": 1, "op": "mcp", "server": "filesystem",
+                                          "tool": "read_text_file", "args": {"path": "/x", "n": [1, {"k": null}]}})"));
+  json answer_frame = {
+      {"id", 1}, {"ok", true}, {"result", {{"content", json::array()}, {"isError", false}}}};
+  answer(answer_frame);
+  EXPECT_EQ(read_to_eof(c.get()), json_200(answer_frame));
+
+  // A failure is still a 200: the body says what failed.
+  auto d = client();
+  send_all(d.get(), mcp_post("/call", R"({"server": "github", "tool": "create_issue"})"));
+  EXPECT_EQ(next_frame(),
+            json::parse(R"({"id": 2, "op": "mcp", "server": "github", "tool": "create_issue",
+                                          "args": {}})"));
+  json refused = {{"id", 2}, {"ok", false}, {"error", "repository not found"}, {"isError", true}};
+  answer(refused);
+  EXPECT_EQ(read_to_eof(d.get()), json_200(refused));
+}
+
+TEST_F(RelayTest, McpListBecomesAnMcpListRequest) {
+  auto c = client();
+  send_all(c.get(), mcp_post("/list", "{}"));
+  EXPECT_EQ(next_frame(), (json{{"id", 1}, {"op", "mcp_list"}}));
+  json listing = {{"id", 1}, {"ok", true}, {"result", {{"filesystem", {"read_text_file"}}}}};
+  answer(listing);
+  EXPECT_EQ(read_to_eof(c.get()), json_200(listing));
+
+  // Without a body too; the host is matched whatever its case.
+  auto d = client();
+  send_all(d.get(), "POST http://MCP.1mcp.Invalid/list HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(next_frame(), (json{{"id", 2}, {"op", "mcp_list"}}));
+  answer({{"id", 2}, {"ok", false}, {"error", "code mode is off"}, {"isError", false}});
+  EXPECT_NE(read_to_eof(d.get()).find("\r\n\r\n{\"error\":\"code mode is off\""),
+            std::string::npos);
+}
+
+TEST_F(RelayTest, MalformedMcpRequestsNeverReachTheBroker) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"GET http://mcp.1mcp.invalid/list HTTP/1.1\r\n\r\n", "405"},
+      {mcp_post("/tools", "{}"), "404"},
+      {mcp_post("/call?x=1", "{}"), "404"},
+      {mcp_post("", "{}"), "404"},
+      {mcp_post("/call", "not json"), "400"},
+      {mcp_post("/call", R"(["fs", "read"])"), "400"},
+      {mcp_post("/call", R"({"server": "fs"})"), "400"},
+      {mcp_post("/call", R"({"server": "fs", "tool": 5})"), "400"},
+      {mcp_post("/call", R"({"server": "fs", "tool": "read", "args": [1]})"), "400"},
+      {mcp_post("/call", R"({"server": "fs", "tool": "read", "args": )" + std::string(100, '[') +
+                             std::string(100, ']') + "}"),
+       "400"},
+  };
+  for (const auto& [req, status] : cases) {
+    auto c = client();
+    send_all(c.get(), req);
+    std::string got = read_to_eof(c.get());
+    EXPECT_EQ(got.substr(0, 13), "HTTP/1.1 " + status + " ") << req << "\n-> " << got;
+  }
+  EXPECT_TRUE(next_frame(200).is_null()) << "a malformed request reached the broker";
+}
+
+TEST_F(RelayTest, McpHostOnAnotherPortIsAnOrdinaryFetch) {
+  auto c = client();
+  send_all(c.get(),
+           "POST http://mcp.1mcp.invalid:8080/call HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}");
+  json op = next_frame();
+  EXPECT_EQ(op["op"], "fetch");
+  EXPECT_EQ(op["url"], "http://mcp.1mcp.invalid:8080/call");
+}
+
 TEST_F(RelayTest, ClientLeavingAnOpenTunnelAbortsItOnTheBroker) {
   auto c = client();
   send_all(c.get(), "CONNECT api.example.test:443 HTTP/1.1\r\n\r\n");

@@ -280,6 +280,59 @@ TEST(Config, McpNamesAreUnique) {
   EXPECT_EQ(err(j), "mcps[2].name: duplicate name \"FS\" (already used by mcps[0])");
 }
 
+TEST(Config, PolicyMcpsDefaultsToEveryUpstream) {
+  auto c = parse_config(json::object());
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->policy.mcps, std::vector<std::string>{"*"});
+  EXPECT_EQ(to_json(Policy{})["mcps"], json::array({"*"}));
+  EXPECT_EQ(json::parse(default_config_text())["policy"]["mcps"], json::array({"*"}));
+}
+
+TEST(Config, PolicyMcpsPatterns) {
+  json j = {{"mcps",
+             {{{"name", "fs"}, {"transport", "stdio"}, {"command", "a"}},
+              {{"name", "web-1"}, {"transport", "http"}, {"endpoint", "https://h"}}}},
+            {"policy", {{"mcps", {"fs/read_text_file", "web-1", "fs/*", "fs/a.b-c"}}}}};
+  auto c = parse_config(j);
+  ASSERT_TRUE(c) << c.error().message;
+  // "server/*" is read as "server".
+  EXPECT_EQ(c->policy.mcps,
+            (std::vector<std::string>{"fs/read_text_file", "web-1", "fs", "fs/a.b-c"}));
+  auto back = parse_config(to_json(*c));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, *c);
+
+  j["policy"]["mcps"] = json::array();
+  c = parse_config(j);
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->policy.mcps.empty());
+  // Both spellings of one rule collapse into one entry.
+  j["policy"]["mcps"] = {"fs", "fs/*"};
+  c = parse_config(j);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->policy.mcps, std::vector<std::string>{"fs"});
+}
+
+TEST(Config, PolicyMcpsErrors) {
+  json fs = {{"name", "fs"}, {"transport", "stdio"}, {"command", "a"}};
+  auto with_mcps = [&](json patterns) {
+    return json{{"mcps", json::array({fs})}, {"policy", {{"mcps", std::move(patterns)}}}};
+  };
+  EXPECT_EQ(err(with_mcps({"fs", "github/create_issue", "*"})),
+            "policy.mcps[1]: no upstream named \"github\" in mcps");
+  EXPECT_EQ(err(with_mcps({"FS"})), "policy.mcps[0]: no upstream named \"FS\" in mcps");
+  EXPECT_EQ(err(with_mcps({"fs", "fs"})),
+            "policy.mcps[1]: duplicate of policy.mcps[0] (got \"fs\")");
+  for (const char* bad : {"", "fs/", "/tool", "fs tool", "fs/a b", "**", "1fs", "*/x"}) {
+    EXPECT_NE(err(with_mcps({bad})).find("policy.mcps[0]: must match the pattern"),
+              std::string::npos)
+        << bad;
+  }
+  EXPECT_EQ(err(with_mcps("fs")), "policy.mcps: must be an array (got \"fs\")");
+  EXPECT_EQ(err(with_mcps({"fs/" + std::string(300, 'x')})),
+            "policy.mcps[0]: must be at most 256 characters long (got 303)");
+}
+
 TEST(Config, ReportsSeveralErrorsAtOnce) {
   json j = {{"language", "rb"}, {"policy", {{"limits", {{"memMb", 1}}}}}};
   EXPECT_EQ(err(j),

@@ -156,6 +156,92 @@ TEST(Tighten, ReportsEveryWideningAtOnce) {
   EXPECT_NE(e.find("/etc is not writable"), std::string::npos);
 }
 
+using Patterns = std::vector<std::string>;
+
+Patterns mcps(const json& requested, const Patterns& base) {
+  Policy p = server();
+  p.mcps = base;
+  return ok({{"mcps", requested}}, p).mcps;
+}
+
+TEST(Tighten, McpsOmittedKeepsTheServerList) {
+  Policy p = server();
+  p.mcps = {"fs", "web/search"};
+  EXPECT_EQ(ok(json::object(), p).mcps, p.mcps);
+  EXPECT_EQ(ok(json::object()).mcps, Patterns{"*"});
+}
+
+TEST(Tighten, McpsIsTheIntersection) {
+  // Anything within "*".
+  EXPECT_EQ(mcps({"fs", "web/search"}, {"*"}), (Patterns{"fs", "web/search"}));
+  EXPECT_EQ(mcps({"*"}, {"*"}), Patterns{"*"});
+  // "*" asks for no more than the server's list.
+  EXPECT_EQ(mcps({"*"}, {"fs", "web/search"}), (Patterns{"fs", "web/search"}));
+  // A tool within an allowed server; a whole server narrowed to the tools the server allows.
+  EXPECT_EQ(mcps({"fs/read"}, {"fs"}), Patterns{"fs/read"});
+  EXPECT_EQ(mcps({"fs"}, {"fs/read", "fs/list", "web"}), (Patterns{"fs/read", "fs/list"}));
+  EXPECT_EQ(mcps({"fs/*"}, {"fs/read"}), Patterns{"fs/read"});
+  // What the server does not allow is dropped, not an error.
+  EXPECT_EQ(mcps({"fs/write", "web", "fs/read"}, {"fs/read"}), Patterns{"fs/read"});
+  EXPECT_EQ(mcps({"github"}, {"fs"}), Patterns{});
+  EXPECT_EQ(mcps({"fs"}, {}), Patterns{});
+  EXPECT_EQ(mcps(json::array(), {"*"}), Patterns{});
+  // No duplicates in the result.
+  EXPECT_EQ(mcps({"fs/read", "fs"}, {"fs/read", "fs"}), (Patterns{"fs/read", "fs"}));
+}
+
+TEST(Tighten, McpsResultAllowsExactlyWhatBothAllow) {
+  const std::vector<Patterns> lists = {{"*"},
+                                       {},
+                                       {"fs"},
+                                       {"fs/read"},
+                                       {"fs/read", "web"},
+                                       {"web/search", "fs/list"},
+                                       {"fs", "web/search"}};
+  const std::vector<std::pair<std::string, std::string>> calls = {
+      {"fs", "read"},    {"fs", "list"},   {"fs", "write"},
+      {"web", "search"}, {"web", "fetch"}, {"git", "log"}};
+  for (const auto& base : lists) {
+    for (const auto& requested : lists) {
+      Policy b = server(), r = server();
+      b.mcps = base;
+      r.mcps = requested;
+      Policy got = ok({{"mcps", requested}}, b);
+      for (const auto& [s, t] : calls) {
+        EXPECT_EQ(mcp_allowed(got, s, t), mcp_allowed(b, s, t) && mcp_allowed(r, s, t))
+            << json(base) << " ∩ " << json(requested) << " for " << s << "/" << t;
+      }
+    }
+  }
+}
+
+TEST(Tighten, McpsBadValuesAreErrors) {
+  EXPECT_EQ(err({{"mcps", "fs"}}), "policy.mcps: must be an array (got \"fs\")");
+  EXPECT_NE(err({{"mcps", {"fs tool"}}}).find("policy.mcps[0]: must match the pattern"),
+            std::string::npos);
+}
+
+TEST(McpAllowed, Patterns) {
+  Policy p;
+  EXPECT_TRUE(mcp_allowed(p, "anything", "at_all"));  // the default is "*"
+  p.mcps = {};
+  EXPECT_FALSE(mcp_allowed(p, "fs", "read"));
+  p.mcps = {"fs", "web/search"};
+  EXPECT_TRUE(mcp_allowed(p, "fs", "read"));
+  EXPECT_TRUE(mcp_allowed(p, "fs", "write"));
+  EXPECT_TRUE(mcp_allowed(p, "web", "search"));
+  EXPECT_FALSE(mcp_allowed(p, "web", "fetch"));
+  EXPECT_FALSE(mcp_allowed(p, "web", "search2"));
+  EXPECT_FALSE(mcp_allowed(p, "FS", "read"));  // names are exact
+  EXPECT_FALSE(mcp_allowed(p, "f", "read"));
+  EXPECT_FALSE(mcp_allowed(p, "fs/read", ""));
+  EXPECT_FALSE(mcp_allowed(p, "web/search", ""));
+  EXPECT_FALSE(mcp_allowed(p, "web", ""));
+  p.mcps = {"fs/a/b"};  // a tool name may itself hold a "/"
+  EXPECT_TRUE(mcp_allowed(p, "fs", "a/b"));
+  EXPECT_FALSE(mcp_allowed(p, "fs", "a"));
+}
+
 TEST(DomainMatching, LabelBoundariesAndCase) {
   EXPECT_TRUE(domain_matches("example.com", "EXAMPLE.com"));
   EXPECT_FALSE(domain_matches("example.com", "a.example.com"));

@@ -740,8 +740,8 @@ void JsRuntime::close_broker(const char* reason) {
   broker_off_ = 0;
 }
 
-bool JsRuntime::fetches_pending() {
-  JSValue r = call_hook("fetchPending", 0, nullptr);
+bool JsRuntime::requests_pending() {
+  JSValue r = call_hook("brokerPending", 0, nullptr);
   int32_t n = 0;
   if (JS_IsException(r) || JS_ToInt32(ctx_, &n, r)) JS_FreeValue(ctx_, JS_GetException(ctx_));
   JS_FreeValue(ctx_, r);
@@ -857,7 +857,7 @@ int JsRuntime::event_loop(bool tracking, bool top_level_await) {
     double wait = -1;
     JS_ToFloat64(ctx_, &wait, r);
     JS_FreeValue(ctx_, r);
-    if (broker_used_ && fetches_pending()) {
+    if (broker_used_ && requests_pending()) {
       // Answers and timers interleave: wait on the channel for as long as the next timer allows
       // (without a timer, up to the backstop). Each answer is followed by the jobs it queues.
       int64_t until = wait == 0 ? 0 : wait < 0 ? backstop_ns_ : mono_ns() + int64_t(wait * 1e6);

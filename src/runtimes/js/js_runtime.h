@@ -53,7 +53,7 @@ class JsRuntime final : public worker::Runtime {
   // promise being awaited; `top_level_await`: it is the async wrapper of top-level-await code.
   int event_loop(bool tracking, bool top_level_await);
   // Network broker channel (fd ipc::kBrokerFd): true while the prelude awaits answers.
-  bool fetches_pending();
+  bool requests_pending();
   // Delivers one buffered answer or waits for bytes until `until` (CLOCK_MONOTONIC ns; 0: do
   // not wait, INT64_MAX: no limit). Returns -1, or the run's exit code when a hook failed.
   int service_broker(int64_t until);

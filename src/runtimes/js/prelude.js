@@ -1,8 +1,9 @@
 // Prelude of 1mcp-js-worker: console (Node-style util.inspect formatting), timers, process,
 // fetch (over the network broker channel) with URL, Headers, Request, Response and
-// AbortController, and the polyfills QuickJS 2021-03-27 lacks. Evaluated once in the zygote, so
-// every run starts from it for free. `host` is the bridge to C (write, now, enqueueJob, ...): captured by this
-// closure and never reachable from user code. Returns the hooks the C side drives the run with.
+// AbortController, `mcp` (upstream MCP tools, over the same channel), and the polyfills QuickJS
+// 2021-03-27 lacks. Evaluated once in the zygote, so every run starts from it for free. `host` is
+// the bridge to C (write, now, enqueueJob, ...): captured by this closure and never reachable from
+// user code. Returns the hooks the C side drives the run with.
 (function (host) {
   'use strict';
 
@@ -847,8 +848,8 @@
       if (t.ref) referenced = true;
       if (best === null || t.due < best.due || (t.due === best.due && t.seq < best.seq)) best = t;
     }
-    // Unreferenced timers (AbortSignal.timeout) still fire while fetches keep the run alive.
-    if (best === null || (!referenced && pendingFetches.size === 0)) return -1;
+    // Unreferenced timers (AbortSignal.timeout) still fire while broker requests keep the run alive.
+    if (best === null || (!referenced && pendingRequests.size === 0)) return -1;
     const now = host.now();
     if (best.due > now) return best.due - now;
     if (best.repeat) {
@@ -2141,28 +2142,55 @@
     ok: r.ok, redirected: r.redirected, type: r.type, url: r.url,
   })));
 
-  // fetch() over the network broker (a channel to the supervisor, which applies the network
-  // policy and does the HTTP): one JSON request per call, answered by id in any order.
-  const pendingFetches = new Map();  // id -> { resolve, reject, redirect, signal, onAbort }
-  let nextFetchId = 1;
+  // Requests over the broker channel (a socket to the supervisor, which decides each one): one
+  // JSON frame {id, op, ...} per request, answered by a frame with the same id, in any order.
+  // fetch() and mcp calls both go through here.
+  const pendingRequests = new Map();  // id -> { answer(frame), fail(reason) }
+  let nextRequestId = 1;
   // The supervisor refuses more than this many requests of a run at once: the rest wait here.
-  const kMaxFetchesInFlight = 8;
-  const sentFetches = new Set();  // ids sent and not answered yet (aborted ones included)
-  const queuedFetches = [];  // [id, payload] waiting for a slot
-  function sendFetch(id, payload) {
-    sentFetches.add(id);
+  const kMaxRequestsInFlight = 8;
+  const sentRequests = new Set();  // ids sent and not answered yet (cancelled ones included)
+  const queuedRequests = [];  // [id, payload] waiting for a slot
+  function sendRequest(id, payload) {
+    sentRequests.add(id);
     const error = host.brokerSend(payload);
-    if (error !== undefined) sentFetches.delete(id);
+    if (error !== undefined) sentRequests.delete(id);
     return error;
   }
-  function pumpFetches() {
-    while (sentFetches.size < kMaxFetchesInFlight && queuedFetches.length > 0) {
-      const [id, payload] = queuedFetches.shift();
-      if (!pendingFetches.has(id)) continue;  // aborted while queued
-      const error = sendFetch(id, payload);
-      if (error !== undefined) settleFetch(id, (entry) => entry.reject(new TypeError(`fetch failed: ${error}`)));
+  function pumpRequests() {
+    while (sentRequests.size < kMaxRequestsInFlight && queuedRequests.length > 0) {
+      const [id, payload] = queuedRequests.shift();
+      if (!pendingRequests.has(id)) continue;  // cancelled while queued
+      const error = sendRequest(id, payload);
+      if (error !== undefined) settleRequest(id, (entry) => entry.fail(error));
     }
   }
+  // Sends {id, ...fields} now, or once a slot is free. Later, exactly one of entry.answer(frame)
+  // and entry.fail(reason) is called, unless the request is cancelled first. Returns the id, or
+  // throws `failure(reason)` when the frame cannot be sent at all.
+  function brokerRequest(fields, entry, failure) {
+    const id = nextRequestId++;
+    const payload = JSON.stringify({ id, ...fields });
+    if (sentRequests.size < kMaxRequestsInFlight) {
+      const error = sendRequest(id, payload);
+      if (error !== undefined) throw failure(error);
+    } else {
+      queuedRequests.push([id, payload]);
+    }
+    pendingRequests.set(id, entry);
+    return id;
+  }
+  // The answer, if it still comes, is ignored. False when the request was already settled.
+  const cancelRequest = (id) => pendingRequests.delete(id);
+  function settleRequest(id, settle) {
+    const entry = pendingRequests.get(id);
+    if (entry === undefined) return;
+    pendingRequests.delete(id);
+    settle(entry);
+  }
+
+  // fetch() over the network broker, which applies the network policy and does the HTTP.
+  const fetchFailure = (reason) => new TypeError(`fetch failed: ${reason}`);
   function fetch(input, init) {
     return new Promise((resolve, reject) => {
       const req = new Request(input, init);
@@ -2176,8 +2204,7 @@
       const headers = list.map(([k, v]) => [k, v]);
       if (!list.some(([k]) => k === 'accept')) headers.push(['accept', '*/*']);
       if (!list.some(([k]) => k === 'user-agent')) headers.push(['user-agent', '1mcp-fetch']);
-      const id = nextFetchId++;
-      const msg = { id, op: 'fetch', method: r.method, url: r.url, headers };
+      const msg = { op: 'fetch', method: r.method, url: r.url, headers };
       if (b.bytes !== null) {
         msg.body = host.base64Encode(b.bytes);
         b.used = true;
@@ -2185,30 +2212,33 @@
       if (r.redirect !== 'follow') msg.redirect = r.redirect;
       const timeoutMs = S(r.signal).timeoutMs;
       if (timeoutMs !== undefined) msg.timeoutMs = Math.ceil(timeoutMs);
-      const payload = JSON.stringify(msg);
-      if (sentFetches.size < kMaxFetchesInFlight) {
-        const error = sendFetch(id, payload);
-        if (error !== undefined) throw new TypeError(`fetch failed: ${error}`);
-      } else {
-        queuedFetches.push([id, payload]);
-      }
-      const entry = { resolve, reject, redirect: r.redirect, signal: r.signal, onAbort: null };
-      entry.onAbort = () => {
-        // The answer, if it still comes, is ignored.
-        if (pendingFetches.delete(id)) reject(r.signal.reason);
+      const onAbort = () => {
+        if (cancelRequest(id)) reject(r.signal.reason);
       };
-      r.signal.addEventListener('abort', entry.onAbort, { once: true });
-      pendingFetches.set(id, entry);
+      const done = () => r.signal.removeEventListener('abort', onAbort);
+      const id = brokerRequest(msg, {
+        answer(m) {
+          done();
+          let res;
+          try { res = responseFromBroker(m, r.redirect); } catch (e) { reject(e); return; }
+          resolve(res);
+        },
+        fail(reason) {
+          done();
+          reject(fetchFailure(reason));
+        },
+      }, fetchFailure);
+      r.signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 
-  function responseFromBroker(m, entry) {
+  function responseFromBroker(m, redirect) {
     if (m.ok !== true) {
       throw new TypeError(`fetch failed: ${typeof m.error === 'string' ? m.error : 'no reason given by the network broker'}`);
     }
     const status = Number(m.status);
     if (!Number.isInteger(status) || status < 0 || status > 999) throw new TypeError('fetch failed: invalid reply from the network broker');
-    if (entry.redirect === 'error' && m.redirected === true) throw new TypeError('fetch failed: unexpected redirect');
+    if (redirect === 'error' && m.redirected === true) throw new TypeError('fetch failed: unexpected redirect');
     let bytes = null;
     if (!nullBodyStatus.includes(status)) {
       const buf = m.body === undefined || m.body === null ? new ArrayBuffer(0) : host.base64Decode(`${m.body}`);
@@ -2225,13 +2255,67 @@
     }, bytes);
   }
 
-  function settleFetch(id, settle) {
-    const entry = pendingFetches.get(id);
-    if (entry === undefined) return;
-    pendingFetches.delete(id);
-    entry.signal.removeEventListener('abort', entry.onAbort);
-    settle(entry);
+  // Upstream MCP tools ("code mode"): `await mcp.<server>.<tool>(args)` calls a tool of an
+  // upstream server through the supervisor, which maps the identifiers and applies policy.mcps;
+  // `await mcp.$list()` gives { server: [tool, ...] } of what this run may call. A failure
+  // rejects with an McpError whose isError is true when the tool itself reported an error.
+  class McpError extends Error {
+    constructor(message, isError) {
+      super(message);
+      this.isError = isError;
+    }
   }
+  define(McpError.prototype, 'name', 'McpError');
+  const mcpFailure = (reason) => new McpError(`upstream tools are not available: ${reason}`, false);
+  const mcpRequest = (fields) => new Promise((resolve, reject) => {
+    brokerRequest(fields, {
+      answer(m) {
+        if (m.ok === true) return resolve(m.result);
+        reject(new McpError(typeof m.error === 'string' ? m.error : 'the call failed', m.isError === true));
+      },
+      fail: (reason) => reject(mcpFailure(reason)),
+    }, mcpFailure);
+  });
+  const isPlainObject = (v) => {
+    if (typeof v !== 'object' || v === null) return false;
+    const proto = Object.getPrototypeOf(v);
+    return proto === Object.prototype || proto === null;
+  };
+  const mcpTool = (server, tool) => {
+    const call = function (args = {}) {
+      if (!isPlainObject(args)) {
+        return Promise.reject(new TypeError(`mcp.${server}.${tool}: the arguments must be a plain object`));
+      }
+      return mcpRequest({ op: 'mcp', server, tool, args });
+    };
+    Object.defineProperty(call, 'name', { value: tool });
+    return call;
+  };
+  // A namespace object: every string key is a member made by `member(key)` (cached), except
+  // `then` (so awaiting it does not hang) and `toJSON`; symbols (inspect, toPrimitive) and
+  // `own` come from the target. Read-only.
+  const mcpNamespace = (label, member, own = {}) => {
+    const target = Object.create(null);
+    define(target, inspectCustom, () => label);
+    define(target, Symbol.toPrimitive, () => label);
+    const members = new Map();
+    return new Proxy(target, {
+      get(t, key) {
+        if (typeof key === 'symbol') return t[key];
+        if (hasOwn(own, key)) return own[key];
+        if (key === 'then' || key === 'toJSON') return undefined;
+        if (!members.has(key)) members.set(key, member(key));
+        return members.get(key);
+      },
+      set: () => false,
+      defineProperty: () => false,
+      deleteProperty: () => false,
+      setPrototypeOf: () => false,
+    });
+  };
+  const mcp = mcpNamespace('[mcp: upstream MCP servers; await mcp.$list() lists their tools]',
+    (server) => mcpNamespace(`[mcp.${server}: tools of an upstream MCP server]`, (tool) => mcpTool(server, tool)),
+    { $list: () => mcpRequest({ op: 'mcp_list' }) });
 
   const performance = { timeOrigin: Date.now(), now: () => host.now() - startTime };
 
@@ -2239,6 +2323,7 @@
     console, process, performance, structuredClone, TextEncoder, TextDecoder, atob, btoa, DOMException,
     queueMicrotask,
     fetch, Headers, Request, Response, URL, URLSearchParams, AbortController, AbortSignal, Event, EventTarget,
+    mcp,
     setTimeout: (fn, delay, ...args) => addTimer(fn, delay, args, false),
     setInterval: (fn, delay, ...args) => addTimer(fn, delay, args, true),
     setImmediate: (fn, ...args) => addTimer(fn, 0, args, false),
@@ -2271,26 +2356,20 @@
     },
     trackedState: () => tracked,
     // The network broker channel (driven by the C event loop).
-    fetchPending: () => pendingFetches.size,
+    brokerPending: () => pendingRequests.size,
     brokerMessage(text) {  // one answer frame; false when it is not one (the channel is then closed)
       let m;
       try { m = JSON.parse(text); } catch { return false; }
       if (m === null || typeof m !== 'object' || typeof m.id !== 'number') return false;
-      sentFetches.delete(m.id);
-      settleFetch(m.id, (entry) => {
-        let res;
-        try { res = responseFromBroker(m, entry); } catch (e) { entry.reject(e); return; }
-        entry.resolve(res);
-      });
-      pumpFetches();
+      sentRequests.delete(m.id);
+      settleRequest(m.id, (entry) => entry.answer(m));
+      pumpRequests();
       return true;
     },
     brokerClosed(reason) {
-      sentFetches.clear();
-      queuedFetches.length = 0;
-      for (const id of [...pendingFetches.keys()]) {
-        settleFetch(id, (entry) => entry.reject(new TypeError(`fetch failed: ${reason}`)));
-      }
+      sentRequests.clear();
+      queuedRequests.length = 0;
+      for (const id of [...pendingRequests.keys()]) settleRequest(id, (entry) => entry.fail(reason));
     },
     exitCode: () => (process.exitCode === undefined ? 0 : Number(process.exitCode) | 0),
     // For uncaught errors: [text for stderr, one-line summary].

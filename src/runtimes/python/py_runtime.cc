@@ -14,6 +14,7 @@
 #include <string>
 #include <utility>
 
+#include "runtimes/python/mcp_tools_source.h"
 #include "runtimes/python/runner_source.h"
 
 namespace onemcp::python {
@@ -131,6 +132,7 @@ class PythonRuntime final : public worker::Runtime {
   void before_fork() override { PyOS_BeforeFork(); }
   void after_fork_parent() override { PyOS_AfterFork_Parent(); }
   void after_fork_child() override { PyOS_AfterFork_Child(); }
+  bool uses_relay() const override { return true; }
 
   int run(const ipc::RunRequest& request) override {
     // Programs the code starts must not inherit the report pipe.
@@ -163,8 +165,9 @@ class PythonRuntime final : public worker::Runtime {
       }
     }
 
-    Ref prepared(PyObject_CallFunctionObjArgs(prepare_.get(), source.get(), args.get(),
-                                              env.get(), cwd.get(), nullptr));
+    PyObject* mcp = request.mcp ? Py_True : Py_False;  // borrowed
+    Ref prepared(PyObject_CallFunctionObjArgs(prepare_.get(), source.get(), args.get(), env.get(),
+                                              cwd.get(), mcp, nullptr));
     if (!prepared) return runner_failed();
     if (!PyTuple_Check(prepared.get()) || PyTuple_GET_SIZE(prepared.get()) != 2) {
       return internal_error("prepare() returned an unexpected value");
@@ -275,7 +278,12 @@ Result<std::unique_ptr<worker::Runtime>> make_runtime() {
   if (auto s = initialize_interpreter(); !s) return s.error();
 
   Ref globals(PyDict_New());
-  if (!globals || PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()) != 0) {
+  Ref mcp_tools_filename(PyUnicode_FromString(kMcpToolsFilename));
+  Ref mcp_tools_source(PyUnicode_FromString(kMcpToolsSource));
+  if (!globals || !mcp_tools_filename || !mcp_tools_source ||
+      PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()) != 0 ||
+      PyDict_SetItemString(globals.get(), "_MCP_TOOLS_FILENAME", mcp_tools_filename.get()) != 0 ||
+      PyDict_SetItemString(globals.get(), "_MCP_TOOLS_SOURCE", mcp_tools_source.get()) != 0) {
     return make_error("runner setup: " + take_error_text());
   }
   Ref code(Py_CompileString(kRunnerSource, kRunnerFilename, Py_file_input));

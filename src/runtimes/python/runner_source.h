@@ -10,7 +10,7 @@ namespace onemcp::python {
 inline constexpr const char kRunnerFilename[] = "<1mcp-runner>";
 
 inline constexpr const char kRunnerSource[] = R"PY(
-import atexit, builtins, gc, io, linecache, os, sys, threading, traceback, types
+import atexit, builtins, gc, importlib.machinery, io, linecache, os, sys, threading, traceback, types
 
 # Imported once here so every run starts with them already in memory (fork shares the pages).
 _PRELOAD = (
@@ -28,6 +28,22 @@ except Exception:
 
 _FILENAME = '<run_py>'
 _MESSAGE_LIMIT = 2000
+
+
+def _install_module(name, filename, source):
+    # A module that lives in memory only, like this runner; linecache shows its lines in
+    # tracebacks (mtime None: never reloaded from disk).
+    module = types.ModuleType(name)
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None, origin=filename)
+    exec(compile(source, filename, 'exec', dont_inherit=True), module.__dict__)
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    sys.modules[name] = module
+    return module
+
+
+# Set by the C side before this runs (runtimes/python/mcp_tools_source.h).
+_mcp_tools = _install_module('mcp_tools', _MCP_TOOLS_FILENAME, _MCP_TOOLS_SOURCE)
+del _MCP_TOOLS_FILENAME, _MCP_TOOLS_SOURCE
 
 
 def _writer(fd, name):
@@ -80,9 +96,11 @@ def _reseed_numpy():
     numpy.random.set_state(('MT19937', key, 624))
 
 
-def prepare(source, args, env, cwd, stdio=(0, 1, 2)):
+def prepare(source, args, env, cwd, mcp=False, stdio=(0, 1, 2)):
     """Sets the process up for one run. Returns (code, globals), or (None, result) when the
-    run ends before any user code runs."""
+    run ends before any user code runs. `mcp`: the run may call upstream tools (its relay
+    serves them)."""
+    _mcp_tools._enabled = mcp
     sys.stdin = sys.__stdin__ = _reader(stdio[0], '<stdin>')
     sys.stdout = sys.__stdout__ = _writer(stdio[1], '<stdout>')
     sys.stderr = sys.__stderr__ = _writer(stdio[2], '<stderr>')
@@ -165,7 +183,7 @@ def _warm_up(rounds):
     try:
         for _ in range(rounds):
             for source in ('print(1+1)', '1/0'):
-                code, g = prepare(source, ['x'], saved_env, '', (null, null, null))
+                code, g = prepare(source, ['x'], saved_env, '', stdio=(null, null, null))
                 try:
                     exec(code, g)
                 except ZeroDivisionError as e:

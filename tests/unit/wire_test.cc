@@ -1,0 +1,77 @@
+// ipc/wire: RunRequest encoding, decoding and defaults.
+#include "ipc/wire.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace onemcp::ipc {
+namespace {
+
+using nlohmann::json;
+
+TEST(Wire, RunRequestRoundTrips) {
+  RunRequest r;
+  r.code = "print(1)";
+  r.args = {"a"};
+  r.env = {{"K", "v"}};
+  r.cwd = "/tmp";
+  r.timeout_ms = 100;
+  r.mem_mb = 64;
+  r.stdout_bytes = 10;
+  r.network_relay = true;
+  r.mcp = true;
+  r.readonly = {"/usr"};
+  r.writable = {"/tmp"};
+  auto back = decode_request(encode(r));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->code, r.code);
+  EXPECT_EQ(back->args, r.args);
+  EXPECT_EQ(back->env, r.env);
+  EXPECT_EQ(back->cwd, r.cwd);
+  EXPECT_EQ(back->timeout_ms, r.timeout_ms);
+  EXPECT_TRUE(back->network_relay);
+  EXPECT_TRUE(back->mcp);
+  EXPECT_EQ(back->readonly, r.readonly);
+  EXPECT_EQ(back->writable, r.writable);
+}
+
+TEST(Wire, McpIsEncodedOnlyWhenSetAndDefaultsToOff) {
+  RunRequest r;
+  r.code = "x";
+  EXPECT_FALSE(json::parse(encode(r)).contains("mcp"));
+  auto off = decode_request(encode(r));
+  ASSERT_TRUE(off);
+  EXPECT_FALSE(off->mcp);
+  EXPECT_FALSE(off->relay());
+
+  r.mcp = true;
+  EXPECT_EQ(json::parse(encode(r))["mcp"], true);
+  auto on = decode_request(encode(r));
+  ASSERT_TRUE(on);
+  EXPECT_TRUE(on->mcp);
+  EXPECT_FALSE(on->network_relay);
+  EXPECT_TRUE(on->relay());
+}
+
+TEST(Wire, RelayIsWantedForNetworkOrUpstreamTools) {
+  RunRequest r;
+  EXPECT_FALSE(r.relay());
+  r.network_relay = true;
+  EXPECT_TRUE(r.relay());
+  r.mcp = true;
+  EXPECT_TRUE(r.relay());
+  r.network_relay = false;
+  EXPECT_TRUE(r.relay());
+}
+
+TEST(Wire, BadMcpValueIsAnError) {
+  EXPECT_FALSE(decode_request(R"({"code": "x", "mcp": "yes"})"));
+  EXPECT_FALSE(decode_request(R"({"mcp": true})"));  // code is required
+  auto r = decode_request(R"({"code": "x", "mcp": false})");
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->mcp);
+}
+
+}  // namespace
+}  // namespace onemcp::ipc
