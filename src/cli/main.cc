@@ -78,6 +78,31 @@ int cmd_init(const std::string& dir, const std::string& config) {
   return 0;
 }
 
+// SIGHUP: re-reads the config. A running server takes the policy's network rules and limits and
+// the session TTL from it; the rest was fixed at start (mounts and writable roots of the runtimes,
+// upstream servers, ...) and waits for a restart. An invalid file changes nothing.
+void reload_config(const std::string& path, server::McpServer& mcp, policy::Config& running) {
+  auto next = policy::load_config(path);
+  if (!next) return log::error("config not reloaded, keeping the old one: " + next.error().message);
+  policy::Config merged = running;
+  merged.policy.network = next->policy.network;
+  merged.policy.limits = next->policy.limits;
+  merged.session_ttl_ms = next->session_ttl_ms;
+  policy::Config rest = *next;
+  rest.policy.network = running.policy.network;
+  rest.policy.limits = running.policy.limits;
+  rest.session_ttl_ms = running.session_ttl_ms;
+  if (rest != running) {
+    log::warn(path +
+              ": only policy.network, policy.limits and sessionTtlMs change at once; the "
+              "rest takes effect after a restart");
+  }
+  running = merged;
+  mcp.set_config(merged);
+  mcp.notify_tools_changed();  // the tool descriptions show the limits
+  log::info("config reloaded from " + path);
+}
+
 struct ServeFlags {
   std::string config = "1mcp.config.json";
   std::string dir;
@@ -107,6 +132,7 @@ int cmd_serve(const ServeFlags& f) {
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
@@ -197,15 +223,24 @@ int cmd_serve(const ServeFlags& f) {
   opts.loopback_only = f.bind == "127.0.0.1" || f.bind == "::1" || f.bind.rfind("127.", 0) == 0 ||
                        f.bind == "localhost";
   server::McpServer mcp(opts, *config, **backend);
+  policy::Config running = *config;
+  // Waits for SIGINT or SIGTERM and returns it, reloading the config on every SIGHUP.
+  auto wait_for_stop = [&] {
+    for (;;) {
+      int sig = 0;
+      sigwait(&sigs, &sig);
+      if (sig != SIGHUP) return sig;
+      reload_config(config_path, mcp, running);
+    }
+  };
 
   auto ready_ms = [&] {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   };
 
   if (f.stdio) {
-    std::thread([&sigs, &mcp] {
-      int sig;
-      sigwait(&sigs, &sig);
+    std::thread([&wait_for_stop, &mcp] {
+      wait_for_stop();
       mcp.cancel_all();
       std::_Exit(0);
     }).detach();
@@ -235,8 +270,7 @@ int cmd_serve(const ServeFlags& f) {
   }
   if (f.open && opts.ui) open_browser(url + "/");
 
-  int sig;
-  sigwait(&sigs, &sig);
+  int sig = wait_for_stop();
   log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
   mcp.cancel_all();
   (*http)->stop();

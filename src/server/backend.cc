@@ -26,7 +26,8 @@ class WorkerBackend final : public RunBackend {
 
   Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req,
                                  const std::string& stdin_data, const sandbox::CancelToken* cancel,
-                                 const policy::NetworkPolicy& network) override {
+                                 const policy::NetworkPolicy& network,
+                                 const ProgressFn& /*progress*/) override {
     const sandbox::BrokerHandler broker = make_broker_handler(network, resolver_, fetch_limits_);
     const sandbox::BrokerTunnels tunnels = make_broker_tunnels(network, resolver_, fetch_limits_);
     if (lang == Language::py) return py_->run(req, stdin_data, cancel, &broker, &tunnels);

@@ -2,6 +2,7 @@
 // Thread-safety: run() is called concurrently from the server's run threads.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,14 +18,21 @@ namespace onemcp::server {
 
 enum class Language { js, py };
 
+// Reports how far a call's work has come: `fraction` of it in [0, 1] and a short message for
+// people ("installing numpy"). Never empty; callable from any thread. A report that does not
+// increase the fraction, or comes after the call was cancelled or finished, is dropped.
+using ProgressFn = std::function<void(double fraction, const std::string& message)>;
+
 class RunBackend {
  public:
   virtual ~RunBackend() = default;
   // `network`: the run's effective network policy; its outbound requests are decided by it.
+  // `progress`: where the steps of a run that take a while (preparing it, dependencies) report.
   virtual Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req,
                                          const std::string& stdin_data,
                                          const sandbox::CancelToken* cancel,
-                                         const policy::NetworkPolicy& network) = 0;
+                                         const policy::NetworkPolicy& network,
+                                         const ProgressFn& progress) = 0;
 };
 
 struct WorkerPaths {

@@ -3,15 +3,40 @@
 // the handler, so it is testable without sockets.
 // Thread-safety: a Respond/Write callback may be invoked from any thread, exactly once per
 // request (Respond) or once per line (Write); transports must marshal back to their own executor.
+// EventStream methods may be called from any thread.
 #pragma once
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace onemcp::server {
+
+struct HttpResponse {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;  // e.g. Content-Type
+  std::string body;
+};
+
+// The body of a response written piece by piece (Server-Sent Events). The transport frames the
+// pieces; they reach the client in the order sent.
+class EventStream {
+ public:
+  virtual ~EventStream() = default;
+  // Queues `chunk` (e.g. one "data: ...\n\n" event) and returns at once. False, and nothing is
+  // sent, once the stream is closed: by close(), because the client went away or fell too far
+  // behind (the transport drops a stream whose unsent data passes its cap), or on server stop.
+  virtual bool send(std::string chunk) = 0;
+  // Ends the body once the queued chunks are written. Idempotent.
+  virtual void close() = 0;
+  // True once send() would return false.
+  virtual bool closed() const = 0;
+};
+
+using StartStream = std::function<std::shared_ptr<EventStream>(HttpResponse head)>;
 
 struct HttpRequest {
   std::string method;                          // "GET", "POST", ...
@@ -19,12 +44,10 @@ struct HttpRequest {
   std::map<std::string, std::string> headers;  // keys lower-cased; repeated headers joined by ", "
   std::string body;
   std::string peer;  // "ip:port" of the client
-};
-
-struct HttpResponse {
-  int status = 200;
-  std::vector<std::pair<std::string, std::string>> headers;  // e.g. Content-Type
-  std::string body;
+  // Answers with `head` (its body ignored) and then a body sent through the returned stream,
+  // instead of calling `respond`. Null when the transport cannot stream. May be called once,
+  // from any thread; it never calls back into the handler.
+  StartStream start_stream;
 };
 
 using Respond = std::function<void(HttpResponse)>;

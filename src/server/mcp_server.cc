@@ -76,6 +76,57 @@ HttpResponse json_response(int status, const json& body) {
   return HttpResponse{status, {{"Content-Type", "application/json"}}, dump(body)};
 }
 
+bool accepts_sse(const HttpRequest& r) {
+  std::string accept = header(r, "accept");
+  std::transform(accept.begin(), accept.end(), accept.begin(), ::tolower);
+  return accept.find("text/event-stream") != std::string::npos;
+}
+
+HttpResponse sse_head() {
+  return HttpResponse{
+      200, {{"Content-Type", "text/event-stream"}, {"Cache-Control", "no-cache"}}, ""};
+}
+
+std::string sse_event(const json& msg) { return "event: message\ndata: " + dump(msg) + "\n\n"; }
+
+json notification(const char* method, json params = nullptr) {
+  json n{{"jsonrpc", "2.0"}, {"method", method}};
+  if (!params.is_null()) n["params"] = std::move(params);
+  return n;
+}
+
+// params._meta.progressToken when it is a string or an integer, else null.
+json progress_token(const json& params) {
+  if (!params.is_object() || !params.contains("_meta")) return nullptr;
+  const json& meta = params["_meta"];
+  if (!meta.is_object()) return nullptr;
+  if (!meta.contains("progressToken") || !valid_id(meta["progressToken"])) return nullptr;
+  return meta["progressToken"];
+}
+
+// Sends notifications/progress for `token` through `notify`: strictly increasing, none once
+// `cancel` is cancelled, and the end (1) only if `send_end`. A no-op without a token or a way
+// to send.
+ProgressFn progress_reporter(json token, std::function<void(const json&)> notify,
+                             std::shared_ptr<sandbox::CancelToken> cancel, bool send_end) {
+  if (token.is_null() || !notify) return [](double, const std::string&) {};
+  struct Last {
+    std::mutex mu;
+    double fraction = -1;
+  };
+  return [last = std::make_shared<Last>(), token = std::move(token), notify = std::move(notify),
+          cancel = std::move(cancel), send_end](double fraction, const std::string& message) {
+    fraction = std::clamp(fraction, 0.0, 1.0);
+    std::lock_guard lk(last->mu);  // held while sending, so reports leave in order
+    if (fraction <= last->fraction || cancel->cancelled()) return;
+    last->fraction = fraction;
+    if (fraction == 1 && !send_end) return;
+    json params{{"progressToken", token}, {"progress", fraction}, {"total", 1}};
+    if (!message.empty()) params["message"] = message;
+    notify(notification("notifications/progress", std::move(params)));
+  };
+}
+
 // Host part of an authority ("host:port", "[::1]:80") in lower case, without brackets.
 std::string authority_host(std::string a) {
   std::transform(a.begin(), a.end(), a.begin(), ::tolower);
@@ -97,6 +148,7 @@ bool is_supported_protocol(const std::string& v) {
   return std::find(std::begin(kProtocols), std::end(kProtocols), v) != std::end(kProtocols);
 }
 
+// Streams and write functions are called without holding `mu`.
 struct McpServer::Session {
   std::string id;
   bool http = true;
@@ -106,18 +158,43 @@ struct McpServer::Session {
   bool closed = false;
   std::chrono::steady_clock::time_point last_used;
   std::map<std::string, std::shared_ptr<sandbox::CancelToken>> running;  // key: dumped request id
+  std::shared_ptr<EventStream> stream;  // HTTP: the standalone GET stream, if one was opened
+  WriteLine write;                      // stdio: where lines go
 
+  // Cancels the runs and ends the GET stream.
   void close() {
-    std::lock_guard lk(mu);
-    closed = true;
-    for (auto& [k, t] : running) t->cancel();
+    std::shared_ptr<EventStream> s;
+    {
+      std::lock_guard lk(mu);
+      closed = true;
+      for (auto& [k, t] : running) t->cancel();
+      s = std::move(stream);
+    }
+    if (s) s->close();
+  }
+
+  // A message outside any request, once the client said it is initialized.
+  void notify(const json& msg) {
+    std::shared_ptr<EventStream> s;
+    WriteLine w;
+    {
+      std::lock_guard lk(mu);
+      if (!initialized || closed) return;
+      s = stream;
+      w = write;
+    }
+    if (s) {
+      s->send(sse_event(msg));
+    } else if (w) {
+      w(dump(msg));
+    }
   }
 };
 
 McpServer::McpServer(ServerOptions opts, policy::Config config, RunBackend& backend)
     : opts_(std::move(opts)),
-      config_(std::move(config)),
       backend_(backend),
+      config_(std::make_shared<const policy::Config>(std::move(config))),
       pool_(std::make_unique<ThreadPool>(opts_.run_threads, opts_.max_queued_runs)) {
   stdio_session_ = std::make_shared<Session>();
   stdio_session_->id = "stdio";
@@ -126,8 +203,34 @@ McpServer::McpServer(ServerOptions opts, policy::Config config, RunBackend& back
 }
 
 McpServer::~McpServer() {
-  cancel_all();
+  std::vector<std::shared_ptr<Session>> all{stdio_session_};
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [id, s] : sessions_) all.push_back(s);
+  }
+  for (auto& s : all) s->close();
   pool_.reset();  // waits for running jobs, which finish quickly once cancelled
+}
+
+std::shared_ptr<const policy::Config> McpServer::config() {
+  std::lock_guard lk(mu_);
+  return config_;
+}
+
+void McpServer::set_config(policy::Config config) {
+  auto next = std::make_shared<const policy::Config>(std::move(config));
+  std::lock_guard lk(mu_);
+  config_ = std::move(next);
+}
+
+void McpServer::notify_tools_changed() {
+  std::vector<std::shared_ptr<Session>> all{stdio_session_};
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [id, s] : sessions_) all.push_back(s);
+  }
+  const json msg = notification("notifications/tools/list_changed");
+  for (auto& s : all) s->notify(msg);
 }
 
 void McpServer::cancel_all() {
@@ -149,7 +252,7 @@ size_t McpServer::session_count() {
 
 json McpServer::initialize_result(const std::string& protocol) const {
   return json{{"protocolVersion", protocol},
-              {"capabilities", {{"tools", {{"listChanged", false}}}}},
+              {"capabilities", {{"tools", {{"listChanged", true}}}}},
               {"serverInfo", {{"name", opts_.name}, {"title", "1mcp"}, {"version", opts_.version}}},
               {"instructions",
                "Use run_js to execute JavaScript/TypeScript and run_py to execute Python in an "
@@ -183,9 +286,11 @@ void McpServer::sweep_sessions() {
     std::lock_guard lk(mu_);
     if (now - last_sweep_ < std::chrono::seconds(1)) return;
     last_sweep_ = now;
-    auto ttl = std::chrono::milliseconds(config_.session_ttl_ms);
+    auto ttl = std::chrono::milliseconds(config_->session_ttl_ms);
     for (auto it = sessions_.begin(); it != sessions_.end();) {
       std::unique_lock slk(it->second->mu);
+      // A client listening on its GET stream is using the session.
+      if (it->second->stream && !it->second->stream->closed()) it->second->last_used = now;
       bool idle = it->second->running.empty() && now - it->second->last_used > ttl;
       slk.unlock();
       if (idle) {
@@ -233,10 +338,9 @@ void McpServer::route(HttpRequest& req, Respond& respond) {
     sweep_sessions();
     if (req.method == "POST") return handle_mcp_post(req, respond);
     if (req.method == "DELETE") return handle_mcp_delete(req, respond);
-    HttpResponse r = json_response(
-        405, rpc_error(nullptr, kInvalidRequest,
-                       "Method not allowed: this server does not offer an SSE stream on GET"));
-    r.headers.push_back({"Allow", "POST, DELETE"});
+    if (req.method == "GET") return handle_mcp_get(req, respond);
+    HttpResponse r = json_response(405, rpc_error(nullptr, kInvalidRequest, "Method not allowed"));
+    r.headers.push_back({"Allow", "GET, POST, DELETE"});
     return respond(std::move(r));
   }
   if (req.method != "GET" && req.method != "HEAD") {
@@ -261,6 +365,57 @@ void McpServer::route(HttpRequest& req, Respond& respond) {
                                            {"sessions", session_count()}}));
   }
   respond(json_response(404, json{{"error", "not found"}, {"path", path}}));
+}
+
+std::shared_ptr<McpServer::Session> McpServer::request_session(const HttpRequest& req,
+                                                               const json& id, Respond& respond) {
+  std::string sid = header(req, "mcp-session-id");
+  if (sid.empty()) {
+    respond(json_response(
+        400, rpc_error(id, kInvalidRequest, "Bad Request: Mcp-Session-Id header is required")));
+    return nullptr;
+  }
+  auto session = find_session(sid);
+  if (!session) {
+    respond(json_response(404, rpc_error(id, kSessionNotFound, "Session not found")));
+    return nullptr;
+  }
+  std::string pv = header(req, "mcp-protocol-version");
+  if (!pv.empty() && !is_supported_protocol(pv)) {
+    respond(json_response(400, rpc_error(id, kInvalidRequest,
+                                         "Bad Request: unsupported MCP-Protocol-Version " + pv)));
+    return nullptr;
+  }
+  return session;
+}
+
+// The session's standalone SSE stream: notifications that belong to no request.
+void McpServer::handle_mcp_get(HttpRequest& req, Respond& respond) {
+  if (!accepts_sse(req) || !req.start_stream) {
+    HttpResponse r = json_response(
+        405, rpc_error(nullptr, kInvalidRequest,
+                       req.start_stream ? "Method not allowed: GET opens an SSE stream; the client "
+                                          "must accept text/event-stream"
+                                        : "Method not allowed: no SSE stream on GET here"));
+    r.headers.push_back({"Allow", "POST, DELETE"});
+    return respond(std::move(r));
+  }
+  auto session = request_session(req, nullptr, respond);
+  if (!session) return;
+  std::optional<HttpResponse> refused;
+  {
+    std::lock_guard lk(session->mu);
+    if (session->closed) {
+      refused = json_response(404, rpc_error(nullptr, kSessionNotFound, "Session not found"));
+    } else if (session->stream && !session->stream->closed()) {
+      refused =
+          json_response(409, rpc_error(nullptr, kInvalidRequest,
+                                       "Conflict: this session already has an SSE stream open"));
+    } else {
+      session->stream = req.start_stream(sse_head());
+    }
+  }
+  if (refused) respond(std::move(*refused));
 }
 
 void McpServer::handle_mcp_delete(HttpRequest& req, Respond& respond) {
@@ -337,25 +492,30 @@ void McpServer::handle_mcp_post(HttpRequest& req, Respond& respond) {
     return respond(std::move(r));
   }
 
-  std::string sid = header(req, "mcp-session-id");
-  if (sid.empty()) {
-    return respond(json_response(
-        400, rpc_error(id, kInvalidRequest, "Bad Request: Mcp-Session-Id header is required")));
-  }
-  auto session = find_session(sid);
-  if (!session) return respond(json_response(404, rpc_error(id, kSessionNotFound, "Session not found")));
-  std::string pv = header(req, "mcp-protocol-version");
-  if (!pv.empty() && !is_supported_protocol(pv)) {
-    return respond(json_response(
-        400, rpc_error(id, kInvalidRequest, "Bad Request: unsupported MCP-Protocol-Version " + pv)));
-  }
+  auto session = request_session(req, id, respond);
+  if (!session) return;
   if (!is_request) {
     // Notifications and responses: accepted, nothing to answer.
     dispatch(session, msg, [](std::optional<json>) {});
     return respond(HttpResponse{202, {}, ""});
   }
-  dispatch(session, msg, [respond = std::move(respond), id](std::optional<json> r) {
-    respond(json_response(200, r ? *r : rpc_error(id, kInvalidRequest, "Request cancelled")));
+  auto answer = [id](std::optional<json> r) {
+    return r ? std::move(*r) : rpc_error(id, kInvalidRequest, "Request cancelled");
+  };
+  if (!progress_token(msg.value("params", json())).is_null() && accepts_sse(req) &&
+      req.start_stream) {
+    // The client wants progress: an SSE response, notifications first, the reply last.
+    auto stream = req.start_stream(sse_head());
+    return dispatch(
+        session, msg,
+        [stream, answer](std::optional<json> r) {
+          stream->send(sse_event(answer(std::move(r))));
+          stream->close();
+        },
+        [stream](const json& n) { stream->send(sse_event(n)); });
+  }
+  dispatch(session, msg, [respond = std::move(respond), answer](std::optional<json> r) {
+    respond(json_response(200, answer(std::move(r))));
   });
 }
 
@@ -385,10 +545,17 @@ void McpServer::route_line(const std::string& line, WriteLine& write, std::funct
   if (!msg.is_object() || msg.value("jsonrpc", json()) != "2.0") {
     return reply_error(id, kInvalidRequest, "Invalid Request: expected a JSON-RPC 2.0 object");
   }
-  dispatch(stdio_session_, msg, [write, done](std::optional<json> r) {
-    if (r) write(dump(*r));
-    done();
-  });
+  {
+    std::lock_guard lk(stdio_session_->mu);
+    if (!stdio_session_->write) stdio_session_->write = write;
+  }
+  dispatch(
+      stdio_session_, msg,
+      [write, done](std::optional<json> r) {
+        if (r) write(dump(*r));
+        done();
+      },
+      [write](const json& n) { write(dump(n)); });
 }
 
 void McpServer::line_too_long(WriteLine write) {
@@ -397,7 +564,8 @@ void McpServer::line_too_long(WriteLine write) {
                            std::to_string(opts_.max_body_bytes) + " bytes")));
 }
 
-void McpServer::dispatch(const std::shared_ptr<Session>& session, const json& msg, Reply reply) {
+void McpServer::dispatch(const std::shared_ptr<Session>& session, const json& msg, Reply reply,
+                         Notify notify) {
   bool has_id = msg.contains("id");
   if (!msg.contains("method")) {
     // A response to a request we never send, or garbage: nothing to answer.
@@ -450,14 +618,16 @@ void McpServer::dispatch(const std::shared_ptr<Session>& session, const json& ms
     if (params.contains("cursor") && !params["cursor"].is_string()) {
       return reply(rpc_error(id, kInvalidParams, "Invalid params: cursor must be a string"));
     }
-    return reply(rpc_result(id, json{{"tools", tool_list(config_.policy)}}));
+    return reply(rpc_result(id, json{{"tools", opts_.tools(config()->policy)}}));
   }
-  if (method == "tools/call") return call_tool(session, id, params, std::move(reply));
+  if (method == "tools/call") {
+    return call_tool(session, id, params, std::move(reply), std::move(notify));
+  }
   reply(rpc_error(id, kMethodNotFound, "Method not found: " + method));
 }
 
 void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& id,
-                          const json& params, Reply reply) {
+                          const json& params, Reply reply, Notify notify) {
   if (!params.contains("name") || !params["name"].is_string()) {
     return reply(rpc_error(id, kInvalidParams, "Invalid params: name (string) is required"));
   }
@@ -468,10 +638,15 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
   if (!args.is_object()) {
     return reply(rpc_error(id, kInvalidParams, "Invalid params: arguments must be an object"));
   }
-  auto prepared = prepare_run(*lang, args, config_.policy);
+  auto prepared = prepare_run(*lang, args, config()->policy);
   if (!prepared) return reply(rpc_result(id, tool_error(prepared.error().message)));
 
   auto token = std::make_shared<sandbox::CancelToken>();
+  // Over stdio the response is the end: a client may read a last progress line together with
+  // it and handle the response first, which retires the token (the TypeScript SDK does, and
+  // reports the progress as an error). An SSE stream delivers its events one by one.
+  ProgressFn progress =
+      progress_reporter(progress_token(params), std::move(notify), token, session->http);
   std::string key = dump(id);
   {
     std::lock_guard lk(session->mu);
@@ -485,10 +660,12 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
     std::lock_guard lk(session->mu);
     session->running.erase(key);
   };
-  auto job = [this, session, id, lang = *lang, p = std::move(*prepared), token, reply, finish] {
+  auto job = [this, session, id, lang = *lang, p = std::move(*prepared), token, reply, finish,
+              progress] {
     std::optional<json> answer;
+    progress(0, "running");
     try {
-      auto out = backend_.run(lang, p.request, p.stdin_data, token.get(), p.network);
+      auto out = backend_.run(lang, p.request, p.stdin_data, token.get(), p.network, progress);
       if (!out) {
         log::error("run failed: " + out.error().message);
         answer = rpc_result(id, tool_error("internal error: the run could not be executed"));
@@ -500,6 +677,7 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
       answer = rpc_result(id, tool_error("internal error: the run could not be executed"));
     }
     finish();
+    progress(1, "done");
     if (token->cancelled() && !session->http) answer.reset();  // per spec: no response
     reply(std::move(answer));
   };

@@ -1,5 +1,9 @@
 // server/mcp_server.h — the MCP server: JSON-RPC over Streamable HTTP (legacy era,
 // 2024-11-05 … 2025-11-25) and over stdio, sessions, and the run_js/run_py tools.
+// Server→client messages: progress of a tools/call that carries a progressToken (an SSE response
+// over HTTP, lines before the response on stdio) and notifications/tools/list_changed (on each
+// session's GET stream, or a stdio line). A run reports 0 "running" when it starts and, over
+// HTTP, 1/1 "done" when it ends.
 // Thread-safety: all public methods may be called from any thread; runs execute on an internal
 // thread pool and answer through the transport's callbacks.
 #pragma once
@@ -17,6 +21,7 @@
 #include "policy/config.h"
 #include "server/backend.h"
 #include "server/http_api.h"
+#include "server/tools.h"
 
 namespace onemcp::server {
 
@@ -33,6 +38,9 @@ struct ServerOptions {
   size_t run_threads = 16;              // concurrent runs
   size_t max_queued_runs = 256;         // beyond this, calls are refused as busy
   std::function<std::chrono::steady_clock::time_point()> now = std::chrono::steady_clock::now;
+  // The tools tools/list offers, given the current server policy; called from any thread for
+  // every tools/list. When its answer changes, call McpServer::notify_tools_changed().
+  std::function<nlohmann::json(const policy::Policy&)> tools = tool_list;
 };
 
 class McpServer final : public HttpHandler, public LineHandler {
@@ -54,27 +62,42 @@ class McpServer final : public HttpHandler, public LineHandler {
   // Cancels every run (shutdown).
   void cancel_all();
 
+  // New calls and tools/list use `config` (its policy and session TTL); running calls keep the
+  // one they started with.
+  void set_config(policy::Config config);
+  // Sends notifications/tools/list_changed to every initialized session: a line on stdio, an
+  // event on the session's GET stream over HTTP (dropped when it has none open).
+  void notify_tools_changed();
+
  private:
   struct Session;
   using Reply = std::function<void(std::optional<nlohmann::json>)>;  // nullopt: no response
+  // A notification about a request, sent before its reply (e.g. progress); may be empty.
+  using Notify = std::function<void(const nlohmann::json&)>;
 
   void route(HttpRequest& req, Respond& respond);
   void route_line(const std::string& line, WriteLine& write, std::function<void()>& done);
   void handle_mcp_post(HttpRequest& req, Respond& respond);
+  void handle_mcp_get(HttpRequest& req, Respond& respond);
   void handle_mcp_delete(HttpRequest& req, Respond& respond);
+  // The session a request names, or null after answering 400/404 (with `id`).
+  std::shared_ptr<Session> request_session(const HttpRequest& req, const nlohmann::json& id,
+                                           Respond& respond);
   std::shared_ptr<Session> new_session(const std::string& protocol);
   std::shared_ptr<Session> find_session(const std::string& id);
   void sweep_sessions();
   // Dispatches one JSON-RPC message (already known to be an object).
-  void dispatch(const std::shared_ptr<Session>& session, const nlohmann::json& msg, Reply reply);
+  void dispatch(const std::shared_ptr<Session>& session, const nlohmann::json& msg, Reply reply,
+                Notify notify = nullptr);
   void call_tool(const std::shared_ptr<Session>& session, const nlohmann::json& id,
-                 const nlohmann::json& params, Reply reply);
+                 const nlohmann::json& params, Reply reply, Notify notify);
   nlohmann::json initialize_result(const std::string& protocol) const;
+  std::shared_ptr<const policy::Config> config();
 
   ServerOptions opts_;
-  policy::Config config_;
   RunBackend& backend_;
-  std::mutex mu_;
+  std::mutex mu_;  // guards config_, sessions_, last_sweep_
+  std::shared_ptr<const policy::Config> config_;
   std::unordered_map<std::string, std::shared_ptr<Session>> sessions_;
   std::shared_ptr<Session> stdio_session_;
   std::chrono::steady_clock::time_point last_sweep_{};

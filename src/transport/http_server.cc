@@ -1,6 +1,7 @@
 // transport/http_server.cc — the only translation unit that includes Beast (it compiles slowly).
 // Callback style: every connection runs on its own strand; the acceptor is a single serial
-// chain of callbacks, so it needs no strand.
+// chain of callbacks, so it needs no strand. A streamed response's chunks are queued by any
+// thread in its BodyStream and written by the connection's strand.
 #include "transport/http_server.h"
 
 #include <sys/socket.h>
@@ -16,15 +17,18 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -55,6 +59,44 @@ struct Gate {
 };
 
 class Connection;
+
+// The handler's side of a streamed response. Chunks wait here, framed, until the connection's
+// strand takes them; `flush_posted_` keeps exactly one flush queued on the strand while there is
+// something to take. Lock order: mu_, then the gate's.
+class BodyStream final : public server::EventStream {
+ public:
+  BodyStream(std::shared_ptr<Gate> gate, std::weak_ptr<Connection> conn, bool chunked, size_t cap)
+      : gate_(std::move(gate)), conn_(std::move(conn)), chunked_(chunked), cap_(cap) {}
+
+  bool send(std::string chunk) override;
+  void close() override;
+  bool closed() const override {
+    std::lock_guard lock(mu_);
+    return ended_ || dead_;
+  }
+
+  // Strand side: what is queued; `last` once, after close(), with the end of the body appended.
+  struct Taken {
+    std::string data;
+    bool last = false;
+  };
+  Taken take();
+  void kill();  // the connection is gone
+
+ private:
+  bool post_locked(void (Connection::*fn)());
+
+  const std::shared_ptr<Gate> gate_;
+  const std::weak_ptr<Connection> conn_;
+  const bool chunked_;
+  const size_t cap_;
+  mutable std::mutex mu_;
+  std::string queued_;
+  bool flush_posted_ = false;
+  bool ended_ = false;      // close() was called
+  bool end_taken_ = false;  // the strand has the end of the body
+  bool dead_ = false;       // the transport closed it
+};
 
 // Shared by the acceptor and every connection. Owned by HttpServer::Impl, which outlives every
 // io-thread callback: stop() joins the io threads before anything is destroyed.
@@ -102,6 +144,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_request(); });
   }
 
+  auto executor() { return stream_.get_executor(); }
+
   // Only from the connection's strand, or from stop() once the io threads are joined.
   void close() {
     if (closed_) return;
@@ -109,7 +153,32 @@ class Connection : public std::enable_shared_from_this<Connection> {
     error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.socket().close(ec);
+    events_timer_.cancel();
+    if (events_) events_->kill();
   }
+
+  // Runs on the strand: writes what the stream has queued, one write at a time.
+  void flush_stream() {
+    if (closed_ || !events_ || events_writing_ || events_last_) return;
+    BodyStream::Taken t = events_->take();
+    if (t.data.empty() && !t.last) return;
+    events_last_ = t.last;
+    if (t.data.empty()) return end_stream();
+    events_out_ = std::move(t.data);
+    events_writing_ = true;
+    stream_.expires_after(core_.options.idle_timeout);  // a client that stopped reading
+    asio::async_write(stream_, asio::buffer(events_out_),
+                      [self = shared_from_this()](error_code ec, size_t) {
+                        self->events_writing_ = false;
+                        std::string().swap(self->events_out_);
+                        if (ec) return self->finish();
+                        if (self->events_last_) return self->end_stream();
+                        self->flush_stream();
+                      });
+  }
+
+  // Runs on the strand: drops the connection (its stream fell too far behind).
+  void abort() { finish(); }
 
  private:
   void read_request() {
@@ -209,6 +278,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
         });
       }
     };
+    req.start_stream = [gate = core_.gate, weak = weak_from_this(), seq, chunked = version_ >= 11,
+                        cap = core_.options.max_stream_backlog_bytes](server::HttpResponse head) {
+      auto events = std::make_shared<BodyStream>(gate, weak, chunked, cap);
+      std::lock_guard lock(gate->mu);
+      auto self = weak.lock();
+      if (!gate->open || !self) {
+        events->kill();
+        return std::shared_ptr<server::EventStream>(events);
+      }
+      asio::post(self->stream_.get_executor(), [self, seq, events, h = std::move(head)]() mutable {
+        self->begin_stream(seq, std::move(h), events);
+      });
+      return std::shared_ptr<server::EventStream>(events);
+    };
     try {
       core_.handler.handle(std::move(req), std::move(respond));
     } catch (const std::exception& e) {
@@ -246,8 +329,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     });
   }
 
-  http::response<http::string_body> build(server::HttpResponse r) {
-    http::response<http::string_body> res;
+  // Status line and the handler's headers; the body and its framing are left to the caller.
+  template <class Body>
+  http::response<Body> head_of(const server::HttpResponse& r) {
+    http::response<Body> res;
     const bool valid = r.status >= 100 && r.status <= 599;
     if (!valid) log::error("http handler gave status " + std::to_string(r.status));
     res.result(valid ? static_cast<unsigned>(r.status) : 500u);
@@ -262,6 +347,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
         res.insert(name, value);
       }
     }
+    return res;
+  }
+
+  http::response<http::string_body> build(server::HttpResponse r) {
+    auto res = head_of<http::string_body>(r);
     // RFC 9110: 1xx, 204 and 304 have neither a body nor a Content-Length.
     if (r.status >= 200 && r.status != 204 && r.status != 304) {
       res.body() = std::move(r.body);
@@ -269,6 +359,74 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     res.keep_alive(keep_alive_);
     return res;
+  }
+
+  // Runs on the strand. Like write_response, but the body comes from `events` until it ends;
+  // meanwhile the connection reads only to learn that the client went away.
+  void begin_stream(uint64_t seq, server::HttpResponse head, std::shared_ptr<BodyStream> events) {
+    if (seq != pending_ || closed_) return events->kill();
+    pending_ = 0;
+    ++served_;
+    keep_alive_ = false;
+    events_ = std::move(events);
+    if (core_.options.stream_send_buffer_bytes > 0) {
+      error_code ec;
+      stream_.socket().set_option(
+          asio::socket_base::send_buffer_size(core_.options.stream_send_buffer_bytes), ec);
+    }
+    try {
+      auto res = head_of<http::empty_body>(head);
+      if (version_ >= 11) res.chunked(true);
+      res.keep_alive(false);
+      std::ostringstream text;
+      text << res.base();
+      events_out_ = text.str();
+    } catch (const std::exception& e) {
+      log::error(std::string("cannot build http response: ") + e.what());
+      return finish();
+    }
+    events_writing_ = true;
+    stream_.expires_after(core_.options.idle_timeout);
+    asio::async_write(stream_, asio::buffer(events_out_),
+                      [self = shared_from_this()](error_code ec, size_t) {
+                        self->events_writing_ = false;
+                        std::string().swap(self->events_out_);
+                        if (ec) return self->finish();
+                        self->stream_.expires_never();  // the watch below waits indefinitely
+                        self->watch();
+                        self->keep_alive_tick();
+                        self->flush_stream();
+                      });
+  }
+
+  // Reads and discards until the client closes (or the stream ended and the linger is over).
+  void watch() {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = shared_from_this()](error_code ec, size_t) {
+                              if (ec) return self->finish();
+                              self->watch();
+                            });
+  }
+
+  // An SSE comment now and then keeps proxies from timing the stream out and shows a dead
+  // client to the write timeout.
+  void keep_alive_tick() {
+    events_timer_.expires_after(core_.options.stream_keepalive);
+    events_timer_.async_wait([self = shared_from_this()](error_code ec) {
+      if (ec || self->closed_ || !self->events_) return;
+      if (self->events_->send(": keep-alive\n\n")) self->keep_alive_tick();
+    });
+  }
+
+  // The whole body is written: let the client read it, then close (watch() sees its EOF).
+  void end_stream() {
+    error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    events_timer_.expires_after(kLingerTime);
+    events_timer_.async_wait([self = shared_from_this()](error_code ec) {
+      if (!ec) self->finish();
+    });
   }
 
   void linger_close() {
@@ -306,7 +464,73 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t pending_ = 0;  // seq of the request with the handler, 0 if none
   uint64_t served_ = 0;
   bool closed_ = false;
+  // A streamed response, once begun: the connection ends with it.
+  std::shared_ptr<BodyStream> events_;
+  asio::steady_timer events_timer_{stream_.get_executor()};
+  std::string events_out_;  // the bytes being written
+  bool events_writing_ = false;
+  bool events_last_ = false;  // the end of the body is written or being written
 };
+
+bool BodyStream::post_locked(void (Connection::*fn)()) {
+  std::lock_guard lock(gate_->mu);
+  auto conn = gate_->open ? conn_.lock() : nullptr;
+  if (!conn) return false;
+  asio::post(conn->executor(), [conn, fn] { (conn.get()->*fn)(); });
+  return true;
+}
+
+bool BodyStream::send(std::string chunk) {
+  std::lock_guard lock(mu_);
+  if (ended_ || dead_) return false;
+  if (chunk.empty()) return true;  // an empty chunk would end a chunked body
+  if (queued_.size() > cap_) {
+    log::warn("dropping an event stream: its client is not reading");
+    dead_ = true;
+    std::string().swap(queued_);
+    post_locked(&Connection::abort);
+    return false;
+  }
+  if (chunked_) {
+    char size[24];
+    std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+    queued_ += size;
+    queued_ += chunk;
+    queued_ += "\r\n";
+  } else {
+    queued_ += chunk;
+  }
+  if (!flush_posted_) flush_posted_ = post_locked(&Connection::flush_stream);
+  if (!flush_posted_) dead_ = true;  // the connection is gone
+  return !dead_;
+}
+
+void BodyStream::close() {
+  std::lock_guard lock(mu_);
+  if (ended_ || dead_) return;
+  ended_ = true;
+  if (!flush_posted_) flush_posted_ = post_locked(&Connection::flush_stream);
+  if (!flush_posted_) dead_ = true;
+}
+
+BodyStream::Taken BodyStream::take() {
+  std::lock_guard lock(mu_);
+  Taken t{std::move(queued_)};
+  queued_.clear();
+  if (ended_ && !end_taken_) {
+    end_taken_ = true;
+    t.last = true;
+    if (chunked_) t.data += "0\r\n\r\n";
+  }
+  if (t.data.empty() && !t.last) flush_posted_ = false;
+  return t;
+}
+
+void BodyStream::kill() {
+  std::lock_guard lock(mu_);
+  dead_ = true;
+  std::string().swap(queued_);
+}
 
 // getaddrinfo() only for names; a literal is parsed so it is never rewritten.
 Result<asio::ip::address> resolve(const std::string& bind) {

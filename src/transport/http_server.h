@@ -25,12 +25,22 @@ struct HttpServerOptions {
   std::chrono::milliseconds header_timeout{10000};  // a request's header must arrive within it
   std::chrono::milliseconds idle_timeout{120000};   // keep-alive idle, body read, response write
   size_t max_header_bytes = 16384;                   // beyond it: 431
+  // A streamed response is dropped when its client stops reading: when more is sent while the
+  // data still waiting to be written exceeds this (so one large chunk is always accepted).
+  size_t max_stream_backlog_bytes = 256u << 10;
+  // SO_SNDBUF of a streaming connection (0: the kernel's autotuning, up to MBs), so that the
+  // backlog, not the kernel, absorbs what a stalled client does not read.
+  int stream_send_buffer_bytes = 64 << 10;
+  std::chrono::milliseconds stream_keepalive{15000};  // an SSE comment this often on a stream
 };
 
 // Behaviour per connection: keep-alive as the client asks, one request at a time in order
 // (nothing more is read while a request is with the handler). The handler's `respond` may be
 // called from any thread, later; after the connection is gone or the server stopped it is a
 // no-op. HttpHandler::handle runs on an io thread and must not block.
+// A streamed response (HttpRequest::start_stream) is chunked (HTTP/1.1) or ends with the
+// connection (HTTP/1.0); its connection closes when the stream ends. While it streams, the
+// connection only watches for the client going away; stop() closes every stream.
 class HttpServer {
  public:
   // Binds and listens before returning, so a client may connect as soon as this returns.

@@ -16,7 +16,7 @@ const sdk = (p) => import(pathToFileURL(path.join(SDK, p)).href);
 export const { Client } = await sdk("client/index.js");
 export const { StreamableHTTPClientTransport } = await sdk("client/streamableHttp.js");
 export const { StdioClientTransport } = await sdk("client/stdio.js");
-export const { McpError } = await sdk("types.js");
+export const { McpError, ToolListChangedNotificationSchema } = await sdk("types.js");
 
 function defaultBin() {
   for (const dir of ["build-e2e", "build"]) {

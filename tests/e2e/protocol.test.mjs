@@ -82,9 +82,9 @@ test("a notification → 202 with no body", async () => {
   assert.equal(c.status, 202);
 });
 
-test("GET /mcp → 405", async () => {
+test("GET /mcp without Accept: text/event-stream → 405", async () => {
   const s = await rawSession(url);
-  const r = await request(url, { headers: { ...s.headers, accept: "text/event-stream" } });
+  const r = await request(url, { headers: { ...s.headers, accept: "application/json" } });
   assert.equal(r.status, 405);
   assert.match(r.headers.get("allow") ?? "", /POST/);
 });

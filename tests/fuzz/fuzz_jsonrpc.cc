@@ -28,7 +28,8 @@ using namespace onemcp::server;
 class FakeBackend final : public RunBackend {
  public:
   Result<sandbox::RunOutput> run(Language, const ipc::RunRequest& req, const std::string& in,
-                                 const sandbox::CancelToken*, const policy::NetworkPolicy&) override {
+                                 const sandbox::CancelToken*, const policy::NetworkPolicy&,
+                                 const ProgressFn&) override {
     sandbox::RunOutput o;
     size_t h = std::hash<std::string>{}(req.code);
     if (h % 7 == 0) return make_error("fake backend failure");

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -19,6 +20,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "transport/http_server.h"
@@ -33,7 +35,8 @@ using Clock = std::chrono::steady_clock;
 // ---------- HTTP ----------
 
 // Behaviour chosen by path: /delay answers from another thread 50 ms later, /never keeps the
-// respond() without calling it, /throw throws, anything else echoes at once.
+// respond() without calling it, /throw throws, /stream starts a stream for the test to feed
+// (/stream-and-respond also calls respond(), which must be ignored), anything else echoes at once.
 class FakeHttpHandler : public server::HttpHandler {
  public:
   ~FakeHttpHandler() override {
@@ -58,16 +61,35 @@ class FakeHttpHandler : public server::HttpHandler {
       kept_.push_back(respond);
     } else if (req.target == "/throw") {
       throw std::runtime_error("boom");
+    } else if (req.target.starts_with("/stream")) {
+      auto s = req.start_stream({200, {{"Content-Type", "text/event-stream"}}, "not sent"});
+      if (req.target == "/stream-and-respond") respond(r);
+      std::lock_guard lock(mu_);
+      streams_.push_back(std::move(s));
     } else {
       respond(std::move(r));
     }
   }
   std::atomic<int> handled{0};
 
+  // The next stream a request started (waits up to 5 s).
+  std::shared_ptr<server::EventStream> next_stream() {
+    for (int i = 0; i < 500; ++i) {
+      {
+        std::lock_guard lock(mu_);
+        if (taken_ < streams_.size()) return streams_[taken_++];
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return nullptr;
+  }
+
  private:
   std::mutex mu_;
   std::vector<std::thread> threads_;
   std::vector<server::Respond> kept_;
+  std::vector<std::shared_ptr<server::EventStream>> streams_;
+  size_t taken_ = 0;
 };
 
 struct Reply {
@@ -79,8 +101,10 @@ struct Reply {
 // A deliberately tiny HTTP/1.1 client on POSIX sockets: enough for Content-Length replies.
 class Client {
  public:
-  explicit Client(uint16_t port, bool v6 = false) {
+  // `rcvbuf`: a small receive buffer (0: the default), for a client that stops reading.
+  explicit Client(uint16_t port, bool v6 = false, int rcvbuf = 0) {
     fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (rcvbuf) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     timeval tv{5, 0};
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     int one = 1;
@@ -142,6 +166,14 @@ class Client {
     return r;
   }
 
+  // Everything up to the server's close (what read_reply() left included); nullopt on a timeout.
+  std::optional<std::string> read_to_end() {
+    while (fill()) {
+    }
+    if (errno == EAGAIN) return std::nullopt;
+    return std::exchange(buf_, {});
+  }
+
   // True when the server closed the connection (EOF or reset) within the receive timeout.
   bool closed_by_peer() {
     char c;
@@ -153,6 +185,7 @@ class Client {
   bool fill() {
     char tmp[16384];
     const ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+    if (n == 0) errno = 0;
     if (n <= 0) return false;
     buf_.append(tmp, static_cast<size_t>(n));
     return true;
@@ -164,6 +197,30 @@ class Client {
 
 std::string get(const std::string& target, const std::string& extra = "") {
   return "GET " + target + " HTTP/1.1\r\nHost: t\r\n" + extra + "\r\n";
+}
+
+// The payload of a chunked body, or "<bad chunking>".
+std::string dechunk(std::string_view raw) {
+  std::string out;
+  for (;;) {
+    const size_t eol = raw.find("\r\n");
+    if (eol == std::string_view::npos) return "<bad chunking>";
+    const size_t n = std::stoul(std::string(raw.substr(0, eol)), nullptr, 16);
+    raw.remove_prefix(eol + 2);
+    if (raw.size() < n + 2 || raw.substr(n, 2) != "\r\n") return "<bad chunking>";
+    if (n == 0) return raw.size() == 2 ? out : "<bad chunking>";
+    out.append(raw.substr(0, n));
+    raw.remove_prefix(n + 2);
+  }
+}
+
+// Polls `done` for up to 5 s.
+bool eventually(const std::function<bool()>& done) {
+  for (int i = 0; i < 500; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return done();
 }
 
 class TransportHttp : public ::testing::Test {
@@ -424,6 +481,124 @@ TEST_F(TransportHttp, ConnectionCapAnswers503) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 503);
   EXPECT_TRUE(c.closed_by_peer());
+}
+
+TEST_F(TransportHttp, StreamIsChunkedInOrderFromAnyThreadThenCloses) {
+  start();
+  Client c(server_->port());
+  ASSERT_TRUE(c.send(get("/stream-and-respond")));
+  auto s = handler_.next_stream();
+  ASSERT_TRUE(s);
+  std::thread other([s] {
+    for (int i = 0; i < 100; ++i) EXPECT_TRUE(s->send("data: " + std::to_string(i) + "\n\n"));
+  });
+  other.join();
+  EXPECT_TRUE(s->send(""));  // nothing to frame; not the end of the body
+  s->close();
+  EXPECT_TRUE(s->closed());
+  EXPECT_FALSE(s->send("late"));
+  auto head = c.read_reply();
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->headers["content-type"], "text/event-stream");
+  EXPECT_EQ(head->headers["transfer-encoding"], "chunked");
+  EXPECT_EQ(head->headers["connection"], "close");
+  auto rest = c.read_to_end();
+  ASSERT_TRUE(rest);
+  std::string want;
+  for (int i = 0; i < 100; ++i) want += "data: " + std::to_string(i) + "\n\n";
+  EXPECT_EQ(dechunk(*rest), want);
+}
+
+TEST_F(TransportHttp, Http10StreamEndsWithTheConnection) {
+  start();
+  Client c(server_->port());
+  ASSERT_TRUE(c.send("GET /stream HTTP/1.0\r\n\r\n"));
+  auto s = handler_.next_stream();
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->send("data: 1\n\n"));
+  s->close();
+  auto head = c.read_reply();
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->headers.count("transfer-encoding"), 0u);
+  EXPECT_EQ(c.read_to_end(), "data: 1\n\n");
+}
+
+TEST_F(TransportHttp, StreamKeepAliveComments) {
+  HttpServerOptions o;
+  o.stream_keepalive = 50ms;
+  start(o);
+  Client c(server_->port());
+  ASSERT_TRUE(c.send(get("/stream")));
+  auto s = handler_.next_stream();
+  ASSERT_TRUE(s);
+  std::this_thread::sleep_for(300ms);
+  s->close();
+  ASSERT_TRUE(c.read_reply());
+  auto body = dechunk(c.read_to_end().value_or(""));
+  EXPECT_NE(body.find(": keep-alive\n\n: keep-alive\n\n"), std::string::npos) << body;
+}
+
+TEST_F(TransportHttp, StreamClosesWhenTheClientLeaves) {
+  start();
+  Client c(server_->port());
+  ASSERT_TRUE(c.send(get("/stream")));
+  auto s = handler_.next_stream();
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(c.read_reply());  // the head is out
+  EXPECT_FALSE(s->closed());
+  c.close();
+  EXPECT_TRUE(eventually([&] { return s->closed(); }));
+  EXPECT_FALSE(s->send("data: x\n\n"));
+}
+
+TEST_F(TransportHttp, StreamOfAClientThatNeverReadsIsDropped) {
+  HttpServerOptions o;
+  o.max_stream_backlog_bytes = 256 * 1024;
+  start(o);
+  Client c(server_->port(), false, /*rcvbuf=*/4096);
+  ASSERT_TRUE(c.send(get("/stream")));
+  auto s = handler_.next_stream();
+  ASSERT_TRUE(s);
+  const std::string chunk(16 * 1024, 'x');
+  size_t sent = 0;
+  const auto t0 = Clock::now();
+  while (sent < (512u << 20) && Clock::now() - t0 < 20s && s->send(chunk)) {
+    sent += chunk.size();
+    if (sent % (1u << 20) == 0) std::this_thread::sleep_for(1ms);  // let the writer block
+  }
+  EXPECT_TRUE(s->closed());
+  // The socket buffers plus the cap, far below what was offered.
+  EXPECT_LT(sent, 64u << 20);
+}
+
+TEST_F(TransportHttp, StreamTakesOneLargeChunkBehindASmallBacklog) {
+  HttpServerOptions o;
+  o.max_stream_backlog_bytes = 1024;
+  start(o);
+  Client c(server_->port());
+  ASSERT_TRUE(c.send(get("/stream")));
+  auto s = handler_.next_stream();
+  ASSERT_TRUE(s);
+  const std::string big(4u << 20, 'b');
+  EXPECT_TRUE(s->send("data: first\n\n"));
+  EXPECT_TRUE(s->send(big));  // e.g. a large result right after a progress event
+  s->close();
+  ASSERT_TRUE(c.read_reply());
+  EXPECT_EQ(dechunk(c.read_to_end().value_or("")), "data: first\n\n" + big);
+}
+
+TEST_F(TransportHttp, StopClosesStreams) {
+  start();
+  Client c(server_->port());
+  ASSERT_TRUE(c.send(get("/stream")));
+  auto s = handler_.next_stream();
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(c.read_reply());
+  server_->stop();
+  EXPECT_TRUE(s->closed());
+  EXPECT_FALSE(s->send("data: x\n\n"));
+  EXPECT_TRUE(c.read_to_end());  // EOF
 }
 
 TEST_F(TransportHttp, Ipv6Loopback) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 
+#include <condition_variable>
 #include <future>
 #include <thread>
 
@@ -11,14 +12,20 @@ namespace {
 
 using nlohmann::json;
 
-// Echoes the code back; "block" waits until the run is cancelled.
+// Echoes the code back; "block" waits until the run is cancelled; "progress" reports 0.5, 0.3
+// and 0.7.
 class FakeBackend : public RunBackend {
  public:
   Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req, const std::string& in,
-                                 const sandbox::CancelToken* cancel,
-                                 const policy::NetworkPolicy&) override {
+                                 const sandbox::CancelToken* cancel, const policy::NetworkPolicy&,
+                                 const ProgressFn& progress) override {
     sandbox::RunOutput o;
     last = req;
+    if (req.code == "progress") {
+      progress(0.5, "half");
+      progress(0.3, "back");
+      progress(0.7, "");
+    }
     if (req.code == "block") {
       pollfd p{cancel->fd(), POLLIN, 0};
       ::poll(&p, 1, 10000);
@@ -33,6 +40,61 @@ class FakeBackend : public RunBackend {
     return o;
   }
   ipc::RunRequest last;
+};
+
+// Records what a handler streams; `gone` plays a client that went away.
+class FakeStream : public EventStream {
+ public:
+  explicit FakeStream(HttpResponse h) : head(std::move(h)) {}
+  bool send(std::string chunk) override {
+    std::lock_guard lk(mu_);
+    if (ended_ || gone_) return false;
+    chunks_.push_back(std::move(chunk));
+    return true;
+  }
+  void close() override {
+    std::lock_guard lk(mu_);
+    ended_ = true;
+    cv_.notify_all();
+  }
+  bool closed() const override {
+    std::lock_guard lk(mu_);
+    return ended_ || gone_;
+  }
+  void disconnect() {
+    std::lock_guard lk(mu_);
+    gone_ = true;
+  }
+  bool wait_closed() {
+    std::unique_lock lk(mu_);
+    return cv_.wait_for(lk, std::chrono::seconds(5), [&] { return ended_; });
+  }
+  // The JSON of every "data:" line, in order (keep-alives and other chunks have none).
+  std::vector<json> events() {
+    std::lock_guard lk(mu_);
+    std::vector<json> out;
+    for (const auto& c : chunks_) {
+      EXPECT_EQ(c.rfind("event: message\ndata: ", 0), 0u) << c;
+      EXPECT_TRUE(c.ends_with("\n\n")) << c;
+      auto data = c.find("data: ");
+      out.push_back(json::parse(c.substr(data + 6)));
+    }
+    return out;
+  }
+  const HttpResponse head;
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> chunks_;
+  bool ended_ = false;
+  bool gone_ = false;
+};
+
+// The handler's answer over a transport that can stream: a response or a stream.
+struct Answer {
+  std::optional<HttpResponse> response;
+  std::shared_ptr<FakeStream> stream;
 };
 
 class McpServerTest : public ::testing::Test {
@@ -82,6 +144,42 @@ class McpServerTest : public ::testing::Test {
     return header(r, "Mcp-Session-Id");
   }
 
+  // Like http(), over a transport that can stream.
+  Answer exchange(std::string method, std::string body, std::map<std::string, std::string> h) {
+    HttpRequest r;
+    r.method = method;
+    r.target = "/mcp";
+    r.body = std::move(body);
+    if (method == "POST") h.emplace("content-type", "application/json");
+    h.emplace("host", "127.0.0.1:7800");
+    r.headers = h;
+    auto answer = std::make_shared<Answer>();
+    auto answered = std::make_shared<std::promise<void>>();
+    r.start_stream = [answer, answered](HttpResponse head) {
+      answer->stream = std::make_shared<FakeStream>(std::move(head));
+      answered->set_value();
+      return answer->stream;
+    };
+    server_.handle(r, [answer, answered](HttpResponse resp) {
+      answer->response = std::move(resp);
+      answered->set_value();
+    });
+    answered->get_future().wait();
+    return *answer;
+  }
+
+  // An initialized session with its GET stream open.
+  std::pair<std::string, std::shared_ptr<FakeStream>> listening_session() {
+    std::string sid = initialize();
+    EXPECT_EQ(http("POST", R"({"jsonrpc":"2.0","method":"notifications/initialized"})",
+                   {{"mcp-session-id", sid}})
+                  .status,
+              202);
+    auto a = exchange("GET", "", {{"mcp-session-id", sid}, {"accept", "text/event-stream"}});
+    EXPECT_TRUE(a.stream);
+    return {sid, a.stream};
+  }
+
   json call(const std::string& sid, const json& msg) {
     auto r = http("POST", msg.dump(), {{"mcp-session-id", sid}});
     EXPECT_EQ(r.status, 200) << r.body;
@@ -126,9 +224,13 @@ TEST_F(McpServerTest, NotificationsGet202AndGetIs405) {
   auto r = http("POST", R"({"jsonrpc":"2.0","method":"notifications/initialized"})", {{"mcp-session-id", sid}});
   EXPECT_EQ(r.status, 202);
   EXPECT_TRUE(r.body.empty());
+  // A transport that cannot stream offers no GET stream.
   auto g = http("GET", "", {{"mcp-session-id", sid}, {"accept", "text/event-stream"}});
   EXPECT_EQ(g.status, 405);
   EXPECT_EQ(header(g, "Allow"), "POST, DELETE");
+  auto put = http("PUT", "", {{"mcp-session-id", sid}});
+  EXPECT_EQ(put.status, 405);
+  EXPECT_EQ(header(put, "Allow"), "GET, POST, DELETE");
 }
 
 TEST_F(McpServerTest, OriginAndHostValidation) {
@@ -319,5 +421,238 @@ TEST_F(McpServerTest, DeeplyNestedJsonIsRefusedNotRecursedInto) {
   EXPECT_EQ(call(sid, json::parse(R"({"jsonrpc":"2.0","id":2,"method":"ping","params":{"x":)" + ok + "}}"))["result"],
             json::object());
 }
+}  // namespace
+}  // namespace onemcp::server
+
+namespace onemcp::server {
+namespace {
+
+const char* kSse = "text/event-stream";
+const char* kBoth = "application/json, text/event-stream";
+const char* kInitialize =
+    R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}})";
+const char* kInitialized = R"({"jsonrpc":"2.0","method":"notifications/initialized"})";
+
+json tools_call(const json& id, const std::string& code, const json& token = nullptr) {
+  json params{{"name", "run_js"}, {"arguments", {{"code", code}}}};
+  if (!token.is_null()) params["_meta"] = {{"progressToken", token}};
+  return {{"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/call"}, {"params", params}};
+}
+
+// {progress, total, message} of notifications/progress for `token`, in order, and whatever
+// else was sent.
+std::vector<json> progress_of(const std::vector<json>& events, const json& token) {
+  std::vector<json> out;
+  for (const auto& e : events) {
+    if (e.value("method", "") != "notifications/progress") continue;
+    EXPECT_EQ(e["params"]["progressToken"], token);
+    json p = e["params"];
+    p.erase("progressToken");
+    out.push_back(p);
+  }
+  return out;
+}
+
+const json kRunning = {{"progress", 0}, {"total", 1}, {"message", "running"}};
+const json kDone = {{"progress", 1}, {"total", 1}, {"message", "done"}};
+
+TEST_F(McpServerTest, GetStreamNeedsAcceptAndAKnownSession) {
+  std::string sid = initialize();
+  auto no_accept = exchange("GET", "", {{"mcp-session-id", sid}});
+  ASSERT_TRUE(no_accept.response);
+  EXPECT_EQ(no_accept.response->status, 405);
+  auto json_only = exchange("GET", "", {{"mcp-session-id", sid}, {"accept", "application/json"}});
+  EXPECT_EQ(json_only.response->status, 405);
+  auto no_session = exchange("GET", "", {{"accept", kSse}});
+  ASSERT_TRUE(no_session.response);
+  EXPECT_EQ(no_session.response->status, 400);
+  auto unknown = exchange("GET", "", {{"mcp-session-id", "nope"}, {"accept", kSse}});
+  EXPECT_EQ(unknown.response->status, 404);
+  auto bad_version =
+      exchange("GET", "",
+               {{"mcp-session-id", sid}, {"accept", kSse}, {"mcp-protocol-version", "1999-01-01"}});
+  EXPECT_EQ(bad_version.response->status, 400);
+
+  auto ok = exchange("GET", "", {{"mcp-session-id", sid}, {"accept", kSse}});
+  ASSERT_TRUE(ok.stream);
+  EXPECT_EQ(ok.stream->head.status, 200);
+  EXPECT_EQ(header(ok.stream->head, "Content-Type"), "text/event-stream");
+  EXPECT_EQ(header(ok.stream->head, "Cache-Control"), "no-cache");
+}
+
+TEST_F(McpServerTest, SecondGetStreamIsAConflictUntilTheFirstIsGone) {
+  std::string sid = initialize();
+  auto first = exchange("GET", "", {{"mcp-session-id", sid}, {"accept", kSse}});
+  ASSERT_TRUE(first.stream);
+  auto second = exchange("GET", "", {{"mcp-session-id", sid}, {"accept", kSse}});
+  ASSERT_TRUE(second.response);
+  EXPECT_EQ(second.response->status, 409);
+  EXPECT_FALSE(first.stream->closed());
+  first.stream->disconnect();
+  auto third = exchange("GET", "", {{"mcp-session-id", sid}, {"accept", kSse}});
+  EXPECT_TRUE(third.stream);
+  // Another session has its own.
+  auto other = exchange("GET", "", {{"mcp-session-id", initialize()}, {"accept", kSse}});
+  EXPECT_TRUE(other.stream);
+}
+
+TEST_F(McpServerTest, DeleteAndShutdownCloseTheGetStream) {
+  auto [sid, stream] = listening_session();
+  EXPECT_FALSE(stream->closed());
+  EXPECT_EQ(http("DELETE", "", {{"mcp-session-id", sid}}).status, 200);
+  EXPECT_TRUE(stream->closed());
+
+  std::shared_ptr<FakeStream> kept;
+  {
+    McpServer other(make_opts(), policy::Config{}, backend_);
+    std::promise<void> p;
+    HttpRequest init{"POST", "/mcp", {{"content-type", "application/json"}}, kInitialize, ""};
+    std::string other_sid;
+    other.handle(init, [&](HttpResponse r) {
+      other_sid = header(r, "Mcp-Session-Id");
+      p.set_value();
+    });
+    p.get_future().wait();
+    HttpRequest get{"GET", "/mcp", {{"mcp-session-id", other_sid}, {"accept", kSse}}, "", ""};
+    get.start_stream = [&](HttpResponse head) { return kept = std::make_shared<FakeStream>(head); };
+    other.handle(get, [](HttpResponse r) { ADD_FAILURE() << r.status; });
+    ASSERT_TRUE(kept);
+    EXPECT_FALSE(kept->closed());
+  }
+  EXPECT_TRUE(kept->closed());
+}
+
+TEST_F(McpServerTest, ListeningSessionDoesNotExpireWhileItsStreamIsOpen) {
+  auto [sid, stream] = listening_session();
+  std::string other = initialize();
+  auto ping = [&](const std::string& s) {
+    return http("POST", R"({"jsonrpc":"2.0","id":1,"method":"ping"})", {{"mcp-session-id", s}});
+  };
+  now_ += std::chrono::milliseconds(policy::Config{}.session_ttl_ms + 2000);
+  EXPECT_EQ(ping(other).status, 404);
+  EXPECT_EQ(ping(sid).status, 200);
+  stream->disconnect();
+  now_ += std::chrono::milliseconds(policy::Config{}.session_ttl_ms + 2000);
+  EXPECT_EQ(ping(sid).status, 404);
+}
+
+TEST_F(McpServerTest, ToolsListChangedReachesEveryInitializedSession) {
+  auto init = http("POST", kInitialize);
+  EXPECT_EQ(json::parse(init.body)["result"]["capabilities"]["tools"]["listChanged"], true);
+
+  auto [a, a_stream] = listening_session();
+  auto [b, b_stream] = listening_session();
+  std::string silent = initialize();  // initialized, no GET stream: nothing to send on
+  EXPECT_EQ(http("POST", kInitialized, {{"mcp-session-id", silent}}).status, 202);
+  std::string fresh = initialize();  // not initialized yet: not told
+  auto fresh_stream = exchange("GET", "", {{"mcp-session-id", fresh}, {"accept", kSse}}).stream;
+  ASSERT_TRUE(fresh_stream);
+  b_stream->disconnect();
+
+  std::vector<std::string> lines;
+  std::mutex mu;
+  auto write = [&](std::string l) {
+    std::lock_guard lk(mu);
+    lines.push_back(l);
+  };
+  auto stdio = [&](const std::string& line) {
+    std::promise<void> done;
+    server_.handle_line(line, write, [&] { done.set_value(); });
+    done.get_future().wait();
+  };
+  stdio(kInitialize);
+  stdio(kInitialized);
+
+  server_.notify_tools_changed();
+  const json changed = {{"jsonrpc", "2.0"}, {"method", "notifications/tools/list_changed"}};
+  EXPECT_EQ(a_stream->events(), std::vector<json>{changed});
+  EXPECT_TRUE(b_stream->events().empty());
+  EXPECT_TRUE(fresh_stream->events().empty());
+  std::lock_guard lk(mu);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(json::parse(lines[1]), changed);
+}
+
+TEST_F(McpServerTest, ProgressTokenTurnsTheResponseIntoAnSseStream) {
+  std::string sid = initialize();
+  auto a = exchange("POST", tools_call(5, "x", "tok").dump(),
+                    {{"mcp-session-id", sid}, {"accept", kBoth}});
+  ASSERT_TRUE(a.stream);
+  EXPECT_EQ(header(a.stream->head, "Content-Type"), "text/event-stream");
+  ASSERT_TRUE(a.stream->wait_closed());
+  auto events = a.stream->events();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(progress_of(events, "tok"), (std::vector<json>{kRunning, kDone}));
+  EXPECT_EQ(events[2]["id"], 5);
+  EXPECT_EQ(events[2]["result"]["structuredContent"]["stdout"], "js:x|");
+
+  // An integer token; a backend's own reports in between, never decreasing.
+  auto b = exchange("POST", tools_call("b", "progress", 42).dump(),
+                    {{"mcp-session-id", sid}, {"accept", kBoth}});
+  ASSERT_TRUE(b.stream && b.stream->wait_closed());
+  auto half = json{{"progress", 0.5}, {"total", 1}, {"message", "half"}};
+  auto more = json{{"progress", 0.7}, {"total", 1}};
+  EXPECT_EQ(progress_of(b.stream->events(), 42), (std::vector<json>{kRunning, half, more, kDone}));
+  EXPECT_EQ(b.stream->events().back()["id"], "b");
+}
+
+TEST_F(McpServerTest, WithoutProgressTokenOrSseTheResponseIsPlainJson) {
+  std::string sid = initialize();
+  for (auto [msg, accept] : {std::pair{tools_call(1, "x"), kBoth},
+                             std::pair{tools_call(2, "x", "tok"), "application/json"},
+                             std::pair{tools_call(3, "x", json::array({1})), kBoth}}) {
+    auto a = exchange("POST", msg.dump(), {{"mcp-session-id", sid}, {"accept", accept}});
+    ASSERT_TRUE(a.response) << msg;
+    EXPECT_EQ(a.response->status, 200);
+    EXPECT_EQ(json::parse(a.response->body)["result"]["structuredContent"]["stdout"], "js:x|");
+  }
+}
+
+// The last report is left to the response there: see call_tool.
+TEST_F(McpServerTest, StdioWritesProgressLinesBeforeTheResponse) {
+  std::vector<json> lines;
+  std::promise<void> done;
+  auto write = [&](std::string l) { lines.push_back(json::parse(l)); };
+  server_.handle_line(tools_call(9, "x", "p").dump(), write, [&] { done.set_value(); });
+  done.get_future().wait();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(progress_of(lines, "p"), std::vector<json>{kRunning});
+  EXPECT_EQ(lines[1]["id"], 9);
+
+  lines.clear();
+  std::promise<void> again;
+  server_.handle_line(tools_call(10, "progress", "q").dump(), write, [&] { again.set_value(); });
+  again.get_future().wait();
+  auto half = json{{"progress", 0.5}, {"total", 1}, {"message", "half"}};
+  auto more = json{{"progress", 0.7}, {"total", 1}};
+  EXPECT_EQ(progress_of(lines, "q"), (std::vector<json>{kRunning, half, more}));
+  EXPECT_EQ(lines.back()["id"], 10);
+}
+
+TEST_F(McpServerTest, ToolsComeFromTheProviderAndTheCurrentConfig) {
+  FakeBackend b;
+  ServerOptions o = make_opts();
+  o.tools = [](const policy::Policy& p) {
+    return json::array({{{"name", "t" + std::to_string(p.limits.timeout_ms)}}});
+  };
+  McpServer s(o, policy::Config{}, b);
+  auto list = [&] {
+    std::promise<json> p;
+    s.handle_line(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})",
+                  [&](std::string l) { p.set_value(json::parse(l)); }, [] {});
+    return p.get_future().get()["result"]["tools"][0]["name"];
+  };
+  EXPECT_EQ(list(), "t60000");
+  policy::Config c;
+  c.policy.limits.timeout_ms = 5000;
+  s.set_config(c);
+  EXPECT_EQ(list(), "t5000");
+  std::promise<void> ran;
+  auto ignore = [](std::string) {};
+  s.handle_line(tools_call(2, "x").dump(), ignore, [&] { ran.set_value(); });
+  ran.get_future().wait();
+  EXPECT_EQ(b.last.timeout_ms, 5000u);
+}
+
 }  // namespace
 }  // namespace onemcp::server
