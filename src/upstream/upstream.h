@@ -3,6 +3,13 @@
 // Mcp-Session-Id, or the stateless 2026-07-28 era, detected per server). Each upstream connects,
 // lists its tools (all pages), restarts with backoff when it dies, and is isolated from the
 // others: one failing upstream never blocks or breaks another or the server.
+//
+// stdio upstreams run without a shell, in their own process group, with an explicit environment:
+// the config's `env` over PATH, HOME, USER, LANG, LC_ALL, TZ and TMPDIR inherited from the server
+// (PATH defaults to /usr/local/bin:/usr/bin:/bin); nothing else of the server's environment.
+// A command without a slash is searched in that PATH. Their stderr goes to the log, rate-limited.
+// HTTP upstreams get the config's `headers` on every request, follow no redirect and use no proxy.
+//
 // Thread-safety: every public method of Manager may be called from any thread at once.
 #pragma once
 
@@ -11,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -35,13 +43,13 @@ struct UpstreamStatus {
   std::string protocol_version;  // negotiated, e.g. "2025-06-18" or "2026-07-28"
   nlohmann::json server_info;    // the upstream's serverInfo (null until known)
   size_t tool_count = 0;
-  uint32_t restarts = 0;         // connections made after the first one
+  uint32_t restarts = 0;  // connections made after the first one
 };
 
 struct CallOptions {
   std::chrono::milliseconds timeout{60000};
   // When set, a progressToken is sent and each notifications/progress params object for this
-  // call is passed here (from an internal thread).
+  // call is passed here (from an internal thread, which it should not block for long).
   std::function<void(const nlohmann::json& progress)> on_progress;
   // When set and it turns true, the call is abandoned at once: notifications/cancelled is sent
   // upstream and the call returns an error.
@@ -83,9 +91,10 @@ class Manager {
   // The Tool objects exactly as the upstream listed them (name, description, inputSchema,
   // outputSchema, annotations...). Error if the name is unknown or the upstream is not ready.
   Result<std::vector<nlohmann::json>> tools(const std::string& upstream) const;
-  // The CallToolResult as the upstream returned it; an isError result is a value, not an error.
+  // The CallToolResult as the upstream returned it (less the stateless era's wire-only
+  // `resultType`); an isError result is a value, not an error.
   // Errors: unknown upstream, not ready, timeout, cancelled, the upstream died, a JSON-RPC error
-  // (its message and code in the text).
+  // (its message and code in the text). Each message names the upstream.
   Result<nlohmann::json> call_tool(const std::string& upstream, const std::string& tool,
                                    const nlohmann::json& arguments, CallOptions opts = {});
 
@@ -98,6 +107,8 @@ class Manager {
   std::vector<std::unique_ptr<Upstream>> upstreams_;
   std::function<void()> on_changed_;
   ManagerOptions opts_;
+  std::mutex lifecycle_mu_;  // start() and stop()
+  bool started_ = false, stopped_ = false;
 };
 
 }  // namespace onemcp::upstream
