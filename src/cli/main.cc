@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -22,6 +23,9 @@
 #include "server/backend.h"
 #include "server/egress.h"
 #include "server/mcp_server.h"
+#include "server/tools.h"
+#include "server/upstreams.h"
+#include "upstream/upstream.h"
 #include "transport/http_server.h"
 #include "transport/stdio.h"
 
@@ -199,7 +203,44 @@ int cmd_serve(const ServeFlags& f) {
     log::warn("--ca-file: runs' HTTPS servers are verified against " + fetch_limits.ca_file +
               " only, not the system's CA store");
   }
-  auto backend = server::start_worker_backend(paths, cgroups.get(), *resolver, fetch_limits);
+  // Upstream MCP servers connect in the background while the runtimes start; one that fails is
+  // retried with backoff and never holds up the server.
+  std::unique_ptr<upstream::Manager> manager;
+  std::unique_ptr<server::Upstreams> upstreams;
+  // The server to tell when upstream tools change; null while it does not exist.
+  struct Announce {
+    std::mutex mu;
+    server::McpServer* server = nullptr;
+    void set(server::McpServer* s) {
+      std::lock_guard lk(mu);
+      server = s;
+    }
+    void tools_changed() {
+      std::lock_guard lk(mu);
+      if (server) server->notify_tools_changed();
+    }
+  } announce;
+  if (!config->mcps.empty()) {
+    upstream::ManagerOptions uo;
+    uo.client_version = kVersion;
+    uo.stdio_cwd = f.dir;
+    manager = std::make_unique<upstream::Manager>(config->mcps, uo);
+    upstreams = std::make_unique<server::Upstreams>(*manager);
+    manager->on_tools_changed([u = upstreams.get(), &announce] {
+      u->refresh();
+      announce.tools_changed();
+    });
+    manager->start();
+  }
+  // Upstream callbacks use `upstreams`: the manager stops before it goes away.
+  struct StopFirst {
+    upstream::Manager* m;
+    ~StopFirst() {
+      if (m) m->stop();
+    }
+  } stop_upstreams{manager.get()};
+
+  auto backend = server::start_worker_backend(paths, cgroups.get(), *resolver, fetch_limits, upstreams.get());
   if (!backend) {
     std::fprintf(stderr,
                  "1mcp serve: cannot start the sandboxed runtimes: %s\n"
@@ -220,6 +261,11 @@ int cmd_serve(const ServeFlags& f) {
   server::ServerOptions opts;
   opts.version = kVersion;
   opts.ui = !f.no_ui;
+  opts.upstreams = upstreams.get();
+  // run_js/run_py descriptions list the upstream tools the server policy lets runs call.
+  opts.tools = [u = upstreams.get()](const policy::Policy& p) {
+    return server::tool_list(p, u ? u->allowed(p) : std::vector<server::CodeModeServer>{});
+  };
   opts.loopback_only = f.bind == "127.0.0.1" || f.bind == "::1" || f.bind.rfind("127.", 0) == 0 ||
                        f.bind == "localhost";
   server::McpServer mcp(opts, *config, **backend);
@@ -233,6 +279,11 @@ int cmd_serve(const ServeFlags& f) {
       reload_config(config_path, mcp, running);
     }
   };
+  announce.set(&mcp);
+  struct Unannounce {
+    Announce& a;
+    ~Unannounce() { a.set(nullptr); }
+  } unannounce{announce};
 
   auto ready_ms = [&] {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

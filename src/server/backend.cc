@@ -2,6 +2,7 @@
 
 #include "base/log.h"
 #include "server/egress.h"
+#include "server/upstreams.h"
 #include "transpile/esbuild.h"
 
 namespace onemcp::server {
@@ -17,19 +18,28 @@ std::vector<std::string> worker_env() {
 class WorkerBackend final : public RunBackend {
  public:
   WorkerBackend(std::unique_ptr<sandbox::Zygote> js, std::unique_ptr<sandbox::Zygote> py,
-                std::string esbuild, broker::Resolver& resolver, broker::FetchLimits limits)
+                std::string esbuild, broker::Resolver& resolver, broker::FetchLimits limits,
+                Upstreams* upstreams)
       : js_(std::move(js)),
         py_(std::move(py)),
         esbuild_(std::move(esbuild)),
         resolver_(resolver),
-        fetch_limits_(std::move(limits)) {}
+        fetch_limits_(std::move(limits)),
+        upstreams_(upstreams) {}
 
   Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req,
                                  const std::string& stdin_data, const sandbox::CancelToken* cancel,
-                                 const policy::NetworkPolicy& network,
-                                 const ProgressFn& /*progress*/) override {
-    const sandbox::BrokerHandler broker = make_broker_handler(network, resolver_, fetch_limits_);
-    const sandbox::BrokerTunnels tunnels = make_broker_tunnels(network, resolver_, fetch_limits_);
+                                 const policy::Policy& policy, const ProgressFn& /*progress*/) override {
+    CodeModeOps code_mode;
+    if (upstreams_) {
+      code_mode = [this, &policy](const nlohmann::json& frame, std::chrono::steady_clock::time_point deadline,
+                                  const std::atomic<bool>& cancelled) {
+        return upstreams_->answer(frame, policy, deadline, cancelled);
+      };
+    }
+    const sandbox::BrokerHandler broker =
+        make_broker_handler(policy.network, resolver_, fetch_limits_, std::move(code_mode));
+    const sandbox::BrokerTunnels tunnels = make_broker_tunnels(policy.network, resolver_, fetch_limits_);
     if (lang == Language::py) return py_->run(req, stdin_data, cancel, &broker, &tunnels);
     auto out = js_->run(req, stdin_data, cancel, &broker, &tunnels);
     if (!out || !out->report.needs_transpile || req.transpiled) return out;
@@ -66,6 +76,7 @@ class WorkerBackend final : public RunBackend {
   std::string esbuild_;
   broker::Resolver& resolver_;
   broker::FetchLimits fetch_limits_;
+  Upstreams* upstreams_;
 };
 
 }  // namespace
@@ -73,7 +84,8 @@ class WorkerBackend final : public RunBackend {
 Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& paths,
                                                          sandbox::CgroupManager* cgroups,
                                                          broker::Resolver& resolver,
-                                                         broker::FetchLimits fetch_limits) {
+                                                         broker::FetchLimits fetch_limits,
+                                                         Upstreams* upstreams) {
   std::vector<std::string> args;
   if (!paths.sandbox) args.push_back("--no-sandbox");
   for (const auto& w : paths.writable_roots) args.push_back("--writable=" + w);
@@ -103,7 +115,7 @@ Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& path
     }
   }
   return std::unique_ptr<RunBackend>(
-      new WorkerBackend(std::move(*js), std::move(*py), paths.esbuild, resolver, std::move(fetch_limits)));
+      new WorkerBackend(std::move(*js), std::move(*py), paths.esbuild, resolver, std::move(fetch_limits), upstreams));
 }
 
 }  // namespace onemcp::server

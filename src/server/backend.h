@@ -16,6 +16,8 @@
 
 namespace onemcp::server {
 
+class Upstreams;
+
 enum class Language { js, py };
 
 // Reports how far a call's work has come: `fraction` of it in [0, 1] and a short message for
@@ -26,12 +28,13 @@ using ProgressFn = std::function<void(double fraction, const std::string& messag
 class RunBackend {
  public:
   virtual ~RunBackend() = default;
-  // `network`: the run's effective network policy; its outbound requests are decided by it.
+  // `policy`: the run's effective policy; its outbound requests and upstream tool calls are
+  // decided by it.
   // `progress`: where the steps of a run that take a while (preparing it, dependencies) report.
   virtual Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req,
                                          const std::string& stdin_data,
                                          const sandbox::CancelToken* cancel,
-                                         const policy::NetworkPolicy& network,
+                                         const policy::Policy& policy,
                                          const ProgressFn& progress) = 0;
 };
 
@@ -53,9 +56,11 @@ struct WorkerPaths {
 // `cgroups` may be null only without the sandbox.
 // `resolver` answers the names runs fetch (it must outlive the backend); `fetch_limits` apply to
 // every run's requests (e.g. the server's own address, never reachable from a run).
+// `upstreams` (may be null) answers runs' upstream tool calls; it must outlive the backend.
 Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& paths,
                                                          sandbox::CgroupManager* cgroups,
                                                          broker::Resolver& resolver,
-                                                         broker::FetchLimits fetch_limits);
+                                                         broker::FetchLimits fetch_limits,
+                                                         Upstreams* upstreams = nullptr);
 
 }  // namespace onemcp::server

@@ -191,12 +191,16 @@ std::vector<CodeModeServer> code_mode_catalog(const UpstreamTools& upstreams) {
 const CodeModeServer* find_server(const std::vector<CodeModeServer>& catalog, std::string_view ident) {
   for (const auto& s : catalog)
     if (s.ident == ident) return &s;
+  for (const auto& s : catalog)
+    if (s.name == ident) return &s;
   return nullptr;
 }
 
 const CodeModeTool* find_tool(const CodeModeServer& server, std::string_view ident) {
   for (const auto& t : server.tools)
     if (t.ident == ident) return &t;
+  for (const auto& t : server.tools)
+    if (t.name == ident) return &t;
   return nullptr;
 }
 

@@ -36,6 +36,8 @@ using UpstreamTools = std::vector<std::pair<std::string, std::vector<nlohmann::j
 // string name are left out.
 std::vector<CodeModeServer> code_mode_catalog(const UpstreamTools& upstreams);
 
+// By identifier, else by the upstream's own name (so any name can be called, even one a script
+// cannot spell as an identifier).
 const CodeModeServer* find_server(const std::vector<CodeModeServer>& catalog, std::string_view ident);
 const CodeModeTool* find_tool(const CodeModeServer& server, std::string_view ident);
 

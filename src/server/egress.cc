@@ -58,9 +58,9 @@ Result<std::vector<sockaddr_storage>> MapResolver::resolve(const std::string& ho
 
 sandbox::BrokerHandler make_broker_handler(const policy::NetworkPolicy& policy,
                                            broker::Resolver& resolver,
-                                           const broker::FetchLimits& limits) {
+                                           const broker::FetchLimits& limits, CodeModeOps code_mode) {
   auto fetcher = std::make_shared<broker::Fetcher>(policy, resolver, limits);
-  return [fetcher](const std::string& frame, std::chrono::steady_clock::time_point deadline,
+  return [fetcher, code_mode = std::move(code_mode)](const std::string& frame, std::chrono::steady_clock::time_point deadline,
                    const std::atomic<bool>& cancelled) {
     json id = nullptr;
     auto fail = [&](const std::string& why) {
@@ -72,6 +72,10 @@ sandbox::BrokerHandler make_broker_handler(const policy::NetworkPolicy& policy,
     if (!j.is_object()) return fail("malformed request");
     if (j.contains("id") && j["id"].is_number_unsigned()) id = j["id"];
     auto op = j.find("op");
+    if (op != j.end() && (*op == "mcp" || *op == "mcp_list")) {
+      if (!code_mode) return fail("no upstream MCP tools are available to this run");
+      return code_mode(j, deadline, cancelled);
+    }
     if (op == j.end() || !op->is_string() || *op != "fetch") return fail("unknown operation");
     broker::FetchRequest req;
     try {

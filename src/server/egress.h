@@ -5,7 +5,9 @@
 // thread-safe); MapResolver is immutable after construction.
 #pragma once
 
+#include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,10 +32,17 @@ class MapResolver final : public broker::Resolver {
   std::vector<std::pair<std::string, std::vector<std::string>>> table_;
 };
 
-// The handler for one run: its own Fetcher (so concurrency caps are per run) under `policy`.
+// Answers a run's "mcp"/"mcp_list" frame (already parsed) with a whole answer frame.
+using CodeModeOps = std::function<std::string(const nlohmann::json& frame,
+                                              std::chrono::steady_clock::time_point deadline,
+                                              const std::atomic<bool>& cancelled)>;
+
+// The handler for one run: its own Fetcher (so concurrency caps are per run) under `policy`;
+// upstream tool calls go to `code_mode` (refused when it is empty).
 sandbox::BrokerHandler make_broker_handler(const policy::NetworkPolicy& policy,
                                            broker::Resolver& resolver,
-                                           const broker::FetchLimits& limits);
+                                           const broker::FetchLimits& limits,
+                                           CodeModeOps code_mode = {});
 
 // The tunnel opener for one run: each tunnel decided and connected like a fetch of
 // https://host:port/ under `policy`; byte caps of maxBodyBytes plus TLS overhead each way.

@@ -8,6 +8,7 @@
 #include "base/json_depth.h"
 #include "base/log.h"
 #include "server/tools.h"
+#include "server/upstreams.h"
 #include "server/ui.h"
 
 namespace onemcp::server {
@@ -234,6 +235,7 @@ void McpServer::notify_tools_changed() {
 }
 
 void McpServer::cancel_all() {
+  stopping_ = true;  // upstream calls of /mcps-rpc stop too
   std::vector<std::shared_ptr<Session>> all{stdio_session_};
   {
     std::lock_guard lk(mu_);
@@ -316,7 +318,8 @@ void McpServer::handle(HttpRequest req, Respond respond) {
 
 void McpServer::route(HttpRequest& req, Respond& respond) {
   std::string path = req.target.substr(0, req.target.find('?'));
-  if (path == "/mcp") {
+  const bool upstream_api = path == "/mcps" || path == "/mcps-rpc" || path.starts_with("/mcps/");
+  if (path == "/mcp" || upstream_api) {
     // Browsers send Origin; only loopback pages (or the page this server itself serves when
     // bound elsewhere) may talk to us. The Host check stops DNS rebinding onto 127.0.0.1.
     std::string origin = header(req, "origin");
@@ -335,6 +338,9 @@ void McpServer::route(HttpRequest& req, Respond& respond) {
       return respond(json_response(
           403, rpc_error(nullptr, kInvalidRequest, "Forbidden: host " + host + " is not allowed")));
     }
+  }
+  if (upstream_api) return handle_upstream_api(req, path, respond);
+  if (path == "/mcp") {
     sweep_sessions();
     if (req.method == "POST") return handle_mcp_post(req, respond);
     if (req.method == "DELETE") return handle_mcp_delete(req, respond);
@@ -416,6 +422,38 @@ void McpServer::handle_mcp_get(HttpRequest& req, Respond& respond) {
     }
   }
   if (refused) respond(std::move(*refused));
+}
+
+void McpServer::handle_upstream_api(HttpRequest& req, const std::string& path, Respond& respond) {
+  if (!opts_.upstreams) {
+    return respond(json_response(404, json{{"error", "no upstream MCP servers are configured"}}));
+  }
+  if (path != "/mcps-rpc") {
+    if (req.method != "GET" && req.method != "HEAD") {
+      return respond(json_response(405, json{{"error", "method not allowed"}}));
+    }
+    return respond(opts_.upstreams->get(path));
+  }
+  if (req.method != "POST") return respond(json_response(405, json{{"error", "method not allowed"}}));
+  std::string ctype = header(req, "content-type");
+  std::transform(ctype.begin(), ctype.end(), ctype.begin(), ::tolower);
+  if (ctype.find("application/json") == std::string::npos) {
+    return respond(json_response(415, json{{"error", "Content-Type must be application/json"}}));
+  }
+  // The upstream call blocks: it runs on the run threads, never on the transport's.
+  auto job = [this, body = std::move(req.body), respond] {
+    HttpResponse r;
+    try {
+      r = opts_.upstreams->rpc(body, &stopping_);
+    } catch (const std::exception& e) {
+      log::error(std::string("mcps-rpc failed: ") + e.what());
+      r = json_response(500, json{{"error", "internal error"}});
+    }
+    respond(std::move(r));
+  };
+  if (!pool_->submit(std::move(job))) {
+    respond(json_response(503, json{{"error", "server busy: too many calls queued; retry later"}}));
+  }
 }
 
 void McpServer::handle_mcp_delete(HttpRequest& req, Respond& respond) {
@@ -640,6 +678,8 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
   }
   auto prepared = prepare_run(*lang, args, config()->policy);
   if (!prepared) return reply(rpc_result(id, tool_error(prepared.error().message)));
+  // Python reaches upstream tools through its relay, started only for runs that may use them.
+  prepared->request.mcp = opts_.upstreams && !prepared->policy.mcps.empty();
 
   auto token = std::make_shared<sandbox::CancelToken>();
   // Over stdio the response is the end: a client may read a last progress line together with
@@ -665,7 +705,7 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
     std::optional<json> answer;
     progress(0, "running");
     try {
-      auto out = backend_.run(lang, p.request, p.stdin_data, token.get(), p.network, progress);
+      auto out = backend_.run(lang, p.request, p.stdin_data, token.get(), p.policy, progress);
       if (!out) {
         log::error("run failed: " + out.error().message);
         answer = rpc_result(id, tool_error("internal error: the run could not be executed"));

@@ -25,6 +25,8 @@
 
 namespace onemcp::server {
 
+class Upstreams;
+
 inline constexpr const char* kLatestProtocol = "2025-11-25";
 bool is_supported_protocol(const std::string& v);
 
@@ -40,7 +42,10 @@ struct ServerOptions {
   std::function<std::chrono::steady_clock::time_point()> now = std::chrono::steady_clock::now;
   // The tools tools/list offers, given the current server policy; called from any thread for
   // every tools/list. When its answer changes, call McpServer::notify_tools_changed().
-  std::function<nlohmann::json(const policy::Policy&)> tools = tool_list;
+  std::function<nlohmann::json(const policy::Policy&)> tools = [](const policy::Policy& p) {
+    return tool_list(p);
+  };
+  Upstreams* upstreams = nullptr;       // upstream MCP servers (not owned; null: none configured)
 };
 
 class McpServer final : public HttpHandler, public LineHandler {
@@ -83,6 +88,7 @@ class McpServer final : public HttpHandler, public LineHandler {
   // The session a request names, or null after answering 400/404 (with `id`).
   std::shared_ptr<Session> request_session(const HttpRequest& req, const nlohmann::json& id,
                                            Respond& respond);
+  void handle_upstream_api(HttpRequest& req, const std::string& path, Respond& respond);
   std::shared_ptr<Session> new_session(const std::string& protocol);
   std::shared_ptr<Session> find_session(const std::string& id);
   void sweep_sessions();
@@ -101,6 +107,7 @@ class McpServer final : public HttpHandler, public LineHandler {
   std::unordered_map<std::string, std::shared_ptr<Session>> sessions_;
   std::shared_ptr<Session> stdio_session_;
   std::chrono::steady_clock::time_point last_sweep_{};
+  std::atomic<bool> stopping_{false};
   std::unique_ptr<ThreadPool> pool_;  // last: joined first on destruction
 };
 

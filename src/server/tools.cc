@@ -59,11 +59,12 @@ std::optional<Language> tool_language(const std::string& name) {
   return std::nullopt;
 }
 
-json tool_list(const policy::Policy& server_policy) {
-  auto tool = [&](const char* name, const char* title, const char* desc, const json& in) {
+json tool_list(const policy::Policy& server_policy, const std::vector<CodeModeServer>& upstream_tools) {
+  const bool open_world = !server_policy.network.allowed_domains.empty() || !upstream_tools.empty();
+  auto tool = [&](const char* name, const char* title, std::string desc, const json& in) {
     return json{{"name", name},
                 {"title", title},
-                {"description", std::string(desc) + limits_note(server_policy)},
+                {"description", desc + limits_note(server_policy)},
                 {"inputSchema", in},
                 {"outputSchema", policy::run_output_schema()},
                 {"annotations",
@@ -71,10 +72,21 @@ json tool_list(const policy::Policy& server_policy) {
                   {"readOnlyHint", false},
                   {"destructiveHint", false},
                   {"idempotentHint", false},
-                  {"openWorldHint", false}}}};
+                  {"openWorldHint", open_world}}}};
   };
-  return json::array({tool("run_js", "Run JavaScript", kJsDescription, policy::run_js_input_schema()),
-                      tool("run_py", "Run Python", kPyDescription, policy::run_py_input_schema())});
+  std::string js = kJsDescription, py = kPyDescription;
+  if (!upstream_tools.empty()) {
+    js += " Upstream MCP tools are callable as `await mcp.<server>.<tool>(args)`: the result is the "
+          "tool's structuredContent, else its content blocks; a tool error throws an Error named "
+          "McpError. Typed declarations: GET /mcps/types.d.ts. Available:\n" +
+          code_mode_summary(upstream_tools, false);
+    py += " Upstream MCP tools are callable synchronously: `from mcp_tools import <server>`, then "
+          "`<server>.<tool>(**args)`; the result is the tool's structuredContent, else its content "
+          "blocks; a tool error raises mcp_tools.McpError. Available:\n" +
+          code_mode_summary(upstream_tools, true);
+  }
+  return json::array({tool("run_js", "Run JavaScript", js, policy::run_js_input_schema()),
+                      tool("run_py", "Run Python", py, policy::run_py_input_schema())});
 }
 
 Result<PreparedRun> prepare_run(Language lang, const json& arguments,
@@ -110,7 +122,7 @@ Result<PreparedRun> prepare_run(Language lang, const json& arguments,
   p.request.readonly = effective->filesystem.readonly;
   p.request.writable = effective->filesystem.writable;
   p.stdin_data = arguments.value("stdin", std::string{});
-  p.network = effective->network;
+  p.policy = *effective;
   if (lang == Language::py && !effective->network.allowed_domains.empty()) {
     // Python reaches the network through the proxy its relay serves inside the sandbox; the
     // standard variables make urllib, http.client tunnels and requests use it unchanged. A

@@ -12,18 +12,21 @@
 #include "policy/config.h"
 #include "sandbox/executor.h"
 #include "server/backend.h"
+#include "server/codemode.h"
 
 namespace onemcp::server {
 
 std::optional<Language> tool_language(const std::string& name);
 
-// tools/list entries for run_js and run_py.
-nlohmann::json tool_list(const policy::Policy& server_policy);
+// tools/list entries for run_js and run_py; their descriptions list `upstream_tools` (what the
+// server policy lets runs call).
+nlohmann::json tool_list(const policy::Policy& server_policy,
+                         const std::vector<CodeModeServer>& upstream_tools = {});
 
 struct PreparedRun {
   ipc::RunRequest request;
   std::string stdin_data;
-  policy::NetworkPolicy network;  // the call's effective network policy
+  policy::Policy policy;  // the call's effective policy
 };
 
 // Validates `arguments` against the tool's input schema and the server policy. The error text

@@ -55,7 +55,8 @@ TEST(CodeModeNames, ServersAndLookup) {
   EXPECT_EQ(s->name, "my-fs");
   ASSERT_NE(find_tool(*s, "ls"), nullptr);
   EXPECT_EQ(find_tool(*s, "rm"), nullptr);
-  EXPECT_EQ(find_server(c, "my-fs"), nullptr);
+  EXPECT_EQ(find_server(c, "my-fs"), s);  // the upstream's own name works too
+  EXPECT_EQ(find_server(c, "other"), nullptr);
 }
 
 TEST(CodeModeTypes, SchemasBecomeTypeScript) {

@@ -1,0 +1,59 @@
+// server/upstreams.h — the server's side of the upstream MCP servers: the code-mode catalog kept
+// current from the upstream Manager, the broker ops runs use to call upstream tools
+// ("mcp", "mcp_list"), and the HTTP endpoints GET /mcps, GET /mcps/:name/tools,
+// GET /mcps/types.d.ts and POST /mcps-rpc.
+// Thread-safety: every method may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "policy/config.h"
+#include "server/codemode.h"
+#include "server/http_api.h"
+#include "upstream/upstream.h"
+
+namespace onemcp::server {
+
+class Upstreams {
+ public:
+  explicit Upstreams(upstream::Manager& manager) : manager_(manager) { refresh(); }
+
+  // Rebuilds the catalog from the upstreams that are ready now (call when their tools change).
+  void refresh();
+  std::shared_ptr<const std::vector<CodeModeServer>> catalog() const;
+  // Only what `policy` lets a run call.
+  std::vector<CodeModeServer> allowed(const policy::Policy& policy) const;
+
+  // Answers a run's "mcp" or "mcp_list" request frame (see ipc/wire.h) under the run's policy;
+  // an upstream call lasts until `deadline` at most and stops when `cancelled` turns true.
+  std::string answer(const nlohmann::json& frame, const policy::Policy& policy,
+                     std::chrono::steady_clock::time_point deadline,
+                     const std::atomic<bool>& cancelled);
+
+  // GET /mcps, GET /mcps/:name/tools, GET /mcps/types.d.ts (quick, may run on an io thread).
+  HttpResponse get(const std::string& path);
+  // POST /mcps-rpc {"mcp", "tool", "params"}: blocks for the upstream call; run it off the io
+  // threads. The body is the upstream's CallToolResult, or {"error": "..."} with a 4xx/5xx.
+  HttpResponse rpc(const std::string& body, const std::atomic<bool>* cancel);
+
+  upstream::Manager& manager() { return manager_; }
+
+ private:
+  upstream::Manager& manager_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const std::vector<CodeModeServer>> catalog_;
+};
+
+// What a run receives from an upstream tool result: its structuredContent when present, else
+// its content blocks.
+nlohmann::json code_mode_value(const nlohmann::json& call_result);
+// The message of an isError result: its text blocks joined, else a generic text.
+std::string tool_error_text(const nlohmann::json& call_result);
+
+}  // namespace onemcp::server
