@@ -22,6 +22,7 @@ std::string encode(const RunRequest& r) {
             {"stdoutBytes", r.stdout_bytes}, {"transpiled", r.transpiled},
             {"readonly", r.readonly},         {"writable", r.writable}};
   if (r.network_relay) j["networkRelay"] = true;
+  if (!r.deps_code.empty()) j["depsCode"] = r.deps_code;
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -39,6 +40,7 @@ Result<RunRequest> decode_request(const std::string& s) {
     r.stdout_bytes = j.value("stdoutBytes", uint64_t{0});
     r.transpiled = j.value("transpiled", false);
     r.network_relay = j.value("networkRelay", false);
+    r.deps_code = j.value("depsCode", std::string{});
     r.readonly = j.value("readonly", std::vector<std::string>{"/"});
     r.writable = j.value("writable", std::vector<std::string>{"/tmp", "/out"});
     return r;

@@ -9,6 +9,7 @@
 #include "base/result.h"
 #include "broker/fetcher.h"
 #include "broker/resolver.h"
+#include "deps/npm.h"
 #include "ipc/wire.h"
 #include "policy/config.h"
 #include "sandbox/executor.h"
@@ -21,10 +22,12 @@ class RunBackend {
  public:
   virtual ~RunBackend() = default;
   // `network`: the run's effective network policy; its outbound requests are decided by it.
+  // `npm`: the call's npm dependencies (run_js), added to the server's own.
   virtual Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req,
                                          const std::string& stdin_data,
                                          const sandbox::CancelToken* cancel,
-                                         const policy::NetworkPolicy& network) = 0;
+                                         const policy::NetworkPolicy& network,
+                                         const deps::Dependencies& npm) = 0;
 };
 
 struct WorkerPaths {
@@ -40,6 +43,13 @@ struct WorkerPaths {
   std::vector<Mount> mounts;  // host directories shown inside the sandbox (from the config)
 };
 
+// npm dependencies of run_js calls. Without a cache, calls that need packages get an error.
+struct NpmSetup {
+  deps::NpmCache* cache = nullptr;         // must outlive the backend
+  deps::Dependencies config_dependencies;  // the config's npm.dependencies: every run_js call
+  std::string unavailable = "npm dependencies are not available on this server";  // when no cache
+};
+
 // Starts both zygotes (in parallel), waits until they are initialised, and proves the sandbox
 // works with one probe run per runtime (fails, saying which layer, if it does not).
 // `cgroups` may be null only without the sandbox.
@@ -48,6 +58,7 @@ struct WorkerPaths {
 Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& paths,
                                                          sandbox::CgroupManager* cgroups,
                                                          broker::Resolver& resolver,
-                                                         broker::FetchLimits fetch_limits);
+                                                         broker::FetchLimits fetch_limits,
+                                                         NpmSetup npm = {});
 
 }  // namespace onemcp::server

@@ -488,7 +488,8 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
   auto job = [this, session, id, lang = *lang, p = std::move(*prepared), token, reply, finish] {
     std::optional<json> answer;
     try {
-      auto out = backend_.run(lang, p.request, p.stdin_data, token.get(), p.network);
+      auto out =
+          backend_.run(lang, p.request, p.stdin_data, token.get(), p.network, p.npm_dependencies);
       if (!out) {
         log::error("run failed: " + out.error().message);
         answer = rpc_result(id, tool_error("internal error: the run could not be executed"));

@@ -15,8 +15,8 @@ using nlohmann::json;
 class FakeBackend : public RunBackend {
  public:
   Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req, const std::string& in,
-                                 const sandbox::CancelToken* cancel,
-                                 const policy::NetworkPolicy&) override {
+                                 const sandbox::CancelToken* cancel, const policy::NetworkPolicy&,
+                                 const deps::Dependencies&) override {
     sandbox::RunOutput o;
     last = req;
     if (req.code == "block") {
