@@ -40,11 +40,19 @@ const SETS = [
 ];
 
 const cleanup = [];
-process.on("exit", () => cleanup.forEach((f) => f()));
+process.on("exit", () => {
+  for (const f of cleanup.reverse()) {
+    try {
+      f();
+    } catch {
+      // best effort
+    }
+  }
+});
 
 function project(registryUrl, cacheDir) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "1mcp-bench-deps-"));
-  cleanup.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  cleanup.push(() => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5 }));
   const r = spawnSync(BIN, ["init", "--dir", dir], { encoding: "utf8", timeout: 15000 });
   if (r.status !== 0) throw new Error(`1mcp init failed: ${r.stderr}`);
   const file = path.join(dir, "1mcp.config.json");
@@ -137,3 +145,4 @@ for (const r of rows) {
 }
 console.log(`\nrun_js \`1\` without dependencies, p50: ${fmt(median(plain))} ms (${CALLS} calls each)`);
 console.log(`after a server restart, first call of "${SETS[1].name}" (from the cache directory): ${fmt(restart.ms)} ms`);
+process.exit(0);  // the registry and keep-alive connections would keep the process alive
