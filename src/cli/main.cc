@@ -16,6 +16,8 @@
 #include <thread>
 
 #include "base/log.h"
+#include "deps/npm.h"
+#include "deps/process.h"
 #include "policy/config.h"
 #include "policy/egress.h"
 #include "sandbox/cgroup.h"
@@ -105,6 +107,45 @@ void reload_config(const std::string& path, server::McpServer& mcp, policy::Conf
   mcp.set_config(merged);
   mcp.notify_tools_changed();  // the tool descriptions show the limits
   log::info("config reloaded from " + path);
+}
+
+// The npm dependency cache of run_js: <cacheDir>/npm, npm found on PATH. Config errors stop the
+// server; a missing npm only makes calls that need packages fail (and is logged).
+Status setup_npm(const policy::Config& config, const std::string& dir, const std::string& esbuild,
+                 std::unique_ptr<deps::NpmCache>* cache, server::NpmSetup* setup) {
+  const nlohmann::json& section = config.npm;
+  setup->config_dependencies = section.value("dependencies", deps::Dependencies{});
+  if (auto s = deps::validate_dependencies(setup->config_dependencies); !s) return s.error();
+  deps::NpmOptions o;
+  o.cache_dir =
+      fs::absolute(fs::path(resolve(dir, config.cache_dir)) / "npm").lexically_normal().string();
+  o.esbuild = esbuild;
+  o.registry = section.value("registry", std::string{});
+  if (std::string lock = section.value("lockfile", std::string{}); !lock.empty()) {
+    std::string path = resolve(dir, lock);
+    std::ifstream in(path);
+    std::stringstream text;
+    if (in.is_open()) text << in.rdbuf();
+    if (!in.is_open() || text.str().empty()) return make_error("npm.lockfile: cannot read " + path);
+    o.lockfile = text.str();
+    o.locked = setup->config_dependencies;
+  }
+  for (const char* var : {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
+                          "no_proxy", "NPM_CONFIG_USERCONFIG", "npm_config_userconfig"}) {
+    if (const char* v = std::getenv(var)) o.extra_env.push_back(std::string(var) + "=" + v);
+  }
+  const char* npm_env = std::getenv("ONEMCP_NPM");
+  const char* path_env = std::getenv("PATH");
+  o.npm = npm_env ? npm_env : deps::find_in_path("npm", path_env ? path_env : "/usr/bin:/bin");
+  if (o.npm.empty()) {
+    setup->unavailable =
+        "npm dependencies are not available on this server: npm was not found on PATH";
+    if (!setup->config_dependencies.empty()) log::warn(setup->unavailable);
+    return {};
+  }
+  *cache = std::make_unique<deps::NpmCache>(std::move(o));
+  setup->cache = cache->get();
+  return {};
 }
 
 struct ServeFlags {
@@ -240,7 +281,14 @@ int cmd_serve(const ServeFlags& f) {
     }
   } stop_upstreams{manager.get()};
 
-  auto backend = server::start_worker_backend(paths, cgroups.get(), *resolver, fetch_limits, upstreams.get());
+  std::unique_ptr<deps::NpmCache> npm_cache;
+  server::NpmSetup npm;
+  if (auto s = setup_npm(*config, f.dir, paths.esbuild, &npm_cache, &npm); !s) {
+    std::fprintf(stderr, "1mcp serve: %s\n", s.error().message.c_str());
+    return 2;
+  }
+  auto backend = server::start_worker_backend(paths, cgroups.get(), *resolver, fetch_limits, npm,
+                                             upstreams.get());
   if (!backend) {
     std::fprintf(stderr,
                  "1mcp serve: cannot start the sandboxed runtimes: %s\n"

@@ -51,6 +51,9 @@ struct RunRequest {
   uint64_t mem_mb = 0;         // heap budget of the run
   uint64_t stdout_bytes = 0;   // enforced by the supervisor
   bool transpiled = false;     // JS: code already went through esbuild
+  // JS: the npm dependency layer (deps/npm.h), evaluated before `code`; it provides the
+  // modules require() and the rewritten import declarations find. Empty: no dependencies.
+  std::string deps_code;
   // Python with network access: the run gets its own network namespace and a relay process
   // serving an HTTP(S) proxy on 127.0.0.1:kProxyPort; only the relay keeps the broker fd.
   bool network_relay = false;

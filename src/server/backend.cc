@@ -1,6 +1,7 @@
 #include "server/backend.h"
 
 #include "base/log.h"
+#include "deps/imports.h"
 #include "server/egress.h"
 #include "server/upstreams.h"
 #include "transpile/esbuild.h"
@@ -9,6 +10,18 @@ namespace onemcp::server {
 namespace {
 
 constexpr int kTranspileTimeoutMs = 10000;
+
+// An error result for code that never ran (its text becomes the isError result's stderr).
+sandbox::RunOutput failed_before_run(const std::string& message, const char* kind, double ms) {
+  sandbox::RunOutput o;
+  o.err = message + "\n";
+  o.exit_code = 1;
+  o.outcome = sandbox::Outcome::error;
+  o.report.error_kind = kind;
+  o.report.error_message = message;
+  o.duration_ms = ms;
+  return o;
+}
 
 std::vector<std::string> worker_env() {
   // Workers hold no secret: nothing of the server's environment is passed on.
@@ -19,17 +32,19 @@ class WorkerBackend final : public RunBackend {
  public:
   WorkerBackend(std::unique_ptr<sandbox::Zygote> js, std::unique_ptr<sandbox::Zygote> py,
                 std::string esbuild, broker::Resolver& resolver, broker::FetchLimits limits,
-                Upstreams* upstreams)
+                NpmSetup npm, Upstreams* upstreams)
       : js_(std::move(js)),
         py_(std::move(py)),
         esbuild_(std::move(esbuild)),
         resolver_(resolver),
         fetch_limits_(std::move(limits)),
+        npm_(std::move(npm)),
         upstreams_(upstreams) {}
 
-  Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req,
+  Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& call_req,
                                  const std::string& stdin_data, const sandbox::CancelToken* cancel,
-                                 const policy::Policy& policy, const ProgressFn& /*progress*/) override {
+                                 const policy::Policy& policy, const deps::Dependencies& npm,
+                                 const ProgressFn& /*progress*/) override {
     CodeModeOps code_mode;
     if (upstreams_) {
       code_mode = [this, &policy](const nlohmann::json& frame, std::chrono::steady_clock::time_point deadline,
@@ -40,7 +55,28 @@ class WorkerBackend final : public RunBackend {
     const sandbox::BrokerHandler broker =
         make_broker_handler(policy.network, resolver_, fetch_limits_, std::move(code_mode));
     const sandbox::BrokerTunnels tunnels = make_broker_tunnels(policy.network, resolver_, fetch_limits_);
-    if (lang == Language::py) return py_->run(req, stdin_data, cancel, &broker, &tunnels);
+    if (lang == Language::py) return py_->run(call_req, stdin_data, cancel, &broker, &tunnels);
+    const ipc::RunRequest* reqp = &call_req;
+    ipc::RunRequest with_deps;
+    const deps::Dependencies all = deps::merge_dependencies(npm_.config_dependencies, npm);
+    if (!all.empty()) {
+      // The set's layer (built once, then cached) and the code's imports pointed at it. Building
+      // a new set is not counted against the run's time limit.
+      if (!npm_.cache) return failed_before_run(npm_.unavailable, "dependencies", 0);
+      auto t0 = std::chrono::steady_clock::now();
+      auto layer = npm_.cache->layer(all);
+      double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (!layer) return failed_before_run(layer.error().message, "dependencies", ms);
+      if (ms > 1000) log::info("npm dependencies ready in " + std::to_string(int(ms)) + " ms");
+      auto code = deps::rewrite_imports(call_req.code, (*layer)->modules);
+      if (!code) return failed_before_run(code.error().message, "syntax", 0);
+      with_deps = call_req;
+      with_deps.code = std::move(*code);
+      with_deps.deps_code = (*layer)->code;
+      reqp = &with_deps;
+    }
+    const ipc::RunRequest& req = *reqp;
     auto out = js_->run(req, stdin_data, cancel, &broker, &tunnels);
     if (!out || !out->report.needs_transpile || req.transpiled) return out;
     // Plain QuickJS could not parse it (TypeScript, newer syntax, top-level await): transpile
@@ -49,16 +85,7 @@ class WorkerBackend final : public RunBackend {
     auto t0 = std::chrono::steady_clock::now();
     auto js = transpile::esbuild_transform(esbuild_, req.code, kTranspileTimeoutMs);
     spent += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (!js) {
-      sandbox::RunOutput o;
-      o.err = js.error().message + "\n";
-      o.exit_code = 1;
-      o.outcome = sandbox::Outcome::error;
-      o.report.error_kind = "syntax";
-      o.report.error_message = js.error().message;
-      o.duration_ms = spent;
-      return o;
-    }
+    if (!js) return failed_before_run(js.error().message, "syntax", spent);
     ipc::RunRequest again = req;
     again.code = std::move(*js);
     again.transpiled = true;
@@ -76,6 +103,7 @@ class WorkerBackend final : public RunBackend {
   std::string esbuild_;
   broker::Resolver& resolver_;
   broker::FetchLimits fetch_limits_;
+  NpmSetup npm_;
   Upstreams* upstreams_;
 };
 
@@ -85,7 +113,7 @@ Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& path
                                                          sandbox::CgroupManager* cgroups,
                                                          broker::Resolver& resolver,
                                                          broker::FetchLimits fetch_limits,
-                                                         Upstreams* upstreams) {
+                                                         NpmSetup npm, Upstreams* upstreams) {
   std::vector<std::string> args;
   if (!paths.sandbox) args.push_back("--no-sandbox");
   for (const auto& w : paths.writable_roots) args.push_back("--writable=" + w);
@@ -114,8 +142,10 @@ Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& path
                         ", exit code " + std::to_string(out->exit_code) + "): " + why);
     }
   }
-  return std::unique_ptr<RunBackend>(
-      new WorkerBackend(std::move(*js), std::move(*py), paths.esbuild, resolver, std::move(fetch_limits), upstreams));
+  return std::unique_ptr<RunBackend>(new WorkerBackend(std::move(*js), std::move(*py),
+                                                       paths.esbuild, resolver,
+                                                       std::move(fetch_limits), std::move(npm),
+                                                       upstreams));
 }
 
 }  // namespace onemcp::server

@@ -10,6 +10,7 @@
 #include "base/result.h"
 #include "broker/fetcher.h"
 #include "broker/resolver.h"
+#include "deps/npm.h"
 #include "ipc/wire.h"
 #include "policy/config.h"
 #include "sandbox/executor.h"
@@ -30,11 +31,13 @@ class RunBackend {
   virtual ~RunBackend() = default;
   // `policy`: the run's effective policy; its outbound requests and upstream tool calls are
   // decided by it.
+  // `npm`: the call's npm dependencies (run_js), added to the server's own.
   // `progress`: where the steps of a run that take a while (preparing it, dependencies) report.
   virtual Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req,
                                          const std::string& stdin_data,
                                          const sandbox::CancelToken* cancel,
                                          const policy::Policy& policy,
+                                         const deps::Dependencies& npm,
                                          const ProgressFn& progress) = 0;
 };
 
@@ -51,6 +54,13 @@ struct WorkerPaths {
   std::vector<Mount> mounts;  // host directories shown inside the sandbox (from the config)
 };
 
+// npm dependencies of run_js calls. Without a cache, calls that need packages get an error.
+struct NpmSetup {
+  deps::NpmCache* cache = nullptr;         // must outlive the backend
+  deps::Dependencies config_dependencies;  // the config's npm.dependencies: every run_js call
+  std::string unavailable = "npm dependencies are not available on this server";  // when no cache
+};
+
 // Starts both zygotes (in parallel), waits until they are initialised, and proves the sandbox
 // works with one probe run per runtime (fails, saying which layer, if it does not).
 // `cgroups` may be null only without the sandbox.
@@ -61,6 +71,7 @@ Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& path
                                                          sandbox::CgroupManager* cgroups,
                                                          broker::Resolver& resolver,
                                                          broker::FetchLimits fetch_limits,
+                                                         NpmSetup npm = {},
                                                          Upstreams* upstreams = nullptr);
 
 }  // namespace onemcp::server

@@ -705,7 +705,8 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
     std::optional<json> answer;
     progress(0, "running");
     try {
-      auto out = backend_.run(lang, p.request, p.stdin_data, token.get(), p.policy, progress);
+      auto out = backend_.run(lang, p.request, p.stdin_data, token.get(), p.policy,
+                              p.npm_dependencies, progress);
       if (!out) {
         log::error("run failed: " + out.error().message);
         answer = rpc_result(id, tool_error("internal error: the run could not be executed"));

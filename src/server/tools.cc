@@ -1,11 +1,13 @@
 #include "server/tools.h"
 
 #include <signal.h>
-#include <cmath>
 #include <string.h>
+
+#include <cmath>
 
 #include "base/base64.h"
 #include "base/utf8.h"
+#include "deps/npm.h"
 #include "policy/schema.h"
 #include "policy/schemas.h"
 
@@ -20,8 +22,10 @@ constexpr const char* kJsDescription =
     "isolated sandbox. console.log/info/debug go to stdout, console.error/warn to stderr; the "
     "value of the last expression is returned as `value`. Promises and setTimeout/setInterval "
     "run until settled or the deadline. Input: process.stdin.read() (whole stdin as a string) or "
-    "process.stdin.lines(); process.argv, process.env, process.cwd(), process.exit(code). There "
-    "is no filesystem, no require/import of host modules and no std/os module.";
+    "process.stdin.lines(); process.argv, process.env, process.cwd(), process.exit(code). npm "
+    "packages listed in npm.dependencies are installed for the call and imported with import "
+    "declarations at the top of the code or require(); nothing else can be imported (no "
+    "filesystem, no Node built-in modules, no std/os module).";
 
 constexpr const char* kPyDescription =
     "Run Python 3.11 (CPython) in an isolated sandbox. The standard library is available (and "
@@ -99,19 +103,21 @@ Result<PreparedRun> prepare_run(Language lang, const json& arguments,
   auto effective = policy::tighten(server_policy, arguments.value("policy", json::object()));
   if (!effective) return effective.error();
 
-  const char* deps_field = lang == Language::js ? "npm" : "pip";
-  if (auto it = arguments.find(deps_field); it != arguments.end()) {
+  PreparedRun p;
+  if (lang == Language::js && arguments.contains("npm")) {
+    // Checked here, before anything runs: names and ranges a call could use to make npm fetch
+    // a URL or read a host path are refused.
+    p.npm_dependencies = arguments["npm"].value("dependencies", deps::Dependencies{});
+    if (auto s = deps::validate_dependencies(p.npm_dependencies); !s) return s.error();
+  }
+  if (auto it = arguments.find("pip"); lang == Language::py && it != arguments.end()) {
     bool empty = true;
-    for (const char* k : {"dependencies", "requirements", "wheelUrls"}) {
+    for (const char* k : {"requirements", "wheelUrls"}) {
       if (it->contains(k) && !(*it)[k].empty()) empty = false;
     }
-    if (!empty) {
-      return make_error(std::string(deps_field) +
-                        ": package installation is not enabled on this server");
-    }
+    if (!empty) return make_error("pip: package installation is not enabled on this server");
   }
 
-  PreparedRun p;
   p.request.code = arguments.at("code").get<std::string>();
   p.request.args = arguments.value("args", std::vector<std::string>{});
   p.request.env = arguments.value("env", std::map<std::string, std::string>{});

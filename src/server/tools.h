@@ -8,6 +8,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "deps/npm.h"
 #include "ipc/wire.h"
 #include "policy/config.h"
 #include "sandbox/executor.h"
@@ -27,6 +28,7 @@ struct PreparedRun {
   ipc::RunRequest request;
   std::string stdin_data;
   policy::Policy policy;  // the call's effective policy
+  deps::Dependencies npm_dependencies;  // run_js: the call's npm.dependencies (validated)
 };
 
 // Validates `arguments` against the tool's input schema and the server policy. The error text

@@ -26,6 +26,7 @@ struct Opts {
   std::map<std::string, std::string> env;
   std::string cwd;
   std::string stdin_data;
+  std::string deps_code;
 };
 
 class JsRuntime : public ::testing::Test {
@@ -50,6 +51,7 @@ class JsRuntime : public ::testing::Test {
     req.timeout_ms = o.timeout_ms;
     req.mem_mb = o.mem_mb;
     req.stdout_bytes = o.stdout_bytes;
+    req.deps_code = o.deps_code;
     auto r = zygote_->run(req, o.stdin_data);
     EXPECT_TRUE(r.ok()) << r.error().message;
     if (!r.ok()) return {};
@@ -422,6 +424,56 @@ TEST_F(JsRuntime, ImportIsRefusedClearly) {
   RunOutput dyn = run("await import('fs')");
   EXPECT_EQ(dyn.outcome, Outcome::error);
   EXPECT_NE(dyn.err.find("import is not supported"), std::string::npos) << dyn.err;
+}
+
+// A dependency layer as deps/npm.h builds it (here written by hand): module namespaces, and
+// which of them are CommonJS.
+constexpr char kLayer[] =
+    "(() => { const pad = (s) => '<' + s + '>'; pad.x = 1;"
+    "globalThis.__onemcp_modules = { cjs: { default: pad, x: 1 }, esm: { default: 'D', named: 'N' "
+    "} };"
+    "globalThis.__onemcp_commonjs = ['cjs']; })();";
+
+TEST_F(JsRuntime, DependencyLayerProvidesRequireAndImports) {
+  Opts o;
+  o.deps_code = kLayer;
+  RunOutput r =
+      run("const p = __onemcp_import('cjs').default, { named } = __onemcp_import('esm');\n"
+          "[p('a'), require('cjs')('b'), require('cjs').x, require('esm').default, named,"
+          " typeof globalThis.__onemcp_modules, typeof require('node:fs').readFileSync]",
+          o);
+  EXPECT_OK(r);
+  EXPECT_EQ(r.report.value, "[ '<a>', '<b>', 1, 'D', 'N', 'undefined', 'function' ]");
+
+  // Top-level await and TypeScript keep working (the value too).
+  r =
+      run("const { named } = __onemcp_import('esm');\nconst n: string = await "
+          "Promise.resolve(named);\nn + '!'",
+          o);
+  EXPECT_OK(r);
+  EXPECT_EQ(r.report.value, "'N!'");
+
+  r = run("require('./x')", o);
+  EXPECT_EQ(r.outcome, Outcome::error);
+  EXPECT_NE(r.err.find("Error: Cannot find module './x'"), std::string::npos) << r.err;
+  r = run("require('fs').readFileSync('/etc/passwd')", o);
+  EXPECT_EQ(r.outcome, Outcome::error);
+  EXPECT_NE(r.err.find("fs.readFileSync() is not available: run_js has no Node.js 'fs' module"),
+            std::string::npos)
+      << r.err;
+  // Import declarations the server did not rewrite (after other code) are refused clearly.
+  r = run("const a = 1;\nimport x from 'cjs';", o);
+  EXPECT_EQ(r.outcome, Outcome::error);
+  EXPECT_NE(r.err.find("cannot import 'cjs' here: put import declarations at the top"),
+            std::string::npos)
+      << r.err;
+
+  o.deps_code = "throw new Error('broken package')";
+  r = run("1", o);
+  EXPECT_EQ(r.outcome, Outcome::error);
+  EXPECT_NE(r.err.find("Error while loading the npm dependencies: Error: broken package"),
+            std::string::npos)
+      << r.err;
 }
 
 TEST_F(JsRuntime, NoHostAccessGlobals) {

@@ -82,8 +82,24 @@ TEST(PrepareRun, MapsArgumentsAndRefusesBadOnes) {
   EXPECT_FALSE(prepare_run(Language::js, json{{"code", "x"}, {"env", {{"K", 1}}}}, p).ok());
   EXPECT_FALSE(prepare_run(Language::js, json{{"code", "x"}, {"policy", {{"limits", {{"memMb", "lots"}}}}}}, p).ok());
   auto deps = prepare_run(Language::js, json{{"code", "x"}, {"npm", {{"dependencies", {{"lodash", "4"}}}}}}, p);
-  ASSERT_FALSE(deps.ok());
-  EXPECT_NE(deps.error().message.find("npm"), std::string::npos);
+  ASSERT_TRUE(deps.ok()) << deps.error().message;
+  EXPECT_EQ(deps->npm_dependencies, (deps::Dependencies{{"lodash", "4"}}));
+  auto bad = prepare_run(
+      Language::js, json{{"code", "x"}, {"npm", {{"dependencies", {{"x", "file:../../etc"}}}}}}, p);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("npm.dependencies: x: unsupported version"),
+            std::string::npos);
+  bad = prepare_run(Language::js,
+                    json{{"code", "x"}, {"npm", {{"dependencies", {{"../evil", "1"}}}}}}, p);
+  ASSERT_FALSE(bad.ok());
+  bad = prepare_run(
+      Language::js,
+      json{{"code", "x"}, {"npm", {{"dependencies", {{"x", "git+https://h/r.git"}}}}}}, p);
+  ASSERT_FALSE(bad.ok());
+  auto pip =
+      prepare_run(Language::py, json{{"code", "x"}, {"pip", {{"requirements", {"requests"}}}}}, p);
+  ASSERT_FALSE(pip.ok());
+  EXPECT_NE(pip.error().message.find("pip"), std::string::npos);
 }
 
 }  // namespace

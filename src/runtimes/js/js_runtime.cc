@@ -23,6 +23,7 @@ namespace onemcp::js {
 namespace {
 
 constexpr char kFileName[] = "<run_js>";
+constexpr char kDepsFileName[] = "<npm dependencies>";
 constexpr char kImportRefused[] =
     "import is not supported: npm dependencies are declared with npm.dependencies";
 constexpr int64_t kBackstopGraceNs = 100'000'000;  // the supervisor kills first; this is a backup
@@ -348,8 +349,17 @@ void rejection_tracker(JSContext*, JSValueConst promise, JSValueConst reason, JS
 }
 
 JSModuleDef* refuse_module(JSContext* ctx, const char* name, void*) {
-  JsRuntime::instance()->note_import_refused();
-  JS_ThrowSyntaxError(ctx, "%s (cannot import '%s')", kImportRefused, name);
+  JsRuntime* rt = JsRuntime::instance();
+  rt->note_import_refused();
+  if (rt->has_dependencies()) {
+    // The server rewrote the leading import declarations; this one came later, or is import().
+    JS_ThrowSyntaxError(ctx,
+                        "cannot import '%s' here: put import declarations at the top of the "
+                        "code, before any other statement, or use require('%s')",
+                        name, name);
+  } else {
+    JS_ThrowSyntaxError(ctx, "%s (cannot import '%s')", kImportRefused, name);
+  }
   return nullptr;
 }
 
@@ -921,7 +931,15 @@ int JsRuntime::run_checked(const ipc::RunRequest& req) {
 
   JSValue compiled = JS_UNDEFINED;
   Mode mode = Mode::script;
+  has_dependencies_ = !req.deps_code.empty();
   if (int code = compile(req, &compiled, &mode); code >= 0) return code;
+  // After compiling: code that needs esbuild first does not pay for the layer twice.
+  if (has_dependencies_) {
+    if (int code = load_dependencies(req.deps_code); code >= 0) {
+      JS_FreeValue(ctx_, compiled);
+      return code;
+    }
+  }
 
   JSValue result = JS_EvalFunction(ctx_, compiled);  // takes ownership of `compiled`
   if (JS_IsException(result)) return fail_uncaught(JS_GetException(ctx_), "Uncaught ");
@@ -937,6 +955,21 @@ int JsRuntime::run_checked(const ipc::RunRequest& req) {
   }
   JS_FreeValue(ctx_, result);
   return event_loop(tracking, mode == Mode::async_body);
+}
+
+int JsRuntime::load_dependencies(const std::string& code) {
+  JSValue r = call_hook("beginModules", 0, nullptr);
+  if (JS_IsException(r)) return fail_uncaught(JS_GetException(ctx_), "Uncaught ");
+  JS_FreeValue(ctx_, r);
+  JSValue v = JS_Eval(ctx_, code.c_str(), code.size(), kDepsFileName, JS_EVAL_TYPE_GLOBAL);
+  if (JS_IsException(v)) {
+    return fail_uncaught(JS_GetException(ctx_), "Error while loading the npm dependencies: ");
+  }
+  JS_FreeValue(ctx_, v);
+  r = call_hook("endModules", 0, nullptr);
+  if (JS_IsException(r)) return fail_uncaught(JS_GetException(ctx_), "Uncaught ");
+  JS_FreeValue(ctx_, r);
+  return -1;
 }
 
 int JsRuntime::run(const ipc::RunRequest& request) {

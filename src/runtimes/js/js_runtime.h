@@ -40,6 +40,7 @@ class JsRuntime final : public worker::Runtime {
   JSValue promise_state(JSValueConst value);  // undefined, or [state, result]
   bool is_promise(JSValueConst value) const;
   void note_import_refused() { import_refused_ = true; }
+  bool has_dependencies() const { return has_dependencies_; }
   // Sends one request frame to the network broker. Empty on success, else why not (the text
   // the prelude puts after "fetch failed: ").
   std::string broker_send(std::string_view payload);
@@ -49,6 +50,8 @@ class JsRuntime final : public worker::Runtime {
 
   int run_checked(const ipc::RunRequest& request);
   int compile(const ipc::RunRequest& request, JSValue* compiled, Mode* mode);
+  // Evaluates the npm dependency layer and installs require(). -1, or the run's exit code.
+  int load_dependencies(const std::string& code);
   // Runs microtasks and timers until nothing is pending. `tracking`: the completion value is a
   // promise being awaited; `top_level_await`: it is the async wrapper of top-level-await code.
   int event_loop(bool tracking, bool top_level_await);
@@ -75,6 +78,7 @@ class JsRuntime final : public worker::Runtime {
   int64_t backstop_ns_ = 0;          // CLOCK_MONOTONIC deadline of the interrupt handler
   bool timed_out_ = false;
   bool import_refused_ = false;      // the module loader was asked for an import
+  bool has_dependencies_ = false;    // the run has an npm dependency layer
   int broker_fd_ = -1;               // the broker channel, -1 when the run has none (any more)
   std::string broker_closed_;        // why the channel closed during the run, if it did
   std::string broker_in_;            // received bytes not yet delivered as frames

@@ -2334,6 +2334,55 @@
   for (const [name, value] of Object.entries(globals)) define(globalThis, name, value);
   define(globalThis, 'global', globalThis);
 
+  // ---------------------------------------------------------------- npm dependencies
+  // A run with npm dependencies first evaluates their layer (deps/npm.h), a bundle that sets
+  // globalThis.__onemcp_modules (specifier → module namespace) and __onemcp_commonjs. require()
+  // and __onemcp_import() (what the server turns import declarations into) look modules up
+  // there and nowhere else: nothing is ever loaded from a filesystem. Node's built-in modules
+  // are placeholders that throw when used, so a package that merely imports one still loads.
+  const nodeBuiltins = new Set(['assert', 'async_hooks', 'buffer', 'child_process', 'cluster',
+    'console', 'constants', 'crypto', 'dgram', 'diagnostics_channel', 'dns', 'domain', 'events',
+    'fs', 'http', 'http2', 'https', 'inspector', 'module', 'net', 'os', 'path', 'perf_hooks',
+    'process', 'punycode', 'querystring', 'readline', 'repl', 'stream', 'string_decoder', 'sys',
+    'timers', 'tls', 'trace_events', 'tty', 'url', 'util', 'v8', 'vm', 'wasi', 'worker_threads',
+    'zlib']);
+  let npmModules = Object.create(null);
+  let npmCommonJs = new Set();
+  const builtinStubs = new Map();
+  function builtinStub(name) {
+    let stub = builtinStubs.get(name);
+    if (stub !== undefined) return stub;
+    const fail = (what) => {
+      throw new Error(`${what} is not available: run_js has no Node.js '${name}' module`);
+    };
+    stub = new Proxy(function () {}, {
+      get(target, key) {
+        if (typeof key === 'symbol' || key === '__esModule' || key === 'then' || key === 'prototype') return undefined;
+        if (key === 'default') return stub;
+        return function () { fail(`${name}.${key}()`); };
+      },
+      apply() { fail(`${name}()`); },
+      construct() { fail(`new ${name}()`); },
+    });
+    builtinStubs.set(name, stub);
+    return stub;
+  }
+  function moduleNamespace(specifier) {
+    const name = `${specifier}`;
+    if (hasOwn(npmModules, name)) return npmModules[name];
+    const bare = name.startsWith('node:') ? name.slice(5) : name;
+    if (nodeBuiltins.has(bare.split('/')[0])) return { default: builtinStub(name) };
+    const e = new Error(`Cannot find module '${name}'`);
+    e.code = 'MODULE_NOT_FOUND';
+    throw e;
+  }
+  // CommonJS packages (and the built-in placeholders) are their module.exports, like in Node.
+  function require(specifier) {
+    const name = `${specifier}`;
+    const ns = moduleNamespace(name);
+    return npmCommonJs.has(name) || !hasOwn(npmModules, name) ? ns.default : ns;
+  }
+
   // ---------------------------------------------------------------- hooks for the C side
   let tracked;  // the run's top-level promise: { state: 0 pending | 1 fulfilled | 2 rejected, value }
   return {
@@ -2347,6 +2396,19 @@
       performance.timeOrigin = Date.now();
     },
     runTimer,
+    // Around the evaluation of the npm dependency layer.
+    beginModules() {
+      define(globalThis, 'require', require);
+      define(globalThis, '__onemcp_import', moduleNamespace);
+    },
+    endModules() {
+      const table = globalThis.__onemcp_modules;
+      const cjs = globalThis.__onemcp_commonjs;
+      delete globalThis.__onemcp_modules;
+      delete globalThis.__onemcp_commonjs;
+      if (table !== null && typeof table === 'object') npmModules = Object.assign(Object.create(null), table);
+      if (Array.isArray(cjs)) npmCommonJs = new Set(cjs);
+    },
     track(promise) {
       tracked = { state: 0, value: undefined };
       const t = tracked;

@@ -1,0 +1,142 @@
+#include <gtest/gtest.h>
+
+#include "deps/imports.h"
+#include "deps/npm.h"
+#include "deps/process.h"
+#include "deps/sha256.h"
+
+namespace onemcp::deps {
+namespace {
+
+const std::set<std::string> kModules = {"lodash", "esm-pkg", "esm-pkg/extra", "@scope/pkg"};
+
+std::string rewrite(std::string_view code) {
+  auto r = rewrite_imports(code, kModules);
+  EXPECT_TRUE(r.ok()) << r.error().message;
+  return r.ok() ? *r : "";
+}
+
+std::string rewrite_error(std::string_view code) {
+  auto r = rewrite_imports(code, kModules);
+  EXPECT_FALSE(r.ok()) << *r;
+  return r.ok() ? "" : r.error().message;
+}
+
+TEST(ImportsTest, RewritesLeadingDeclarations) {
+  EXPECT_EQ(rewrite("import _ from 'lodash'; _.chunk([1], 1)"),
+            "const _ = __onemcp_import(\"lodash\").default; _.chunk([1], 1)");
+  EXPECT_EQ(rewrite("import * as m from \"esm-pkg\"\nm"),
+            "const m = __onemcp_import(\"esm-pkg\");\nm");
+  EXPECT_EQ(rewrite("import { a, b as c, default as d } from 'esm-pkg';"),
+            "const { a, b: c, default: d } = __onemcp_import(\"esm-pkg\");");
+  EXPECT_EQ(rewrite("import x, { y } from '@scope/pkg';"),
+            "const x = __onemcp_import(\"@scope/pkg\").default, { y } = "
+            "__onemcp_import(\"@scope/pkg\");");
+  EXPECT_EQ(rewrite("import x, * as ns from 'lodash';"),
+            "const x = __onemcp_import(\"lodash\").default, ns = __onemcp_import(\"lodash\");");
+  EXPECT_EQ(rewrite("import 'esm-pkg/extra';"), "__onemcp_import(\"esm-pkg/extra\");");
+  EXPECT_EQ(rewrite("import { 'odd-name' as o } from 'lodash';"),
+            "const { \"odd-name\": o } = __onemcp_import(\"lodash\");");
+  EXPECT_EQ(rewrite("import x = require('lodash');"), "const x = require(\"lodash\");");
+  EXPECT_EQ(rewrite("import from from 'lodash';"),
+            "const from = __onemcp_import(\"lodash\").default;");
+}
+
+TEST(ImportsTest, KeepsLineNumbersAndTheRest) {
+  std::string code =
+      "// leading comment\n"
+      "import {\n  a,\n  b,\n} from 'lodash'\n"
+      "/* block */ import c from 'esm-pkg';\n"
+      "const d = await a(b, c);\n"
+      "import e from 'lodash';\n";
+  std::string out = rewrite(code);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), std::count(code.begin(), code.end(), '\n'));
+  EXPECT_EQ(out,
+            "// leading comment\n"
+            "const { a, b } = __onemcp_import(\"lodash\");\n\n\n\n"
+            "/* block */ const c = __onemcp_import(\"esm-pkg\").default;\n"
+            "const d = await a(b, c);\n"
+            "import e from 'lodash';\n");  // after another statement: left to the runtime
+  EXPECT_EQ(rewrite("1 + 1"), "1 + 1");
+  EXPECT_EQ(rewrite("import('lodash')"), "import('lodash')");
+  EXPECT_EQ(rewrite("import.meta"), "import.meta");
+  EXPECT_EQ(rewrite("importx = 1"), "importx = 1");
+}
+
+TEST(ImportsTest, TypeScriptTypeImportsAreErased) {
+  EXPECT_EQ(rewrite("import type { T } from 'anything-at-all';\nlet t: T;"), "\nlet t: T;");
+  EXPECT_EQ(rewrite("import type X from './types';"), "");
+  EXPECT_EQ(rewrite("import { type T, a } from 'lodash';"),
+            "const { a } = __onemcp_import(\"lodash\");");
+  EXPECT_EQ(rewrite("import { type T } from 'lodash';"), "");
+  EXPECT_EQ(rewrite("import type from 'lodash';"),
+            "const type = __onemcp_import(\"lodash\").default;");
+  EXPECT_EQ(rewrite("import {} from 'lodash';"), "");
+  EXPECT_EQ(rewrite("import data from 'lodash' with { type: 'json' };"),
+            "const data = __onemcp_import(\"lodash\").default;");
+}
+
+TEST(ImportsTest, RefusesAnythingButTheLayersModules) {
+  for (const char* code : {"import x from './x'", "import '/etc/passwd'", "import fs from 'fs'",
+                           "import x from 'lodash/../../etc'", "import x from 'other'",
+                           "import x from 'esm-pkg/missing'", "import x from 'node:fs'"}) {
+    std::string e = rewrite_error(code);
+    EXPECT_NE(e.find("cannot import"), std::string::npos) << e;
+    EXPECT_NE(e.find("importable: @scope/pkg, esm-pkg"), std::string::npos) << e;
+  }
+  // Only leading declarations are read; a later one is the runtime's to refuse.
+  EXPECT_EQ(rewrite("const a = 1;\nimport y from './y'"), "const a = 1;\nimport y from './y'");
+  EXPECT_NE(rewrite_error("import x from 'lodash\\u0041'").find("line 1: cannot read"),
+            std::string::npos);
+  EXPECT_NE(rewrite_error("\n\nimport { a b } from 'lodash'").find("line 3"), std::string::npos);
+  EXPECT_NE(rewrite_error("import x from").find("cannot read"), std::string::npos);
+}
+
+TEST(NpmTest, PackageNames) {
+  for (const char* ok : {"lodash", "left-pad", "@scope/pkg", "a.b_c~d", "JSONStream", "x"}) {
+    EXPECT_TRUE(valid_package_name(ok)) << ok;
+  }
+  for (const char* bad :
+       {"", "../evil", "./x", "/abs", ".hidden", "_under", "a/b", "@scope", "@scope/", "@/x", "a b",
+        "a:b", "http://x", "node_modules", "a@1", "@sc/../x", "x\n"}) {
+    EXPECT_FALSE(valid_package_name(bad)) << bad;
+  }
+  EXPECT_FALSE(valid_package_name(std::string(215, 'a')));
+}
+
+TEST(NpmTest, VersionRanges) {
+  for (const char* ok :
+       {"^4.17.21", "~1.2", "1.x", "*", "", "latest", ">=1.0.0 <2.0.0 || 3", "1.0.0-beta.1+b2"}) {
+    EXPECT_TRUE(valid_version_range(ok)) << ok;
+  }
+  for (const char* bad :
+       {"file:../../etc", "git+https://github.com/a/b.git", "https://x/y.tgz", "link:../x",
+        "npm:lodash@4", "github:user/repo", "user/repo", "../x", "./x", "~/x", "/etc/passwd",
+        "x.tgz", "evil.tar.gz", "1.0.0.TAR", "workspace:*", ".", "C:\\x", "a\nb"}) {
+    EXPECT_FALSE(valid_version_range(bad)) << bad;
+  }
+  auto s = validate_dependencies({{"x", "file:../../etc"}});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("x: unsupported version \"file:../../etc\""), std::string::npos);
+  s = validate_dependencies({{"../evil", "1"}});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("invalid package name \"../evil\""), std::string::npos);
+  Dependencies many;
+  for (int i = 0; i < 65; ++i) many["p" + std::to_string(i)] = "1";
+  EXPECT_FALSE(validate_dependencies(many).ok());
+}
+
+TEST(NpmTest, MergeLetsTheCallWin) {
+  Dependencies merged = merge_dependencies({{"a", "1"}, {"b", "2"}}, {{"b", "3"}, {"c", "4"}});
+  EXPECT_EQ(merged, (Dependencies{{"a", "1"}, {"b", "3"}, {"c", "4"}}));
+}
+
+TEST(NpmTest, Sha256AndHelpers) {
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(last_lines("a\n\x1b[31mb\x1b[0m\n\nc\r\n", 2), "b\nc");
+  EXPECT_EQ(find_in_path("sh", "relative:/nonexistent:/bin"), "/bin/sh");
+  EXPECT_EQ(find_in_path("no-such-program-here", "/bin"), "");
+}
+
+}  // namespace
+}  // namespace onemcp::deps
