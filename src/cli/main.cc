@@ -1,5 +1,7 @@
-// cli/main.cc — the `1mcp` command: `init` writes a default config, `serve` runs the MCP server
-// over HTTP (default) or stdio. The only place that builds real clocks, workers and sockets.
+// cli/main.cc — the `1mcp` command: `init` writes a default config and the capsule signing key,
+// `capsule verify` checks a stored capsule, `serve` runs the MCP server over HTTP (default) or
+// stdio. The only place that builds real clocks, workers and sockets.
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -9,6 +11,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -16,6 +19,9 @@
 #include <thread>
 
 #include "base/log.h"
+#include "base/unique_fd.h"
+#include "capsule/signing_key.h"
+#include "capsule/store.h"
 #include "deps/npm.h"
 #include "deps/process.h"
 #include "policy/config.h"
@@ -81,6 +87,69 @@ int cmd_init(const std::string& dir, const std::string& config) {
     std::fprintf(stderr, "1mcp init: %s\n", s.error().message.c_str());
   }
   std::fprintf(stderr, "1mcp: wrote %s\n", path.c_str());
+  // The capsule signing key, relative to the project directory; an existing key is kept.
+  std::string key_dir = resolve(dir, policy::Config{}.signing_key_path);
+  auto key = capsule::signing_key_load_or_create(key_dir);
+  if (!key) {
+    std::fprintf(stderr, "1mcp init: %s\n", key.error().message.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "1mcp: %s capsule signing key %s (public key %s)\n",
+               key->created ? "generated the" : "kept the existing",
+               (fs::path(key_dir) / capsule::kSecretKeyFile).c_str(),
+               capsule::public_key_hex(key->key.public_key()).c_str());
+  return 0;
+}
+
+// Verifies one capsule, given by id (looked up in the configured cacheDir) or by directory, with
+// the project's public key. Exit 0 when every check passed, 1 when one failed, 2 on bad setup.
+int cmd_capsule_verify(const std::string& dir, const std::string& config,
+                       const std::string& target) {
+  auto cfg = policy::load_config(resolve(dir, config));
+  if (!cfg) {
+    std::fprintf(stderr, "1mcp capsule verify: invalid configuration: %s\n",
+                 cfg.error().message.c_str());
+    return 2;
+  }
+  std::string key_dir = resolve(dir, cfg->signing_key_path);
+  auto key = capsule::public_key_load(key_dir);
+  if (!key) {
+    std::fprintf(stderr, "1mcp capsule verify: %s\n", key.error().message.c_str());
+    return 2;
+  }
+  fs::path path = capsule::is_capsule_hash(target) ? fs::path(resolve(dir, cfg->cache_dir)) / target
+                                                   : fs::path(target);
+  if (!path.has_filename()) path = path.parent_path();  // "…/<id>/"
+  std::string name = path.filename().string();
+  std::string expected = capsule::is_capsule_hash(name) ? name : "";
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) {
+    std::fprintf(stderr, "1mcp capsule verify: %s: %s%s\n", path.c_str(), std::strerror(errno),
+                 expected.empty() ? " (a capsule id is 64 lowercase hex digits)" : "");
+    return 1;
+  }
+  auto c = capsule::verify_capsule_dir(fd.get(), expected, *key, capsule::StoreLimits{});
+  if (!c) {
+    std::fprintf(stderr, "1mcp capsule verify: %s: FAILED: %s\n", path.c_str(),
+                 c.error().message.c_str());
+    return 1;
+  }
+  const capsule::Manifest& m = c->manifest;
+  std::printf("capsule %s\n", path.c_str());
+  std::printf("  manifest.json  %zu bytes: version %d, language %s, runtime %s %s, created %s\n",
+              c->manifest_json.size(), m.version, m.language.c_str(), m.runtime.id.c_str(),
+              m.runtime.version.c_str(), m.created_at.c_str());
+  std::printf("  id             %s: %s\n", c->hash.c_str(),
+              expected.empty() ? "computed (the directory name is not an id, so not compared)"
+                               : "SHA-256 of the canonical manifest matches the directory name");
+  std::printf("  signature      ed25519, valid for this id, by the project key %s (%s)\n",
+              capsule::public_key_hex(*key).c_str(),
+              (fs::path(key_dir) / capsule::kPublicKeyFile).c_str());
+  for (const auto& l : m.layers) {
+    std::printf("  layer          %s (%s, %s): %llu bytes, SHA-256 matches\n", l.name.c_str(),
+                l.kind.c_str(), l.file.c_str(), static_cast<unsigned long long>(l.size));
+  }
+  std::printf("OK\n");
   return 0;
 }
 
@@ -389,6 +458,18 @@ int main(int argc, char** argv) {
   init->add_option("-c,--config", init_config, "Config file path, relative to --dir")
       ->capture_default_str();
 
+  std::string cap_dir, cap_config = "1mcp.config.json", cap_target;
+  auto* cap = app.add_subcommand("capsule", "Work with stored capsules");
+  cap->require_subcommand(1);
+  auto* verify = cap->add_subcommand("verify", "Verify a capsule's id, signature and layers");
+  verify
+      ->add_option("capsule", cap_target,
+                   "Capsule id (in the configured cacheDir) or capsule directory")
+      ->required();
+  verify->add_option("--dir", cap_dir, "Project directory holding the config");
+  verify->add_option("-c,--config", cap_config, "Config file path, relative to --dir")
+      ->capture_default_str();
+
   ServeFlags sf;
   auto* serve = app.add_subcommand("serve", "Run the MCP server");
   serve->add_option("-c,--config", sf.config, "Config file path, relative to --dir")->capture_default_str();
@@ -412,5 +493,6 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (*init) return cmd_init(init_dir, init_config);
+  if (*cap) return cmd_capsule_verify(cap_dir, cap_config, cap_target);
   return cmd_serve(sf);
 }
