@@ -42,5 +42,5 @@ fuzz_pair() { fuzz_one "$1" & local a=$!; fuzz_one "$2" & local b=$!; wait $a ||
 fuzz_pair fuzz_url fuzz_utf8_base64
 fuzz_pair fuzz_jsonrpc fuzz_frames
 fuzz_pair fuzz_config fuzz_broker_frame
-fuzz_one fuzz_upstream || fuzz_failed=1
+fuzz_pair fuzz_upstream fuzz_imports
 [ "$fuzz_failed" -eq 0 ]
