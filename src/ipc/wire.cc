@@ -24,6 +24,7 @@ std::string encode(const RunRequest& r) {
   if (r.network_relay) j["networkRelay"] = true;
   if (r.mcp) j["mcp"] = true;
   if (!r.deps_code.empty()) j["depsCode"] = r.deps_code;
+  if (!r.pip_key.empty()) j["pipKey"] = r.pip_key;
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -43,6 +44,7 @@ Result<RunRequest> decode_request(const std::string& s) {
     r.network_relay = j.value("networkRelay", false);
     r.mcp = j.value("mcp", false);
     r.deps_code = j.value("depsCode", std::string{});
+    r.pip_key = j.value("pipKey", std::string{});
     r.readonly = j.value("readonly", std::vector<std::string>{"/"});
     r.writable = j.value("writable", std::vector<std::string>{"/tmp", "/out"});
     return r;

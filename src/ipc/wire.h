@@ -54,6 +54,9 @@ struct RunRequest {
   // JS: the npm dependency layer (deps/npm.h), evaluated before `code`; it provides the
   // modules require() and the rewritten import declarations find. Empty: no dependencies.
   std::string deps_code;
+  // Python: the key of the run's pip dependency set (deps/pip.h), 64 lowercase hex digits; the
+  // worker shows that set's site directory, read-only, first on sys.path. Empty: none.
+  std::string pip_key;
   // Python with network access: the run gets its own network namespace and a relay process
   // serving an HTTP(S) proxy on 127.0.0.1:kProxyPort; only the relay keeps the broker fd.
   bool network_relay = false;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -34,6 +35,8 @@ int g_own_pidns = -1;
 std::vector<std::string> g_writable_roots;
 std::vector<HostMount> g_mounts;  // inner zygote: its own pid namespace, to reset pid_ns_for_children
 std::optional<sandbox::child::SeccompProgram> g_seccomp;
+std::string g_pip_root;
+int g_pip_fd = -1;  // O_PATH handle of g_pip_root until the root holds it
 
 Status write_file(const std::string& path, const std::string& text, mode_t mode = 0644) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -53,17 +56,9 @@ Status mkdir_p(const std::string& path) {
   return {};
 }
 
-// Read-only bind of a host path, keeping the flags the kernel locks for unprivileged remounts.
-Status bind(const std::string& src, const std::string& dst, bool is_file, bool read_only) {
-  struct stat st;
-  if (::stat(src.c_str(), &st) != 0) return {};  // absent on this host: nothing to expose
-  if (is_file) {
-    int fd = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return make_error(why("create " + dst));
-    ::close(fd);
-  } else if (auto s = mkdir_p(dst); !s) {
-    return s;
-  }
+// Bind of `src` onto the existing `dst`, keeping the flags the kernel locks for unprivileged
+// remounts.
+Status bind_mount(const std::string& src, const std::string& dst, bool is_file, bool read_only) {
   if (::mount(src.c_str(), dst.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
     return make_error(why("bind " + src));
   struct statvfs vfs;
@@ -82,6 +77,42 @@ Status bind(const std::string& src, const std::string& dst, bool is_file, bool r
   return {};
 }
 
+// Bind of a host path (created as a mount point in the root first).
+Status bind(const std::string& src, const std::string& dst, bool is_file, bool read_only) {
+  struct stat st;
+  if (::stat(src.c_str(), &st) != 0) return {};  // absent on this host: nothing to expose
+  if (is_file) {
+    int fd = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return make_error(why("create " + dst));
+    ::close(fd);
+  } else if (auto s = mkdir_p(dst); !s) {
+    return s;
+  }
+  return bind_mount(src, dst, is_file, read_only);
+}
+
+// In a run's own mount namespace: the site directory of its pip set (if any) read-only at
+// kPipSiteDir, opened beneath the sets without following any link, so a key can only name a
+// set's own directory; then the sets themselves are detached.
+Status mount_pip_site(const std::string& key) {
+  const std::string sets = std::string(kRootDir) + kPipSetsDir;
+  if (!key.empty()) {
+    if (!valid_pip_key(key)) return make_error("invalid pip dependency key");
+    if (g_pip_root.empty()) return make_error("pip dependencies are not available in this worker");
+    UniqueFd dir(::open(sets.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dir.valid()) return make_error(why("open " + sets));
+    open_how how{};
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+    const std::string rel = key + "/site";
+    UniqueFd site(int(::syscall(SYS_openat2, dir.get(), rel.c_str(), &how, sizeof how)));
+    if (!site.valid()) return make_error(why("pip dependency set " + key.substr(0, 12)));
+    std::string src = "/proc/self/fd/" + std::to_string(site.get());
+    if (auto s = bind_mount(src, std::string(kRootDir) + kPipSiteDir, false, true); !s) return s;
+  }
+  if (!g_pip_root.empty() && ::umount2(sets.c_str(), MNT_DETACH) != 0) return make_error(why("detach " + sets));
+  return {};
+}
 Status build_root() {
   const std::string r = kRootDir;
   std::vector<UniqueFd> sources;
@@ -99,6 +130,13 @@ Status build_root() {
   }
   for (const auto& d : g_writable_roots) {
     if (auto s = mkdir_p(r + d); !s) return s;
+  }
+  if (g_pip_fd >= 0) {
+    if (auto s = mkdir_p(r + kPipSiteDir); !s) return s;
+    std::string src = "/proc/self/fd/" + std::to_string(g_pip_fd);
+    if (auto s = bind(src, r + kPipSetsDir, false, true); !s) return s;
+    ::close(g_pip_fd);
+    g_pip_fd = -1;
   }
   // Host directories the configuration lists explicitly (and nothing else of the host), through
   // the fds opened before the root tmpfs covered kRootDir (a source may well live under /tmp).
@@ -149,18 +187,33 @@ Status expect_tag(int control, uint32_t want) {
 
 }  // namespace
 
+bool valid_pip_key(const std::string& key) {
+  if (key.size() != 64) return false;
+  for (char c : key)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
 Status jail_enter_zygote(int control, const std::vector<std::string>& writable_roots,
-                         const std::vector<HostMount>& mounts) {
+                         const std::vector<HostMount>& mounts, const std::string& pip_root) {
   g_mounts = mounts;
+  g_pip_root = pip_root;
   for (const auto& w : writable_roots) {
     if (w.empty() || w[0] != '/' || w == "/" || w.find("/..") != std::string::npos ||
         w.rfind("/proc", 0) == 0 || w.rfind("/dev", 0) == 0 || w.rfind("/usr", 0) == 0 ||
-        w.rfind("/etc", 0) == 0)
+        w.rfind("/etc", 0) == 0 || w.rfind("/deps", 0) == 0)
       return make_error("writable path not allowed in the sandbox: " + w);
   }
   g_writable_roots = writable_roots;
   if (::unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS) != 0)
     return make_error(why("unshare namespaces"));
+  if (!g_pip_root.empty()) {
+    // Opened in the new mount namespace but still as the host's user (the ids change below):
+    // the cache directory may sit below directories the namespace's unprivileged uid cannot
+    // search, while a set's own tree is world-readable.
+    g_pip_fd = ::open(g_pip_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (g_pip_fd < 0) return make_error(why("pip root " + g_pip_root));
+  }
   // Only a process privileged in the parent namespace (the supervisor) may map a uid range.
   uint32_t tag = ipc::kIdMapTag;
   if (auto s = ipc::send_with_fds(control, &tag, sizeof tag, nullptr, 0); !s) return s;
@@ -231,6 +284,7 @@ Status jail_enter_run(const ipc::RunRequest& req) {
       if (::chown((r + w).c_str(), kRunUid, kRunUid) != 0) return make_error(why("chown " + w));
     }
   }
+  if (auto s = mount_pip_site(req.pip_key); !s) return s;
   if (::chdir(r.c_str()) != 0) return make_error(why("chdir root"));
   if (::syscall(SYS_pivot_root, ".", ".") != 0) return make_error(why("pivot_root"));
   if (::umount2(".", MNT_DETACH) != 0) return make_error(why("detach old root"));
@@ -272,6 +326,7 @@ Status jail_lockdown(const ipc::RunRequest& req, bool relay) {
       paths.read_only.push_back(p);
     for (const char* p : {"/dev/null", "/dev/full"}) paths.read_write.push_back(p);
     for (const auto& m : g_mounts) (m.writable ? paths.read_write : paths.read_only).push_back(m.path);
+    if (!req.pip_key.empty()) paths.read_only.push_back(kPipSiteDir);
     if (relay) paths.connect_ports.push_back(ipc::kProxyPort);
     auto ll = sandbox::child::landlock_restrict(paths);
     if (!ll) return ll.error();

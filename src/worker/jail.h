@@ -22,24 +22,34 @@ inline constexpr const char* kRootDir = "/tmp";  // where the sandbox root is bu
 inline constexpr uid_t kRunUid = 1000;           // inner uid/gid of a run (never 0)
 inline constexpr uint64_t kTmpBytes = 64ull << 20;
 inline constexpr uint64_t kTmpInodes = 4096;
+// Where a run with pip dependencies sees its set's site directory (read-only).
+inline constexpr const char* kPipSiteDir = "/deps/site";
+// Where the zygote's root holds every set (read-only); each run detaches it before its code runs.
+inline constexpr const char* kPipSetsDir = "/deps/sets";
+
+// A pip dependency set's key as the supervisor sends it: 64 lowercase hex digits.
+bool valid_pip_key(const std::string& key);
 
 // Outer worker process: namespaces + id maps (handshake on the control fd) + root filesystem.
 // Returns in the inner zygote; the outer process never returns (it waits and exits).
 // `writable_roots`: the server's writable paths; each gets a mount point in the root, and a run
 // mounts a tmpfs on those that hold one of its own writable paths.
+// `pip_root`: the host directory of the pip dependency sets (deps/pip.h), or empty. It is mounted
+// read-only at kPipSetsDir; a run binds its own set's site directory at kPipSiteDir and detaches
+// kPipSetsDir, so it never sees another set.
 struct HostMount {
   std::string host, path;
   bool writable = false;
 };
 Status jail_enter_zygote(int control_fd, const std::vector<std::string>& writable_roots,
-                         const std::vector<HostMount>& mounts);
+                         const std::vector<HostMount>& mounts, const std::string& pip_root);
 
 // Inner zygote, around each fork: a fresh pid namespace for the next child only.
 Status jail_before_fork();
 Status jail_after_fork_parent();
 
 // Run child, before its fds are arranged: fresh mount/ipc/uts namespaces, /proc, /tmp, /out,
-// pivot_root into the read-only root.
+// the run's pip site directory (read-only, at kPipSiteDir), pivot_root into the read-only root.
 Status jail_enter_run(const ipc::RunRequest& req);
 
 // Run child, last step before user code: drop to kRunUid, no_new_privs, Landlock, seccomp.

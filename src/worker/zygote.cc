@@ -26,6 +26,9 @@ namespace {
 constexpr size_t kMaxRequestBytes = 64u << 20;
 constexpr rlim_t kMaxOpenFiles = 256;
 
+bool g_sandbox = true;
+std::string g_pip_root;  // host directory of the pip dependency sets, or empty
+
 void die(const char* what) {
   std::fprintf(stderr, "1mcp worker: %s: %s\n", what, std::strerror(errno));
   _exit(120);
@@ -106,6 +109,10 @@ void start_relay() {
   if (!text) setup_failed(result_fd, text.error().message);
   auto req = ipc::decode_request(*text);
   if (!req) setup_failed(result_fd, req.error().message);
+  if (!req->pip_key.empty()) {
+    if (!valid_pip_key(req->pip_key)) setup_failed(result_fd, "invalid pip dependency key");
+    if (g_pip_root.empty()) setup_failed(result_fd, "pip dependencies are not available in this worker");
+  }
 
   // Wait until the supervisor has put us in our cgroups (EOF: it gave up on this run).
   char go = 0;
@@ -178,6 +185,11 @@ void reply(int sock, ipc::ReplyKind kind, int32_t pid, int32_t status, int pidfd
 
 }  // namespace
 
+std::string pip_site_dir(const ipc::RunRequest& request) {
+  if (request.pip_key.empty()) return {};
+  return g_sandbox ? std::string(kPipSiteDir) : g_pip_root + "/" + request.pip_key + "/site";
+}
+
 void write_report(const ipc::ChildReport& report) { write_all_fd(ipc::kResultFd, ipc::encode(report)); }
 
 int zygote_main(Runtime& rt, int argc, char** argv) {
@@ -191,14 +203,16 @@ int zygote_main(Runtime& rt, int argc, char** argv) {
       mounts.push_back({argv[i + 2], argv[i + 3], std::strcmp(argv[i + 1], "rw") == 0});
       i += 3;
     }
+    if (std::strcmp(argv[i], "--pip-root") == 0 && i + 1 < argc) g_pip_root = argv[++i];
   }
+  g_sandbox = sandbox;
   if (writable_roots.empty()) writable_roots = {"/tmp", "/out"};
   int control = kControlFd;
   ::fcntl(control, F_SETFD, FD_CLOEXEC);
   ::signal(SIGPIPE, SIG_IGN);
 
   if (sandbox) {
-    if (auto s = jail_enter_zygote(control, writable_roots, mounts); !s) {
+    if (auto s = jail_enter_zygote(control, writable_roots, mounts, g_pip_root); !s) {
       std::fprintf(stderr, "1mcp worker: cannot enter the sandbox: %s\n", s.error().message.c_str());
       return 121;
     }

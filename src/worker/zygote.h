@@ -30,8 +30,13 @@ class Runtime {
 };
 
 // Serves run requests from the control socket until the supervisor closes it. Returns the
-// process exit code. argv: `--no-sandbox` turns the kernel sandbox off (development only).
+// process exit code. argv: `--no-sandbox` turns the kernel sandbox off (development only);
+// `--writable=PATH`, `--mount ro|rw HOST PATH` and `--pip-root DIR` shape the sandbox root.
 int zygote_main(Runtime& runtime, int argc, char** argv);
+
+// In a run: the directory of its pip dependency set (ipc::RunRequest::pip_key) to put first on
+// sys.path, or empty when it has none.
+std::string pip_site_dir(const ipc::RunRequest& request);
 
 // Writes the child report to the result fd (best effort).
 void write_report(const ipc::ChildReport& report);

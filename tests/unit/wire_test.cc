@@ -23,6 +23,7 @@ TEST(Wire, RunRequestRoundTrips) {
   r.mcp = true;
   r.readonly = {"/usr"};
   r.writable = {"/tmp"};
+  r.pip_key = std::string(64, 'a');
   auto back = decode_request(encode(r));
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(back->code, r.code);
@@ -34,6 +35,8 @@ TEST(Wire, RunRequestRoundTrips) {
   EXPECT_TRUE(back->mcp);
   EXPECT_EQ(back->readonly, r.readonly);
   EXPECT_EQ(back->writable, r.writable);
+  EXPECT_EQ(back->pip_key, r.pip_key);
+  EXPECT_EQ(encode(RunRequest{}).find("pipKey"), std::string::npos);
 }
 
 TEST(Wire, McpIsEncodedOnlyWhenSetAndDefaultsToOff) {

@@ -152,7 +152,8 @@ class PythonRuntime final : public worker::Runtime {
     Ref args(PyList_New(0));
     Ref env(PyDict_New());
     Ref cwd = str_from(request.cwd, "surrogateescape");
-    if (!source || !args || !env || !cwd) return runner_failed();
+    Ref site = str_from(worker::pip_site_dir(request), "surrogateescape");
+    if (!source || !args || !env || !cwd || !site) return runner_failed();
     for (const auto& a : request.args) {
       Ref s = str_from(a, "surrogateescape");
       if (!s || PyList_Append(args.get(), s.get()) != 0) return runner_failed();
@@ -167,7 +168,7 @@ class PythonRuntime final : public worker::Runtime {
 
     PyObject* mcp = request.mcp ? Py_True : Py_False;  // borrowed
     Ref prepared(PyObject_CallFunctionObjArgs(prepare_.get(), source.get(), args.get(), env.get(),
-                                              cwd.get(), mcp, nullptr));
+                                              cwd.get(), mcp, site.get(), nullptr));
     if (!prepared) return runner_failed();
     if (!PyTuple_Check(prepared.get()) || PyTuple_GET_SIZE(prepared.get()) != 2) {
       return internal_error("prepare() returned an unexpected value");

@@ -96,11 +96,13 @@ def _reseed_numpy():
     numpy.random.set_state(('MT19937', key, 624))
 
 
-def prepare(source, args, env, cwd, mcp=False, stdio=(0, 1, 2)):
+def prepare(source, args, env, cwd, mcp=False, site='', stdio=(0, 1, 2)):
     """Sets the process up for one run. Returns (code, globals), or (None, result) when the
     run ends before any user code runs. `mcp`: the run may call upstream tools (its relay
-    serves them)."""
+    serves them). `site`: the directory of the run's pip packages, searched first."""
     _mcp_tools._enabled = mcp
+    if site:
+        sys.path.insert(0, site)
     sys.stdin = sys.__stdin__ = _reader(stdio[0], '<stdin>')
     sys.stdout = sys.__stdout__ = _writer(stdio[1], '<stdout>')
     sys.stderr = sys.__stderr__ = _writer(stdio[2], '<stderr>')

@@ -1,0 +1,293 @@
+// Integration tests of deps::PipCache: the host's real pip (Debian's python3.11) against the
+// loopback package index of tests/fixtures/pip (never the public index), and an installed set
+// imported by the real Python worker in its sandbox.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "deps/pip.h"
+#include "sandbox/executor.h"
+
+extern char** environ;
+
+namespace onemcp::deps {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kPython[] = "/usr/bin/python3.11";
+
+// `node tests/fixtures/pip/index.mjs`: serves until its stdin closes.
+class FixtureIndex {
+ public:
+  FixtureIndex() {
+    int in[2], out[2];
+    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    std::string script = std::string(ONEMCP_SOURCE_DIR) + "/tests/fixtures/pip/index.mjs";
+    const char* argv[] = {"node", script.c_str(), nullptr};
+    int rc = ::posix_spawnp(&pid_, "node", &fa, nullptr, const_cast<char**>(argv), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(in[0]);
+    ::close(out[1]);
+    stdin_ = in[1];
+    if (rc != 0) {
+      ::close(out[0]);
+      pid_ = -1;
+      return;
+    }
+    std::string line;
+    char c;
+    while (line.size() < 4096 && ::read(out[0], &c, 1) == 1 && c != '\n') line += c;
+    ::close(out[0]);
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object()) {
+      url_ = j.value("url", "");
+      index_url_ = j.value("indexUrl", "");
+      dir_ = j.value("dir", "");
+    }
+  }
+  ~FixtureIndex() {
+    if (stdin_ >= 0) ::close(stdin_);
+    if (pid_ > 0) ::waitpid(pid_, nullptr, 0);
+  }
+  const std::string& url() const { return url_; }
+  const std::string& index_url() const { return index_url_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  pid_t pid_ = -1;
+  int stdin_ = -1;
+  std::string url_, index_url_, dir_;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Everything in `dir` but pip's download cache.
+std::vector<std::string> entries(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename() != ".cache") out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+class PipCacheTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    index_ = new FixtureIndex();
+    ASSERT_FALSE(index_->url().empty()) << "the fixture index did not start";
+    ASSERT_EQ(::access(kPython, X_OK), 0) << kPython << " is needed (python3.11 and python3-pip)";
+  }
+  static void TearDownTestSuite() {
+    delete index_;
+    index_ = nullptr;
+  }
+  void SetUp() override {
+    char tmpl[] = "/tmp/1mcp-pip-cache-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  PipOptions options() const {
+    PipOptions o;
+    o.cache_dir = (fs::path(dir_) / "pip").string();
+    o.python = kPython;
+    o.index_url = index_->index_url();
+    o.install_timeout_ms = 120000;
+    return o;
+  }
+  // Serves wheel URLs from the fixture's directory, as the server's broker would from the index.
+  WheelFetch local_fetch(std::vector<std::string>* asked = nullptr) const {
+    return [this, asked](const std::string& url) -> Result<std::string> {
+      if (asked) asked->push_back(url);
+      return slurp(fs::path(index_->dir()) / wheel_file_name(url));
+    };
+  }
+
+  static FixtureIndex* index_;
+  std::string dir_;
+};
+
+FixtureIndex* PipCacheTest::index_ = nullptr;
+
+TEST_F(PipCacheTest, InstallsASetOnceWithItsDependenciesAndReusesIt) {
+  PipCache cache(options());
+  const PipSet set{{"onemcp-fixture==1.0.0"}, {}};
+  auto key = cache.prepare(set, local_fetch());
+  ASSERT_TRUE(key) << key.error().message;
+  EXPECT_EQ(key->size(), 64u);
+  fs::path site = cache.site_dir(*key);
+  EXPECT_EQ(site, fs::path(dir_) / "pip" / *key / "site");
+  EXPECT_NE(slurp(site / "onemcp_fixture" / "__init__.py").find("__version__ = '1.0.0'"), std::string::npos);
+  EXPECT_TRUE(fs::exists(site / "onemcp_fixture_dep" / "__init__.py")) << "dependency from the index";
+  auto manifest = nlohmann::json::parse(slurp(site.parent_path() / "manifest.json"));
+  EXPECT_EQ(manifest["installed"], (nlohmann::json{"onemcp_fixture-1.0.0", "onemcp_fixture_dep-1.0.0"}));
+  // Runs read it as another uid: world-readable, writable by the owner only.
+  struct stat st;
+  ASSERT_EQ(::stat((site / "onemcp_fixture" / "__init__.py").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  ASSERT_EQ(::stat(site.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  EXPECT_EQ(cache.installs(), 1u);
+  // Only the finished set is left: no temporary directory, no lock file.
+  EXPECT_EQ(entries(fs::path(dir_) / "pip"), std::vector<std::string>{*key});
+
+  // Again, in this instance and in another one on the same directory: no pip at all.
+  auto again = cache.prepare(set, local_fetch());
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, *key);
+  EXPECT_EQ(cache.installs(), 1u);
+  PipCache other(options());
+  auto reused = other.prepare(set, local_fetch());
+  ASSERT_TRUE(reused);
+  EXPECT_EQ(*reused, *key);
+  EXPECT_EQ(other.installs(), 0u);
+
+  // The key follows the set (order does not matter) and the index.
+  EXPECT_EQ(*cache.key({{"b", "a"}, {}}), *cache.key({{"a", "b"}, {}}));
+  EXPECT_NE(*cache.key({{"a"}, {}}), *cache.key({{"a==1"}, {}}));
+  PipOptions elsewhere = options();
+  elsewhere.index_url = index_->url() + "/other/";
+  EXPECT_NE(*PipCache(elsewhere).key(set), *key);
+}
+
+TEST_F(PipCacheTest, ConcurrentRequestsForOneSetInstallItOnce) {
+  PipCache cache(options());
+  const PipSet set{{"onemcp-fixture-other"}, {}};
+  std::vector<std::thread> threads;
+  std::vector<std::string> keys(4);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    threads.emplace_back([&, i] {
+      auto k = cache.prepare(set, local_fetch());
+      keys[i] = k ? *k : "error: " + k.error().message;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& k : keys) EXPECT_EQ(k, keys[0]);
+  EXPECT_EQ(keys[0].size(), 64u) << keys[0];
+  EXPECT_EQ(cache.installs(), 1u);
+}
+
+TEST_F(PipCacheTest, WheelUrlsAreFetchedByTheCallerNeverByPip) {
+  PipCache cache(options());
+  std::vector<std::string> asked;
+  const std::string url = index_->url() + "/files/onemcp_fixture_direct-0.1.0-py3-none-any.whl";
+  auto key = cache.prepare({{}, {url}}, local_fetch(&asked));
+  ASSERT_TRUE(key) << key.error().message;
+  EXPECT_EQ(asked, std::vector<std::string>{url});
+  fs::path site = cache.site_dir(*key);
+  EXPECT_TRUE(fs::exists(site / "onemcp_fixture_direct" / "__init__.py"));
+  EXPECT_TRUE(fs::exists(site / "onemcp_fixture_dep" / "__init__.py")) << "its dependency, from the index";
+  // pip's record of the host path it installed the wheel from is not kept.
+  EXPECT_FALSE(fs::exists(site / "onemcp_fixture_direct-0.1.0.dist-info" / "direct_url.json"));
+
+  // A refused download is the caller's error, and nothing is installed.
+  const std::string other = index_->url() + "/files/onemcp_fixture_other-2.0.0-py3-none-any.whl";
+  auto refused = cache.prepare({{}, {other}}, [](const std::string&) -> Result<std::string> {
+    return make_error("blocked by network policy (denyIpLiterals)");
+  });
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message,
+            "pip.wheelUrls: cannot download " + other + ": blocked by network policy (denyIpLiterals)");
+  EXPECT_EQ(cache.installs(), 1u);
+}
+
+TEST_F(PipCacheTest, FailuresAreClearAndLeaveNothingBehind) {
+  PipCache cache(options());
+  auto missing = cache.prepare({{"onemcp-no-such-package"}, {}}, local_fetch());
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message.rfind("pip install failed (exit code 1):\n", 0), 0u) << missing.error().message;
+  EXPECT_NE(missing.error().message.find("No matching distribution found for onemcp-no-such-package"),
+            std::string::npos)
+      << missing.error().message;
+
+  // A project with only a source distribution is never built: its setup.py never runs here.
+  auto sdist = cache.prepare({{"onemcp-fixture-sdist"}, {}}, local_fetch());
+  ASSERT_FALSE(sdist);
+  EXPECT_NE(sdist.error().message.find("No matching distribution found for onemcp-fixture-sdist"),
+            std::string::npos)
+      << sdist.error().message;
+  EXPECT_FALSE(fs::exists(fs::path(index_->dir()) / "sdist-setup-ran"));
+
+  // Refused before pip runs.
+  auto bad = cache.prepare({{"x @ https://evil.test/x.whl"}, {}}, local_fetch());
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message.rfind("pip.requirements: unsupported requirement", 0), 0u);
+  EXPECT_EQ(cache.installs(), 2u);
+  EXPECT_TRUE(entries(fs::path(dir_) / "pip").empty());
+}
+
+TEST_F(PipCacheTest, TheWorkerShowsOnlyTheRunsSetReadOnlyFirstOnSysPath) {
+  PipCache cache(options());
+  auto fixture = cache.prepare({{"onemcp-fixture==1.1.0"}, {}}, local_fetch());
+  ASSERT_TRUE(fixture) << fixture.error().message;
+  auto other = cache.prepare({{"onemcp-fixture-other"}, {}}, local_fetch());
+  ASSERT_TRUE(other) << other.error().message;
+
+  auto z = sandbox::Zygote::start(sandbox::LaunchSpec{
+      ONEMCP_PY_WORKER, {"--pip-root", cache.options().cache_dir}, {"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}});
+  ASSERT_TRUE(z) << z.error().message;
+  ASSERT_TRUE((*z)->wait_ready(std::chrono::seconds(30)));
+  auto run = [&](const std::string& key, const std::string& code) {
+    ipc::RunRequest req;
+    req.code = code;
+    req.timeout_ms = 20000;
+    req.mem_mb = 256;
+    req.stdout_bytes = 1 << 20;
+    req.pip_key = key;
+    auto out = (*z)->run(req, "");
+    EXPECT_TRUE(out) << out.error().message;
+    return out ? *out : sandbox::RunOutput{};
+  };
+
+  auto r = run(*fixture, "import sys, onemcp_fixture\nprint(onemcp_fixture.hello())\nprint(sys.path[0])");
+  EXPECT_EQ(r.outcome, sandbox::Outcome::ok) << r.err << r.report.error_message.value_or("");
+  EXPECT_EQ(r.out, "hello from onemcp_fixture 1.1.0 (42)\n/deps/site\n");
+
+  // Read-only, and nothing of the cache but the run's own set.
+  r = run(*fixture,
+          "import os\n"
+          "for p in ('/deps/site/x.py', '/deps/site/onemcp_fixture/__init__.py'):\n"
+          "    try:\n"
+          "        open(p, 'a').write('x')\n"
+          "        print('wrote', p)\n"
+          "    except OSError as e:\n"
+          "        print('denied' if e.errno in (13, 30) else e)\n"
+          "print(sorted(os.listdir('/deps')), os.listdir('/deps/sets'), sorted(os.listdir('/deps/site'))[:2])");
+  EXPECT_EQ(r.out, "denied\ndenied\n['sets', 'site'] [] ['onemcp_fixture', 'onemcp_fixture-1.1.0.dist-info']\n") << r.err;
+  r = run(*other, "import onemcp_fixture_other\ntry:\n    import onemcp_fixture\nexcept ImportError as e:\n    print(e)\nprint(onemcp_fixture_other.NAME)");
+  EXPECT_EQ(r.out, "No module named 'onemcp_fixture'\nother\n") << r.err;
+  r = run("", "try:\n    import onemcp_fixture\nexcept ImportError as e:\n    print(e)\nimport os\nprint(os.listdir('/deps/site'))");
+  EXPECT_EQ(r.out, "No module named 'onemcp_fixture'\n[]\n") << r.err;
+
+  // The worker checks the key itself: no paths, only a set's 64 hex digits.
+  for (std::string key : {std::string("../../etc"), std::string(64, 'A'), std::string(63, 'a') + "/",
+                          std::string(64, '0')}) {
+    r = run(key, "print('ran')");
+    EXPECT_EQ(r.outcome, sandbox::Outcome::internal) << key << ": " << r.out;
+    EXPECT_EQ(r.out, "") << key;
+  }
+}
+
+}  // namespace
+}  // namespace onemcp::deps
