@@ -23,6 +23,7 @@
 #include "capsule/signing_key.h"
 #include "capsule/store.h"
 #include "deps/npm.h"
+#include "deps/pip.h"
 #include "deps/process.h"
 #include "policy/config.h"
 #include "policy/egress.h"
@@ -217,6 +218,45 @@ Status setup_npm(const policy::Config& config, const std::string& dir, const std
   return {};
 }
 
+// The pip dependency cache of run_py: <cacheDir>/pip, installed with the pip of the interpreter
+// the runs embed (Debian's python3.11). Config errors stop the server; a missing interpreter or
+// an unusable cache directory only makes calls that need packages fail (and is logged).
+Status setup_pip(const policy::Config& config, const std::string& dir,
+                 std::unique_ptr<deps::PipCache>* cache, server::PipSetup* setup,
+                 std::string* pip_root) {
+  const nlohmann::json& section = config.pip;
+  setup->config_set.requirements = section.value("requirements", std::vector<std::string>{});
+  setup->config_set.wheel_urls = section.value("wheelUrls", std::vector<std::string>{});
+  if (auto s = deps::validate_pip(setup->config_set); !s) return s.error();
+  deps::PipOptions o;
+  o.cache_dir =
+      fs::absolute(fs::path(resolve(dir, config.cache_dir)) / "pip").lexically_normal().string();
+  o.index_url = section.value("indexUrl", std::string{});
+  for (const char* var : {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
+                          "no_proxy"}) {
+    if (const char* v = std::getenv(var)) o.extra_env.push_back(std::string(var) + "=" + v);
+  }
+  const char* python_env = std::getenv("ONEMCP_PIP_PYTHON");
+  o.python = python_env ? python_env : ONEMCP_PYTHON_EXECUTABLE;
+  std::error_code ec;
+  if (::access(o.python.c_str(), X_OK) != 0) {
+    setup->unavailable = "pip dependencies are not available on this server: " + o.python +
+                         " was not found";
+  } else if (fs::create_directories(o.cache_dir, ec); ec) {
+    setup->unavailable = "pip dependencies are not available on this server: cannot create " +
+                         o.cache_dir + ": " + ec.message();
+  } else {
+    // Searchable by the sandbox's unprivileged uid, which reaches a run's set through it.
+    fs::permissions(o.cache_dir, fs::perms(0755), ec);
+    *pip_root = o.cache_dir;
+    *cache = std::make_unique<deps::PipCache>(std::move(o));
+    setup->cache = cache->get();
+    return {};
+  }
+  if (!setup->config_set.empty()) log::warn(setup->unavailable);
+  return {};
+}
+
 struct ServeFlags {
   std::string config = "1mcp.config.json";
   std::string dir;
@@ -356,8 +396,14 @@ int cmd_serve(const ServeFlags& f) {
     std::fprintf(stderr, "1mcp serve: %s\n", s.error().message.c_str());
     return 2;
   }
+  std::unique_ptr<deps::PipCache> pip_cache;
+  server::PipSetup pip;
+  if (auto s = setup_pip(*config, f.dir, &pip_cache, &pip, &paths.pip_root); !s) {
+    std::fprintf(stderr, "1mcp serve: %s\n", s.error().message.c_str());
+    return 2;
+  }
   auto backend = server::start_worker_backend(paths, cgroups.get(), *resolver, fetch_limits, npm,
-                                             upstreams.get());
+                                             upstreams.get(), pip);
   if (!backend) {
     std::fprintf(stderr,
                  "1mcp serve: cannot start the sandboxed runtimes: %s\n"

@@ -11,6 +11,7 @@
 #include "broker/fetcher.h"
 #include "broker/resolver.h"
 #include "deps/npm.h"
+#include "deps/pip.h"
 #include "ipc/wire.h"
 #include "policy/config.h"
 #include "sandbox/executor.h"
@@ -32,12 +33,14 @@ class RunBackend {
   // `policy`: the run's effective policy; its outbound requests and upstream tool calls are
   // decided by it.
   // `npm`: the call's npm dependencies (run_js), added to the server's own.
+  // `pip`: the call's pip requirements and wheel URLs (run_py), added to the server's own.
   // `progress`: where the steps of a run that take a while (preparing it, dependencies) report.
   virtual Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req,
                                          const std::string& stdin_data,
                                          const sandbox::CancelToken* cancel,
                                          const policy::Policy& policy,
                                          const deps::Dependencies& npm,
+                                         const deps::PipSet& pip,
                                          const ProgressFn& progress) = 0;
 };
 
@@ -52,6 +55,7 @@ struct WorkerPaths {
     bool writable = false;
   };
   std::vector<Mount> mounts;  // host directories shown inside the sandbox (from the config)
+  std::string pip_root;       // host directory of the pip dependency sets (PipCache), or empty
 };
 
 // npm dependencies of run_js calls. Without a cache, calls that need packages get an error.
@@ -59,6 +63,13 @@ struct NpmSetup {
   deps::NpmCache* cache = nullptr;         // must outlive the backend
   deps::Dependencies config_dependencies;  // the config's npm.dependencies: every run_js call
   std::string unavailable = "npm dependencies are not available on this server";  // when no cache
+};
+
+// pip dependencies of run_py calls. Without a cache, calls that need packages get an error.
+struct PipSetup {
+  deps::PipCache* cache = nullptr;  // must outlive the backend
+  deps::PipSet config_set;          // the config's pip.requirements and pip.wheelUrls: every run_py call
+  std::string unavailable = "pip dependencies are not available on this server";  // when no cache
 };
 
 // Starts both zygotes (in parallel), waits until they are initialised, and proves the sandbox
@@ -72,6 +83,7 @@ Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& path
                                                          broker::Resolver& resolver,
                                                          broker::FetchLimits fetch_limits,
                                                          NpmSetup npm = {},
-                                                         Upstreams* upstreams = nullptr);
+                                                         Upstreams* upstreams = nullptr,
+                                                         PipSetup pip = {});
 
 }  // namespace onemcp::server

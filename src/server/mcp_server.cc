@@ -706,7 +706,7 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
     progress(0, "running");
     try {
       auto out = backend_.run(lang, p.request, p.stdin_data, token.get(), p.policy,
-                              p.npm_dependencies, progress);
+                              p.npm_dependencies, p.pip, progress);
       if (!out) {
         log::error("run failed: " + out.error().message);
         answer = rpc_result(id, tool_error("internal error: the run could not be executed"));

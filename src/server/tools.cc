@@ -8,6 +8,8 @@
 #include "base/base64.h"
 #include "base/utf8.h"
 #include "deps/npm.h"
+#include "deps/pip.h"
+#include "policy/egress.h"
 #include "policy/schema.h"
 #include "policy/schemas.h"
 
@@ -31,7 +33,9 @@ constexpr const char* kPyDescription =
     "Run Python 3.11 (CPython) in an isolated sandbox. The standard library is available (and "
     "numpy when installed on the server); every run starts from a fresh interpreter state. "
     "print() goes to stdout, tracebacks to stderr. Input: sys.stdin / input(); sys.argv, "
-    "os.environ and os.getcwd() reflect args, env and cwd. sys.exit(n) sets the exit code.";
+    "os.environ and os.getcwd() reflect args, env and cwd. sys.exit(n) sets the exit code. "
+    "Packages listed in pip.requirements (e.g. \"requests==2.32.3\") or pip.wheelUrls are "
+    "installed for the call (wheels only) and importable as usual.";
 
 std::string limits_note(const policy::Policy& p) {
   return " Limits on this server: timeoutMs " + std::to_string(p.limits.timeout_ms) + ", memMb " +
@@ -111,11 +115,18 @@ Result<PreparedRun> prepare_run(Language lang, const json& arguments,
     if (auto s = deps::validate_dependencies(p.npm_dependencies); !s) return s.error();
   }
   if (auto it = arguments.find("pip"); lang == Language::py && it != arguments.end()) {
-    bool empty = true;
-    for (const char* k : {"requirements", "wheelUrls"}) {
-      if (it->contains(k) && !(*it)[k].empty()) empty = false;
+    // Checked here, before anything runs: requirements that could make pip read a URL, a path
+    // or an option are refused, and so is a wheel URL whose host the call's policy denies.
+    p.pip.requirements = it->value("requirements", std::vector<std::string>{});
+    p.pip.wheel_urls = it->value("wheelUrls", std::vector<std::string>{});
+    if (auto s = deps::validate_pip(p.pip); !s) return s.error();
+    for (const auto& u : p.pip.wheel_urls) {
+      auto url = policy::parse_url(u);
+      if (!url) return make_error("pip.wheelUrls: " + u + ": " + url.error().message);
+      if (auto d = policy::decide_host(effective->network, *url); !d.allowed()) {
+        return make_error("pip.wheelUrls: blocked by network policy (" + d.rule + "): " + u);
+      }
     }
-    if (!empty) return make_error("pip: package installation is not enabled on this server");
   }
 
   p.request.code = arguments.at("code").get<std::string>();

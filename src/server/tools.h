@@ -9,6 +9,7 @@
 
 #include "base/result.h"
 #include "deps/npm.h"
+#include "deps/pip.h"
 #include "ipc/wire.h"
 #include "policy/config.h"
 #include "sandbox/executor.h"
@@ -29,6 +30,7 @@ struct PreparedRun {
   std::string stdin_data;
   policy::Policy policy;  // the call's effective policy
   deps::Dependencies npm_dependencies;  // run_js: the call's npm.dependencies (validated)
+  deps::PipSet pip;                     // run_py: the call's pip requirements and wheel URLs (validated)
 };
 
 // Validates `arguments` against the tool's input schema and the server policy. The error text

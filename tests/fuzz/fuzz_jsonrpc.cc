@@ -28,7 +28,7 @@ using namespace onemcp::server;
 class FakeBackend final : public RunBackend {
  public:
   Result<sandbox::RunOutput> run(Language, const ipc::RunRequest& req, const std::string& in,
-                                 const sandbox::CancelToken*, const policy::Policy&, const deps::Dependencies&,
+                                 const sandbox::CancelToken*, const policy::Policy&, const deps::Dependencies&, const deps::PipSet&,
                                  const ProgressFn&) override {
     sandbox::RunOutput o;
     size_t h = std::hash<std::string>{}(req.code);

@@ -17,7 +17,7 @@ using nlohmann::json;
 class FakeBackend : public RunBackend {
  public:
   Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req, const std::string& in,
-                                 const sandbox::CancelToken* cancel, const policy::Policy&, const deps::Dependencies&,
+                                 const sandbox::CancelToken* cancel, const policy::Policy&, const deps::Dependencies&, const deps::PipSet&,
                                  const ProgressFn& progress) override {
     sandbox::RunOutput o;
     last = req;

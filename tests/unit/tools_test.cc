@@ -96,10 +96,44 @@ TEST(PrepareRun, MapsArgumentsAndRefusesBadOnes) {
       Language::js,
       json{{"code", "x"}, {"npm", {{"dependencies", {{"x", "git+https://h/r.git"}}}}}}, p);
   ASSERT_FALSE(bad.ok());
-  auto pip =
-      prepare_run(Language::py, json{{"code", "x"}, {"pip", {{"requirements", {"requests"}}}}}, p);
-  ASSERT_FALSE(pip.ok());
-  EXPECT_NE(pip.error().message.find("pip"), std::string::npos);
+  auto pip = prepare_run(Language::py,
+                         json{{"code", "x"}, {"pip", {{"requirements", {"requests==2.32.3"}}}}}, p);
+  ASSERT_TRUE(pip.ok()) << pip.error().message;
+  EXPECT_EQ(pip->pip.requirements, std::vector<std::string>{"requests==2.32.3"});
+  auto bad_pip = prepare_run(
+      Language::py, json{{"code", "x"}, {"pip", {{"requirements", {"x @ https://h/x.whl"}}}}}, p);
+  ASSERT_FALSE(bad_pip.ok());
+  EXPECT_NE(bad_pip.error().message.find("pip.requirements: unsupported requirement"),
+            std::string::npos);
+}
+
+// A wheel URL is checked against the call's network policy before anything is downloaded.
+TEST(PrepareRun, WheelUrlsMustBeAllowedByTheNetworkPolicy) {
+  policy::Policy p;
+  p.network.allowed_domains = {"wheels.example.test"};
+  p.network.denied_domains = {"bad.example.test"};
+  auto wheels = [](std::string url) {
+    return json{{"code", "x"}, {"pip", {{"requirements", json::array()}, {"wheelUrls", {url}}}}};
+  };
+  auto ok = prepare_run(Language::py, wheels("https://wheels.example.test/a-1.0-py3-none-any.whl"), p);
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->pip.wheel_urls.size(), 1u);
+  for (auto [url, expect] : {
+           std::pair{"https://other.test/a-1.0-py3-none-any.whl",
+                     "pip.wheelUrls: blocked by network policy (allowedDomains: no entry matches other.test)"},
+           std::pair{"https://127.0.0.1/a-1.0-py3-none-any.whl",
+                     "pip.wheelUrls: blocked by network policy (denyIpLiterals)"},
+           std::pair{"https://wheels.example.test/a.whl", "pip.wheelUrls: unsupported URL"},
+           std::pair{"https://user@wheels.example.test/a-1.0-py3-none-any.whl", "pip.wheelUrls: "},
+       }) {
+    auto r = prepare_run(Language::py, wheels(url), p);
+    ASSERT_FALSE(r.ok()) << url;
+    EXPECT_NE(r.error().message.find(expect), std::string::npos) << r.error().message;
+  }
+  // A call may tighten the policy: then the same host is refused.
+  auto tightened = wheels("https://wheels.example.test/a-1.0-py3-none-any.whl");
+  tightened["policy"] = {{"network", {{"allowedDomains", json::array()}}}};
+  EXPECT_FALSE(prepare_run(Language::py, tightened, p).ok());
 }
 
 }  // namespace
