@@ -146,6 +146,20 @@ print(sys.path[0], sorted(os.listdir('/deps')), os.listdir('/deps/sets'))`,
   assertOk(other);
   assert.equal(other.structuredContent.stdout, "No module named 'onemcp_fixture'\nother\n");
 
+  // A call that narrows what it may read still reads its own packages (like the interpreter's
+  // own files), and nothing more.
+  const narrowed = await runPy(
+    client,
+    `${HELLO}
+try:
+    open('/etc/passwd')
+except OSError as e:
+    print(type(e).__name__)`,
+    { ...pip(["onemcp-fixture==1.0.0"]), policy: { filesystem: { readonly: ["/tmp"] } } },
+  );
+  assertOk(narrowed);
+  assert.equal(narrowed.structuredContent.stdout, "hello from onemcp_fixture 1.0.0 (42)\nPermissionError\n");
+
   const none = await runPy(client, "try:\n    import onemcp_fixture\nexcept ImportError as e:\n    print(e)");
   assertOk(none);
   assert.equal(none.structuredContent.stdout, "No module named 'onemcp_fixture'\n");

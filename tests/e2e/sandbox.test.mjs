@@ -240,6 +240,7 @@ test("the root holds only the minimal tree", async () => {
   await probeAll(
     {
       root: "sorted(os.listdir('/'))",
+      deps: "[(d, os.listdir('/deps/' + d)) for d in sorted(os.listdir('/deps'))]",
       usr: "sorted(os.listdir('/usr'))",
       share: "sorted(os.listdir('/usr/share'))",
       etc: "sorted(os.listdir('/etc'))",
@@ -254,7 +255,8 @@ test("the root holds only the minimal tree", async () => {
       hosts: "repr(open('/etc/hosts').read())",
     },
     {
-      root: "ok ['dev', 'etc', 'lib', 'lib64', 'out', 'proc', 'tmp', 'usr']",
+      root: "ok ['deps', 'dev', 'etc', 'lib', 'lib64', 'out', 'proc', 'tmp', 'usr']",
+      deps: "ok [('sets', []), ('site', [])]", // pip sets: detached, and this run has none
       usr: lib64 ? "ok ['lib', 'lib64', 'share']" : "ok ['lib', 'share']",
       share: "ok ['zoneinfo']",
       etc: "ok ['group', 'hostname', 'hosts', 'passwd', 'ssl']",
@@ -398,7 +400,7 @@ probe('dumpable', lambda: __import__('ctypes').CDLL(None).prctl(3, 0, 0, 0, 0))
 // Traversal through .., symlinks and /proc magic links
 
 test("'..', symlinks and /proc magic links never leave the root", async () => {
-  const root = "ok ['dev', 'etc', 'lib', 'lib64', 'out', 'proc', 'tmp', 'usr']";
+  const root = "ok ['deps', 'dev', 'etc', 'lib', 'lib64', 'out', 'proc', 'tmp', 'usr']";
   await probeAll(
     {
       proc_root_up: "sorted(os.listdir('/proc/self/root/..'))",
