@@ -114,6 +114,15 @@ test("bad specifiers, unknown packages and denied wheel hosts are clear errors",
   assert.equal(gone.isError, true, show(gone));
   assert.match(text(gone), /pip\.wheelUrls: cannot download http:\/\/wheels\.example\.test:\d+\/files\/onemcp_gone-1\.0-py3-none-any\.whl: HTTP 404/);
 
+  // The broker checks every redirect hop: an allowed host cannot hand the download to a denied one.
+  const hop = `http://wheels.example.test:${index.port}/redirect/denied.example.test/${file}`;
+  const redirected = await runPy(client, "print('ran')", pip([], [hop]), LONG);
+  assert.equal(redirected.isError, true, show(redirected));
+  assert.ok(
+    text(redirected).includes(`pip.wheelUrls: cannot download ${hop}: blocked by network policy (deniedDomains: denied.example.test)`),
+    text(redirected),
+  );
+
   // Only wheels: a project with nothing but a source distribution is never built on the host.
   const sdist = await runPy(client, "print('ran')", pip(["onemcp-fixture-sdist"]), LONG);
   assert.equal(sdist.isError, true, show(sdist));
