@@ -113,6 +113,7 @@ Status mount_pip_site(const std::string& key) {
   if (!g_pip_root.empty() && ::umount2(sets.c_str(), MNT_DETACH) != 0) return make_error(why("detach " + sets));
   return {};
 }
+
 Status build_root() {
   const std::string r = kRootDir;
   std::vector<UniqueFd> sources;
