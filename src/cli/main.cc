@@ -453,9 +453,18 @@ int cmd_serve(const ServeFlags& f) {
   };
 
   if (f.stdio) {
-    std::thread([&wait_for_stop, &mcp] {
+    // The stdio transport blocks in a read of stdin, so a signal ends the process from here; the
+    // upstream servers are stopped first (stdin closed, SIGTERM, SIGKILL of their process groups,
+    // each step bounded by stop_grace), so none outlives the server.
+    std::thread([&wait_for_stop, &mcp, m = manager.get()] {
       wait_for_stop();
       mcp.cancel_all();
+      // Should anything else block (a stuck stdout), the process still ends.
+      std::thread([] {
+        std::this_thread::sleep_for(std::chrono::seconds(10));
+        std::_Exit(0);
+      }).detach();
+      if (m) m->stop();
       std::_Exit(0);
     }).detach();
     char msg[128];

@@ -234,7 +234,8 @@ std::string typescript_declarations(const std::vector<CodeModeServer>& catalog) 
     }
     out += "  };\n";
   }
-  return out + "};\n";
+  return out + "  /** The tools this run may call: server identifier -> tool identifiers. */\n"
+               "  $list(): Promise<Record<string, string[]>>;\n};\n";
 }
 
 std::string code_mode_summary(const std::vector<CodeModeServer>& catalog, bool python, size_t max_tools) {

@@ -440,11 +440,13 @@ void McpServer::handle_upstream_api(HttpRequest& req, const std::string& path, R
   if (ctype.find("application/json") == std::string::npos) {
     return respond(json_response(415, json{{"error", "Content-Type must be application/json"}}));
   }
-  // The upstream call blocks: it runs on the run threads, never on the transport's.
-  auto job = [this, body = std::move(req.body), respond] {
+  // The upstream call blocks: it runs on the run threads, never on the transport's. It gets the
+  // time a run gets.
+  const std::chrono::milliseconds timeout(config()->policy.limits.timeout_ms);
+  auto job = [this, body = std::move(req.body), respond, timeout] {
     HttpResponse r;
     try {
-      r = opts_.upstreams->rpc(body, &stopping_);
+      r = opts_.upstreams->rpc(body, &stopping_, timeout);
     } catch (const std::exception& e) {
       log::error(std::string("mcps-rpc failed: ") + e.what());
       r = json_response(500, json{{"error", "internal error"}});

@@ -10,6 +10,8 @@ namespace onemcp::server {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+constexpr std::chrono::milliseconds kPastRunDeadline{2000};
+
 namespace {
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -128,7 +130,10 @@ std::string Upstreams::answer(const json& frame, const policy::Policy& policy, C
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
   if (left.count() <= 0) return fail(label + ": the run is out of time");
   upstream::CallOptions opts;
-  opts.timeout = left;
+  // The run is killed at its deadline, which cancels the call; the call's own timeout is only a
+  // backstop a little later, so a call still waiting then never fails the run just before its
+  // deadline would have (the run's outcome is its timeout).
+  opts.timeout = left + kPastRunDeadline;
   opts.cancel = &cancelled;
   auto r = manager_.call_tool(server->name, tool->name, args, opts);
   if (!r) return fail(label + ": " + r.error().message);
@@ -159,7 +164,8 @@ HttpResponse Upstreams::get(const std::string& path) {
   return error_reply(404, "not found");
 }
 
-HttpResponse Upstreams::rpc(const std::string& body, const std::atomic<bool>* cancel) {
+HttpResponse Upstreams::rpc(const std::string& body, const std::atomic<bool>* cancel,
+                           std::chrono::milliseconds timeout) {
   json req = json_depth_within(body) ? json::parse(body, nullptr, false) : json(json::value_t::discarded);
   if (req.is_discarded() || !req.is_object())
     return error_reply(400, "the body must be a JSON object {\"mcp\", \"tool\", \"params\"}");
@@ -172,6 +178,7 @@ HttpResponse Upstreams::rpc(const std::string& body, const std::atomic<bool>* ca
   if (auto r = not_ready(manager_, name)) return *r;
   upstream::CallOptions opts;
   opts.cancel = cancel;
+  opts.timeout = timeout;
   auto r = manager_.call_tool(name, tool, params, opts);
   if (!r) {
     const std::string& m = r.error().message;

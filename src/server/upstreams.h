@@ -31,16 +31,19 @@ class Upstreams {
   std::vector<CodeModeServer> allowed(const policy::Policy& policy) const;
 
   // Answers a run's "mcp" or "mcp_list" request frame (see ipc/wire.h) under the run's policy;
-  // an upstream call lasts until `deadline` at most and stops when `cancelled` turns true.
+  // an upstream call stops when `cancelled` turns true (the run is over), and times out on its
+  // own only 2 s after `deadline` (the run's end, which its kill enforces first).
   std::string answer(const nlohmann::json& frame, const policy::Policy& policy,
                      std::chrono::steady_clock::time_point deadline,
                      const std::atomic<bool>& cancelled);
 
   // GET /mcps, GET /mcps/:name/tools, GET /mcps/types.d.ts (quick, may run on an io thread).
   HttpResponse get(const std::string& path);
-  // POST /mcps-rpc {"mcp", "tool", "params"}: blocks for the upstream call; run it off the io
-  // threads. The body is the upstream's CallToolResult, or {"error": "..."} with a 4xx/5xx.
-  HttpResponse rpc(const std::string& body, const std::atomic<bool>* cancel);
+  // POST /mcps-rpc {"mcp", "tool", "params"}: blocks for the upstream call, `timeout` at most;
+  // run it off the io threads. The body is the upstream's CallToolResult, or {"error": "..."}
+  // with a 4xx/5xx.
+  HttpResponse rpc(const std::string& body, const std::atomic<bool>* cancel,
+                   std::chrono::milliseconds timeout);
 
   upstream::Manager& manager() { return manager_; }
 

@@ -216,6 +216,55 @@ export function waitExit(proc, ms, what = "process exit") {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Loopback fixture servers
+
+export const FIXTURES = path.join(REPO_ROOT, "tests/fixtures/upstream");
+
+// Starts `node ...args` for a fixture server that writes the port it listens on to
+// $ONEMCP_PORT_FILE (npm servers do so when preloaded with tests/fixtures/upstream/
+// loopback_listen.cjs, which also keeps them on 127.0.0.1). Resolves { proc, port, url, stop() }
+// once the port is known; the process is killed at exit.
+export async function startLoopbackFixture(args, { timeoutMs = 20000 } = {}) {
+  const portFile = path.join(tempDir("1mcp-fixture-"), "port");
+  const proc = spawn(process.execPath, args, {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, ONEMCP_PORT_FILE: portFile },
+  });
+  let err = "";
+  proc.stderr.setEncoding("utf8").on("data", (d) => (err = (err + d).slice(-4000)));
+  const fixture = { proc, stop: () => stopProcess(proc) };
+  servers.add(fixture);
+  proc.on("exit", () => servers.delete(fixture));
+  const deadline = Date.now() + timeoutMs;
+  while (!fs.existsSync(portFile)) {
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      await fixture.stop();
+      throw new Error(`fixture ${args.join(" ")} did not listen within ${timeoutMs} ms; stderr:\n${err}`);
+    }
+    await sleep(50);
+  }
+  fixture.port = Number(fs.readFileSync(portFile, "utf8"));
+  fixture.url = `http://127.0.0.1:${fixture.port}`;
+  return fixture;
+}
+
+// Resolves when `pid` no longer runs (gone or a zombie), or rejects after `ms`.
+export async function waitGone(pid, ms, what = `process ${pid}`) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    let state;
+    try {
+      state = fs.readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "")[0];
+    } catch {
+      return;
+    }
+    if (state === "Z" || state === "X") return;
+    if (Date.now() > deadline) throw new Error(`${what} still runs after ${ms} ms`);
+    await sleep(50);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // SDK clients
 
 // Connects an SDK client over Streamable HTTP. `onResponse(json)` (optional) sees every JSON

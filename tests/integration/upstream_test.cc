@@ -1,7 +1,8 @@
 // Integration tests of the upstream MCP client against real servers: the npm reference servers
 // (server-filesystem over stdio, server-everything over Streamable HTTP), SDK-built fixtures of
 // the legacy (SDK v1, sessions) and stateless 2026-07-28 (SDK v2) eras, and a hand-written stdio
-// fixture that crashes, hangs, or sends garbage on request. Network traffic stays on 127.0.0.1.
+// fixture that crashes, hangs, or sends garbage on request; and the server's code-mode calls
+// through them. Network traffic stays on 127.0.0.1.
 #include "upstream/upstream.h"
 
 #include <fcntl.h>
@@ -22,6 +23,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "server/upstreams.h"
 
 extern char** environ;
 
@@ -763,6 +766,45 @@ TEST(UpstreamHttp, UnreachableEndpointBacksOff) {
   m.stop();
   EXPECT_LT(since(t0), 1s);
   EXPECT_EQ(status_of(m, "down").state, State::kStopped);
+}
+
+
+// ---------- the server's code-mode calls ----------
+
+// A run's upstream call ends when the run does (its kill at the deadline cancels the call), never
+// by a timeout of its own just before: that would fail the script before its deadline, turning
+// the run's outcome from "timeout" into an uncaught McpError.
+TEST(UpstreamCodeMode, RunCallEndsWithTheRunNotBeforeItsDeadline) {
+  Manager m({stdio_upstream("fx", {kStdioFixture})}, test_options());
+  m.start();
+  ASSERT_TRUE(m.wait_settled(30s));
+  ASSERT_EQ(status_of(m, "fx").state, State::kReady) << status_of(m, "fx").error;
+  onemcp::server::Upstreams upstreams(m);
+  const json frame = {{"op", "mcp"}, {"id", 7}, {"server", "fx"}, {"tool", "hang"}};
+  std::atomic<bool> cancelled{false}, answered{false};
+  std::string answer;
+  const auto deadline = Clock::now() + 300ms;
+  std::thread call([&] {
+    answer = upstreams.answer(frame, policy::Policy{}, deadline, cancelled);
+    answered = true;
+  });
+  std::this_thread::sleep_for(800ms);  // well past the deadline: the run would be dead by now
+  EXPECT_FALSE(answered);
+  const auto t0 = Clock::now();
+  cancelled = true;  // the run is over
+  call.join();
+  EXPECT_LT(since(t0), 500ms);
+  const json a = json::parse(answer);
+  EXPECT_EQ(a["ok"], false);
+  EXPECT_NE(a["error"].get<std::string>().find("fx.hang: "), std::string::npos) << answer;
+
+  // The backstop: a run that outlives its deadline is not waited for forever.
+  std::atomic<bool> never{false};
+  const auto t1 = Clock::now();
+  const json late = json::parse(upstreams.answer(frame, policy::Policy{}, Clock::now() + 100ms, never));
+  EXPECT_GE(since(t1), 2s);
+  EXPECT_LT(since(t1), 4s);
+  EXPECT_NE(late["error"].get<std::string>().find("timed out"), std::string::npos) << late.dump();
 }
 
 }  // namespace

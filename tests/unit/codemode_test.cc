@@ -106,6 +106,7 @@ TEST(CodeModeTypes, DeclarationsForACatalog) {
   EXPECT_NE(d.find("    get_env(args?: { [key: string]: unknown; }): Promise<{ env?: string; }>;\n"),
             std::string::npos)
       << d;
+  EXPECT_NE(d.find("  $list(): Promise<Record<string, string[]>>;\n};\n"), std::string::npos) << d;
 }
 
 TEST(CodeModeSummary, ListsToolsAndCapsTheList) {
