@@ -7,6 +7,9 @@
 #include <future>
 #include <thread>
 
+#include "policy/schema.h"
+#include "policy/schemas.h"
+
 namespace onemcp::server {
 namespace {
 
@@ -294,6 +297,7 @@ TEST_F(McpServerTest, ToolCallRunsAndFormatsResult) {
   EXPECT_EQ(res["structuredContent"]["stdout"], "py:print(1)|in");
   EXPECT_EQ(res["structuredContent"]["outcome"], "ok");
   EXPECT_EQ(res["structuredContent"]["exitCode"], 0);
+  EXPECT_TRUE(policy::validate(policy::run_output_schema(), res["structuredContent"]));
   // The server's limits apply when the call asks for none.
   EXPECT_EQ(backend_.last.timeout_ms, policy::Limits{}.timeout_ms);
 }
@@ -444,6 +448,9 @@ json tools_call(const json& id, const std::string& code, const json& token = nul
 std::vector<json> progress_of(const std::vector<json>& events, const json& token) {
   std::vector<json> out;
   for (const auto& e : events) {
+    if (!e.contains("method")) continue;
+    auto s = policy::validate(policy::events_schema(), e);  // types/events.schema.json
+    EXPECT_TRUE(s) << e.dump() << ": " << (s ? "" : s.error().message);
     if (e.value("method", "") != "notifications/progress") continue;
     EXPECT_EQ(e["params"]["progressToken"], token);
     json p = e["params"];
@@ -565,6 +572,7 @@ TEST_F(McpServerTest, ToolsListChangedReachesEveryInitializedSession) {
 
   server_.notify_tools_changed();
   const json changed = {{"jsonrpc", "2.0"}, {"method", "notifications/tools/list_changed"}};
+  EXPECT_TRUE(policy::validate(policy::events_schema(), changed));
   EXPECT_EQ(a_stream->events(), std::vector<json>{changed});
   EXPECT_TRUE(b_stream->events().empty());
   EXPECT_TRUE(fresh_stream->events().empty());
