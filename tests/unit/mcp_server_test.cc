@@ -246,6 +246,35 @@ TEST_F(McpServerTest, OriginAndHostValidation) {
   EXPECT_EQ(ok.status, 200);
 }
 
+TEST_F(McpServerTest, TypesAreServedReadOnlyFromTheEmbeddedFiles) {
+  auto list = http("GET", "", {}, "/types");
+  ASSERT_EQ(list.status, 200);
+  auto files = json::parse(list.body)["files"];
+  EXPECT_NE(std::find(files.begin(), files.end(), "index.d.ts"), files.end());
+  EXPECT_EQ(files.size(), policy::schema_file_names().size());
+
+  auto dts = http("GET", "", {}, "/types/index.d.ts");
+  ASSERT_EQ(dts.status, 200);
+  EXPECT_EQ(dts.body, *policy::schema_text("index.d.ts"));
+  EXPECT_EQ(header(dts, "Content-Type"), "application/typescript; charset=utf-8");
+  EXPECT_EQ(header(dts, "X-Content-Type-Options"), "nosniff");
+  auto schema = http("GET", "", {}, "/types/run.output.schema.json?x=1");
+  ASSERT_EQ(schema.status, 200);
+  EXPECT_EQ(json::parse(schema.body), policy::run_output_schema());
+  EXPECT_EQ(header(schema, "Content-Type"), "application/json; charset=utf-8");
+  EXPECT_EQ(header(schema, "X-Content-Type-Options"), "nosniff");
+
+  for (const char* bad : {"/types/nope.d.ts", "/types/../README.md", "/types/%2e%2e/x",
+                          "/types/index.d.ts/", "/types//index.d.ts"}) {
+    EXPECT_EQ(http("GET", "", {}, bad).status, 404) << bad;
+  }
+  EXPECT_EQ(http("POST", "{}", {}, "/types/index.d.ts").status, 405);
+  // The same Origin and Host checks as /mcp: no other web page may read them.
+  EXPECT_EQ(http("GET", "", {{"origin", "https://evil.example"}}, "/types/index.d.ts").status, 403);
+  EXPECT_EQ(http("GET", "", {{"host", "evil.example:7800"}}, "/types/index.d.ts").status, 403);
+  EXPECT_EQ(http("GET", "", {{"origin", "http://localhost:3000"}}, "/types/index.d.ts").status, 200);
+}
+
 TEST_F(McpServerTest, MalformedMessagesKeepIdsAndCodes) {
   std::string sid = initialize();
   auto parse = http("POST", "{not json", {{"mcp-session-id", sid}});
