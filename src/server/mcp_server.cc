@@ -394,6 +394,7 @@ void McpServer::route(HttpRequest& req, Respond& respond) {
                                            {"mcp", "/mcp"},
                                            {"protocolVersion", kLatestProtocol},
                                            {"tools", {"run_js", "run_py"}},
+                                           {"types", "/types/index.d.ts"},
                                            {"sessions", session_count()}}));
   }
   respond(json_response(404, json{{"error", "not found"}, {"path", path}}));

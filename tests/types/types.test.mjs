@@ -16,6 +16,7 @@ const INDEX = path.join(ROOT, 'types', 'index.d.ts');
 
 // tsc --noEmit --strict over `files` (with the definitions themselves, never skipped).
 function tsc(files) {
+  assert.ok(fs.existsSync(TSC), `${TSC} is missing: run scripts/setup.sh (npm ci --ignore-scripts)`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onemcp-tsc-'));
   try {
     const config = {

@@ -390,6 +390,7 @@ TEST_F(McpServerTest, StatusPageWithoutUi) {
   auto r = p.get_future().get();
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(json::parse(r.body)["status"], "ok");
+  EXPECT_EQ(json::parse(r.body)["types"], "/types/index.d.ts");
   auto ui = http("GET", "", {}, "/");
   EXPECT_NE(ui.body.find("<html"), std::string::npos);
   EXPECT_EQ(http("GET", "", {}, "/nope").status, 404);
