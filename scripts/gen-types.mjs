@@ -9,8 +9,8 @@
 // Every types/*.schema.json must be listed in SOURCES. Objects named in `names` (by JSON pointer
 // inside the schema) become exported interfaces or types; everything else is written inline, so
 // a new field in a schema needs no change here. $defs entries are always named (PascalCase of
-// their key unless `names` says otherwise). allOf (if/then rules) adds no type: the rules it
-// states are in the descriptions.
+// their key unless `names` says otherwise). allOf rules "if P is V then require R and forbid F"
+// turn an object into a union, one member per value of P.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -137,7 +137,8 @@ function generate(source, decls) {
     const slot = { from: `${source.file}#${ptr}`, text: '' };
     const previous = decls.get(name);
     if (!previous) decls.set(name, slot);
-    const isInterface = isObject(schema) && !schema.oneOf && !schema.anyOf && schema.properties;
+    const isInterface = isObject(schema) && !schema.oneOf && !schema.anyOf && schema.properties &&
+      !(schema.allOf ?? []).some((c) => c.if !== undefined);
     const head = doc(schema, '');
     const text = isInterface
       ? `${head}export interface ${name} ${objectType(schema, ptr, '')}\n`
@@ -151,6 +152,41 @@ function generate(source, decls) {
   };
 
   const isObject = (s) => s.type === 'object' || s.properties !== undefined;
+
+  // An object whose allOf holds rules "if P is V then require R and forbid F" (the upstream
+  // transports) becomes a union with one member per value of P: P narrowed to V, R required, F
+  // gone. Null when `s` has no such rules.
+  const conditionalVariants = (s, ptr) => {
+    const rules = (s.allOf ?? []).filter((c) => c.if !== undefined);
+    if (!isObject(s) || !s.properties || rules.length === 0) return null;
+    const variants = [];
+    const covered = new Set();
+    let discriminant;
+    for (const rule of rules) {
+      const conditions = Object.entries(rule.if.properties ?? {});
+      const [p, condition] = conditions[0] ?? [];
+      if (conditions.length !== 1 || condition.const === undefined || (discriminant ?? p) !== p ||
+          rule.else !== undefined || !s.properties[p]) {
+        throw new SchemaError(`${source.file}${ptr}: only allOf rules "if <one property> is <const> then ..." are supported`);
+      }
+      discriminant = p;
+      covered.add(JSON.stringify(condition.const));
+      const properties = { ...s.properties };
+      const { enum: _, ...base } = s.properties[p];
+      properties[p] = { ...base, const: condition.const };
+      for (const [k, sub] of Object.entries(rule.then.properties ?? {})) {
+        if (sub.not !== undefined && Object.keys(sub.not).length === 0) delete properties[k];
+      }
+      const required = [...new Set([...(s.required ?? []), p, ...(rule.then.required ?? [])])];
+      variants.push({ ...s, allOf: undefined, properties, required });
+    }
+    const rest = (s.properties[discriminant].enum ?? []).filter((v) => !covered.has(JSON.stringify(v)));
+    if (rest.length > 0) {
+      const { allOf: _, ...base } = s;
+      variants.push({ ...base, properties: { ...s.properties, [discriminant]: { ...s.properties[discriminant], enum: rest } } });
+    }
+    return variants;
+  };
 
   const objectType = (s, ptr, indent) => {
     const inner = `${indent}  `;
@@ -187,6 +223,8 @@ function generate(source, decls) {
       if (s[k]) return union(s[k].map((sub, i) => type(sub, `${ptr}/${k}/${i}`, indent)));
     }
     if (s.not !== undefined && Object.keys(s.not).length === 0 && s.type === undefined) return 'never';
+    const variants = conditionalVariants(s, ptr);
+    if (variants) return union(variants.map((v) => objectType(v, ptr, indent)));
     const types = Array.isArray(s.type) ? s.type : s.type !== undefined ? [s.type] : [];
     if (types.length === 0 && s.properties) types.push('object');
     if (types.length === 0) return 'unknown';
@@ -200,7 +238,7 @@ function generate(source, decls) {
         case 'object': return objectType(s, ptr, indent);
         case 'array': {
           const item = s.items === undefined ? 'unknown' : type(s.items, `${ptr}/items`, indent);
-          return /[|&\s]/.test(item) && !item.startsWith('{') ? `(${item})[]` : `${item}[]`;
+          return item.includes('|') || item.includes('&') ? `(${item})[]` : `${item}[]`;
         }
         default: throw new SchemaError(`${source.file}${ptr}: unknown type ${t}`);
       }

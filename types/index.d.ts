@@ -214,7 +214,7 @@ export interface Limits {
  * One upstream MCP server. transport "stdio" needs command (args and env optional); transport
  * "http" needs endpoint (headers optional).
  */
-export interface UpstreamConfig {
+export type UpstreamConfig = {
   /**
    * Unique name of the server, used in URLs and tool names: a letter, then letters, digits, "_" or
    * "-" (at most 64 characters).
@@ -224,9 +224,9 @@ export interface UpstreamConfig {
    * "stdio": start command as a child process and speak MCP over its stdin/stdout. "http": connect
    * to endpoint (Streamable HTTP).
    */
-  transport: "stdio" | "http";
+  transport: "stdio";
   /** stdio only: the program to start, e.g. "npx". */
-  command?: string;
+  command: string;
   /** stdio only: arguments of command. */
   args?: string[];
   /** stdio only: extra environment variables of the child process. */
@@ -234,8 +234,19 @@ export interface UpstreamConfig {
     /** The variable's value. */
     [key: string]: string;
   };
+} | {
+  /**
+   * Unique name of the server, used in URLs and tool names: a letter, then letters, digits, "_" or
+   * "-" (at most 64 characters).
+   */
+  name: string;
+  /**
+   * "stdio": start command as a child process and speak MCP over its stdin/stdout. "http": connect
+   * to endpoint (Streamable HTTP).
+   */
+  transport: "http";
   /** http only: URL of the server's MCP endpoint, e.g. "https://mcp.example.com/mcp". */
-  endpoint?: string;
+  endpoint: string;
   /**
    * http only: extra HTTP headers sent with every request, e.g. {"Authorization": "Bearer ..."}.
    * Values may not contain line breaks.
@@ -244,7 +255,7 @@ export interface UpstreamConfig {
     /** The header's value. */
     [key: string]: string;
   };
-}
+};
 
 /** One host directory. */
 export interface Mount {
