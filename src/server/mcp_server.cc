@@ -100,11 +100,10 @@ HttpResponse types_response(const std::string& method, const std::string& path) 
   std::string name = path.substr(std::string_view("/types/").size());
   auto text = policy::schema_text(name);  // exact names only: nothing else can be reached
   if (!text) return json_response(404, json{{"error", "not found"}, {"path", path}});
-  return HttpResponse{200,
-                      {{"Content-Type", name.ends_with(".d.ts") ? "application/typescript; charset=utf-8"
-                                                                : "application/json; charset=utf-8"},
-                       {"X-Content-Type-Options", "nosniff"}},
-                      std::string(*text)};
+  const char* type = name.ends_with(".d.ts") ? "application/typescript; charset=utf-8"
+                                              : "application/json; charset=utf-8";
+  return HttpResponse{
+      200, {{"Content-Type", type}, {"X-Content-Type-Options", "nosniff"}}, std::string(*text)};
 }
 
 HttpResponse sse_head() {

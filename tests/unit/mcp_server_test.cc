@@ -272,7 +272,8 @@ TEST_F(McpServerTest, TypesAreServedReadOnlyFromTheEmbeddedFiles) {
   // The same Origin and Host checks as /mcp: no other web page may read them.
   EXPECT_EQ(http("GET", "", {{"origin", "https://evil.example"}}, "/types/index.d.ts").status, 403);
   EXPECT_EQ(http("GET", "", {{"host", "evil.example:7800"}}, "/types/index.d.ts").status, 403);
-  EXPECT_EQ(http("GET", "", {{"origin", "http://localhost:3000"}}, "/types/index.d.ts").status, 200);
+  EXPECT_EQ(http("GET", "", {{"origin", "http://localhost:3000"}}, "/types/index.d.ts").status,
+            200);
 }
 
 TEST_F(McpServerTest, MalformedMessagesKeepIdsAndCodes) {

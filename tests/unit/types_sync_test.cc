@@ -35,8 +35,7 @@ std::set<std::string> required(const json& schema) {
 
 // The schema's properties are exactly `value`'s keys, at every level where both are objects (an
 // array is compared through its first element). With `all_required`, so is `required`.
-void same_keys(const json& schema, const json& value, const std::string& where,
-               bool all_required) {
+void same_keys(const json& schema, const json& value, const std::string& where, bool all_required) {
   if (!schema.contains("properties") || !value.is_object()) return;
   EXPECT_EQ(properties(schema), keys(value)) << where;
   if (all_required) {
@@ -123,13 +122,14 @@ TEST(TypesInSync, ManifestSchemaAcceptsWhatTheParserAccepts) {
       {"layer name .x", [](json& j) { j["layers"][0]["name"] = ".x"; }, true},
       {"layer kind lib", [](json& j) { j["layers"][0]["kind"] = "lib"; }, false},
       {"layer file .hidden", [](json& j) { j["layers"][0]["file"] = ".hidden"; }, false},
-      {"layer file manifest.json", [](json& j) { j["layers"][0]["file"] = "manifest.json"; }, false},
+      {"layer file manifest.json", [](json& j) { j["layers"][0]["file"] = "manifest.json"; },
+       false},
       {"layer file a/b", [](json& j) { j["layers"][0]["file"] = "a/b"; }, false},
       {"layer file a..b", [](json& j) { j["layers"][0]["file"] = "a..b"; }, true},
       {"layer file 128", [](json& j) { j["layers"][0]["file"] = std::string(128, 'f'); }, true},
       {"layer file 129", [](json& j) { j["layers"][0]["file"] = std::string(129, 'f'); }, false},
-      {"layer sha256 upper case",
-       [](json& j) { j["layers"][0]["sha256"] = std::string(64, 'A'); }, false},
+      {"layer sha256 upper case", [](json& j) { j["layers"][0]["sha256"] = std::string(64, 'A'); },
+       false},
       {"layer sha256 63", [](json& j) { j["layers"][0]["sha256"] = std::string(63, 'a'); }, false},
       {"layer size -1", [](json& j) { j["layers"][0]["size"] = -1; }, false},
       {"layer size a string", [](json& j) { j["layers"][0]["size"] = "1"; }, false},
@@ -158,10 +158,10 @@ TEST(TypesInSync, ManifestSchemaAcceptsWhatTheParserAccepts) {
     c.edit(j);
     auto parsed = capsule::manifest_from_json(j);
     auto checked = policy::validate(policy::capsule_manifest_schema(), j);
-    EXPECT_EQ(parsed.ok(), c.valid) << c.what << ": manifest_from_json says "
-                                    << (parsed ? "valid" : parsed.error().message);
-    EXPECT_EQ(checked.ok(), c.valid) << c.what << ": the schema says "
-                                     << (checked ? "valid" : checked.error().message);
+    EXPECT_EQ(parsed.ok(), c.valid)
+        << c.what << ": manifest_from_json says " << (parsed ? "valid" : parsed.error().message);
+    EXPECT_EQ(checked.ok(), c.valid)
+        << c.what << ": the schema says " << (checked ? "valid" : checked.error().message);
   }
 }
 
@@ -225,7 +225,8 @@ TEST(TypesInSync, ConfigSchemaHasTheFieldsTheCodeReadsAndWrites) {
   // Every field of Config set away from its default, so to_json writes all of them.
   policy::Config c;
   c.language = "py";
-  c.npm = {{"dependencies", {{"lodash", "^4.17.21"}}}, {"lockfile", "package-lock.json"},
+  c.npm = {{"dependencies", {{"lodash", "^4.17.21"}}},
+           {"lockfile", "package-lock.json"},
            {"registry", "https://registry.example.com/"}};
   c.pip = {{"requirements", {"requests==2.32.3"}}};
   c.policy.network = {{"example.com"}, {"bad.example.com"}, false, false, 1000, 2};
