@@ -40,3 +40,4 @@ if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_m
 fi
 test -f node_modules/qjsc/deps/quickjs_2021_03_27/quickjs.c
 test -x node_modules/@esbuild/linux-x64/bin/esbuild
+test -f node_modules/typescript/bin/tsc

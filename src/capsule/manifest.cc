@@ -125,10 +125,11 @@ bool is_layer_file_name(std::string_view s) {
 }
 
 bool is_rfc3339(std::string_view s) {
-  // 2025-01-02T03:04:05 then optional .fraction then Z or +hh:mm / -hh:mm
-  if (!digits(s, 0, 4) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2) || s[7] != '-' ||
-      !digits(s, 8, 2) || (s[10] != 'T' && s[10] != 't') || !digits(s, 11, 2) || s[13] != ':' ||
-      !digits(s, 14, 2) || s[16] != ':' || !digits(s, 17, 2)) {
+  // 2025-01-02T03:04:05 then optional .fraction then Z or +hh:mm / -hh:mm; at most 64
+  // characters, as types/capsule.manifest.schema.json says.
+  if (s.size() < 20 || s.size() > 64 || !digits(s, 0, 4) || s[4] != '-' || !digits(s, 5, 2) ||
+      s[7] != '-' || !digits(s, 8, 2) || (s[10] != 'T' && s[10] != 't') || !digits(s, 11, 2) ||
+      s[13] != ':' || !digits(s, 14, 2) || s[16] != ':' || !digits(s, 17, 2)) {
     return false;
   }
   size_t i = 19;

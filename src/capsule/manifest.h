@@ -95,7 +95,7 @@ bool is_capsule_hash(std::string_view s);
 // 1..128 of [A-Za-z0-9._-], not starting with '.', not "manifest.json": a name that can only
 // mean one plain file inside the capsule directory.
 bool is_layer_file_name(std::string_view s);
-// RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM).
+// RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM), at most 64 characters.
 bool is_rfc3339(std::string_view s);
 
 }  // namespace onemcp::capsule

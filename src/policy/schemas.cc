@@ -43,6 +43,16 @@ const json& run_output_schema() {
   return j;
 }
 
+const json& capsule_manifest_schema() {
+  static const json& j = parsed("capsule.manifest.schema.json");
+  return j;
+}
+
+const json& events_schema() {
+  static const json& j = parsed("events.schema.json");
+  return j;
+}
+
 const json& partial_policy_schema() {
   static const json& j = run_js_input_schema().at("properties").at("policy");
   return j;

@@ -7,6 +7,7 @@
 
 #include "base/json_depth.h"
 #include "base/log.h"
+#include "policy/schemas.h"
 #include "server/tools.h"
 #include "server/upstreams.h"
 #include "server/ui.h"
@@ -81,6 +82,28 @@ bool accepts_sse(const HttpRequest& r) {
   std::string accept = header(r, "accept");
   std::transform(accept.begin(), accept.end(), accept.begin(), ::tolower);
   return accept.find("text/event-stream") != std::string::npos;
+}
+
+// GET /types: the names of the files of types/ (JSON Schemas and the TypeScript definitions
+// generated from them); GET /types/<name>: one file, as embedded in the binary.
+HttpResponse types_response(const std::string& method, const std::string& path) {
+  if (method != "GET" && method != "HEAD") {
+    HttpResponse r = json_response(405, json{{"error", "method not allowed"}});
+    r.headers.push_back({"Allow", "GET, HEAD"});
+    return r;
+  }
+  if (path == "/types" || path == "/types/") {
+    json files = json::array();
+    for (auto name : policy::schema_file_names()) files.push_back(std::string(name));
+    return json_response(200, json{{"files", std::move(files)}});
+  }
+  std::string name = path.substr(std::string_view("/types/").size());
+  auto text = policy::schema_text(name);  // exact names only: nothing else can be reached
+  if (!text) return json_response(404, json{{"error", "not found"}, {"path", path}});
+  const char* type = name.ends_with(".d.ts") ? "application/typescript; charset=utf-8"
+                                              : "application/json; charset=utf-8";
+  return HttpResponse{
+      200, {{"Content-Type", type}, {"X-Content-Type-Options", "nosniff"}}, std::string(*text)};
 }
 
 HttpResponse sse_head() {
@@ -319,7 +342,8 @@ void McpServer::handle(HttpRequest req, Respond respond) {
 void McpServer::route(HttpRequest& req, Respond& respond) {
   std::string path = req.target.substr(0, req.target.find('?'));
   const bool upstream_api = path == "/mcps" || path == "/mcps-rpc" || path.starts_with("/mcps/");
-  if (path == "/mcp" || upstream_api) {
+  const bool types_api = path == "/types" || path.starts_with("/types/");
+  if (path == "/mcp" || upstream_api || types_api) {
     // Browsers send Origin; only loopback pages (or the page this server itself serves when
     // bound elsewhere) may talk to us. The Host check stops DNS rebinding onto 127.0.0.1.
     std::string origin = header(req, "origin");
@@ -340,6 +364,7 @@ void McpServer::route(HttpRequest& req, Respond& respond) {
     }
   }
   if (upstream_api) return handle_upstream_api(req, path, respond);
+  if (types_api) return respond(types_response(req.method, path));
   if (path == "/mcp") {
     sweep_sessions();
     if (req.method == "POST") return handle_mcp_post(req, respond);
@@ -368,6 +393,7 @@ void McpServer::route(HttpRequest& req, Respond& respond) {
                                            {"mcp", "/mcp"},
                                            {"protocolVersion", kLatestProtocol},
                                            {"tools", {"run_js", "run_py"}},
+                                           {"types", "/types/index.d.ts"},
                                            {"sessions", session_count()}}));
   }
   respond(json_response(404, json{{"error", "not found"}, {"path", path}}));

@@ -1,9 +1,11 @@
 // The official MCP SDK client over Streamable HTTP against the real binary: handshake, tool
 // listing, and the everyday behaviour of run_js and run_py.
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
 import { after, before, test } from "node:test";
 
-import { connectHttp, ping, runJs, runPy, show, startServer } from "./lib.mjs";
+import { REPO_ROOT, connectHttp, ping, request, runJs, runPy, show, startServer } from "./lib.mjs";
 
 let server;
 let client;
@@ -254,4 +256,40 @@ test("the server is still healthy after all of the above", async () => {
   const sc = assertOk(await runPy(client, "print('still here')"));
   assert.equal(sc.stdout, "still here\n");
   assert.equal(server.proc.exitCode, null, "server process still running");
+});
+
+test("GET /types serves the TypeScript definitions and JSON Schemas of types/, read-only", async () => {
+  const typesDir = path.join(REPO_ROOT, "types");
+  const onDisk = fs.readdirSync(typesDir).filter((f) => f.endsWith(".json") || f.endsWith(".d.ts")).sort();
+  const list = await request(`${server.base}/types`);
+  assert.equal(list.status, 200, list.text);
+  assert.deepEqual([...list.json.files].sort(), onDisk);
+
+  const dts = await request(`${server.base}/types/index.d.ts`);
+  assert.equal(dts.status, 200);
+  assert.equal(dts.text, fs.readFileSync(path.join(typesDir, "index.d.ts"), "utf8"));
+  assert.equal(dts.headers.get("content-type"), "application/typescript; charset=utf-8");
+  assert.equal(dts.headers.get("x-content-type-options"), "nosniff");
+  assert.match(dts.text, /export interface RunJsParams \{/);
+  for (const name of onDisk.filter((f) => f.endsWith(".json"))) {
+    const r = await request(`${server.base}/types/${name}`);
+    assert.equal(r.status, 200, name);
+    assert.equal(r.headers.get("x-content-type-options"), "nosniff");
+    assert.deepEqual(r.json, JSON.parse(fs.readFileSync(path.join(typesDir, name), "utf8")), name);
+  }
+
+  assert.equal((await request(`${server.base}/types/nope.d.ts`)).status, 404);
+  assert.equal((await request(`${server.base}/types/..%2fREADME.md`)).status, 404);
+  assert.equal((await request(`${server.base}/types/index.d.ts`, { method: "PUT", body: "x" })).status, 405);
+  const foreign = await request(`${server.base}/types/index.d.ts`, { headers: { origin: "https://evil.example" } });
+  assert.equal(foreign.status, 403);
+});
+
+test("the tools' inputSchema and outputSchema are the files of types/", async () => {
+  const read = (f) => JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "types", f), "utf8"));
+  const { tools } = await client.listTools(undefined, { timeout: 5000 });
+  for (const t of tools) {
+    assert.deepEqual(t.inputSchema, read(`${t.name}.input.schema.json`), t.name);
+    assert.deepEqual(t.outputSchema, read("run.output.schema.json"), t.name);
+  }
 });

@@ -205,6 +205,9 @@ TEST(CapsuleManifest, Rfc3339) {
         "2025-01-02T03:04:05+0530", "2025-1-02T03:04:05Z", "2025-01-02T03:04:05Zjunk"}) {
     EXPECT_FALSE(is_rfc3339(bad)) << bad;
   }
+  // At most 64 characters (types/capsule.manifest.schema.json).
+  EXPECT_TRUE(is_rfc3339("2025-01-02T03:04:05." + std::string(43, '1') + "Z"));
+  EXPECT_FALSE(is_rfc3339("2025-01-02T03:04:05." + std::string(44, '1') + "Z"));
 }
 
 TEST(CapsuleManifest, SignedMessageIsPrefixAndRawDigest) {

@@ -7,6 +7,9 @@
 #include <future>
 #include <thread>
 
+#include "policy/schema.h"
+#include "policy/schemas.h"
+
 namespace onemcp::server {
 namespace {
 
@@ -243,6 +246,36 @@ TEST_F(McpServerTest, OriginAndHostValidation) {
   EXPECT_EQ(ok.status, 200);
 }
 
+TEST_F(McpServerTest, TypesAreServedReadOnlyFromTheEmbeddedFiles) {
+  auto list = http("GET", "", {}, "/types");
+  ASSERT_EQ(list.status, 200);
+  auto files = json::parse(list.body)["files"];
+  EXPECT_NE(std::find(files.begin(), files.end(), "index.d.ts"), files.end());
+  EXPECT_EQ(files.size(), policy::schema_file_names().size());
+
+  auto dts = http("GET", "", {}, "/types/index.d.ts");
+  ASSERT_EQ(dts.status, 200);
+  EXPECT_EQ(dts.body, *policy::schema_text("index.d.ts"));
+  EXPECT_EQ(header(dts, "Content-Type"), "application/typescript; charset=utf-8");
+  EXPECT_EQ(header(dts, "X-Content-Type-Options"), "nosniff");
+  auto schema = http("GET", "", {}, "/types/run.output.schema.json?x=1");
+  ASSERT_EQ(schema.status, 200);
+  EXPECT_EQ(json::parse(schema.body), policy::run_output_schema());
+  EXPECT_EQ(header(schema, "Content-Type"), "application/json; charset=utf-8");
+  EXPECT_EQ(header(schema, "X-Content-Type-Options"), "nosniff");
+
+  for (const char* bad : {"/types/nope.d.ts", "/types/../README.md", "/types/%2e%2e/x",
+                          "/types/index.d.ts/", "/types//index.d.ts"}) {
+    EXPECT_EQ(http("GET", "", {}, bad).status, 404) << bad;
+  }
+  EXPECT_EQ(http("POST", "{}", {}, "/types/index.d.ts").status, 405);
+  // The same Origin and Host checks as /mcp: no other web page may read them.
+  EXPECT_EQ(http("GET", "", {{"origin", "https://evil.example"}}, "/types/index.d.ts").status, 403);
+  EXPECT_EQ(http("GET", "", {{"host", "evil.example:7800"}}, "/types/index.d.ts").status, 403);
+  EXPECT_EQ(http("GET", "", {{"origin", "http://localhost:3000"}}, "/types/index.d.ts").status,
+            200);
+}
+
 TEST_F(McpServerTest, MalformedMessagesKeepIdsAndCodes) {
   std::string sid = initialize();
   auto parse = http("POST", "{not json", {{"mcp-session-id", sid}});
@@ -294,6 +327,7 @@ TEST_F(McpServerTest, ToolCallRunsAndFormatsResult) {
   EXPECT_EQ(res["structuredContent"]["stdout"], "py:print(1)|in");
   EXPECT_EQ(res["structuredContent"]["outcome"], "ok");
   EXPECT_EQ(res["structuredContent"]["exitCode"], 0);
+  EXPECT_TRUE(policy::validate(policy::run_output_schema(), res["structuredContent"]));
   // The server's limits apply when the call asks for none.
   EXPECT_EQ(backend_.last.timeout_ms, policy::Limits{}.timeout_ms);
 }
@@ -357,6 +391,7 @@ TEST_F(McpServerTest, StatusPageWithoutUi) {
   auto r = p.get_future().get();
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(json::parse(r.body)["status"], "ok");
+  EXPECT_EQ(json::parse(r.body)["types"], "/types/index.d.ts");
   auto ui = http("GET", "", {}, "/");
   EXPECT_NE(ui.body.find("<html"), std::string::npos);
   EXPECT_EQ(http("GET", "", {}, "/nope").status, 404);
@@ -444,6 +479,9 @@ json tools_call(const json& id, const std::string& code, const json& token = nul
 std::vector<json> progress_of(const std::vector<json>& events, const json& token) {
   std::vector<json> out;
   for (const auto& e : events) {
+    if (!e.contains("method")) continue;
+    auto s = policy::validate(policy::events_schema(), e);  // types/events.schema.json
+    EXPECT_TRUE(s) << e.dump() << ": " << (s ? "" : s.error().message);
     if (e.value("method", "") != "notifications/progress") continue;
     EXPECT_EQ(e["params"]["progressToken"], token);
     json p = e["params"];
@@ -565,6 +603,7 @@ TEST_F(McpServerTest, ToolsListChangedReachesEveryInitializedSession) {
 
   server_.notify_tools_changed();
   const json changed = {{"jsonrpc", "2.0"}, {"method", "notifications/tools/list_changed"}};
+  EXPECT_TRUE(policy::validate(policy::events_schema(), changed));
   EXPECT_EQ(a_stream->events(), std::vector<json>{changed});
   EXPECT_TRUE(b_stream->events().empty());
   EXPECT_TRUE(fresh_stream->events().empty());
