@@ -27,7 +27,12 @@ export interface Config {
    * them with import declarations at the top of the code, or require().
    */
   npm?: NpmConfig;
-  /** Python packages for run_py. */
+  /**
+   * Python packages for run_py. Each distinct set of packages is installed once with the host's
+   * pip (binary wheels only, pip install --only-binary=:all: --target, so no package code runs on
+   * the host) and cached under cacheDir/pip/; runs see their set read-only at /deps/site, first on
+   * sys.path.
+   */
   pip?: PipConfig;
   /**
    * Security policy of every run_js/run_py call. A call may pass its own policy to tighten it,
@@ -93,13 +98,29 @@ export interface NpmConfig {
   registry?: string;
 }
 
-/** Python packages for run_py. */
+/**
+ * Python packages for run_py. Each distinct set of packages is installed once with the host's pip
+ * (binary wheels only, pip install --only-binary=:all: --target, so no package code runs on the
+ * host) and cached under cacheDir/pip/; runs see their set read-only at /deps/site, first on
+ * sys.path.
+ */
 export interface PipConfig {
-  /** Requirement specifiers in pip format, e.g. "requests==2.32.3". */
+  /**
+   * Requirement specifiers available to every run_py call, e.g. "requests==2.32.3" or
+   * "pkg[extra]>=1,<2": a project name, optional extras and version clauses (no URLs, paths,
+   * options or environment markers). A call's pip.requirements are added to these. At most 64.
+   */
   requirements?: string[];
-  /** http(s) URLs of wheel files to install. */
+  /**
+   * http(s) URLs of wheel files installed for every run_py call. Downloaded by the server's egress
+   * broker under the call's effective network policy. At most 16.
+   */
   wheelUrls?: string[];
-  /** http(s) URL of the package index to use instead of PyPI. */
+  /**
+   * URL of the package index (PEP 503 simple API) requirements and their dependencies are
+   * installed from, e.g. a private mirror. Only the config sets it. Omitted: pip's default
+   * (https://pypi.org/simple).
+   */
   indexUrl?: string;
 }
 
@@ -420,7 +441,10 @@ export interface RunPyParams {
   };
   /** Working directory of the program: an absolute path. */
   cwd?: string;
-  /** Python packages this code needs. */
+  /**
+   * Python packages this code needs, added to the server's (config pip). Each distinct set is
+   * installed once (binary wheels only) and cached; the code imports them as usual.
+   */
   pip?: PipParams;
   /**
    * Tighten the server's security policy for this call only (same shape as the server policy,
@@ -431,11 +455,21 @@ export interface RunPyParams {
   policy?: PartialPolicy;
 }
 
-/** Python packages this code needs. */
+/**
+ * Python packages this code needs, added to the server's (config pip). Each distinct set is
+ * installed once (binary wheels only) and cached; the code imports them as usual.
+ */
 export interface PipParams {
-  /** Requirement specifiers in pip format, e.g. "requests==2.32.3". */
+  /**
+   * Requirement specifiers from the server's package index, e.g. "requests==2.32.3" or
+   * "pkg[extra]>=1,<2": a project name, optional extras and version clauses (no URLs, paths,
+   * options or environment markers). At most 64.
+   */
   requirements: string[];
-  /** http(s) URLs of wheel files to install. */
+  /**
+   * http(s) URLs of .whl files to install; each host must be allowed by the call's network policy
+   * (the server downloads them under it). At most 16.
+   */
   wheelUrls?: string[];
 }
 
