@@ -468,11 +468,11 @@ void McpServer::handle_upstream_api(HttpRequest& req, const std::string& path, R
   }
   // The upstream call blocks: it runs on the run threads, never on the transport's. It gets the
   // time a run gets.
-  const std::chrono::milliseconds timeout(config()->policy.limits.timeout_ms);
-  auto job = [this, body = std::move(req.body), respond, timeout] {
+  auto job = [this, body = std::move(req.body), respond, cfg = config()] {
     HttpResponse r;
     try {
-      r = opts_.upstreams->rpc(body, &stopping_, timeout);
+      const std::chrono::milliseconds timeout(cfg->policy.limits.timeout_ms);
+      r = opts_.upstreams->rpc(body, cfg->policy, &stopping_, timeout);
     } catch (const std::exception& e) {
       log::error(std::string("mcps-rpc failed: ") + e.what());
       r = json_response(500, json{{"error", "internal error"}});

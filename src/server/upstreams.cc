@@ -164,8 +164,8 @@ HttpResponse Upstreams::get(const std::string& path) {
   return error_reply(404, "not found");
 }
 
-HttpResponse Upstreams::rpc(const std::string& body, const std::atomic<bool>* cancel,
-                           std::chrono::milliseconds timeout) {
+HttpResponse Upstreams::rpc(const std::string& body, const policy::Policy& policy,
+                           const std::atomic<bool>* cancel, std::chrono::milliseconds timeout) {
   json req = json_depth_within(body) ? json::parse(body, nullptr, false) : json(json::value_t::discarded);
   if (req.is_discarded() || !req.is_object())
     return error_reply(400, "the body must be a JSON object {\"mcp\", \"tool\", \"params\"}");
@@ -176,6 +176,8 @@ HttpResponse Upstreams::rpc(const std::string& body, const std::atomic<bool>* ca
   if (!params.is_object()) return error_reply(400, "params must be an object");
   const std::string name = req["mcp"], tool = req["tool"];
   if (auto r = not_ready(manager_, name)) return *r;
+  if (!policy::mcp_allowed(policy, name, tool))
+    return error_reply(403, name + "." + tool + " is not allowed by policy.mcps");
   upstream::CallOptions opts;
   opts.cancel = cancel;
   opts.timeout = timeout;

@@ -41,9 +41,9 @@ class Upstreams {
   HttpResponse get(const std::string& path);
   // POST /mcps-rpc {"mcp", "tool", "params"}: blocks for the upstream call, `timeout` at most;
   // run it off the io threads. The body is the upstream's CallToolResult, or {"error": "..."}
-  // with a 4xx/5xx.
-  HttpResponse rpc(const std::string& body, const std::atomic<bool>* cancel,
-                   std::chrono::milliseconds timeout);
+  // with a 4xx/5xx. A tool the server's `policy.mcps` does not allow is refused with 403.
+  HttpResponse rpc(const std::string& body, const policy::Policy& policy,
+                   const std::atomic<bool>* cancel, std::chrono::milliseconds timeout);
 
   upstream::Manager& manager() { return manager_; }
 

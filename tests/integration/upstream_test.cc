@@ -807,5 +807,28 @@ TEST(UpstreamCodeMode, RunCallEndsWithTheRunNotBeforeItsDeadline) {
   EXPECT_NE(late["error"].get<std::string>().find("timed out"), std::string::npos) << late.dump();
 }
 
+// POST /mcps-rpc obeys the server's policy.mcps like a run does: a tool it leaves out is refused
+// with 403 before the upstream sees the call.
+TEST(UpstreamCodeMode, RpcEndpointObeysTheServerPolicy) {
+  Manager m({stdio_upstream("fx", {kStdioFixture})}, test_options());
+  m.start();
+  ASSERT_TRUE(m.wait_settled(30s));
+  ASSERT_EQ(status_of(m, "fx").state, State::kReady) << status_of(m, "fx").error;
+  onemcp::server::Upstreams upstreams(m);
+  policy::Policy only_echo;
+  only_echo.mcps = {"fx/echo"};
+  const std::string echo = R"({"mcp": "fx", "tool": "echo", "params": {"text": "hi"}})";
+  const std::string crash = R"({"mcp": "fx", "tool": "crash"})";
+  auto ok = upstreams.rpc(echo, only_echo, nullptr, 5s);
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  auto refused = upstreams.rpc(crash, only_echo, nullptr, 5s);
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  EXPECT_NE(refused.body.find("fx.crash is not allowed by policy.mcps"), std::string::npos) << refused.body;
+  policy::Policy none;
+  none.mcps = {};
+  EXPECT_EQ(upstreams.rpc(echo, none, nullptr, 5s).status, 403);
+  EXPECT_EQ(status_of(m, "fx").restarts, 0);  // the refused crash never reached the upstream
+}
+
 }  // namespace
 }  // namespace onemcp::upstream
