@@ -261,6 +261,24 @@ bool CapsuleStore::contains(std::string_view hash) const {
          ::fstatat(root_.get(), std::string(hash).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
+Status CapsuleStore::check_writable() {
+  std::string tmp = std::string(kTempPrefix) + random_hex(8);
+  if (::mkdirat(root_.get(), tmp.c_str(), 0700) != 0)
+    return make_error(dir() + ": cannot write capsules here: " + errno_text(errno));
+  ::unlinkat(root_.get(), tmp.c_str(), AT_REMOVEDIR);
+  return {};
+}
+
+bool CapsuleStore::touch(std::string_view hash) {
+  if (!is_capsule_hash(hash)) return false;
+  const timespec times[2] = {{0, UTIME_OMIT}, to_timespec(to_ns(options_.now()))};
+  struct stat st;
+  const std::string h(hash);
+  // Only a directory counts; utimensat would also follow nothing but accept any entry.
+  return ::fstatat(root_.get(), h.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
+         ::utimensat(root_.get(), h.c_str(), times, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 Result<Capsule> CapsuleStore::open(std::string_view hash) {
   if (!is_capsule_hash(hash))
     return make_error("not a capsule id (expected 64 lowercase hex digits)");
@@ -293,7 +311,7 @@ Result<Capsule> CapsuleStore::put(Manifest m, std::vector<std::string> layer_byt
                       " given");
   }
   for (size_t i = 0; i < m.layers.size(); ++i) {
-    m.layers[i].sha256 = sha256_hex(layer_bytes[i]);
+    if (m.layers[i].sha256.empty()) m.layers[i].sha256 = sha256_hex(layer_bytes[i]);
     m.layers[i].size = layer_bytes[i].size();
   }
   auto hash = capsule_hash(m);
