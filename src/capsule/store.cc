@@ -82,7 +82,7 @@ Result<std::string> read_regular(int dirfd, const std::string& name, uint64_t ma
   return data;
 }
 
-Status write_file(int dirfd, const std::string& name, std::string_view data) {
+Status write_file(int dirfd, const std::string& name, std::string_view data, bool sync) {
   UniqueFd fd(
       ::openat(dirfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd.valid()) return make_error(name + ": cannot create: " + errno_text(errno));
@@ -93,7 +93,8 @@ Status write_file(int dirfd, const std::string& name, std::string_view data) {
     if (n <= 0) return make_error(name + ": cannot write: " + errno_text(errno));
     done += size_t(n);
   }
-  if (::fsync(fd.get()) != 0) return make_error(name + ": cannot sync: " + errno_text(errno));
+  if (sync && ::fsync(fd.get()) != 0)
+    return make_error(name + ": cannot sync: " + errno_text(errno));
   return {};
 }
 
@@ -349,7 +350,7 @@ Result<Capsule> CapsuleStore::put(Manifest m, std::vector<std::string> layer_byt
     auto written = write_temp(tmp, c);
     if (!written) return written.error();
     if (::renameat2(root_.get(), tmp.c_str(), root_.get(), c.hash.c_str(), RENAME_NOREPLACE) == 0) {
-      ::fsync(root_.get());
+      if (options_.sync) ::fsync(root_.get());
       return c;
     }
     int err = errno;
@@ -371,11 +372,11 @@ Status CapsuleStore::write_temp(const std::string& tmp, const Capsule& c) {
   Status s =
       fd.valid() ? Status{} : make_error(dir() + "/" + tmp + ": cannot open: " + errno_text(errno));
   for (size_t i = 0; s && i < c.layers.size(); ++i)
-    s = write_file(fd.get(), c.manifest.layers[i].file, c.layers[i]);
-  if (s) s = write_file(fd.get(), std::string(kManifestFile), c.manifest_json);
+    s = write_file(fd.get(), c.manifest.layers[i].file, c.layers[i], options_.sync);
+  if (s) s = write_file(fd.get(), std::string(kManifestFile), c.manifest_json, options_.sync);
   if (s) {
     set_mtime(fd.get(), to_ns(options_.now()));
-    if (::fsync(fd.get()) != 0)
+    if (options_.sync && ::fsync(fd.get()) != 0)
       s = make_error(dir() + "/" + tmp + ": cannot sync: " + errno_text(errno));
   }
   if (!s) {

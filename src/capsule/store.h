@@ -64,6 +64,10 @@ struct StoreOptions {
   StoreLimits limits;
   // gc removes other processes' .tmp-* directories only after this long without a change.
   std::chrono::seconds stale_temp_age{std::chrono::minutes(15)};
+  // fsync every file and directory before a capsule appears under its id, so it survives a
+  // crash whole. Without (a cache of run artifacts that are rebuilt at will), a capsule torn by a
+  // crash fails verification like any damaged one, and put replaces it.
+  bool sync = true;
   // createdAt, last use and gc ages; called from any thread.
   Clock now = [] { return std::chrono::system_clock::now(); };
 };

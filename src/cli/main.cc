@@ -233,6 +233,9 @@ Result<std::unique_ptr<capsule::CapsuleStore>> open_capsule_store(const policy::
   }
   capsule::StoreOptions so;
   so.dir = fs::absolute(resolve(dir, config.cache_dir)).lexically_normal().string();
+  // A run's new capsule costs no fsync (milliseconds on a busy disk): every read verifies, so a
+  // capsule a crash tore is detected and stored again.
+  so.sync = false;
   auto store = capsule::CapsuleStore::create(std::move(so), std::move(key->key));
   if (!store) return make_error("capsule cache: " + store.error().message);
   if (auto s = (*store)->check_writable(); !s) return make_error("capsule cache: " + s.error().message);
