@@ -131,22 +131,25 @@ for (const set of SETS) {
     .map((n) => [n, fs.statSync(path.join(dir, ".1mcp/capsules/npm", n)).mtimeMs]).sort((a, b) => b[1] - a[1])[0][0], "deps.js")).size;
   rows.push({ set: set.name, first: first.ms, cached: median(cached), loadOnly: median(loadOnly), layer });
 }
-// The added cost of a cached set per call: `1` without dependencies and `1` with each set,
-// interleaved so that the machine's load hits all alike.
+// The added cost of a cached set per call: `1` without dependencies against `1` with a set,
+// interleaved in pairs so that the machine's load hits both alike (one pair per set: a run
+// right after a heavy one pays for it, so sets are not mixed).
 const ROUNDS = CALLS * 4;
-const series = [{ name: "no dependencies", args: { code: "1" } }].concat(
-  SETS.map((set) => ({ name: set.name, args: { code: "1", npm: { dependencies: set.deps } } })),
-);
-for (const x of series) Object.assign(x, { total: [], run: [] });
-for (let i = 0; i < ROUNDS; i++) {
-  for (const x of series) {
-    const r = await s.call(x.args);
-    if (r.result?.isError) throw new Error(`${x.name}: ${JSON.stringify(r.result).slice(0, 400)}`);
-    x.total.push(r.ms);
-    x.run.push(r.run);
+const none = { name: "no dependencies", args: { code: "1" } };
+const series = [];
+for (const set of SETS) {
+  const pair = [{ ...none }, { name: set.name, args: { code: "1", npm: { dependencies: set.deps } } }];
+  for (const x of pair) Object.assign(x, { total: [], run: [] });
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const x of i % 2 ? pair : [...pair].reverse()) {
+      const r = await s.call(x.args);
+      if (r.result?.isError) throw new Error(`${x.name}: ${JSON.stringify(r.result).slice(0, 400)}`);
+      x.total.push(r.ms);
+      x.run.push(r.run);
+    }
   }
+  series.push(pair);
 }
-const plain = series[0].total;
 s.stop();
 
 // A restarted server (same cache directory): the set comes from disk, no npm install.
@@ -163,11 +166,12 @@ for (const r of rows) {
 console.log(`\nrun_js \`1\`, ${ROUNDS} interleaved calls each (p50, ms):\n`);
 console.log(`| dependencies | call | added by the set | run (durationMs) | host side (call − run) |`);
 console.log(`|---|---:|---:|---:|---:|`);
-const base = series[0];
-for (const x of series) {
-  const host = x.total.map((t, i) => t - x.run[i]);
-  const added = x === base ? "" : `${(median(x.total) - median(base.total)).toFixed(2)}`;
-  console.log(`| ${x.name} | ${median(x.total).toFixed(2)} | ${added} | ${median(x.run).toFixed(2)} | ${median(host).toFixed(2)} |`);
+for (const [base, x] of series) {
+  for (const y of [base, x]) {
+    const host = y.total.map((t, i) => t - y.run[i]);
+    const added = y === base ? "" : `${(median(y.total) - median(base.total)).toFixed(2)}`;
+    console.log(`| ${y.name} | ${median(y.total).toFixed(2)} | ${added} | ${median(y.run).toFixed(2)} | ${median(host).toFixed(2)} |`);
+  }
 }
 console.log(`after a server restart, first call of "${SETS[1].name}" (from the cache directory): ${fmt(restart.ms)} ms`);
 process.exit(0);  // the registry and keep-alive connections would keep the process alive
