@@ -1,7 +1,8 @@
 // The capsules runs execute from (server/capsules.h) on real files: identical inputs give one
 // capsule, the memory cache serves repeats without reading the disk, tampered files never come
 // back as a capsule's bytes (the capsule is replaced), a capsule gc removed is stored again, a
-// given layer hash is used as is, and the background gc keeps the cache within its size.
+// given layer hash is used as is, concurrent identical runs share one capsule, and the
+// background gc keeps the cache within its size.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -42,10 +43,17 @@ Manifest manifest(bool with_deps, const std::string& deps_sha = "") {
   return m;
 }
 
+// Bytes of the files in the capsule directories of `dir` (gc may remove them meanwhile).
 uint64_t cache_bytes(const fs::path& dir) {
   uint64_t n = 0;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (e.is_regular_file()) n += e.file_size();
+  std::error_code ec;
+  for (const auto& capsule : fs::directory_iterator(dir, ec)) {
+    std::error_code ec2;
+    for (const auto& f : fs::directory_iterator(capsule.path(), ec2)) {
+      std::error_code ec3;
+      uint64_t size = f.file_size(ec3);
+      if (!ec3) n += size;
+    }
   }
   return n;
 }
@@ -178,6 +186,30 @@ TEST_F(CapsuleRunsTest, BackgroundGcKeepsTheCacheWithinItsSize) {
   EXPECT_LE(cache_bytes(fs::path(root_) / "cache"), limit);
   EXPECT_GE(caps.gc_runs(), 2u);
   EXPECT_TRUE(store_->contains(last)) << "the most recently used capsule is kept";
+}
+
+TEST_F(CapsuleRunsTest, ConcurrentIdenticalRunsShareOneValidCapsule) {
+  Capsules caps(*store_, {});
+  const std::string deps(256 << 10, 'd');
+  std::vector<std::string> ids(8);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    threads.emplace_back([&, i] {
+      std::vector<std::string_view> bytes{"console.log('same')", deps};
+      auto c = caps.get(manifest(true), bytes);
+      if (c.ok() && *(*c)->layer("deps") == deps) ids[i] = (*c)->hash;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& id : ids) EXPECT_EQ(id, ids[0]);
+  ASSERT_FALSE(ids[0].empty());
+  EXPECT_TRUE(store_->open(ids[0]).ok());
+  size_t dirs = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(root_) / "cache")) {
+    (void)e;
+    ++dirs;
+  }
+  EXPECT_EQ(dirs, 1u) << "one capsule, no temporary directory left";
 }
 
 TEST_F(CapsuleRunsTest, DestructionStopsTheGcThreadPromptly) {
