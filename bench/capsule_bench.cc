@@ -1,5 +1,7 @@
 // capsule_bench — the cache-hit path: CapsuleStore::open (read, parse, id, Ed25519 signature,
-// every layer's SHA-256, mtime touch) on capsules of a few sizes, plus its parts, in a temp dir.
+// every layer's SHA-256, mtime touch) on capsules of a few sizes, plus its parts, in a temp dir;
+// then what a run pays on the server (server::Capsules::get): a repeat served from memory, and
+// new code with a known dependency layer (stored, signed, written).
 // Usage: build/bench/capsule_bench [iterations, default 2000]. Prints a markdown table.
 #include <fcntl.h>
 #include <unistd.h>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "capsule/store.h"
+#include "server/capsules.h"
 
 using namespace onemcp::capsule;
 
@@ -88,6 +91,38 @@ int main(int argc, char** argv) {
           if (!verify_signature(s.public_key(), msg, sig)) std::abort();
         }));
     row("  SHA-256 of the layer", measure(n, [&] { sha256(c->layers[0]); }));
+  }
+
+  // A run's capsule: 200 bytes of code and a dependency layer whose hash the npm cache knows, in
+  // a store as the server opens it (no fsync).
+  StoreOptions ro = o;
+  ro.dir = std::string(tmpl) + "/runs";
+  ro.sync = false;
+  auto run_store = CapsuleStore::create(ro, SigningKey::generate());
+  if (!run_store) return 1;
+  onemcp::server::Capsules caps(**run_store, {.memory_bytes = 256u << 20});
+  for (size_t deps_size : {size_t(2) << 10, size_t(1) << 20}) {
+    const std::string deps(deps_size, 'd');
+    const std::string deps_sha = sha256_hex(deps);
+    auto manifest = [&] {
+      Manifest m;
+      m.language = "js";
+      m.runtime = {"quickjs", "2021-03-27"};
+      m.entry = {{"a"}, {{"K", "v"}}, ""};
+      m.layers = {{"code", "code", "code.js", "", 0}, {"deps", "deps", "deps.js", deps_sha, 0}};
+      m.policy = {{"limits", {{"timeoutMs", 60000}, {"memMb", 256}, {"stdoutBytes", 1048576}}}};
+      return m;
+    };
+    const std::string code(200, 'c');
+    std::string label = std::to_string(deps_size >> 10) + " KiB deps";
+    row("Capsules::get, repeat (memory, " + label + ")", measure(n, [&] {
+          if (!caps.get(manifest(), {code, deps})) std::abort();
+        }));
+    int i = 0;
+    row("Capsules::get, new code (put, " + label + ")", measure(std::min(n, 200), [&] {
+          std::string fresh = code + std::to_string(i++);
+          if (!caps.get(manifest(), {fresh, deps})) std::abort();
+        }));
   }
   std::filesystem::remove_all(tmpl);
   return 0;

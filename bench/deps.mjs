@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // npm dependencies benchmark: the first run_js call with a new dependency set (npm install +
 // esbuild bundle) against calls that reuse the cached set, and what loading the set costs a
-// run. Packages come from a loopback registry (tests/fixtures/npm/registry.mjs) serving the
+// run: `1` without dependencies against `1` with a cached set, interleaved, split into the run
+// itself (structuredContent.durationMs: the sandboxed process, QuickJS evaluating the layer)
+// and the rest (host side: request, capsule lookup, run request, result). Packages come from a loopback registry (tests/fixtures/npm/registry.mjs) serving the
 // test fixtures and copies of packages in this repository's node_modules: never the public
 // registry.
 //
@@ -88,7 +90,8 @@ async function server(dir) {
   const call = async (args) => {
     const t0 = performance.now();
     const r = await (await post({ jsonrpc: "2.0", id: id++, method: "tools/call", params: { name: "run_js", arguments: args } }, sh)).json();
-    return { ms: performance.now() - t0, result: r.result };
+    const ms = performance.now() - t0;
+    return { ms, run: r.result?.structuredContent?.durationMs ?? NaN, result: r.result };
   };
   return { call, stop: () => proc.kill("SIGTERM") };
 }
@@ -128,8 +131,25 @@ for (const set of SETS) {
     .map((n) => [n, fs.statSync(path.join(dir, ".1mcp/capsules/npm", n)).mtimeMs]).sort((a, b) => b[1] - a[1])[0][0], "deps.js")).size;
   rows.push({ set: set.name, first: first.ms, cached: median(cached), loadOnly: median(loadOnly), layer });
 }
-const plain = [];
-for (let i = 0; i < CALLS; i++) plain.push((await s.call({ code: "1" })).ms);
+// The added cost of a cached set per call: `1` without dependencies against `1` with a set,
+// interleaved in pairs so that the machine's load hits both alike (one pair per set: a run
+// right after a heavy one pays for it, so sets are not mixed).
+const ROUNDS = CALLS * 4;
+const none = { name: "no dependencies", args: { code: "1" } };
+const series = [];
+for (const set of SETS) {
+  const pair = [{ ...none }, { name: set.name, args: { code: "1", npm: { dependencies: set.deps } } }];
+  for (const x of pair) Object.assign(x, { total: [], run: [] });
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const x of i % 2 ? pair : [...pair].reverse()) {
+      const r = await s.call(x.args);
+      if (r.result?.isError) throw new Error(`${x.name}: ${JSON.stringify(r.result).slice(0, 400)}`);
+      x.total.push(r.ms);
+      x.run.push(r.run);
+    }
+  }
+  series.push(pair);
+}
 s.stop();
 
 // A restarted server (same cache directory): the set comes from disk, no npm install.
@@ -143,6 +163,15 @@ console.log(`|---|---:|---:|---:|---:|`);
 for (const r of rows) {
   console.log(`| ${r.set} | ${fmt(r.first)} ms | ${fmt(r.cached)} ms | ${fmt(r.loadOnly)} ms | ${(r.layer / 1024).toFixed(0)} KiB |`);
 }
-console.log(`\nrun_js \`1\` without dependencies, p50: ${fmt(median(plain))} ms (${CALLS} calls each)`);
+console.log(`\nrun_js \`1\`, ${ROUNDS} interleaved calls each (p50, ms):\n`);
+console.log(`| dependencies | call | added by the set | run (durationMs) | host side (call − run) |`);
+console.log(`|---|---:|---:|---:|---:|`);
+for (const [base, x] of series) {
+  for (const y of [base, x]) {
+    const host = y.total.map((t, i) => t - y.run[i]);
+    const added = y === base ? "" : `${(median(y.total) - median(base.total)).toFixed(2)}`;
+    console.log(`| ${y.name} | ${median(y.total).toFixed(2)} | ${added} | ${median(y.run).toFixed(2)} | ${median(host).toFixed(2)} |`);
+  }
+}
 console.log(`after a server restart, first call of "${SETS[1].name}" (from the cache directory): ${fmt(restart.ms)} ms`);
 process.exit(0);  // the registry and keep-alive connections would keep the process alive

@@ -68,6 +68,39 @@ export interface Config {
    * @default ".1mcp/capsules/"
    */
   cacheDir?: string;
+  /**
+   * Retention of the capsule cache in cacheDir: every run executes from a signed capsule stored
+   * there. Capsules unused for longer than maxAgeMs are removed, then the least recently used ones
+   * until the cache fits maxTotalBytes; this runs at start, every gcIntervalMs, and soon after new
+   * capsules may have pushed the cache past maxTotalBytes. npm dependency sets in cacheDir/npm/
+   * are not counted.
+   */
+  capsules?: {
+    /**
+     * Most bytes the stored capsules may take (at least 65536). Default 1073741824 (1 GiB).
+     * @default 1073741824
+     */
+    maxTotalBytes?: number;
+    /**
+     * Capsules unused for longer than this many milliseconds are removed (at least 1000). Default
+     * 604800000 (7 days).
+     * @default 604800000
+     */
+    maxAgeMs?: number;
+    /**
+     * How often the cache is trimmed, in milliseconds (at least 1000). Default 600000 (10
+     * minutes).
+     * @default 600000
+     */
+    gcIntervalMs?: number;
+    /**
+     * Bytes of verified capsules kept in memory, so a run identical to a recent one neither reads
+     * nor hashes its layers again; 0 keeps none (every run reads and verifies its capsule from
+     * disk). Default 67108864 (64 MiB).
+     * @default 67108864
+     */
+    memoryBytes?: number;
+  };
 }
 
 /**
@@ -494,6 +527,11 @@ export interface RunResult {
   truncated: boolean;
   /** run_js only: the value of the last expression, as text, when there is one. */
   value?: string;
+  /**
+   * Id of the signed capsule the run executed (64 lowercase hex digits: the SHA-256 of its
+   * canonical manifest); GET /capsules/<id>/manifest.json shows it.
+   */
+  capsule?: string;
   /**
    * Regular files the run left in /out (when /out is writable), read back by the server after the
    * run: at most 64 files, 1 MiB each and 8 MiB in all. Symlinks, FIFOs and other special files

@@ -20,7 +20,8 @@ HttpReply capsule_http_get(CapsuleStore& store, std::string_view path) {
       slash == std::string_view::npos ? std::string_view() : path.substr(slash + 1);
   if (!is_capsule_hash(hash))
     return error_reply(400, "not a capsule id (expected 64 lowercase hex digits)");
-  if (slash != std::string_view::npos && !is_layer_file_name(file)) {
+  const bool manifest = slash == std::string_view::npos || file == kManifestFile;
+  if (!manifest && !is_layer_file_name(file)) {
     return error_reply(400, "not a layer file name");
   }
 
@@ -30,8 +31,7 @@ HttpReply capsule_http_get(CapsuleStore& store, std::string_view path) {
     log::warn(c.error().message);
     return error_reply(500, "capsule failed verification: " + c.error().message);
   }
-  if (slash == std::string_view::npos)
-    return {200, "application/json", std::move(c->manifest_json)};
+  if (manifest) return {200, "application/json", std::move(c->manifest_json)};
   for (size_t i = 0; i < c->manifest.layers.size(); ++i) {
     const Layer& l = c->manifest.layers[i];
     if (l.file != file) continue;

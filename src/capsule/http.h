@@ -1,6 +1,9 @@
 // capsule/http.h — the read-only HTTP view of the capsule store, for the server's routes:
-//   GET /capsules/<hash>         → the manifest (application/json), exactly as stored and verified
-//   GET /capsules/<hash>/<file>  → the bytes of the layer whose "file" is <file>
+//   GET /capsules/<hash>/manifest.json (or /capsules/<hash>)
+//                                → the manifest (application/json), exactly as stored and verified
+//   GET /capsules/<hash>/<file>  → the bytes of the layer whose "file" is <file>: code as
+//                                  text/plain (never something a browser would run), other
+//                                  layers as application/octet-stream
 // Every answer comes from a fresh, fully verified open. No transport types: the caller maps
 // the plain reply onto its HTTP response (and should add "X-Content-Type-Options: nosniff").
 // Thread-safety: as CapsuleStore.
@@ -20,7 +23,7 @@ struct HttpReply {
 };
 
 // `path` is what follows "/capsules/" in the request target, without a query string:
-// "<hash>" or "<hash>/<file>".
+// "<hash>", "<hash>/manifest.json" or "<hash>/<file>".
 HttpReply capsule_http_get(CapsuleStore& store, std::string_view path);
 
 }  // namespace onemcp::capsule

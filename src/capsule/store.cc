@@ -82,7 +82,7 @@ Result<std::string> read_regular(int dirfd, const std::string& name, uint64_t ma
   return data;
 }
 
-Status write_file(int dirfd, const std::string& name, std::string_view data) {
+Status write_file(int dirfd, const std::string& name, std::string_view data, bool sync) {
   UniqueFd fd(
       ::openat(dirfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd.valid()) return make_error(name + ": cannot create: " + errno_text(errno));
@@ -93,7 +93,8 @@ Status write_file(int dirfd, const std::string& name, std::string_view data) {
     if (n <= 0) return make_error(name + ": cannot write: " + errno_text(errno));
     done += size_t(n);
   }
-  if (::fsync(fd.get()) != 0) return make_error(name + ": cannot sync: " + errno_text(errno));
+  if (sync && ::fsync(fd.get()) != 0)
+    return make_error(name + ": cannot sync: " + errno_text(errno));
   return {};
 }
 
@@ -261,6 +262,24 @@ bool CapsuleStore::contains(std::string_view hash) const {
          ::fstatat(root_.get(), std::string(hash).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
+Status CapsuleStore::check_writable() {
+  std::string tmp = std::string(kTempPrefix) + random_hex(8);
+  if (::mkdirat(root_.get(), tmp.c_str(), 0700) != 0)
+    return make_error(dir() + ": cannot write capsules here: " + errno_text(errno));
+  ::unlinkat(root_.get(), tmp.c_str(), AT_REMOVEDIR);
+  return {};
+}
+
+bool CapsuleStore::touch(std::string_view hash) {
+  if (!is_capsule_hash(hash)) return false;
+  const timespec times[2] = {{0, UTIME_OMIT}, to_timespec(to_ns(options_.now()))};
+  struct stat st;
+  const std::string h(hash);
+  // Only a directory counts; utimensat would also follow nothing but accept any entry.
+  return ::fstatat(root_.get(), h.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
+         ::utimensat(root_.get(), h.c_str(), times, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 Result<Capsule> CapsuleStore::open(std::string_view hash) {
   if (!is_capsule_hash(hash))
     return make_error("not a capsule id (expected 64 lowercase hex digits)");
@@ -293,7 +312,7 @@ Result<Capsule> CapsuleStore::put(Manifest m, std::vector<std::string> layer_byt
                       " given");
   }
   for (size_t i = 0; i < m.layers.size(); ++i) {
-    m.layers[i].sha256 = sha256_hex(layer_bytes[i]);
+    if (m.layers[i].sha256.empty()) m.layers[i].sha256 = sha256_hex(layer_bytes[i]);
     m.layers[i].size = layer_bytes[i].size();
   }
   auto hash = capsule_hash(m);
@@ -331,7 +350,7 @@ Result<Capsule> CapsuleStore::put(Manifest m, std::vector<std::string> layer_byt
     auto written = write_temp(tmp, c);
     if (!written) return written.error();
     if (::renameat2(root_.get(), tmp.c_str(), root_.get(), c.hash.c_str(), RENAME_NOREPLACE) == 0) {
-      ::fsync(root_.get());
+      if (options_.sync) ::fsync(root_.get());
       return c;
     }
     int err = errno;
@@ -353,11 +372,11 @@ Status CapsuleStore::write_temp(const std::string& tmp, const Capsule& c) {
   Status s =
       fd.valid() ? Status{} : make_error(dir() + "/" + tmp + ": cannot open: " + errno_text(errno));
   for (size_t i = 0; s && i < c.layers.size(); ++i)
-    s = write_file(fd.get(), c.manifest.layers[i].file, c.layers[i]);
-  if (s) s = write_file(fd.get(), std::string(kManifestFile), c.manifest_json);
+    s = write_file(fd.get(), c.manifest.layers[i].file, c.layers[i], options_.sync);
+  if (s) s = write_file(fd.get(), std::string(kManifestFile), c.manifest_json, options_.sync);
   if (s) {
     set_mtime(fd.get(), to_ns(options_.now()));
-    if (::fsync(fd.get()) != 0)
+    if (options_.sync && ::fsync(fd.get()) != 0)
       s = make_error(dir() + "/" + tmp + ": cannot sync: " + errno_text(errno));
   }
   if (!s) {

@@ -64,6 +64,10 @@ struct StoreOptions {
   StoreLimits limits;
   // gc removes other processes' .tmp-* directories only after this long without a change.
   std::chrono::seconds stale_temp_age{std::chrono::minutes(15)};
+  // fsync every file and directory before a capsule appears under its id, so it survives a
+  // crash whole. Without (a cache of run artifacts that are rebuilt at will), a capsule torn by a
+  // crash fails verification like any damaged one, and put replaces it.
+  bool sync = true;
   // createdAt, last use and gc ages; called from any thread.
   Clock now = [] { return std::chrono::system_clock::now(); };
 };
@@ -88,12 +92,23 @@ class CapsuleStore {
   static Result<std::unique_ptr<CapsuleStore>> create_verifier(StoreOptions options, PublicKey key);
 
   // Stores a capsule. `m` is complete except for each layer's sha256 and size, createdAt and
-  // the signature, which put fills in; layer_bytes[i] is the content of m.layers[i]. Returns the
-  // capsule as stored — or the existing one with the same id, which then keeps its createdAt.
+  // the signature, which put fills in; layer_bytes[i] is the content of m.layers[i]. A layer
+  // whose sha256 is already set is taken to be the hash of its bytes (the caller computed it
+  // once for bytes shared by many capsules, e.g. a dependency layer): a wrong one makes a
+  // capsule that fails verification. Returns the capsule as stored — or the existing one with
+  // the same id (verified), which then keeps its createdAt. An existing capsule that fails
+  // verification is logged and replaced.
   Result<Capsule> put(Manifest m, std::vector<std::string> layer_bytes);
+
+  // Marks capsule `hash` as used now (its last use, for gc), without reading it; false when the
+  // cache holds no capsule `hash` (never stored, or removed by gc).
+  bool touch(std::string_view hash);
 
   // The verified capsule `hash` (exactly 64 lowercase hex digits), marked as used now.
   Result<Capsule> open(std::string_view hash);
+
+  // Whether capsules can be written here (creates and removes a temporary directory).
+  Status check_writable();
 
   // Whether a directory named `hash` exists (it may still fail verification).
   bool contains(std::string_view hash) const;

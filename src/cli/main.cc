@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -30,6 +31,7 @@
 #include "sandbox/cgroup.h"
 #include "sandbox/child/landlock.h"
 #include "server/backend.h"
+#include "server/capsules.h"
 #include "server/egress.h"
 #include "server/mcp_server.h"
 #include "server/tools.h"
@@ -182,7 +184,7 @@ void reload_config(const std::string& path, server::McpServer& mcp, policy::Conf
 // The npm dependency cache of run_js: <cacheDir>/npm, npm found on PATH. Config errors stop the
 // server; a missing npm only makes calls that need packages fail (and is logged).
 Status setup_npm(const policy::Config& config, const std::string& dir, const std::string& esbuild,
-                 std::unique_ptr<deps::NpmCache>* cache, server::NpmSetup* setup) {
+                 std::shared_ptr<deps::NpmCache>* cache, server::NpmSetup* setup) {
   const nlohmann::json& section = config.npm;
   setup->config_dependencies = section.value("dependencies", deps::Dependencies{});
   if (auto s = deps::validate_dependencies(setup->config_dependencies); !s) return s.error();
@@ -213,7 +215,7 @@ Status setup_npm(const policy::Config& config, const std::string& dir, const std
     if (!setup->config_dependencies.empty()) log::warn(setup->unavailable);
     return {};
   }
-  *cache = std::make_unique<deps::NpmCache>(std::move(o));
+  *cache = std::make_shared<deps::NpmCache>(std::move(o));
   setup->cache = cache->get();
   return {};
 }
@@ -256,6 +258,68 @@ Status setup_pip(const policy::Config& config, const std::string& dir,
   if (!setup->config_set.empty()) log::warn(setup->unavailable);
   return {};
 }
+
+// The capsule cache every run executes from: the signing key of signingKeyPath (created when
+// missing, as `1mcp init` does) and cacheDir, which must be writable. Fails with the reason.
+Result<std::unique_ptr<capsule::CapsuleStore>> open_capsule_store(const policy::Config& config,
+                                                                  const std::string& dir) {
+  const std::string key_dir = resolve(dir, config.signing_key_path);
+  auto key = capsule::signing_key_load_or_create(key_dir);
+  if (!key) return make_error("capsule signing key: " + key.error().message);
+  if (key->created) {
+    log::info("generated the capsule signing key " +
+              (fs::path(key_dir) / capsule::kSecretKeyFile).string() + " (public key " +
+              capsule::public_key_hex(key->key.public_key()) + ")");
+  }
+  capsule::StoreOptions so;
+  so.dir = fs::absolute(resolve(dir, config.cache_dir)).lexically_normal().string();
+  // A run's new capsule costs no fsync (milliseconds on a busy disk): every read verifies, so a
+  // capsule a crash tore is detected and stored again.
+  so.sync = false;
+  auto store = capsule::CapsuleStore::create(std::move(so), std::move(key->key));
+  if (!store) return make_error("capsule cache: " + store.error().message);
+  if (auto s = (*store)->check_writable(); !s) return make_error("capsule cache: " + s.error().message);
+  return store;
+}
+
+// Builds the config's own npm dependency set in the background at start, with its progress in
+// the log, so the first call that needs it does not wait for npm. A build still running at
+// shutdown is left to finish with the process (the thread keeps the cache alive).
+class NpmPrebuild {
+ public:
+  NpmPrebuild(std::shared_ptr<deps::NpmCache> cache, deps::Dependencies deps)
+      : done_(std::make_shared<std::atomic<bool>>(false)) {
+    thread_ = std::thread([cache = std::move(cache), deps = std::move(deps), done = done_] {
+      auto t0 = std::chrono::steady_clock::now();
+      auto layer = cache->layer(deps, [](double, const std::string& message) {
+        log::info("config npm dependencies: " + message);
+      });
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - t0)
+                    .count();
+      if (layer) {
+        log::info("config npm dependencies ready (" + std::to_string(deps.size()) +
+                  " package(s), " + std::to_string(ms) + " ms)");
+      } else {
+        log::warn("config npm dependencies could not be prepared: " + layer.error().message);
+      }
+      *done = true;
+    });
+  }
+  ~NpmPrebuild() {
+    if (*done_) {
+      thread_.join();
+    } else {
+      thread_.detach();
+    }
+  }
+  NpmPrebuild(const NpmPrebuild&) = delete;
+  NpmPrebuild& operator=(const NpmPrebuild&) = delete;
+
+ private:
+  std::shared_ptr<std::atomic<bool>> done_;
+  std::thread thread_;
+};
 
 struct ServeFlags {
   std::string config = "1mcp.config.json";
@@ -390,7 +454,7 @@ int cmd_serve(const ServeFlags& f) {
     }
   } stop_upstreams{manager.get()};
 
-  std::unique_ptr<deps::NpmCache> npm_cache;
+  std::shared_ptr<deps::NpmCache> npm_cache;
   server::NpmSetup npm;
   if (auto s = setup_npm(*config, f.dir, paths.esbuild, &npm_cache, &npm); !s) {
     std::fprintf(stderr, "1mcp serve: %s\n", s.error().message.c_str());
@@ -402,8 +466,20 @@ int cmd_serve(const ServeFlags& f) {
     std::fprintf(stderr, "1mcp serve: %s\n", s.error().message.c_str());
     return 2;
   }
-  auto backend = server::start_worker_backend(paths, cgroups.get(), *resolver, fetch_limits, npm,
-                                             upstreams.get(), pip);
+  auto store = open_capsule_store(*config, f.dir);
+  if (!store) {
+    std::fprintf(stderr, "1mcp serve: every run executes from a signed capsule: %s\n",
+                 store.error().message.c_str());
+    return 1;
+  }
+  server::CapsulesOptions copts;
+  copts.memory_bytes = config->capsules.memory_bytes;
+  copts.max_total_bytes = config->capsules.max_total_bytes;
+  copts.max_age = std::chrono::milliseconds(config->capsules.max_age_ms);
+  copts.gc_interval = std::chrono::milliseconds(config->capsules.gc_interval_ms);
+  server::Capsules capsules(**store, copts);
+  auto backend = server::start_worker_backend(paths, cgroups.get(), *resolver, fetch_limits,
+                                             capsules, npm, upstreams.get(), pip);
   if (!backend) {
     std::fprintf(stderr,
                  "1mcp serve: cannot start the sandboxed runtimes: %s\n"
@@ -421,8 +497,14 @@ int cmd_serve(const ServeFlags& f) {
               "; " + cgroups->describe());
   }
 
+  std::optional<NpmPrebuild> prebuild;
+  if (npm_cache && !npm.config_dependencies.empty()) {
+    prebuild.emplace(npm_cache, npm.config_dependencies);
+  }
+
   server::ServerOptions opts;
   opts.version = kVersion;
+  opts.capsules = store->get();
   opts.ui = !f.no_ui;
   opts.upstreams = upstreams.get();
   // run_js/run_py descriptions list the upstream tools the server policy lets runs call.

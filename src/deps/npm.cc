@@ -257,6 +257,7 @@ std::shared_ptr<const Layer> load_layer(const fs::path& dir, const std::string& 
   auto layer = std::make_shared<Layer>();
   layer->key = key;
   layer->code = std::move(*code);
+  layer->sha256 = sha256_hex(layer->code);
   try {
     layer->modules = m.at("modules").get<std::set<std::string>>();
     layer->versions = m.at("versions").get<std::map<std::string, std::string>>();
@@ -467,9 +468,12 @@ Result<std::string> NpmCache::key(const Dependencies& deps) {
   return sha256_hex(canonical.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
-Result<std::shared_ptr<const Layer>> NpmCache::layer(const Dependencies& deps) {
+Result<std::shared_ptr<const Layer>> NpmCache::layer(const Dependencies& deps,
+                                                     const BuildProgress& progress_fn) {
   if (auto s = validate_dependencies(deps); !s) return s.error();
   if (deps.empty()) return make_error("npm.dependencies: no packages");
+  const BuildProgress progress =
+      progress_fn ? progress_fn : [](double, const std::string&) {};
   auto k = key(deps);
   if (!k) return k.error();
 
@@ -487,11 +491,16 @@ Result<std::shared_ptr<const Layer>> NpmCache::layer(const Dependencies& deps) {
       owner = true;
     }
   }
-  if (!owner) return future.get();
+  if (!owner) {
+    progress(0.1, "waiting for the npm dependencies another call is preparing");
+    auto r = future.get();
+    if (r) progress(0.9, "npm dependencies ready");
+    return r;
+  }
 
   Result<Shared> r = make_error("internal error while preparing the npm dependencies");
   try {
-    r = load_or_build(*k, deps);
+    r = load_or_build(*k, deps, progress);
   } catch (const std::exception& e) {
     log::error(std::string("npm dependencies: ") + e.what());
   }
@@ -508,9 +517,11 @@ Result<std::shared_ptr<const Layer>> NpmCache::layer(const Dependencies& deps) {
 }
 
 Result<std::shared_ptr<const Layer>> NpmCache::load_or_build(const std::string& key,
-                                                             const Dependencies& deps) {
+                                                             const Dependencies& deps,
+                                                             const BuildProgress& progress) {
   const fs::path root(opt_.cache_dir);
   if (auto l = load_layer(root / key, key)) return Shared(l);
+  progress(0.1, "resolving " + std::to_string(deps.size()) + " npm package(s)");
   std::error_code ec;
   fs::create_directories(root, ec);
   if (ec)
@@ -529,7 +540,7 @@ Result<std::shared_ptr<const Layer>> NpmCache::load_or_build(const std::string& 
     if (e.path().filename().string().rfind(".tmp-" + key + "-", 0) == 0)
       fs::remove_all(e.path(), ec);
   }
-  auto built = build(key, deps);
+  auto built = build(key, deps, progress);
   // Nothing is left of a finished build but its result. (A process that opens the lock file
   // just now may build the set again; the rename below keeps whichever finishes first.)
   ::unlink(lock_path.c_str());
@@ -537,7 +548,8 @@ Result<std::shared_ptr<const Layer>> NpmCache::load_or_build(const std::string& 
 }
 
 Result<std::shared_ptr<const Layer>> NpmCache::build(const std::string& key,
-                                                     const Dependencies& deps) {
+                                                     const Dependencies& deps,
+                                                     const BuildProgress& progress) {
   const fs::path root(opt_.cache_dir);
   TempDir tmp{root / (".tmp-" + key + "-" + std::to_string(::getpid()) + "-" +
                       std::to_string(tmp_counter_++))};
@@ -557,6 +569,7 @@ Result<std::shared_ptr<const Layer>> NpmCache::build(const std::string& key,
   ++installs_;
   log::info("npm install of " + std::to_string(deps.size()) + " npm package(s) for set " +
             key.substr(0, 12));
+  progress(0.2, "installing " + std::to_string(deps.size()) + " npm package(s)");
   const auto t0 = Clock::now();
   if (auto s = npm_install(opt_, tmp.path, !opt_.lockfile.empty() && deps == opt_.locked); !s) {
     return s.error();
@@ -581,6 +594,7 @@ Result<std::shared_ptr<const Layer>> NpmCache::build(const std::string& key,
   }
 
   // 3. One bundle for QuickJS. A subpath that does not build costs the subpaths, not the set.
+  progress(0.6, "bundling the npm dependencies");
   const auto t1 = Clock::now();
   Status bundled = esbuild_bundle(opt_, tmp.path, with_subpaths);
   if (bundled) {
@@ -597,6 +611,7 @@ Result<std::shared_ptr<const Layer>> NpmCache::build(const std::string& key,
                       std::to_string(opt_.max_layer_bytes >> 20) + " MiB");
   }
   layer.code = std::move(*code) + "\nglobalThis.__onemcp_commonjs = " + commonjs->dump() + ";\n";
+  layer.sha256 = sha256_hex(layer.code);
   log::info("npm dependency set " + key.substr(0, 12) + ": installed in " + install_ms +
             " ms, bundled in " + ms_since(t1) + " ms (" + std::to_string(layer.code.size() >> 10) +
             " KiB)");
@@ -617,6 +632,7 @@ Result<std::shared_ptr<const Layer>> NpmCache::build(const std::string& key,
     return make_error("cannot store the npm dependency layer in " + (root / key).string() + ": " +
                       std::strerror(errno));
   }
+  progress(0.9, "npm dependencies ready");
   return Shared(std::make_shared<Layer>(std::move(layer)));
 }
 

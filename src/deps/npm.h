@@ -25,6 +25,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -70,9 +71,14 @@ struct NpmOptions {
 struct Layer {
   std::string key;
   std::string code;                             // deps.js
+  std::string sha256;                           // of `code`, lowercase hex (computed once)
   std::set<std::string> modules;                // importable specifiers
   std::map<std::string, std::string> versions;  // installed version of each dependency
 };
+
+// Reports the steps of building a set: `fraction` in [0, 1] (increasing) and what is happening
+// ("resolving", "installing 3 packages", "bundling", "ready"). Called on the building thread.
+using BuildProgress = std::function<void(double fraction, const std::string& message)>;
 
 class NpmCache {
  public:
@@ -82,7 +88,10 @@ class NpmCache {
 
   // The layer of `deps` (validated, non-empty): from memory, from the cache directory, or built
   // now. Errors are meant for the caller: "npm install failed: ...", "bundling ... failed: ...".
-  [[nodiscard]] Result<std::shared_ptr<const Layer>> layer(const Dependencies& deps);
+  // `progress` hears about a build (nothing when the set is already loaded); a call that waits
+  // for another call's build of the same set hears that it waits, then "ready".
+  [[nodiscard]] Result<std::shared_ptr<const Layer>> layer(const Dependencies& deps,
+                                                           const BuildProgress& progress = {});
 
   // The cache key of `deps` (runs `npm --version` once per NpmCache).
   [[nodiscard]] Result<std::string> key(const Dependencies& deps);
@@ -94,8 +103,10 @@ class NpmCache {
 
  private:
   using Shared = std::shared_ptr<const Layer>;
-  Result<Shared> load_or_build(const std::string& key, const Dependencies& deps);
-  Result<Shared> build(const std::string& key, const Dependencies& deps);
+  Result<Shared> load_or_build(const std::string& key, const Dependencies& deps,
+                               const BuildProgress& progress);
+  Result<Shared> build(const std::string& key, const Dependencies& deps,
+                       const BuildProgress& progress);
   Result<std::string> tool_versions();
 
   NpmOptions opt_;

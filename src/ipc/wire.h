@@ -75,6 +75,8 @@ struct RunRequest {
   bool relay() const { return network_relay || mcp; }
 };
 
+// JSON text; a non-empty deps_code follows it raw, after one NUL byte. decode_request also
+// accepts the layer as a "depsCode" string in the JSON (requests given on a command line).
 std::string encode(const RunRequest& r);
 Result<RunRequest> decode_request(const std::string& json);
 

@@ -221,6 +221,15 @@ Config read_config(const json& j, std::vector<std::string>& errors) {
   if (j.contains("sessionTtlMs")) c.session_ttl_ms = u64(j["sessionTtlMs"]);
   c.signing_key_path = j.value("signingKeyPath", c.signing_key_path);
   c.cache_dir = j.value("cacheDir", c.cache_dir);
+  if (j.contains("capsules")) {
+    const json& k = j["capsules"];
+    for (auto [name, field] : {std::pair{"maxTotalBytes", &c.capsules.max_total_bytes},
+                               std::pair{"maxAgeMs", &c.capsules.max_age_ms},
+                               std::pair{"gcIntervalMs", &c.capsules.gc_interval_ms},
+                               std::pair{"memoryBytes", &c.capsules.memory_bytes}}) {
+      if (k.contains(name)) *field = u64(k[name]);
+    }
+  }
   return c;
 }
 
@@ -324,7 +333,12 @@ json to_json(const Config& c) {
               {"mounts", mounts},
               {"sessionTtlMs", c.session_ttl_ms},
               {"signingKeyPath", c.signing_key_path},
-              {"cacheDir", c.cache_dir}};
+              {"cacheDir", c.cache_dir},
+              {"capsules",
+               {{"maxTotalBytes", c.capsules.max_total_bytes},
+                {"maxAgeMs", c.capsules.max_age_ms},
+                {"gcIntervalMs", c.capsules.gc_interval_ms},
+                {"memoryBytes", c.capsules.memory_bytes}}}};
 }
 
 Result<Config> parse_config(const json& j) {
@@ -398,7 +412,13 @@ std::string default_config_text() {
   "mcps": [],
   "sessionTtlMs": 300000,
   "signingKeyPath": ".1mcp/keys/",
-  "cacheDir": ".1mcp/capsules/"
+  "cacheDir": ".1mcp/capsules/",
+  "capsules": {
+    "maxTotalBytes": 1073741824,
+    "maxAgeMs": 604800000,
+    "gcIntervalMs": 600000,
+    "memoryBytes": 67108864
+  }
 }
 )";
 }

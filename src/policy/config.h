@@ -67,6 +67,15 @@ struct MountConfig {
   bool operator==(const MountConfig&) const = default;
 };
 
+// Retention of the capsule cache (cacheDir) and the verified capsules kept in memory.
+struct CapsulesConfig {
+  uint64_t max_total_bytes = 1ull << 30;        // gc trims least recently used capsules to this
+  uint64_t max_age_ms = 7ull * 24 * 3600 * 1000;  // and removes capsules unused for longer
+  uint64_t gc_interval_ms = 600000;             // gc runs at start, then this often
+  uint64_t memory_bytes = 64u << 20;            // verified capsules kept in memory; 0: none
+  bool operator==(const CapsulesConfig&) const = default;
+};
+
 struct Config {
   std::string language = "js";
   nlohmann::json npm = nlohmann::json::object();
@@ -77,6 +86,7 @@ struct Config {
   uint64_t session_ttl_ms = 300000;
   std::string signing_key_path = ".1mcp/keys/";
   std::string cache_dir = ".1mcp/capsules/";
+  CapsulesConfig capsules;
   bool operator==(const Config&) const = default;
 };
 

@@ -49,6 +49,7 @@ struct RunOutput {
   bool truncated = false;
   ipc::ChildReport report;
   std::vector<OutFile> files;  // what the run left in /out (sandbox only)
+  std::string capsule;         // id of the capsule the run executed, set by the server
 };
 
 struct LaunchSpec {

@@ -2,6 +2,7 @@
 
 #include "base/log.h"
 #include "deps/imports.h"
+#include "policy/config.h"
 #include "server/egress.h"
 #include "server/upstreams.h"
 #include "transpile/esbuild.h"
@@ -33,7 +34,7 @@ class WorkerBackend final : public RunBackend {
  public:
   WorkerBackend(std::unique_ptr<sandbox::Zygote> js, std::unique_ptr<sandbox::Zygote> py,
                 std::string esbuild, broker::Resolver& resolver, broker::FetchLimits limits,
-                NpmSetup npm, Upstreams* upstreams, PipSetup pip)
+                NpmSetup npm, Upstreams* upstreams, Capsules& capsules, PipSetup pip)
       : js_(std::move(js)),
         py_(std::move(py)),
         esbuild_(std::move(esbuild)),
@@ -41,12 +42,13 @@ class WorkerBackend final : public RunBackend {
         fetch_limits_(std::move(limits)),
         npm_(std::move(npm)),
         pip_(std::move(pip)),
-        upstreams_(upstreams) {}
+        upstreams_(upstreams),
+        capsules_(capsules) {}
 
   Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& call_req,
                                  const std::string& stdin_data, const sandbox::CancelToken* cancel,
                                  const policy::Policy& policy, const deps::Dependencies& npm,
-                                 const deps::PipSet& pip, const ProgressFn& /*progress*/) override {
+                                 const deps::PipSet& pip, const ProgressFn& progress) override {
     CodeModeOps code_mode;
     if (upstreams_) {
       code_mode = [this, &policy](const nlohmann::json& frame, std::chrono::steady_clock::time_point deadline,
@@ -57,60 +59,83 @@ class WorkerBackend final : public RunBackend {
     const sandbox::BrokerHandler broker =
         make_broker_handler(policy.network, resolver_, fetch_limits_, std::move(code_mode));
     const sandbox::BrokerTunnels tunnels = make_broker_tunnels(policy.network, resolver_, fetch_limits_);
+    sandbox::Zygote& zygote = lang == Language::py ? *py_ : *js_;
+    const nlohmann::json policy_json = policy::to_json(policy);
+    auto run_code = [&](const ipc::RunRequest& req, const std::string& code,
+                        const deps::Layer* layer) -> Result<sandbox::RunOutput> {
+      auto c = capsule_of(lang, req, code, layer, policy_json);
+      if (!c) {
+        log::error("run refused: no verified capsule: " + c.error().message);
+        return failed_before_run("the run was refused: its capsule could not be stored and "
+                                 "verified (" + c.error().message + ")", "internal", 0);
+      }
+      // Only the capsule's verified bytes run.
+      ipc::RunRequest exact = req;
+      exact.code = *(*c)->layer("code");
+      const std::string* deps_code = (*c)->layer("deps");
+      exact.deps_code = deps_code ? *deps_code : std::string();
+      const std::string* pip_layer = (*c)->layer("pip");
+      exact.pip_key = pip_layer ? pip_set_of(*pip_layer) : std::string();
+      exact.args = (*c)->manifest.entry.argv;
+      exact.env = (*c)->manifest.entry.env;
+      exact.cwd = (*c)->manifest.entry.cwd;
+      auto out = zygote.run(exact, stdin_data, cancel, &broker, &tunnels);
+      if (out) out->capsule = (*c)->hash;
+      return out;
+    };
     if (lang == Language::py) {
       const deps::PipSet all = deps::merge_pip(pip_.config_set, pip);
-      if (all.empty()) return py_->run(call_req, stdin_data, cancel, &broker, &tunnels);
+      if (all.empty()) return run_code(call_req, call_req.code, nullptr);
       // The set's site directory (installed once, then cached). Installing a new set is not
       // counted against the run's time limit.
       if (!pip_.cache) return failed_before_run(pip_.unavailable, "dependencies", 0);
       auto t0 = std::chrono::steady_clock::now();
+      if (progress) progress(0, "preparing the pip dependencies");
       auto key = pip_.cache->prepare(all, [&](const std::string& url) { return fetch_wheel(url, policy); });
       double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (!key) return failed_before_run(key.error().message, "dependencies", ms);
       if (ms > 1000) log::info("pip dependencies ready in " + std::to_string(int(ms)) + " ms");
-      ipc::RunRequest with_deps = call_req;
-      with_deps.pip_key = *key;
-      return py_->run(with_deps, stdin_data, cancel, &broker, &tunnels);
+      if (progress) progress(1, "pip dependencies ready");
+      const deps::Layer pip_layer = pip_layer_of(*key, all);
+      return run_code(call_req, call_req.code, &pip_layer);
     }
-    const ipc::RunRequest* reqp = &call_req;
-    ipc::RunRequest with_deps;
+
+    std::shared_ptr<const deps::Layer> layer;
+    std::string code = call_req.code;
     const deps::Dependencies all = deps::merge_dependencies(npm_.config_dependencies, npm);
     if (!all.empty()) {
       // The set's layer (built once, then cached) and the code's imports pointed at it. Building
       // a new set is not counted against the run's time limit.
       if (!npm_.cache) return failed_before_run(npm_.unavailable, "dependencies", 0);
       auto t0 = std::chrono::steady_clock::now();
-      auto layer = npm_.cache->layer(all);
+      auto built = npm_.cache->layer(all, progress);
       double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      if (!layer) return failed_before_run(layer.error().message, "dependencies", ms);
+      if (!built) return failed_before_run(built.error().message, "dependencies", ms);
       if (ms > 1000) log::info("npm dependencies ready in " + std::to_string(int(ms)) + " ms");
-      auto code = deps::rewrite_imports(call_req.code, (*layer)->modules);
-      if (!code) return failed_before_run(code.error().message, "syntax", 0);
-      with_deps = call_req;
-      with_deps.code = std::move(*code);
-      with_deps.deps_code = (*layer)->code;
-      reqp = &with_deps;
+      layer = std::move(*built);
+      auto rewritten = deps::rewrite_imports(call_req.code, layer->modules);
+      if (!rewritten) return failed_before_run(rewritten.error().message, "syntax", 0);
+      code = std::move(*rewritten);
     }
-    const ipc::RunRequest& req = *reqp;
-    auto out = js_->run(req, stdin_data, cancel, &broker, &tunnels);
-    if (!out || !out->report.needs_transpile || req.transpiled) return out;
+    auto out = run_code(call_req, code, layer.get());
+    if (!out || !out->report.needs_transpile || call_req.transpiled) return out;
     // Plain QuickJS could not parse it (TypeScript, newer syntax, top-level await): transpile
-    // with esbuild on the host, then run again. Time spent counts against the deadline.
+    // with esbuild on the host, then run esbuild's output, a capsule of its own. Time spent
+    // counts against the deadline.
     double spent = out->duration_ms;
     auto t0 = std::chrono::steady_clock::now();
-    auto js = transpile::esbuild_transform(esbuild_, req.code, kTranspileTimeoutMs);
+    auto js = transpile::esbuild_transform(esbuild_, code, kTranspileTimeoutMs);
     spent += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!js) return failed_before_run(js.error().message, "syntax", spent);
-    ipc::RunRequest again = req;
-    again.code = std::move(*js);
+    ipc::RunRequest again = call_req;
     again.transpiled = true;
-    if (req.timeout_ms) {
+    if (call_req.timeout_ms) {
       uint64_t used = uint64_t(spent);
-      again.timeout_ms = req.timeout_ms > used ? req.timeout_ms - used : 1;
+      again.timeout_ms = call_req.timeout_ms > used ? call_req.timeout_ms - used : 1;
     }
-    auto second = js_->run(again, stdin_data, cancel, &broker, &tunnels);
+    auto second = run_code(again, *js, layer.get());
     if (second) second->duration_ms += spent;
     return second;
   }
@@ -135,6 +160,42 @@ class WorkerBackend final : public RunBackend {
     return std::move(r->body);
   }
 
+  // The pip layer of a run_py capsule: the set's key (its directory under the pip cache) and what
+  // the call asked for, as canonical JSON.
+  static deps::Layer pip_layer_of(const std::string& key, const deps::PipSet& set) {
+    deps::Layer l;
+    l.key = key;
+    l.code = nlohmann::json{{"set", key}, {"requirements", set.requirements}, {"wheelUrls", set.wheel_urls}}.dump();
+    return l;
+  }
+  // The set key of a verified pip layer ("" if it holds none: the worker then mounts nothing).
+  static std::string pip_set_of(const std::string& layer) {
+    auto j = nlohmann::json::parse(layer, nullptr, false);
+    return j.is_object() && j.contains("set") && j["set"].is_string() ? j["set"].get<std::string>() : "";
+  }
+
+  // The run's capsule: code (and the dependency layer, whose hash the npm cache computed once),
+  // entry, runtime and effective policy, stored and verified.
+  Result<Capsules::Shared> capsule_of(Language lang, const ipc::RunRequest& req,
+                                      const std::string& code, const deps::Layer* layer,
+                                      const nlohmann::json& policy_json) {
+    capsule::Manifest m;
+    m.language = lang == Language::js ? "js" : "py";
+    m.runtime = lang == Language::js ? capsule::Runtime{"quickjs", ONEMCP_QUICKJS_VERSION}
+                                     : capsule::Runtime{"cpython", ONEMCP_PYTHON_VERSION};
+    m.entry = {req.args, req.env, req.cwd};
+    m.policy = policy_json;
+    m.layers.push_back({"code", "code", lang == Language::js ? "code.js" : "code.py", "", 0});
+    std::vector<std::string_view> bytes{code};
+    if (layer) {
+      // run_js: the npm bundle; run_py: the pip set the run mounts (its key and what it holds).
+      if (lang == Language::js) m.layers.push_back({"deps", "deps", "deps.js", layer->sha256, 0});
+      else m.layers.push_back({"pip", "deps", "pip.json", layer->sha256, 0});
+      bytes.push_back(layer->code);
+    }
+    return capsules_.get(std::move(m), bytes);
+  }
+
   std::unique_ptr<sandbox::Zygote> js_, py_;
   std::string esbuild_;
   broker::Resolver& resolver_;
@@ -142,6 +203,7 @@ class WorkerBackend final : public RunBackend {
   NpmSetup npm_;
   PipSetup pip_;
   Upstreams* upstreams_;
+  Capsules& capsules_;
 };
 
 }  // namespace
@@ -150,8 +212,8 @@ Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& path
                                                          sandbox::CgroupManager* cgroups,
                                                          broker::Resolver& resolver,
                                                          broker::FetchLimits fetch_limits,
-                                                         NpmSetup npm, Upstreams* upstreams,
-                                                         PipSetup pip) {
+                                                         Capsules& capsules, NpmSetup npm,
+                                                         Upstreams* upstreams, PipSetup pip) {
   std::vector<std::string> args;
   if (!paths.sandbox) args.push_back("--no-sandbox");
   for (const auto& w : paths.writable_roots) args.push_back("--writable=" + w);
@@ -185,7 +247,7 @@ Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& path
   return std::unique_ptr<RunBackend>(new WorkerBackend(std::move(*js), std::move(*py),
                                                        paths.esbuild, resolver,
                                                        std::move(fetch_limits), std::move(npm),
-                                                       upstreams, std::move(pip)));
+                                                       upstreams, capsules, std::move(pip)));
 }
 
 }  // namespace onemcp::server

@@ -15,6 +15,7 @@
 #include "ipc/wire.h"
 #include "policy/config.h"
 #include "sandbox/executor.h"
+#include "server/capsules.h"
 
 namespace onemcp::server {
 
@@ -35,6 +36,8 @@ class RunBackend {
   // `npm`: the call's npm dependencies (run_js), added to the server's own.
   // `pip`: the call's pip requirements and wheel URLs (run_py), added to the server's own.
   // `progress`: where the steps of a run that take a while (preparing it, dependencies) report.
+  // The result's `capsule` names the capsule the run executed (the last one, when esbuild's
+  // output ran after plain QuickJS could not parse the code).
   virtual Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req,
                                          const std::string& stdin_data,
                                          const sandbox::CancelToken* cancel,
@@ -78,11 +81,13 @@ struct PipSetup {
 // `resolver` answers the names runs fetch (it must outlive the backend); `fetch_limits` apply to
 // every run's requests (e.g. the server's own address, never reachable from a run).
 // `upstreams` (may be null) answers runs' upstream tool calls; it must outlive the backend.
+// Every run executes from its capsule in `capsules` (which must outlive the backend); a run whose
+// capsule cannot be stored and verified does not run (an isError result says why).
 Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& paths,
                                                          sandbox::CgroupManager* cgroups,
                                                          broker::Resolver& resolver,
                                                          broker::FetchLimits fetch_limits,
-                                                         NpmSetup npm = {},
+                                                         Capsules& capsules, NpmSetup npm = {},
                                                          Upstreams* upstreams = nullptr,
                                                          PipSetup pip = {});
 

@@ -8,6 +8,7 @@
 #include "base/json_depth.h"
 #include "base/log.h"
 #include "policy/schemas.h"
+#include "capsule/http.h"
 #include "server/tools.h"
 #include "server/upstreams.h"
 #include "server/ui.h"
@@ -343,7 +344,8 @@ void McpServer::route(HttpRequest& req, Respond& respond) {
   std::string path = req.target.substr(0, req.target.find('?'));
   const bool upstream_api = path == "/mcps" || path == "/mcps-rpc" || path.starts_with("/mcps/");
   const bool types_api = path == "/types" || path.starts_with("/types/");
-  if (path == "/mcp" || upstream_api || types_api) {
+  const bool capsule_api = path.starts_with("/capsules/");
+  if (path == "/mcp" || upstream_api || types_api || capsule_api) {
     // Browsers send Origin; only loopback pages (or the page this server itself serves when
     // bound elsewhere) may talk to us. The Host check stops DNS rebinding onto 127.0.0.1.
     std::string origin = header(req, "origin");
@@ -378,6 +380,7 @@ void McpServer::route(HttpRequest& req, Respond& respond) {
     return respond(json_response(405, json{{"error", "method not allowed"}}));
   }
   if (path == "/health") return respond(json_response(200, json{{"status", "ok"}}));
+  if (capsule_api) return handle_capsule(path, respond);
   if (path == "/") {
     if (opts_.ui) {
       return respond(HttpResponse{
@@ -475,6 +478,31 @@ void McpServer::handle_upstream_api(HttpRequest& req, const std::string& path, R
       r = opts_.upstreams->rpc(body, cfg->policy, &stopping_, timeout);
     } catch (const std::exception& e) {
       log::error(std::string("mcps-rpc failed: ") + e.what());
+      r = json_response(500, json{{"error", "internal error"}});
+    }
+    respond(std::move(r));
+  };
+  if (!pool_->submit(std::move(job))) {
+    respond(json_response(503, json{{"error", "server busy: too many calls queued; retry later"}}));
+  }
+}
+
+// GET /capsules/<id>/manifest.json and /capsules/<id>/<layer file>, verified at every read.
+void McpServer::handle_capsule(const std::string& path, Respond& respond) {
+  if (!opts_.capsules) return respond(json_response(404, json{{"error", "no capsule cache"}}));
+  // Verifying reads and hashes every layer (megabytes with dependencies): not on the transport's
+  // threads.
+  auto job = [this, rest = path.substr(std::string_view("/capsules/").size()), respond] {
+    HttpResponse r;
+    try {
+      capsule::HttpReply reply = capsule::capsule_http_get(*opts_.capsules, rest);
+      r = HttpResponse{reply.status,
+                       {{"Content-Type", reply.content_type},
+                        {"X-Content-Type-Options", "nosniff"},
+                        {"Content-Security-Policy", "default-src 'none'; sandbox"}},
+                       std::move(reply.body)};
+    } catch (const std::exception& e) {
+      log::error(std::string("capsule read failed: ") + e.what());
       r = json_response(500, json{{"error", "internal error"}});
     }
     respond(std::move(r));

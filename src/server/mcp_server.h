@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "base/thread_pool.h"
+#include "capsule/store.h"
 #include "policy/config.h"
 #include "server/backend.h"
 #include "server/http_api.h"
@@ -46,6 +47,8 @@ struct ServerOptions {
     return tool_list(p);
   };
   Upstreams* upstreams = nullptr;       // upstream MCP servers (not owned; null: none configured)
+  // The capsule cache GET /capsules/<id>/... reads (not owned; null: those routes answer 404).
+  capsule::CapsuleStore* capsules = nullptr;
 };
 
 class McpServer final : public HttpHandler, public LineHandler {
@@ -89,6 +92,7 @@ class McpServer final : public HttpHandler, public LineHandler {
   std::shared_ptr<Session> request_session(const HttpRequest& req, const nlohmann::json& id,
                                            Respond& respond);
   void handle_upstream_api(HttpRequest& req, const std::string& path, Respond& respond);
+  void handle_capsule(const std::string& path, Respond& respond);
   std::shared_ptr<Session> new_session(const std::string& protocol);
   std::shared_ptr<Session> find_session(const std::string& id);
   void sweep_sessions();

@@ -167,6 +167,7 @@ json tool_result(Language lang, const sandbox::RunOutput& out, const ipc::RunReq
   if (lang == Language::js && out.report.value) {
     structured["value"] = sanitize_utf8(*out.report.value);
   }
+  if (!out.capsule.empty()) structured["capsule"] = out.capsule;
   if (!out.files.empty()) {
     json files = json::array();
     for (const auto& f : out.files) {

@@ -6,7 +6,17 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 
 import { startRegistry } from "../fixtures/npm/registry.mjs";
-import { assertOk, connectHttp, makeProject, runJs, show, startServer, timed } from "./lib.mjs";
+import {
+  assertOk,
+  connectHttp,
+  makeProject,
+  runJs,
+  show,
+  sleep,
+  startServer,
+  timed,
+  withTimeout,
+} from "./lib.mjs";
 
 let registry;
 let dir;
@@ -181,4 +191,59 @@ test("without npm dependencies nothing changes: no require, imports refused", as
   const imp = await runJs(client, "import x from 'onemcp-fixture-pad'");
   assert.equal(imp.isError, true);
   assert.match(text(imp), /import is not supported/);
+});
+
+test("building a new set reports progress to a client that asks for it", async () => {
+  const seen = [];
+  const call = (args) =>
+    withTimeout(
+      client.callTool({ name: "run_js", arguments: args }, undefined, {
+        timeout: 120000,
+        onprogress: (p) => seen.push(p),
+      }),
+      121000,
+      "tools/call with progress",
+    );
+  const deps = npm({ "onemcp-fixture-pad": ">=1.2.0", "onemcp-fixture-esm": "^2.0.0" });
+  const r = await call({ code: "require('onemcp-fixture-pad')('p', 2)", ...deps });
+  assertOk(r);
+  const messages = seen.map((p) => p.message);
+  assert.deepEqual(messages, [
+    "running",
+    "resolving 2 npm package(s)",
+    "installing 2 npm package(s)",
+    "bundling the npm dependencies",
+    "npm dependencies ready",
+    "done",
+  ]);
+  const fractions = seen.map((p) => p.progress);
+  assert.deepEqual(fractions, [...fractions].sort((a, b) => a - b), "progress only increases");
+  assert.ok(seen.every((p) => p.total === 1));
+  // Once built, a call reports no build steps.
+  seen.length = 0;
+  assertOk(await call({ code: "1", ...deps }));
+  assert.deepEqual(seen.map((p) => p.message), ["running", "done"]);
+});
+
+test("serve builds the config's own set at start, in the background, with progress in its log", async () => {
+  const own = { "onemcp-fixture-user": "^0.1.0" };
+  const d = makeProject((c) => {
+    c.npm = { dependencies: own, registry: registry.url };
+  });
+  const s = await startServer({ dir: d });
+  const c = await connectHttp(s.url);
+  try {
+    for (let i = 0; i < 600 && !/config npm dependencies ready/.test(s.stderr()); i++) await sleep(100);
+    const log = s.stderr();
+    assert.match(log, /config npm dependencies: installing 1 npm package\(s\)/);
+    assert.match(log, /config npm dependencies: bundling/);
+    assert.match(log, /config npm dependencies ready \(1 package\(s\), \d+ ms\)/);
+    assert.ok(log.indexOf("ready in") < log.indexOf("config npm dependencies ready"), "ready before the build ends");
+    const r = await timed(() => runJs(c, "require('onemcp-fixture-user').table(['a'], 2)"));
+    assertOk(r.value);
+    assert.equal(installs(s), 1, "the first call found the set built");
+  } finally {
+    await c.close().catch(() => {});
+    await s.stop();
+  }
 });

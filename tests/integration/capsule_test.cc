@@ -489,6 +489,10 @@ TEST_F(CapsuleTest, HttpView) {
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.content_type, "application/json");
   EXPECT_EQ(r.body, c.manifest_json);
+  r = capsule_http_get(*s, c.hash + "/manifest.json");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "application/json");
+  EXPECT_EQ(r.body, c.manifest_json);
   r = capsule_http_get(*s, c.hash + "/code.js");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.content_type, "text/plain; charset=utf-8");
@@ -500,7 +504,7 @@ TEST_F(CapsuleTest, HttpView) {
 
   for (const std::string& bad :
        {std::string("abc"), c.hash + "/", c.hash + "/../" + c.hash, c.hash + "/code.js/x",
-        c.hash + "/.hidden", c.hash + "/manifest.json", std::string("../etc/passwd"),
+        c.hash + "/.hidden", c.hash + "/manifest.json/x", std::string("../etc/passwd"),
         c.hash + "%2f..", std::string("")}) {
     r = capsule_http_get(*s, bad);
     EXPECT_EQ(r.status, 400) << bad;

@@ -97,6 +97,7 @@ TEST(Config, FullRoundTrip) {
   c.mcps.push_back(
       {"web", "http", "", {}, {}, "http://localhost:1/mcp", {{"Authorization", "Bearer t"}}});
   c.session_ttl_ms = 1000;
+  c.capsules = {65536, 1000, 2000, 0};
   auto back = parse_config(to_json(c));
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(*back, c);
@@ -136,6 +137,12 @@ TEST(Config, TopLevelFieldErrors) {
             "sessionTtlMs: must be an integer ≥ 1000 (got 1e+300, out of range)");
   EXPECT_EQ(err({{"signingKeyPath", ""}}), "signingKeyPath: must not be empty");
   EXPECT_EQ(err({{"cacheDir", 1}}), "cacheDir: must be a string (got 1)");
+  EXPECT_EQ(err({{"capsules", {{"maxTotalBytes", 1}}}}),
+            "capsules.maxTotalBytes: must be an integer from 65536 to 1099511627776 (got 1)");
+  EXPECT_EQ(err({{"capsules", {{"gcIntervalMs", 0}}}}),
+            "capsules.gcIntervalMs: must be an integer from 1000 to 86400000 (got 0)");
+  EXPECT_EQ(err({{"capsules", {{"maxAge", 5}}}}),
+            "capsules.maxAge: unknown field (did you mean \"maxAgeMs\"?)");
   EXPECT_EQ(err({{"$schema", 1}}), "$schema: must be a string (got 1)");
   EXPECT_EQ(err({{"npm", {{"dependencies", {{"lodash", 4}}}}}}),
             "npm.dependencies.lodash: must be a string (got 4)");

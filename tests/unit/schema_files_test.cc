@@ -216,6 +216,13 @@ TEST(SchemaFiles, OutputSchemaAcceptsResults) {
   ok["outcome"] = "exploded";
   EXPECT_FALSE(validate(run_output_schema(), ok));
   ok["outcome"] = "ok";
+  ok["capsule"] = std::string(64, 'a');
+  EXPECT_TRUE(validate(run_output_schema(), ok));
+  for (std::string bad : {std::string(63, 'a'), std::string(64, 'A'), std::string(64, 'g')}) {
+    ok["capsule"] = bad;
+    EXPECT_FALSE(validate(run_output_schema(), ok)) << bad;
+  }
+  ok.erase("capsule");
   ok["extra"] = 1;
   EXPECT_FALSE(validate(run_output_schema(), ok));
 }

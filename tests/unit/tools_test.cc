@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include "policy/schema.h"
+#include "policy/schemas.h"
+
 namespace onemcp::server {
 namespace {
 
@@ -25,6 +28,16 @@ TEST(ToolResult, PlainStdoutIsTheWholeText) {
   EXPECT_EQ(j["structuredContent"]["stdout"], "a\nb\n");
   EXPECT_EQ(j["structuredContent"]["truncated"], false);
   EXPECT_FALSE(j["structuredContent"].contains("value"));
+  EXPECT_FALSE(j["structuredContent"].contains("capsule"));
+}
+
+TEST(ToolResult, NamesTheCapsuleThatRan) {
+  ipc::RunRequest req;
+  auto out = output("", "", sandbox::Outcome::ok, 0);
+  out.capsule = std::string(64, 'c');
+  auto j = tool_result(Language::js, out, req);
+  EXPECT_EQ(j["structuredContent"]["capsule"], std::string(64, 'c'));
+  EXPECT_TRUE(policy::validate(policy::run_output_schema(), j["structuredContent"]));
 }
 
 TEST(ToolResult, ErrorsAreLabelled) {

@@ -204,6 +204,7 @@ TEST(TypesInSync, RunResultsHaveTheSchemaFields) {
   full.report.value = "42";
   full.files.push_back({"a.txt", 3, "abc", false});
   full.files.push_back({"dir/b.bin", 2000000, std::string("\x00\xff", 2), true});
+  full.capsule = std::string(64, 'a');
   json max = server::tool_result(server::Language::js, full, req)["structuredContent"];
   results.push_back(max);
 

@@ -39,6 +39,26 @@ TEST(Wire, RunRequestRoundTrips) {
   EXPECT_EQ(encode(RunRequest{}).find("pipKey"), std::string::npos);
 }
 
+TEST(Wire, DependencyLayerTravelsRawAfterTheJson) {
+  RunRequest r;
+  r.code = "x";
+  using namespace std::string_literals;
+  r.deps_code = "globalThis.a = \"\\u0000\";\n\0\x01\xff tail"s;
+  std::string wire = encode(r);
+  EXPECT_EQ(wire.substr(wire.size() - r.deps_code.size()), r.deps_code) << "not escaped";
+  EXPECT_EQ(wire.find('\0'), wire.size() - r.deps_code.size() - 1);
+  auto back = decode_request(wire);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->deps_code, r.deps_code);
+  EXPECT_EQ(back->code, "x");
+  // Without a layer nothing follows the JSON; the JSON form is still read.
+  EXPECT_EQ(encode(RunRequest{}).find('\0'), std::string::npos);
+  auto in_json = decode_request(R"({"code": "1", "depsCode": "d"})");
+  ASSERT_TRUE(in_json);
+  EXPECT_EQ(in_json->deps_code, "d");
+  EXPECT_FALSE(decode_request(std::string("{\"code\": \"1\"") + '\0' + "d"));
+}
+
 TEST(Wire, McpIsEncodedOnlyWhenSetAndDefaultsToOff) {
   RunRequest r;
   r.code = "x";
