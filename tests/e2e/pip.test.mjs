@@ -59,6 +59,16 @@ test("pip.requirements from the index: importable, with dependencies; a second c
   console.log(`first call with a new set ${first.ms.toFixed(0)} ms, cached ${second.ms.toFixed(0)} ms`);
   assert.ok(second.ms < first.ms / 2, `cached call (${second.ms} ms) much faster than the first (${first.ms} ms)`);
 
+  // The run's capsule records the set it mounted: a signed "pip" layer with the set's key.
+  const id = second.value.structuredContent.capsule;
+  const manifest = await (await fetch(`${server.base}/capsules/${id}/manifest.json`)).json();
+  const layer = manifest.layers.find((l) => l.name === "pip");
+  assert.equal(layer?.file, "pip.json", JSON.stringify(manifest.layers));
+  const set = await (await fetch(`${server.base}/capsules/${id}/pip.json`)).json();
+  assert.match(set.set, /^[0-9a-f]{64}$/);
+  assert.deepEqual(set.requirements, ["onemcp-fixture==1.0.0"]);
+  assert.ok(fs.existsSync(path.join(dir, ".1mcp", "capsules", "pip", set.set, "site")), "the layer names the mounted set");
+
   // Another version is another set.
   const newer = await runPy(client, HELLO, pip(["onemcp-fixture>1.0"]), LONG);
   assertOk(newer);
