@@ -6,6 +6,8 @@
 #include <mutex>
 #include <utility>
 
+#include "base/sha256.h"
+
 namespace onemcp::capsule {
 namespace {
 
@@ -75,14 +77,9 @@ bool verify_signature(const PublicKey& key, std::string_view message, std::strin
                                        key.data()) == 0;
 }
 
-std::string sha256(std::string_view data) {
-  init_sodium();
-  uint8_t out[crypto_hash_sha256_BYTES];
-  ::crypto_hash_sha256(out, as_bytes(data), data.size());
-  return std::string(as_chars(out, sizeof out));
-}
+std::string sha256(std::string_view data) { return onemcp::sha256(data); }
 
-std::string sha256_hex(std::string_view data) { return to_hex(sha256(data)); }
+std::string sha256_hex(std::string_view data) { return onemcp::sha256_hex(data); }
 
 std::string to_hex(std::string_view bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";

@@ -18,7 +18,7 @@
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "deps/process.h"
-#include "deps/sha256.h"
+#include "base/sha256.h"
 
 namespace onemcp::deps {
 namespace fs = std::filesystem;

@@ -3,7 +3,7 @@
 #include "deps/imports.h"
 #include "deps/npm.h"
 #include "deps/process.h"
-#include "deps/sha256.h"
+#include "base/sha256.h"
 
 namespace onemcp::deps {
 namespace {
@@ -133,6 +133,10 @@ TEST(NpmTest, MergeLetsTheCallWin) {
 
 TEST(NpmTest, Sha256AndHelpers) {
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  // Longer than a block and not a multiple of one: the SHA-extension path of libcrypto.
+  EXPECT_EQ(sha256_hex(std::string(1000000, 'a')),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
   EXPECT_EQ(last_lines("a\n\x1b[31mb\x1b[0m\n\nc\r\n", 2), "b\nc");
   EXPECT_EQ(find_in_path("sh", "relative:/nonexistent:/bin"), "/bin/sh");
   EXPECT_EQ(find_in_path("no-such-program-here", "/bin"), "");
