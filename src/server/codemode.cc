@@ -148,8 +148,18 @@ std::string ts(const json& s, int depth) {
   return "unknown";
 }
 
+// A tool's description and input schema, as the upstream's tools/list gave them (or empty).
+std::string description_of(const json& tool) {
+  auto it = tool.find("description");
+  return it != tool.end() && it->is_string() ? it->get<std::string>() : "";
+}
+json input_schema_of(const json& tool) {
+  auto it = tool.find("inputSchema");
+  return it != tool.end() ? *it : json::object();
+}
+
 std::string first_line(const json& tool, size_t max) {
-  std::string d = tool.value("description", json("")).is_string() ? tool.value("description", "") : "";
+  std::string d = description_of(tool);
   d = d.substr(0, d.find('\n'));
   if (d.size() > max) d = d.substr(0, max - 3) + "...";
   return d;
@@ -223,10 +233,10 @@ std::string typescript_declarations(const std::vector<CodeModeServer>& catalog) 
   for (const auto& s : catalog) {
     out += "  readonly " + s.ident + ": {\n";
     for (const auto& t : s.tools) {
-      std::string doc = t.tool.value("description", json("")).is_string() ? t.tool.value("description", "") : "";
+      std::string doc = description_of(t.tool);
       if (t.ident != t.name) doc = "`" + t.name + "` upstream." + (doc.empty() ? "" : "\n" + doc);
       if (!doc.empty()) out += comment(doc, "    ");
-      const json in = t.tool.contains("inputSchema") ? t.tool["inputSchema"] : json::object();
+      const json in = input_schema_of(t.tool);
       std::string args = ts(in, 0);
       std::string result = t.tool.contains("outputSchema") ? ts(t.tool["outputSchema"], 0) : "McpContent[]";
       out += "    " + t.ident + "(args" + (in.contains("required") ? "" : "?") + ": " + args +
@@ -246,7 +256,7 @@ std::string code_mode_summary(const std::vector<CodeModeServer>& catalog, bool p
       ++total;
       if (shown >= max_tools) continue;
       ++shown;
-      const json in = t.tool.contains("inputSchema") ? t.tool["inputSchema"] : json::object();
+      const json in = input_schema_of(t.tool);
       std::string sig = python ? s.ident + "." + t.ident + "(**" + ts(in, 0) + ")"
                                : "mcp." + s.ident + "." + t.ident + "(" + ts(in, 0) + ")";
       std::string d = first_line(t.tool, 160);
