@@ -16,6 +16,7 @@
 
 #include "broker/fetcher.h"
 #include "broker/resolver.h"
+#include "fake_resolver.h"
 #include "http_fixture.h"
 
 namespace onemcp::broker {
@@ -27,43 +28,12 @@ using testing::FixtureServer;
 using testing::SeenRequest;
 using testing::http_response;
 
+using testing::FakeResolver;
 using testing::ip_addr;
 
 // Names → loopback addresses. Each name has a sequence of answers: lookup n gets answer n (the
 // last one repeats), so a test can make a name "rebind" between hops. "*.suffix" entries answer
 // for every subdomain not listed exactly.
-class FakeResolver final : public Resolver {
- public:
-  void set(const std::string& host, std::vector<std::string> ips) { sequence(host, {std::move(ips)}); }
-  void sequence(const std::string& host, std::vector<std::vector<std::string>> answers) {
-    std::lock_guard lock(mu_);
-    answers_[host] = std::move(answers);
-  }
-  int lookups(const std::string& host) {
-    std::lock_guard lock(mu_);
-    return lookups_[host];
-  }
-  Result<std::vector<sockaddr_storage>> resolve(const std::string& host, uint16_t port) override {
-    std::lock_guard lock(mu_);
-    int n = lookups_[host]++;
-    auto it = answers_.find(host);
-    if (it == answers_.end()) {
-      size_t dot = host.find('.');
-      if (dot != std::string::npos) it = answers_.find("*" + host.substr(dot));
-    }
-    if (it == answers_.end()) return make_error("could not resolve host " + host + ": not in the test map");
-    const auto& seq = it->second;
-    const auto& ips = seq[std::min<size_t>(static_cast<size_t>(n), seq.size() - 1)];
-    std::vector<sockaddr_storage> out;
-    for (const auto& ip : ips) out.push_back(ip_addr(ip, port));
-    return out;
-  }
-
- private:
-  std::mutex mu_;
-  std::map<std::string, std::vector<std::vector<std::string>>> answers_;
-  std::map<std::string, int> lookups_;
-};
 
 // Loopback fixtures are reachable (blockPrivateRanges off) but only for listed names; 127.0.0.9
 // stands for 169.254.169.254 and is denied by address (FetchLimits::denied_addresses) and by

@@ -11,6 +11,7 @@
 
 #include "broker/fetcher.h"
 #include "broker/resolver.h"
+#include "fake_resolver.h"
 #include "http_fixture.h"
 #include "tls_fixture.h"
 
@@ -21,30 +22,12 @@ using namespace std::chrono_literals;
 using testing::Conn;
 using testing::FixtureServer;
 using testing::http_response;
+using testing::FakeResolver;
 using testing::ip_addr;
 using testing::SeenRequest;
 using testing::TestPki;
 using testing::TlsServer;
 
-// Names → one loopback address each.
-class FakeResolver final : public Resolver {
- public:
-  void set(const std::string& host, const std::string& ip) {
-    std::lock_guard lock(mu_);
-    table_[host] = ip;
-  }
-  Result<std::vector<sockaddr_storage>> resolve(const std::string& host, uint16_t port) override {
-    std::lock_guard lock(mu_);
-    auto it = table_.find(host);
-    if (it == table_.end())
-      return make_error("could not resolve host " + host + ": not in the test map");
-    return std::vector<sockaddr_storage>{ip_addr(it->second, port)};
-  }
-
- private:
-  std::mutex mu_;
-  std::map<std::string, std::string> table_;
-};
 
 policy::NetworkPolicy test_policy() {
   policy::NetworkPolicy p;
@@ -72,7 +55,7 @@ struct BrokerTlsTest : ::testing::Test {
     ASSERT_TRUE(pki.ok());
     for (const char* name :
          {"api.example.test", "www.example.test", "other.example.test", "secret.example.test"})
-      resolver.set(name, "127.0.0.2");
+      resolver.set(name, {"127.0.0.2"});
   }
 
   FetchLimits trusting(const std::string& ca_file) {

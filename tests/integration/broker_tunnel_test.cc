@@ -26,6 +26,7 @@
 #include "base/base64.h"
 #include "broker/fetcher.h"
 #include "broker/resolver.h"
+#include "fake_resolver.h"
 #include "http_fixture.h"
 #include "ipc/wire.h"
 #include "sandbox/broker_channel.h"
@@ -37,31 +38,8 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
+using testing::FakeResolver;
 using testing::ip_addr;
-
-// Names → loopback addresses; lookup n of a name gets answer n (the last repeats).
-class FakeResolver final : public broker::Resolver {
- public:
-  void set(const std::string& host, std::vector<std::vector<std::string>> answers) {
-    std::lock_guard lock(mu_);
-    answers_[host] = std::move(answers);
-  }
-  Result<std::vector<sockaddr_storage>> resolve(const std::string& host, uint16_t port) override {
-    std::lock_guard lock(mu_);
-    auto it = answers_.find(host);
-    if (it == answers_.end()) return make_error("could not resolve host " + host + ": not in the test map");
-    const auto& seq = it->second;
-    const auto& ips = seq[std::min<size_t>(size_t(lookups_[host]++), seq.size() - 1)];
-    std::vector<sockaddr_storage> out;
-    for (const auto& ip : ips) out.push_back(ip_addr(ip, port));
-    return out;
-  }
-
- private:
-  std::mutex mu_;
-  std::map<std::string, std::vector<std::vector<std::string>>> answers_;
-  std::map<std::string, int> lookups_;
-};
 
 // A raw TCP server on one loopback address: each connection is served by `serve` on a thread of
 // its own. Counts connections, and those that saw the peer close (EOF or reset).
@@ -304,7 +282,7 @@ class BrokerTunnelTest : public ::testing::Test {
 
 TEST_F(BrokerTunnelTest, EchoesDataAndHalfClosesBothWays) {
   TcpFixture fx("127.0.0.2", echo);
-  resolver_.set("api.example.test", {{"127.0.0.2"}});
+  resolver_.sequence("api.example.test", {{"127.0.0.2"}});
   auto tunnels = make(policy());
   FakeRun run(nullptr, &tunnels);
   json ok = run.connect(1, "api.example.test", fx.port());
@@ -328,7 +306,7 @@ TEST_F(BrokerTunnelTest, EchoesDataAndHalfClosesBothWays) {
 
 TEST_F(BrokerTunnelTest, LargeTransferWithinTheCapArrivesInBoundedChunks) {
   TcpFixture fx("127.0.0.2", echo);
-  resolver_.set("api.example.test", {{"127.0.0.2"}});
+  resolver_.sequence("api.example.test", {{"127.0.0.2"}});
   auto tunnels = make(policy());
   FakeRun run(nullptr, &tunnels);
   ASSERT_EQ(run.connect(7, "api.example.test", fx.port()).value("ok", false), true);
@@ -357,7 +335,7 @@ TEST_F(BrokerTunnelTest, LargeTransferWithinTheCapArrivesInBoundedChunks) {
 
 TEST_F(BrokerTunnelTest, DeniedDomainIsRefusedWithTheRuleAndNoConnection) {
   TcpFixture fx("127.0.0.3", echo);
-  resolver_.set("api.evil.test", {{"127.0.0.3"}});
+  resolver_.sequence("api.evil.test", {{"127.0.0.3"}});
   auto tunnels = make(policy());
   FakeRun run(nullptr, &tunnels);
   json a = run.connect(2, "api.evil.test", fx.port());
@@ -406,7 +384,7 @@ TEST_F(BrokerTunnelTest, AllowedIpLiteralStillGoesThroughTheAddressCheck) {
 
 TEST_F(BrokerTunnelTest, PrivateAddressIsDeniedWithBlockPrivateRanges) {
   TcpFixture fx("127.0.0.2", echo);
-  resolver_.set("api.example.test", {{"127.0.0.2"}});
+  resolver_.sequence("api.example.test", {{"127.0.0.2"}});
   auto p = policy();
   p.block_private_ranges = true;
   auto tunnels = make(p);
@@ -421,7 +399,7 @@ TEST_F(BrokerTunnelTest, PrivateAddressIsDeniedWithBlockPrivateRanges) {
 TEST_F(BrokerTunnelTest, RebindingAnswerWithOneDeniedAddressIsRefused) {
   TcpFixture good("127.0.0.2", echo);
   // The first lookup is harmless; the second mixes in an address the server reserves.
-  resolver_.set("rebind.test", {{"127.0.0.2"}, {"127.0.0.2", "127.0.0.9"}});
+  resolver_.sequence("rebind.test", {{"127.0.0.2"}, {"127.0.0.2", "127.0.0.9"}});
   broker::FetchLimits limits;
   limits.denied_addresses.push_back(ip_addr("127.0.0.9", 0));
   auto tunnels = make(policy(), limits);
@@ -440,7 +418,7 @@ TEST_F(BrokerTunnelTest, BytesFromTheRemoteOverTheCapAbortTheStream) {
     while (f.write_all(fd, chunk.data(), chunk.size())) {
     }
   });
-  resolver_.set("api.example.test", {{"127.0.0.2"}});
+  resolver_.sequence("api.example.test", {{"127.0.0.2"}});
   auto p = policy();
   p.max_body_bytes = 100 * 1024;
   auto tunnels = make(p);
@@ -454,7 +432,7 @@ TEST_F(BrokerTunnelTest, BytesFromTheRemoteOverTheCapAbortTheStream) {
 
 TEST_F(BrokerTunnelTest, BytesToTheRemoteOverTheCapAbortTheStream) {
   TcpFixture fx("127.0.0.2", echo);
-  resolver_.set("api.example.test", {{"127.0.0.2"}});
+  resolver_.sequence("api.example.test", {{"127.0.0.2"}});
   auto p = policy();
   p.max_body_bytes = 16 * 1024;
   auto tunnels = make(p);
@@ -474,7 +452,7 @@ TEST_F(BrokerTunnelTest, RemoteThatStopsReadingAbortsTheStream) {
     while (!f.stopping()) std::this_thread::sleep_for(10ms);
     (void)fd;
   }, 4096);
-  resolver_.set("api.example.test", {{"127.0.0.2"}});
+  resolver_.sequence("api.example.test", {{"127.0.0.2"}});
   auto p = policy();
   p.max_body_bytes = 8 << 20;
   auto tunnels = make(p);
@@ -490,7 +468,7 @@ TEST_F(BrokerTunnelTest, RemoteThatStopsReadingAbortsTheStream) {
 
 TEST_F(BrokerTunnelTest, RunErrorClosesTheRemoteConnection) {
   TcpFixture fx("127.0.0.2", echo);
-  resolver_.set("api.example.test", {{"127.0.0.2"}});
+  resolver_.sequence("api.example.test", {{"127.0.0.2"}});
   auto tunnels = make(policy());
   FakeRun run(nullptr, &tunnels);
   ASSERT_EQ(run.connect(1, "api.example.test", fx.port()).value("ok", false), true);
@@ -502,7 +480,7 @@ TEST_F(BrokerTunnelTest, RunErrorClosesTheRemoteConnection) {
 
 TEST_F(BrokerTunnelTest, OpenTunnelsCountTowardTheConcurrencyCap) {
   TcpFixture fx("127.0.0.2", echo);
-  resolver_.set("api.example.test", {{"127.0.0.2"}});
+  resolver_.sequence("api.example.test", {{"127.0.0.2"}});
   auto tunnels = make(policy());
   FakeRun run(nullptr, &tunnels);
   for (uint64_t id = 1; id <= ipc::kMaxBrokerRequestsInFlight; ++id)
@@ -520,7 +498,7 @@ TEST_F(BrokerTunnelTest, OpenTunnelsCountTowardTheConcurrencyCap) {
 
 TEST_F(BrokerTunnelTest, CloseWithOpenTunnelsIsPromptAndClosesRemotes) {
   TcpFixture fx("127.0.0.2", echo);
-  resolver_.set("api.example.test", {{"127.0.0.2"}});
+  resolver_.sequence("api.example.test", {{"127.0.0.2"}});
   auto tunnels = make(policy());
   auto run = std::make_unique<FakeRun>(nullptr, &tunnels);
   for (uint64_t id = 1; id <= 5; ++id)
@@ -533,7 +511,7 @@ TEST_F(BrokerTunnelTest, CloseWithOpenTunnelsIsPromptAndClosesRemotes) {
 
 TEST_F(BrokerTunnelTest, RunDeadlineEndsTheTunnel) {
   TcpFixture fx("127.0.0.2", echo);
-  resolver_.set("api.example.test", {{"127.0.0.2"}});
+  resolver_.sequence("api.example.test", {{"127.0.0.2"}});
   auto tunnels = make(policy());
   FakeRun run(nullptr, &tunnels, 700ms);
   ASSERT_EQ(run.connect(1, "api.example.test", fx.port()).value("ok", false), true);
@@ -543,7 +521,7 @@ TEST_F(BrokerTunnelTest, RunDeadlineEndsTheTunnel) {
 }
 
 TEST_F(BrokerTunnelTest, ConnectionRefusedIsReported) {
-  resolver_.set("api.example.test", {{"127.0.0.2"}});
+  resolver_.sequence("api.example.test", {{"127.0.0.2"}});
   uint16_t port;
   {
     TcpFixture gone("127.0.0.2", echo);
@@ -563,8 +541,8 @@ TEST_F(BrokerTunnelTest, FetchRequestsStillWorkAlongsideTunnels) {
   onemcp::testing::FixtureServer http("127.0.0.4", [](onemcp::testing::Conn& c, const onemcp::testing::SeenRequest&) {
     c.send(onemcp::testing::http_response(200, "OK", {{"Content-Type", "text/plain"}}, "fetched"));
   });
-  resolver_.set("api.example.test", {{"127.0.0.2"}});
-  resolver_.set("www.example.test", {{"127.0.0.4"}});
+  resolver_.sequence("api.example.test", {{"127.0.0.2"}});
+  resolver_.sequence("www.example.test", {{"127.0.0.4"}});
   auto p = policy();
   auto tunnels = make(p);
   auto fetcher = std::make_shared<broker::Fetcher>(p, resolver_);
