@@ -118,6 +118,11 @@ void Capsules::gc_loop() {
     } else {
       log::warn("capsule cache gc failed: " + stats.error().message);
     }
+    if (options_.also_gc) {
+      lk.unlock();
+      options_.also_gc();
+      lk.lock();
+    }
     ++gc_runs_;
     gc_cv_.notify_all();
     gc_cv_.wait_for(lk, options_.gc_interval, [this] { return stop_ || gc_wanted_; });

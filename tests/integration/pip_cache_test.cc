@@ -85,7 +85,8 @@ std::string slurp(const fs::path& p) {
 std::vector<std::string> entries(const fs::path& dir) {
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(dir))
-    if (e.path().filename() != ".cache") out.push_back(e.path().filename().string());
+    if (e.path().filename() != ".cache" && e.path().filename() != kDownloadLock)
+      out.push_back(e.path().filename().string());
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -135,9 +136,9 @@ TEST_F(PipCacheTest, InstallsASetOnceWithItsDependenciesAndReusesIt) {
   const PipSet set{{"onemcp-fixture==1.0.0"}, {}};
   auto key = cache.prepare(set, local_fetch());
   ASSERT_TRUE(key) << key.error().message;
-  EXPECT_EQ(key->size(), 64u);
-  fs::path site = cache.site_dir(*key);
-  EXPECT_EQ(site, fs::path(dir_) / "pip" / *key / "site");
+  EXPECT_EQ(key->key.size(), 64u);
+  fs::path site = cache.site_dir(key->key);
+  EXPECT_EQ(site, fs::path(dir_) / "pip" / key->key / "site");
   EXPECT_NE(slurp(site / "onemcp_fixture" / "__init__.py").find("__version__ = '1.0.0'"), std::string::npos);
   EXPECT_TRUE(fs::exists(site / "onemcp_fixture_dep" / "__init__.py")) << "dependency from the index";
   auto manifest = nlohmann::json::parse(slurp(site.parent_path() / "manifest.json"));
@@ -149,18 +150,19 @@ TEST_F(PipCacheTest, InstallsASetOnceWithItsDependenciesAndReusesIt) {
   ASSERT_EQ(::stat(site.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0755u);
   EXPECT_EQ(cache.installs(), 1u);
-  // Only the finished set is left: no temporary directory, no lock file.
-  EXPECT_EQ(entries(fs::path(dir_) / "pip"), std::vector<std::string>{*key});
+  // Only the finished set is left, and its lock (held shared by the lease): no temporary
+  // directory.
+  EXPECT_EQ(entries(fs::path(dir_) / "pip"), (std::vector<std::string>{key->key, key->key + ".lock"}));
 
   // Again, in this instance and in another one on the same directory: no pip at all.
   auto again = cache.prepare(set, local_fetch());
   ASSERT_TRUE(again);
-  EXPECT_EQ(*again, *key);
+  EXPECT_EQ(again->key, key->key);
   EXPECT_EQ(cache.installs(), 1u);
   PipCache other(options());
   auto reused = other.prepare(set, local_fetch());
   ASSERT_TRUE(reused);
-  EXPECT_EQ(*reused, *key);
+  EXPECT_EQ(reused->key, key->key);
   EXPECT_EQ(other.installs(), 0u);
 
   // The key follows the set (order does not matter) and the index.
@@ -168,7 +170,7 @@ TEST_F(PipCacheTest, InstallsASetOnceWithItsDependenciesAndReusesIt) {
   EXPECT_NE(*cache.key({{"a"}, {}}), *cache.key({{"a==1"}, {}}));
   PipOptions elsewhere = options();
   elsewhere.index_url = index_->url() + "/other/";
-  EXPECT_NE(*PipCache(elsewhere).key(set), *key);
+  EXPECT_NE(*PipCache(elsewhere).key(set), key->key);
 }
 
 TEST_F(PipCacheTest, ConcurrentRequestsForOneSetInstallItOnce) {
@@ -179,7 +181,7 @@ TEST_F(PipCacheTest, ConcurrentRequestsForOneSetInstallItOnce) {
   for (size_t i = 0; i < keys.size(); ++i) {
     threads.emplace_back([&, i] {
       auto k = cache.prepare(set, local_fetch());
-      keys[i] = k ? *k : "error: " + k.error().message;
+      keys[i] = k ? k->key : "error: " + k.error().message;
     });
   }
   for (auto& t : threads) t.join();
@@ -195,7 +197,7 @@ TEST_F(PipCacheTest, WheelUrlsAreFetchedByTheCallerNeverByPip) {
   auto key = cache.prepare({{}, {url}}, local_fetch(&asked));
   ASSERT_TRUE(key) << key.error().message;
   EXPECT_EQ(asked, std::vector<std::string>{url});
-  fs::path site = cache.site_dir(*key);
+  fs::path site = cache.site_dir(key->key);
   EXPECT_TRUE(fs::exists(site / "onemcp_fixture_direct" / "__init__.py"));
   EXPECT_TRUE(fs::exists(site / "onemcp_fixture_dep" / "__init__.py")) << "its dependency, from the index";
   // pip's record of the host path it installed the wheel from is not kept.
@@ -260,12 +262,12 @@ TEST_F(PipCacheTest, TheWorkerShowsOnlyTheRunsSetReadOnlyFirstOnSysPath) {
     return out ? *out : sandbox::RunOutput{};
   };
 
-  auto r = run(*fixture, "import sys, onemcp_fixture\nprint(onemcp_fixture.hello())\nprint(sys.path[0])");
+  auto r = run(fixture->key, "import sys, onemcp_fixture\nprint(onemcp_fixture.hello())\nprint(sys.path[0])");
   EXPECT_EQ(r.outcome, sandbox::Outcome::ok) << r.err << r.report.error_message.value_or("");
   EXPECT_EQ(r.out, "hello from onemcp_fixture 1.1.0 (42)\n/deps/site\n");
 
   // Read-only, and nothing of the cache but the run's own set.
-  r = run(*fixture,
+  r = run(fixture->key,
           "import os\n"
           "for p in ('/deps/site/x.py', '/deps/site/onemcp_fixture/__init__.py'):\n"
           "    try:\n"
@@ -275,7 +277,7 @@ TEST_F(PipCacheTest, TheWorkerShowsOnlyTheRunsSetReadOnlyFirstOnSysPath) {
           "        print('denied' if e.errno in (13, 30) else e)\n"
           "print(sorted(os.listdir('/deps')), os.listdir('/deps/sets'), sorted(os.listdir('/deps/site'))[:2])");
   EXPECT_EQ(r.out, "denied\ndenied\n['sets', 'site'] [] ['onemcp_fixture', 'onemcp_fixture-1.1.0.dist-info']\n") << r.err;
-  r = run(*other, "import onemcp_fixture_other\ntry:\n    import onemcp_fixture\nexcept ImportError as e:\n    print(e)\nprint(onemcp_fixture_other.NAME)");
+  r = run(other->key, "import onemcp_fixture_other\ntry:\n    import onemcp_fixture\nexcept ImportError as e:\n    print(e)\nprint(onemcp_fixture_other.NAME)");
   EXPECT_EQ(r.out, "No module named 'onemcp_fixture'\nother\n") << r.err;
   r = run("", "try:\n    import onemcp_fixture\nexcept ImportError as e:\n    print(e)\nimport os\nprint(os.listdir('/deps/site'))");
   EXPECT_EQ(r.out, "No module named 'onemcp_fixture'\n[]\n") << r.err;
