@@ -427,7 +427,8 @@ Dependencies merge_dependencies(const Dependencies& config, const Dependencies& 
   return out;
 }
 
-NpmCache::NpmCache(NpmOptions options) : opt_(std::move(options)) {}
+NpmCache::NpmCache(NpmOptions options)
+    : opt_(std::move(options)), last_use_(opt_.touch_interval) {}
 
 Result<std::string> NpmCache::tool_versions() {
   {

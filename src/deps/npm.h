@@ -26,6 +26,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <future>
@@ -70,6 +71,9 @@ struct NpmOptions {
   int install_timeout_ms = 300000;
   int bundle_timeout_ms = 120000;
   size_t max_layer_bytes = 16u << 20;  // a run request carries it (at most 64 MiB, escaped)
+  // A layer kept in memory is checked to still exist on disk (and its last use recorded) at
+  // most this often.
+  std::chrono::milliseconds touch_interval = kTouchInterval;
 };
 
 struct Layer {

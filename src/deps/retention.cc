@@ -89,7 +89,7 @@ bool LastUse::touch(const std::string& dir) {
   {
     std::lock_guard lk(mu_);
     auto it = at_.find(dir);
-    if (it != at_.end() && now - it->second < kTouchInterval) return true;
+    if (it != at_.end() && now - it->second < interval_) return true;
   }
   if (::utimensat(AT_FDCWD, dir.c_str(), nullptr, 0) != 0) {
     std::lock_guard lk(mu_);

@@ -40,13 +40,15 @@ UniqueFd lock_file(const std::string& path, int op);
 // Last uses of sets, as recorded by one cache.
 class LastUse {
  public:
-  // Sets the mtime of `dir` to now unless this object did so within kTouchInterval. False when
+  explicit LastUse(std::chrono::milliseconds interval = kTouchInterval) : interval_(interval) {}
+  // Sets the mtime of `dir` to now unless this object did so within the interval. False when
   // `dir` does not exist (removed by gc): the caller must not use the set.
   bool touch(const std::string& dir);
   // `dir` was just created or touched.
   void record(const std::string& dir);
 
  private:
+  const std::chrono::milliseconds interval_;
   std::mutex mu_;
   std::map<std::string, std::chrono::steady_clock::time_point> at_;
 };

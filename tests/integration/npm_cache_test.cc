@@ -17,6 +17,7 @@
 #include "deps/imports.h"
 #include "deps/npm.h"
 #include "deps/process.h"
+#include "deps/retention.h"
 #include "sandbox/executor.h"
 
 extern char** environ;
@@ -157,6 +158,43 @@ TEST_F(NpmCacheTest, BuildsOnceThenReusesFromMemoryAndDisk) {
   EXPECT_EQ(restarted.installs(), 0u);
   EXPECT_EQ((*from_disk)->code, (*layer)->code);
   std::printf("[ timing ] first build %.0f ms, memory hit %.3f ms\n", first, hit);
+}
+
+// Retention: a layer kept in memory is not returned once gc removed its set; it is built again.
+TEST_F(NpmCacheTest, GcRemovesUnusedSetsAndMemoryDoesNotOutliveThem) {
+  NpmOptions o = options();
+  o.touch_interval = std::chrono::milliseconds(0);  // every hit checks the directory
+  NpmCache cache(o);
+  auto layer = cache.layer(kSet);
+  ASSERT_TRUE(layer.ok()) << layer.error().message;
+  const fs::path set = dir_ / "npm" / (*layer)->key;
+  const std::vector<DepsRoot> roots{{o.cache_dir, ".npm-cache"}};
+  // Used just now: kept even over any budget.
+  DepsGcOptions gc;
+  gc.max_total_bytes = 0;
+  gc.max_download_cache_bytes = 0;
+  auto kept = gc_dependency_sets(roots, gc);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->removed, 0u);
+  EXPECT_TRUE(fs::exists(set / "deps.js"));
+  // ... but npm's download cache goes (no install is running).
+  EXPECT_EQ(kept->download_caches_wiped, 1u);
+  EXPECT_FALSE(fs::exists(dir_ / "npm" / ".npm-cache"));
+
+  fs::last_write_time(set, fs::file_time_type::clock::now() - std::chrono::hours(2));
+  gc = DepsGcOptions{};
+  gc.max_age = std::chrono::hours(1);
+  auto removed = gc_dependency_sets(roots, gc);
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(removed->removed, 1u);
+  EXPECT_EQ(cache_entries(), std::vector<std::string>{}) << "no set, no lock, no .gc-* left";
+
+  auto again = cache.layer(kSet);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_NE(again->get(), layer->get()) << "not the removed set from memory";
+  EXPECT_EQ(cache.installs(), 2u);
+  EXPECT_EQ((*again)->code, (*layer)->code);
+  EXPECT_TRUE(fs::exists(set / "deps.js"));
 }
 
 TEST_F(NpmCacheTest, ConcurrentRequestsForOneSetBuildOnce) {

@@ -13,9 +13,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <sys/file.h>
+#include <atomic>
 #include <thread>
 
 #include "deps/pip.h"
+#include "deps/retention.h"
 #include "sandbox/executor.h"
 
 extern char** environ;
@@ -289,6 +292,132 @@ TEST_F(PipCacheTest, TheWorkerShowsOnlyTheRunsSetReadOnlyFirstOnSysPath) {
     EXPECT_EQ(r.outcome, sandbox::Outcome::internal) << key << ": " << r.out;
     EXPECT_EQ(r.out, "") << key;
   }
+}
+
+// Retention (deps/retention.h) on real sets.
+void make_old(const fs::path& dir, std::chrono::hours age) {
+  fs::last_write_time(dir, fs::file_time_type::clock::now() - age);
+}
+
+TEST_F(PipCacheTest, GcRemovesOldSetsThenTheLeastRecentlyUsedBeyondTheBudget) {
+  PipCache cache(options());
+  const fs::path root = fs::path(dir_) / "pip";
+  const std::vector<DepsRoot> roots{{root.string(), ".cache"}};
+  std::vector<std::string> keys;
+  for (const char* r : {"onemcp-fixture==1.0.0", "onemcp-fixture==1.1.0", "onemcp-fixture-other"}) {
+    auto lease = cache.prepare({{r}, {}}, local_fetch());
+    ASSERT_TRUE(lease) << lease.error().message;
+    keys.push_back(lease->key);
+  }  // leases released: nothing is in use
+  make_old(root / keys[0], std::chrono::hours(50));  // unused for longer than max_age
+  make_old(root / keys[1], std::chrono::hours(3));   // least recently used of the others
+  make_old(root / keys[2], std::chrono::hours(2));
+  DepsGcOptions o;
+  o.max_age = std::chrono::hours(48);
+  auto all = gc_dependency_sets(roots, o);
+  ASSERT_TRUE(all) << all.error().message;
+  EXPECT_EQ(all->removed, 1u);
+  EXPECT_FALSE(fs::exists(root / keys[0]));
+  EXPECT_FALSE(fs::exists(root / (keys[0] + ".lock")));
+  ASSERT_EQ(all->kept, 2u);
+
+  o.max_total_bytes = all->bytes_kept - 1;  // one set too many
+  auto lru = gc_dependency_sets(roots, o);
+  ASSERT_TRUE(lru);
+  EXPECT_EQ(lru->removed, 1u);
+  EXPECT_FALSE(fs::exists(root / keys[1]));
+  EXPECT_TRUE(fs::exists(root / keys[2] / "site" / "onemcp_fixture_other"));
+  EXPECT_EQ(entries(root), (std::vector<std::string>{keys[2], keys[2] + ".lock"}));
+
+  // A removed set is installed again on its next use.
+  auto again = cache.prepare({{"onemcp-fixture==1.0.0"}, {}}, local_fetch());
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->key, keys[0]);
+  EXPECT_EQ(cache.installs(), 4u);
+  EXPECT_TRUE(fs::exists(cache.site_dir(keys[0]) + "/onemcp_fixture/__init__.py"));
+}
+
+TEST_F(PipCacheTest, GcNeverRemovesASetInUseBeingBuiltOrJustUsed) {
+  PipCache cache(options());
+  const fs::path root = fs::path(dir_) / "pip";
+  const std::vector<DepsRoot> roots{{root.string(), ".cache"}};
+  DepsGcOptions o;
+  o.max_age = std::chrono::hours(1);
+  o.max_total_bytes = 0;
+
+  // Used within min_idle (a minute): kept although over the budget.
+  auto lease = cache.prepare({{"onemcp-fixture==1.0.0"}, {}}, local_fetch());
+  ASSERT_TRUE(lease) << lease.error().message;
+  const std::string key = lease->key;
+  auto r = gc_dependency_sets(roots, o);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->removed, 0u);
+
+  // Leased (a run mounts it): kept, however old.
+  make_old(root / key, std::chrono::hours(5));
+  r = gc_dependency_sets(roots, o);
+  EXPECT_EQ(r->removed, 0u);
+  EXPECT_TRUE(fs::exists(cache.site_dir(key)));
+
+  // Locked exclusively (being built, here by another holder of the lock): kept.
+  lease->lock.reset();
+  UniqueFd building = lock_file((root / (key + ".lock")).string(), LOCK_EX);
+  ASSERT_TRUE(building.valid());
+  r = gc_dependency_sets(roots, o);
+  EXPECT_EQ(r->removed, 0u);
+  EXPECT_TRUE(fs::exists(cache.site_dir(key)));
+  building.reset();
+
+  // Free and old: removed.
+  r = gc_dependency_sets(roots, o);
+  EXPECT_EQ(r->removed, 1u);
+  EXPECT_FALSE(fs::exists(root / key));
+
+  // A download cache over its budget is kept while an install uses it, wiped otherwise.
+  fs::create_directories(root / ".cache" / "http");
+  { std::ofstream(root / ".cache" / "http" / "blob") << std::string(4096, 'x'); }
+  o.max_download_cache_bytes = 1024;
+  UniqueFd installing = lock_file((root / kDownloadLock).string(), LOCK_SH);
+  r = gc_dependency_sets(roots, o);
+  EXPECT_EQ(r->download_caches_wiped, 0u);
+  EXPECT_EQ(r->download_bytes, 4096u);
+  installing.reset();
+  r = gc_dependency_sets(roots, o);
+  EXPECT_EQ(r->download_caches_wiped, 1u);
+  EXPECT_FALSE(fs::exists(root / ".cache"));
+}
+
+// gc removing everything it may, as fast as it can, while another thread uses the set: every use
+// gets a complete set that stays whole while its lease is held.
+TEST_F(PipCacheTest, ConcurrentGcAndUseNeverYieldABrokenSet) {
+  PipCache cache(options());
+  const fs::path root = fs::path(dir_) / "pip";
+  DepsGcOptions o;
+  o.max_total_bytes = 0;
+  o.min_idle = std::chrono::milliseconds(0);
+  std::atomic<bool> stop{false};
+  std::atomic<size_t> removed{0};
+  std::thread gc([&] {
+    while (!stop) {
+      auto r = gc_dependency_sets({{root.string(), ".cache"}}, o);
+      if (r) removed += r->removed;
+    }
+  });
+  for (int i = 0; i < 6; ++i) {
+    auto lease = cache.prepare({{"onemcp-fixture-other"}, {}}, local_fetch());
+    ASSERT_TRUE(lease) << lease.error().message;
+    const fs::path init = fs::path(cache.site_dir(lease->key)) / "onemcp_fixture_other" / "__init__.py";
+    for (int j = 0; j < 20; ++j) {
+      ASSERT_NE(slurp(init).find("NAME"), std::string::npos) << "iteration " << i << "/" << j;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  stop = true;
+  gc.join();
+  EXPECT_GE(removed.load(), 1u) << "gc did remove the set between uses";
+  // Each use after a removal installed the set again (gc may have removed it once more at the end).
+  EXPECT_GE(cache.installs(), removed.load());
+  EXPECT_LE(cache.installs(), removed.load() + 1);
 }
 
 }  // namespace
