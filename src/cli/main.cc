@@ -296,18 +296,20 @@ Result<std::unique_ptr<capsule::CapsuleStore>> open_capsule_store(const policy::
 // needs (the cache) alive; a build still running at shutdown is left to finish with the process.
 class Prebuild {
  public:
-  using Build = std::function<Status(const deps::BuildProgress&)>;
+  // Prepares the set; says what it holds ("2 package(s)").
+  using Build = std::function<Result<std::string>(const deps::BuildProgress&)>;
   Prebuild(std::string what, Build build) : done_(std::make_shared<std::atomic<bool>>(false)) {
     thread_ = std::thread([what = std::move(what), build = std::move(build), done = done_] {
       auto t0 = std::chrono::steady_clock::now();
-      Status s = build([&what](double, const std::string& message) {
+      auto s = build([&what](double, const std::string& message) {
         log::info("config " + what + " dependencies: " + message);
       });
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::steady_clock::now() - t0)
                     .count();
       if (s) {
-        log::info("config " + what + " dependencies ready (" + std::to_string(ms) + " ms)");
+        log::info("config " + what + " dependencies ready (" + *s + ", " + std::to_string(ms) +
+                  " ms)");
       } else {
         log::warn("config " + what + " dependencies could not be prepared: " + s.error().message);
       }
@@ -523,23 +525,23 @@ int cmd_serve(const ServeFlags& f) {
   std::optional<Prebuild> npm_prebuild, pip_prebuild;
   if (npm_cache && !npm.config_dependencies.empty()) {
     npm_prebuild.emplace("npm", [cache = npm_cache, set = npm.config_dependencies](
-                                    const deps::BuildProgress& progress) -> Status {
+                                    const deps::BuildProgress& progress) -> Result<std::string> {
       auto layer = cache->layer(set, progress);
       if (!layer) return layer.error();
-      return {};
+      return std::to_string(set.size()) + " package(s)";
     });
   }
   if (pip_cache && !pip.config_set.empty()) {
     // Wheel URLs are fetched under the server's network policy, as a call's would be.
     pip_prebuild.emplace("pip", [cache = pip_cache, set = pip.config_set,
                                  network = config->policy.network, resolver,
-                                 fetch_limits](const deps::BuildProgress& progress) -> Status {
+                                 fetch_limits](const deps::BuildProgress& progress) -> Result<std::string> {
       auto fetch = [&](const std::string& url) {
         return server::fetch_wheel(url, network, *resolver, fetch_limits);
       };
       auto lease = cache->prepare(set, fetch, progress);
       if (!lease) return lease.error();
-      return {};
+      return std::to_string(set.requirements.size() + set.wheel_urls.size()) + " requirement(s)";
     });
   }
 
