@@ -121,7 +121,15 @@ Result<DepsGcStats> gc_dependency_sets(const std::vector<DepsRoot>& roots,
     for (const auto& e : fs::directory_iterator(root, ec)) {
       const std::string name = e.path().filename().string();
       struct stat st;
-      if (::lstat(e.path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+      if (::lstat(e.path().c_str(), &st) != 0) continue;
+      if (S_ISREG(st.st_mode) && name.size() == 69 && name.ends_with(".lock") &&
+          is_key(name.substr(0, 64)) && !fs::exists(root / name.substr(0, 64))) {
+        // The lock of a set that is gone (a user found it removed): unused unless it is locked.
+        UniqueFd lock = lock_file(e.path().string(), LOCK_EX | LOCK_NB);
+        if (lock.valid() && !fs::exists(root / name.substr(0, 64))) ::unlink(e.path().c_str());
+        continue;
+      }
+      if (!S_ISDIR(st.st_mode)) continue;
       if (is_key(name)) {
         sets.push_back({root, name, mtime_ns(st), tree_bytes(e.path())});
       } else if (name.rfind(".gc-", 0) == 0) {

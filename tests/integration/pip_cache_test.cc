@@ -375,6 +375,15 @@ TEST_F(PipCacheTest, GcNeverRemovesASetInUseBeingBuiltOrJustUsed) {
   r = gc_dependency_sets(roots, o);
   EXPECT_EQ(r->removed, 1u);
   EXPECT_FALSE(fs::exists(root / key));
+  // The lock file of a set that is gone goes too, unless someone holds it.
+  const fs::path orphan = root / (std::string(64, 'a') + ".lock");
+  UniqueFd held = lock_file(orphan.string(), LOCK_SH);
+  r = gc_dependency_sets(roots, o);
+  EXPECT_TRUE(fs::exists(orphan));
+  held.reset();
+  r = gc_dependency_sets(roots, o);
+  EXPECT_FALSE(fs::exists(orphan));
+  EXPECT_EQ(entries(root), std::vector<std::string>{});
 
   // A download cache over its budget is kept while an install uses it, wiped otherwise.
   fs::create_directories(root / ".cache" / "http");
