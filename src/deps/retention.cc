@@ -40,8 +40,7 @@ uint64_t tree_bytes(const fs::path& dir) {
 
 // Out of sight first (one rename), then deleted.
 bool remove_aside(const fs::path& root, const std::string& name) {
-  fs::path aside =
-      root / (".gc-" + std::to_string(::getpid()) + "-" + std::to_string(g_counter++));
+  fs::path aside = root / (".gc-" + std::to_string(::getpid()) + "-" + std::to_string(g_counter++));
   if (::rename((root / name).c_str(), aside.c_str()) != 0) return false;
   std::error_code ec;
   fs::remove_all(aside, ec);
@@ -106,8 +105,7 @@ void LastUse::record(const std::string& dir) {
   at_[dir] = std::chrono::steady_clock::now();
 }
 
-Result<DepsGcStats> gc_dependency_sets(const std::vector<DepsRoot>& roots,
-                                       const DepsGcOptions& o) {
+Result<DepsGcStats> gc_dependency_sets(const std::vector<DepsRoot>& roots, const DepsGcOptions& o) {
   const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
@@ -159,7 +157,7 @@ Result<DepsGcStats> gc_dependency_sets(const std::vector<DepsRoot>& roots,
   uint64_t total = 0;
   for (const auto& s : sets) total += s.bytes;
   for (const auto& s : sets) {
-    const bool expired = s.mtime < now - ns(o.max_age), over = total > o.max_total_bytes;
+    const bool expired = s.mtime<now - ns(o.max_age), over = total> o.max_total_bytes;
     const bool idle = s.mtime < now - ns(o.min_idle);
     if ((expired || over) && idle && try_remove(s)) {
       total -= s.bytes;
