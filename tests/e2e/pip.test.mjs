@@ -2,6 +2,7 @@
 // index of tests/fixtures/pip (config pip.indexUrl), never from the public index. Wheel URLs are
 // fetched by the server's broker under the call's network policy; names resolve from --resolve.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -254,4 +255,22 @@ test("serve installs the config's own set at start, in the background, with prog
     await c.close().catch(() => {});
     await s.stop();
   }
+});
+
+test("a running call holds its set: gc cannot remove it until the run ends", async () => {
+  const deps = pip(["onemcp-fixture==1.0.0"]);
+  const first = await runPy(client, HELLO, deps, LONG);
+  assertOk(first);
+  const id = first.structuredContent.capsule;
+  const { set } = await (await fetch(`${server.base}/capsules/${id}/pip.json`)).json();
+  const lock = path.join(dir, ".1mcp", "capsules", "pip", `${set}.lock`);
+  // What gc does before removing a set: take its lock exclusively, without waiting.
+  const gcCouldTake = () => spawnSync("flock", ["-n", "-x", lock, "true"]).status === 0;
+  const running = runPy(client, "import time, onemcp_fixture\ntime.sleep(3)\nprint('ok')", deps, LONG);
+  await sleep(1500);
+  assert.equal(gcCouldTake(), false, "the set is held while the run uses it");
+  const r = await running;
+  assertOk(r);
+  assert.equal(r.structuredContent.stdout, "ok\n");
+  assert.equal(gcCouldTake(), true, "released when the run ended");
 });
