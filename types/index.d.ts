@@ -63,8 +63,8 @@ export interface Config {
    */
   signingKeyPath?: string;
   /**
-   * Directory where built capsules are cached, relative to the project directory; npm dependency
-   * sets are cached in its npm/ subdirectory. Default ".1mcp/capsules/".
+   * Directory where built capsules are cached, relative to the project directory; npm and pip
+   * dependency sets are cached in its npm/ and pip/ subdirectories. Default ".1mcp/capsules/".
    * @default ".1mcp/capsules/"
    */
   cacheDir?: string;
@@ -72,8 +72,8 @@ export interface Config {
    * Retention of the capsule cache in cacheDir: every run executes from a signed capsule stored
    * there. Capsules unused for longer than maxAgeMs are removed, then the least recently used ones
    * until the cache fits maxTotalBytes; this runs at start, every gcIntervalMs, and soon after new
-   * capsules may have pushed the cache past maxTotalBytes. npm dependency sets in cacheDir/npm/
-   * are not counted.
+   * capsules may have pushed the cache past maxTotalBytes. the dependency sets in cacheDir/npm/
+   * and cacheDir/pip/ are not counted (see deps).
    */
   capsules?: {
     /**
@@ -100,6 +100,34 @@ export interface Config {
      * @default 67108864
      */
     memoryBytes?: number;
+  };
+  /**
+   * Retention of the dependency sets cached in cacheDir/npm/ and cacheDir/pip/ (one budget for
+   * both) and of npm's and pip's download caches there. Each use of a set records its last use;
+   * sets unused for longer than maxAgeMs are removed, then the least recently used ones until the
+   * sets fit maxTotalBytes, but never a set being built, mounted by a running run_py call, or used
+   * within the last minute. A removed set is installed again when a call needs it. This runs with
+   * the capsule cache's gc (capsules.gcIntervalMs).
+   */
+  deps?: {
+    /**
+     * Most bytes the npm and pip dependency sets may take together (at least 1048576). Default
+     * 4294967296 (4 GiB).
+     * @default 4294967296
+     */
+    maxTotalBytes?: number;
+    /**
+     * Dependency sets unused for longer than this many milliseconds are removed (at least 60000).
+     * Default 2592000000 (30 days).
+     * @default 2592000000
+     */
+    maxAgeMs?: number;
+    /**
+     * npm's download cache (cacheDir/npm/.npm-cache/) and pip's (cacheDir/pip/.cache/) are each
+     * wiped when larger than this and no install is using them. Default 1073741824 (1 GiB).
+     * @default 1073741824
+     */
+    downloadCacheBytes?: number;
   };
 }
 

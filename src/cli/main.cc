@@ -26,6 +26,7 @@
 #include "deps/npm.h"
 #include "deps/pip.h"
 #include "deps/process.h"
+#include "deps/retention.h"
 #include "policy/config.h"
 #include "policy/egress.h"
 #include "sandbox/cgroup.h"
@@ -224,7 +225,7 @@ Status setup_npm(const policy::Config& config, const std::string& dir, const std
 // the runs embed (Debian's python3.11). Config errors stop the server; a missing interpreter or
 // an unusable cache directory only makes calls that need packages fail (and is logged).
 Status setup_pip(const policy::Config& config, const std::string& dir,
-                 std::unique_ptr<deps::PipCache>* cache, server::PipSetup* setup,
+                 std::shared_ptr<deps::PipCache>* cache, server::PipSetup* setup,
                  std::string* pip_root) {
   const nlohmann::json& section = config.pip;
   setup->config_set.requirements = section.value("requirements", std::vector<std::string>{});
@@ -251,12 +252,20 @@ Status setup_pip(const policy::Config& config, const std::string& dir,
     // Searchable by the sandbox's unprivileged uid, which reaches a run's set through it.
     fs::permissions(o.cache_dir, fs::perms(0755), ec);
     *pip_root = o.cache_dir;
-    *cache = std::make_unique<deps::PipCache>(std::move(o));
+    *cache = std::make_shared<deps::PipCache>(std::move(o));
     setup->cache = cache->get();
     return {};
   }
   if (!setup->config_set.empty()) log::warn(setup->unavailable);
   return {};
+}
+
+// The directories of the dependency sets gc trims (deps/retention.h).
+std::vector<deps::DepsRoot> dependency_roots(const deps::NpmCache* npm, const deps::PipCache* pip) {
+  std::vector<deps::DepsRoot> roots;
+  if (npm) roots.push_back({npm->options().cache_dir, ".npm-cache"});
+  if (pip) roots.push_back({pip->options().cache_dir, ".cache"});
+  return roots;
 }
 
 // The capsule cache every run executes from: the signing key of signingKeyPath (created when
@@ -282,39 +291,40 @@ Result<std::unique_ptr<capsule::CapsuleStore>> open_capsule_store(const policy::
   return store;
 }
 
-// Builds the config's own npm dependency set in the background at start, with its progress in
-// the log, so the first call that needs it does not wait for npm. A build still running at
-// shutdown is left to finish with the process (the thread keeps the cache alive).
-class NpmPrebuild {
+// Builds one of the config's own dependency sets (npm's, pip's) in the background at start, with
+// its progress in the log, so the first call that needs it does not wait. `build` holds what it
+// needs (the cache) alive; a build still running at shutdown is left to finish with the process.
+class Prebuild {
  public:
-  NpmPrebuild(std::shared_ptr<deps::NpmCache> cache, deps::Dependencies deps)
-      : done_(std::make_shared<std::atomic<bool>>(false)) {
-    thread_ = std::thread([cache = std::move(cache), deps = std::move(deps), done = done_] {
+  // Prepares the set; says what it holds ("2 package(s)").
+  using Build = std::function<Result<std::string>(const deps::BuildProgress&)>;
+  Prebuild(std::string what, Build build) : done_(std::make_shared<std::atomic<bool>>(false)) {
+    thread_ = std::thread([what = std::move(what), build = std::move(build), done = done_] {
       auto t0 = std::chrono::steady_clock::now();
-      auto layer = cache->layer(deps, [](double, const std::string& message) {
-        log::info("config npm dependencies: " + message);
+      auto s = build([&what](double, const std::string& message) {
+        log::info("config " + what + " dependencies: " + message);
       });
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::steady_clock::now() - t0)
                     .count();
-      if (layer) {
-        log::info("config npm dependencies ready (" + std::to_string(deps.size()) +
-                  " package(s), " + std::to_string(ms) + " ms)");
+      if (s) {
+        log::info("config " + what + " dependencies ready (" + *s + ", " + std::to_string(ms) +
+                  " ms)");
       } else {
-        log::warn("config npm dependencies could not be prepared: " + layer.error().message);
+        log::warn("config " + what + " dependencies could not be prepared: " + s.error().message);
       }
       *done = true;
     });
   }
-  ~NpmPrebuild() {
+  ~Prebuild() {
     if (*done_) {
       thread_.join();
     } else {
       thread_.detach();
     }
   }
-  NpmPrebuild(const NpmPrebuild&) = delete;
-  NpmPrebuild& operator=(const NpmPrebuild&) = delete;
+  Prebuild(const Prebuild&) = delete;
+  Prebuild& operator=(const Prebuild&) = delete;
 
  private:
   std::shared_ptr<std::atomic<bool>> done_;
@@ -383,7 +393,7 @@ int cmd_serve(const ServeFlags& f) {
                  cgroups->describe().c_str());
     return 1;
   }
-  std::unique_ptr<broker::Resolver> resolver;
+  std::shared_ptr<broker::Resolver> resolver;  // shared with the pip prebuild
   if (f.resolve.empty()) {
     resolver = broker::system_resolver();
   } else {
@@ -460,7 +470,7 @@ int cmd_serve(const ServeFlags& f) {
     std::fprintf(stderr, "1mcp serve: %s\n", s.error().message.c_str());
     return 2;
   }
-  std::unique_ptr<deps::PipCache> pip_cache;
+  std::shared_ptr<deps::PipCache> pip_cache;
   server::PipSetup pip;
   if (auto s = setup_pip(*config, f.dir, &pip_cache, &pip, &paths.pip_root); !s) {
     std::fprintf(stderr, "1mcp serve: %s\n", s.error().message.c_str());
@@ -477,6 +487,21 @@ int cmd_serve(const ServeFlags& f) {
   copts.max_total_bytes = config->capsules.max_total_bytes;
   copts.max_age = std::chrono::milliseconds(config->capsules.max_age_ms);
   copts.gc_interval = std::chrono::milliseconds(config->capsules.gc_interval_ms);
+  copts.also_gc = [roots = dependency_roots(npm_cache.get(), pip_cache.get()),
+                   deps = config->deps] {
+    deps::DepsGcOptions o;
+    o.max_total_bytes = deps.max_total_bytes;
+    o.max_age = std::chrono::milliseconds(deps.max_age_ms);
+    o.max_download_cache_bytes = deps.download_cache_bytes;
+    auto stats = deps::gc_dependency_sets(roots, o);
+    if (!stats) return log::warn("dependency cache gc failed: " + stats.error().message);
+    if (stats->removed || stats->download_caches_wiped) {
+      log::info("dependency cache: removed " + std::to_string(stats->removed) + " set(s), kept " +
+                std::to_string(stats->kept) + " (" + std::to_string(stats->bytes_kept) +
+                " bytes); wiped " + std::to_string(stats->download_caches_wiped) +
+                " download cache(s)");
+    }
+  };
   server::Capsules capsules(**store, copts);
   auto backend = server::start_worker_backend(paths, cgroups.get(), *resolver, fetch_limits,
                                              capsules, npm, upstreams.get(), pip);
@@ -497,9 +522,27 @@ int cmd_serve(const ServeFlags& f) {
               "; " + cgroups->describe());
   }
 
-  std::optional<NpmPrebuild> prebuild;
+  std::optional<Prebuild> npm_prebuild, pip_prebuild;
   if (npm_cache && !npm.config_dependencies.empty()) {
-    prebuild.emplace(npm_cache, npm.config_dependencies);
+    npm_prebuild.emplace("npm", [cache = npm_cache, set = npm.config_dependencies](
+                                    const deps::BuildProgress& progress) -> Result<std::string> {
+      auto layer = cache->layer(set, progress);
+      if (!layer) return layer.error();
+      return std::to_string(set.size()) + " package(s)";
+    });
+  }
+  if (pip_cache && !pip.config_set.empty()) {
+    // Wheel URLs are fetched under the server's network policy, as a call's would be.
+    pip_prebuild.emplace("pip", [cache = pip_cache, set = pip.config_set,
+                                 network = config->policy.network, resolver,
+                                 fetch_limits](const deps::BuildProgress& progress) -> Result<std::string> {
+      auto fetch = [&](const std::string& url) {
+        return server::fetch_wheel(url, network, *resolver, fetch_limits);
+      };
+      auto lease = cache->prepare(set, fetch, progress);
+      if (!lease) return lease.error();
+      return std::to_string(set.requirements.size() + set.wheel_urls.size()) + " requirement(s)";
+    });
   }
 
   server::ServerOptions opts;

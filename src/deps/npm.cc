@@ -16,6 +16,7 @@
 #include "base/unique_fd.h"
 #include "deps/process.h"
 #include "base/sha256.h"
+#include "deps/retention.h"
 #include "transpile/esbuild.h"
 
 namespace onemcp::deps {
@@ -281,6 +282,8 @@ Status npm_install(const NpmOptions& o, const fs::path& dir, bool ci) {
                                    "--omit=dev", "--loglevel=warn"};
   if (!o.registry.empty()) argv.push_back("--registry=" + o.registry);
   const std::string verb = ci ? "npm ci" : "npm install";
+  // The download cache is not wiped by gc while npm uses it.
+  UniqueFd downloads = lock_file((fs::path(o.cache_dir) / kDownloadLock).string(), LOCK_SH);
   auto r =
       run_process({argv, npm_env(o, (dir / "home").string()), dir.string(), o.install_timeout_ms});
   if (!r) return make_error(verb + " failed: " + r.error().message);
@@ -424,7 +427,8 @@ Dependencies merge_dependencies(const Dependencies& config, const Dependencies& 
   return out;
 }
 
-NpmCache::NpmCache(NpmOptions options) : opt_(std::move(options)) {}
+NpmCache::NpmCache(NpmOptions options)
+    : opt_(std::move(options)), last_use_(opt_.touch_interval) {}
 
 Result<std::string> NpmCache::tool_versions() {
   {
@@ -480,9 +484,17 @@ Result<std::shared_ptr<const Layer>> NpmCache::layer(const Dependencies& deps,
   std::promise<Result<Shared>> promise;
   std::shared_future<Result<Shared>> future;
   bool owner = false;
+  const std::string dir = (fs::path(opt_.cache_dir) / *k).string();
   {
-    std::lock_guard lk(mu_);
-    if (auto it = loaded_.find(*k); it != loaded_.end()) return it->second;
+    std::unique_lock lk(mu_);
+    if (auto it = loaded_.find(*k); it != loaded_.end()) {
+      Shared hit = it->second;
+      lk.unlock();
+      // Its last use, for gc. Removed by gc meanwhile: loaded or built again below.
+      if (last_use_.touch(dir)) return hit;
+      lk.lock();
+      loaded_.erase(*k);
+    }
     if (auto it = building_.find(*k); it != building_.end()) {
       future = it->second;
     } else {
@@ -520,7 +532,8 @@ Result<std::shared_ptr<const Layer>> NpmCache::load_or_build(const std::string& 
                                                              const Dependencies& deps,
                                                              const BuildProgress& progress) {
   const fs::path root(opt_.cache_dir);
-  if (auto l = load_layer(root / key, key)) return Shared(l);
+  if (auto l = load_layer(root / key, key); l && last_use_.touch((root / key).string()))
+    return Shared(l);
   progress(0.1, "resolving " + std::to_string(deps.size()) + " npm package(s)");
   std::error_code ec;
   fs::create_directories(root, ec);
@@ -529,12 +542,12 @@ Result<std::shared_ptr<const Layer>> NpmCache::load_or_build(const std::string& 
                       ec.message());
   // Other server processes sharing the cache directory wait here while one builds the set.
   std::string lock_path = (root / (key + ".lock")).string();
-  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock.valid()) return make_error("cannot open " + lock_path + ": " + std::strerror(errno));
-  while (::flock(lock.get(), LOCK_EX) != 0) {
-    if (errno != EINTR) return make_error("cannot lock " + lock_path + ": " + std::strerror(errno));
+  UniqueFd lock = lock_file(lock_path, LOCK_EX);
+  if (!lock.valid()) return make_error("cannot lock " + lock_path + ": " + std::strerror(errno));
+  if (auto l = load_layer(root / key, key)) {
+    last_use_.touch((root / key).string());
+    return Shared(l);
   }
-  if (auto l = load_layer(root / key, key)) return Shared(l);
   // Leftovers of a build that died with its process (we hold the lock: nobody else builds it).
   for (const auto& e : fs::directory_iterator(root, ec)) {
     if (e.path().filename().string().rfind(".tmp-" + key + "-", 0) == 0)
@@ -632,6 +645,7 @@ Result<std::shared_ptr<const Layer>> NpmCache::build(const std::string& key,
     return make_error("cannot store the npm dependency layer in " + (root / key).string() + ": " +
                       std::strerror(errno));
   }
+  last_use_.record((root / key).string());
   progress(0.9, "npm dependencies ready");
   return Shared(std::make_shared<Layer>(std::move(layer)));
 }

@@ -7,8 +7,10 @@
 //                        (specifiers whose package is CommonJS: require() returns its default)
 //   <key>/manifest.json  {"modules": [...], "versions": {name: installed version}}
 //   <key>/package.json, <key>/package-lock.json   what npm installed, for the record
-//   <key>.lock           flock: one build per set across processes
+//   <key>.lock           flock: one build per set across processes (deps/retention.h)
 //   .npm-cache/          npm's own download cache
+// Retention (deps/retention.h): a hit records the set's last use in its mtime; gc removes sets
+// and wipes .npm-cache. A layer kept in memory is returned only while its directory exists.
 // <key> is the SHA-256 of the set (sorted dependencies, lockfile, registry, npm and esbuild
 // versions). A set is built in a temporary directory beside it and renamed into place, so a
 // directory <key> is always complete; a failed build leaves nothing behind.
@@ -24,6 +26,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <future>
@@ -36,6 +39,8 @@
 #include <vector>
 
 #include "base/result.h"
+#include "deps/progress.h"
+#include "deps/retention.h"
 
 namespace onemcp::deps {
 
@@ -66,6 +71,9 @@ struct NpmOptions {
   int install_timeout_ms = 300000;
   int bundle_timeout_ms = 120000;
   size_t max_layer_bytes = 16u << 20;  // a run request carries it (at most 64 MiB, escaped)
+  // A layer kept in memory is checked to still exist on disk (and its last use recorded) at
+  // most this often.
+  std::chrono::milliseconds touch_interval = kTouchInterval;
 };
 
 struct Layer {
@@ -75,10 +83,6 @@ struct Layer {
   std::set<std::string> modules;                // importable specifiers
   std::map<std::string, std::string> versions;  // installed version of each dependency
 };
-
-// Reports the steps of building a set: `fraction` in [0, 1] (increasing) and what is happening
-// ("resolving", "installing 3 packages", "bundling", "ready"). Called on the building thread.
-using BuildProgress = std::function<void(double fraction, const std::string& message)>;
 
 class NpmCache {
  public:
@@ -115,6 +119,7 @@ class NpmCache {
   std::mutex mu_;
   std::string versions_;                  // "npm X, esbuild Y", found once
   std::map<std::string, Shared> loaded_;  // recently used layers (a few)
+  LastUse last_use_;
   std::map<std::string, std::shared_future<Result<Shared>>> building_;
 };
 

@@ -19,6 +19,7 @@
 #include "base/unique_fd.h"
 #include "deps/process.h"
 #include "base/sha256.h"
+#include "deps/retention.h"
 
 namespace onemcp::deps {
 namespace fs = std::filesystem;
@@ -287,68 +288,98 @@ Result<std::string> PipCache::key(const PipSet& set) {
   return sha256_hex(canonical.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
-Result<std::string> PipCache::prepare(const PipSet& set, const WheelFetch& fetch) {
+Result<PipLease> PipCache::prepare(const PipSet& set, const WheelFetch& fetch,
+                                   const BuildProgress& progress_fn) {
   if (auto s = validate_pip(set); !s) return s.error();
   if (set.empty()) return make_error("pip: no requirements");
+  const BuildProgress progress = progress_fn ? progress_fn : [](double, const std::string&) {};
   auto k = key(set);
   if (!k) return k.error();
-  std::error_code ec;
-  if (fs::is_directory(fs::path(opt_.cache_dir) / *k / "site", ec)) return *k;
+  // Locked, then checked: gc cannot remove the set in between. A set gc removes right after
+  // our install is installed again (a few times at most: gc keeps sets used within a minute).
+  for (int attempt = 0;; ++attempt) {
+    auto lock = use(*k);
+    if (!lock) return lock.error();
+    if (lock->valid()) return PipLease{*k, std::move(*lock)};
+    if (attempt == 3) return make_error("pip dependency set " + *k + " kept disappearing");
+    if (auto r = install_once(*k, set, fetch, progress); !r) return r.error();
+  }
+}
 
+Result<UniqueFd> PipCache::use(const std::string& key) {
+  const fs::path root(opt_.cache_dir);
+  std::string lock_path = (root / (key + ".lock")).string();
+  std::error_code ec;
+  if (!fs::is_directory(root / key / "site", ec)) return UniqueFd();
+  UniqueFd lock = lock_file(lock_path, LOCK_SH);
+  if (!lock.valid()) return make_error("cannot lock " + lock_path + ": " + std::strerror(errno));
+  if (!fs::is_directory(root / key / "site", ec) || !last_use_.touch((root / key).string()))
+    return UniqueFd();
+  return lock;
+}
+
+Result<std::string> PipCache::install_once(const std::string& key, const PipSet& set,
+                                           const WheelFetch& fetch,
+                                           const BuildProgress& progress) {
   std::promise<Result<std::string>> promise;
   std::shared_future<Result<std::string>> future;
   bool owner = false;
   {
     std::lock_guard lk(mu_);
-    if (auto it = building_.find(*k); it != building_.end()) {
+    if (auto it = building_.find(key); it != building_.end()) {
       future = it->second;
     } else {
       future = promise.get_future().share();
-      building_.emplace(*k, future);
+      building_.emplace(key, future);
       owner = true;
     }
   }
-  if (!owner) return future.get();
+  if (!owner) {
+    progress(0.1, "waiting for the pip dependencies another call is installing");
+    auto r = future.get();
+    if (r) progress(0.9, "pip dependencies ready");
+    return r;
+  }
 
   Result<std::string> r = make_error("internal error while installing the pip dependencies");
   try {
-    r = load_or_build(*k, set, fetch);
+    r = load_or_build(key, set, fetch, progress);
   } catch (const std::exception& e) {
     log::error(std::string("pip dependencies: ") + e.what());
   }
   {
     std::lock_guard lk(mu_);
-    building_.erase(*k);
+    building_.erase(key);
   }
   promise.set_value(r);
   return r;
 }
 
 Result<std::string> PipCache::load_or_build(const std::string& key, const PipSet& set,
-                                            const WheelFetch& fetch) {
+                                            const WheelFetch& fetch,
+                                            const BuildProgress& progress) {
   const fs::path root(opt_.cache_dir);
   std::error_code ec;
   // Other server processes sharing the cache directory wait here while one builds the set.
   std::string lock_path = (root / (key + ".lock")).string();
-  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock.valid()) return make_error("cannot open " + lock_path + ": " + std::strerror(errno));
-  while (::flock(lock.get(), LOCK_EX) != 0) {
-    if (errno != EINTR) return make_error("cannot lock " + lock_path + ": " + std::strerror(errno));
-  }
+  UniqueFd lock = lock_file(lock_path, LOCK_EX);
+  if (!lock.valid()) return make_error("cannot lock " + lock_path + ": " + std::strerror(errno));
   if (fs::is_directory(root / key / "site", ec)) return key;
   // Leftovers of a build that died with its process (we hold the lock: nobody else builds it).
   for (const auto& e : fs::directory_iterator(root, ec)) {
     if (e.path().filename().string().rfind(".tmp-" + key + "-", 0) == 0) fs::remove_all(e.path(), ec);
   }
-  Status built = build(key, set, fetch);
-  // (A process that opens the lock file just now may build the set again; the rename keeps
-  // whichever finishes first.)
+  Status built = build(key, set, fetch, progress);
+  // (Held: whoever waits for it retries on a new file.)
   ::unlink(lock_path.c_str());
   if (!built) return built.error();
+  last_use_.record((root / key).string());
+  progress(0.9, "pip dependencies ready");
   return key;
 }
 
-Status PipCache::build(const std::string& key, const PipSet& set, const WheelFetch& fetch) {
+Status PipCache::build(const std::string& key, const PipSet& set, const WheelFetch& fetch,
+                       const BuildProgress& progress) {
   const fs::path root(opt_.cache_dir);
   TempDir tmp{root / (".tmp-" + key + "-" + std::to_string(::getpid()) + "-" +
                       std::to_string(tmp_counter_++))};
@@ -359,6 +390,8 @@ Status PipCache::build(const std::string& key, const PipSet& set, const WheelFet
 
   // 1. Wheel URLs: downloaded by the caller's fetch (the network policy applies), never by pip.
   std::vector<std::string> wheels;
+  if (!set.wheel_urls.empty())
+    progress(0.1, "downloading " + std::to_string(set.wheel_urls.size()) + " wheel(s)");
   for (const auto& url : set.wheel_urls) {
     if (!fetch) return make_error("pip.wheelUrls: downloading wheels is not available");
     auto bytes = fetch(url);
@@ -390,6 +423,10 @@ Status PipCache::build(const std::string& key, const PipSet& set, const WheelFet
   const auto t0 = std::chrono::steady_clock::now();
   // From an empty directory: pip reads an argument naming an existing file as that file.
   const std::string home = (tmp.path / "home").string();
+  progress(0.3, "installing " + std::to_string(set.requirements.size() + wheels.size()) +
+                    " requirement(s)");
+  // The download cache is not wiped by gc while pip uses it.
+  UniqueFd downloads = lock_file((root / kDownloadLock).string(), LOCK_SH);
   auto r = run_process({argv, pip_env(opt_, home), home, opt_.install_timeout_ms});
   if (!r) return make_error("pip install failed: " + r.error().message);
   if (r->timed_out) {

@@ -4,8 +4,10 @@
 // Cache layout under `cache_dir`:
 //   <key>/site/          what `pip install --target` wrote: the set's packages, read-only for runs
 //   <key>/manifest.json  {"requirements": [...], "wheelUrls": [...], "installed": [...]}
-//   <key>.lock           flock: one build per set across processes
+//   <key>.lock           flock: one build per set across processes; held shared by each user
 //   .cache/              pip's own download cache
+// Retention (deps/retention.h): prepare() records the set's last use in its mtime and returns a
+// lease (the set's lock, shared) that keeps gc from removing the set while a run mounts it.
 // <key> is the SHA-256 (lowercase hex) of the set (sorted requirements, wheel URLs, index URL,
 // pip and Python versions). A set is built in a temporary directory beside it and renamed into
 // place, so a directory <key> is always complete; a failed build leaves nothing behind.
@@ -31,6 +33,9 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
+#include "deps/progress.h"
+#include "deps/retention.h"
 
 namespace onemcp::deps {
 
@@ -73,6 +78,12 @@ struct PipOptions {
   int install_timeout_ms = 300000;
 };
 
+// A prepared set: gc never removes it while the lease is held (a run holds it until it ends).
+struct PipLease {
+  std::string key;
+  UniqueFd lock;  // <key>.lock, shared
+};
+
 class PipCache {
  public:
   explicit PipCache(PipOptions options);
@@ -80,9 +91,12 @@ class PipCache {
   PipCache& operator=(const PipCache&) = delete;
 
   // The key of `set` (validated, non-empty) once its site directory exists: found in the cache,
-  // or installed now (wheel URLs through `fetch`). Errors are meant for the caller:
-  // "pip install failed (exit code 1): ...".
-  [[nodiscard]] Result<std::string> prepare(const PipSet& set, const WheelFetch& fetch);
+  // or installed now (wheel URLs through `fetch`), with a lease on it. Errors are meant for the
+  // caller: "pip install failed (exit code 1): ...". `progress` hears about an install
+  // ("downloading 1 wheel(s)", "installing 2 requirement(s)", "ready"; nothing for a cache hit);
+  // a call that waits for another call's install of the same set hears that it waits.
+  [[nodiscard]] Result<PipLease> prepare(const PipSet& set, const WheelFetch& fetch,
+                                         const BuildProgress& progress = {});
 
   // The cache key of `set` (asks pip and Python for their versions once per PipCache).
   [[nodiscard]] Result<std::string> key(const PipSet& set);
@@ -96,9 +110,14 @@ class PipCache {
   const PipOptions& options() const { return opt_; }
 
  private:
+  // The set's lock, shared, if the set exists (empty fd: it does not).
+  Result<UniqueFd> use(const std::string& key);
+  Result<std::string> install_once(const std::string& key, const PipSet& set,
+                                   const WheelFetch& fetch, const BuildProgress& progress);
   Result<std::string> load_or_build(const std::string& key, const PipSet& set,
-                                    const WheelFetch& fetch);
-  Status build(const std::string& key, const PipSet& set, const WheelFetch& fetch);
+                                    const WheelFetch& fetch, const BuildProgress& progress);
+  Status build(const std::string& key, const PipSet& set, const WheelFetch& fetch,
+               const BuildProgress& progress);
   Result<std::string> tool_versions();
 
   PipOptions opt_;
@@ -107,6 +126,7 @@ class PipCache {
   std::mutex mu_;
   std::string versions_;  // "pip X, python Y", found once
   std::map<std::string, std::shared_future<Result<std::string>>> building_;
+  LastUse last_use_;
 };
 
 }  // namespace onemcp::deps

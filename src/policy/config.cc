@@ -230,6 +230,14 @@ Config read_config(const json& j, std::vector<std::string>& errors) {
       if (k.contains(name)) *field = u64(k[name]);
     }
   }
+  if (j.contains("deps")) {
+    const json& k = j["deps"];
+    for (auto [name, field] : {std::pair{"maxTotalBytes", &c.deps.max_total_bytes},
+                               std::pair{"maxAgeMs", &c.deps.max_age_ms},
+                               std::pair{"downloadCacheBytes", &c.deps.download_cache_bytes}}) {
+      if (k.contains(name)) *field = u64(k[name]);
+    }
+  }
   return c;
 }
 
@@ -338,7 +346,11 @@ json to_json(const Config& c) {
                {{"maxTotalBytes", c.capsules.max_total_bytes},
                 {"maxAgeMs", c.capsules.max_age_ms},
                 {"gcIntervalMs", c.capsules.gc_interval_ms},
-                {"memoryBytes", c.capsules.memory_bytes}}}};
+                {"memoryBytes", c.capsules.memory_bytes}}},
+              {"deps",
+               {{"maxTotalBytes", c.deps.max_total_bytes},
+                {"maxAgeMs", c.deps.max_age_ms},
+                {"downloadCacheBytes", c.deps.download_cache_bytes}}}};
 }
 
 Result<Config> parse_config(const json& j) {
@@ -418,6 +430,11 @@ std::string default_config_text() {
     "maxAgeMs": 604800000,
     "gcIntervalMs": 600000,
     "memoryBytes": 67108864
+  },
+  "deps": {
+    "maxTotalBytes": 4294967296,
+    "maxAgeMs": 2592000000,
+    "downloadCacheBytes": 1073741824
   }
 }
 )";

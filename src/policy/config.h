@@ -76,6 +76,15 @@ struct CapsulesConfig {
   bool operator==(const CapsulesConfig&) const = default;
 };
 
+// Retention of the npm and pip dependency sets in cacheDir/npm/ and cacheDir/pip/ (one budget
+// for both) and of npm's and pip's download caches there. gc runs with the capsules' gc.
+struct DepsConfig {
+  uint64_t max_total_bytes = 4ull << 30;             // gc trims least recently used sets to this
+  uint64_t max_age_ms = 30ull * 24 * 3600 * 1000;    // and removes sets unused for longer
+  uint64_t download_cache_bytes = 1ull << 30;        // each download cache is wiped beyond this
+  bool operator==(const DepsConfig&) const = default;
+};
+
 struct Config {
   std::string language = "js";
   nlohmann::json npm = nlohmann::json::object();
@@ -87,6 +96,7 @@ struct Config {
   std::string signing_key_path = ".1mcp/keys/";
   std::string cache_dir = ".1mcp/capsules/";
   CapsulesConfig capsules;
+  DepsConfig deps;
   bool operator==(const Config&) const = default;
 };
 

@@ -90,14 +90,14 @@ class WorkerBackend final : public RunBackend {
       // counted against the run's time limit.
       if (!pip_.cache) return failed_before_run(pip_.unavailable, "dependencies", 0);
       auto t0 = std::chrono::steady_clock::now();
-      if (progress) progress(0, "preparing the pip dependencies");
-      auto key = pip_.cache->prepare(all, [&](const std::string& url) { return fetch_wheel(url, policy); });
+      // The lease keeps gc from removing the set until the run has ended.
+      auto lease = pip_.cache->prepare(
+          all, [&](const std::string& url) { return fetch_wheel(url, policy.network, resolver_, fetch_limits_); }, progress);
       double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      if (!key) return failed_before_run(key.error().message, "dependencies", ms);
+      if (!lease) return failed_before_run(lease.error().message, "dependencies", ms);
       if (ms > 1000) log::info("pip dependencies ready in " + std::to_string(int(ms)) + " ms");
-      if (progress) progress(1, "pip dependencies ready");
-      const deps::Layer pip_layer = pip_layer_of(*key, all);
+      const deps::Layer pip_layer = pip_layer_of(lease->key, all);
       return run_code(call_req, call_req.code, &pip_layer);
     }
 
@@ -141,25 +141,6 @@ class WorkerBackend final : public RunBackend {
   }
 
  private:
-  // A wheel of pip.wheelUrls, fetched by the broker exactly like a run's request under the run's
-  // network policy (every hop's host and address checked, pinned connections), except that the
-  // body may be as large as a wheel may be.
-  Result<std::string> fetch_wheel(const std::string& url, const policy::Policy& policy) {
-    policy::NetworkPolicy network = policy.network;
-    network.max_body_bytes = deps::kMaxWheelBytes;
-    broker::Fetcher fetcher(network, resolver_, fetch_limits_);
-    broker::FetchRequest req;
-    req.url = url;
-    req.timeout_ms = kWheelTimeoutMs;
-    auto r = fetcher.fetch(req);
-    if (!r) return r.error();
-    if (r->status != 200) {
-      return make_error("HTTP " + std::to_string(r->status) +
-                        (r->status_text.empty() ? "" : " " + r->status_text));
-    }
-    return std::move(r->body);
-  }
-
   // The pip layer of a run_py capsule: the set's key (its directory under the pip cache) and what
   // the call asked for, as canonical JSON.
   static deps::Layer pip_layer_of(const std::string& key, const deps::PipSet& set) {
@@ -207,6 +188,23 @@ class WorkerBackend final : public RunBackend {
 };
 
 }  // namespace
+
+Result<std::string> fetch_wheel(const std::string& url, const policy::NetworkPolicy& policy,
+                                broker::Resolver& resolver, const broker::FetchLimits& limits) {
+  policy::NetworkPolicy network = policy;
+  network.max_body_bytes = deps::kMaxWheelBytes;
+  broker::Fetcher fetcher(network, resolver, limits);
+  broker::FetchRequest req;
+  req.url = url;
+  req.timeout_ms = kWheelTimeoutMs;
+  auto r = fetcher.fetch(req);
+  if (!r) return r.error();
+  if (r->status != 200) {
+    return make_error("HTTP " + std::to_string(r->status) +
+                      (r->status_text.empty() ? "" : " " + r->status_text));
+  }
+  return std::move(r->body);
+}
 
 Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& paths,
                                                          sandbox::CgroupManager* cgroups,

@@ -75,6 +75,12 @@ struct PipSetup {
   std::string unavailable = "pip dependencies are not available on this server";  // when no cache
 };
 
+// A wheel of pip.wheelUrls, fetched by the broker exactly like a run's request under `policy`
+// (every hop's host and address checked, pinned connections), except that the body may be as
+// large as a wheel may be.
+Result<std::string> fetch_wheel(const std::string& url, const policy::NetworkPolicy& policy,
+                                broker::Resolver& resolver, const broker::FetchLimits& limits);
+
 // Starts both zygotes (in parallel), waits until they are initialised, and proves the sandbox
 // works with one probe run per runtime (fails, saying which layer, if it does not).
 // `cgroups` may be null only without the sandbox.

@@ -100,6 +100,8 @@ uint64_t Capsules::gc_runs() const {
 
 void Capsules::gc_loop() {
   const auto max_age = std::chrono::duration_cast<std::chrono::seconds>(options_.max_age);
+  bool also_ran = false;
+  std::chrono::steady_clock::time_point also_ran_at;
   std::unique_lock lk(gc_mu_);
   while (!stop_) {
     gc_wanted_ = false;
@@ -117,6 +119,15 @@ void Capsules::gc_loop() {
       }
     } else {
       log::warn("capsule cache gc failed: " + stats.error().message);
+    }
+    // Not on every pass a burst of new capsules asks for: at start and once per interval.
+    if (options_.also_gc && (!also_ran || std::chrono::steady_clock::now() - also_ran_at >=
+                                              options_.gc_interval)) {
+      also_ran = true;
+      also_ran_at = std::chrono::steady_clock::now();
+      lk.unlock();
+      options_.also_gc();
+      lk.lock();
     }
     ++gc_runs_;
     gc_cv_.notify_all();

@@ -16,7 +16,8 @@
 //
 // Retention: a background thread owned by this object runs the store's gc at start, every
 // gc_interval, and soon after the capsules stored since the last gc may have pushed the cache
-// past max_total_bytes. It stops when the object is destroyed.
+// past max_total_bytes; options.also_gc after the first pass and once per gc_interval. It stops
+// when the object is destroyed.
 //
 // Thread-safety: get() is safe to call concurrently; concurrent gets of one new capsule may
 // both store it (the store makes that harmless).
@@ -25,6 +26,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -44,6 +46,9 @@ struct CapsulesOptions {
   uint64_t max_total_bytes = 1u << 30;
   std::chrono::milliseconds max_age{std::chrono::hours(24 * 7)};
   std::chrono::milliseconds gc_interval{std::chrono::minutes(10)};
+  // Runs on the gc thread after the pass over the capsules at start, then after one pass per
+  // gc_interval (the dependency caches' gc).
+  std::function<void()> also_gc;
 };
 
 class Capsules {

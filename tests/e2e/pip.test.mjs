@@ -2,12 +2,13 @@
 // index of tests/fixtures/pip (config pip.indexUrl), never from the public index. Wheel URLs are
 // fetched by the server's broker under the call's network policy; names resolve from --resolve.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
 
 import { startIndex } from "../fixtures/pip/index.mjs";
-import { assertOk, connectHttp, makeProject, runPy, show, startServer, timed } from "./lib.mjs";
+import { assertOk, connectHttp, makeProject, runPy, show, sleep, startServer, timed, withTimeout } from "./lib.mjs";
 
 let index;
 let dir;
@@ -200,4 +201,76 @@ test("the config's requirements serve every run_py call, and a second server reu
     await c2.close().catch(() => {});
     await s2.stop();
   }
+});
+
+test("installing a new set reports progress to a client that asks for it", async () => {
+  const seen = [];
+  const call = (args) =>
+    withTimeout(
+      client.callTool({ name: "run_py", arguments: args }, undefined, {
+        timeout: 120000,
+        onprogress: (p) => seen.push(p),
+      }),
+      121000,
+      "tools/call with progress",
+    );
+  const url = wheel("wheels.example.test", "onemcp_fixture_direct-0.1.0-py3-none-any.whl");
+  const deps = pip(["onemcp-fixture-other"], [url]);
+  const code = "import onemcp_fixture_direct as d, onemcp_fixture_other as o\nprint(d.NAME, o.NAME)";
+  const r = await call({ code, ...deps });
+  assertOk(r);
+  assert.equal(r.structuredContent.stdout, "direct other\n");
+  assert.deepEqual(seen.map((p) => p.message), [
+    "running",
+    "downloading 1 wheel(s)",
+    "installing 2 requirement(s)",
+    "pip dependencies ready",
+    "done",
+  ]);
+  const fractions = seen.map((p) => p.progress);
+  assert.deepEqual(fractions, [...fractions].sort((a, b) => a - b), "progress only increases");
+  // Once installed, a call reports no install steps.
+  seen.length = 0;
+  assertOk(await call({ code, ...deps }));
+  assert.deepEqual(seen.map((p) => p.message), ["running", "done"]);
+});
+
+test("serve installs the config's own set at start, in the background, with progress in its log", async () => {
+  const d = makeProject((c) => {
+    c.pip = { requirements: ["onemcp-fixture==1.1.0"], indexUrl: index.indexUrl };
+  });
+  const s = await startServer({ dir: d });
+  const c = await connectHttp(s.url);
+  try {
+    for (let i = 0; i < 600 && !/config pip dependencies ready/.test(s.stderr()); i++) await sleep(100);
+    const log = s.stderr();
+    assert.match(log, /config pip dependencies: installing 1 requirement\(s\)/);
+    assert.match(log, /config pip dependencies ready \(1 requirement\(s\), \d+ ms\)/);
+    assert.equal(installs(s), 1);
+    const r = await runPy(c, HELLO, {}, LONG);
+    assertOk(r);
+    assert.equal(r.structuredContent.stdout, "hello from onemcp_fixture 1.1.0 (42)\n");
+    assert.equal(installs(s), 1, "the first call found the set installed");
+  } finally {
+    await c.close().catch(() => {});
+    await s.stop();
+  }
+});
+
+test("a running call holds its set: gc cannot remove it until the run ends", async () => {
+  const deps = pip(["onemcp-fixture==1.0.0"]);
+  const first = await runPy(client, HELLO, deps, LONG);
+  assertOk(first);
+  const id = first.structuredContent.capsule;
+  const { set } = await (await fetch(`${server.base}/capsules/${id}/pip.json`)).json();
+  const lock = path.join(dir, ".1mcp", "capsules", "pip", `${set}.lock`);
+  // What gc does before removing a set: take its lock exclusively, without waiting.
+  const gcCouldTake = () => spawnSync("flock", ["-n", "-x", lock, "true"]).status === 0;
+  const running = runPy(client, "import time, onemcp_fixture\ntime.sleep(3)\nprint('ok')", deps, LONG);
+  await sleep(1500);
+  assert.equal(gcCouldTake(), false, "the set is held while the run uses it");
+  const r = await running;
+  assertOk(r);
+  assert.equal(r.structuredContent.stdout, "ok\n");
+  assert.equal(gcCouldTake(), true, "released when the run ended");
 });

@@ -5,6 +5,7 @@
 // background gc keeps the cache within its size.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -170,7 +171,11 @@ TEST_F(CapsuleRunsTest, GivenLayerHashIsUsedAsIs) {
 
 TEST_F(CapsuleRunsTest, BackgroundGcKeepsTheCacheWithinItsSize) {
   const uint64_t limit = 64 << 10;
-  Capsules caps(*store_, {.memory_bytes = 0, .max_total_bytes = limit, .gc_interval = 1h});
+  std::atomic<int> also{0};  // the dependency caches' gc: at start, then once per interval
+  Capsules caps(*store_, {.memory_bytes = 0,
+                          .max_total_bytes = limit,
+                          .gc_interval = 1h,
+                          .also_gc = [&also] { ++also; }});
   const std::string pad(2000, 'x');
   std::string last;
   for (int i = 0; i < 100; ++i) {
@@ -185,6 +190,7 @@ TEST_F(CapsuleRunsTest, BackgroundGcKeepsTheCacheWithinItsSize) {
   }
   EXPECT_LE(cache_bytes(fs::path(root_) / "cache"), limit);
   EXPECT_GE(caps.gc_runs(), 2u);
+  EXPECT_EQ(also.load(), 1) << "not again on the passes new capsules asked for";
   EXPECT_TRUE(store_->contains(last)) << "the most recently used capsule is kept";
 }
 

@@ -17,6 +17,7 @@
 #include "deps/imports.h"
 #include "deps/npm.h"
 #include "deps/process.h"
+#include "deps/retention.h"
 #include "sandbox/executor.h"
 
 extern char** environ;
@@ -107,7 +108,7 @@ class NpmCacheTest : public ::testing::Test {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir_ / "npm", ec)) {
       std::string n = e.path().filename().string();
-      if (n != ".npm-cache") names.push_back(n);
+      if (n != ".npm-cache" && n != kDownloadLock) names.push_back(n);
     }
     return names;
   }
@@ -157,6 +158,53 @@ TEST_F(NpmCacheTest, BuildsOnceThenReusesFromMemoryAndDisk) {
   EXPECT_EQ(restarted.installs(), 0u);
   EXPECT_EQ((*from_disk)->code, (*layer)->code);
   std::printf("[ timing ] first build %.0f ms, memory hit %.3f ms\n", first, hit);
+}
+
+// Retention: a layer kept in memory is not returned once gc removed its set; it is built again,
+// with npm's download cache (warm) or after gc wiped it (cold).
+TEST_F(NpmCacheTest, GcRemovesUnusedSetsAndMemoryDoesNotOutliveThem) {
+  NpmOptions o = options();
+  o.touch_interval = std::chrono::milliseconds(0);  // every hit checks the directory
+  NpmCache cache(o);
+  auto layer = cache.layer(kSet);
+  ASSERT_TRUE(layer.ok()) << layer.error().message;
+  const fs::path set = dir_ / "npm" / (*layer)->key;
+  const std::vector<DepsRoot> roots{{o.cache_dir, ".npm-cache"}};
+  // Used just now: kept even over any budget.
+  DepsGcOptions gc;
+  gc.max_total_bytes = 0;
+  auto kept = gc_dependency_sets(roots, gc);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->removed, 0u);
+  EXPECT_TRUE(fs::exists(set / "deps.js"));
+
+  auto remove_and_rebuild = [&](uint64_t download_budget) {
+    fs::last_write_time(set, fs::file_time_type::clock::now() - std::chrono::hours(2));
+    DepsGcOptions old;
+    old.max_age = std::chrono::hours(1);
+    old.max_download_cache_bytes = download_budget;
+    auto removed = gc_dependency_sets(roots, old);
+    EXPECT_TRUE(removed.ok());
+    EXPECT_EQ(removed->removed, 1u);
+    EXPECT_EQ(cache_entries(), std::vector<std::string>{}) << "no set, no lock, no .gc-* left";
+    auto t0 = Clock::now();
+    auto again = cache.layer(kSet);
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    EXPECT_TRUE(again.ok()) << again.error().message;
+    EXPECT_NE(again->get(), layer->get()) << "not the removed set from memory";
+    EXPECT_EQ((*again)->code, (*layer)->code);
+    EXPECT_TRUE(fs::exists(set / "deps.js"));
+    return std::pair{ms, removed->download_caches_wiped};
+  };
+  auto [warm_ms, kept_downloads] = remove_and_rebuild(1u << 30);
+  EXPECT_EQ(kept_downloads, 0u);
+  EXPECT_EQ(cache.installs(), 2u);
+  auto [cold_ms, wiped] = remove_and_rebuild(0);  // no install runs: the download cache goes
+  EXPECT_EQ(wiped, 1u);
+  EXPECT_EQ(cache.installs(), 3u);
+  std::printf("[ timing ] set %llu bytes; rebuilt with npm's download cache %.0f ms, after it was "
+              "wiped %.0f ms\n",
+              static_cast<unsigned long long>(kept->bytes_kept), warm_ms, cold_ms);
 }
 
 TEST_F(NpmCacheTest, ConcurrentRequestsForOneSetBuildOnce) {
