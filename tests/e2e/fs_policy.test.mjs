@@ -144,3 +144,37 @@ test("a mount onto a reserved path is a configuration error", () => {
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /mounts\[0\]\.path: \/usr is reserved/);
 });
+
+test("a mount of the project directory does not expose the signing key or the capsules", async () => {
+  // The key is 0600 and the capsule cache 0700, owned by the server's uid; a run is another,
+  // unprivileged host uid, so host permissions keep both out of reach even when mounted.
+  const dir = makeProject((cfg) => {
+    cfg.mounts = [{ host: "PROJECT", path: "/project" }];
+  });
+  const cfgPath = path.join(dir, "1mcp.config.json");
+  nodefs.writeFileSync(cfgPath, nodefs.readFileSync(cfgPath, "utf8").replace('"PROJECT"', JSON.stringify(dir)));
+  nodefs.chmodSync(dir, 0o755);
+  const own = await startServer({ dir });
+  const c = await connectHttp(own.url);
+  try {
+    const r = await runPy(
+      c,
+      `import os
+print(sorted(os.listdir("/project")))
+for p in ["/project/.1mcp/keys/capsule.key", "/project/.1mcp/capsules"]:
+    try:
+        open(p, "rb").read() if p.endswith(".key") else os.listdir(p)
+        print("READ", p)
+    except OSError as e:
+        print(type(e).__name__)
+`,
+    );
+    assert.equal(r.structuredContent.exitCode, 0, show(r));
+    assert.match(r.structuredContent.stdout, /'1mcp\.config\.json'/, show(r));
+    assert.doesNotMatch(r.structuredContent.stdout, /READ/, show(r));
+    assert.match(r.structuredContent.stdout, /PermissionError\nPermissionError\n$/, show(r));
+  } finally {
+    await c.close().catch(() => {});
+    await own.stop();
+  }
+});
