@@ -72,7 +72,7 @@ export interface Config {
    * Retention of the capsule cache in cacheDir: every run executes from a signed capsule stored
    * there. Capsules unused for longer than maxAgeMs are removed, then the least recently used ones
    * until the cache fits maxTotalBytes; this runs at start, every gcIntervalMs, and soon after new
-   * capsules may have pushed the cache past maxTotalBytes. the dependency sets in cacheDir/npm/
+   * capsules may have pushed the cache past maxTotalBytes. The dependency sets in cacheDir/npm/
    * and cacheDir/pip/ are not counted (see deps).
    */
   capsules?: {
