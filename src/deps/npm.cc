@@ -16,6 +16,7 @@
 #include "base/unique_fd.h"
 #include "deps/process.h"
 #include "base/sha256.h"
+#include "deps/files.h"
 #include "deps/retention.h"
 #include "transpile/esbuild.h"
 
@@ -97,35 +98,6 @@ bool valid_name_part(std::string_view p) {
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
-
-std::optional<std::string> read_file(const fs::path& p, size_t max = 256u << 20) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::string s;
-  char buf[65536];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    s.append(buf, size_t(in.gcount()));
-    if (s.size() > max) return std::nullopt;
-  }
-  return s;
-}
-
-Status write_file(const fs::path& p, std::string_view data) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), std::streamsize(data.size()));
-  out.close();
-  if (!out) return make_error("cannot write " + p.string());
-  return {};
-}
-
-// A directory removed with everything in it when the scope ends.
-struct TempDir {
-  fs::path path;
-  ~TempDir() {
-    std::error_code ec;
-    if (!path.empty()) fs::remove_all(path, ec);
-  }
-};
 
 // Whether a package.json "exports" value leads to a file under conditions the bundle uses.
 bool has_target(const json& v) {

@@ -19,6 +19,7 @@
 #include "base/unique_fd.h"
 #include "deps/process.h"
 #include "base/sha256.h"
+#include "deps/files.h"
 #include "deps/retention.h"
 
 namespace onemcp::deps {
@@ -38,23 +39,6 @@ std::string json_quoted(std::string_view s) {
 
 bool alnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-// A directory removed with everything in it when the scope ends.
-struct TempDir {
-  fs::path path;
-  ~TempDir() {
-    std::error_code ec;
-    if (!path.empty()) fs::remove_all(path, ec);
-  }
-};
-
-Status write_file(const fs::path& p, std::string_view data) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), std::streamsize(data.size()));
-  out.close();
-  if (!out) return make_error("cannot write " + p.string());
-  return {};
 }
 
 // A small cursor over a requirement string.

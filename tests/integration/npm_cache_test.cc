@@ -18,6 +18,7 @@
 #include "deps/npm.h"
 #include "deps/process.h"
 #include "deps/retention.h"
+#include "node_fixture.h"
 #include "sandbox/executor.h"
 
 extern char** environ;
@@ -28,47 +29,18 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-// `node tests/fixtures/npm/registry.mjs`: serves until its stdin closes.
+// `node tests/fixtures/npm/registry.mjs`: a registry of the fixture packages.
 class FixtureRegistry {
  public:
   FixtureRegistry() {
-    int in[2], out[2];
-    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    std::string script = std::string(ONEMCP_SOURCE_DIR) + "/tests/fixtures/npm/registry.mjs";
-    const char* argv[] = {"node", script.c_str(), nullptr};
-    int rc = ::posix_spawnp(&pid_, "node", &fa, nullptr, const_cast<char**>(argv), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(in[0]);
-    ::close(out[1]);
-    stdin_ = in[1];
-    if (rc != 0) {
-      ::close(out[0]);
-      pid_ = -1;
-      return;
-    }
-    std::string line;
-    char c;
-    while (line.size() < 4096 && ::read(out[0], &c, 1) == 1 && c != '\n') line += c;
-    ::close(out[0]);
+    const std::string& line = node_.first_line();
     size_t a = line.find("http://"), b = line.rfind('"');
     if (a != std::string::npos && b != std::string::npos && b > a) url_ = line.substr(a, b - a);
-  }
-  ~FixtureRegistry() {
-    if (stdin_ >= 0) ::close(stdin_);
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-    }
   }
   const std::string& url() const { return url_; }
 
  private:
-  pid_t pid_ = -1;
-  int stdin_ = -1;
+  testing::NodeFixture node_{"tests/fixtures/npm/registry.mjs"};
   std::string url_;
 };
 
