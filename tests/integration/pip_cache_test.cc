@@ -19,6 +19,7 @@
 
 #include "deps/pip.h"
 #include "deps/retention.h"
+#include "node_fixture.h"
 #include "sandbox/executor.h"
 
 extern char** environ;
@@ -30,50 +31,23 @@ namespace fs = std::filesystem;
 
 constexpr char kPython[] = "/usr/bin/python3.11";
 
-// `node tests/fixtures/pip/index.mjs`: serves until its stdin closes.
+// `node tests/fixtures/pip/index.mjs`: a PEP 503 index of wheels built at start.
 class FixtureIndex {
  public:
   FixtureIndex() {
-    int in[2], out[2];
-    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    std::string script = std::string(ONEMCP_SOURCE_DIR) + "/tests/fixtures/pip/index.mjs";
-    const char* argv[] = {"node", script.c_str(), nullptr};
-    int rc = ::posix_spawnp(&pid_, "node", &fa, nullptr, const_cast<char**>(argv), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(in[0]);
-    ::close(out[1]);
-    stdin_ = in[1];
-    if (rc != 0) {
-      ::close(out[0]);
-      pid_ = -1;
-      return;
-    }
-    std::string line;
-    char c;
-    while (line.size() < 4096 && ::read(out[0], &c, 1) == 1 && c != '\n') line += c;
-    ::close(out[0]);
-    auto j = nlohmann::json::parse(line, nullptr, false);
+    auto j = nlohmann::json::parse(node_.first_line(), nullptr, false);
     if (j.is_object()) {
       url_ = j.value("url", "");
       index_url_ = j.value("indexUrl", "");
       dir_ = j.value("dir", "");
     }
   }
-  ~FixtureIndex() {
-    if (stdin_ >= 0) ::close(stdin_);
-    if (pid_ > 0) ::waitpid(pid_, nullptr, 0);
-  }
   const std::string& url() const { return url_; }
   const std::string& index_url() const { return index_url_; }
   const std::string& dir() const { return dir_; }
 
  private:
-  pid_t pid_ = -1;
-  int stdin_ = -1;
+  testing::NodeFixture node_{"tests/fixtures/pip/index.mjs"};
   std::string url_, index_url_, dir_;
 };
 
@@ -409,13 +383,19 @@ TEST_F(PipCacheTest, ConcurrentGcAndUseNeverYieldABrokenSet) {
   o.min_idle = std::chrono::milliseconds(0);
   std::atomic<bool> stop{false};
   std::atomic<size_t> removed{0};
+  // gc passes every millisecond, and each use leaves the set unleased for 30 ms, so gc removes
+  // it between uses. A pass spinning without a pause would also win, several times running, the
+  // few microseconds between an install's end and its lease (with min_idle 0, which only this
+  // test sets), and prepare gives up after four installs.
   std::thread gc([&] {
     while (!stop) {
       auto r = gc_dependency_sets({{root.string(), ".cache"}}, o);
       if (r) removed += r->removed;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   });
   for (int i = 0; i < 6; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
     auto lease = cache.prepare({{"onemcp-fixture-other"}, {}}, local_fetch());
     ASSERT_TRUE(lease) << lease.error().message;
     const fs::path init = fs::path(cache.site_dir(lease->key)) / "onemcp_fixture_other" / "__init__.py";
