@@ -34,6 +34,10 @@ inline constexpr int kResultFd = 3;                // fd number of the result pi
 inline constexpr uint32_t kReadyTag = 0x52454459;  // zygote -> supervisor once pre-initialised
 inline constexpr uint32_t kIdMapTag = 0x49444d50;  // zygote asks for uid/gid maps; supervisor acks
 inline constexpr int kBrokerFd = 4;  // fd number of the broker channel inside a run
+// A worker starts with its control socket on fd 3 and its arguments on fd 4: a memfd of
+// NUL-terminated strings. Its argv is its name only, because a run can read the command line of
+// its own processes (forks of the worker) and the arguments name host paths.
+inline constexpr int kWorkerArgsFd = 4;
 inline constexpr size_t kRunFdCount = 8;
 inline constexpr size_t kMaxFrameBytes = 32u << 20;
 // Requests a run may have in flight on its broker channel at once (the JS runtime queues the rest).

@@ -17,7 +17,9 @@
 namespace onemcp::sandbox {
 namespace {
 
-constexpr const char* kWanted[] = {"memory", "pids", "cpu"};
+constexpr const char* kWanted[] = {"memory", "pids", "cpu", "freezer"};
+// The controllers a server is described as missing; the freezer is optional (see create()).
+constexpr const char* kLimits[] = {"memory", "pids", "cpu"};
 
 // Process-wide, so two managers in one process (tests) never hand out the same run directory.
 std::atomic<uint64_t> g_run_counter{0};
@@ -167,10 +169,20 @@ bool is_dead_server(std::string_view name) {
   return pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH;
 }
 
+// SIGKILLs every process in `dir` once. Returns true when the kernel did it (v2 cgroup.kill, which
+// also catches processes forked meanwhile); otherwise what was listed got the signal and a process
+// forked since may have escaped it. Never signals the server itself.
+bool kill_listed(const std::string& dir, int version) {
+  if (version == 2 && write_file_errno(dir + "/cgroup.kill", "1") == 0) return true;
+  for (pid_t p : read_pids(dir))
+    if (p != ::getpid()) ::kill(p, SIGKILL);
+  return false;
+}
+
 // SIGKILLs every process in `dir` until it is empty. Never signals the server itself.
 void kill_all(const std::string& dir, int version) {
   const pid_t self = ::getpid();
-  bool killed_by_kernel = version == 2 && write_file_errno(dir + "/cgroup.kill", "1") == 0;
+  bool killed_by_kernel = kill_listed(dir, version);
   for (int round = 0; round < 2000; ++round) {
     auto pids = read_pids(dir);
     pids.erase(std::remove(pids.begin(), pids.end(), self), pids.end());
@@ -223,6 +235,7 @@ void sweep_stale(const std::string& own_dir, const std::string& parent_dir, int 
 const char* v1_probe(std::string_view controller) {
   if (controller == "memory") return "memory.limit_in_bytes";
   if (controller == "pids") return "pids.max";
+  if (controller == "freezer") return "freezer.state";
   return "cpu.shares";
 }
 
@@ -246,6 +259,17 @@ void prepare(CgroupManager::Hierarchy& h, std::vector<std::string> candidates, s
     }
     return;
   }
+  // v2's freezer is a core file of every non-root cgroup: nothing to enable.
+  auto freezer = std::find(candidates.begin(), candidates.end(), "freezer");
+  if (freezer != candidates.end()) {
+    candidates.erase(freezer);
+    if (exists(h.parent_dir + "/cgroup.freeze")) {
+      h.controllers.emplace_back("freezer");
+    } else {
+      note("freezer: no cgroup.freeze in " + h.parent_dir);
+    }
+  }
+  if (candidates.empty()) return;
   // v2 "no internal processes": <own> may only enable controllers for its children once no process
   // lives in it, so the server moves itself into a leaf of its own parent.
   if (!read_pids(h.own_dir).empty()) {
@@ -317,7 +341,8 @@ std::vector<CgroupHierarchy> find_cgroup_hierarchies(std::string_view proc_self_
   return out;
 }
 
-Result<std::unique_ptr<CgroupManager>> CgroupManager::create(std::string proc_root) {
+Result<std::unique_ptr<CgroupManager>> CgroupManager::create(std::string proc_root,
+                                                             int only_version) {
   auto cg = read_file(proc_root + "/self/cgroup");
   if (!cg) return cg.error();
   auto mi = read_file(proc_root + "/self/mountinfo");
@@ -327,6 +352,8 @@ Result<std::unique_ptr<CgroupManager>> CgroupManager::create(std::string proc_ro
   std::string notes;
   std::vector<std::string> have;  // controllers already served by a v1 hierarchy
   auto found = find_cgroup_hierarchies(*cg, *mi);
+  if (only_version != 0)
+    std::erase_if(found, [&](const CgroupHierarchy& f) { return f.version != only_version; });
   // v1 first: a controller bound to a v1 hierarchy is never available in v2 anyway.
   std::stable_sort(found.begin(), found.end(), [](auto& x, auto& y) { return x.version < y.version; });
   const std::string name = "1mcp-" + std::to_string(::getpid());
@@ -337,6 +364,7 @@ Result<std::unique_ptr<CgroupManager>> CgroupManager::create(std::string proc_ro
       std::string text = avail ? *avail : std::string();
       std::replace(text.begin(), text.end(), '\n', ' ');
       auto list = split(text, ' ');
+      list.push_back("freezer");  // a core file, not a controller listed there
       for (auto* w : kWanted)
         if (contains(list, w) && std::find(have.begin(), have.end(), w) == have.end())
           candidates.emplace_back(w);
@@ -362,10 +390,10 @@ Result<std::unique_ptr<CgroupManager>> CgroupManager::create(std::string proc_ro
       if (auto* h = m->find(w); h && h->version == v) list += (list.empty() ? "" : ", ") + std::string(w);
     if (!list.empty()) desc += (desc.empty() ? "" : "; ") + ("cgroup v" + std::to_string(v) + ": " + list);
   }
-  for (auto* w : kWanted)
+  for (auto* w : kLimits)
     if (!m->find(w)) missing += (missing.empty() ? "" : ", ") + std::string(w);
   if (desc.empty()) {
-    return make_error("no usable cgroup controller (memory, pids, cpu)" +
+    return make_error("no usable cgroup controller (memory, pids, cpu, freezer)" +
                       (notes.empty() ? std::string() : ": " + notes));
   }
   if (!missing.empty()) desc += "; missing: " + missing + (notes.empty() ? "" : " (" + notes + ")");
@@ -396,6 +424,7 @@ const CgroupManager::Hierarchy* CgroupManager::find(std::string_view controller)
 bool CgroupManager::has_memory() const { return find("memory") != nullptr; }
 bool CgroupManager::has_pids() const { return find("pids") != nullptr; }
 bool CgroupManager::has_cpu() const { return find("cpu") != nullptr; }
+bool CgroupManager::has_freezer() const { return find("freezer") != nullptr; }
 
 Result<std::unique_ptr<CgroupScope>> CgroupManager::new_scope(const CgroupLimits& limits) {
   if (limits.cpu_weight > 10000) return make_error("cpu weight must be 1..10000");
@@ -428,6 +457,9 @@ Result<std::unique_ptr<CgroupScope>> CgroupManager::new_scope(const CgroupLimits
               st = make_error(sys_error("cannot write 0 to", dir + "/memory.swap.max", e));
           }
         }
+      } else if (c == "freezer") {
+        s->freezer_dir_ = dir;
+        s->freezer_version_ = h.version;
       } else if (c == "pids") {
         s->pids_dir_ = dir;
         if (limits.pids_max) st = write_file(dir + "/pids.max", std::to_string(limits.pids_max));
@@ -450,6 +482,33 @@ Status CgroupScope::add(pid_t pid) {
   for (auto& d : dirs_)
     if (auto s = write_file(d + "/cgroup.procs", p); !s) return s;
   return {};
+}
+
+bool CgroupScope::freeze_and_kill(std::chrono::milliseconds patience) {
+  if (freezer_dir_.empty()) return false;
+  const bool v2 = freezer_version_ == 2;
+  const std::string control = freezer_dir_ + (v2 ? "/cgroup.freeze" : "/freezer.state");
+  auto is_frozen = [&] {
+    if (v2) return read_key(freezer_dir_ + "/cgroup.events", "frozen") == 1;
+    auto state = read_file(control);
+    return state && *state == "FROZEN\n";
+  };
+  bool frozen = write_file_errno(control, v2 ? "1" : "FROZEN") == 0;
+  // Each process freezes when it next enters the kernel or is next scheduled: microseconds each.
+  const auto give_up = std::chrono::steady_clock::now() + patience;
+  useconds_t pause = 50;
+  while (frozen && !is_frozen()) {
+    if (std::chrono::steady_clock::now() >= give_up) {
+      frozen = false;  // e.g. a process in uninterruptible sleep: kill what we have
+      break;
+    }
+    ::usleep(pause);
+    pause = std::min<useconds_t>(pause * 2, 1000);
+  }
+  kill_listed(freezer_dir_, freezer_version_);
+  // v1 holds even a SIGKILLed process until it is thawed; v2 lets a fatal signal through.
+  if (!v2) (void)write_file_errno(control, "THAWED");
+  return frozen;
 }
 
 bool CgroupScope::oom_killed() const {

@@ -1,5 +1,6 @@
-// sandbox/cgroup.h — per-run cgroup scopes (memory, pids, cpu) beneath the server's own cgroup, on
-// cgroup v1, v2 or a hybrid of both. The supervisor owns one CgroupManager and one CgroupScope per run.
+// sandbox/cgroup.h — per-run cgroup scopes (memory, pids, cpu, freezer) beneath the server's own
+// cgroup, on cgroup v1, v2 or a hybrid of both. The supervisor owns one CgroupManager and one
+// CgroupScope per run.
 // Thread-safety: CgroupManager is immutable after create(); new_scope() may be called from many threads
 // at once. A CgroupScope is owned by one run; its const accessors and add() may be called from any
 // thread. The manager must outlive its scopes.
@@ -7,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -32,8 +34,8 @@ struct CgroupHierarchy {
                                          // <own_dir>/cgroup.controllers when the manager is created)
 };
 
-// Pure: parses the two files' text. Only memory, pids and cpu are looked for; named v1 hierarchies,
-// unmounted hierarchies and cgroups outside the mount's root are skipped.
+// Pure: parses the two files' text. Only memory, pids, cpu and freezer are looked for; named v1
+// hierarchies, unmounted hierarchies and cgroups outside the mount's root are skipped.
 std::vector<CgroupHierarchy> find_cgroup_hierarchies(std::string_view proc_self_cgroup,
                                                      std::string_view proc_self_mountinfo);
 
@@ -46,16 +48,21 @@ class CgroupManager {
   // itself into "<own>/1mcp-<pid>/supervisor" first when its own cgroup holds processes, because a
   // cgroup with processes cannot enable controllers for its children. Call it before starting any
   // worker: processes spawned earlier stay behind in <own> and make enabling fail.
-  // Fails only when none of memory, pids and cpu can be used; has_*() tell which ones work.
-  static Result<std::unique_ptr<CgroupManager>> create(std::string proc_root = "/proc");
+  // Fails only when none of memory, pids, cpu and freezer can be used; has_*() tell which work.
+  // The freezer is v1's controller or v2's cgroup.freeze (every v2 cgroup has one); it is optional
+  // and listed in describe() only when present. `only_version` 1 or 2 ignores the hierarchies of
+  // the other version (tests use it to reach both freezers on a hybrid host).
+  static Result<std::unique_ptr<CgroupManager>> create(std::string proc_root = "/proc",
+                                                       int only_version = 0);
   ~CgroupManager();  // removes the parents it created (best effort)
   CgroupManager(const CgroupManager&) = delete;
   CgroupManager& operator=(const CgroupManager&) = delete;
 
-  std::string describe() const;  // e.g. "cgroup v1: memory, pids, cpu", for the start-up log
+  std::string describe() const;  // e.g. "cgroup v1: memory, pids, cpu, freezer", for the log
   bool has_memory() const;
   bool has_pids() const;
   bool has_cpu() const;
+  bool has_freezer() const;
 
   // "<parent>/run-<n>" in each hierarchy, limits written. Limits set to 0 are left at the default.
   Result<std::unique_ptr<CgroupScope>> new_scope(const CgroupLimits& limits);
@@ -84,6 +91,14 @@ class CgroupScope {
   CgroupScope& operator=(const CgroupScope&) = delete;
 
   Status add(pid_t pid);  // moves pid (its whole thread group) into every hierarchy of the scope
+
+  // Freezes every process of the scope, waits up to `patience` until all of them are frozen, then
+  // SIGKILLs them all. A frozen tree cannot fork past the kill, and once frozen nothing of it runs
+  // or writes any more, whatever the kernel still has to tear down. Returns whether all were
+  // frozen in time (false without a freezer); they are SIGKILLed either way. Does not wait for
+  // them to die: the destructor does.
+  bool freeze_and_kill(std::chrono::milliseconds patience);
+  bool has_freezer() const { return !freezer_dir_.empty(); }
   bool oom_killed() const;
   uint64_t memory_peak() const;  // bytes; 0 when the kernel does not report it
   uint32_t pids_current() const;
@@ -95,8 +110,8 @@ class CgroupScope {
 
   std::vector<std::string> dirs_;  // one per hierarchy, created in this order
   std::vector<int> versions_;      // parallel to dirs_
-  std::string memory_dir_, pids_dir_;
-  int memory_version_ = 0;
+  std::string memory_dir_, pids_dir_, freezer_dir_;
+  int memory_version_ = 0, freezer_version_ = 0;
 };
 
 }  // namespace onemcp::sandbox

@@ -25,6 +25,9 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kMaxReportBytes = 1u << 20;
 constexpr auto kOomCheckInterval = std::chrono::milliseconds(50);
 constexpr auto kReapPatience = std::chrono::milliseconds(2500);
+// How long a killed run may take to freeze. Past it, its processes are SIGKILLed all the same and
+// the answer may miss what one of them was writing at that very moment.
+constexpr auto kFreezePatience = std::chrono::milliseconds(100);
 
 std::string errno_msg(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -177,14 +180,24 @@ Status Zygote::spawn_locked() {
     return make_error(errno_msg("socketpair"));
   UniqueFd ours(sv[0]), theirs(sv[1]);
 
+  std::string arg_bytes;
+  for (auto& a : spec_.args) arg_bytes.append(a).push_back('\0');
+  auto args = ipc::memfd_with("1mcp-worker-args", arg_bytes);
+  if (!args) return args.error();
+  // Both sources above 4, so that neither dup2 below overwrites the other's source.
+  UniqueFd control_src(::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 5));
+  UniqueFd args_src(::fcntl(args->get(), F_DUPFD_CLOEXEC, 5));
+  if (!control_src.valid() || !args_src.valid()) return make_error(errno_msg("fcntl"));
+
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  // dup2 onto fd 3 clears CLOEXEC there; every other fd of ours is CLOEXEC.
-  posix_spawn_file_actions_adddup2(&fa, theirs.get(), 3);
+  // dup2 onto fds 3 and 4 clears CLOEXEC there; every other fd of ours is CLOEXEC.
+  posix_spawn_file_actions_adddup2(&fa, control_src.get(), 3);
+  posix_spawn_file_actions_adddup2(&fa, args_src.get(), ipc::kWorkerArgsFd);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  std::vector<char*> argv{const_cast<char*>(spec_.exe.c_str())};
-  for (auto& a : spec_.args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
+  // Its name only: the arguments travel on kWorkerArgsFd (see ipc/wire.h).
+  std::string name = spec_.exe.substr(spec_.exe.rfind('/') + 1);
+  std::vector<char*> argv{name.data(), nullptr};
   std::vector<char*> envp;
   for (auto& e : spec_.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
@@ -290,11 +303,28 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   std::optional<Clock::time_point> drain_until;
   auto next_oom_check = t0 + kOomCheckInterval;
   UniqueFd out_dir;
+  auto take_out_dir = [&] {
+    // The run's /out (a tmpfs in its own mount namespace): alive while we hold the fd.
+    char tag = 0;
+    std::vector<UniqueFd> got;
+    auto n = ipc::recv_with_fds(go_ours.get(), &tag, 1, &got, 1);
+    if (n && *n == 1 && tag == 'o' && got.size() == 1) out_dir = std::move(got[0]);
+    go_ours.reset();
+  };
 
   // Without the sandbox the run's forked children share its process group; with it, killing
   // the run (pid 1 of its pid namespace) takes every process of the namespace with it.
   const bool group_kill = !sandboxed();
+  bool placed = false;   // in its cgroups: every process it forks is in its scope too
+  bool settled = false;  // frozen and SIGKILLed: what it wrote is final, answer without waiting
   auto kill_now = [&] {
+    // Tearing down a pid namespace full of processes takes the kernel a while (each one's memory
+    // is unmapped); frozen first, the run can be answered at once and torn down off that path.
+    if (placed && !exited && !settled && scope->has_freezer()) {
+      if (!scope->freeze_and_kill(kFreezePatience))
+        log::debug("run not frozen within " + std::to_string(kFreezePatience.count()) + " ms");
+      settled = true;
+    }
     if (pidfd.valid()) ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
     if (group_kill && host_pid > 0 && !exited) ::kill(-host_pid, SIGKILL);
   };
@@ -305,7 +335,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     kill_now();
   };
 
-  while (!exited || out_open || err_open || res_open) {
+  while (!settled && (!exited || out_open || err_open || res_open)) {
     auto now = Clock::now();
     if (!forced && now >= deadline) kill_run(Outcome::timeout);
     // An OOM kill anywhere in the run's memory cgroup ends the whole run: it is over budget,
@@ -314,6 +344,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
       if (scope->oom_killed()) kill_run(Outcome::memory);
       next_oom_check = now + kOomCheckInterval;
     }
+    if (settled) break;
     if (exited && !drain_until) drain_until = now + std::chrono::milliseconds(100);
     if (drain_until && now >= *drain_until) {
       // Something the run spawned still holds its pipes: kill the group and stop reading.
@@ -373,15 +404,9 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
         case 6:
           channel.on_readable();
           break;
-        case 5: {
-          // The run's /out (a tmpfs in its own mount namespace): alive while we hold the fd.
-          char tag = 0;
-          std::vector<UniqueFd> got;
-          auto n2 = ipc::recv_with_fds(go_ours.get(), &tag, 1, &got, 1);
-          if (n2 && *n2 == 1 && tag == 'o' && got.size() == 1) out_dir = std::move(got[0]);
-          go_ours.reset();
+        case 5:
+          take_out_dir();
           break;
-        }
         case 3: {
           ipc::Reply r{};
           std::vector<UniqueFd> got;
@@ -398,6 +423,13 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
           if (r.kind == ipc::ReplyKind::started) {
             if (!got.empty()) pidfd = std::move(got[0]);
             host_pid = pidfd.valid() ? pidfd_host_pid(pidfd.get()) : -1;
+            pollfd gone{pidfd.get(), POLLIN, 0};
+            if (host_pid <= 0 && pidfd.valid() && ::poll(&gone, 1, 0) == 1) {
+              // It failed its own setup (a bad request) and is reaped already: it ran nothing
+              // of the script, and its report and exit status follow as for any other run.
+              go_ours.reset();
+              break;
+            }
             if (host_pid <= 0) {
               kill_now();
               return make_error("cannot identify the run's process (pid " + std::to_string(r.pid) +
@@ -409,6 +441,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
                 kill_now();
                 return make_error("cannot place the run in its cgroup: " + added.error().message);
               }
+              placed = true;
             }
             // Let it run (it waits until now, so nothing executes outside its limits).
             char one = 1;
@@ -435,6 +468,17 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     }
   }
 
+  if (settled) {
+    // Every process is frozen or SIGKILLed: what the pipes hold now is the run's output.
+    bool overflow = false, big = false;
+    if (out_open) drain(out->first.get(), o.out, cap, overflow);
+    if (err_open) drain(err->first.get(), o.err, cap, overflow);
+    if (res_open) drain(res->first.get(), report, kMaxReportBytes, big);
+    o.truncated |= overflow;
+    pollfd p{go_ours.get(), POLLIN, 0};
+    if (go_ours.valid() && ::poll(&p, 1, 0) == 1) take_out_dir();
+    if (!exited) status = SIGKILL;  // as it will be reaped: killed by SIGKILL
+  }
   channel.close();  // answers still being computed are dropped, tunnels closed; threads joined
   o.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   o.report = ipc::decode_report(report);
@@ -467,6 +511,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   } else {
     o.outcome = o.exit_code == 0 ? Outcome::ok : Outcome::error;
   }
+  if (settled) o.teardown = std::move(scope);
   return o;
 }
 

@@ -50,6 +50,11 @@ struct RunOutput {
   ipc::ChildReport report;
   std::vector<OutFile> files;  // what the run left in /out (sandbox only)
   std::string capsule;         // id of the capsule the run executed, set by the server
+  // Set when the run was answered before the kernel finished tearing it down: its processes are
+  // frozen and SIGKILLed, so nothing of it runs any more and the output above is final. Dropping
+  // this waits until every one of them is gone, then removes the run's cgroups: whoever holds it
+  // holds the run's resources, so drop it only after the answer is on its way.
+  std::unique_ptr<CgroupScope> teardown;
 };
 
 struct LaunchSpec {
@@ -79,7 +84,8 @@ class Zygote {
   Status wait_ready(std::chrono::milliseconds timeout);
 
   // Runs one request to completion. Errors are only for failures of the machinery itself; every
-  // way user code can end is a RunOutput.
+  // way user code can end is a RunOutput. A run ended from outside (deadline, cancel, limits) is
+  // returned once frozen and killed; its RunOutput::teardown then still holds its processes.
   // `broker` (optional) serves the run's outbound requests, `tunnels` (optional) its TCP tunnels
   // (see sandbox/broker_channel.h); without them such requests are refused.
   Result<RunOutput> run(const ipc::RunRequest& req, const std::string& stdin_data,

@@ -214,7 +214,7 @@ json tool_result(Language lang, const sandbox::RunOutput& out, const ipc::RunReq
     } else if (out.signal) {
       const char* name = sigabbrev_np(out.signal);  // null for real-time signals
       status += ": signal " + (name ? std::string(name) : std::to_string(out.signal));
-    } else {
+    } else if (out.exit_code >= 0) {  // -1: no program ran
       status += ": exit code " + std::to_string(out.exit_code);
     }
     section(status + "]", "");

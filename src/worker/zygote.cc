@@ -178,6 +178,17 @@ void start_relay() {
   _exit(code & 0xff);
 }
 
+// The arguments the supervisor wrote to ipc::kWorkerArgsFd, which is closed afterwards.
+Result<std::vector<std::string>> read_args() {
+  auto text = ipc::read_all(ipc::kWorkerArgsFd, kMaxRequestBytes);
+  ::close(ipc::kWorkerArgsFd);
+  if (!text) return make_error("cannot read the arguments on fd 4: " + text.error().message);
+  std::vector<std::string> args;
+  for (size_t start = 0, end; (end = text->find('\0', start)) != std::string::npos; start = end + 1)
+    args.emplace_back(*text, start, end - start);
+  return args;
+}
+
 void reply(int sock, ipc::ReplyKind kind, int32_t pid, int32_t status, int pidfd = -1) {
   ipc::Reply r{kind, pid, status};
   (void)ipc::send_with_fds(sock, &r, sizeof r, pidfd >= 0 ? &pidfd : nullptr, pidfd >= 0 ? 1 : 0);
@@ -192,18 +203,24 @@ std::string pip_site_dir(const ipc::RunRequest& request) {
 
 void write_report(const ipc::ChildReport& report) { write_all_fd(ipc::kResultFd, ipc::encode(report)); }
 
-int zygote_main(Runtime& rt, int argc, char** argv) {
+int zygote_main(Runtime& rt) {
+  auto args = read_args();
+  if (!args) {
+    std::fprintf(stderr, "1mcp worker: %s\n", args.error().message.c_str());
+    return 2;
+  }
+  const std::vector<std::string>& argv = *args;
   bool sandbox = true;
   std::vector<std::string> writable_roots;
   std::vector<HostMount> mounts;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--no-sandbox") == 0) sandbox = false;
-    if (std::strncmp(argv[i], "--writable=", 11) == 0) writable_roots.emplace_back(argv[i] + 11);
-    if (std::strcmp(argv[i], "--mount") == 0 && i + 3 < argc) {  // --mount ro|rw HOST PATH
-      mounts.push_back({argv[i + 2], argv[i + 3], std::strcmp(argv[i + 1], "rw") == 0});
+  for (size_t i = 0; i < argv.size(); ++i) {
+    if (argv[i] == "--no-sandbox") sandbox = false;
+    if (argv[i].rfind("--writable=", 0) == 0) writable_roots.push_back(argv[i].substr(11));
+    if (argv[i] == "--mount" && i + 3 < argv.size()) {  // --mount ro|rw HOST PATH
+      mounts.push_back({argv[i + 2], argv[i + 3], argv[i + 1] == "rw"});
       i += 3;
     }
-    if (std::strcmp(argv[i], "--pip-root") == 0 && i + 1 < argc) g_pip_root = argv[++i];
+    if (argv[i] == "--pip-root" && i + 1 < argv.size()) g_pip_root = argv[++i];
   }
   g_sandbox = sandbox;
   if (writable_roots.empty()) writable_roots = {"/tmp", "/out"};
@@ -223,6 +240,10 @@ int zygote_main(Runtime& rt, int argc, char** argv) {
   } else {
     // Orphans of runs (their forked children) are reparented to us and reaped below.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  }
+  if (auto s = rt.init(); !s) {
+    std::fprintf(stderr, "1mcp worker: %s\n", s.error().message.c_str());
+    return 2;
   }
 
   sigset_t chld;

@@ -1,9 +1,10 @@
 // worker/zygote.h — the zygote loop shared by the runtime workers (1mcp-js-worker, 1mcp-py-worker).
 //
-// A worker process is started by the supervisor with execve, a minimal environment and its end of
-// the control socket on fd 3 (see ipc/wire.h). It pre-initialises its interpreter once, then forks
-// one child per run request; every child starts from the same pristine state. The zygote itself
-// never parses request contents: only the forked child reads the request memfd.
+// A worker process is started by the supervisor with execve, a minimal environment, its end of
+// the control socket on fd 3 and its arguments on fd 4 (see ipc/wire.h). It enters its namespaces,
+// initialises its interpreter once, then forks one child per run request; every child starts from
+// the same pristine state. The zygote itself never parses request contents: only the forked child
+// reads the request memfd.
 // Thread-safety: single-threaded by design (fork from a threaded process is unsafe, and later
 // sandbox layers need unshare() which fails in threaded processes).
 #pragma once
@@ -17,6 +18,9 @@ inline constexpr int kControlFd = 3;
 class Runtime {
  public:
   virtual ~Runtime() = default;
+  // Initialises the interpreter, once, after the zygote entered its namespaces: whatever the
+  // interpreter caches at start-up (e.g. platform's uname, with the hostname) is the sandbox's.
+  virtual Status init() = 0;
   // Around fork() in the zygote (CPython needs PyOS_BeforeFork/AfterFork_*).
   virtual void before_fork() {}
   virtual void after_fork_parent() {}
@@ -30,9 +34,9 @@ class Runtime {
 };
 
 // Serves run requests from the control socket until the supervisor closes it. Returns the
-// process exit code. argv: `--no-sandbox` turns the kernel sandbox off (development only);
-// `--writable=PATH`, `--mount ro|rw HOST PATH` and `--pip-root DIR` shape the sandbox root.
-int zygote_main(Runtime& runtime, int argc, char** argv);
+// process exit code. Arguments (fd 4): `--no-sandbox` turns the kernel sandbox off (development
+// only); `--writable=PATH`, `--mount ro|rw HOST PATH` and `--pip-root DIR` shape the sandbox root.
+int zygote_main(Runtime& runtime);
 
 // In a run: the directory of its pip dependency set (ipc::RunRequest::pip_key) to put first on
 // sys.path, or empty when it has none.

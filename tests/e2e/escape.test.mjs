@@ -812,3 +812,77 @@ probe('signal_2', lambda: os.kill(2, signal.SIGKILL))
   assertOk(l);
   assert.equal(l.structuredContent.stdout, "listening\naccept: TimeoutError\n", show(l));
 });
+
+test("two runs alive at the same time cannot see each other's file locks or file reads", async () => {
+  // Runs share the inodes of the read-only root (and /dev/null, which both may even open for
+  // writing), so a lock on one of its files, or a watch on one, would be a channel between them.
+  // The holder locks shared files every way and keeps reading one; the observer looks for the
+  // locks and watches for the reads. CLOCK_MONOTONIC is the host's, so the two windows compare.
+  const SHARED = `['/usr/lib/python3.11/os.py', '/dev/null']`;
+  const holder = py(
+    String.raw`
+import fcntl, struct, time
+rd = struct.pack('hhqqi4x', fcntl.F_RDLCK, 0, 0, 0, 0)
+keep = []
+for p in ${SHARED}:
+    fd = os.open(p, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    fcntl.fcntl(fd, fcntl.F_SETLK, rd)
+    ofd = os.open(p, os.O_RDONLY)
+    fcntl.fcntl(ofd, 37, rd)  # F_OFD_SETLK
+    keep += [fd, ofd]
+print('locked:', time.monotonic(), flush=True)
+end = time.monotonic() + 5
+while time.monotonic() < end:
+    open('/usr/share/zoneinfo/UTC', 'rb').read()
+    time.sleep(0.01)
+print('released:', time.monotonic())
+`,
+    limits({ timeoutMs: 20000 }),
+  );
+  await sleep(1000);
+  const r = await py(
+    String.raw`
+import fcntl, struct, time
+wr = struct.pack('hhqqi4x', fcntl.F_WRLCK, 0, 0, 0, 0)
+inodes = [f':{os.stat(p).st_ino} ' for p in ${SHARED}]
+probe('write_os_py', lambda: os.open('/usr/lib/python3.11/os.py', os.O_WRONLY))
+probe('write_dev_null', lambda: os.close(os.open('/dev/null', os.O_WRONLY)))
+seen = set()
+first = time.monotonic()
+while time.monotonic() < first + 3:
+    for p in ${SHARED}:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            seen.add('flock ' + _ename(e))
+        for cmd, name in ((fcntl.F_GETLK, 'F_GETLK'), (36, 'F_OFD_GETLK')):
+            if struct.unpack('hhqqi4x', fcntl.fcntl(fd, cmd, wr))[0] != fcntl.F_UNLCK:
+                seen.add(name)
+        os.close(fd)
+    if any(i in l for l in open('/proc/locks') for i in inodes):
+        seen.add('/proc/locks')
+    time.sleep(0.05)
+last = time.monotonic()
+print('seen:', sorted(seen))
+print('window:', first, last)
+probe('inotify', lambda: sc(253))  # inotify_init
+probe('inotify1', lambda: sc(294, 0))  # inotify_init1
+`,
+    limits({ timeoutMs: 20000 }),
+  );
+  assertOk(r);
+  const got = lines(r);
+  assert.ok(["EROFS", "EACCES"].includes(got.write_os_py), show(r));
+  assert.equal(got.write_dev_null, "ok", show(r));
+  assert.equal(got.seen, "[]", show(r));
+  assert.equal(got.inotify, "ok ENOSYS", show(r));
+  assert.equal(got.inotify1, "ok ENOSYS", show(r));
+  const h = await holder;
+  assertOk(h);
+  const held = lines(h);
+  const [first, last] = got.window.split(" ").map(Number);
+  // The observer looked while the holder held its locks and read.
+  assert.ok(first < Number(held.released) && last > Number(held.locked), `${show(h)}\n${show(r)}`);
+});

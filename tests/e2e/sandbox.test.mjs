@@ -162,6 +162,68 @@ test("hostname is 'sandbox'", async () => {
   );
 });
 
+test("the hostname is 'sandbox' everywhere, also in what the interpreter cached at start", async () => {
+  // platform caches uname() the first time it is asked, which the worker may do before any run.
+  await probeAll(
+    {
+      platform_node: "__import__('platform').node()",
+      platform_uname: "__import__('platform').uname().node",
+      uname_cache: "__import__('platform')._uname_cache.node",
+      proc: "open('/proc/sys/kernel/hostname').read().strip()",
+      etc: "open('/etc/hostname').read().strip()",
+    },
+    Object.fromEntries(["platform_node", "platform_uname", "uname_cache", "proc", "etc"].map((l) => [l, "ok sandbox"])),
+  );
+});
+
+test("no command line, name or argument of a run's processes shows a host path", async () => {
+  // The worker's configuration names host paths (the project's pip cache, mounts): it is not on
+  // its command line, which every run process (a fork of the worker) shows in /proc.
+  const r = await py(
+    String.raw`
+import sys
+r, w = os.pipe()
+if os.fork() == 0:
+    os.write(w, open('/proc/self/cmdline', 'rb').read())
+    os._exit(0)
+os.close(w)
+os.wait()
+probe('cmdline_child', lambda: os.read(r, 4096))
+for p in ('self', '1'):
+    probe('cmdline_' + p, lambda: open(f'/proc/{p}/cmdline', 'rb').read())
+probe('comm', lambda: open('/proc/self/comm').read().strip())
+probe('argv', lambda: (sys.argv, sys.orig_argv))
+`,
+  );
+  assertOk(r);
+  const got = lines(r);
+  for (const p of ["self", "1", "child"]) assert.equal(got[`cmdline_${p}`], "ok b'1mcp-py-worker\\x00'", show(r));
+  assert.equal(got.comm, "ok 1mcp-py-worker", show(r));
+  assert.equal(got.argv, "ok (['<run_py>'], [])", show(r));
+  assert.ok(!r.structuredContent.stdout.includes(server.dir), show(r));
+});
+
+test("file locks on a run's own files succeed, so sqlite and lock files work", async () => {
+  // Locks are no-ops in a run (a lock on a shared file would be a channel between runs).
+  const r = await py(
+    String.raw`
+import fcntl, sqlite3
+db = sqlite3.connect('/tmp/t.db')
+db.execute('create table t (x)')
+db.execute('insert into t values (42)')
+db.commit()
+probe('sqlite', lambda: db.execute('select x from t').fetchone()[0])
+fd = os.open('/tmp/x.lock', os.O_RDWR | os.O_CREAT)
+probe('flock', lambda: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB))
+probe('lockf', lambda: fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB))
+probe('unlock', lambda: fcntl.flock(fd, fcntl.LOCK_UN))
+`,
+  );
+  assertOk(r);
+  const got = lines(r);
+  assert.deepEqual([got.sqlite, got.flock, got.lockf, got.unlock], ["ok 42", "ok", "ok", "ok"], show(r));
+});
+
 test("every namespace differs from the host's", async () => {
   const kinds = ["user", "pid", "mnt", "net", "ipc", "uts", "cgroup"];
   const r = await py(kinds.map((k) => `print('${k}: ' + os.readlink('/proc/self/ns/${k}'))`).join("\n"));

@@ -381,6 +381,105 @@ TEST_F(CgroupKernel, CyclesLeaveNothingBehindAndTiming) {
     EXPECT_EQ(e.path().filename().string().rfind("run-", 0), std::string::npos) << e.path();
 }
 
+// A fork bomb (every process forks in a loop, capped by pids.max) that also writes to a pipe
+// without pause: after freeze_and_kill() nothing of it writes any more, and every process dies.
+// `freezer` holds the freezer of the version under test; `capped` the pids limit (the same scope
+// when one manager has both).
+void expect_bomb_frozen_and_killed(CgroupScope& capped, CgroupScope& freezer) {
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);  // so that every process can be reaped here
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK), 0);
+  auto c = Child::start([&] {
+    ::close(pipe_fds[0]);
+    for (;;) {
+      ::fork();
+      char b = 'x';
+      (void)!::write(pipe_fds[1], &b, 1);  // EAGAIN once the pipe is full, until it is drained
+    }
+  });
+  ::close(pipe_fds[1]);
+  ASSERT_TRUE(capped.add(c.pid).ok());
+  if (&freezer != &capped) {
+    ASSERT_TRUE(freezer.add(c.pid).ok());
+  }
+  c.release();
+  auto drain = [&] {
+    char buf[65536];
+    size_t total = 0;
+    for (ssize_t n; (n = ::read(pipe_fds[0], buf, sizeof buf)) > 0;) total += size_t(n);
+    return total;
+  };
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (capped.pids_current() < 32 && std::chrono::steady_clock::now() < until) {
+    drain();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_GE(capped.pids_current(), 32u);
+
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(freezer.freeze_and_kill(std::chrono::milliseconds(2000)));
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::cout << "[ freezer  ] " << capped.pids_current() << " processes frozen and killed in " << ms
+            << " ms\n";
+  drain();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(drain(), 0u) << "a process wrote after it was frozen and killed";
+
+  int st = c.wait();
+  EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << "status " << st;
+  // Every other process of the bomb, reparented to us: all killed, none left after a while.
+  until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  bool all_gone = false;
+  while (!all_gone && std::chrono::steady_clock::now() < until) {
+    pid_t p = ::waitpid(-1, &st, WNOHANG);
+    if (p < 0) all_gone = errno == ECHILD;
+    if (p == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (p > 0) {
+      EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << "status " << st;
+    }
+  }
+  EXPECT_TRUE(all_gone) << "processes of the bomb still alive";
+  EXPECT_EQ(capped.pids_current(), 0u);
+  ::close(pipe_fds[0]);
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+}
+
+// Managers of one version each: the fixture's own manager is dropped first, since two managers
+// of one process would share (and remove) each other's parent directories.
+TEST_F(CgroupKernel, FreezeAndKillStopsAForkBombV1) {
+  mgr_.reset();
+  auto v1 = CgroupManager::create("/proc", 1);
+  if (!v1.ok() || !(*v1)->has_freezer()) {
+    GTEST_SKIP() << "no v1 freezer on this host";
+  }
+  CG_REQUIRE((*v1)->has_pids(), "no pids controller: " << (*v1)->describe());
+  auto s = (*v1)->new_scope(CgroupLimits{0, 64, 0});
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  expect_bomb_frozen_and_killed(**s, **s);
+}
+
+TEST_F(CgroupKernel, FreezeAndKillStopsAForkBombV2) {
+  mgr_.reset();
+  auto v2 = CgroupManager::create("/proc", 2);
+  CG_REQUIRE(v2.ok() && (*v2)->has_freezer(),
+             "no v2 freezer: " << (v2.ok() ? (*v2)->describe() : v2.error().message));
+  if ((*v2)->has_pids()) {  // a v2 host: one scope has both
+    auto s = (*v2)->new_scope(CgroupLimits{0, 64, 0});
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    expect_bomb_frozen_and_killed(**s, **s);
+    return;
+  }
+  // A hybrid host: cgroup.freeze and cgroup.kill in the unified hierarchy, the pids cap in v1's.
+  auto v1 = CgroupManager::create("/proc", 1);
+  CG_REQUIRE(v1.ok() && (*v1)->has_pids(), "no pids controller");
+  auto capped = (*v1)->new_scope(CgroupLimits{0, 64, 0});
+  ASSERT_TRUE(capped.ok()) << capped.error().message;
+  auto frozen = (*v2)->new_scope(CgroupLimits{});
+  ASSERT_TRUE(frozen.ok()) << frozen.error().message;
+  expect_bomb_frozen_and_killed(**capped, **frozen);
+}
+
 TEST_F(CgroupKernel, ConcurrentScopesAndManagerTeardown) {
   std::vector<std::string> parents;
   std::vector<std::thread> threads;

@@ -236,7 +236,7 @@ TEST_F(PipCacheTest, TheWorkerShowsOnlyTheRunsSetReadOnlyFirstOnSysPath) {
     req.pip_key = key;
     auto out = (*z)->run(req, "");
     EXPECT_TRUE(out) << out.error().message;
-    return out ? *out : sandbox::RunOutput{};
+    return out ? std::move(*out) : sandbox::RunOutput{};
   };
 
   auto r = run(fixture->key, "import sys, onemcp_fixture\nprint(onemcp_fixture.hello())\nprint(sys.path[0])");

@@ -3,7 +3,10 @@
 // host's /proc (credentials, namespaces, open fds, mounts, rlimits), then checks that nothing of
 // the run remains once it ended and that the zygote leaks no fds across runs.
 // With ONEMCP_REQUIRE_KERNEL_FEATURES=1 a sandbox that cannot start fails instead of skipping.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -11,6 +14,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -355,6 +359,72 @@ TEST_F(SandboxPosture, RunSeenFromTheHost) {
   while (::kill(pid, 0) == 0 && Clock::now() < gone_by) std::this_thread::sleep_for(10ms);
   EXPECT_FALSE(fs::exists(proc)) << "the run's process still exists";
   EXPECT_TRUE(run_processes(zygote_->pid()).empty());
+}
+
+// What a run can learn of the host through the zygote it was forked from, and what it can show
+// other runs. The run locks a file of the shared read-only root every way it can, prints how it
+// sees the hostname, then forks a marker child (renamed, so the test finds the run; the run
+// itself keeps its name) and parks.
+const char kLockingRun[] =
+    "import ctypes, fcntl, os, platform, socket, struct, sys, time\n"
+    "fd = os.open('/usr/lib/python3.11/os.py', os.O_RDONLY)\n"
+    "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+    "fcntl.lockf(fd, fcntl.LOCK_SH)\n"
+    "fcntl.fcntl(os.open('/usr/lib/python3.11/os.py', os.O_RDONLY), 37,\n"  // F_OFD_SETLK
+    "            struct.pack('hhqqi4x', fcntl.F_RDLCK, 0, 0, 0, 0))\n"
+    "print(os.uname().nodename, socket.gethostname(), platform.node(), platform.uname().node,\n"
+    "      open('/proc/sys/kernel/hostname').read().strip(), sys.argv, sys.orig_argv)\n"
+    "if os.fork() == 0:\n"
+    "    ctypes.CDLL(None).prctl(15, b'posture-ready', 0, 0, 0)\n"
+    "    time.sleep(5)\n"
+    "    os._exit(0)\n"
+    "os.wait()\n";
+
+TEST_F(SandboxPosture, NeutralCommandLineHostnameAndNoLocks) {
+  std::optional<RunOutput> out;
+  std::thread runner([&] { out = run(kLockingRun); });
+  pid_t marker = -1;
+  auto give_up = Clock::now() + 10s;
+  while (marker < 0 && Clock::now() < give_up) {
+    for (pid_t p : run_processes(zygote_->pid())) {
+      if (trim(read_file("/proc/" + std::to_string(p) + "/comm")) == kReadyName) marker = p;
+    }
+    if (marker < 0) std::this_thread::sleep_for(10ms);
+  }
+  if (marker < 0) {
+    runner.join();
+    FAIL() << "no marker process of the run found" << (out ? ": " + out->out + out->err : "");
+  }
+  const pid_t pid = parent_of(marker);
+  EXPECT_EQ(parent_of(pid), inner_zygote());
+
+  // The command line is the worker's name: no host path (the pip cache, mounts) in it.
+  for (pid_t p : {pid, marker}) {
+    EXPECT_EQ(read_file("/proc/" + std::to_string(p) + "/cmdline"), std::string("1mcp-py-worker\0", 15)) << p;
+  }
+  EXPECT_EQ(trim(read_file("/proc/" + std::to_string(pid) + "/comm")), "1mcp-py-worker");
+
+  // The run's locks on the shared file do not exist for anyone else.
+  const char* shared = "/usr/lib/python3.11/os.py";
+  int fd = ::open(shared, O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0) << "the run's flock is visible: " << std::strerror(errno);
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  ASSERT_EQ(::fcntl(fd, F_OFD_GETLK, &probe), 0);
+  EXPECT_EQ(probe.l_type, F_UNLCK) << "the run's fcntl lock is visible";
+  ::close(fd);
+  struct stat st {};
+  ASSERT_EQ(::stat(shared, &st), 0);
+  const std::string inode = ":" + std::to_string(st.st_ino) + " ";
+  EXPECT_EQ(read_file("/proc/locks").find(inode), std::string::npos) << read_file("/proc/locks");
+
+  ::kill(marker, SIGKILL);
+  runner.join();
+  ASSERT_TRUE(out.has_value());
+  EXPECT_EQ(out->outcome, Outcome::ok) << out->err;
+  EXPECT_EQ(out->out, "sandbox sandbox sandbox sandbox sandbox ['<run_py>'] []\n");
 }
 
 TEST_F(SandboxPosture, ForkedChildrenDieWithTheRun) {

@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
@@ -345,6 +347,108 @@ TEST_F(Seccomp, TiocstiMaskedCompare) {
                    },
                    true, stdin_not_tty),
                EPERM, "ioctl(0, TIOCSTI | 1<<32)");
+}
+
+// struct flock for fcntl(): whole file, of type `type`.
+struct flock whole_file(short type) {
+  struct flock l {};
+  l.l_type = type;
+  l.l_whence = SEEK_SET;
+  return l;
+}
+
+// The type of the first lock F_GETLK (or F_OFD_GETLK) finds that would block a write lock.
+int lock_seen(int fd, unsigned long cmd) {
+  struct flock l = whole_file(F_WRLCK);
+  if (::syscall(__NR_fcntl, fd, cmd, &l) != 0) return -errno;
+  return l.l_type;
+}
+
+// A child takes every kind of file lock on a shared file (flock, POSIX, OFD; read locks, as on a
+// read-only file of the sandbox root) and the parent looks for them while it holds them. Filtered,
+// every call succeeds and no lock exists; unfiltered (the baseline) the parent sees all three.
+TEST_F(Seccomp, FileLocksSucceedWithoutLocking) {
+  char path[] = "/tmp/1mcp-seccomp-lock-XXXXXX";
+  int file = ::mkstemp(path);
+  ASSERT_GE(file, 0);
+  ::close(file);
+  for (bool filtered : {false, true}) {
+    int ready[2], done[2];
+    ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+    ASSERT_EQ(::pipe2(done, O_CLOEXEC), 0);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      if (filtered && (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || !program_->install().ok()))
+        _exit(kInstallFailed);
+      int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+      int ofd = ::open(path, O_RDONLY | O_CLOEXEC);
+      struct flock rd = whole_file(F_RDLCK);
+      // The cmd is a 32-bit int: a high bit must not get a lock past the filter either.
+      if (::flock(fd, LOCK_EX | LOCK_NB) != 0 ||
+          ::syscall(__NR_fcntl, fd, F_SETLK | (1ul << 32), &rd) != 0 ||
+          ::fcntl(ofd, F_OFD_SETLKW, &rd) != 0)
+        _exit(errno);
+      char c = 'l';
+      (void)!::write(ready[1], &c, 1);
+      (void)!::read(done[0], &c, 1);
+      _exit(0);
+    }
+    ::close(ready[1]);
+    ::close(done[0]);
+    char c = 0;
+    ASSERT_EQ(::read(ready[0], &c, 1), 1) << "the child could not lock (filtered " << filtered << ")";
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    bool flock_free = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+    if (flock_free) ::flock(fd, LOCK_UN);
+    int posix = lock_seen(fd, F_GETLK), ofd = lock_seen(fd, F_OFD_GETLK);
+    ::close(fd);
+    (void)!::write(done[1], &c, 1);
+    ::close(done[1]);
+    ::close(ready[0]);
+    Outcome o = wait_child(pid);
+    EXPECT_TRUE(o.exited && o.code == 0) << "filtered " << filtered << ": " << o.code;
+    EXPECT_EQ(flock_free, filtered) << "filtered " << filtered;
+    EXPECT_EQ(posix, filtered ? F_UNLCK : F_RDLCK) << "filtered " << filtered;
+    EXPECT_EQ(ofd, filtered ? F_UNLCK : F_RDLCK) << "filtered " << filtered;
+  }
+  ::unlink(path);
+}
+
+// Looking for locks still works under the filter: it finds the parent's lock.
+TEST_F(Seccomp, FileLockQueriesStayReal) {
+  char path[] = "/tmp/1mcp-seccomp-lock-XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  struct flock wr = whole_file(F_WRLCK);
+  ASSERT_EQ(::fcntl(fd, F_SETLK, &wr), 0);
+  Outcome o = run([&] {
+    int own = ::open(path, O_RDONLY | O_CLOEXEC);
+    return lock_seen(own, F_GETLK) == F_WRLCK && lock_seen(own, F_OFD_GETLK) == F_WRLCK ? 0 : 1;
+  });
+  expect_errno(o, 0, "F_GETLK and F_OFD_GETLK see the parent's lock");
+  ::close(fd);
+  ::unlink(path);
+}
+
+// inotify and dnotify would tell a run when another one opens or reads a file of the shared root:
+// refused as on a kernel built without them.
+TEST_F(Seccomp, FileWatchesAreRefused) {
+  auto inotify = [] {
+    int fd = int(::syscall(__NR_inotify_init1, IN_CLOEXEC));
+    if (fd < 0) return errno;
+    return ::syscall(__NR_inotify_add_watch, fd, "/", IN_OPEN | IN_ACCESS) < 0 ? errno : 0;
+  };
+  auto inotify_old = [] { return result(::syscall(__NR_inotify_init)); };
+  auto dnotify = [] {
+    int dir = ::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return 96;
+    return result(::syscall(__NR_fcntl, dir, F_NOTIFY | (1ul << 32), DN_ACCESS));
+  };
+  expect_errno(run(inotify, false), 0, "baseline inotify");
+  expect_errno(run(dnotify, false), 0, "baseline dnotify");
+  expect_errno(run(inotify), ENOSYS, "inotify_init1");
+  expect_errno(run(inotify_old), ENOSYS, "inotify_init");
+  expect_errno(run(dnotify), EINVAL, "fcntl(F_NOTIFY | 1<<32)");
 }
 
 long int80_getpid() {

@@ -25,7 +25,7 @@ class JsRuntime final : public worker::Runtime {
   ~JsRuntime() override = default;
 
   // Creates the runtime and context and evaluates the prelude. Called once, before serving.
-  Status init();
+  Status init() override;
 
   // In the forked child: runs one request to completion and returns the exit code.
   int run(const ipc::RunRequest& request) override;

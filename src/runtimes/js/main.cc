@@ -13,11 +13,11 @@
 
 int main(int argc, char** argv) {
   onemcp::js::JsRuntime runtime;
-  if (auto s = runtime.init(); !s) {
-    std::fprintf(stderr, "1mcp-js-worker: %s\n", s.error().message.c_str());
-    return 1;
-  }
   if (argc == 3 && std::strcmp(argv[1], "--run-once") == 0) {
+    if (auto s = runtime.init(); !s) {
+      std::fprintf(stderr, "1mcp-js-worker: %s\n", s.error().message.c_str());
+      return 1;
+    }
     auto req = onemcp::ipc::decode_request(argv[2]);
     if (!req) {
       std::fprintf(stderr, "1mcp-js-worker: %s\n", req.error().message.c_str());
@@ -25,5 +25,5 @@ int main(int argc, char** argv) {
     }
     return runtime.run(*req);
   }
-  return onemcp::worker::zygote_main(runtime, argc, argv);
+  return onemcp::worker::zygote_main(runtime);
 }

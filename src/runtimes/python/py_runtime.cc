@@ -121,12 +121,37 @@ Status initialize_interpreter() {
 
 class PythonRuntime final : public worker::Runtime {
  public:
-  PythonRuntime(Ref prepare, Ref finish)
-      : prepare_(std::move(prepare)), finish_(std::move(finish)) {
+  PythonRuntime() {
     ipc::ChildReport memory;
     memory.error_kind = "memory";
     memory.error_message = "MemoryError";
     memory_report_ = ipc::encode(memory);
+  }
+
+  Status init() override {
+    if (auto s = initialize_interpreter(); !s) return s;
+    Ref globals(PyDict_New());
+    Ref mcp_tools_filename(PyUnicode_FromString(kMcpToolsFilename));
+    Ref mcp_tools_source(PyUnicode_FromString(kMcpToolsSource));
+    if (!globals || !mcp_tools_filename || !mcp_tools_source ||
+        PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()) != 0 ||
+        PyDict_SetItemString(globals.get(), "_MCP_TOOLS_FILENAME", mcp_tools_filename.get()) != 0 ||
+        PyDict_SetItemString(globals.get(), "_MCP_TOOLS_SOURCE", mcp_tools_source.get()) != 0) {
+      return make_error("runner setup: " + take_error_text());
+    }
+    Ref code(Py_CompileString(kRunnerSource, kRunnerFilename, Py_file_input));
+    if (!code) return make_error("runner compile: " + take_error_text());
+    Ref done(PyEval_EvalCode(code.get(), globals.get(), globals.get()));
+    if (!done) return make_error("runner setup: " + take_error_text());
+
+    PyObject* prepare = PyDict_GetItemString(globals.get(), "prepare");  // borrowed
+    PyObject* finish = PyDict_GetItemString(globals.get(), "finish");
+    if (!prepare || !finish) return make_error("runner setup: prepare/finish missing");
+    prepare_ = Ref(Py_NewRef(prepare));
+    finish_ = Ref(Py_NewRef(finish));
+    // Hand freed startup memory back so each fork copies fewer page-table entries.
+    ::malloc_trim(0);
+    return {};
   }
 
   void before_fork() override { PyOS_BeforeFork(); }
@@ -275,30 +300,6 @@ class PythonRuntime final : public worker::Runtime {
 
 }  // namespace
 
-Result<std::unique_ptr<worker::Runtime>> make_runtime() {
-  if (auto s = initialize_interpreter(); !s) return s.error();
-
-  Ref globals(PyDict_New());
-  Ref mcp_tools_filename(PyUnicode_FromString(kMcpToolsFilename));
-  Ref mcp_tools_source(PyUnicode_FromString(kMcpToolsSource));
-  if (!globals || !mcp_tools_filename || !mcp_tools_source ||
-      PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()) != 0 ||
-      PyDict_SetItemString(globals.get(), "_MCP_TOOLS_FILENAME", mcp_tools_filename.get()) != 0 ||
-      PyDict_SetItemString(globals.get(), "_MCP_TOOLS_SOURCE", mcp_tools_source.get()) != 0) {
-    return make_error("runner setup: " + take_error_text());
-  }
-  Ref code(Py_CompileString(kRunnerSource, kRunnerFilename, Py_file_input));
-  if (!code) return make_error("runner compile: " + take_error_text());
-  Ref done(PyEval_EvalCode(code.get(), globals.get(), globals.get()));
-  if (!done) return make_error("runner setup: " + take_error_text());
-
-  PyObject* prepare = PyDict_GetItemString(globals.get(), "prepare");  // borrowed
-  PyObject* finish = PyDict_GetItemString(globals.get(), "finish");
-  if (!prepare || !finish) return make_error("runner setup: prepare/finish missing");
-  auto runtime = std::make_unique<PythonRuntime>(Ref(Py_NewRef(prepare)), Ref(Py_NewRef(finish)));
-  // Hand freed startup memory back so each fork copies fewer page-table entries.
-  ::malloc_trim(0);
-  return std::unique_ptr<worker::Runtime>(std::move(runtime));
-}
+std::unique_ptr<worker::Runtime> make_runtime() { return std::make_unique<PythonRuntime>(); }
 
 }  // namespace onemcp::python

@@ -10,8 +10,8 @@
 
 namespace onemcp::python {
 
-// Initialises CPython (isolated config, common stdlib and numpy preloaded, heap frozen).
-// Call once per process, before any thread exists.
-Result<std::unique_ptr<worker::Runtime>> make_runtime();
+// The runtime; its init() initialises CPython (isolated config, common stdlib and numpy
+// preloaded, heap frozen). One per process, initialised before any thread exists.
+std::unique_ptr<worker::Runtime> make_runtime();
 
 }  // namespace onemcp::python

@@ -109,11 +109,16 @@ constexpr int kDenyEperm[] = {
 // ENOSYS rather than EPERM so libraries take their fallback path: glibc retries clone3 as
 // clone (whose flags register the filter can inspect; clone3 passes them in memory), and
 // io_uring users fall back to ordinary syscalls (io_uring ops bypass seccomp entirely).
+// inotify reports every open and read of a watched file, and concurrent runs read the same files
+// of the shared read-only root: a channel between runs (and a view of the host's activity);
+// without it, file watchers poll, as on a kernel built without inotify.
 constexpr int kDenyEnosys[] = {
     __NR_clone3,
     __NR_io_uring_setup,
     __NR_io_uring_enter,
     __NR_io_uring_register,
+    __NR_inotify_init,
+    __NR_inotify_init1,
 };
 
 // New namespaces would undo the zygote's isolation (and user namespaces give back
@@ -181,6 +186,28 @@ Status add_rules(scmp_filter_ctx ctx) {
     scmp_arg_cmp c = SCMP_A1(SCMP_CMP_MASKED_EQ, kSockTypeMask, type);
     if (auto s = add(ctx, eperm, __NR_socket, 1, &c); !s) return s;
     if (auto s = add(ctx, eperm, __NR_socketpair, 1, &c); !s) return s;
+  }
+
+  // File locks live on the inode, and concurrent runs share the inodes of the read-only root
+  // (/usr/lib, /dev/null, ...): flock() and fcntl() read locks work on a read-only fd, and F_GETLK
+  // reports another process's read lock, so locks would be a channel between runs that seccomp
+  // cannot confine to a run's own files. Taking or dropping a lock therefore succeeds without
+  // doing anything (errno 0: the call is skipped and returns 0), so code that locks its own files
+  // (sqlite, filelock) still works; F_GETLK stays real and never finds a run's lock. The price:
+  // processes of one run cannot exclude each other with file locks. cmd is a 32-bit int, as for
+  // ioctl below.
+  const uint32_t skip = SCMP_ACT_ERRNO(0);
+  if (auto s = add(ctx, skip, __NR_flock); !s) return s;
+  for (uint64_t cmd :
+       {uint64_t(F_SETLK), uint64_t(F_SETLKW), uint64_t(F_OFD_SETLK), uint64_t(F_OFD_SETLKW)}) {
+    scmp_arg_cmp c = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, cmd);
+    if (auto s = add(ctx, skip, __NR_fcntl, 1, &c); !s) return s;
+  }
+  // dnotify (F_NOTIFY) signals reads in a watched directory, like inotify above: EINVAL, as on a
+  // kernel built without it.
+  {
+    scmp_arg_cmp c = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, F_NOTIFY);
+    if (auto s = add(ctx, SCMP_ACT_ERRNO(EINVAL), __NR_fcntl, 1, &c); !s) return s;
   }
 
   // ioctl(fd, cmd): TIOCSTI pushes input into a terminal (a shared tty is an escape),
