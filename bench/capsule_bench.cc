@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
     row("  Ed25519 verify", measure(n, [&] {
           if (!verify_signature(s.public_key(), msg, sig)) std::abort();
         }));
-    row("  SHA-256 of the layer", measure(n, [&] { sha256(c->layers[0]); }));
+    row("  SHA-256 of the layer", measure(n, [&] { sha256(*c->layers[0]); }));
   }
 
   // A run's capsule: 200 bytes of code and a dependency layer whose hash the npm cache knows, in

@@ -11,9 +11,15 @@ namespace onemcp {
 
 struct Error {
   std::string message;
+  // The errno of a system call that failed on the server's own resources (a full disk, a
+  // read-only cache directory), so a caller can tell them from bad input; 0 otherwise.
+  int os_error = 0;
 };
 
-inline Error make_error(std::string message) { return Error{std::move(message)}; }
+inline Error make_error(std::string message) { return Error{std::move(message), 0}; }
+inline Error make_os_error(int os_error, std::string message) {
+  return Error{std::move(message), os_error};
+}
 
 template <class T>
 class [[nodiscard]] Result {

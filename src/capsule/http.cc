@@ -37,7 +37,7 @@ HttpReply capsule_http_get(CapsuleStore& store, std::string_view path) {
     if (l.file != file) continue;
     // Code is shown as text, never as something a browser would run; dependencies are opaque.
     std::string type = l.kind == "code" ? "text/plain; charset=utf-8" : "application/octet-stream";
-    return {200, std::move(type), std::move(c->layers[i])};
+    return {200, std::move(type), *c->layers[i]};
   }
   return error_reply(404, "no such layer in this capsule");
 }

@@ -23,6 +23,11 @@ constexpr int kMaxRemoveDepth = 16;
 
 std::string errno_text(int e) { return std::strerror(e); }
 
+// `e` with `prefix` before its message, keeping its errno.
+Error prefixed(const std::string& prefix, const Error& e) {
+  return make_os_error(e.os_error, prefix + e.message);
+}
+
 int64_t to_ns(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
@@ -85,16 +90,19 @@ Result<std::string> read_regular(int dirfd, const std::string& name, uint64_t ma
 Status write_file(int dirfd, const std::string& name, std::string_view data, bool sync) {
   UniqueFd fd(
       ::openat(dirfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd.valid()) return make_error(name + ": cannot create: " + errno_text(errno));
+  if (!fd.valid()) return make_os_error(errno, name + ": cannot create: " + errno_text(errno));
   size_t done = 0;
   while (done < data.size()) {
     ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return make_error(name + ": cannot write: " + errno_text(errno));
+    if (n <= 0) {
+      const int e = n < 0 ? errno : ENOSPC;  // a regular file takes nothing more: no room
+      return make_os_error(e, name + ": cannot write: " + errno_text(e));
+    }
     done += size_t(n);
   }
   if (sync && ::fsync(fd.get()) != 0)
-    return make_error(name + ": cannot sync: " + errno_text(errno));
+    return make_os_error(errno, name + ": cannot sync: " + errno_text(errno));
   return {};
 }
 
@@ -145,11 +153,16 @@ bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
+// "/a/b/" → "/a/b": the directory's name in messages and paths built on it.
+void strip_trailing_slashes(std::string& dir) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+}
+
 }  // namespace
 
 const std::string* Capsule::layer(std::string_view name) const {
   for (size_t i = 0; i < manifest.layers.size() && i < layers.size(); ++i) {
-    if (manifest.layers[i].name == name) return &layers[i];
+    if (manifest.layers[i].name == name) return layers[i].get();
   }
   return nullptr;
 }
@@ -196,7 +209,7 @@ Result<Capsule> verify_capsule_dir(int dirfd, std::string_view expected_hash, co
     if (!bytes) return make_error(what + ": " + bytes.error().message);
     if (sha256_hex(*bytes) != l.sha256)
       return make_error(what + ": SHA-256 mismatch (the file was changed)");
-    c.layers.push_back(std::move(*bytes));
+    c.layers.push_back(std::make_shared<const std::string>(std::move(*bytes)));
   }
   return c;
 }
@@ -241,6 +254,7 @@ Result<UniqueFd> CapsuleStore::open_root(const std::string& dir) {
 }
 
 Result<std::unique_ptr<CapsuleStore>> CapsuleStore::create(StoreOptions options, SigningKey key) {
+  strip_trailing_slashes(options.dir);
   auto root = open_root(options.dir);
   if (!root) return root.error();
   PublicKey pk = key.public_key();
@@ -250,6 +264,7 @@ Result<std::unique_ptr<CapsuleStore>> CapsuleStore::create(StoreOptions options,
 
 Result<std::unique_ptr<CapsuleStore>> CapsuleStore::create_verifier(StoreOptions options,
                                                                     PublicKey key) {
+  strip_trailing_slashes(options.dir);
   auto root = open_root(options.dir);
   if (!root) return root.error();
   return std::unique_ptr<CapsuleStore>(
@@ -265,8 +280,14 @@ bool CapsuleStore::contains(std::string_view hash) const {
 Status CapsuleStore::check_writable() {
   std::string tmp = std::string(kTempPrefix) + random_hex(8);
   if (::mkdirat(root_.get(), tmp.c_str(), 0700) != 0)
-    return make_error(dir() + ": cannot write capsules here: " + errno_text(errno));
-  ::unlinkat(root_.get(), tmp.c_str(), AT_REMOVEDIR);
+    return make_os_error(errno, dir() + ": cannot write capsules here: " + errno_text(errno));
+  UniqueFd fd(::openat(root_.get(), tmp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  // Real bytes, synced: a full file system still lets one create empty files and directories,
+  // and some only report a full disk when the data is written back.
+  Status s = fd.valid() ? write_file(fd.get(), "probe", random_hex(kWritableProbeBytes / 2), true)
+                        : make_os_error(errno, "cannot open: " + errno_text(errno));
+  remove_tree(root_.get(), tmp);
+  if (!s) return prefixed(dir() + ": cannot write capsules here: ", s.error());
   return {};
 }
 
@@ -304,7 +325,13 @@ Result<Capsule> CapsuleStore::open_busy(const std::string& hash) {
   return c;
 }
 
-Result<Capsule> CapsuleStore::put(Manifest m, std::vector<std::string> layer_bytes) {
+Result<Capsule> CapsuleStore::put(Manifest m, std::initializer_list<std::string_view> layer_bytes) {
+  std::vector<LayerBytes> shared;
+  for (std::string_view b : layer_bytes) shared.push_back(std::make_shared<const std::string>(b));
+  return put(std::move(m), std::move(shared));
+}
+
+Result<Capsule> CapsuleStore::put(Manifest m, std::vector<LayerBytes> layer_bytes) {
   if (!signer_) return make_error("this capsule store has no signing key");
   if (m.layers.size() != layer_bytes.size()) {
     return make_error("capsule: " + std::to_string(m.layers.size()) +
@@ -312,8 +339,9 @@ Result<Capsule> CapsuleStore::put(Manifest m, std::vector<std::string> layer_byt
                       " given");
   }
   for (size_t i = 0; i < m.layers.size(); ++i) {
-    if (m.layers[i].sha256.empty()) m.layers[i].sha256 = sha256_hex(layer_bytes[i]);
-    m.layers[i].size = layer_bytes[i].size();
+    if (!layer_bytes[i]) return make_error("capsule: layer " + std::to_string(i) + " has no bytes");
+    if (m.layers[i].sha256.empty()) m.layers[i].sha256 = sha256_hex(*layer_bytes[i]);
+    m.layers[i].size = layer_bytes[i]->size();
   }
   auto hash = capsule_hash(m);
   if (!hash) return hash.error();
@@ -324,7 +352,7 @@ Result<Capsule> CapsuleStore::put(Manifest m, std::vector<std::string> layer_byt
   Capsule c{*hash, std::move(m), "", std::move(layer_bytes)};
   c.manifest_json = to_json(c.manifest).dump(2) + "\n";  // valid UTF-8: capsule_hash checked it
   uint64_t total = c.manifest_json.size();
-  for (const auto& l : c.layers) total += l.size();
+  for (const auto& l : c.layers) total += l->size();
   if (c.manifest_json.size() > options_.limits.max_manifest_bytes) {
     return make_error("capsule: manifest is " + std::to_string(c.manifest_json.size()) +
                       " bytes, over the limit of " +
@@ -356,34 +384,37 @@ Result<Capsule> CapsuleStore::put(Manifest m, std::vector<std::string> layer_byt
     int err = errno;
     remove_tree(root_.get(), tmp);
     if (err != EEXIST && err != ENOTEMPTY) {
-      return make_error("capsule " + c.hash + ": cannot move into place: " + errno_text(err));
+      return make_os_error(err,
+                           "capsule " + c.hash + ": cannot move into place: " + errno_text(err));
     }
     // Someone else stored it first (or it was being removed): use theirs.
   }
-  return make_error("capsule " + c.hash +
-                    ": could not be stored (the cache kept changing underneath)");
+  return make_os_error(
+      EAGAIN, "capsule " + c.hash + ": could not be stored (the cache kept changing underneath)");
 }
 
 Status CapsuleStore::write_temp(const std::string& tmp, const Capsule& c) {
-  if (::mkdirat(root_.get(), tmp.c_str(), 0700) != 0) {
-    return make_error(dir() + "/" + tmp + ": cannot create: " + errno_text(errno));
-  }
+  const std::string where = "capsule " + c.hash + ": " + dir() + "/" + tmp;
+  if (::mkdirat(root_.get(), tmp.c_str(), 0700) != 0)
+    return make_os_error(errno, where + ": cannot create: " + errno_text(errno));
   UniqueFd fd(::openat(root_.get(), tmp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   Status s =
-      fd.valid() ? Status{} : make_error(dir() + "/" + tmp + ": cannot open: " + errno_text(errno));
-  for (size_t i = 0; s && i < c.layers.size(); ++i)
-    s = write_file(fd.get(), c.manifest.layers[i].file, c.layers[i], options_.sync);
-  if (s) s = write_file(fd.get(), std::string(kManifestFile), c.manifest_json, options_.sync);
+      fd.valid() ? Status{} : make_os_error(errno, where + ": cannot open: " + errno_text(errno));
+  for (size_t i = 0; s && i < c.layers.size(); ++i) {
+    s = write_file(fd.get(), c.manifest.layers[i].file, *c.layers[i], options_.sync);
+    if (!s) s = prefixed(where + "/", s.error());
+  }
+  if (s) {
+    s = write_file(fd.get(), std::string(kManifestFile), c.manifest_json, options_.sync);
+    if (!s) s = prefixed(where + "/", s.error());
+  }
   if (s) {
     set_mtime(fd.get(), to_ns(options_.now()));
     if (options_.sync && ::fsync(fd.get()) != 0)
-      s = make_error(dir() + "/" + tmp + ": cannot sync: " + errno_text(errno));
+      s = make_os_error(errno, where + ": cannot sync: " + errno_text(errno));
   }
-  if (!s) {
-    remove_tree(root_.get(), tmp);
-    return make_error("capsule " + c.hash + ": " + s.error().message);
-  }
-  return {};
+  if (!s) remove_tree(root_.get(), tmp);
+  return s;
 }
 
 void CapsuleStore::remove_aside(const std::string& name) {

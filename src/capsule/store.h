@@ -27,6 +27,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,11 +43,15 @@
 
 namespace onemcp::capsule {
 
+// A layer's bytes. Shared, so capsules with the same layer (a dependency bundle used by many
+// codes) hold one copy in memory.
+using LayerBytes = std::shared_ptr<const std::string>;
+
 struct Capsule {
   std::string hash;
   Manifest manifest;
-  std::string manifest_json;        // manifest.json's bytes, as verified (what GET serves)
-  std::vector<std::string> layers;  // each layer's verified bytes, in manifest.layers order
+  std::string manifest_json;       // manifest.json's bytes, as verified (what GET serves)
+  std::vector<LayerBytes> layers;  // verified bytes of each layer (never null), in order
 
   // The bytes of the layer named `name`, or nullptr.
   const std::string* layer(std::string_view name) const;
@@ -58,6 +63,9 @@ struct StoreLimits {
 };
 
 using Clock = std::function<std::chrono::system_clock::time_point()>;
+
+// What check_writable() writes: room for a typical capsule.
+inline constexpr uint64_t kWritableProbeBytes = 64u << 10;
 
 struct StoreOptions {
   std::string dir;  // created (0700) when missing
@@ -97,8 +105,11 @@ class CapsuleStore {
   // once for bytes shared by many capsules, e.g. a dependency layer): a wrong one makes a
   // capsule that fails verification. Returns the capsule as stored — or the existing one with
   // the same id (verified), which then keeps its createdAt. An existing capsule that fails
-  // verification is logged and replaced.
-  Result<Capsule> put(Manifest m, std::vector<std::string> layer_bytes);
+  // verification is logged and replaced. A failure of the cache directory itself (a full disk,
+  // a read-only file system) carries its errno in Error::os_error; a capsule over the limits
+  // does not.
+  Result<Capsule> put(Manifest m, std::vector<LayerBytes> layer_bytes);
+  Result<Capsule> put(Manifest m, std::initializer_list<std::string_view> layer_bytes);
 
   // Marks capsule `hash` as used now (its last use, for gc), without reading it; false when the
   // cache holds no capsule `hash` (never stored, or removed by gc).
@@ -107,7 +118,8 @@ class CapsuleStore {
   // The verified capsule `hash` (exactly 64 lowercase hex digits), marked as used now.
   Result<Capsule> open(std::string_view hash);
 
-  // Whether capsules can be written here (creates and removes a temporary directory).
+  // Whether capsules can be written here: writes kWritableProbeBytes into a temporary file and
+  // syncs it (an empty file or directory can still be created on a full disk), then removes it.
   Status check_writable();
 
   // Whether a directory named `hash` exists (it may still fail verification).

@@ -1,5 +1,7 @@
 #include "server/backend.h"
 
+#include <cstring>
+
 #include "base/log.h"
 #include "deps/imports.h"
 #include "policy/config.h"
@@ -22,6 +24,17 @@ sandbox::RunOutput failed_before_run(const std::string& message, const char* kin
   o.report.error_kind = kind;
   o.report.error_message = message;
   o.duration_ms = ms;
+  return o;
+}
+
+// An internal result for a run that did not start because of the server (its exit code stays -1:
+// no program ran).
+sandbox::RunOutput not_started(const std::string& message) {
+  sandbox::RunOutput o;
+  o.err = message + "\n";
+  o.outcome = sandbox::Outcome::internal;
+  o.report.error_kind = "internal";
+  o.report.error_message = message;
   return o;
 }
 
@@ -61,9 +74,18 @@ class WorkerBackend final : public RunBackend {
     const sandbox::BrokerTunnels tunnels = make_broker_tunnels(policy.network, resolver_, fetch_limits_);
     sandbox::Zygote& zygote = lang == Language::py ? *py_ : *js_;
     const nlohmann::json policy_json = policy::to_json(policy);
-    auto run_code = [&](const ipc::RunRequest& req, const std::string& code,
-                        const deps::Layer* layer) -> Result<sandbox::RunOutput> {
+    auto run_code =
+        [&](const ipc::RunRequest& req, const std::string& code,
+            const std::shared_ptr<const deps::Layer>& layer) -> Result<sandbox::RunOutput> {
       auto c = capsule_of(lang, req, code, layer, policy_json);
+      if (!c && c.error().os_error) {
+        // The server's disk, not the call: the client hears which error, the log where.
+        log::error("run refused: the capsule cache " + capsules_.store().dir() +
+                   " could not store its capsule: " + c.error().message);
+        return not_started("the capsule cache could not store this run (" +
+                           std::string(std::strerror(c.error().os_error)) +
+                           "); the run did not start");
+      }
       if (!c) {
         log::error("run refused: no verified capsule: " + c.error().message);
         return failed_before_run("the run was refused: its capsule could not be stored and "
@@ -76,9 +98,9 @@ class WorkerBackend final : public RunBackend {
       exact.deps_code = deps_code ? *deps_code : std::string();
       const std::string* pip_layer = (*c)->layer("pip");
       exact.pip_key = pip_layer ? pip_set_of(*pip_layer) : std::string();
-      exact.args = (*c)->manifest.entry.argv;
-      exact.env = (*c)->manifest.entry.env;
-      exact.cwd = (*c)->manifest.entry.cwd;
+      exact.args = (*c)->entry.argv;
+      exact.env = (*c)->entry.env;
+      exact.cwd = (*c)->entry.cwd;
       auto out = zygote.run(exact, stdin_data, cancel, &broker, &tunnels);
       if (out) out->capsule = (*c)->hash;
       return out;
@@ -97,8 +119,7 @@ class WorkerBackend final : public RunBackend {
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (!lease) return failed_before_run(lease.error().message, "dependencies", ms);
       if (ms > 1000) log::info("pip dependencies ready in " + std::to_string(int(ms)) + " ms");
-      const deps::Layer pip_layer = pip_layer_of(lease->key, all);
-      return run_code(call_req, call_req.code, &pip_layer);
+      return run_code(call_req, call_req.code, pip_layer_of(lease->key, all));
     }
 
     std::shared_ptr<const deps::Layer> layer;
@@ -119,7 +140,7 @@ class WorkerBackend final : public RunBackend {
       if (!rewritten) return failed_before_run(rewritten.error().message, "syntax", 0);
       code = std::move(*rewritten);
     }
-    auto out = run_code(call_req, code, layer.get());
+    auto out = run_code(call_req, code, layer);
     if (!out || !out->report.needs_transpile || call_req.transpiled) return out;
     // Plain QuickJS could not parse it (TypeScript, newer syntax, top-level await): transpile
     // with esbuild on the host, then run esbuild's output, a capsule of its own. Time spent
@@ -135,7 +156,7 @@ class WorkerBackend final : public RunBackend {
       uint64_t used = uint64_t(spent);
       again.timeout_ms = call_req.timeout_ms > used ? call_req.timeout_ms - used : 1;
     }
-    auto second = run_code(again, *js, layer.get());
+    auto second = run_code(again, *js, layer);
     if (second) second->duration_ms += spent;
     return second;
   }
@@ -143,10 +164,14 @@ class WorkerBackend final : public RunBackend {
  private:
   // The pip layer of a run_py capsule: the set's key (its directory under the pip cache) and what
   // the call asked for, as canonical JSON.
-  static deps::Layer pip_layer_of(const std::string& key, const deps::PipSet& set) {
-    deps::Layer l;
-    l.key = key;
-    l.code = nlohmann::json{{"set", key}, {"requirements", set.requirements}, {"wheelUrls", set.wheel_urls}}.dump();
+  static std::shared_ptr<const deps::Layer> pip_layer_of(const std::string& key,
+                                                         const deps::PipSet& set) {
+    auto l = std::make_shared<deps::Layer>();
+    l->key = key;
+    l->code =
+        nlohmann::json{
+            {"set", key}, {"requirements", set.requirements}, {"wheelUrls", set.wheel_urls}}
+            .dump();
     return l;
   }
   // The set key of a verified pip layer ("" if it holds none: the worker then mounts nothing).
@@ -158,7 +183,8 @@ class WorkerBackend final : public RunBackend {
   // The run's capsule: code (and the dependency layer, whose hash the npm cache computed once),
   // entry, runtime and effective policy, stored and verified.
   Result<Capsules::Shared> capsule_of(Language lang, const ipc::RunRequest& req,
-                                      const std::string& code, const deps::Layer* layer,
+                                      const std::string& code,
+                                      const std::shared_ptr<const deps::Layer>& layer,
                                       const nlohmann::json& policy_json) {
     capsule::Manifest m;
     m.language = lang == Language::js ? "js" : "py";
@@ -168,13 +194,16 @@ class WorkerBackend final : public RunBackend {
     m.policy = policy_json;
     m.layers.push_back({"code", "code", lang == Language::js ? "code.js" : "code.py", "", 0});
     std::vector<std::string_view> bytes{code};
+    std::vector<capsule::LayerBytes> owners(1);
     if (layer) {
       // run_js: the npm bundle; run_py: the pip set the run mounts (its key and what it holds).
       if (lang == Language::js) m.layers.push_back({"deps", "deps", "deps.js", layer->sha256, 0});
       else m.layers.push_back({"pip", "deps", "pip.json", layer->sha256, 0});
       bytes.push_back(layer->code);
+      // The npm cache keeps the bundle anyway: the capsules in memory share it, not a copy.
+      owners.push_back(capsule::LayerBytes(layer, &layer->code));
     }
-    return capsules_.get(std::move(m), bytes);
+    return capsules_.get(std::move(m), bytes, owners);
   }
 
   std::unique_ptr<sandbox::Zygote> js_, py_;

@@ -88,7 +88,8 @@ Result<std::string> fetch_wheel(const std::string& url, const policy::NetworkPol
 // every run's requests (e.g. the server's own address, never reachable from a run).
 // `upstreams` (may be null) answers runs' upstream tool calls; it must outlive the backend.
 // Every run executes from its capsule in `capsules` (which must outlive the backend); a run whose
-// capsule cannot be stored and verified does not run (an isError result says why).
+// capsule cannot be stored and verified does not run (an isError result says why; its outcome is
+// `internal` when the cache's file system failed, e.g. a full disk).
 Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& paths,
                                                          sandbox::CgroupManager* cgroups,
                                                          broker::Resolver& resolver,

@@ -1,6 +1,7 @@
 // The capsule store, signing key files and HTTP view on real files in a temp dir: put/open,
 // every kind of tampering, symlinks, concurrent writers (threads and processes), gc, limits,
-// key file permissions, and the open+verify time of a small capsule.
+// a full and a read-only disk (a private tmpfs), key file permissions, and the open+verify time
+// of a small capsule.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -21,6 +22,7 @@
 #include "capsule/http.h"
 #include "capsule/signing_key.h"
 #include "capsule/store.h"
+#include "tmpfs_fixture.h"
 
 namespace onemcp::capsule {
 namespace {
@@ -137,7 +139,8 @@ TEST_F(CapsuleTest, PutThenOpenReturnsTheVerifiedBytes) {
   ASSERT_TRUE(o.ok()) << o.error().message;
   EXPECT_EQ(o->manifest, c.manifest);
   EXPECT_EQ(o->manifest_json, c.manifest_json);
-  EXPECT_EQ(o->layers, c.layers);
+  ASSERT_EQ(o->layers.size(), c.layers.size());
+  for (size_t i = 0; i < c.layers.size(); ++i) EXPECT_EQ(*o->layers[i], *c.layers[i]);
   ASSERT_NE(o->layer("deps"), nullptr);
   EXPECT_EQ(*o->layer("deps"), std::string("\0\1\2deps", 7));
   EXPECT_EQ(o->layer("nope"), nullptr);
@@ -308,6 +311,7 @@ TEST_F(CapsuleTest, SizeLimits) {
   auto r = small->put(manifest_for("big"), {std::string(5000, 'x'), ""});
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(contains(r.error().message, "over the limit of 4096")) << r.error().message;
+  EXPECT_EQ(r.error().os_error, 0) << "the capsule's fault, not the disk's";
   EXPECT_TRUE(entries().empty());
 
   auto big = store();
@@ -394,7 +398,7 @@ TEST_F(CapsuleTest, GcRemovesCapsulesOlderThanMaxAge) {
   EXPECT_EQ(st->kept, 1u);
   EXPECT_EQ(entries(), std::set<std::string>{fresh.hash});
   EXPECT_EQ(st->bytes_kept,
-            fresh.manifest_json.size() + fresh.layers[0].size() + fresh.layers[1].size());
+            fresh.manifest_json.size() + fresh.layers[0]->size() + fresh.layers[1]->size());
 }
 
 TEST_F(CapsuleTest, GcByTotalSizeRemovesLeastRecentlyUsed) {
@@ -405,7 +409,7 @@ TEST_F(CapsuleTest, GcByTotalSizeRemovesLeastRecentlyUsed) {
   age(path(b), 2h);
   age(path(c), 1h);
   ASSERT_TRUE(s->open(a.hash).ok());  // a is now the most recently used
-  uint64_t each = a.manifest_json.size() + 1000 + a.layers[1].size();
+  uint64_t each = a.manifest_json.size() + 1000 + a.layers[1]->size();
   auto st = s->gc(24h, 2 * each + 10);
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(st->removed, 1u);
@@ -500,7 +504,7 @@ TEST_F(CapsuleTest, HttpView) {
   r = capsule_http_get(*s, c.hash + "/deps.bin");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.content_type, "application/octet-stream");
-  EXPECT_EQ(r.body, c.layers[1]);
+  EXPECT_EQ(r.body, *c.layers[1]);
 
   for (const std::string& bad :
        {std::string("abc"), c.hash + "/", c.hash + "/../" + c.hash, c.hash + "/code.js/x",
@@ -519,6 +523,66 @@ TEST_F(CapsuleTest, HttpView) {
   r = capsule_http_get(*s, c.hash + "/deps.bin");  // any tampering fails the whole capsule
   EXPECT_EQ(r.status, 500);
   EXPECT_TRUE(contains(r.body, "SHA-256 mismatch")) << r.body;
+}
+
+// The cache directory on a small tmpfs of its own (tmpfs_fixture.h).
+class CapsuleDiskTest : public CapsuleTest {
+ protected:
+  void SetUp() override {
+    CapsuleTest::SetUp();
+    fs::create_directories(cache_);
+  }
+  void TearDown() override {
+    ::umount2(cache_.c_str(), MNT_DETACH);
+    CapsuleTest::TearDown();
+  }
+  // Mounts the tmpfs; false when it cannot (a failure with ONEMCP_REQUIRE_KERNEL_FEATURES=1).
+  bool mount(uint64_t bytes, const std::string& options = "") {
+    auto s = test_tmpfs::mount_private(cache_, bytes, options);
+    if (!s && test_tmpfs::required()) ADD_FAILURE() << s.error().message;
+    return s.ok();
+  }
+};
+
+TEST_F(CapsuleDiskTest, AFullDiskIsNotWritableAndPutFailsWithItsErrno) {
+  if (!mount(256 << 10)) GTEST_SKIP() << "no private tmpfs";
+  auto s = store();
+  ASSERT_TRUE(s->check_writable().ok());
+  Capsule before = put(*s, "before");
+  test_tmpfs::fill(cache_ + "/filler");
+  // A directory or an empty file can still be made: only writing bytes shows the disk is full.
+  ASSERT_EQ(::mkdir((cache_ + "/still-possible").c_str(), 0700), 0);
+  ASSERT_EQ(::rmdir((cache_ + "/still-possible").c_str()), 0);
+  auto w = s->check_writable();
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.error().os_error, ENOSPC);
+  EXPECT_TRUE(contains(
+      w.error().message,
+      cache_ + ": cannot write capsules here: probe: cannot write: No space left on device"))
+      << w.error().message;
+
+  auto r = s->put(manifest_for("after"), {std::string(8192, 'x'), "d"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().os_error, ENOSPC) << r.error().message;
+  EXPECT_TRUE(contains(r.error().message, "No space left on device")) << r.error().message;
+  EXPECT_EQ(entries(), (std::set<std::string>{before.hash, "filler"})) << "no temporary left";
+  EXPECT_EQ(put(*s, "before").hash, before.hash) << "a stored capsule needs no room";
+
+  fs::remove(cache_ + "/filler");
+  EXPECT_TRUE(s->check_writable().ok());
+  EXPECT_TRUE(s->put(manifest_for("after"), {std::string(8192, 'x'), "d"}).ok());
+}
+
+TEST_F(CapsuleDiskTest, AReadOnlyDiskIsNotWritable) {
+  if (!mount(256 << 10, "ro")) GTEST_SKIP() << "no private tmpfs";
+  auto s = store();
+  ASSERT_NE(s, nullptr);
+  auto w = s->check_writable();
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.error().os_error, EROFS) << w.error().message;
+  auto r = s->put(manifest_for("a"), {"x", "y"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().os_error, EROFS) << r.error().message;
 }
 
 class CapsuleKeyTest : public CapsuleTest {
