@@ -1,20 +1,18 @@
 #!/usr/bin/env node
 // 1mcp benchmark: start-to-ready time, per-call latency over loopback, throughput with 8
 // concurrent clients, per-run sandbox overhead (sandboxed vs --insecure-no-sandbox, interleaved)
-// and kill latency past a 200 ms deadline, for trivial run_js and run_py calls. Raw JSON-RPC
-// over node:http with keep-alive agents, so the numbers are the server's, not an SDK's.
+// and kill latency past a 200 ms deadline (busy loops) and a 2 s deadline (a Python fork bomb).
+// Raw JSON-RPC over node:http with keep-alive agents, so the numbers are the server's, not an SDK's.
 //
 //   node bench/run.mjs [--bin build/1mcp] [--quick] [--starts 5] [--calls 200] [--warmup 20]
 //     [--clients 8] [--seconds 10] [--max-calls 2000] [--overhead-calls 200] [--block 20]
-//     [--kill-runs 100] [--kill-timeout 200] [--json out.json]      (see bench/README.md)
-import { spawn, spawnSync } from "node:child_process";
+//     [--kill-runs 100] [--kill-timeout 200] [--bomb-runs 10] [--bomb-timeout 2000]
+//     [--json out.json]                                               (see bench/README.md)
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
-import http from "node:http";
-import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 
-const REPO = fileURLToPath(new URL("../", import.meta.url));
+import { REPO, RawClient, fmt, machine, median, projectDir, startServer, stopServer, summarize } from "./lib.mjs";
 
 // ------------------------------------------------------------------------------------------
 // Options
@@ -32,11 +30,13 @@ function parseArgs(argv) {
     block: 20,
     killRuns: 100,
     killTimeout: 200,
+    bombRuns: 10,
+    bombTimeout: 2000,
     quick: false,
     json: null,
   };
   // --quick: a smoke run with small counts; explicit flags still win.
-  const QUICK = { starts: 2, calls: 30, warmup: 5, seconds: 2, maxCalls: 300, overheadCalls: 40, block: 10, killRuns: 10 };
+  const QUICK = { starts: 2, calls: 30, warmup: 5, seconds: 2, maxCalls: 300, overheadCalls: 40, block: 10, killRuns: 10, bombRuns: 3 };
   const explicit = new Set();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -63,10 +63,12 @@ function parseArgs(argv) {
       case "--block": num("block"); break;
       case "--kill-runs": num("killRuns"); break;
       case "--kill-timeout": num("killTimeout"); break;
+      case "--bomb-runs": num("bombRuns"); break;
+      case "--bomb-timeout": num("bombTimeout"); break;
       case "--json": o.json = val(); break;
       case "-h":
       case "--help":
-        console.log(fs.readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 9)
+        console.log(fs.readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 10)
           .map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
         process.exit(0);
       default:
@@ -74,196 +76,15 @@ function parseArgs(argv) {
     }
   }
   if (o.quick) for (const [k, v] of Object.entries(QUICK)) if (!explicit.has(k)) o[k] = v;
-  if (o.block < 1 || o.killTimeout < 1) throw new Error("--block and --kill-timeout must be ≥ 1");
+  if (o.block < 1 || o.killTimeout < 1 || o.bombTimeout < 1) {
+    throw new Error("--block, --kill-timeout and --bomb-timeout must be ≥ 1");
+  }
   if (!o.bin) {
     o.bin = ["build/1mcp", "build-e2e/1mcp"].map((p) => path.join(REPO, p)).find((p) => fs.existsSync(p));
     if (!o.bin) throw new Error("no 1mcp binary found; pass --bin <path>");
   }
   o.bin = path.resolve(o.bin);
   return o;
-}
-
-// ------------------------------------------------------------------------------------------
-// Statistics
-
-function percentile(sorted, p) {
-  if (!sorted.length) return NaN;
-  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[idx];
-}
-
-function summarize(samples) {
-  const s = [...samples].sort((a, b) => a - b);
-  return {
-    n: s.length,
-    p50: percentile(s, 50),
-    p95: percentile(s, 95),
-    p99: percentile(s, 99),
-    min: s[0],
-    max: s[s.length - 1],
-    mean: s.reduce((a, b) => a + b, 0) / (s.length || 1),
-  };
-}
-
-const median = (xs) => summarize(xs).p50;
-const fmt = (ms) => (Number.isFinite(ms) ? (ms < 10 ? ms.toFixed(2) : ms.toFixed(1)) : "n/a");
-
-// ------------------------------------------------------------------------------------------
-// Server process
-
-const tmpDirs = [];
-const children = new Set();
-function cleanup() {
-  for (const c of children) c.kill("SIGKILL");
-  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
-}
-process.on("exit", cleanup);
-for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(130));
-
-function projectDir(bin) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "1mcp-bench-"));
-  tmpDirs.push(dir);
-  const r = spawnSync(bin, ["init", "--dir", dir], { encoding: "utf8", timeout: 15000 });
-  if (r.status !== 0) throw new Error(`1mcp init failed: ${r.stderr}`);
-  return dir;
-}
-
-const READY_RE = /ready in ([\d.]+) ms: MCP endpoint http:\/\/([^\s/]+):(\d+)\/mcp/;
-
-// Spawns the server; resolves { proc, port, selfReadyMs, spawnedAt } once the ready line shows.
-// `extra` is appended to the serve arguments (e.g. ["--insecure-no-sandbox"]).
-function startServer(bin, dir, extra = [], timeoutMs = 30000) {
-  return new Promise((resolve, reject) => {
-    const spawnedAt = performance.now();
-    const proc = spawn(bin, ["serve", "--dir", dir, "-p", "0", "--no-ui", ...extra], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    children.add(proc);
-    proc.on("exit", () => children.delete(proc));
-    let err = "";
-    const timer = setTimeout(() => {
-      proc.kill("SIGKILL");
-      reject(new Error(`server not ready after ${timeoutMs} ms:\n${err}`));
-    }, timeoutMs);
-    proc.stderr.setEncoding("utf8").on("data", (d) => {
-      err += d;
-      const m = READY_RE.exec(err);
-      if (m && timer) {
-        clearTimeout(timer);
-        resolve({ proc, port: Number(m[3]), host: m[2], selfReadyMs: Number(m[1]), spawnedAt });
-      }
-    });
-    proc.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${code}) before ready:\n${err}`));
-    });
-  });
-}
-
-function stopServer(proc) {
-  return new Promise((resolve) => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
-    const k = setTimeout(() => proc.kill("SIGKILL"), 3000);
-    proc.once("exit", () => {
-      clearTimeout(k);
-      resolve();
-    });
-    proc.kill("SIGTERM");
-  });
-}
-
-// ------------------------------------------------------------------------------------------
-// HTTP
-
-function httpRequest({ port, agent, method = "POST", path: p = "/mcp", headers = {}, body }) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: "127.0.0.1", port, path: p, method, agent, headers },
-      (res) => {
-        const chunks = [];
-        res.on("data", (c) => chunks.push(c));
-        res.on("end", () =>
-          resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }),
-        );
-        res.on("error", reject);
-      },
-    );
-    req.setTimeout(30000, () => req.destroy(new Error("request timed out")));
-    req.on("error", reject);
-    req.end(body);
-  });
-}
-
-// One MCP session on its own keep-alive connection.
-class RawClient {
-  constructor(port) {
-    this.port = port;
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    this.nextId = 1;
-    this.sid = null;
-  }
-
-  headers(len) {
-    const h = {
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-      "content-length": len,
-    };
-    if (this.sid) {
-      h["mcp-session-id"] = this.sid;
-      h["mcp-protocol-version"] = "2025-06-18";
-    }
-    return h;
-  }
-
-  async send(msg) {
-    const body = JSON.stringify(msg);
-    return httpRequest({ port: this.port, agent: this.agent, headers: this.headers(Buffer.byteLength(body)), body });
-  }
-
-  async init() {
-    const r = await this.send({
-      jsonrpc: "2.0",
-      id: 0,
-      method: "initialize",
-      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "1mcp-bench", version: "1" } },
-    });
-    if (r.status !== 200) throw new Error(`initialize: HTTP ${r.status} ${r.body}`);
-    this.sid = r.headers["mcp-session-id"];
-    const n = await this.send({ jsonrpc: "2.0", method: "notifications/initialized" });
-    if (n.status !== 202) throw new Error(`initialized: HTTP ${n.status}`);
-    return this;
-  }
-
-  // Calls a tool with `args`; resolves the client-side wall time in ms (request sent → end of
-  // the response body), the HTTP status, the raw body and the structuredContent (if any).
-  async callTool(tool, args) {
-    const t0 = performance.now();
-    const r = await this.send({
-      jsonrpc: "2.0",
-      id: this.nextId++,
-      method: "tools/call",
-      params: { name: tool, arguments: args },
-    });
-    const ms = performance.now() - t0;
-    let sc;
-    try {
-      sc = JSON.parse(r.body).result?.structuredContent;
-    } catch {}
-    return { ms, status: r.status, body: r.body, sc };
-  }
-
-  // Calls a tool with `code`; resolves the wall time in ms and whether the result was right.
-  async call(tool, code, expectStdout) {
-    const r = await this.callTool(tool, { code });
-    const ok = r.status === 200 && r.sc?.outcome === "ok" && r.sc.stdout === expectStdout;
-    return { ms: r.ms, ok, body: r.body, durationMs: r.sc?.durationMs };
-  }
-
-  async close() {
-    await httpRequest({ port: this.port, agent: this.agent, method: "DELETE", headers: { "mcp-session-id": this.sid } }).catch(() => {});
-    this.agent.destroy();
-  }
 }
 
 const WORKLOADS = [
@@ -273,6 +94,9 @@ const WORKLOADS = [
 
 // Busy loops for the kill-latency measurement: they never yield, so only a kill ends them.
 const SPIN = { run_js: "while(true){}", run_py: "while True: pass" };
+// Every process forks in a loop until the run's pids cap (128 tasks) refuses: a full pid table
+// of busy processes, each in and out of fork(), for the kernel to tear down at the deadline.
+const FORK_BOMB = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass";
 
 // ------------------------------------------------------------------------------------------
 // Measurements
@@ -420,27 +244,22 @@ async function measureKill(port, opts) {
     }
     out[w.tool] = { client: summarize(client_), server: summarize(server), failures };
   }
+  // The fork bomb: fewer runs, each spends its whole (longer) deadline forking.
+  const T2 = opts.bombTimeout;
+  const bomb = { client: [], server: [], failures: 0 };
+  for (let i = 0; i < opts.bombRuns; i++) {
+    const r = await client.callTool("run_py", { code: FORK_BOMB, policy: { limits: { timeoutMs: T2 } } });
+    if (!(r.status === 200 && r.sc?.outcome === "timeout")) bomb.failures++;
+    bomb.client.push(r.ms - T2);
+    if (Number.isFinite(r.sc?.durationMs)) bomb.server.push(r.sc.durationMs - T2);
+  }
+  out.bomb = { client: summarize(bomb.client), server: summarize(bomb.server), failures: bomb.failures };
   await client.close();
   return out;
 }
 
 // ------------------------------------------------------------------------------------------
 // Report
-
-function machine() {
-  const cpus = os.cpus();
-  let nproc = String(os.availableParallelism?.() ?? cpus.length);
-  const r = spawnSync("nproc", { encoding: "utf8" });
-  if (r.status === 0) nproc = r.stdout.trim();
-  return {
-    nproc,
-    cpu: cpus[0]?.model?.trim() ?? "unknown",
-    logicalCpus: cpus.length,
-    memGiB: (os.totalmem() / 2 ** 30).toFixed(1),
-    kernel: `${os.type()} ${os.release()}`,
-    node: process.version,
-  };
-}
 
 function report(opts, m, startup, latency, throughput, overhead, kill, version) {
   const pass = (ok) => (ok ? "✅" : "❌");
@@ -488,6 +307,11 @@ function report(opts, m, startup, latency, throughput, overhead, kill, version) 
     const s = kill[w.tool].server;
     L.push(`| ${w.tool} kill, server-side durationMs − ${opts.killTimeout}, p50 / p99 (${s.n} runs) | ${fmt(s.p50)} / ${fmt(s.p99)} ms | | |`);
   }
+  if (kill.bomb.client.n) {
+    const b = kill.bomb.client;
+    const s = kill.bomb.server;
+    L.push(`| run_py fork bomb kill latency past a ${opts.bombTimeout} ms deadline, p50 / max (${b.n} runs) | ${fmt(b.p50)} / ${fmt(b.max)} ms${failed(kill.bomb.failures)} (server-side ${fmt(s.p50)} / ${fmt(s.max)} ms) | p50 < 250 ms | ${pass(b.p50 < 250 && !kill.bomb.failures)} |`);
+  }
   return L.join("\n");
 }
 
@@ -508,7 +332,8 @@ async function main() {
     const latency = await measureLatency(s.port, opts);
     log(`throughput: ${opts.clients} clients, ${opts.seconds} s or ${opts.maxCalls} calls per tool…`);
     const throughput = await measureThroughput(s.port, opts);
-    log(`kill latency: ${opts.killRuns} busy loops per tool with timeoutMs ${opts.killTimeout}…`);
+    log(`kill latency: ${opts.killRuns} busy loops per tool with timeoutMs ${opts.killTimeout}, ` +
+      `${opts.bombRuns} fork bombs with timeoutMs ${opts.bombTimeout}…`);
     const kill = await measureKill(s.port, opts);
     // The unsandboxed server is started only now, so it sits idle through none of the above.
     insecure = await startServer(opts.bin, projectDir(opts.bin), ["--insecure-no-sandbox"]);

@@ -38,6 +38,9 @@ const SOURCES = [
       '/properties/policy/properties/limits': 'Limits',
       '/properties/mounts/items': 'Mount',
       '/$defs/upstream': 'UpstreamConfig',
+      '/properties/auth': 'AuthConfig',
+      '/properties/auth/properties/tokens/items': 'TokenConfig',
+      '/properties/auth/properties/oauth': 'OAuthConfig',
     },
   },
   {

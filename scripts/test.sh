@@ -20,7 +20,7 @@ fuzz_one() {
   local t=$1 dict=()
   case $t in
     fuzz_url) dict=(-dict=tests/fuzz/url.dict) ;;
-    fuzz_utf8_base64) ;;
+    fuzz_utf8_base64 | fuzz_jwt) ;;
     *) dict=(-dict=tests/fuzz/json.dict) ;;
   esac
   mkdir -p "$fuzz_tmp/$t/corpus" "$fuzz_tmp/$t/artifacts"
@@ -43,4 +43,5 @@ fuzz_pair fuzz_url fuzz_utf8_base64
 fuzz_pair fuzz_jsonrpc fuzz_frames
 fuzz_pair fuzz_config fuzz_broker_frame
 fuzz_pair fuzz_upstream fuzz_imports
+fuzz_one fuzz_jwt || fuzz_failed=1
 [ "$fuzz_failed" -eq 0 ]

@@ -57,6 +57,92 @@ export interface Config {
    */
   sessionTtlMs?: number;
   /**
+   * The HTTP front door: which Host and Origin headers are accepted, how runs are shared between
+   * clients, and the limits on sessions, connections and shutdown. Changes take effect after a
+   * restart.
+   */
+  server?: {
+    /**
+     * Host header values accepted besides localhost, 127.0.0.1 and [::1] with the listening port
+     * (accepted when bound to a loopback or wildcard address), compared exactly after
+     * lower-casing: a name or address, optionally with ":port", e.g. "mcp.example.com" (without a
+     * port it matches that name without a port or with the listening port) or "localhost:9000"
+     * (behind a port forward). No wildcards, no prefix or suffix matching. Default [].
+     * @default []
+     */
+    allowedHosts?: string[];
+    /**
+     * Origin header values (scheme://host[:port], no path) of web pages allowed to call this
+     * server besides the server's own pages, compared exactly after lower-casing, e.g.
+     * "http://localhost:6274" for a local MCP Inspector. A request whose Origin equals its own
+     * accepted Host (a page this server served) is always allowed. Default [].
+     * @default []
+     */
+    allowedOrigins?: string[];
+    /**
+     * Runs (run_js, run_py) that execute at once; more wait in a queue. Default 16.
+     * @default 16
+     */
+    runSlots?: number;
+    /**
+     * Run slots one client (an MCP session, or an authenticated principal) may hold at once; its
+     * further calls wait while the queue is served round-robin across clients. Default: a quarter
+     * of runSlots (at least 1).
+     */
+    maxRunsPerClient?: number;
+    /**
+     * Calls waiting for a run slot, over all clients; beyond it a call is refused with a retryable
+     * error (HTTP 429 with Retry-After). Default 256.
+     * @default 256
+     */
+    maxQueuedRuns?: number;
+    /**
+     * Calls of one client waiting for a run slot; beyond it that client's calls are refused with a
+     * retryable error while other clients' calls are still admitted. Default 64.
+     * @default 64
+     */
+    maxQueuedRunsPerClient?: number;
+    /**
+     * MCP sessions kept at once. At the cap a new session evicts the least recently used one that
+     * has no call in flight. Default 1024.
+     * @default 1024
+     */
+    maxSessions?: number;
+    /**
+     * HTTP connections open at once. At the cap a new connection closes the one that has waited
+     * longest without a request being served (an idle keep-alive connection, or a request still
+     * arriving); only when every connection is busy is it refused with 503. Default 512.
+     * @default 512
+     */
+    maxConnections?: number;
+    /**
+     * HTTP connections open at once from one client IP address, with the same eviction rule within
+     * that address. Default 128.
+     * @default 128
+     */
+    maxConnectionsPerAddress?: number;
+    /**
+     * A request's header and body must arrive within this many milliseconds of its first byte,
+     * else the connection is closed. Default 5000.
+     * @default 5000
+     */
+    readTimeoutMs?: number;
+    /**
+     * An answer (a response or an event stream) whose client accepts none of its bytes for this
+     * many milliseconds is dropped, the connection closed and the call behind it cancelled.
+     * Default 10000.
+     * @default 10000
+     */
+    writeTimeoutMs?: number;
+    /**
+     * On SIGTERM or SIGINT the server stops accepting connections and lets calls in flight finish
+     * for up to this many milliseconds; calls still running then are answered with a JSON-RPC
+     * error saying the server is shutting down. Default 10000.
+     * @default 10000
+     */
+    shutdownGraceMs?: number;
+  };
+  /**
    * Directory of the key that signs execution capsules, relative to the project directory. Default
    * ".1mcp/keys/".
    * @default ".1mcp/keys/"
@@ -129,6 +215,16 @@ export interface Config {
      */
     downloadCacheBytes?: number;
   };
+  /**
+   * Authentication of the HTTP endpoints: /mcp, /mcps, /mcps/..., /mcps-rpc, /capsules/...,
+   * /types... and the web page at /. Requests carry a token as "Authorization: Bearer <token>"
+   * (the web page: once as GET /?token=<token>, then an HttpOnly cookie). /health and the OAuth
+   * protected resource metadata (/.well-known/oauth-protected-resource...) stay open; stdio is
+   * never authenticated. Without tokens and oauth, requests are not authenticated, and the server
+   * refuses to listen on an address other than a loopback one. Default: {"tokens": []}.
+   * @default {"tokens":[]}
+   */
+  auth?: AuthConfig;
 }
 
 /**
@@ -355,6 +451,97 @@ export interface Mount {
   mode?: "ro" | "rw";
 }
 
+/**
+ * Authentication of the HTTP endpoints: /mcp, /mcps, /mcps/..., /mcps-rpc, /capsules/...,
+ * /types... and the web page at /. Requests carry a token as "Authorization: Bearer <token>" (the
+ * web page: once as GET /?token=<token>, then an HttpOnly cookie). /health and the OAuth protected
+ * resource metadata (/.well-known/oauth-protected-resource...) stay open; stdio is never
+ * authenticated. Without tokens and oauth, requests are not authenticated, and the server refuses
+ * to listen on an address other than a loopback one. Default: {"tokens": []}.
+ * @default {"tokens":[]}
+ */
+export interface AuthConfig {
+  /**
+   * Static bearer tokens, kept as SHA-256 digests only: "1mcp token create" makes a token, prints
+   * it once and adds its entry here. Names and digests must be unique. Default [].
+   * @default []
+   */
+  tokens?: TokenConfig[];
+  /**
+   * This server as an OAuth 2.1 resource server (the MCP authorization specification): JWT access
+   * tokens issued by issuer for resource are verified locally with the issuer's public keys
+   * (jwksFile or jwksUrl, exactly one); requests act as the principal "oauth:<iss> <sub>". A
+   * request without a valid token is answered 401 with a WWW-Authenticate header naming this
+   * server's protected resource metadata (RFC 9728), served at
+   * /.well-known/oauth-protected-resource and, for a resource with a path, at
+   * /.well-known/oauth-protected-resource<path>.
+   */
+  oauth?: OAuthConfig;
+}
+
+/** One token. */
+export interface TokenConfig {
+  /**
+   * Name of the token; requests made with it act as the principal "token:<name>". A letter or
+   * digit, then letters, digits, ".", "_" or "-" (at most 64 characters).
+   */
+  name: string;
+  /** SHA-256 of the token, in 64 lowercase hex digits. */
+  sha256: string;
+}
+
+/**
+ * This server as an OAuth 2.1 resource server (the MCP authorization specification): JWT access
+ * tokens issued by issuer for resource are verified locally with the issuer's public keys
+ * (jwksFile or jwksUrl, exactly one); requests act as the principal "oauth:<iss> <sub>". A request
+ * without a valid token is answered 401 with a WWW-Authenticate header naming this server's
+ * protected resource metadata (RFC 9728), served at /.well-known/oauth-protected-resource and, for
+ * a resource with a path, at /.well-known/oauth-protected-resource<path>.
+ */
+export interface OAuthConfig {
+  /**
+   * Issuer identifier of the authorization server: the "iss" claim of accepted tokens must equal
+   * it exactly. An https URL (http only for a loopback host: localhost, 127.0.0.0/8, [::1]).
+   */
+  issuer: string;
+  /**
+   * This server's resource URI as its clients know it, e.g. "https://mcp.example.com/mcp": the
+   * "aud" claim of accepted tokens must contain it, and the protected resource metadata names it.
+   * An absolute http(s) URI without a fragment.
+   */
+  resource: string;
+  /**
+   * Authorization servers listed in the protected resource metadata, as https URLs (http only for
+   * a loopback host). Default: [issuer].
+   */
+  authorizationServers?: string[];
+  /**
+   * Path of a file holding the issuer's JWK Set, relative to the project directory. Read at start
+   * (the server refuses to start when it is missing or has no usable key), then again every 10
+   * minutes and when a token names an unknown key (at most every 30 seconds).
+   */
+  jwksFile?: string;
+  /**
+   * URL of the issuer's JWK Set (its jwks_uri): https, or http only for a loopback host. Fetched
+   * at start, then every 10 minutes and when a token names an unknown key (at most every 30
+   * seconds), without proxy or redirects; a failed fetch keeps the keys fetched before.
+   */
+  jwksUrl?: string;
+  /**
+   * Scopes every token must grant (in its "scope" claim, space-separated, or its "scp" array); a
+   * valid token lacking one is answered 403 insufficient_scope. Also advertised as
+   * scopes_supported. Default [].
+   * @default []
+   */
+  requiredScopes?: string[];
+  /**
+   * Clock skew allowed between this server and the issuer when checking exp, nbf and iat, in
+   * seconds (0 to 600). Default 60.
+   * @default 60
+   */
+  leewaySeconds?: number;
+}
+
 /** Arguments of the run_js tool. */
 export interface RunJsParams {
   /** JavaScript or TypeScript source to run. */
@@ -540,7 +727,10 @@ export interface RunResult {
   stdout: string;
   /** Standard error (invalid UTF-8 replaced by U+FFFD), cut at the stdoutBytes limit. */
   stderr: string;
-  /** Exit code of the program (0 on success). */
+  /**
+   * Exit code of the program (0 on success; -1 when no program ran, as for a run that did not
+   * start).
+   */
   exitCode: number;
   /**
    * How the run ended: "ok" (exit code 0), "error" (uncaught exception or non-zero exit),

@@ -1,6 +1,8 @@
 // cli/main.cc — the `1mcp` command: `init` writes a default config and the capsule signing key,
-// `capsule verify` checks a stored capsule, `serve` runs the MCP server over HTTP (default) or
-// stdio. The only place that builds real clocks, workers and sockets.
+// `capsule verify` checks a stored capsule, `token` manages the static bearer tokens, `serve`
+// runs the MCP server over HTTP (default) or stdio. The only place that builds real clocks,
+// workers and sockets.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -23,6 +25,7 @@
 #include "base/unique_fd.h"
 #include "capsule/signing_key.h"
 #include "capsule/store.h"
+#include "cli/auth_cli.h"
 #include "deps/npm.h"
 #include "deps/pip.h"
 #include "deps/process.h"
@@ -160,7 +163,8 @@ int cmd_capsule_verify(const std::string& dir, const std::string& config,
 // SIGHUP: re-reads the config. A running server takes the policy's network rules and limits and
 // the session TTL from it; the rest was fixed at start (mounts and writable roots of the runtimes,
 // upstream servers, ...) and waits for a restart. An invalid file changes nothing.
-void reload_config(const std::string& path, server::McpServer& mcp, policy::Config& running) {
+void reload_config(const std::string& path, server::McpServer& mcp, policy::Config& running,
+                   server::HttpAuth* auth) {
   auto next = policy::load_config(path);
   if (!next) return log::error("config not reloaded, keeping the old one: " + next.error().message);
   policy::Config merged = running;
@@ -168,13 +172,18 @@ void reload_config(const std::string& path, server::McpServer& mcp, policy::Conf
   merged.policy.limits = next->policy.limits;
   merged.session_ttl_ms = next->session_ttl_ms;
   policy::Config rest = *next;
+  if (auth) {  // revoked and new static tokens apply at once
+    merged.auth.tokens = next->auth.tokens;
+    auth->set_tokens(next->auth.tokens);
+    rest.auth.tokens = running.auth.tokens;
+  }
   rest.policy.network = running.policy.network;
   rest.policy.limits = running.policy.limits;
   rest.session_ttl_ms = running.session_ttl_ms;
   if (rest != running) {
     log::warn(path +
-              ": only policy.network, policy.limits and sessionTtlMs change at once; the "
-              "rest takes effect after a restart");
+              ": only policy.network, policy.limits, sessionTtlMs and auth.tokens (when "
+              "authentication is on) change at once; the rest takes effect after a restart");
   }
   running = merged;
   mcp.set_config(merged);
@@ -331,6 +340,31 @@ class Prebuild {
   std::thread thread_;
 };
 
+// An address literal in 127.0.0.0/8 or ::1, or "localhost". A name that merely starts with
+// "127." may resolve anywhere.
+bool is_loopback_bind(const std::string& bind) {
+  if (bind == "localhost") return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, bind.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return ::inet_pton(AF_INET6, bind.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+// Graceful shutdown after SIGTERM/SIGINT: new calls are refused, calls in flight get `grace` to
+// finish, and what still runs then is cancelled and answered with a shutting-down error.
+void drain(server::McpServer& mcp, int sig, std::chrono::milliseconds grace) {
+  log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
+            ", shutting down: letting calls in flight finish for up to " +
+            std::to_string(grace.count()) + " ms");
+  mcp.begin_shutdown();
+  if (!mcp.wait_calls(grace)) {
+    log::warn("calls still running after the shutdown grace period: cancelling them");
+    mcp.abort_calls();
+    if (!mcp.wait_calls(std::chrono::seconds(5))) log::error("some calls did not end after cancel");
+  }
+  mcp.close_streams();
+}
+
 struct ServeFlags {
   std::string config = "1mcp.config.json";
   std::string dir;
@@ -353,6 +387,25 @@ int cmd_serve(const ServeFlags& f) {
   if (!config) {
     std::fprintf(stderr, "1mcp serve: invalid configuration: %s\n", config.error().message.c_str());
     return 2;
+  }
+  const bool loopback = is_loopback_bind(f.bind);
+  if (!f.stdio && !loopback && !config->auth.enabled()) {
+    std::fprintf(stderr,
+                 "1mcp serve: refusing to listen on %s without authentication: anyone who can "
+                 "connect could run code here.\nCreate a token with `1mcp token create` (clients "
+                 "then send \"Authorization: Bearer <token>\"), or configure auth.oauth in %s; or "
+                 "bind to 127.0.0.1.\n",
+                 f.bind.c_str(), config_path.c_str());
+    return 2;
+  }
+  cli::ServeAuth serve_auth;  // outlives the server, which checks every HTTP request with it
+  if (!f.stdio) {
+    auto a = cli::setup_serve_auth(*config, f.dir);
+    if (!a) {
+      std::fprintf(stderr, "1mcp serve: %s\n", a.error().message.c_str());
+      return 2;
+    }
+    serve_auth = std::move(*a);
   }
 
   // Signals are handled by one thread with sigwait; block them before any thread exists.
@@ -554,8 +607,17 @@ int cmd_serve(const ServeFlags& f) {
   opts.tools = [u = upstreams.get()](const policy::Policy& p) {
     return server::tool_list(p, u ? u->allowed(p) : std::vector<server::CodeModeServer>{});
   };
-  opts.loopback_only = f.bind == "127.0.0.1" || f.bind == "::1" || f.bind.rfind("127.", 0) == 0 ||
-                       f.bind == "localhost";
+  const bool wildcard_bind = f.bind == "0.0.0.0" || f.bind == "::";
+  opts.hosts.loopback_names = loopback || wildcard_bind;
+  if (!wildcard_bind) {  // e.g. 127.0.0.2 or 192.0.2.7: the address clients connect to
+    opts.hosts.bind_host = f.bind.find(':') != std::string::npos ? "[" + f.bind + "]" : f.bind;
+  }
+  opts.hosts.allowed_hosts = config->server.allowed_hosts;
+  opts.hosts.allowed_origins = config->server.allowed_origins;
+  opts.runs = {config->server.run_slots, config->server.max_runs_per_client,
+               config->server.max_queued_runs, config->server.max_queued_runs_per_client};
+  opts.max_sessions = config->server.max_sessions;
+  opts.auth = serve_auth.http.get();
   server::McpServer mcp(opts, *config, **backend);
   policy::Config running = *config;
   // Waits for SIGINT or SIGTERM and returns it, reloading the config on every SIGHUP.
@@ -564,7 +626,7 @@ int cmd_serve(const ServeFlags& f) {
       int sig = 0;
       sigwait(&sigs, &sig);
       if (sig != SIGHUP) return sig;
-      reload_config(config_path, mcp, running);
+      reload_config(config_path, mcp, running, serve_auth.http.get());
     }
   };
   announce.set(&mcp);
@@ -573,6 +635,7 @@ int cmd_serve(const ServeFlags& f) {
     ~Unannounce() { a.set(nullptr); }
   } unannounce{announce};
 
+  const auto grace = std::chrono::milliseconds(config->server.shutdown_grace_ms);
   auto ready_ms = [&] {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   };
@@ -581,14 +644,14 @@ int cmd_serve(const ServeFlags& f) {
     // The stdio transport blocks in a read of stdin, so a signal ends the process from here; the
     // upstream servers are stopped first (stdin closed, SIGTERM, SIGKILL of their process groups,
     // each step bounded by stop_grace), so none outlives the server.
-    std::thread([&wait_for_stop, &mcp, m = manager.get()] {
-      wait_for_stop();
-      mcp.cancel_all();
-      // Should anything else block (a stuck stdout), the process still ends.
-      std::thread([] {
-        std::this_thread::sleep_for(std::chrono::seconds(10));
+    std::thread([&wait_for_stop, &mcp, m = manager.get(), grace] {
+      const int sig = wait_for_stop();
+      // Should anything block (a stuck stdout), the process still ends.
+      std::thread([grace] {
+        std::this_thread::sleep_for(grace + std::chrono::seconds(10));
         std::_Exit(0);
       }).detach();
+      drain(mcp, sig, grace);  // every reply is written when this returns
       if (m) m->stop();
       std::_Exit(0);
     }).detach();
@@ -602,25 +665,41 @@ int cmd_serve(const ServeFlags& f) {
   transport::HttpServerOptions hopts;
   hopts.bind = f.bind;
   hopts.port = f.port;
+  hopts.max_connections = config->server.max_connections;
+  hopts.max_connections_per_address = config->server.max_connections_per_address;
+  hopts.read_timeout = std::chrono::milliseconds(config->server.read_timeout_ms);
+  hopts.write_timeout = std::chrono::milliseconds(config->server.write_timeout_ms);
   auto http = transport::HttpServer::start(hopts, mcp);
   if (!http) {
     std::fprintf(stderr, "1mcp serve: %s\n", http.error().message.c_str());
     return 1;
   }
+  mcp.set_listen_port((*http)->port());
   std::string host = f.bind.find(':') != std::string::npos ? "[" + f.bind + "]" : f.bind;
   std::string url = "http://" + host + ":" + std::to_string((*http)->port());
+  if (opts.auth) {  // before "ready", which tells clients (and tests) that start-up is done
+    log::info(
+        "authentication on: clients send \"Authorization: Bearer <token>\"; open the web "
+        "page as " +
+        url + "/?token=<token>" +
+        (opts.auth->resource_metadata_url().empty()
+             ? std::string()
+             : "; OAuth protected resource metadata at " + opts.auth->resource_metadata_url()));
+  }
   char msg[256];
   std::snprintf(msg, sizeof msg, "1mcp %s ready in %.1f ms: MCP endpoint %s/mcp%s", kVersion,
                 ready_ms(), url.c_str(), opts.ui ? (", UI " + url + "/").c_str() : "");
   log::info(msg);
-  if (!opts.loopback_only) {
-    log::warn("listening on " + f.bind + ": reachable beyond this machine; anyone who can connect can run code");
+  if (!loopback) {
+    log::warn("listening on " + f.bind +
+              ": reachable beyond this machine; every request needs a token");
   }
   if (f.open && opts.ui) open_browser(url + "/");
 
   int sig = wait_for_stop();
-  log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
-  mcp.cancel_all();
+  (*http)->stop_accepting();
+  drain(mcp, sig, grace);
+  (*http)->wait_idle(std::chrono::seconds(2));  // the last answers leave
   (*http)->stop();
   return 0;
 }
@@ -650,6 +729,21 @@ int main(int argc, char** argv) {
   verify->add_option("-c,--config", cap_config, "Config file path, relative to --dir")
       ->capture_default_str();
 
+  std::string token_dir, token_config = "1mcp.config.json", token_name;
+  auto* token = app.add_subcommand("token", "Manage the static bearer tokens of auth.tokens");
+  token->require_subcommand(1);
+  auto* token_create = token->add_subcommand(
+      "create", "Make a new token: printed once on stdout, its SHA-256 added to the config");
+  token_create->add_option("--name", token_name, "Name of the token (default: token-N)");
+  auto* token_list = token->add_subcommand("list", "List the tokens' names");
+  auto* token_revoke = token->add_subcommand("revoke", "Remove a token from the config");
+  token_revoke->add_option("name", token_name, "Name of the token")->required();
+  for (auto* sub : {token_create, token_list, token_revoke}) {
+    sub->add_option("--dir", token_dir, "Project directory holding the config");
+    sub->add_option("-c,--config", token_config, "Config file path, relative to --dir")
+        ->capture_default_str();
+  }
+
   ServeFlags sf;
   auto* serve = app.add_subcommand("serve", "Run the MCP server");
   serve->add_option("-c,--config", sf.config, "Config file path, relative to --dir")->capture_default_str();
@@ -674,5 +768,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (*init) return cmd_init(init_dir, init_config);
   if (*cap) return cmd_capsule_verify(cap_dir, cap_config, cap_target);
+  if (*token) {
+    const std::string path = resolve(token_dir, token_config);
+    if (*token_create) return cli::token_create(path, token_name);
+    if (*token_list) return cli::token_list(path);
+    return cli::token_revoke(path, token_name);
+  }
   return cmd_serve(sf);
 }

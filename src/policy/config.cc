@@ -11,6 +11,7 @@
 #include <set>
 
 #include "base/unique_fd.h"
+#include "policy/egress.h"
 #include "policy/schema.h"
 #include "policy/schemas.h"
 
@@ -159,6 +160,73 @@ UpstreamConfig read_upstream(const json& m, const std::string& path,
   return u;
 }
 
+// An http(s) URL that parse_url accepts, without a fragment; with `secure`, https or else http to
+// a loopback host only (what a token issuer or a key set may be fetched from).
+void check_url(const std::string& url, const std::string& path, bool secure,
+               std::vector<std::string>& errors) {
+  auto u = parse_url(url);
+  if (!u || url.find('#') != std::string::npos) {
+    errors.push_back(path + ": must be an absolute http(s) URL without a fragment (got " +
+                     json_string(url) + ")");
+    return;
+  }
+  const bool loopback =
+      u->host == "localhost" || (u->host_is_ip && (u->ip.rfind("127.", 0) == 0 || u->ip == "::1"));
+  if (secure && u->scheme != "https" && !loopback) {
+    errors.push_back(path + ": must be an https URL (http only for a loopback host) (got " +
+                     json_string(url) + ")");
+  }
+}
+
+AuthConfig read_auth(const json& a, std::vector<std::string>& errors) {
+  AuthConfig out;
+  if (a.contains("tokens")) {
+    std::map<std::string, size_t> names, digests;
+    const auto& tokens = a["tokens"];
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      std::string path = join_path("auth.tokens", i);
+      out.tokens.push_back(
+          {tokens[i]["name"].get<std::string>(), tokens[i]["sha256"].get<std::string>()});
+      // Names become principals in logs, where "ci" and "CI" would be easy to confuse.
+      auto [n, fresh_name] = names.emplace(lower(out.tokens.back().name), i);
+      if (!fresh_name) {
+        errors.push_back(path + ".name: duplicate name " + json_string(out.tokens.back().name) +
+                         " (already used by auth.tokens[" + std::to_string(n->second) + "])");
+      }
+      auto [d, fresh_digest] = digests.emplace(out.tokens.back().sha256, i);
+      if (!fresh_digest) {
+        errors.push_back(path + ".sha256: the same token as auth.tokens[" +
+                         std::to_string(d->second) + "]");
+      }
+    }
+  }
+  if (a.contains("oauth")) {
+    const json& o = a["oauth"];
+    OAuthConfig oc;
+    oc.issuer = o["issuer"].get<std::string>();
+    oc.resource = o["resource"].get<std::string>();
+    check_url(oc.issuer, "auth.oauth.issuer", true, errors);
+    check_url(oc.resource, "auth.oauth.resource", false, errors);
+    if (o.contains("authorizationServers")) {
+      oc.authorization_servers = strings(o["authorizationServers"]);
+      for (size_t i = 0; i < oc.authorization_servers.size(); ++i) {
+        check_url(oc.authorization_servers[i], join_path("auth.oauth.authorizationServers", i),
+                  true, errors);
+      }
+    }
+    oc.jwks_file = o.value("jwksFile", "");
+    oc.jwks_url = o.value("jwksUrl", "");
+    if (oc.jwks_file.empty() == oc.jwks_url.empty()) {
+      errors.push_back("auth.oauth: exactly one of jwksFile and jwksUrl is required");
+    }
+    if (!oc.jwks_url.empty()) check_url(oc.jwks_url, "auth.oauth.jwksUrl", true, errors);
+    if (o.contains("requiredScopes")) oc.required_scopes = strings(o["requiredScopes"]);
+    if (o.contains("leewaySeconds")) oc.leeway_seconds = u64(o["leewaySeconds"]);
+    out.oauth = std::move(oc);
+  }
+  return out;
+}
+
 Config read_config(const json& j, std::vector<std::string>& errors) {
   Config c;
   c.language = j.value("language", c.language);
@@ -219,6 +287,34 @@ Config read_config(const json& j, std::vector<std::string>& errors) {
     }
   }
   if (j.contains("sessionTtlMs")) c.session_ttl_ms = u64(j["sessionTtlMs"]);
+  if (j.contains("server")) {
+    const json& k = j["server"];
+    if (k.contains("allowedHosts")) c.server.allowed_hosts = strings(k["allowedHosts"]);
+    if (k.contains("allowedOrigins")) c.server.allowed_origins = strings(k["allowedOrigins"]);
+    for (auto* list : {&c.server.allowed_hosts, &c.server.allowed_origins}) {
+      for (auto& v : *list) v = lower(v);
+    }
+    for (auto [name, field] :
+         {std::pair{"runSlots", &c.server.run_slots},
+          std::pair{"maxQueuedRuns", &c.server.max_queued_runs},
+          std::pair{"maxQueuedRunsPerClient", &c.server.max_queued_runs_per_client},
+          std::pair{"maxSessions", &c.server.max_sessions},
+          std::pair{"maxConnections", &c.server.max_connections},
+          std::pair{"maxConnectionsPerAddress", &c.server.max_connections_per_address},
+          std::pair{"readTimeoutMs", &c.server.read_timeout_ms},
+          std::pair{"writeTimeoutMs", &c.server.write_timeout_ms},
+          std::pair{"shutdownGraceMs", &c.server.shutdown_grace_ms}}) {
+      if (k.contains(name)) *field = u64(k[name]);
+    }
+    c.server.max_runs_per_client = k.contains("maxRunsPerClient")
+                                       ? u64(k["maxRunsPerClient"])
+                                       : std::max<uint64_t>(1, c.server.run_slots / 4);
+    if (c.server.max_runs_per_client > c.server.run_slots) {
+      errors.push_back("server.maxRunsPerClient: " + std::to_string(c.server.max_runs_per_client) +
+                       " is more than server.runSlots (" + std::to_string(c.server.run_slots) +
+                       ")");
+    }
+  }
   c.signing_key_path = j.value("signingKeyPath", c.signing_key_path);
   c.cache_dir = j.value("cacheDir", c.cache_dir);
   if (j.contains("capsules")) {
@@ -238,6 +334,7 @@ Config read_config(const json& j, std::vector<std::string>& errors) {
       if (k.contains(name)) *field = u64(k[name]);
     }
   }
+  if (j.contains("auth")) c.auth = read_auth(j["auth"], errors);
   return c;
 }
 
@@ -317,6 +414,23 @@ json to_json(const Policy& p) {
       {"mcps", p.mcps}};
 }
 
+json to_json(const AuthConfig& a) {
+  json tokens = json::array();
+  for (const auto& t : a.tokens) tokens.push_back({{"name", t.name}, {"sha256", t.sha256}});
+  json out = {{"tokens", std::move(tokens)}};
+  if (a.oauth) {
+    const OAuthConfig& o = *a.oauth;
+    json oauth = {{"issuer", o.issuer}, {"resource", o.resource}};
+    if (!o.authorization_servers.empty()) oauth["authorizationServers"] = o.authorization_servers;
+    if (!o.jwks_file.empty()) oauth["jwksFile"] = o.jwks_file;
+    if (!o.jwks_url.empty()) oauth["jwksUrl"] = o.jwks_url;
+    oauth["requiredScopes"] = o.required_scopes;
+    oauth["leewaySeconds"] = o.leeway_seconds;
+    out["oauth"] = std::move(oauth);
+  }
+  return out;
+}
+
 json to_json(const Config& c) {
   json mcps = json::array();
   for (const auto& u : c.mcps) {
@@ -340,6 +454,19 @@ json to_json(const Config& c) {
               {"mcps", mcps},
               {"mounts", mounts},
               {"sessionTtlMs", c.session_ttl_ms},
+              {"server",
+               {{"allowedHosts", c.server.allowed_hosts},
+                {"allowedOrigins", c.server.allowed_origins},
+                {"runSlots", c.server.run_slots},
+                {"maxRunsPerClient", c.server.max_runs_per_client},
+                {"maxQueuedRuns", c.server.max_queued_runs},
+                {"maxQueuedRunsPerClient", c.server.max_queued_runs_per_client},
+                {"maxSessions", c.server.max_sessions},
+                {"maxConnections", c.server.max_connections},
+                {"maxConnectionsPerAddress", c.server.max_connections_per_address},
+                {"readTimeoutMs", c.server.read_timeout_ms},
+                {"writeTimeoutMs", c.server.write_timeout_ms},
+                {"shutdownGraceMs", c.server.shutdown_grace_ms}}},
               {"signingKeyPath", c.signing_key_path},
               {"cacheDir", c.cache_dir},
               {"capsules",
@@ -350,7 +477,8 @@ json to_json(const Config& c) {
               {"deps",
                {{"maxTotalBytes", c.deps.max_total_bytes},
                 {"maxAgeMs", c.deps.max_age_ms},
-                {"downloadCacheBytes", c.deps.download_cache_bytes}}}};
+                {"downloadCacheBytes", c.deps.download_cache_bytes}}},
+              {"auth", to_json(c.auth)}};
 }
 
 Result<Config> parse_config(const json& j) {
@@ -423,6 +551,20 @@ std::string default_config_text() {
   },
   "mcps": [],
   "sessionTtlMs": 300000,
+  "server": {
+    "allowedHosts": [],
+    "allowedOrigins": [],
+    "runSlots": 16,
+    "maxRunsPerClient": 4,
+    "maxQueuedRuns": 256,
+    "maxQueuedRunsPerClient": 64,
+    "maxSessions": 1024,
+    "maxConnections": 512,
+    "maxConnectionsPerAddress": 128,
+    "readTimeoutMs": 5000,
+    "writeTimeoutMs": 10000,
+    "shutdownGraceMs": 10000
+  },
   "signingKeyPath": ".1mcp/keys/",
   "cacheDir": ".1mcp/capsules/",
   "capsules": {
@@ -435,6 +577,9 @@ std::string default_config_text() {
     "maxTotalBytes": 4294967296,
     "maxAgeMs": 2592000000,
     "downloadCacheBytes": 1073741824
+  },
+  "auth": {
+    "tokens": []
   }
 }
 )";

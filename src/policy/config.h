@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -85,6 +86,49 @@ struct DepsConfig {
   bool operator==(const DepsConfig&) const = default;
 };
 
+// The HTTP front door (config "server"); read at start only.
+struct ServerConfig {
+  std::vector<std::string> allowed_hosts;    // lower-case, "name" or "name:port"
+  std::vector<std::string> allowed_origins;  // lower-case, "scheme://host[:port]"
+  uint64_t run_slots = 16;
+  uint64_t max_runs_per_client = 4;  // absent from the file: a quarter of run_slots, at least 1
+  uint64_t max_queued_runs = 256;
+  uint64_t max_queued_runs_per_client = 64;
+  uint64_t max_sessions = 1024;
+  uint64_t max_connections = 512;
+  uint64_t max_connections_per_address = 128;
+  uint64_t read_timeout_ms = 5000;
+  uint64_t write_timeout_ms = 10000;
+  uint64_t shutdown_grace_ms = 10000;
+  bool operator==(const ServerConfig&) const = default;
+};
+
+// A static bearer token: only the SHA-256 of the token is kept (`1mcp token create`).
+struct TokenConfig {
+  std::string name;    // what the principal is called: "token:<name>"
+  std::string sha256;  // 64 lowercase hex digits
+  bool operator==(const TokenConfig&) const = default;
+};
+
+// This server as an OAuth 2.1 resource server: JWT access tokens verified with the issuer's keys.
+struct OAuthConfig {
+  std::string issuer;    // "iss" of accepted tokens, exactly
+  std::string resource;  // this server's resource URI; "aud" must contain it
+  std::vector<std::string> authorization_servers;  // advertised; empty: {issuer}
+  std::string jwks_file;  // relative to the project directory; exactly one of file and URL
+  std::string jwks_url;
+  std::vector<std::string> required_scopes;
+  uint64_t leeway_seconds = 60;  // clock skew allowed for exp, nbf and iat
+  bool operator==(const OAuthConfig&) const = default;
+};
+
+struct AuthConfig {
+  std::vector<TokenConfig> tokens;
+  std::optional<OAuthConfig> oauth;
+  bool enabled() const { return !tokens.empty() || oauth.has_value(); }
+  bool operator==(const AuthConfig&) const = default;
+};
+
 struct Config {
   std::string language = "js";
   nlohmann::json npm = nlohmann::json::object();
@@ -93,14 +137,17 @@ struct Config {
   std::vector<UpstreamConfig> mcps;
   std::vector<MountConfig> mounts;
   uint64_t session_ttl_ms = 300000;
+  ServerConfig server;
   std::string signing_key_path = ".1mcp/keys/";
   std::string cache_dir = ".1mcp/capsules/";
   CapsulesConfig capsules;
   DepsConfig deps;
+  AuthConfig auth;
   bool operator==(const Config&) const = default;
 };
 
-nlohmann::json to_json(const Config&);  // a config file that parses back to the same Config
+nlohmann::json to_json(const AuthConfig&);  // the config's "auth" section
+nlohmann::json to_json(const Config&);      // a config file that parses back to the same Config
 
 // Hard server maxima; a config or a call can never go beyond these (the config schema's maxima).
 inline constexpr Limits kMaxLimits{600000, 16384, 64u << 20};
@@ -110,7 +157,7 @@ inline constexpr Limits kMaxLimits{600000, 16384, 64u << 20};
 inline constexpr std::string_view kConfigSchemaFileName = "1mcp.config.schema.json";
 
 // Schema-validated, then semantic checks (unique mcps names, normalized paths, header values,
-// policy.mcps naming configured upstreams).
+// policy.mcps naming configured upstreams, unique token names and digests, the auth.oauth URLs).
 Result<Config> parse_config(const nlohmann::json& j);
 
 // Reads and parses; every error starts with `path`: "1mcp.config.json: policy.limits.memMb: ...",

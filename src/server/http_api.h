@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,12 +39,64 @@ class EventStream {
 
 using StartStream = std::function<std::shared_ptr<EventStream>(HttpResponse head)>;
 
+// Tells the handler that nobody will receive a request's answer: the client closed or reset its
+// connection, stopped reading the response or the stream for too long, or the server stopped
+// before the answer (or the whole stream) was written. The handler then cancels the work behind
+// it. Fires at most once, never after the answer was completely written.
+class Abandonment {
+ public:
+  // `fn` runs once when the request is abandoned: on the transport's thread, or at once on this
+  // thread if it already was. Replaces an earlier callback; must not block.
+  void on_abandon(std::function<void()> fn) {
+    std::unique_lock lk(mu_);
+    if (!abandoned_) {
+      fn_ = std::move(fn);
+      return;
+    }
+    lk.unlock();
+    if (fn) fn();
+  }
+  // Transport side.
+  void abandon() {
+    std::function<void()> fn;
+    {
+      std::lock_guard lk(mu_);
+      if (abandoned_ || delivered_) return;
+      abandoned_ = true;
+      fn = std::move(fn_);
+    }
+    if (fn) fn();
+  }
+  // Transport side: the answer was written; abandon() does nothing any more.
+  void delivered() {
+    std::lock_guard lk(mu_);
+    delivered_ = true;
+    fn_ = nullptr;
+  }
+  bool abandoned() const {
+    std::lock_guard lk(mu_);
+    return abandoned_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::function<void()> fn_;
+  bool abandoned_ = false;
+  bool delivered_ = false;
+};
+
 struct HttpRequest {
   std::string method;                          // "GET", "POST", ...
   std::string target;                          // path and query, as received
   std::map<std::string, std::string> headers;  // keys lower-cased; repeated headers joined by ", "
   std::string body;
   std::string peer;  // "ip:port" of the client
+  // Who the request is authenticated as, set by the authentication step (server/auth.h):
+  // "token:<name>" (a static token) or "oauth:<iss> <sub>" (a JWT access token). Empty when
+  // authentication is off, and on the routes that need none (/health).
+  std::string principal;
+  // Set by the HTTP transport for every request (null from transports or tests that cannot tell).
+  std::shared_ptr<Abandonment> abandonment;
   // Answers with `head` (its body ignored) and then a body sent through the returned stream,
   // instead of calling `respond`. Null when the transport cannot stream. May be called once,
   // from any thread; it never calls back into the handler.

@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "policy/schemas.h"
 #include "capsule/http.h"
+#include "server/auth.h"
 #include "server/tools.h"
 #include "server/upstreams.h"
 #include "server/ui.h"
@@ -27,8 +28,10 @@ constexpr int kInvalidRequest = -32600;
 constexpr int kMethodNotFound = -32601;
 constexpr int kInvalidParams = -32602;
 constexpr int kInternalError = -32603;
-constexpr int kServerBusy = -32000;
+constexpr int kServerBusy = -32000;  // retryable: data.retryAfterMs
 constexpr int kSessionNotFound = -32001;
+constexpr int kShuttingDown = -32003;
+constexpr int kRetryAfterSeconds = 1;
 
 // Never throws: nlohmann can throw even in non-throwing mode (e.g. number out of range).
 json parse_json(const std::string& text) {
@@ -152,20 +155,62 @@ ProgressFn progress_reporter(json token, std::function<void(const json&)> notify
   };
 }
 
-// Host part of an authority ("host:port", "[::1]:80") in lower case, without brackets.
-std::string authority_host(std::string a) {
-  std::transform(a.begin(), a.end(), a.begin(), ::tolower);
-  if (!a.empty() && a[0] == '[') {
-    auto end = a.find(']');
-    return end == std::string::npos ? a : a.substr(1, end - 1);
-  }
-  auto colon = a.find(':');
-  return colon == std::string::npos ? a : a.substr(0, colon);
+json busy_error(const json& id, const std::string& message) {
+  json e = rpc_error(id, kServerBusy, message);
+  e["error"]["data"] = {{"retryable", true}, {"retryAfterMs", kRetryAfterSeconds * 1000}};
+  return e;
 }
 
-bool is_loopback_host(const std::string& h) {
-  return h == "localhost" || h == "::1" || h.rfind("127.", 0) == 0 || h.ends_with(".localhost");
+json shutdown_error(const json& id) {
+  return rpc_error(id, kShuttingDown, "The server is shutting down; retry later");
 }
+
+// The HTTP status of a JSON-RPC answer: refusals the client should retry are not 200.
+HttpResponse rpc_response(const json& msg) {
+  const json* error = msg.is_object() && msg.contains("error") ? &msg["error"] : nullptr;
+  const int code =
+      error && error->is_object() && error->contains("code") && (*error)["code"].is_number_integer()
+          ? (*error)["code"].get<int>()
+          : 0;
+  if (code == kServerBusy || code == kShuttingDown) {
+    HttpResponse r = json_response(code == kServerBusy ? 429 : 503, msg);
+    r.headers.push_back({"Retry-After", std::to_string(kRetryAfterSeconds)});
+    return r;
+  }
+  return json_response(200, msg);
+}
+
+// The answer to one POST: a plain JSON response, or, once a notification about the request must
+// go first (progress), an SSE stream that ends with the response. Thread-safe.
+class PostAnswer {
+ public:
+  PostAnswer(Respond respond, StartStream start)
+      : respond_(std::move(respond)), start_(std::move(start)) {}
+  void notify(const json& n) {
+    std::lock_guard lk(mu_);
+    if (done_ || !start_) return;
+    if (!stream_) stream_ = start_(sse_head());
+    stream_->send(sse_event(n));
+  }
+  void reply(const json& r) {
+    std::lock_guard lk(mu_);
+    if (done_) return;
+    done_ = true;
+    if (stream_) {
+      stream_->send(sse_event(r));
+      stream_->close();
+    } else {
+      respond_(rpc_response(r));
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  Respond respond_;
+  StartStream start_;  // null: the client cannot take a stream
+  std::shared_ptr<EventStream> stream_;
+  bool done_ = false;
+};
 
 }  // namespace
 
@@ -177,6 +222,8 @@ bool is_supported_protocol(const std::string& v) {
 struct McpServer::Session {
   std::string id;
   bool http = true;
+  std::string owner;      // the authenticated principal that created it (empty: none)
+  std::string principal;  // whose run slots its calls take: the owner, else the session itself
   std::mutex mu;  // guards everything below
   std::string protocol;
   bool initialized = false;
@@ -219,10 +266,13 @@ struct McpServer::Session {
 McpServer::McpServer(ServerOptions opts, policy::Config config, RunBackend& backend)
     : opts_(std::move(opts)),
       backend_(backend),
+      hosts_(opts_.hosts),
       config_(std::make_shared<const policy::Config>(std::move(config))),
-      pool_(std::make_unique<ThreadPool>(opts_.run_threads, opts_.max_queued_runs)) {
+      aux_(std::make_unique<ThreadPool>(opts_.aux_threads, opts_.max_queued_aux)),
+      runs_(std::make_unique<FairScheduler>(opts_.runs)) {
   stdio_session_ = std::make_shared<Session>();
   stdio_session_->id = "stdio";
+  stdio_session_->principal = "stdio";
   stdio_session_->http = false;
   stdio_session_->protocol = kLatestProtocol;
 }
@@ -234,7 +284,9 @@ McpServer::~McpServer() {
     for (auto& [id, s] : sessions_) all.push_back(s);
   }
   for (auto& s : all) s->close();
-  pool_.reset();  // waits for running jobs, which finish quickly once cancelled
+  stopping_ = true;
+  runs_.reset();  // waits for running jobs, which finish quickly once cancelled
+  aux_.reset();
 }
 
 std::shared_ptr<const policy::Config> McpServer::config() {
@@ -256,6 +308,44 @@ void McpServer::notify_tools_changed() {
   }
   const json msg = notification("notifications/tools/list_changed");
   for (auto& s : all) s->notify(msg);
+}
+
+bool McpServer::submit_aux(std::function<void()> job) { return aux_->submit(std::move(job)); }
+
+void McpServer::call_started() {
+  std::lock_guard lk(mu_);
+  ++in_flight_;
+}
+
+void McpServer::call_ended() {
+  std::lock_guard lk(mu_);
+  if (--in_flight_ == 0) idle_cv_.notify_all();
+}
+
+void McpServer::begin_shutdown() { draining_ = true; }
+
+bool McpServer::wait_calls(std::chrono::milliseconds timeout) {
+  std::unique_lock lk(mu_);
+  return idle_cv_.wait_for(lk, timeout, [&] { return in_flight_ == 0; });
+}
+
+void McpServer::abort_calls() {
+  draining_ = true;
+  aborting_ = true;
+  runs_->drop_queued();  // answered by their drop callbacks
+  cancel_all();
+}
+
+void McpServer::close_streams() {
+  std::vector<std::shared_ptr<EventStream>> streams;
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [id, s] : sessions_) {
+      std::lock_guard slk(s->mu);
+      if (s->stream) streams.push_back(std::move(s->stream));
+    }
+  }
+  for (auto& s : streams) s->close();
 }
 
 void McpServer::cancel_all() {
@@ -285,21 +375,49 @@ json McpServer::initialize_result(const std::string& protocol) const {
                "isolated sandbox with enforced time, memory and output limits."}};
 }
 
-std::shared_ptr<McpServer::Session> McpServer::new_session(const std::string& protocol) {
+std::shared_ptr<McpServer::Session> McpServer::new_session(const std::string& protocol,
+                                                           const std::string& owner) {
   auto s = std::make_shared<Session>();
   s->id = random_session_id();
+  s->owner = owner;
+  s->principal = owner.empty() ? "session:" + s->id : owner;
   s->protocol = protocol;
   s->last_used = opts_.now();
-  std::lock_guard lk(mu_);
-  if (sessions_.size() >= opts_.max_sessions) return nullptr;
-  sessions_[s->id] = s;
+  std::shared_ptr<Session> evicted;
+  {
+    std::lock_guard lk(mu_);
+    if (sessions_.size() >= opts_.max_sessions) {
+      // The least recently used session that is idle: no call in flight, no open GET stream.
+      auto lru = sessions_.end();
+      std::chrono::steady_clock::time_point lru_used;
+      for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+        std::lock_guard slk(it->second->mu);
+        const Session& c = *it->second;
+        if (!c.running.empty() || (c.stream && !c.stream->closed())) continue;
+        if (lru == sessions_.end() || c.last_used < lru_used) {
+          lru = it;
+          lru_used = c.last_used;
+        }
+      }
+      if (lru == sessions_.end()) return nullptr;
+      evicted = lru->second;
+      sessions_.erase(lru);
+    }
+    sessions_[s->id] = s;
+  }
+  if (evicted) {
+    log::debug("session cap reached: evicted the least recently used idle session");
+    evicted->close();
+  }
   return s;
 }
 
-std::shared_ptr<McpServer::Session> McpServer::find_session(const std::string& id) {
+std::shared_ptr<McpServer::Session> McpServer::find_session(const std::string& id,
+                                                            const std::string& principal) {
   std::lock_guard lk(mu_);
   auto it = sessions_.find(id);
-  if (it == sessions_.end()) return nullptr;
+  // Another principal's session is not found: a session id is no credential.
+  if (it == sessions_.end() || it->second->owner != principal) return nullptr;
   std::lock_guard slk(it->second->mu);
   it->second->last_used = opts_.now();
   return it->second;
@@ -345,26 +463,26 @@ void McpServer::route(HttpRequest& req, Respond& respond) {
   const bool upstream_api = path == "/mcps" || path == "/mcps-rpc" || path.starts_with("/mcps/");
   const bool types_api = path == "/types" || path.starts_with("/types/");
   const bool capsule_api = path.starts_with("/capsules/");
-  if (path == "/mcp" || upstream_api || types_api || capsule_api) {
-    // Browsers send Origin; only loopback pages (or the page this server itself serves when
-    // bound elsewhere) may talk to us. The Host check stops DNS rebinding onto 127.0.0.1.
-    std::string origin = header(req, "origin");
+  if (path != "/health") {
+    // An exact allow-list (server/host_check.h): a page rebound to 127.0.0.1 still sends its own
+    // name as Host, and browsers send Origin with every cross-origin request.
     std::string host = header(req, "host");
-    if (!origin.empty()) {
-      auto scheme_end = origin.find("://");
-      std::string authority = scheme_end == std::string::npos ? "" : origin.substr(scheme_end + 3);
-      bool same = !opts_.loopback_only && !authority.empty() && authority == host;
-      if (!same && !is_loopback_host(authority_host(authority))) {
-        return respond(json_response(403, rpc_error(nullptr, kInvalidRequest,
-                                                    "Forbidden: origin " + origin +
-                                                        " is not allowed")));
-      }
-    }
-    if (opts_.loopback_only && !host.empty() && !is_loopback_host(authority_host(host))) {
+    if (!hosts_.host_allowed(host)) {
       return respond(json_response(
-          403, rpc_error(nullptr, kInvalidRequest, "Forbidden: host " + host + " is not allowed")));
+          403, rpc_error(nullptr, kInvalidRequest,
+                         "Forbidden: host " + host +
+                             " is not allowed (list it in server.allowedHosts to accept it)")));
+    }
+    std::string origin = header(req, "origin");
+    if (!origin.empty() && !hosts_.origin_allowed(origin)) {
+      return respond(json_response(
+          403, rpc_error(nullptr, kInvalidRequest,
+                         "Forbidden: origin " + origin +
+                             " is not allowed (list it in server.allowedOrigins to accept it)")));
     }
   }
+  // Then who is asking (sets req.principal); a page rebound from elsewhere never gets this far.
+  if (opts_.auth && !opts_.auth->admit(req, respond)) return;
   if (upstream_api) return handle_upstream_api(req, path, respond);
   if (types_api) return respond(types_response(req.method, path));
   if (path == "/mcp") {
@@ -410,7 +528,7 @@ std::shared_ptr<McpServer::Session> McpServer::request_session(const HttpRequest
         400, rpc_error(id, kInvalidRequest, "Bad Request: Mcp-Session-Id header is required")));
     return nullptr;
   }
-  auto session = find_session(sid);
+  auto session = find_session(sid, req.principal);
   if (!session) {
     respond(json_response(404, rpc_error(id, kSessionNotFound, "Session not found")));
     return nullptr;
@@ -469,21 +587,29 @@ void McpServer::handle_upstream_api(HttpRequest& req, const std::string& path, R
   if (ctype.find("application/json") == std::string::npos) {
     return respond(json_response(415, json{{"error", "Content-Type must be application/json"}}));
   }
-  // The upstream call blocks: it runs on the run threads, never on the transport's. It gets the
-  // time a run gets.
+  if (draining_) return respond(json_response(503, json{{"error", "the server is shutting down"}}));
+  // The upstream call blocks: it waits on an auxiliary thread, never on the transport's nor in a
+  // run slot. It gets the time a run gets.
   auto job = [this, body = std::move(req.body), respond, cfg = config()] {
     HttpResponse r;
     try {
       const std::chrono::milliseconds timeout(cfg->policy.limits.timeout_ms);
       r = opts_.upstreams->rpc(body, cfg->policy, &stopping_, timeout);
+      if (aborting_) r = json_response(503, json{{"error", "the server is shutting down"}});
     } catch (const std::exception& e) {
       log::error(std::string("mcps-rpc failed: ") + e.what());
       r = json_response(500, json{{"error", "internal error"}});
     }
     respond(std::move(r));
+    call_ended();
   };
-  if (!pool_->submit(std::move(job))) {
-    respond(json_response(503, json{{"error", "server busy: too many calls queued; retry later"}}));
+  call_started();
+  if (!submit_aux(std::move(job))) {
+    call_ended();
+    HttpResponse r = json_response(
+        429, json{{"error", "server busy: too many upstream calls in flight; retry later"}});
+    r.headers.push_back({"Retry-After", std::to_string(kRetryAfterSeconds)});
+    respond(std::move(r));
   }
 }
 
@@ -507,8 +633,11 @@ void McpServer::handle_capsule(const std::string& path, Respond& respond) {
     }
     respond(std::move(r));
   };
-  if (!pool_->submit(std::move(job))) {
-    respond(json_response(503, json{{"error", "server busy: too many calls queued; retry later"}}));
+  if (!submit_aux(std::move(job))) {
+    HttpResponse r =
+        json_response(429, json{{"error", "server busy: too many reads in flight; retry later"}});
+    r.headers.push_back({"Retry-After", std::to_string(kRetryAfterSeconds)});
+    respond(std::move(r));
   }
 }
 
@@ -522,7 +651,7 @@ void McpServer::handle_mcp_delete(HttpRequest& req, Respond& respond) {
   {
     std::lock_guard lk(mu_);
     auto it = sessions_.find(sid);
-    if (it != sessions_.end()) {
+    if (it != sessions_.end() && it->second->owner == req.principal) {
       s = it->second;
       sessions_.erase(it);
     }
@@ -576,10 +705,11 @@ void McpServer::handle_mcp_post(HttpRequest& req, Respond& respond) {
     }
     std::string asked = params["protocolVersion"];
     std::string protocol = is_supported_protocol(asked) ? asked : kLatestProtocol;
-    auto s = new_session(protocol);
+    if (draining_) return respond(rpc_response(shutdown_error(id)));
+    auto s = new_session(protocol, req.principal);
     if (!s) {
-      return respond(json_response(
-          503, rpc_error(id, kServerBusy, "Too many sessions; close one (DELETE /mcp) or retry later")));
+      return respond(rpc_response(
+          busy_error(id, "Server busy: every session has a call in flight; retry later")));
     }
     HttpResponse r = json_response(200, rpc_result(id, initialize_result(protocol)));
     r.headers.push_back({"Mcp-Session-Id", s->id});
@@ -593,24 +723,18 @@ void McpServer::handle_mcp_post(HttpRequest& req, Respond& respond) {
     dispatch(session, msg, [](std::optional<json>) {});
     return respond(HttpResponse{202, {}, ""});
   }
-  auto answer = [id](std::optional<json> r) {
-    return r ? std::move(*r) : rpc_error(id, kInvalidRequest, "Request cancelled");
-  };
-  if (!progress_token(msg.value("params", json())).is_null() && accepts_sse(req) &&
-      req.start_stream) {
-    // The client wants progress: an SSE response, notifications first, the reply last.
-    auto stream = req.start_stream(sse_head());
-    return dispatch(
-        session, msg,
-        [stream, answer](std::optional<json> r) {
-          stream->send(sse_event(answer(std::move(r))));
-          stream->close();
-        },
-        [stream](const json& n) { stream->send(sse_event(n)); });
-  }
-  dispatch(session, msg, [respond = std::move(respond), answer](std::optional<json> r) {
-    respond(json_response(200, answer(std::move(r))));
-  });
+  // A client that asked for progress and takes SSE gets a stream once there is a notification
+  // to send before the reply; a call refused at once is a plain (429) response.
+  const bool may_stream = !progress_token(msg.value("params", json())).is_null() &&
+                          accepts_sse(req) && req.start_stream;
+  auto answer = std::make_shared<PostAnswer>(std::move(respond),
+                                             may_stream ? req.start_stream : StartStream());
+  dispatch(
+      session, msg,
+      [answer, id](std::optional<json> r) {
+        answer->reply(r ? std::move(*r) : rpc_error(id, kInvalidRequest, "Request cancelled"));
+      },
+      [answer](const json& n) { answer->notify(n); }, req.abandonment);
 }
 
 void McpServer::handle_line(std::string line, WriteLine write, std::function<void()> done) {
@@ -659,7 +783,7 @@ void McpServer::line_too_long(WriteLine write) {
 }
 
 void McpServer::dispatch(const std::shared_ptr<Session>& session, const json& msg, Reply reply,
-                         Notify notify) {
+                         Notify notify, std::shared_ptr<Abandonment> abandonment) {
   bool has_id = msg.contains("id");
   if (!msg.contains("method")) {
     // A response to a request we never send, or garbage: nothing to answer.
@@ -715,13 +839,15 @@ void McpServer::dispatch(const std::shared_ptr<Session>& session, const json& ms
     return reply(rpc_result(id, json{{"tools", opts_.tools(config()->policy)}}));
   }
   if (method == "tools/call") {
-    return call_tool(session, id, params, std::move(reply), std::move(notify));
+    return call_tool(session, id, params, std::move(reply), std::move(notify),
+                     std::move(abandonment));
   }
   reply(rpc_error(id, kMethodNotFound, "Method not found: " + method));
 }
 
 void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& id,
-                          const json& params, Reply reply, Notify notify) {
+                          const json& params, Reply reply, Notify notify,
+                          std::shared_ptr<Abandonment> abandonment) {
   if (!params.contains("name") || !params["name"].is_string()) {
     return reply(rpc_error(id, kInvalidParams, "Invalid params: name (string) is required"));
   }
@@ -732,6 +858,7 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
   if (!args.is_object()) {
     return reply(rpc_error(id, kInvalidParams, "Invalid params: arguments must be an object"));
   }
+  if (draining_) return reply(shutdown_error(id));
   auto prepared = prepare_run(*lang, args, config()->policy);
   if (!prepared) return reply(rpc_result(id, tool_error(prepared.error().message)));
   // Python reaches upstream tools through its relay, started only for runs that may use them.
@@ -752,6 +879,8 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
     }
     session->running[key] = token;
   }
+  // Nobody will read the answer (the client left or stopped reading): stop the run.
+  if (abandonment) abandonment->on_abandon([token] { token->cancel(); });
   auto finish = [session, key] {
     std::lock_guard lk(session->mu);
     session->running.erase(key);
@@ -759,29 +888,59 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
   auto job = [this, session, id, lang = *lang, p = std::move(*prepared), token, reply, finish,
               progress] {
     std::optional<json> answer;
-    progress(0, "running");
-    try {
-      auto out = backend_.run(lang, p.request, p.stdin_data, token.get(), p.policy,
-                              p.npm_dependencies, p.pip, progress);
-      if (!out) {
-        log::error("run failed: " + out.error().message);
+    // Held until after the reply: a killed run is answered at once, and this slot waits for its
+    // processes to be gone only then, so the run keeps its slot until nothing of it is left.
+    std::unique_ptr<sandbox::CgroupScope> teardown;
+    if (token->cancelled()) {
+      // Cancelled while it waited for a slot: it never runs.
+      if (session->http) answer = rpc_error(id, kInvalidRequest, "Request cancelled");
+    } else {
+      progress(0, "running");
+      try {
+        auto out = backend_.run(lang, p.request, p.stdin_data, token.get(), p.policy,
+                                p.npm_dependencies, p.pip, progress);
+        if (!out) {
+          log::error("run failed: " + out.error().message);
+          answer = rpc_result(id, tool_error("internal error: the run could not be executed"));
+        } else {
+          answer = rpc_result(id, tool_result(lang, *out, p.request));
+          teardown = std::move(out->teardown);
+        }
+      } catch (const std::exception& e) {
+        log::error(std::string("run failed: ") + e.what());
         answer = rpc_result(id, tool_error("internal error: the run could not be executed"));
-      } else {
-        answer = rpc_result(id, tool_result(lang, *out, p.request));
       }
-    } catch (const std::exception& e) {
-      log::error(std::string("run failed: ") + e.what());
-      answer = rpc_result(id, tool_error("internal error: the run could not be executed"));
+      progress(1, "done");
+      if (token->cancelled() && !session->http) answer.reset();  // per spec: no response
     }
     finish();
-    progress(1, "done");
-    if (token->cancelled() && !session->http) answer.reset();  // per spec: no response
+    if (aborting_ && token->cancelled()) answer = shutdown_error(id);
     reply(std::move(answer));
+    teardown.reset();
+    call_ended();
   };
-  if (!pool_->submit(std::move(job))) {
+  auto dropped = [this, id, reply, finish] {
     finish();
-    reply(rpc_result(id, tool_error("server busy: too many runs queued; retry later")));
+    reply(shutdown_error(id));
+    call_ended();
+  };
+  call_started();
+  const FairScheduler::Admit admit =
+      runs_->submit(session->principal, std::move(job), std::move(dropped));
+  if (admit == FairScheduler::Admit::admitted) return;
+  finish();
+  const auto& limits = runs_->limits();
+  if (admit == FairScheduler::Admit::client_queue_full) {
+    reply(busy_error(id, "Server busy: this client already has " +
+                             std::to_string(limits.max_queued_per_client) +
+                             " calls waiting for a run slot; retry later"));
+  } else if (admit == FairScheduler::Admit::queue_full) {
+    reply(busy_error(id, "Server busy: " + std::to_string(limits.max_queued) +
+                             " calls are waiting for a run slot; retry later"));
+  } else {
+    reply(shutdown_error(id));
   }
+  call_ended();
 }
 
 }  // namespace onemcp::server

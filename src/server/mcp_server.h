@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -20,12 +21,15 @@
 #include "base/thread_pool.h"
 #include "capsule/store.h"
 #include "policy/config.h"
+#include "server/admission.h"
 #include "server/backend.h"
+#include "server/host_check.h"
 #include "server/http_api.h"
 #include "server/tools.h"
 
 namespace onemcp::server {
 
+class HttpAuth;
 class Upstreams;
 
 inline constexpr const char* kLatestProtocol = "2025-11-25";
@@ -36,10 +40,14 @@ struct ServerOptions {
   std::string version = "0.1.0";
   bool ui = true;                       // GET / serves the web page (else a JSON status)
   size_t max_body_bytes = 8u << 20;     // one JSON-RPC message
+  // At the cap a new session evicts the least recently used one without a call in flight.
   size_t max_sessions = 1024;
-  bool loopback_only = true;            // bound to loopback: Host must be a loopback name
-  size_t run_threads = 16;              // concurrent runs
-  size_t max_queued_runs = 256;         // beyond this, calls are refused as busy
+  HostCheckOptions hosts;      // which Host and Origin headers HTTP requests may carry
+  FairScheduler::Limits runs;  // run slots, shared fairly between clients
+  // Threads for the HTTP endpoints that wait on something other than a run (POST /mcps-rpc, an
+  // upstream call; GET /capsules, verifying reads): they never take a run slot.
+  size_t aux_threads = 16;
+  size_t max_queued_aux = 256;
   std::function<std::chrono::steady_clock::time_point()> now = std::chrono::steady_clock::now;
   // The tools tools/list offers, given the current server policy; called from any thread for
   // every tools/list. When its answer changes, call McpServer::notify_tools_changed().
@@ -49,6 +57,9 @@ struct ServerOptions {
   Upstreams* upstreams = nullptr;       // upstream MCP servers (not owned; null: none configured)
   // The capsule cache GET /capsules/<id>/... reads (not owned; null: those routes answer 404).
   capsule::CapsuleStore* capsules = nullptr;
+  // Authenticates every HTTP request before it is routed (not owned; null: no authentication).
+  // A session belongs to the principal that created it: another principal naming it gets 404.
+  const HttpAuth* auth = nullptr;
 };
 
 class McpServer final : public HttpHandler, public LineHandler {
@@ -67,8 +78,21 @@ class McpServer final : public HttpHandler, public LineHandler {
   void input_closed() override { cancel_all(); }
 
   size_t session_count();
-  // Cancels every run (shutdown).
+  // Cancels every run (stdin closed).
   void cancel_all();
+
+  // The port HTTP listens on, once bound: Host and Origin checks need it.
+  void set_listen_port(uint16_t port) { hosts_.set_port(port); }
+
+  // Graceful shutdown. begin_shutdown(): calls and sessions that arrive from now on are refused
+  // with a JSON-RPC error saying the server is shutting down (HTTP 503); calls in flight go on.
+  void begin_shutdown();
+  // Waits until no call is in flight (queued or running; each one answered), up to `timeout`.
+  bool wait_calls(std::chrono::milliseconds timeout);
+  // Calls still in flight are cancelled and answered with the shutting-down error.
+  void abort_calls();
+  // Ends every session's GET stream (the last step of a shutdown: nothing more will be sent).
+  void close_streams();
 
   // New calls and tools/list use `config` (its policy and session TTL); running calls keep the
   // one they started with.
@@ -93,26 +117,40 @@ class McpServer final : public HttpHandler, public LineHandler {
                                            Respond& respond);
   void handle_upstream_api(HttpRequest& req, const std::string& path, Respond& respond);
   void handle_capsule(const std::string& path, Respond& respond);
-  std::shared_ptr<Session> new_session(const std::string& protocol);
-  std::shared_ptr<Session> find_session(const std::string& id);
+  std::shared_ptr<Session> new_session(const std::string& protocol, const std::string& owner);
+  // Null also when the session belongs to another principal.
+  std::shared_ptr<Session> find_session(const std::string& id, const std::string& principal);
   void sweep_sessions();
   // Dispatches one JSON-RPC message (already known to be an object).
+  // `abandonment` (may be null): the transport's signal that nobody will read the answer.
   void dispatch(const std::shared_ptr<Session>& session, const nlohmann::json& msg, Reply reply,
-                Notify notify = nullptr);
+                Notify notify = nullptr, std::shared_ptr<Abandonment> abandonment = nullptr);
   void call_tool(const std::shared_ptr<Session>& session, const nlohmann::json& id,
-                 const nlohmann::json& params, Reply reply, Notify notify);
+                 const nlohmann::json& params, Reply reply, Notify notify,
+                 std::shared_ptr<Abandonment> abandonment);
+  // Runs `job` on the auxiliary threads; false when they are saturated.
+  bool submit_aux(std::function<void()> job);
+  void call_started();
+  void call_ended();
   nlohmann::json initialize_result(const std::string& protocol) const;
   std::shared_ptr<const policy::Config> config();
 
   ServerOptions opts_;
   RunBackend& backend_;
-  std::mutex mu_;  // guards config_, sessions_, last_sweep_
+  HostCheck hosts_;
+  std::mutex mu_;                    // guards config_, sessions_, last_sweep_, in_flight_
+  std::condition_variable idle_cv_;  // in_flight_ reached 0
   std::shared_ptr<const policy::Config> config_;
   std::unordered_map<std::string, std::shared_ptr<Session>> sessions_;
   std::shared_ptr<Session> stdio_session_;
   std::chrono::steady_clock::time_point last_sweep_{};
-  std::atomic<bool> stopping_{false};
-  std::unique_ptr<ThreadPool> pool_;  // last: joined first on destruction
+  size_t in_flight_ = 0;               // tools/call and /mcps-rpc calls not yet answered
+  std::atomic<bool> stopping_{false};  // upstream calls of /mcps-rpc stop
+  std::atomic<bool> draining_{false};  // begin_shutdown() was called
+  std::atomic<bool> aborting_{false};  // abort_calls() was called
+  // Last: joined first on destruction, while everything their jobs use still exists.
+  std::unique_ptr<ThreadPool> aux_;
+  std::unique_ptr<FairScheduler> runs_;
 };
 
 }  // namespace onemcp::server

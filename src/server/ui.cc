@@ -26,7 +26,9 @@ async function rpc(method, params, id) {
   if (session) { headers["Mcp-Session-Id"] = session; headers["MCP-Protocol-Version"] = "2025-11-25"; }
   const body = {jsonrpc: "2.0", method, params};
   if (id !== undefined) body.id = id;
-  const r = await fetch("/mcp", {method: "POST", headers, body: JSON.stringify(body)});
+  // With authentication on, the cookie set by /?token=<token> authenticates these requests.
+  const r = await fetch("/mcp", {method: "POST", headers, body: JSON.stringify(body), credentials: "same-origin"});
+  if (r.status === 401 || r.status === 403) throw new Error("not authorized: open this page as /?token=<your token>");
   if (r.headers.get("Mcp-Session-Id")) session = r.headers.get("Mcp-Session-Id");
   return r.status === 202 ? null : r.json();
 }

@@ -1,11 +1,14 @@
 // transport/http_server.cc — the only translation unit that includes Beast (it compiles slowly).
-// Callback style: every connection runs on its own strand; the acceptor is a single serial
-// chain of callbacks, so it needs no strand. A streamed response's chunks are queued by any
-// thread in its BodyStream and written by the connection's strand.
+// Callback style: every connection runs on its own strand. The acceptor is a single serial
+// chain of callbacks on a strand of its own, so that stop_accepting() can close it there.
+// A streamed response's chunks are queued by any thread in its BodyStream and written by the
+// connection's strand.
 #include "transport/http_server.h"
 
 #include <sys/socket.h>
 
+#include <array>
+#include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -14,6 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -24,8 +28,10 @@
 #include <boost/beast/http/write.hpp>
 #include <cctype>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -100,13 +106,72 @@ class BodyStream final : public server::EventStream {
 
 // Shared by the acceptor and every connection. Owned by HttpServer::Impl, which outlives every
 // io-thread callback: stop() joins the io threads before anything is destroyed.
+// The registry tells the acceptor which connections are busy (a request with the handler, an
+// answer being written, a stream open): the others may be closed to make room. A connection
+// becomes busy only through mark(), which fails once it was taken out of the registry, so
+// neither the acceptor nor stop_accepting() closes a connection whose request reached the
+// handler: they take a connection out under the mutex, then post its close to its strand.
 struct Core {
   Core(server::HttpHandler& h, HttpServerOptions o) : handler(h), options(std::move(o)) {}
+
+  struct Entry {
+    std::shared_ptr<Connection> conn;             // the owner
+    std::string address;                          // the client's IP
+    std::chrono::steady_clock::time_point since;  // when it last stopped being busy
+    bool busy = false;
+  };
+
+  // Strand side: the connection starts (busy) or finished an answer. False when it must close
+  // instead: it was taken out of the registry (to make room, drained, stopped), or it finished
+  // an answer while the server drains.
+  bool mark(Connection* c, bool busy) {
+    std::lock_guard lock(mu);
+    auto it = connections.find(c);
+    if (it == connections.end()) return false;
+    set_busy_locked(it->second, busy);
+    if (!busy) it->second.since = std::chrono::steady_clock::now();
+    return busy || !draining;
+  }
+
+  void set_busy_locked(Entry& e, bool busy) {
+    if (e.busy == busy) return;
+    e.busy = busy;
+    busy ? ++busy_count : --busy_count;
+    if (busy_count == 0) idle.notify_all();
+  }
+
+  // Takes a connection out of the registry; the caller closes it.
+  std::shared_ptr<Connection> remove_locked(Connection* c) {
+    auto it = connections.find(c);
+    if (it == connections.end()) return nullptr;
+    set_busy_locked(it->second, false);
+    auto conn = std::move(it->second.conn);
+    auto count = per_address.find(it->second.address);
+    if (--count->second == 0) per_address.erase(count);
+    connections.erase(it);
+    return conn;
+  }
+
+  // The connection that has waited longest without being busy, of `address` if not empty.
+  Connection* oldest_idle_locked(const std::string& address) {
+    Connection* oldest = nullptr;
+    std::chrono::steady_clock::time_point since;
+    for (auto& [c, e] : connections) {
+      if (e.busy || (!address.empty() && e.address != address)) continue;
+      if (!oldest || e.since < since) oldest = c, since = e.since;
+    }
+    return oldest;
+  }
+
   server::HttpHandler& handler;
   const HttpServerOptions options;
   const std::shared_ptr<Gate> gate = std::make_shared<Gate>();
   std::mutex mu;
-  std::unordered_map<Connection*, std::shared_ptr<Connection>> connections;  // the owners
+  std::unordered_map<Connection*, Entry> connections;
+  std::unordered_map<std::string, size_t> per_address;  // open connections per client IP
+  size_t busy_count = 0;
+  std::condition_variable idle;        // busy_count reached 0
+  std::atomic<bool> draining = false;  // written under mu; read by write_response without it
 };
 
 std::string lower(std::string_view s) {
@@ -115,11 +180,16 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-std::string endpoint_string(asio::ip::address a, uint16_t port) {
-  // A dual-stack listener on "::" sees IPv4 clients as ::ffff:a.b.c.d; report them as IPv4.
+// A dual-stack listener on "::" sees IPv4 clients as ::ffff:a.b.c.d; they are IPv4 clients.
+asio::ip::address unmapped(asio::ip::address a) {
   if (a.is_v6() && a.to_v6().is_v4_mapped()) {
-    a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
   }
+  return a;
+}
+
+std::string endpoint_string(asio::ip::address a, uint16_t port) {
+  a = unmapped(a);
   const std::string host = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
   return host + ":" + std::to_string(port);
 }
@@ -155,6 +225,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stream_.socket().close(ec);
     events_timer_.cancel();
     if (events_) events_->kill();
+    if (abandonment_) abandonment_->abandon();  // does nothing once the answer was written
   }
 
   // Runs on the strand: writes what the stream has queued, one write at a time.
@@ -164,17 +235,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (t.data.empty() && !t.last) return;
     events_last_ = t.last;
     if (t.data.empty()) return end_stream();
-    events_out_ = std::move(t.data);
     events_writing_ = true;
-    stream_.expires_after(core_.options.idle_timeout);  // a client that stopped reading
-    asio::async_write(stream_, asio::buffer(events_out_),
-                      [self = shared_from_this()](error_code ec, size_t) {
-                        self->events_writing_ = false;
-                        std::string().swap(self->events_out_);
-                        if (ec) return self->finish();
-                        if (self->events_last_) return self->end_stream();
-                        self->flush_stream();
-                      });
+    write_out(std::move(t.data), {}, &Connection::chunk_written);
   }
 
   // Runs on the strand: drops the connection (its stream fell too far behind).
@@ -182,19 +244,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   void read_request() {
-    if (buffer_.size() == 0 && served_ > 0) {
-      // Keep-alive: wait up to idle_timeout for the next request's first byte; its header
-      // then gets header_timeout, so a slow sender cannot stretch one request to idle_timeout.
-      stream_.expires_after(core_.options.idle_timeout);
-      stream_.async_read_some(buffer_.prepare(kReadChunk),
-                              [self = shared_from_this()](error_code ec, size_t n) {
-                                if (ec) return self->finish();
-                                self->buffer_.commit(n);
-                                self->read_header();
-                              });
-      return;
-    }
-    read_header();
+    if (buffer_.size() > 0) return read_header();  // pipelined
+    // Wait up to idle_timeout for the request's first byte; the rest then gets read_timeout,
+    // so a slow sender cannot stretch one request to idle_timeout.
+    stream_.expires_after(core_.options.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = shared_from_this()](error_code ec, size_t n) {
+                              if (ec) return self->finish();
+                              self->buffer_.commit(n);
+                              self->read_header();
+                            });
   }
 
   void read_header() {
@@ -202,7 +261,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_->header_limit(static_cast<uint32_t>(
         std::min<size_t>(core_.options.max_header_bytes, UINT32_MAX)));
     parser_->body_limit(core_.handler.max_body_bytes());
-    stream_.expires_after(core_.options.header_timeout);
+    // One deadline for the header, a 100 Continue and the body: the stream's timers keep it
+    // across operations until the next expires_after.
+    stream_.expires_after(core_.options.read_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](error_code ec, size_t) {
                               if (ec) return self->fail(ec);
@@ -212,7 +273,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void on_header() {
     if (parser_->is_done()) return dispatch();
-    stream_.expires_after(core_.options.idle_timeout);
     if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
       // curl and others hold back a large body until they see this (or a 1 s delay).
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -246,11 +306,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
         ec != http::error::end_of_stream && ec != http::error::partial_message) {
       return reply_and_close(error_response(400, "bad request"));
     }
-    finish();  // EOF, reset, header timeout (slowloris): nobody to answer
+    finish();  // EOF, reset, read timeout (slowloris): nobody to answer
   }
 
   void dispatch() {
-    stream_.expires_never();  // the handler may take as long as it needs
     auto msg = parser_->release();
     parser_.reset();
     keep_alive_ = msg.keep_alive();
@@ -265,9 +324,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     req.body = std::move(msg.body());
     req.peer = peer_;
+    if (!core_.mark(this, true)) return close();  // closed to make room while it was read
+    abandonment_ = std::make_shared<server::Abandonment>();
+    req.abandonment = abandonment_;
 
     const uint64_t seq = ++seq_;
     pending_ = seq;
+    // Bytes already read are a pipelined request: the client is not gone, and nothing more is
+    // read before this answer.
+    if (buffer_.size() == 0) watch_for_hangup(seq);
     server::Respond respond = [gate = core_.gate, weak = weak_from_this(),
                                seq](server::HttpResponse r) {
       std::lock_guard lock(gate->mu);
@@ -303,6 +368,30 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
+  // While the handler has request `seq`, learn whether the client went away: EOF or reset
+  // abandons it. Data is a pipelined request; it stays in the socket until this answer is
+  // written, and the watch ends.
+  void watch_for_hangup(uint64_t seq) {
+    stream_.socket().async_wait(
+        tcp::socket::wait_read, [self = shared_from_this(), seq](error_code ec) {
+          if (ec || self->pending_ != seq || self->closed_) return;
+          char c;
+          const ssize_t n =
+              ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+          if (n > 0) return;
+          if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            return self->watch_for_hangup(seq);
+          }
+          self->finish();
+        });
+  }
+
+  // The answer is starting: its writes see a client that went away from now on.
+  void stop_watching() {
+    error_code ec;
+    stream_.socket().cancel(ec);  // only the watch is outstanding while the handler works
+  }
+
   void reply_and_close(server::HttpResponse r) {
     keep_alive_ = false;
     pending_ = ++seq_;
@@ -313,20 +402,31 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void write_response(uint64_t seq, server::HttpResponse r) {
     if (seq != pending_ || closed_) return;
     pending_ = 0;
-    ++served_;
+    stop_watching();
+    if (core_.draining) keep_alive_ = false;  // say so to the client; answered() closes anyway
+    std::string head;
+    // RFC 9110: 1xx, 204 and 304 have neither a body nor a Content-Length.
+    const bool has_body = r.status >= 200 && r.status != 204 && r.status != 304;
     try {
-      res_.emplace(build(std::move(r)));
+      auto res = head_of<http::empty_body>(r);
+      if (has_body) res.content_length(r.body.size());
+      res.keep_alive(keep_alive_);
+      head = head_text(res);
     } catch (const std::exception& e) {
       log::error(std::string("cannot build http response: ") + e.what());
       return finish();
     }
-    stream_.expires_after(core_.options.idle_timeout);  // a client that never reads
-    http::async_write(stream_, *res_, [self = shared_from_this()](error_code ec, size_t) {
-      self->res_.reset();
-      if (ec) return self->finish();
-      if (!self->keep_alive_) return self->linger_close();
-      self->read_request();
-    });
+    if (!has_body) r.body.clear();
+    if (r.body.size() > static_cast<size_t>(core_.options.stream_send_buffer_bytes)) {
+      limit_send_buffer();
+    }
+    write_out(std::move(head), std::move(r.body), &Connection::answered);
+  }
+
+  void answered() {
+    if (abandonment_) abandonment_->delivered();
+    if (!core_.mark(this, false) || !keep_alive_) return linger_close();
+    read_request();
   }
 
   // Status line and the handler's headers; the body and its framing are left to the caller.
@@ -350,15 +450,46 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return res;
   }
 
-  http::response<http::string_body> build(server::HttpResponse r) {
-    auto res = head_of<http::string_body>(r);
-    // RFC 9110: 1xx, 204 and 304 have neither a body nor a Content-Length.
-    if (r.status >= 200 && r.status != 204 && r.status != 304) {
-      res.body() = std::move(r.body);
-      res.content_length(res.body().size());
-    }
-    res.keep_alive(keep_alive_);
-    return res;
+  static std::string head_text(const http::response<http::empty_body>& res) {
+    std::ostringstream text;
+    text << res.base();
+    return text.str();
+  }
+
+  // The kernel's autotuned send buffer grows to MBs: a client that stops reading would show the
+  // write timeout no stall (and the answer would count as delivered) until the kernel had
+  // absorbed that much.
+  void limit_send_buffer() {
+    if (core_.options.stream_send_buffer_bytes <= 0 || send_buffer_limited_) return;
+    send_buffer_limited_ = true;
+    error_code ec;
+    stream_.socket().set_option(
+        asio::socket_base::send_buffer_size(core_.options.stream_send_buffer_bytes), ec);
+  }
+
+  // Writes `head` then `body` and runs `next` once all is written. Each write gets
+  // write_timeout, so a client that reads slowly but steadily is served however large the
+  // answer, and one that accepts no byte for write_timeout is dropped.
+  void write_out(std::string head, std::string body, void (Connection::*next)()) {
+    out_head_ = std::move(head);
+    out_body_ = std::move(body);
+    out_.emplace(std::array{asio::const_buffer(asio::buffer(out_head_)),
+                            asio::const_buffer(asio::buffer(out_body_))});
+    out_next_ = next;
+    write_some();
+  }
+
+  void write_some() {
+    stream_.expires_after(core_.options.write_timeout);  // only the write timer if a read waits
+    stream_.async_write_some(*out_, [self = shared_from_this()](error_code ec, size_t n) {
+      if (ec) return self->finish();  // reset, or the write timeout closed the socket
+      self->out_->consume(n);
+      if (beast::buffer_bytes(*self->out_) > 0) return self->write_some();
+      self->out_.reset();
+      std::string().swap(self->out_head_);
+      std::string().swap(self->out_body_);
+      (self.get()->*self->out_next_)();
+    });
   }
 
   // Runs on the strand. Like write_response, but the body comes from `events` until it ends;
@@ -366,37 +497,37 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void begin_stream(uint64_t seq, server::HttpResponse head, std::shared_ptr<BodyStream> events) {
     if (seq != pending_ || closed_) return events->kill();
     pending_ = 0;
-    ++served_;
+    stop_watching();
     keep_alive_ = false;
     events_ = std::move(events);
-    if (core_.options.stream_send_buffer_bytes > 0) {
-      error_code ec;
-      stream_.socket().set_option(
-          asio::socket_base::send_buffer_size(core_.options.stream_send_buffer_bytes), ec);
-    }
+    limit_send_buffer();
+    std::string text;
     try {
       auto res = head_of<http::empty_body>(head);
       if (version_ >= 11) res.chunked(true);
       res.keep_alive(false);
-      std::ostringstream text;
-      text << res.base();
-      events_out_ = text.str();
+      text = head_text(res);
     } catch (const std::exception& e) {
       log::error(std::string("cannot build http response: ") + e.what());
       return finish();
     }
     events_writing_ = true;
-    stream_.expires_after(core_.options.idle_timeout);
-    asio::async_write(stream_, asio::buffer(events_out_),
-                      [self = shared_from_this()](error_code ec, size_t) {
-                        self->events_writing_ = false;
-                        std::string().swap(self->events_out_);
-                        if (ec) return self->finish();
-                        self->stream_.expires_never();  // the watch below waits indefinitely
-                        self->watch();
-                        self->keep_alive_tick();
-                        self->flush_stream();
-                      });
+    write_out(std::move(text), {}, &Connection::stream_began);
+  }
+
+  void stream_began() {
+    events_writing_ = false;
+    // The watch below waits indefinitely; each write of the stream sets its own timeout.
+    stream_.expires_never();
+    watch();
+    keep_alive_tick();
+    flush_stream();
+  }
+
+  void chunk_written() {
+    events_writing_ = false;
+    if (events_last_) return end_stream();
+    flush_stream();
   }
 
   // Reads and discards until the client closes (or the stream ended and the linger is over).
@@ -421,6 +552,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // The whole body is written: let the client read it, then close (watch() sees its EOF).
   void end_stream() {
+    if (abandonment_) abandonment_->delivered();
+    core_.mark(this, false);
     error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     events_timer_.expires_after(kLingerTime);
@@ -449,7 +582,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void finish() {
     close();
     std::lock_guard lock(core_.mu);
-    core_.connections.erase(this);
+    core_.remove_locked(this);
   }
 
   Core& core_;
@@ -457,17 +590,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const std::string peer_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::optional<http::response<http::string_body>> res_;
   bool keep_alive_ = true;
   unsigned version_ = 11;
   uint64_t seq_ = 0;
   uint64_t pending_ = 0;  // seq of the request with the handler, 0 if none
-  uint64_t served_ = 0;
+  // The last request's; abandoned when the connection closes before its answer was written.
+  std::shared_ptr<server::Abandonment> abandonment_;
   bool closed_ = false;
+  bool send_buffer_limited_ = false;
+  // What write_out is writing: out_ is what remains of out_head_ and out_body_.
+  std::string out_head_;
+  std::string out_body_;
+  std::optional<beast::buffers_suffix<std::array<asio::const_buffer, 2>>> out_;
+  void (Connection::*out_next_)() = nullptr;
   // A streamed response, once begun: the connection ends with it.
   std::shared_ptr<BodyStream> events_;
   asio::steady_timer events_timer_{stream_.get_executor()};
-  std::string events_out_;  // the bytes being written
   bool events_writing_ = false;
   bool events_last_ = false;  // the end of the body is written or being written
 };
@@ -599,6 +737,7 @@ struct HttpServer::Impl {
   }
 
   void accept_next() {
+    if (!acceptor.is_open()) return;  // stop_accepting() closed it
     acceptor.async_wait(tcp::acceptor::wait_read, [this](error_code ec) {
       if (ec == asio::error::operation_aborted) return;
       if (ec) return retry_later("accept wait: " + ec.message());
@@ -644,14 +783,35 @@ struct HttpServer::Impl {
     auto remote = socket.remote_endpoint(ec);
     if (ec) return;  // already gone; the socket closes here
     const std::string peer = endpoint_string(remote.address(), remote.port());
+    const std::string address = unmapped(remote.address()).to_string();
 
-    std::shared_ptr<Connection> conn;
+    // Beyond a cap, the connection in its scope that has waited longest without being busy
+    // makes room: a client holding many idle or half-sent requests cannot lock others out.
+    std::shared_ptr<Connection> conn, evicted;
+    const char* full = nullptr;
     {
       std::lock_guard lock(core.mu);
-      if (core.connections.size() < core.options.max_connections) {
-        conn = std::make_shared<Connection>(core, std::move(socket), peer);
-        core.connections.emplace(conn.get(), conn);
+      Connection* victim = nullptr;
+      auto count = core.per_address.find(address);
+      if (count != core.per_address.end() &&
+          count->second >= core.options.max_connections_per_address) {
+        full = "max_connections_per_address";
+        victim = core.oldest_idle_locked(address);
+      } else if (core.connections.size() >= core.options.max_connections) {
+        full = "max_connections";
+        victim = core.oldest_idle_locked("");
       }
+      if (victim) evicted = core.remove_locked(victim);
+      if (!full || evicted) {
+        conn = std::make_shared<Connection>(core, std::move(socket), peer);
+        core.connections.emplace(conn.get(),
+                                 Core::Entry{conn, address, std::chrono::steady_clock::now()});
+        ++core.per_address[address];
+      }
+    }
+    if (evicted) {
+      log::debug(std::string(full) + " reached: closing an idle connection for " + peer);
+      asio::post(evicted->executor(), [evicted] { evicted->close(); });
     }
     if (!conn) {
       // The socket is new and its send buffer empty, so this small write cannot block.
@@ -659,10 +819,38 @@ struct HttpServer::Impl {
           "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
           "Content-Length: 32\r\nConnection: close\r\n\r\n{\"error\":\"too many connections\"}";
       ::send(socket.native_handle(), k503.data(), k503.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      log::warn("connection from " + peer + " refused: max_connections reached");
+      log::warn("connection from " + peer + " refused: " + full + " reached, all busy");
       return;
     }
     conn->start();
+  }
+
+  void stop_accepting() {
+    std::lock_guard stop_lock(stop_mu);
+    if (stopped || core.draining) return;
+    std::promise<void> closed;
+    asio::post(accept_strand, [&] {
+      error_code ec;
+      acceptor.close(ec);
+      backoff.cancel();
+      closed.set_value();
+    });
+    closed.get_future().wait();  // from here on the kernel refuses new connections
+    std::vector<std::shared_ptr<Connection>> idle;
+    {
+      std::lock_guard lock(core.mu);
+      core.draining = true;
+      for (auto& [ptr, e] : core.connections) {
+        if (!e.busy) idle.push_back(e.conn);
+      }
+      for (auto& conn : idle) core.remove_locked(conn.get());
+    }
+    for (auto& conn : idle) asio::post(conn->executor(), [conn] { conn->close(); });
+  }
+
+  bool wait_idle(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(core.mu);
+    return core.idle.wait_for(lock, timeout, [&] { return core.busy_count == 0; });
   }
 
   void stop() {
@@ -679,23 +867,27 @@ struct HttpServer::Impl {
     threads.clear();
     // The io threads are gone, so nothing else touches the sockets now. Callbacks still queued
     // in ioc keep their Connection alive until ioc is destroyed; that is fine, its socket is
-    // closed.
+    // closed (or, if it was taken out of the registry and its close still queued, closes then).
     error_code ec;
     acceptor.close(ec);
     backoff.cancel();
-    std::unordered_map<Connection*, std::shared_ptr<Connection>> conns;
+    std::unordered_map<Connection*, Core::Entry> conns;
     {
       std::lock_guard lock(core.mu);
       conns.swap(core.connections);
+      core.per_address.clear();
+      core.busy_count = 0;
+      core.idle.notify_all();
     }
-    for (auto& [ptr, conn] : conns) conn->close();
+    for (auto& [ptr, e] : conns) e.conn->close();
   }
 
   Core core;  // declared before ioc: queued callbacks reference it until ioc is destroyed
   asio::io_context ioc;
   asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
-  tcp::acceptor acceptor{ioc};
-  asio::steady_timer backoff{ioc};
+  asio::strand<asio::io_context::executor_type> accept_strand = asio::make_strand(ioc);
+  tcp::acceptor acceptor{accept_strand};
+  asio::steady_timer backoff{accept_strand};
   std::vector<std::thread> threads;
   std::mutex stop_mu;
   bool stopped = false;
@@ -713,6 +905,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options,
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpServer::~HttpServer() { stop(); }
 uint16_t HttpServer::port() const { return impl_->port; }
+void HttpServer::stop_accepting() { impl_->stop_accepting(); }
+bool HttpServer::wait_idle(std::chrono::milliseconds timeout) { return impl_->wait_idle(timeout); }
 void HttpServer::stop() { impl_->stop(); }
 
 }  // namespace onemcp::transport

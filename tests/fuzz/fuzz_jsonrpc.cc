@@ -74,9 +74,11 @@ class Latch {
 
 ServerOptions options() {
   ServerOptions o;
-  o.run_threads = 1;
-  o.max_queued_runs = 4;
+  o.runs = {1, 1, 4, 4};
+  o.aux_threads = 1;
+  o.max_queued_aux = 4;
   o.max_sessions = 4;
+  o.hosts.port = 7800;
   // A fixed clock: no session expires while an input is processed.
   static const auto t0 = std::chrono::steady_clock::now();
   o.now = [] { return t0; };

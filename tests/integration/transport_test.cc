@@ -4,16 +4,19 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -36,7 +39,8 @@ using Clock = std::chrono::steady_clock;
 
 // Behaviour chosen by path: /delay answers from another thread 50 ms later, /never keeps the
 // respond() without calling it, /throw throws, /stream starts a stream for the test to feed
-// (/stream-and-respond also calls respond(), which must be ignored), anything else echoes at once.
+// (/stream-and-respond also calls respond(), which must be ignored), /big/N answers N bytes,
+// anything else echoes at once. Every abandoned request is counted.
 class FakeHttpHandler : public server::HttpHandler {
  public:
   ~FakeHttpHandler() override {
@@ -45,6 +49,7 @@ class FakeHttpHandler : public server::HttpHandler {
   size_t max_body_bytes() const override { return 1024; }
   void handle(server::HttpRequest req, server::Respond respond) override {
     ++handled;
+    if (req.abandonment) req.abandonment->on_abandon([this] { ++abandoned; });
     server::HttpResponse r;
     r.headers = {{"Content-Type", "text/plain"}, {"X-Peer", req.peer}};
     auto foo = req.headers.find("x-foo");
@@ -61,6 +66,9 @@ class FakeHttpHandler : public server::HttpHandler {
       kept_.push_back(respond);
     } else if (req.target == "/throw") {
       throw std::runtime_error("boom");
+    } else if (req.target.starts_with("/big/")) {
+      r.body.assign(std::stoul(req.target.substr(5)), 'b');
+      respond(std::move(r));
     } else if (req.target.starts_with("/stream")) {
       auto s = req.start_stream({200, {{"Content-Type", "text/event-stream"}}, "not sent"});
       if (req.target == "/stream-and-respond") respond(r);
@@ -71,6 +79,17 @@ class FakeHttpHandler : public server::HttpHandler {
     }
   }
   std::atomic<int> handled{0};
+  std::atomic<int> abandoned{0};
+
+  // Answers the i-th /never request.
+  void respond_kept(size_t i, server::HttpResponse r) {
+    server::Respond respond;
+    {
+      std::lock_guard lock(mu_);
+      respond = kept_.at(i);
+    }
+    respond(std::move(r));
+  }
 
   // The next stream a request started (waits up to 5 s).
   std::shared_ptr<server::EventStream> next_stream() {
@@ -102,9 +121,17 @@ struct Reply {
 class Client {
  public:
   // `rcvbuf`: a small receive buffer (0: the default), for a client that stops reading.
-  explicit Client(uint16_t port, bool v6 = false, int rcvbuf = 0) {
+  // `from`: the IPv4 loopback address to connect from (any of 127.0.0.0/8), instead of the
+  // kernel's choice.
+  explicit Client(uint16_t port, bool v6 = false, int rcvbuf = 0, const char* from = nullptr) {
     fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (rcvbuf) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (from) {
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      ::inet_pton(AF_INET, from, &a.sin_addr);
+      if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return;
+    }
     timeval tv{5, 0};
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     int one = 1;
@@ -129,6 +156,7 @@ class Client {
     fd_ = -1;
   }
   bool connected() const { return ok_; }
+  int fd() const { return fd_; }
 
   bool send(std::string_view s) {
     while (!s.empty()) {
@@ -179,6 +207,12 @@ class Client {
     char c;
     const ssize_t n = ::recv(fd_, &c, 1, 0);
     return n == 0 || (n < 0 && errno == ECONNRESET);
+  }
+
+  // True when nothing arrives, not even the connection's end, for `d`.
+  bool quiet_for(std::chrono::milliseconds d) {
+    pollfd p{fd_, POLLIN | POLLRDHUP, 0};
+    return ::poll(&p, 1, static_cast<int>(d.count())) == 0;
   }
 
  private:
@@ -401,13 +435,83 @@ TEST_F(TransportHttp, HeaderOverLimitIs431) {
 
 TEST_F(TransportHttp, SlowHeaderIsClosed) {
   HttpServerOptions o;
-  o.header_timeout = 200ms;
+  o.read_timeout = 200ms;
   start(o);
   Client c(server_->port());
   ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: t\r\n"));  // never finishes the header
   const auto t0 = Clock::now();
   EXPECT_TRUE(c.closed_by_peer());
   EXPECT_LT(Clock::now() - t0, 3s);
+}
+
+TEST_F(TransportHttp, SlowBodyIsClosed) {
+  HttpServerOptions o;
+  o.read_timeout = 300ms;
+  start(o);
+  Client c(server_->port());
+  // The header is complete at once; the body never comes.
+  ASSERT_TRUE(c.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc"));
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_LT(Clock::now() - t0, 3s);
+  EXPECT_EQ(handler_.handled, 0);
+}
+
+TEST_F(TransportHttp, ReadTimeoutCountsFromTheRequestsFirstByte) {
+  HttpServerOptions o;
+  o.read_timeout = 200ms;
+  start(o);
+  Client c(server_->port());
+  std::this_thread::sleep_for(400ms);  // idle before the first request: idle_timeout applies
+  ASSERT_TRUE(c.send(get("/first")));
+  ASSERT_TRUE(c.read_reply());
+  std::this_thread::sleep_for(400ms);  // keep-alive idle
+  ASSERT_TRUE(c.send(get("/second")));
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "GET /second\n");
+}
+
+TEST_F(TransportHttp, ResponseToAClientThatNeverReadsIsDropped) {
+  HttpServerOptions o;
+  o.write_timeout = 300ms;
+  start(o);
+  Client c(server_->port(), false, /*rcvbuf=*/4096);
+  const size_t size = 8u << 20;
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(c.send(get("/big/" + std::to_string(size))));
+  EXPECT_TRUE(eventually([&] { return handler_.abandoned == 1; }));  // the server gave up
+  EXPECT_GT(Clock::now() - t0, 250ms);
+  // What the socket buffers held, then the end: far from the whole answer.
+  auto got = c.read_to_end();
+  ASSERT_TRUE(got);
+  EXPECT_LT(got->size(), 2u << 20);
+}
+
+TEST_F(TransportHttp, SlowSteadyReaderGetsALargeResponse) {
+  HttpServerOptions o;
+  o.write_timeout = 1s;
+  start(o);
+  Client c(server_->port(), false, /*rcvbuf=*/32768);
+  const size_t size = 4u << 20;
+  ASSERT_TRUE(c.send(get("/big/" + std::to_string(size))));
+  // At most 32 KiB per 25 ms: the answer takes some 3 s, several write timeouts.
+  std::string got;
+  size_t want = SIZE_MAX;  // head and body, once the head is in
+  char buf[32768];
+  const auto t0 = Clock::now();
+  while (got.size() < want) {
+    ASSERT_LT(Clock::now() - t0, 60s);
+    const ssize_t n = ::recv(c.fd(), buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << "closed after " << got.size() << " bytes";
+    got.append(buf, static_cast<size_t>(n));
+    if (const size_t end = got.find("\r\n\r\n"); want == SIZE_MAX && end != std::string::npos) {
+      want = end + 4 + size;
+    }
+    std::this_thread::sleep_for(25ms);
+  }
+  EXPECT_EQ(got.size(), want);
+  EXPECT_GT(Clock::now() - t0, o.write_timeout);
 }
 
 TEST_F(TransportHttp, Http10AndConnectionCloseAreHonoured) {
@@ -455,6 +559,51 @@ TEST_F(TransportHttp, ClientGoneBeforeDelayedRespond) {
   EXPECT_EQ(r->body, "GET /still\n");
 }
 
+TEST_F(TransportHttp, ClientLeavingWhileTheHandlerWorksAbandonsTheRequest) {
+  start();
+  Client c(server_->port());
+  ASSERT_TRUE(c.send(get("/never")));
+  ASSERT_TRUE(eventually([&] { return handler_.handled == 1; }));
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(handler_.abandoned, 0);
+  const auto t0 = Clock::now();
+  c.close();
+  EXPECT_TRUE(eventually([&] { return handler_.abandoned == 1; }));
+  EXPECT_LT(Clock::now() - t0, 1s);  // about at once; generous for a loaded machine
+}
+
+TEST_F(TransportHttp, AnsweredRequestsAreNeverAbandoned) {
+  start();
+  {
+    Client c(server_->port());
+    ASSERT_TRUE(c.send(get("/now") + get("/delay") + get("/pipelined")));
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(c.read_reply());
+    ASSERT_TRUE(c.send(get("/delay")));
+    ASSERT_TRUE(c.read_reply());
+  }  // closed once answered
+  {
+    Client c(server_->port());
+    ASSERT_TRUE(c.send(get("/stream")));
+    auto s = handler_.next_stream();
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->send("data: 1\n\n"));
+    s->close();
+    ASSERT_TRUE(c.read_reply());
+    ASSERT_TRUE(c.read_to_end());
+  }
+  {
+    Client c(server_->port(), false, /*rcvbuf=*/4096);
+    ASSERT_TRUE(c.send(get("/big/3000000")));  // larger than the send buffers: written in pieces
+    auto r = c.read_reply();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->body.size(), 3000000u);
+  }
+  EXPECT_EQ(handler_.handled, 6);
+  std::this_thread::sleep_for(200ms);
+  server_->stop();
+  EXPECT_EQ(handler_.abandoned, 0);
+}
+
 TEST_F(TransportHttp, StopWithUnansweredRequestIsPrompt) {
   start();
   Client c(server_->port());
@@ -463,24 +612,147 @@ TEST_F(TransportHttp, StopWithUnansweredRequestIsPrompt) {
   const auto t0 = Clock::now();
   server_->stop();
   EXPECT_LT(Clock::now() - t0, 1s);
+  EXPECT_EQ(handler_.abandoned, 1);
   EXPECT_TRUE(c.closed_by_peer());
   server_->stop();  // idempotent
 }
 
-TEST_F(TransportHttp, ConnectionCapAnswers503) {
+TEST_F(TransportHttp, ConnectionCapAnswers503WhenAllAreBusy) {
   HttpServerOptions o;
   o.max_connections = 2;
   start(o);
   Client a(server_->port()), b(server_->port());
-  for (Client* c : {&a, &b}) {  // make sure both are accepted and counted
-    ASSERT_TRUE(c->send(get("/x")));
-    ASSERT_TRUE(c->read_reply());
-  }
+  for (Client* c : {&a, &b}) ASSERT_TRUE(c->send(get("/never")));
+  ASSERT_TRUE(eventually([&] { return handler_.handled == 2; }));
   Client c(server_->port());
   auto r = c.read_reply();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 503);
   EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_TRUE(a.quiet_for(100ms));
+  EXPECT_TRUE(b.quiet_for(100ms));
+}
+
+// A header that promises a body which never comes: the connection stays "being read".
+constexpr std::string_view kStalled = "POST /s HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n";
+
+TEST_F(TransportHttp, StalledRequestsDoNotLockOutNewClients) {
+  HttpServerOptions o;
+  o.max_connections = 8;
+  o.max_connections_per_address = 6;
+  start(o);
+  std::vector<std::unique_ptr<Client>> stalled;  // from two addresses, up to the global cap
+  for (int i = 0; i < 8; ++i) {
+    stalled.push_back(
+        std::make_unique<Client>(server_->port(), false, 0, i % 2 ? "127.0.0.1" : "127.0.0.2"));
+    ASSERT_TRUE(stalled.back()->connected());
+    ASSERT_TRUE(stalled.back()->send(kStalled));
+  }
+  Client c(server_->port());
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(c.send(get("/x")));
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_LT(Clock::now() - t0, 2s);
+  // The one that waited longest made room, though it came from another address.
+  EXPECT_TRUE(stalled[0]->closed_by_peer());
+  EXPECT_TRUE(stalled[1]->quiet_for(100ms));
+  EXPECT_EQ(handler_.handled, 1);
+}
+
+TEST_F(TransportHttp, PerAddressCapClosesOnlyThatAddresssIdleConnections) {
+  HttpServerOptions o;
+  o.max_connections = 100;
+  o.max_connections_per_address = 2;
+  start(o);
+  Client a(server_->port()), b(server_->port());  // 127.0.0.1, both busy
+  for (Client* c : {&a, &b}) ASSERT_TRUE(c->send(get("/never")));
+  ASSERT_TRUE(eventually([&] { return handler_.handled == 2; }));
+  std::vector<std::unique_ptr<Client>> stalled;  // 127.0.0.2, twice its cap
+  for (int i = 0; i < 4; ++i) {
+    stalled.push_back(std::make_unique<Client>(server_->port(), false, 0, "127.0.0.2"));
+    ASSERT_TRUE(stalled.back()->connected());
+    ASSERT_TRUE(stalled.back()->send(kStalled));
+  }
+  EXPECT_TRUE(stalled[0]->closed_by_peer());
+  EXPECT_TRUE(stalled[1]->closed_by_peer());
+  EXPECT_TRUE(stalled[2]->quiet_for(100ms));
+  EXPECT_TRUE(stalled[3]->quiet_for(100ms));
+  EXPECT_TRUE(a.quiet_for(100ms));
+  EXPECT_TRUE(b.quiet_for(100ms));
+  Client c(server_->port());  // 127.0.0.1 has only busy connections
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_EQ(handler_.abandoned, 0);
+}
+
+TEST_F(TransportHttp, StopAcceptingFinishesAnswersAndClosesTheRest) {
+  start();
+  Client busy(server_->port());
+  ASSERT_TRUE(busy.send(get("/never")));
+  ASSERT_TRUE(eventually([&] { return handler_.handled == 1; }));
+  Client idle(server_->port());
+  ASSERT_TRUE(idle.send(get("/x")));
+  ASSERT_TRUE(idle.read_reply());  // now waiting for its next request
+  Client partial(server_->port());
+  ASSERT_TRUE(partial.send("GET /p HTTP/1.1\r\n"));
+
+  server_->stop_accepting();
+  EXPECT_FALSE(Client(server_->port()).connected());  // refused by the kernel
+  EXPECT_TRUE(idle.closed_by_peer());
+  EXPECT_TRUE(partial.closed_by_peer());
+  EXPECT_TRUE(busy.quiet_for(100ms));
+
+  const std::string body(1u << 20, 'z');
+  handler_.respond_kept(0, {200, {}, body});
+  auto r = busy.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, body);
+  EXPECT_EQ(r->headers["connection"], "close");
+  EXPECT_TRUE(busy.closed_by_peer());
+  EXPECT_TRUE(server_->wait_idle(5s));
+  EXPECT_EQ(handler_.abandoned, 0);
+  server_->stop_accepting();  // idempotent
+}
+
+TEST_F(TransportHttp, WaitIdleReturnsOnceTheLastAnswerIsWritten) {
+  start();
+  EXPECT_TRUE(server_->wait_idle(0ms));
+  Client c(server_->port());
+  ASSERT_TRUE(c.send(get("/never")));
+  ASSERT_TRUE(eventually([&] { return handler_.handled == 1; }));
+  auto t0 = Clock::now();
+  EXPECT_FALSE(server_->wait_idle(300ms));  // the handler holds the request
+  EXPECT_GE(Clock::now() - t0, 250ms);
+  server_->stop_accepting();
+  std::thread later([&] {
+    std::this_thread::sleep_for(100ms);
+    handler_.respond_kept(0, {200, {}, "done"});
+  });
+  t0 = Clock::now();
+  EXPECT_TRUE(server_->wait_idle(10s));
+  EXPECT_LT(Clock::now() - t0, 3s);
+  later.join();
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "done");
+}
+
+TEST_F(TransportHttp, WaitIdleWaitsForAnOpenStream) {
+  start();
+  Client c(server_->port());
+  ASSERT_TRUE(c.send(get("/stream")));
+  auto s = handler_.next_stream();
+  ASSERT_TRUE(s);
+  server_->stop_accepting();
+  EXPECT_FALSE(server_->wait_idle(200ms));
+  ASSERT_TRUE(s->send("data: last\n\n"));
+  s->close();
+  EXPECT_TRUE(server_->wait_idle(5s));
+  ASSERT_TRUE(c.read_reply());
+  EXPECT_EQ(dechunk(c.read_to_end().value_or("")), "data: last\n\n");
 }
 
 TEST_F(TransportHttp, StreamIsChunkedInOrderFromAnyThreadThenCloses) {
@@ -550,6 +822,7 @@ TEST_F(TransportHttp, StreamClosesWhenTheClientLeaves) {
   c.close();
   EXPECT_TRUE(eventually([&] { return s->closed(); }));
   EXPECT_FALSE(s->send("data: x\n\n"));
+  EXPECT_TRUE(eventually([&] { return handler_.abandoned == 1; }));
 }
 
 TEST_F(TransportHttp, StreamOfAClientThatNeverReadsIsDropped) {
@@ -570,6 +843,22 @@ TEST_F(TransportHttp, StreamOfAClientThatNeverReadsIsDropped) {
   EXPECT_TRUE(s->closed());
   // The socket buffers plus the cap, far below what was offered.
   EXPECT_LT(sent, 64u << 20);
+  EXPECT_TRUE(eventually([&] { return handler_.abandoned == 1; }));
+}
+
+TEST_F(TransportHttp, StreamToAClientThatStopsReadingTimesOut) {
+  HttpServerOptions o;
+  o.write_timeout = 300ms;
+  start(o);
+  Client c(server_->port(), false, /*rcvbuf=*/4096);
+  ASSERT_TRUE(c.send(get("/stream")));
+  auto s = handler_.next_stream();
+  ASSERT_TRUE(s);
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(s->send(std::string(4u << 20, 'x')));  // within the backlog cap: one chunk
+  EXPECT_TRUE(eventually([&] { return s->closed(); }));
+  EXPECT_GT(Clock::now() - t0, 250ms);
+  EXPECT_EQ(handler_.abandoned, 1);
 }
 
 TEST_F(TransportHttp, StreamTakesOneLargeChunkBehindASmallBacklog) {

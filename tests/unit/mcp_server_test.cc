@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <future>
 #include <thread>
@@ -30,6 +31,7 @@ class FakeBackend : public RunBackend {
       progress(0.7, "");
     }
     if (req.code == "block") {
+      ++blocked;
       pollfd p{cancel->fd(), POLLIN, 0};
       ::poll(&p, 1, 10000);
       o.outcome = sandbox::Outcome::killed;
@@ -43,6 +45,7 @@ class FakeBackend : public RunBackend {
     return o;
   }
   ipc::RunRequest last;
+  std::atomic<int> blocked{0};  // "block" runs started
 };
 
 // Records what a handler streams; `gone` plays a client that went away.
@@ -107,6 +110,7 @@ class McpServerTest : public ::testing::Test {
   ServerOptions make_opts() {
     ServerOptions o;
     o.now = [this] { return now_; };
+    o.hosts.port = 7800;
     return o;
   }
 
@@ -241,9 +245,14 @@ TEST_F(McpServerTest, OriginAndHostValidation) {
   EXPECT_EQ(bad.status, 403);
   auto rebinding = http("POST", "{}", {{"origin", "http://evil.example:7800"}, {"host", "evil.example:7800"}});
   EXPECT_EQ(rebinding.status, 403);
-  auto ok = http("POST", R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}})",
-                 {{"origin", "http://localhost:3000"}});
+  auto ok = http(
+      "POST",
+      R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}})",
+      {{"origin", "http://localhost:7800"}});
   EXPECT_EQ(ok.status, 200);
+  // Another local web app is another origin.
+  auto other = http("POST", "{}", {{"origin", "http://localhost:3000"}});
+  EXPECT_EQ(other.status, 403);
 }
 
 TEST_F(McpServerTest, TypesAreServedReadOnlyFromTheEmbeddedFiles) {
@@ -272,7 +281,7 @@ TEST_F(McpServerTest, TypesAreServedReadOnlyFromTheEmbeddedFiles) {
   // The same Origin and Host checks as /mcp: no other web page may read them.
   EXPECT_EQ(http("GET", "", {{"origin", "https://evil.example"}}, "/types/index.d.ts").status, 403);
   EXPECT_EQ(http("GET", "", {{"host", "evil.example:7800"}}, "/types/index.d.ts").status, 403);
-  EXPECT_EQ(http("GET", "", {{"origin", "http://localhost:3000"}}, "/types/index.d.ts").status,
+  EXPECT_EQ(http("GET", "", {{"origin", "http://localhost:7800"}}, "/types/index.d.ts").status,
             200);
 }
 
@@ -691,6 +700,210 @@ TEST_F(McpServerTest, ToolsComeFromTheProviderAndTheCurrentConfig) {
   s.handle_line(tools_call(2, "x").dump(), ignore, [&] { ran.set_value(); });
   ran.get_future().wait();
   EXPECT_EQ(b.last.timeout_ms, 5000u);
+}
+
+// ---- the front door: sessions, fair admission, abandonment, shutdown ----
+
+// One POST to `s`, answered through a future (the handler may answer from another thread).
+std::future<HttpResponse> post(McpServer& s, const json& body, const std::string& sid = "",
+                               const std::string& principal = "",
+                               std::shared_ptr<Abandonment> abandonment = nullptr) {
+  HttpRequest r;
+  r.method = "POST";
+  r.target = "/mcp";
+  r.body = body.dump();
+  r.headers = {{"content-type", "application/json"}, {"host", "127.0.0.1:7800"}};
+  if (!sid.empty()) r.headers["mcp-session-id"] = sid;
+  r.principal = principal;
+  r.abandonment = std::move(abandonment);
+  auto p = std::make_shared<std::promise<HttpResponse>>();
+  auto f = p->get_future();
+  s.handle(r, [p](HttpResponse resp) { p->set_value(std::move(resp)); });
+  return f;
+}
+
+const json kInit = {{"jsonrpc", "2.0"},
+                    {"id", 1},
+                    {"method", "initialize"},
+                    {"params", {{"protocolVersion", "2025-06-18"}}}};
+
+json run_call(int id, const std::string& code) {
+  return {{"jsonrpc", "2.0"},
+          {"id", id},
+          {"method", "tools/call"},
+          {"params", {{"name", "run_js"}, {"arguments", {{"code", code}}}}}};
+}
+
+std::string session_of(const HttpResponse& r) {
+  for (auto& [k, v] : r.headers)
+    if (k == "Mcp-Session-Id") return v;
+  return "";
+}
+
+bool ready(std::future<HttpResponse>& f,
+           std::chrono::milliseconds wait = std::chrono::milliseconds(0)) {
+  return f.wait_for(wait) == std::future_status::ready;
+}
+
+// Until `cond` holds (5 s at most).
+template <class F>
+bool eventually(F cond) {
+  for (int i = 0; i < 500; ++i) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return cond();
+}
+
+TEST_F(McpServerTest, SessionCapEvictsTheLeastRecentlyUsedIdleSession) {
+  ServerOptions o = make_opts();
+  o.max_sessions = 2;
+  McpServer s(o, policy::Config{}, backend_);
+  const json ping = {{"jsonrpc", "2.0"}, {"id", 9}, {"method", "ping"}};
+  std::string a = session_of(post(s, kInit).get());
+  now_ += std::chrono::seconds(1);
+  std::string b = session_of(post(s, kInit).get());
+  now_ += std::chrono::seconds(1);
+  EXPECT_EQ(post(s, ping, a).get().status, 200);  // a is now the most recently used
+  now_ += std::chrono::seconds(1);
+  std::string c = session_of(post(s, kInit).get());
+  ASSERT_FALSE(c.empty());
+  EXPECT_EQ(s.session_count(), 2u);
+  EXPECT_EQ(post(s, ping, b).get().status, 404);  // evicted
+  EXPECT_EQ(post(s, ping, a).get().status, 200);
+
+  // A session with a call in flight is never evicted, however old.
+  now_ += std::chrono::seconds(1);
+  auto blocked = post(s, run_call(2, "block"), c);
+  ASSERT_TRUE(eventually([&] { return s.session_count() == 2 && !ready(blocked); }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::string d = session_of(post(s, kInit).get());
+  ASSERT_FALSE(d.empty());
+  EXPECT_EQ(post(s, ping, a).get().status, 404);  // a was idle, c was not
+  // Every session busy: a new one is refused as retryable, nothing is evicted.
+  auto blocked2 = post(s, run_call(3, "block"), d);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto refused = post(s, kInit).get();
+  EXPECT_EQ(refused.status, 429);
+  EXPECT_EQ(json::parse(refused.body)["error"]["code"], -32000);
+  EXPECT_EQ(header(refused, "Retry-After"), "1");
+  s.cancel_all();
+  EXPECT_EQ(blocked.get().status, 200);
+  EXPECT_EQ(blocked2.get().status, 200);
+}
+
+TEST_F(McpServerTest, OneClientCannotTakeEveryRunSlot) {
+  ServerOptions o = make_opts();
+  o.runs = {2, 1, 10, 2};  // 2 slots, 1 per client, 2 waiting per client
+  McpServer s(o, policy::Config{}, backend_);
+  std::string a = session_of(post(s, kInit).get());
+  std::string b = session_of(post(s, kInit).get());
+  std::vector<std::future<HttpResponse>> flood;
+  flood.push_back(post(s, run_call(10, "block"), a));
+  ASSERT_TRUE(eventually([&] { return backend_.blocked == 1; }));  // running, not queued
+  for (int i = 1; i < 3; ++i) flood.push_back(post(s, run_call(10 + i, "block"), a));
+  // a's fourth call finds its queue full: a retryable JSON-RPC error, HTTP 429, never a result
+  // that looks like the user's code failing.
+  auto refused = post(s, run_call(20, "x"), a).get();
+  EXPECT_EQ(refused.status, 429);
+  EXPECT_EQ(header(refused, "Retry-After"), "1");
+  json e = json::parse(refused.body);
+  EXPECT_EQ(e["id"], 20);
+  EXPECT_EQ(e["error"]["code"], -32000);
+  EXPECT_EQ(e["error"]["data"]["retryable"], true);
+  EXPECT_NE(e["error"]["message"].get<std::string>().find("busy"), std::string::npos);
+  // b's call runs at once in the slot a may not take.
+  auto t0 = std::chrono::steady_clock::now();
+  auto other = post(s, run_call(30, "quick"), b);
+  ASSERT_TRUE(ready(other, std::chrono::seconds(5)));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+  EXPECT_EQ(json::parse(other.get().body)["result"]["structuredContent"]["stdout"], "js:quick|");
+  for (auto& f : flood) EXPECT_FALSE(ready(f));
+  s.cancel_all();
+  for (auto& f : flood) EXPECT_EQ(f.get().status, 200);
+}
+
+TEST_F(McpServerTest, ASessionBelongsToThePrincipalThatCreatedIt) {
+  const json ping = {{"jsonrpc", "2.0"}, {"id", 9}, {"method", "ping"}};
+  std::string sid = session_of(post(server_, kInit, "", "token:alice").get());
+  ASSERT_FALSE(sid.empty());
+  EXPECT_EQ(post(server_, ping, sid, "token:alice").get().status, 200);
+  EXPECT_EQ(post(server_, ping, sid, "token:bob").get().status, 404);
+  EXPECT_EQ(post(server_, ping, sid, "").get().status, 404);
+  HttpRequest del{"DELETE", "/mcp", {{"mcp-session-id", sid}, {"host", "127.0.0.1:7800"}}, "", ""};
+  del.principal = "token:bob";
+  std::promise<int> p;
+  server_.handle(del, [&](HttpResponse r) { p.set_value(r.status); });
+  EXPECT_EQ(p.get_future().get(), 404);
+  EXPECT_EQ(post(server_, ping, sid, "token:alice").get().status, 200);
+}
+
+TEST_F(McpServerTest, AnAbandonedCallIsCancelled) {
+  std::string sid = initialize();
+  auto gone = std::make_shared<Abandonment>();
+  auto f = post(server_, run_call(5, "block"), sid, "", gone);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(ready(f));
+  auto t0 = std::chrono::steady_clock::now();
+  gone->abandon();  // the client closed its connection
+  ASSERT_TRUE(ready(f, std::chrono::seconds(5)));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_EQ(json::parse(f.get().body)["result"]["structuredContent"]["outcome"], "killed");
+
+  // Abandoned while it waited for a slot: it never runs.
+  ServerOptions o = make_opts();
+  o.runs = {1, 1, 10, 10};
+  McpServer s(o, policy::Config{}, backend_);
+  std::string a = session_of(post(s, kInit).get());
+  const int before = backend_.blocked;
+  auto running = post(s, run_call(1, "block"), a);
+  ASSERT_TRUE(eventually([&] { return backend_.blocked == before + 1; }));
+  auto queued_gone = std::make_shared<Abandonment>();
+  auto queued = post(s, run_call(2, "never-runs"), a, "", queued_gone);
+  queued_gone->abandon();
+  s.cancel_all();
+  running.get();
+  EXPECT_EQ(json::parse(queued.get().body)["error"]["message"], "Request cancelled");
+  EXPECT_NE(backend_.last.code, "never-runs");
+}
+
+TEST_F(McpServerTest, ShutdownLetsCallsFinishThenAnswersTheRestWithAnError) {
+  ServerOptions o = make_opts();
+  o.runs = {1, 1, 10, 10};
+  McpServer s(o, policy::Config{}, backend_);
+  std::string a = session_of(post(s, kInit).get());
+  auto running = post(s, run_call(1, "block"), a);
+  auto queued = post(s, run_call(2, "block"), a);
+  EXPECT_TRUE(s.wait_calls(std::chrono::milliseconds(0)) == false);
+  s.begin_shutdown();
+  // New calls and sessions are refused; the ones in flight go on.
+  auto late = post(s, run_call(3, "x"), a).get();
+  EXPECT_EQ(late.status, 503);
+  EXPECT_EQ(json::parse(late.body)["error"]["code"], -32003);
+  EXPECT_EQ(post(s, kInit).get().status, 503);
+  EXPECT_FALSE(s.wait_calls(std::chrono::milliseconds(100)));
+  EXPECT_FALSE(ready(running));
+  s.abort_calls();
+  EXPECT_TRUE(s.wait_calls(std::chrono::seconds(5)));
+  for (auto* f : {&running, &queued}) {
+    ASSERT_TRUE(ready(*f));
+    auto r = f->get();
+    EXPECT_EQ(r.status, 503);
+    json e = json::parse(r.body);
+    EXPECT_EQ(e["error"]["code"], -32003);
+    EXPECT_NE(e["error"]["message"].get<std::string>().find("shutting down"), std::string::npos);
+  }
+}
+
+TEST_F(McpServerTest, ShutdownWaitsForCallsThatFinishThenEndsTheStreams) {
+  auto [sid, stream] = listening_session();
+  auto f = post(server_, run_call(1, "x"), sid);
+  server_.begin_shutdown();
+  EXPECT_TRUE(server_.wait_calls(std::chrono::seconds(5)));
+  EXPECT_EQ(json::parse(f.get().body)["result"]["structuredContent"]["stdout"], "js:x|");
+  EXPECT_FALSE(stream->closed());
+  server_.close_streams();
+  EXPECT_TRUE(stream->closed());
 }
 
 }  // namespace

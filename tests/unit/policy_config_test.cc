@@ -103,6 +103,37 @@ TEST(Config, FullRoundTrip) {
   EXPECT_EQ(*back, c);
 }
 
+TEST(Config, ServerSection) {
+  auto c = parse_config(json::object());
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->server, ServerConfig{});
+  EXPECT_EQ(c->server.max_runs_per_client, 4u);  // a quarter of the 16 slots
+  c = parse_config(json{{"server", {{"runSlots", 2}}}});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->server.max_runs_per_client, 1u);  // never 0
+  c = parse_config(json{{"server", {{"runSlots", 40}, {"maxRunsPerClient", 40}}}});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->server.max_runs_per_client, 40u);
+  c = parse_config(json{{"server",
+                         {{"allowedHosts", {"MCP.Example.com", "[::1]:9000"}},
+                          {"allowedOrigins", {"http://LocalHost:6274"}}}}});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->server.allowed_hosts, (std::vector<std::string>{"mcp.example.com", "[::1]:9000"}));
+  EXPECT_EQ(c->server.allowed_origins, std::vector<std::string>{"http://localhost:6274"});
+
+  auto bad = parse_config(json{{"server", {{"runSlots", 4}, {"maxRunsPerClient", 5}}}});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("server.maxRunsPerClient"), std::string::npos);
+  for (const char* host : {"*.example.com", "evil.com/path", "a b", "", "http://x", "x:"}) {
+    EXPECT_FALSE(parse_config(json{{"server", {{"allowedHosts", {host}}}}})) << host;
+  }
+  for (const char* origin : {"localhost:6274", "http://x/", "http://x/path", "ftp://x", "null"}) {
+    EXPECT_FALSE(parse_config(json{{"server", {{"allowedOrigins", {origin}}}}})) << origin;
+  }
+  EXPECT_FALSE(parse_config(json{{"server", {{"readTimeoutMs", 0}}}}));
+  EXPECT_FALSE(parse_config(json{{"server", {{"shutdownGrace", 0}}}}));
+}
+
 TEST(Config, DomainsAreLowerCased) {
   auto c = parse_config(with("/policy/network/allowedDomains", {"API.Example.COM"}));
   ASSERT_TRUE(c);
@@ -285,6 +316,80 @@ TEST(Config, McpNamesAreUnique) {
               {{"name", "web"}, {"transport", "http"}, {"endpoint", "https://h"}},
               {{"name", "FS"}, {"transport", "stdio"}, {"command", "b"}}}}};
   EXPECT_EQ(err(j), "mcps[2].name: duplicate name \"FS\" (already used by mcps[0])");
+}
+
+TEST(Config, AuthTokens) {
+  const std::string a(64, 'a'), b(64, 'b');
+  auto c = parse_config(with(
+      "/auth/tokens", {{{"name", "ci"}, {"sha256", a}}, {{"name", "laptop.1"}, {"sha256", b}}}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->auth.tokens, (std::vector<TokenConfig>{{"ci", a}, {"laptop.1", b}}));
+  EXPECT_TRUE(c->auth.enabled());
+  EXPECT_FALSE(Config{}.auth.enabled());
+  EXPECT_EQ(json::parse(default_config_text())["auth"], (json{{"tokens", json::array()}}));
+
+  EXPECT_EQ(
+      err(with("/auth/tokens", {{{"name", "ci"}, {"sha256", a}}, {{"name", "CI"}, {"sha256", b}}})),
+      "auth.tokens[1].name: duplicate name \"CI\" (already used by auth.tokens[0])");
+  EXPECT_EQ(err(with("/auth/tokens",
+                     {{{"name", "ci"}, {"sha256", a}}, {{"name", "other"}, {"sha256", a}}})),
+            "auth.tokens[1].sha256: the same token as auth.tokens[0]");
+  for (const json& bad : {json{{"name", "ci"}, {"sha256", std::string(64, 'A')}},
+                          json{{"name", "ci"}, {"sha256", std::string(63, 'a')}},
+                          json{{"name", "-ci"}, {"sha256", a}}, json{{"name", "ci"}},
+                          json{{"name", "ci"}, {"sha256", a}, {"token", "x"}}}) {
+    EXPECT_NE(err(with("/auth/tokens", json::array({bad}))), "") << bad.dump();
+  }
+}
+
+TEST(Config, AuthOAuth) {
+  json oauth = {{"issuer", "https://auth.example.com"},
+                {"resource", "https://mcp.example.com/mcp"},
+                {"jwksUrl", "https://auth.example.com/jwks"}};
+  auto c = parse_config(with("/auth/oauth", oauth));
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_TRUE(c->auth.oauth);
+  EXPECT_EQ(c->auth.oauth->leeway_seconds, 60u);
+  EXPECT_TRUE(c->auth.enabled());
+
+  auto edit = [&](const char* key, json value) {
+    json o = oauth;
+    if (value.is_null()) {
+      o.erase(key);
+    } else {
+      o[key] = value;
+    }
+    return err(with("/auth/oauth", o));
+  };
+  EXPECT_EQ(edit("issuer", "http://127.0.0.1:8080/issuer"), "") << "http to loopback";
+  EXPECT_EQ(edit("jwksUrl", "http://localhost:8080/jwks"), "");
+  EXPECT_EQ(edit("jwksUrl", "http://[::1]:8080/jwks"), "");
+  EXPECT_EQ(edit("resource", "http://mcp.example.com/mcp"), "") << "the resource may be http";
+  EXPECT_EQ(edit("issuer", "http://auth.example.com"),
+            "auth.oauth.issuer: must be an https URL (http only for a loopback host) (got "
+            "\"http://auth.example.com\")");
+  EXPECT_EQ(edit("jwksUrl", "http://10.0.0.1/jwks"),
+            "auth.oauth.jwksUrl: must be an https URL (http only for a loopback host) (got "
+            "\"http://10.0.0.1/jwks\")");
+  EXPECT_EQ(edit("authorizationServers", {"http://auth.example.com"}),
+            "auth.oauth.authorizationServers[0]: must be an https URL (http only for a loopback "
+            "host) (got \"http://auth.example.com\")");
+  EXPECT_EQ(edit("resource", "https://mcp.example.com/mcp#x"),
+            "auth.oauth.resource: must be an absolute http(s) URL without a fragment (got "
+            "\"https://mcp.example.com/mcp#x\")");
+  EXPECT_EQ(edit("resource", "https://user@mcp.example.com/mcp"),
+            "auth.oauth.resource: must be an absolute http(s) URL without a fragment (got "
+            "\"https://user@mcp.example.com/mcp\")");
+  EXPECT_EQ(edit("jwksFile", "keys.json"),
+            "auth.oauth: exactly one of jwksFile and jwksUrl is required");
+  EXPECT_EQ(edit("jwksUrl", nullptr),
+            "auth.oauth: exactly one of jwksFile and jwksUrl is required");
+  EXPECT_NE(edit("issuer", nullptr), "");
+  EXPECT_NE(edit("resource", "/mcp"), "");
+  EXPECT_NE(edit("leewaySeconds", 601), "");
+  EXPECT_NE(edit("requiredScopes", {"a b"}), "") << "a scope has no spaces";
+  EXPECT_NE(edit("requiredScopes", {"a\"b"}), "") << "nor quotes";
+  EXPECT_NE(edit("audience", "x"), "") << "unknown field";
 }
 
 TEST(Config, PolicyMcpsDefaultsToEveryUpstream) {

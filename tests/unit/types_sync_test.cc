@@ -238,8 +238,28 @@ TEST(TypesInSync, ConfigSchemaHasTheFieldsTheCodeReadsAndWrites) {
   c.mcps.push_back({"web", "http", "", {}, {}, "http://localhost:1/mcp", {{"X-A", "b"}}});
   c.mounts.push_back({"/srv/data", "/data", "rw"});
   c.session_ttl_ms = 5000;
+  c.server = {{"mcp.example.com", "localhost:9000"},
+              {"http://localhost:6274"},
+              8,
+              3,
+              100,
+              10,
+              50,
+              64,
+              16,
+              2000,
+              3000,
+              500};
   c.signing_key_path = "keys/";
   c.cache_dir = "cache/";
+  c.auth.tokens.push_back({"ci", std::string(64, 'a')});
+  c.auth.oauth = policy::OAuthConfig{"https://auth.example.com",
+                                     "https://mcp.example.com/mcp",
+                                     {"https://auth.example.com", "http://127.0.0.1:9/as"},
+                                     "",
+                                     "https://auth.example.com/jwks.json",
+                                     {"mcp:run"},
+                                     30};
 
   const json j = policy::to_json(c);
   const json& schema = policy::config_schema();
@@ -252,7 +272,24 @@ TEST(TypesInSync, ConfigSchemaHasTheFieldsTheCodeReadsAndWrites) {
   top.erase("$schema");  // for editors; the server ignores it
   EXPECT_EQ(top, keys(j));
   same_keys(schema["properties"]["policy"], j["policy"], "policy", false);
+  same_keys(schema["properties"]["server"], j["server"], "server", false);
   same_keys(schema["properties"]["mounts"]["items"], j["mounts"][0], "mounts[0]", false);
+  // auth.oauth is written with one of jwksUrl and jwksFile.
+  policy::Config file = c;
+  file.auth.oauth->jwks_url.clear();
+  file.auth.oauth->jwks_file = "keys/jwks.json";
+  const json jf = policy::to_json(file);
+  expect_valid(schema, jf, "to_json(Config) with a jwksFile");
+  auto file_back = policy::parse_config(jf);
+  ASSERT_TRUE(file_back) << file_back.error().message;
+  EXPECT_EQ(*file_back, file);
+  const json& auth_schema = schema["properties"]["auth"];
+  EXPECT_EQ(properties(auth_schema), keys(j["auth"]));
+  same_keys(auth_schema["properties"]["tokens"]["items"], j["auth"]["tokens"][0], "auth.tokens[0]",
+            true);
+  std::set<std::string> oauth = keys(j["auth"]["oauth"]);
+  oauth.merge(keys(jf["auth"]["oauth"]));
+  EXPECT_EQ(properties(auth_schema["properties"]["oauth"]), oauth);
   // An upstream is written with the fields of its transport only.
   std::set<std::string> upstream = keys(j["mcps"][0]);
   upstream.merge(keys(j["mcps"][1]));

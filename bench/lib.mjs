@@ -1,0 +1,219 @@
+// Shared by the benchmarks: statistics, a throwaway project and server process, and a raw
+// JSON-RPC client over node:http with a keep-alive connection (so the numbers are the server's,
+// not an SDK's).
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO = fileURLToPath(new URL("../", import.meta.url));
+
+// ------------------------------------------------------------------------------------------
+// Statistics
+
+export function percentile(sorted, p) {
+  if (!sorted.length) return NaN;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx];
+}
+
+export function summarize(samples) {
+  const s = [...samples].sort((a, b) => a - b);
+  return {
+    n: s.length,
+    p50: percentile(s, 50),
+    p95: percentile(s, 95),
+    p99: percentile(s, 99),
+    min: s[0],
+    max: s[s.length - 1],
+    mean: s.reduce((a, b) => a + b, 0) / (s.length || 1),
+  };
+}
+
+export const median = (xs) => summarize(xs).p50;
+export const fmt = (ms) => (Number.isFinite(ms) ? (ms < 10 ? ms.toFixed(2) : ms.toFixed(1)) : "n/a");
+
+// ------------------------------------------------------------------------------------------
+// Server process
+
+const tmpDirs = [];
+const children = new Set();
+function cleanup() {
+  for (const c of children) c.kill("SIGKILL");
+  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+}
+process.on("exit", cleanup);
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(130));
+
+// A project made by `1mcp init`, with `edit(config)` applied when given.
+export function projectDir(bin, edit) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "1mcp-bench-"));
+  tmpDirs.push(dir);
+  const r = spawnSync(bin, ["init", "--dir", dir], { encoding: "utf8", timeout: 15000 });
+  if (r.status !== 0) throw new Error(`1mcp init failed: ${r.stderr}`);
+  if (edit) {
+    const file = path.join(dir, "1mcp.config.json");
+    const cfg = JSON.parse(fs.readFileSync(file, "utf8"));
+    fs.writeFileSync(file, JSON.stringify(edit(cfg) ?? cfg, null, 2));
+  }
+  return dir;
+}
+
+const READY_RE = /ready in ([\d.]+) ms: MCP endpoint http:\/\/([^\s/]+):(\d+)\/mcp/;
+
+// Spawns the server; resolves { proc, port, selfReadyMs, spawnedAt } once the ready line shows.
+// `extra` is appended to the serve arguments (e.g. ["--insecure-no-sandbox"]).
+export function startServer(bin, dir, extra = [], timeoutMs = 30000) {
+  return new Promise((resolve, reject) => {
+    const spawnedAt = performance.now();
+    const proc = spawn(bin, ["serve", "--dir", dir, "-p", "0", "--no-ui", ...extra], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    children.add(proc);
+    proc.on("exit", () => children.delete(proc));
+    let err = "";
+    const timer = setTimeout(() => {
+      proc.kill("SIGKILL");
+      reject(new Error(`server not ready after ${timeoutMs} ms:\n${err}`));
+    }, timeoutMs);
+    proc.stderr.setEncoding("utf8").on("data", (d) => {
+      err += d;
+      const m = READY_RE.exec(err);
+      if (m && timer) {
+        clearTimeout(timer);
+        resolve({ proc, port: Number(m[3]), host: m[2], selfReadyMs: Number(m[1]), spawnedAt });
+      }
+    });
+    proc.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}) before ready:\n${err}`));
+    });
+  });
+}
+
+export function stopServer(proc) {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+    const k = setTimeout(() => proc.kill("SIGKILL"), 3000);
+    proc.once("exit", () => {
+      clearTimeout(k);
+      resolve();
+    });
+    proc.kill("SIGTERM");
+  });
+}
+
+// ------------------------------------------------------------------------------------------
+// HTTP
+
+export function httpRequest({ port, agent, method = "POST", path: p = "/mcp", headers = {}, body }) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: "127.0.0.1", port, path: p, method, agent, headers },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () =>
+          resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.setTimeout(30000, () => req.destroy(new Error("request timed out")));
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+// One MCP session on its own keep-alive connection (or `maxSockets` of them, for concurrent
+// calls).
+export class RawClient {
+  constructor(port, { maxSockets = 1 } = {}) {
+    this.port = port;
+    this.agent = new http.Agent({ keepAlive: true, maxSockets });
+    this.nextId = 1;
+    this.sid = null;
+  }
+
+  headers(len) {
+    const h = {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      "content-length": len,
+    };
+    if (this.sid) {
+      h["mcp-session-id"] = this.sid;
+      h["mcp-protocol-version"] = "2025-06-18";
+    }
+    return h;
+  }
+
+  async send(msg) {
+    const body = JSON.stringify(msg);
+    return httpRequest({ port: this.port, agent: this.agent, headers: this.headers(Buffer.byteLength(body)), body });
+  }
+
+  async init() {
+    const r = await this.send({
+      jsonrpc: "2.0",
+      id: 0,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "1mcp-bench", version: "1" } },
+    });
+    if (r.status !== 200) throw new Error(`initialize: HTTP ${r.status} ${r.body}`);
+    this.sid = r.headers["mcp-session-id"];
+    const n = await this.send({ jsonrpc: "2.0", method: "notifications/initialized" });
+    if (n.status !== 202) throw new Error(`initialized: HTTP ${n.status}`);
+    return this;
+  }
+
+  // Calls a tool with `args`; resolves the client-side wall time in ms (request sent → end of
+  // the response body), the HTTP status, the raw body and the structuredContent (if any).
+  async callTool(tool, args) {
+    const t0 = performance.now();
+    const r = await this.send({
+      jsonrpc: "2.0",
+      id: this.nextId++,
+      method: "tools/call",
+      params: { name: tool, arguments: args },
+    });
+    const ms = performance.now() - t0;
+    let sc;
+    try {
+      sc = JSON.parse(r.body).result?.structuredContent;
+    } catch {}
+    return { ms, status: r.status, body: r.body, sc };
+  }
+
+  // Calls a tool with `code`; resolves the wall time in ms and whether the result was right.
+  async call(tool, code, expectStdout) {
+    const r = await this.callTool(tool, { code });
+    const ok = r.status === 200 && r.sc?.outcome === "ok" && r.sc.stdout === expectStdout;
+    return { ms: r.ms, ok, body: r.body, durationMs: r.sc?.durationMs };
+  }
+
+  async close() {
+    // On a connection of its own: this session's may all be busy with calls.
+    await httpRequest({ port: this.port, agent: false, method: "DELETE", headers: { "mcp-session-id": this.sid } }).catch(() => {});
+    this.agent.destroy();
+  }
+}
+
+export function machine() {
+  const cpus = os.cpus();
+  let nproc = String(os.availableParallelism?.() ?? cpus.length);
+  const r = spawnSync("nproc", { encoding: "utf8" });
+  if (r.status === 0) nproc = r.stdout.trim();
+  return {
+    nproc,
+    cpu: cpus[0]?.model?.trim() ?? "unknown",
+    logicalCpus: cpus.length,
+    memGiB: (os.totalmem() / 2 ** 30).toFixed(1),
+    kernel: `${os.type()} ${os.release()}`,
+    load: os.loadavg().map((x) => x.toFixed(2)).join(" "),
+    node: process.version,
+  };
+}
+
