@@ -149,6 +149,12 @@ std::string frame(std::string_view payload) {
 }
 
 bool FrameReader::feed(const char* data, size_t len) {
+  // A long stream seldom ends a read on a frame boundary: drop what was read once it is at least
+  // half of what is held, so only the unread part stays (amortised linear copying).
+  if (off_ > 0 && off_ >= buf_.size() - off_) {
+    buf_.erase(0, off_);
+    off_ = 0;
+  }
   buf_.append(data, len);
   if (buf_.size() - off_ < 4) return true;
   uint32_t n = 0;

@@ -116,6 +116,8 @@ class FrameReader {
   bool feed(const char* data, size_t len);
   // The next complete frame, if any.
   std::optional<std::string> next();
+  // Bytes held: what is unread, plus at most as much again of what was read (compacted lazily).
+  size_t held() const { return buf_.size(); }
 
  private:
   std::string buf_;

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 namespace onemcp::ipc {
@@ -94,6 +96,24 @@ TEST(Wire, BadMcpValueIsAnError) {
   auto r = decode_request(R"({"code": "x", "mcp": false})");
   ASSERT_TRUE(r);
   EXPECT_FALSE(r->mcp);
+}
+
+TEST(Wire, FrameReaderKeepsOnlyWhatIsUnreadOfALongStream) {
+  // 4 MiB of 1 KiB frames fed in 1500-byte pieces: a read seldom ends on a frame boundary.
+  std::string stream;
+  for (int i = 0; i < 4096; ++i) stream += frame(std::string(1024, char('a' + i % 26)));
+  FrameReader r;
+  size_t frames = 0, most_held = 0;
+  for (size_t off = 0; off < stream.size(); off += 1500) {
+    ASSERT_TRUE(r.feed(stream.data() + off, std::min<size_t>(1500, stream.size() - off)));
+    while (auto f = r.next()) {
+      EXPECT_EQ(*f, std::string(1024, char('a' + frames % 26)));
+      ++frames;
+    }
+    most_held = std::max(most_held, r.held());
+  }
+  EXPECT_EQ(frames, 4096u);
+  EXPECT_LT(most_held, 8u * 1024);  // not the stream read so far
 }
 
 }  // namespace
