@@ -6,9 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh
 export ONEMCP_REQUIRE_KERNEL_FEATURES=1
-# A failing test is run once more before the suite fails (and is reported either way): a rare
-# hang of one tunnel test under full parallel load is still being tracked down.
-ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 300 --repeat until-pass:2
+ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 300
 BUILD_DIR=build-asan TARGETS=unit_tests scripts/build.sh -DONEMCP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -L unit --timeout 300
 # Fuzz smoke run: every libFuzzer target (tests/fuzz/) for a few seconds on a copy of its seed

@@ -46,6 +46,9 @@ struct BrokerChannel::Tunnel {
   std::string inbox;              // bytes from the run, not yet taken for the remote
   bool run_eof = false;           // the run sent "end"
   bool run_error = false;         // the run sent "error": its client went away
+  bool opened = false;            // connected: the tunnel's thread only pumps from now on
+  bool remote_ended = false;      // the remote's "end" is queued for the run
+  size_t unsent = 0;              // taken from the inbox, not yet accepted by the remote
   std::string abort;              // a reason to abort, found by the reader (cap, malformed frame)
   uint64_t bytes_to_remote = 0;   // reader only
 
@@ -178,6 +181,7 @@ void BrokerChannel::on_stream_frame(uint64_t id, const std::string& kind, const 
     if (it == tunnels_by_id_.end()) return;  // already over (an abort crossed the run's frame)
     t = it->second;
   }
+  bool done = false;
   {
     std::lock_guard lk(t->mu);
     if (kind == "data") {
@@ -196,12 +200,19 @@ void BrokerChannel::on_stream_frame(uint64_t id, const std::string& kind, const 
       }
     } else if (kind == "end") {
       t->run_eof = true;
+      // Both directions are over once this frame is read: the slot and the id are free before
+      // the reader takes the run's next frame, which may open the next tunnel (the run knows
+      // nothing else is coming). With bytes still to deliver, the tunnel's thread frees them
+      // once they are delivered.
+      done = t->opened && t->remote_ended && t->inbox.empty() && t->unsent == 0 && t->abort.empty();
     } else if (kind == "error") {
       t->run_error = true;
+      done = t->opened;  // its thread only has to notice; it never blocks once connected
     } else {
       t->abort = "unknown stream frame: " + kind;
     }
   }
+  if (done) finish_tunnel(t, nullptr);
   t->signal();
 }
 
@@ -213,6 +224,10 @@ void BrokerChannel::run_tunnel(std::shared_ptr<Tunnel> t, std::string host, uint
     return;
   }
   UniqueFd tcp = std::move(opened).value();
+  {
+    std::lock_guard lk(t->mu);
+    t->opened = true;
+  }
   answer(dump(json{{"id", id_value(t->id_json)}, {"ok", true}}));
 
   const uint64_t cap = tunnels_->max_bytes;
@@ -241,6 +256,7 @@ void BrokerChannel::run_tunnel(std::shared_ptr<Tunnel> t, std::string host, uint
         to_remote_off = 0;
         to_remote += t->inbox;
         t->inbox.clear();
+        t->unsent = to_remote.size();
       }
       run_eof = t->run_eof;
       run_error = t->run_error;
@@ -290,6 +306,8 @@ void BrokerChannel::run_tunnel(std::shared_ptr<Tunnel> t, std::string host, uint
           to_remote.clear();
           to_remote_off = 0;
         }
+        std::lock_guard lk(t->mu);
+        t->unsent = to_remote.size() - to_remote_off;
       } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
         error = std::string("connection to the remote failed: ") + std::strerror(errno);
         break;
@@ -309,6 +327,13 @@ void BrokerChannel::run_tunnel(std::shared_ptr<Tunnel> t, std::string host, uint
                t);
       } else if (r == 0) {
         remote_eof = true;
+        {
+          std::lock_guard lk(t->mu);
+          t->remote_ended = true;
+        }
+        // The run's side already ended: this "end" tells the run the tunnel is over, so its
+        // slot and id are free first.
+        if (shut_wr) finish_tunnel(t, nullptr);
         answer(dump(json{{"id", id_value(t->id_json)}, {"stream", "end"}}), t);
       } else if (errno != EAGAIN && errno != EINTR) {
         error = std::string("connection to the remote failed: ") + std::strerror(errno);

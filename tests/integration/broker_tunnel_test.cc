@@ -489,11 +489,47 @@ TEST_F(BrokerTunnelTest, OpenTunnelsCountTowardTheConcurrencyCap) {
   EXPECT_EQ(ninth.value("ok", true), false);
   EXPECT_EQ(ninth.value("error", ""), "too many concurrent requests (8)");
   EXPECT_TRUE(eventually([&] { return fx.accepted() == int(ipc::kMaxBrokerRequestsInFlight); }));
-  // One ends (both directions) → its slot is free.
+  // One ends (the run's side first) → its slot is free by the time the run reads the end, and
+  // its id may be used again.
   run.send({{"id", 3}, {"stream", "end"}});
   EXPECT_TRUE(run.read_stream(3).ended);
-  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(run.connect(3, "api.example.test", fx.port()).value("ok", false), true);
+  // Another aborted by the run → free as soon as the run has said so.
+  run.send({{"id", 4}, {"stream", "error"}, {"error", "the client closed the connection"}});
   EXPECT_EQ(run.connect(100, "api.example.test", fx.port()).value("ok", false), true);
+  EXPECT_EQ(run.connect(101, "api.example.test", fx.port()).value("error", ""),
+            "too many concurrent requests (8)");
+}
+
+TEST_F(BrokerTunnelTest, ARemoteThatEndsFirstFreesTheSlotWithTheRunsEnd) {
+  // Sends a greeting and closes its side at once; then waits for the run's end.
+  TcpFixture fx("127.0.0.2", [](int fd, TcpFixture& f) {
+    f.write_all(fd, "hi", 2);
+    ::shutdown(fd, SHUT_WR);
+    char buf[256];
+    while (f.read_some(fd, buf, sizeof buf) > 0) {
+    }
+    f.note_peer_closed();
+  });
+  resolver_.sequence("api.example.test", {{"127.0.0.2"}});
+  auto tunnels = make(policy());
+  FakeRun run(nullptr, &tunnels);
+  for (uint64_t id = 1; id <= ipc::kMaxBrokerRequestsInFlight; ++id) {
+    ASSERT_EQ(run.connect(id, "api.example.test", fx.port()).value("ok", false), true) << id;
+    auto got = run.read_stream(id);
+    EXPECT_EQ(got.data, "hi");
+    EXPECT_TRUE(got.ended);
+  }
+  // The run ends its side of one and opens the next in the same breath: no refusal.
+  for (uint64_t id = 1; id <= 20; ++id) {
+    run.send({{"id", id}, {"stream", "end"}});
+    uint64_t next = ipc::kMaxBrokerRequestsInFlight + id;
+    ASSERT_EQ(run.connect(next, "api.example.test", fx.port()).value("ok", false), true) << next;
+    auto got = run.read_stream(next);
+    EXPECT_EQ(got.data, "hi");
+    EXPECT_TRUE(got.ended);
+  }
+  EXPECT_TRUE(eventually([&] { return fx.peer_closed() == 20; }));
 }
 
 TEST_F(BrokerTunnelTest, CloseWithOpenTunnelsIsPromptAndClosesRemotes) {
@@ -522,11 +558,13 @@ TEST_F(BrokerTunnelTest, RunDeadlineEndsTheTunnel) {
 
 TEST_F(BrokerTunnelTest, ConnectionRefusedIsReported) {
   resolver_.sequence("api.example.test", {{"127.0.0.2"}});
-  uint16_t port;
-  {
-    TcpFixture gone("127.0.0.2", echo);
-    port = gone.port();
-  }
+  // A port held bound but not listening: refused, and no other test can take it meanwhile.
+  UniqueFd held(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_storage s = ip_addr("127.0.0.2", 0);
+  socklen_t len = sizeof(sockaddr_in);
+  ASSERT_EQ(::bind(held.get(), reinterpret_cast<sockaddr*>(&s), len), 0);
+  ASSERT_EQ(::getsockname(held.get(), reinterpret_cast<sockaddr*>(&s), &len), 0);
+  const uint16_t port = ntohs(reinterpret_cast<sockaddr_in&>(s).sin_port);
   auto tunnels = make(policy());
   FakeRun run(nullptr, &tunnels);
   json a = run.connect(1, "api.example.test", port);
