@@ -11,8 +11,9 @@
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 
-import { REPO, RawClient, fmt, machine, median, projectDir, startServer, stopServer, summarize } from "./lib.mjs";
+import { REPO, RawClient, fmt, httpRequest, machine, projectDir, startServer, stopServer, summarize } from "./lib.mjs";
 
 // ------------------------------------------------------------------------------------------
 // Options

@@ -1,0 +1,53 @@
+// The benchmark scripts (bench/*.mjs) still run end to end against the real binary: each with
+// the smallest counts, so this checks that they work and report, not what they measure.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { BIN } from "./lib.mjs";
+
+const REPO = fileURLToPath(new URL("../../", import.meta.url));
+
+function runBench(script, args) {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [path.join(REPO, "bench", script), "--bin", BIN, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    p.stdout.setEncoding("utf8").on("data", (d) => (out += d));
+    p.stderr.setEncoding("utf8").on("data", (d) => (err += d));
+    p.on("exit", (code) => resolve({ code, out, err }));
+  });
+}
+
+test("bench/run.mjs measures every phase and reports a table", { timeout: 180000 }, async () => {
+  const r = await runBench("run.mjs", [
+    "--starts", "1", "--calls", "3", "--warmup", "1", "--clients", "2", "--seconds", "0.5",
+    "--max-calls", "10", "--overhead-calls", "2", "--block", "1", "--kill-runs", "1",
+    "--kill-timeout", "200", "--bomb-runs", "1", "--bomb-timeout", "500",
+  ]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^## 1mcp benchmark/m);
+  for (const row of ["start → first HTTP 200", "run_js latency", "run_py throughput", "sandbox overhead",
+    "kill latency", "fork bomb"]) {
+    assert.ok(r.out.includes(row), `no "${row}" row in:\n${r.out}`);
+  }
+  assert.doesNotMatch(r.out, /failed\)/, r.out);
+});
+
+test("bench/fairness.mjs measures the three phases", { timeout: 180000 }, async () => {
+  const r = await runBench("fairness.mjs", ["--calls", "3", "--warmup", "1", "--flood", "4", "--flood-ms", "300"]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /alone/, r.out);
+  assert.match(r.out, /sleeping/, r.out);
+  assert.match(r.out, /busy/, r.out);
+});
+
+test("bench/deps.mjs measures a cold and a cached dependency set", { timeout: 180000 }, async () => {
+  const r = await runBench("deps.mjs", ["--calls", "2"]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /\|/, r.out);
+});
