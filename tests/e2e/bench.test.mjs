@@ -46,6 +46,18 @@ test("bench/fairness.mjs measures the three phases", { timeout: 180000 }, async 
   assert.match(r.out, /busy/, r.out);
 });
 
+test("bench/vs-original.mjs measures every phase (ours alone: the original is built only for benchmarks)", { timeout: 180000 }, async () => {
+  const r = await runBench("vs-original.mjs", [
+    "--only", "ours", "--calls", "2", "--block", "1", "--warmup", "1", "--seconds", "0.5", "--cpu-calls", "1", "--load", "1",
+  ]);
+  assert.equal(r.code, 0, r.err);
+  for (const row of ["ready", "run_js trivial p50, quiet", "run_py unique p95, under 1 busy processes",
+    "minor page faults per call", "CPU-bound", "correct answers/s, 32 in flight", "PSS of the process tree, idle"]) {
+    assert.ok(r.out.includes(row), `no "${row}" row in:\n${r.out}`);
+  }
+  assert.doesNotMatch(r.out, /wrong or failed/, r.out);
+});
+
 test("bench/deps.mjs measures a cold and a cached dependency set", { timeout: 180000 }, async () => {
   const r = await runBench("deps.mjs", ["--calls", "2"]);
   assert.equal(r.code, 0, r.err);
