@@ -375,6 +375,7 @@ struct ServeFlags {
   bool stdio = false;
   bool verbose = false;
   bool insecure_no_sandbox = false;
+  bool profile_runs = false;
   std::vector<std::string> resolve;
   std::string ca_file;
 };
@@ -421,6 +422,7 @@ int cmd_serve(const ServeFlags& f) {
   server::WorkerPaths paths{here + "/1mcp-js-worker", here + "/1mcp-py-worker", ONEMCP_DEFAULT_ESBUILD};
   if (const char* e = std::getenv("ONEMCP_ESBUILD")) paths.esbuild = e;
   paths.sandbox = !f.insecure_no_sandbox;
+  paths.profile_runs = f.profile_runs;
   paths.writable_roots = config->policy.filesystem.writable;
   for (const auto& m : config->mounts) {
     // Relative host paths are not accepted by the schema; the project dir anchors nothing here.
@@ -764,6 +766,9 @@ int main(int argc, char** argv) {
                     "instead of the system store; for tests and private CAs");
   serve->add_flag("--insecure-no-sandbox", sf.insecure_no_sandbox,
                   "Development only: run code without the kernel sandbox (loudly logged)");
+  serve->add_flag("--profile-runs", sf.profile_runs,
+                  "Every run result carries when each step of the run ended and its page faults "
+                  "(_meta \"io.1mcp/steps\"), for bench/run.mjs --steps");
 
   CLI11_PARSE(app, argc, argv);
   if (*init) return cmd_init(init_dir, init_config);

@@ -24,6 +24,7 @@ std::string encode(const RunRequest& r) {
   if (r.network_relay) j["networkRelay"] = true;
   if (r.mcp) j["mcp"] = true;
   if (!r.pip_key.empty()) j["pipKey"] = r.pip_key;
+  if (r.profile) j["profile"] = true;
   std::string out = j.dump(-1, ' ', false, json::error_handler_t::replace);
   if (!r.deps_code.empty()) {
     // Raw, after a NUL (which JSON text never contains): escaping megabytes into JSON and
@@ -54,6 +55,7 @@ Result<RunRequest> decode_request(const std::string& s) {
     r.mcp = j.value("mcp", false);
     r.deps_code = nul == std::string::npos ? j.value("depsCode", std::string{}) : s.substr(nul + 1);
     r.pip_key = j.value("pipKey", std::string{});
+    r.profile = j.value("profile", false);
     r.readonly = j.value("readonly", std::vector<std::string>{"/"});
     r.writable = j.value("writable", std::vector<std::string>{"/tmp", "/out"});
     return r;
@@ -68,6 +70,12 @@ std::string encode(const ChildReport& r) {
   if (r.error_kind) j["errorKind"] = *r.error_kind;
   if (r.error_message) j["errorMessage"] = *r.error_message;
   if (r.needs_transpile) j["needsTranspile"] = true;
+  if (r.exit_code) j["exitCode"] = *r.exit_code;
+  if (!r.steps.empty()) {
+    json steps = json::array();
+    for (const RunStep& s : r.steps) steps.push_back(json::array({s.name, s.ns, s.minflt}));
+    j["steps"] = std::move(steps);
+  }
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -86,6 +94,22 @@ ChildReport decode_report(const std::string& s) {
   r.error_message = str("errorMessage");
   auto it = j.find("needsTranspile");
   r.needs_transpile = it != j.end() && it->is_boolean() && it->get<bool>();
+  it = j.find("exitCode");
+  if (it != j.end() && it->is_number_integer() && it->get<int64_t>() >= 0 &&
+      it->get<int64_t>() <= 255)
+    r.exit_code = int(it->get<int64_t>());
+  // Written by the run's process: whatever does not have the expected shape is left out.
+  it = j.find("steps");
+  if (it != j.end() && it->is_array()) {
+    for (const json& s : *it) {
+      if (r.steps.size() >= kMaxRunSteps) break;
+      if (!s.is_array() || s.size() != 3 || !s[0].is_string() || !s[1].is_number_integer() ||
+          !s[2].is_number_integer())
+        continue;
+      r.steps.push_back(
+          {s[0].get<std::string>().substr(0, 64), s[1].get<int64_t>(), s[2].get<int64_t>()});
+    }
+  }
   return r;
 }
 

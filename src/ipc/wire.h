@@ -74,6 +74,8 @@ struct RunRequest {
   // the interpreter itself loads) may be read.
   std::vector<std::string> readonly{"/"};
   std::vector<std::string> writable{"/tmp", "/out"};
+  // The child reports the time and page faults of each of its steps (ChildReport::steps).
+  bool profile = false;
 
   // Whether a Python run gets a relay process (and then keeps no broker fd itself).
   bool relay() const { return network_relay || mcp; }
@@ -84,12 +86,26 @@ struct RunRequest {
 std::string encode(const RunRequest& r);
 Result<RunRequest> decode_request(const std::string& json);
 
+// One step of a run, for the per-step breakdown of `1mcp serve --profile-runs`: when it ended
+// (CLOCK_MONOTONIC, shared by the supervisor and every namespace of the sandbox) and the minor
+// page faults of the run's process from its fork to then (-1: not the run's process).
+struct RunStep {
+  std::string name;
+  int64_t ns = 0;
+  int64_t minflt = -1;
+};
+inline constexpr size_t kMaxRunSteps = 64;  // a report's steps beyond these are dropped
+
 // What the child reports about itself on fd 3 (all optional).
 struct ChildReport {
   std::optional<std::string> value;          // JS: inspect() of the last expression value
   std::optional<std::string> error_kind;     // "syntax", "exception", "memory", "timeout", "internal"
   std::optional<std::string> error_message;  // one-line message (the full trace is on stderr)
   bool needs_transpile = false;              // JS: plain parse failed, ask for esbuild
+  std::vector<RunStep> steps;                // only when the request asked to profile
+  // The exit code the run's process is about to exit with, once it has closed its output: the
+  // supervisor may answer without waiting for the kernel to tear the process down.
+  std::optional<int> exit_code;
 };
 
 std::string encode(const ChildReport& r);

@@ -527,6 +527,10 @@ uint32_t CgroupScope::pids_current() const {
   return pids_dir_.empty() ? 0 : uint32_t(read_number(pids_dir_ + "/pids.current"));
 }
 
+std::vector<pid_t> CgroupScope::processes() const {
+  return dirs_.empty() ? std::vector<pid_t>{} : read_pids(dirs_[0]);
+}
+
 CgroupScope::~CgroupScope() {
   for (size_t i = dirs_.size(); i-- > 0;) {
     // Usually the run is already gone and rmdir just works; only a busy cgroup needs the kill loop.

@@ -102,6 +102,8 @@ class CgroupScope {
   bool oom_killed() const;
   uint64_t memory_peak() const;  // bytes; 0 when the kernel does not report it
   uint32_t pids_current() const;
+  // The processes (thread groups) in the scope, from its first hierarchy.
+  std::vector<pid_t> processes() const;
   const std::vector<std::string>& dirs() const { return dirs_; }  // for tests and diagnostics
 
  private:

@@ -8,8 +8,10 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -245,6 +247,14 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
                               const CancelToken* cancel, const BrokerHandler* broker,
                               const BrokerTunnels* tunnels) {
   auto t0 = Clock::now();
+  std::vector<ipc::RunStep> steps;
+  auto mark = [&](const char* name) {
+    if (!req.profile) return;
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    steps.push_back({name, int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec, -1});
+  };
+  mark("supervisor: run requested");
   auto reqfd = ipc::memfd_with("1mcp-request", ipc::encode(req));
   if (!reqfd) return reqfd.error();
   auto infd = ipc::memfd_with("1mcp-stdin", stdin_data);
@@ -279,11 +289,13 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     return make_error(errno_msg("socketpair"));
   UniqueFd reply(sv[0]), reply_theirs(sv[1]);
+  mark("supervisor: fds and cgroup made");
 
   int fds[ipc::kRunFdCount] = {reply_theirs.get(), reqfd->get(),      infd->get(),
                                out->second.get(),  err->second.get(), res->second.get(),
                                go_theirs.get(),    broker_theirs.get()};
   if (auto s = send_run(fds); !s) return s.error();
+  mark("supervisor: handed to the zygote");
   // Only the run holds the write ends now, so EOF means every writer is gone.
   reply_theirs.reset();
   out->second.reset();
@@ -421,6 +433,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
             break;
           }
           if (r.kind == ipc::ReplyKind::started) {
+            mark("supervisor: forked");
             if (!got.empty()) pidfd = std::move(got[0]);
             host_pid = pidfd.valid() ? pidfd_host_pid(pidfd.get()) : -1;
             pollfd gone{pidfd.get(), POLLIN, 0};
@@ -446,9 +459,11 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
             // Let it run (it waits until now, so nothing executes outside its limits).
             char one = 1;
             if (::send(go_ours.get(), &one, 1, MSG_NOSIGNAL) != 1) kill_run(Outcome::internal);
+            mark("supervisor: placed in cgroups, go sent");
             if (!sandboxed()) go_ours.reset();  // no /out to receive
             if (forced) kill_now();
           } else if (r.kind == ipc::ReplyKind::exited) {
+            mark("supervisor: exit seen");
             status = r.status;
             exited = true;
           } else {
@@ -466,6 +481,22 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
         kill_run(Outcome::output_limit);
       }
     }
+    // Finished: the run reported the code it exits with and closed its output and result, and
+    // nothing else of it is left. Its process may still be exiting (unmapping a large heap takes
+    // milliseconds): answer now, and let the kernel finish after the answer (the scope is torn
+    // down then). The SIGKILL is for a script that closed them itself and went on running.
+    if (!exited && !forced && placed && !out_open && !err_open && !res_open) {
+      if (auto rep = ipc::decode_report(report); rep.exit_code) {
+        const auto procs = scope->processes();
+        if (procs.size() == 1 && procs[0] == host_pid) {
+          mark("supervisor: finished, exit not awaited");
+          ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+          status = W_EXITCODE(*rep.exit_code, 0);
+          exited = true;
+          settled = true;
+        }
+      }
+    }
   }
 
   if (settled) {
@@ -479,6 +510,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     if (go_ours.valid() && ::poll(&p, 1, 0) == 1) take_out_dir();
     if (!exited) status = SIGKILL;  // as it will be reaped: killed by SIGKILL
   }
+  mark("supervisor: output drained");
   channel.close();  // answers still being computed are dropped, tunnels closed; threads joined
   o.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   o.report = ipc::decode_report(report);
@@ -512,6 +544,13 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     o.outcome = o.exit_code == 0 ? Outcome::ok : Outcome::error;
   }
   if (settled) o.teardown = std::move(scope);
+  if (req.profile) {
+    mark("supervisor: result ready");
+    steps.insert(steps.end(), o.report.steps.begin(), o.report.steps.end());
+    std::stable_sort(steps.begin(), steps.end(),
+                     [](const ipc::RunStep& a, const ipc::RunStep& b) { return a.ns < b.ns; });
+    o.steps = std::move(steps);
+  }
   return o;
 }
 

@@ -55,6 +55,8 @@ struct RunOutput {
   // this waits until every one of them is gone, then removes the run's cgroups: whoever holds it
   // holds the run's resources, so drop it only after the answer is on its way.
   std::unique_ptr<CgroupScope> teardown;
+  // ipc::RunRequest::profile: the supervisor's steps and the run's own, in order of time.
+  std::vector<ipc::RunStep> steps;
 };
 
 struct LaunchSpec {

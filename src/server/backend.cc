@@ -47,7 +47,8 @@ class WorkerBackend final : public RunBackend {
  public:
   WorkerBackend(std::unique_ptr<sandbox::Zygote> js, std::unique_ptr<sandbox::Zygote> py,
                 std::string esbuild, broker::Resolver& resolver, broker::FetchLimits limits,
-                NpmSetup npm, Upstreams* upstreams, Capsules& capsules, PipSetup pip)
+                NpmSetup npm, Upstreams* upstreams, Capsules& capsules, PipSetup pip,
+                bool profile_runs)
       : js_(std::move(js)),
         py_(std::move(py)),
         esbuild_(std::move(esbuild)),
@@ -56,7 +57,8 @@ class WorkerBackend final : public RunBackend {
         npm_(std::move(npm)),
         pip_(std::move(pip)),
         upstreams_(upstreams),
-        capsules_(capsules) {}
+        capsules_(capsules),
+        profile_runs_(profile_runs) {}
 
   Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& call_req,
                                  const std::string& stdin_data, const sandbox::CancelToken* cancel,
@@ -101,6 +103,7 @@ class WorkerBackend final : public RunBackend {
       exact.args = (*c)->entry.argv;
       exact.env = (*c)->entry.env;
       exact.cwd = (*c)->entry.cwd;
+      exact.profile = profile_runs_;
       auto out = zygote.run(exact, stdin_data, cancel, &broker, &tunnels);
       if (out) out->capsule = (*c)->hash;
       return out;
@@ -214,6 +217,7 @@ class WorkerBackend final : public RunBackend {
   PipSetup pip_;
   Upstreams* upstreams_;
   Capsules& capsules_;
+  const bool profile_runs_;
 };
 
 }  // namespace
@@ -271,10 +275,9 @@ Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& path
                         ", exit code " + std::to_string(out->exit_code) + "): " + why);
     }
   }
-  return std::unique_ptr<RunBackend>(new WorkerBackend(std::move(*js), std::move(*py),
-                                                       paths.esbuild, resolver,
-                                                       std::move(fetch_limits), std::move(npm),
-                                                       upstreams, capsules, std::move(pip)));
+  return std::unique_ptr<RunBackend>(new WorkerBackend(
+      std::move(*js), std::move(*py), paths.esbuild, resolver, std::move(fetch_limits),
+      std::move(npm), upstreams, capsules, std::move(pip), paths.profile_runs));
 }
 
 }  // namespace onemcp::server

@@ -59,6 +59,8 @@ struct WorkerPaths {
   };
   std::vector<Mount> mounts;  // host directories shown inside the sandbox (from the config)
   std::string pip_root;       // host directory of the pip dependency sets (PipCache), or empty
+  // Every run reports its steps (ipc::RunRequest::profile), shown in the result's _meta.
+  bool profile_runs = false;
 };
 
 // npm dependencies of run_js calls. Without a cache, calls that need packages get an error.

@@ -221,9 +221,21 @@ json tool_result(Language lang, const sandbox::RunOutput& out, const ipc::RunReq
   }
   if (text.empty()) text = "(no output)";
 
-  return json{{"content", json::array({json{{"type", "text"}, {"text", text}}})},
-              {"structuredContent", structured},
-              {"isError", is_error}};
+  json result = {{"content", json::array({json{{"type", "text"}, {"text", text}}})},
+                 {"structuredContent", structured},
+                 {"isError", is_error}};
+  if (!out.steps.empty()) {
+    // `1mcp serve --profile-runs`: when each step of the run ended, in µs from the first, and
+    // the run process's minor page faults since its fork (null where not the run's process).
+    json steps = json::array();
+    for (const auto& s : out.steps) {
+      steps.push_back({{"step", sanitize_utf8(s.name)},
+                       {"atUs", double(s.ns - out.steps.front().ns) / 1000.0},
+                       {"minflt", s.minflt >= 0 ? json(s.minflt) : json()}});
+    }
+    result["_meta"] = {{"io.1mcp/steps", std::move(steps)}};
+  }
+  return result;
 }
 
 json tool_error(const std::string& message) {

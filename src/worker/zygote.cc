@@ -8,6 +8,7 @@
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -28,6 +29,19 @@ constexpr rlim_t kMaxOpenFiles = 256;
 
 bool g_sandbox = true;
 std::string g_pip_root;  // host directory of the pip dependency sets, or empty
+
+// The current run's steps (mark_step): the zygote's last ones before the fork, then the run's.
+struct Mark {
+  const char* name;
+  int64_t ns;
+  int64_t minflt;
+};
+Mark g_marks[32];
+size_t g_nmarks = 0;
+bool g_profile = false;  // the run's request asked for its steps
+bool g_forked = false;   // in a run (its page faults count from its fork)
+
+void reset_marks() { g_nmarks = 0; }
 
 void die(const char* what) {
   std::fprintf(stderr, "1mcp worker: %s: %s\n", what, std::strerror(errno));
@@ -104,11 +118,15 @@ void start_relay() {
   ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   const int result_fd = fds[5].get();
+  g_forked = true;
+  mark_step("run: forked, signals reset");
 
   auto text = ipc::read_all(fds[1].get(), kMaxRequestBytes);
   if (!text) setup_failed(result_fd, text.error().message);
   auto req = ipc::decode_request(*text);
   if (!req) setup_failed(result_fd, req.error().message);
+  g_profile = req->profile;
+  mark_step("run: request read");
   if (!req->pip_key.empty()) {
     if (!valid_pip_key(req->pip_key)) setup_failed(result_fd, "invalid pip dependency key");
     if (g_pip_root.empty()) setup_failed(result_fd, "pip dependencies are not available in this worker");
@@ -121,9 +139,11 @@ void start_relay() {
     got = ::read(fds[6].get(), &go, 1);
   } while (got < 0 && errno == EINTR);
   if (got != 1) _exit(126);
+  mark_step("run: go received");
 
   if (sandbox) {
     if (auto s = jail_enter_run(*req); !s) setup_failed(result_fd, s.error().message);
+    mark_step("run: namespaces and mounts");
     // Hand the supervisor our /out: the tmpfs lives as long as it holds the fd, so it can read
     // what the run leaves there after the run is gone.
     int out = ::open("/out", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -165,16 +185,25 @@ void start_relay() {
     ::setrlimit(RLIMIT_FSIZE, &fsize);
   }
 
+  mark_step("run: fds and rlimits");
   const bool relay = sandbox && rt.uses_relay() && req->relay();
-  if (relay) start_relay();
+  if (relay) {
+    start_relay();
+    mark_step("run: relay started");
+  }
 
   rt.after_fork_child();
+  mark_step("run: interpreter after fork");
   if (sandbox) {
     if (auto s = jail_lockdown(*req, relay); !s) setup_failed(ipc::kResultFd, s.error().message);
+    mark_step("run: Landlock and seccomp");
   }
   int code = rt.run(*req);
   std::fflush(stdout);
   std::fflush(stderr);
+  // Done: closing the output and result now (not as part of exit, which first unmaps the whole
+  // heap) lets the supervisor answer while the kernel tears this process down.
+  for (int fd = 0; fd <= ipc::kBrokerFd; ++fd) ::close(fd);
   _exit(code & 0xff);
 }
 
@@ -201,7 +230,26 @@ std::string pip_site_dir(const ipc::RunRequest& request) {
   return g_sandbox ? std::string(kPipSiteDir) : g_pip_root + "/" + request.pip_key + "/site";
 }
 
-void write_report(const ipc::ChildReport& report) { write_all_fd(ipc::kResultFd, ipc::encode(report)); }
+void mark_step(const char* name) {
+  if (g_nmarks == std::size(g_marks)) return;
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  int64_t minflt = -1;
+  if (g_forked) {
+    rusage ru{};
+    if (::getrusage(RUSAGE_SELF, &ru) == 0) minflt = ru.ru_minflt;
+  }
+  g_marks[g_nmarks++] = {name, int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec, minflt};
+}
+
+void write_report(const ipc::ChildReport& report) {
+  if (!g_profile) return write_all_fd(ipc::kResultFd, ipc::encode(report));
+  mark_step("run: report written");
+  ipc::ChildReport with_steps = report;
+  for (size_t i = 0; i < g_nmarks; ++i)
+    with_steps.steps.push_back({g_marks[i].name, g_marks[i].ns, g_marks[i].minflt});
+  write_all_fd(ipc::kResultFd, ipc::encode(with_steps));
+}
 
 int zygote_main(Runtime& rt) {
   auto args = read_args();
@@ -292,6 +340,8 @@ int zygote_main(Runtime& rt) {
         continue;
       }
       if (fds.size() != ipc::kRunFdCount) continue;  // malformed: fds closed by RAII
+      reset_marks();
+      mark_step("zygote: request received");
       if (sandbox) {
         if (auto s = jail_before_fork(); !s) {
           std::fprintf(stderr, "1mcp worker: %s\n", s.error().message.c_str());
@@ -300,6 +350,7 @@ int zygote_main(Runtime& rt) {
         }
       }
       rt.before_fork();
+      mark_step("zygote: forking");
       pid_t pid = ::fork();
       if (pid == 0) child_main(rt, fds, control, sigfd, sandbox, vm_base);
       int fork_errno = errno;

@@ -42,7 +42,12 @@ int zygote_main(Runtime& runtime);
 // sys.path, or empty when it has none.
 std::string pip_site_dir(const ipc::RunRequest& request);
 
-// Writes the child report to the result fd (best effort).
+// Writes the child report to the result fd (best effort), with the run's steps when its request
+// asked to profile.
 void write_report(const ipc::ChildReport& report);
+
+// In a run: notes that the step `name` (a string literal) just ended, for the per-step breakdown
+// (ipc::RunRequest::profile). Allocates nothing.
+void mark_step(const char* name);
 
 }  // namespace onemcp::worker

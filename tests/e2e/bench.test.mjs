@@ -58,6 +58,15 @@ test("bench/vs-original.mjs measures every phase (ours alone: the original is bu
   assert.doesNotMatch(r.out, /wrong or failed/, r.out);
 });
 
+test("bench/steps.mjs breaks a run down into its steps (serve --profile-runs)", { timeout: 120000 }, async () => {
+  const r = await runBench("steps.mjs", ["--calls", "3", "--warmup", "1"]);
+  assert.equal(r.code, 0, r.err);
+  for (const step of ["supervisor: handed to the zygote", "zygote: forking", "run: namespaces and mounts",
+    "run: Landlock and seccomp", "run: code evaluated", "run: report written"]) {
+    assert.ok(r.out.includes(`| ${step} |`), `no "${step}" step in:\n${r.out}`);
+  }
+});
+
 test("bench/deps.mjs measures a cold and a cached dependency set", { timeout: 180000 }, async () => {
   const r = await runBench("deps.mjs", ["--calls", "2"]);
   assert.equal(r.code, 0, r.err);

@@ -178,7 +178,62 @@ TEST_F(KillLatency, CgroupsOutliveTheAnswerUntilEveryProcessIsGone) {
   Timed next = run("print('next')");
   EXPECT_EQ(next.out.outcome, Outcome::ok) << next.out.err;
   EXPECT_EQ(next.out.out, "next\n");
-  EXPECT_EQ(next.out.teardown, nullptr);
+}
+
+// Runs that finish are answered as soon as they have reported and closed their output, while
+// the kernel still unmaps their heap; their cgroups go once they are gone.
+TEST_F(KillLatency, AFinishedRunIsAnsweredBeforeItsProcessIsTornDown) {
+  // 256 MiB written: unmapping it at exit takes the kernel milliseconds.
+  Timed t = run("b = b'x' * (256 << 20)\nprint('done', len(b))");
+  EXPECT_EQ(t.out.outcome, Outcome::ok) << t.out.err;
+  EXPECT_EQ(t.out.out, "done 268435456\n");
+  EXPECT_EQ(t.out.exit_code, 0);
+  ASSERT_NE(t.out.teardown, nullptr) << "answered only after the process was gone";
+  const auto dirs = t.out.teardown->dirs();
+  t.out.teardown.reset();
+  for (auto& d : dirs) EXPECT_FALSE(fs::exists(d)) << d;
+  // An error exit code is the one reported.
+  Timed e = run("import sys\nprint('bye')\nsys.exit(3)");
+  EXPECT_EQ(e.out.outcome, Outcome::error) << e.out.err;
+  EXPECT_EQ(e.out.out, "bye\n");
+  EXPECT_EQ(e.out.exit_code, 3);
+}
+
+// A script that writes a report and closes its output itself, then goes on, is taken at its
+// word and ended: it does not run on to its deadline, and nothing of it outlives the answer.
+TEST_F(KillLatency, AScriptThatClosesItsOutputAndGoesOnIsEnded) {
+  Timed t =
+      run("import os\n"
+          "os.write(3, b'{\"exitCode\": 0}')\n"
+          "for fd in (0, 1, 2, 3):\n"
+          "    os.close(fd)\n"
+          "while True:\n"
+          "    pass\n");
+  EXPECT_EQ(t.out.outcome, Outcome::ok) << t.out.err;
+  EXPECT_LT(t.past_deadline_ms, -double(kDeadlineMs) / 2) << "ran on towards its deadline";
+  ASSERT_NE(t.out.teardown, nullptr);
+  std::vector<pid_t> listed;
+  for (auto& d : t.out.teardown->dirs())
+    for (pid_t p : pids_in(d)) listed.push_back(p);
+  t.out.teardown.reset();
+  for (pid_t p : listed) EXPECT_NE(::kill(p, 0), 0) << "process " << p << " of the run survived it";
+}
+
+// With another process of the run still alive (holding none of its output), the run is answered
+// once it has exited, which ends the other process too.
+TEST_F(KillLatency, ARunWithAnotherProcessLeftIsAnsweredWhenItExits) {
+  Timed t =
+      run("import os, time\n"
+          "if os.fork() == 0:\n"
+          "    for fd in (0, 1, 2, 3):\n"
+          "        os.close(fd)\n"
+          "    time.sleep(30)\n"
+          "    os._exit(0)\n"
+          "print('parent done')\n");
+  EXPECT_EQ(t.out.outcome, Outcome::ok) << t.out.err;
+  EXPECT_EQ(t.out.out, "parent done\n");
+  EXPECT_LT(t.past_deadline_ms, -double(kDeadlineMs) / 2);
+  EXPECT_EQ(t.out.teardown, nullptr) << "answered before the run's own exit";
 }
 
 }  // namespace

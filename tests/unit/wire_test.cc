@@ -98,6 +98,34 @@ TEST(Wire, BadMcpValueIsAnError) {
   EXPECT_FALSE(r->mcp);
 }
 
+TEST(Wire, ReportCarriesExitCodeAndStepsAndDropsWhatIsMalformed) {
+  ChildReport r;
+  r.exit_code = 3;
+  r.steps = {{"run: forked", 100, 28}, {"zygote: forking", 90, -1}};
+  ChildReport back = decode_report(encode(r));
+  EXPECT_EQ(back.exit_code, 3);
+  ASSERT_EQ(back.steps.size(), 2u);
+  EXPECT_EQ(back.steps[0].name, "run: forked");
+  EXPECT_EQ(back.steps[0].ns, 100);
+  EXPECT_EQ(back.steps[0].minflt, 28);
+  EXPECT_EQ(back.steps[1].minflt, -1);
+  // Written by the run: an exit code no process can exit with, or steps of another shape, are
+  // left out; so are steps beyond kMaxRunSteps.
+  EXPECT_FALSE(decode_report(R"({"exitCode": 256})").exit_code);
+  EXPECT_FALSE(decode_report(R"({"exitCode": -1})").exit_code);
+  EXPECT_FALSE(decode_report(R"({"exitCode": "0"})").exit_code);
+  EXPECT_EQ(decode_report(R"({"steps": [["a", 1], ["b", "1", 2], "c", ["d", 1, 2]]})").steps.size(),
+            1u);
+  json many = json::array();
+  for (int i = 0; i < 1000; ++i) many.push_back(json::array({"s", i, i}));
+  EXPECT_EQ(decode_report(json{{"steps", many}}.dump()).steps.size(), kMaxRunSteps);
+  EXPECT_FALSE(RunRequest().profile);
+  RunRequest req;
+  req.code = "1";
+  req.profile = true;
+  EXPECT_TRUE(decode_request(encode(req))->profile);
+}
+
 TEST(Wire, FrameReaderKeepsOnlyWhatIsUnreadOfALongStream) {
   // 4 MiB of 1 KiB frames fed in 1500-byte pieces: a read seldom ends on a frame boundary.
   std::string stream;

@@ -521,6 +521,7 @@ bool JsRuntime::past_backstop() {
 }
 
 void JsRuntime::exit_now(int code) {
+  report_.exit_code = code & 0xff;
   worker::write_report(report_);
   _exit(code & 0xff);
 }
@@ -573,6 +574,7 @@ std::string JsRuntime::inspect(JSValueConst value) {
 }
 
 int JsRuntime::finish(int code) {
+  report_.exit_code = code & 0xff;
   worker::write_report(report_);
   return code;
 }
@@ -933,12 +935,14 @@ int JsRuntime::run_checked(const ipc::RunRequest& req) {
   Mode mode = Mode::script;
   has_dependencies_ = !req.deps_code.empty();
   if (int code = compile(req, &compiled, &mode); code >= 0) return code;
+  worker::mark_step("run: code compiled");
   // After compiling: code that needs esbuild first does not pay for the layer twice.
   if (has_dependencies_) {
     if (int code = load_dependencies(req.deps_code); code >= 0) {
       JS_FreeValue(ctx_, compiled);
       return code;
     }
+    worker::mark_step("run: dependencies loaded");
   }
 
   JSValue result = JS_EvalFunction(ctx_, compiled);  // takes ownership of `compiled`
@@ -954,6 +958,7 @@ int JsRuntime::run_checked(const ipc::RunRequest& req) {
     report_.value = inspect(result);
   }
   JS_FreeValue(ctx_, result);
+  worker::mark_step("run: code evaluated");
   return event_loop(tracking, mode == Mode::async_body);
 }
 

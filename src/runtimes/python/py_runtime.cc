@@ -204,7 +204,9 @@ class PythonRuntime final : public worker::Runtime {
 
     // Evaluated from C, not from the Python runner, so tracebacks and sys._getframe() see the
     // user's <module> frame at the bottom of the stack, exactly as under `python file.py`.
+    worker::mark_step("run: code compiled");
     Ref value(PyEval_EvalCode(code, globals, globals));
+    worker::mark_step("run: code evaluated");
     Ref exc;
     if (value) {
       exc = Ref(Py_NewRef(Py_None));
@@ -239,6 +241,7 @@ class PythonRuntime final : public worker::Runtime {
       code = 1;
     }
     ipc::ChildReport report;
+    report.exit_code = code & 0xff;
     report.error_kind = utf8_of(PyTuple_GET_ITEM(result, 1));
     report.error_message = utf8_of(PyTuple_GET_ITEM(result, 2));
     if (report.error_kind == "memory") {
@@ -265,6 +268,7 @@ class PythonRuntime final : public worker::Runtime {
     std::string line = "1mcp-py-worker: internal error: " + message + "\n";
     write_fully(2, line.data(), line.size());
     ipc::ChildReport report;
+    report.exit_code = 1;
     report.error_kind = "internal";
     report.error_message = message;
     write_report(report);

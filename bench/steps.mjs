@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+// Where a run's time and page faults go: starts the server with --profile-runs, so every result
+// carries when each step of the run ended (supervisor, zygote and the run's own process, on one
+// monotonic clock) and the run process's minor page faults since its fork; makes --calls
+// sequential trivial calls per runtime after --warmup; prints per step the median time since the
+// previous step and the median page faults taken in it.
+//
+//   node bench/steps.mjs [--bin build/1mcp] [--calls 100] [--warmup 10] [--unique] [--json out.json]
+// --unique: every call's code differs (a new capsule per call), instead of the same code.
+import fs from "node:fs";
+import path from "node:path";
+
+import { REPO, RawClient, fmt, machine, median, projectDir, startServer, stopServer } from "./lib.mjs";
+
+function parseArgs(argv) {
+  const o = { bin: path.join(REPO, "build/1mcp"), calls: 100, warmup: 10, unique: false, json: null };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === "--bin") o.bin = path.resolve(val());
+    else if (a === "--calls") o.calls = Number(val());
+    else if (a === "--warmup") o.warmup = Number(val());
+    else if (a === "--unique") o.unique = true;
+    else if (a === "--json") o.json = val();
+    else throw new Error(`unknown argument ${a}`);
+  }
+  if (!(o.calls >= 1) || !(o.warmup >= 0)) throw new Error("--calls must be ≥ 1 and --warmup ≥ 0");
+  return o;
+}
+
+const CODE = {
+  run_js: (n) => `console.log(${n})`,
+  run_py: (n) => `print(${n})`,
+};
+
+async function measure(client, tool, opts) {
+  const perStep = new Map();  // name -> { us: [], faults: [] }, in order of first appearance
+  let total = [];
+  for (let i = 0; i < opts.warmup + opts.calls; i++) {
+    const n = opts.unique ? i + 1000 * Math.floor(Math.random() * 1e6) : 2;
+    const r = await client.callTool(tool, { code: CODE[tool](n) });
+    const steps = JSON.parse(r.body).result?._meta?.["io.1mcp/steps"];
+    if (r.sc?.outcome !== "ok" || r.sc.stdout !== `${n}\n` || !Array.isArray(steps)) {
+      throw new Error(`${tool} call failed or carried no steps (is --profile-runs supported?): ${r.body.slice(0, 400)}`);
+    }
+    if (i < opts.warmup) continue;
+    total.push(r.ms);
+    let prevUs = 0;
+    let prevFaults = 0;
+    for (const s of steps) {
+      if (!perStep.has(s.step)) perStep.set(s.step, { us: [], faults: [] });
+      const e = perStep.get(s.step);
+      e.us.push(s.atUs - prevUs);
+      prevUs = s.atUs;
+      if (s.minflt !== null) {
+        e.faults.push(s.minflt - prevFaults);
+        prevFaults = s.minflt;
+      }
+    }
+  }
+  return {
+    callMs: median(total),
+    steps: [...perStep].map(([name, e]) => ({ name, us: median(e.us), faults: e.faults.length ? median(e.faults) : null, n: e.us.length })),
+  };
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const m = machine();
+  const s = await startServer(opts.bin, projectDir(opts.bin), ["--profile-runs"]);
+  const out = {};
+  try {
+    const client = await new RawClient(s.port).init();
+    for (const tool of ["run_js", "run_py"]) {
+      process.stderr.write(`${tool}: ${opts.warmup} + ${opts.calls} calls…\n`);
+      out[tool] = await measure(client, tool, opts);
+    }
+    await client.close();
+  } finally {
+    await stopServer(s.proc);
+  }
+  const L = [];
+  L.push(`## 1mcp run steps (${opts.unique ? "unique code per call" : "the same code every call"})`);
+  L.push("");
+  L.push(`- binary: \`${opts.bin}\` with --profile-runs; machine: nproc ${m.nproc}, ${m.cpu}, ${m.kernel}, load ${m.load}`);
+  L.push(`- medians of ${opts.calls} sequential calls per runtime; a step's time is from the end of the step before it`);
+  for (const tool of ["run_js", "run_py"]) {
+    const r = out[tool];
+    L.push("");
+    L.push(`### ${tool}: call p50 ${fmt(r.callMs)} ms (client side)`);
+    L.push("");
+    L.push("| step (ends when) | µs | page faults |");
+    L.push("|---|---|---|");
+    for (const st of r.steps) L.push(`| ${st.name} | ${st.us.toFixed(0)} | ${st.faults === null ? "" : st.faults.toFixed(0)} |`);
+  }
+  console.log(L.join("\n"));
+  if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ machine: m, options: opts, ...out }, null, 2));
+}
+
+main().catch((e) => {
+  console.error(`bench failed: ${e.stack ?? e}`);
+  process.exitCode = 1;
+});
