@@ -537,17 +537,13 @@ TEST(JsTranspile, TransformsTypeScript) {
   EXPECT_FALSE(missing.ok());
 }
 
-TEST_F(JsRuntime, TrivialRunLatency) {
-  std::vector<double> ms;
+// Latency is measured by bench/run.mjs and bench/steps.mjs, not here.
+TEST_F(JsRuntime, ManySequentialRunsStayCorrect) {
   for (int i = 0; i < 200; ++i) {
-    RunOutput o = run("console.log(1+1)");
-    ASSERT_EQ(o.out, "2\n");
-    ms.push_back(o.duration_ms);
+    RunOutput o = run("console.log(" + std::to_string(i) + ")");
+    ASSERT_EQ(o.outcome, Outcome::ok) << o.err;
+    ASSERT_EQ(o.out, std::to_string(i) + "\n");
   }
-  std::sort(ms.begin(), ms.end());
-  double p50 = ms[ms.size() / 2], p90 = ms[ms.size() * 9 / 10];
-  std::printf("trivial JS run through Zygote::run: p50 %.3f ms, p90 %.3f ms\n", p50, p90);
-  EXPECT_LT(p50, 5.0);  // target is well under 1 ms; generous for shared CI machines
 }
 
 }  // namespace

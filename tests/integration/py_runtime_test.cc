@@ -396,18 +396,13 @@ TEST_F(PyRuntime, ForkedChildDoesNotReport) {
   EXPECT_EQ(r.out, "parent\n");
 }
 
-TEST_F(PyRuntime, TrivialRunLatency) {
-  std::vector<double> ms;
+// Latency is measured by bench/run.mjs and bench/steps.mjs, not here.
+TEST_F(PyRuntime, ManySequentialRunsStayCorrect) {
   for (int i = 0; i < 200; ++i) {
-    auto t0 = Clock::now();
-    auto r = run("print(1+1)");
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-    ASSERT_EQ(r.out, "2\n");
+    auto r = run("print(" + std::to_string(i) + ")");
+    ASSERT_EQ(r.outcome, Outcome::ok) << r.err;
+    ASSERT_EQ(r.out, std::to_string(i) + "\n");
   }
-  std::sort(ms.begin(), ms.end());
-  std::printf("[ py-worker ] trivial run: p50 %.2f ms, p90 %.2f ms, max %.2f ms\n", ms[100],
-              ms[180], ms.back());
-  EXPECT_LT(ms[100], 20.0);  // loose bound: shared CI machines; the target is < 3 ms
 }
 
 }  // namespace
