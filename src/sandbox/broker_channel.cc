@@ -241,7 +241,9 @@ void BrokerChannel::run_tunnel(std::shared_ptr<Tunnel> t, std::string host, uint
   std::string buf(kTunnelChunkBytes, '\0');
 
   for (;;) {
-    if (cancelled_ || broken_) break;  // the run is over or cannot hear: just close
+    // The run is over or cannot hear, or it has already been told the tunnel is over (and may
+    // use the id again): just close.
+    if (cancelled_ || broken_ || t->finished) break;
     const auto now = Clock::now();
     if (now >= deadline_) {
       error = "tunnel closed: the run is out of time";
