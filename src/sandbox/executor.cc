@@ -275,6 +275,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   UniqueFd broker_theirs(bs[1]);
   const auto deadline = t0 + std::chrono::milliseconds(req.timeout_ms ? req.timeout_ms : 1u << 30);
   BrokerChannel channel(UniqueFd(bs[0]), broker, deadline, tunnels);
+  mark("supervisor: memfds, pipes and sockets made");
   std::unique_ptr<CgroupScope> scope;
   if (cgroups_) {
     CgroupLimits limits;
@@ -289,7 +290,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     return make_error(errno_msg("socketpair"));
   UniqueFd reply(sv[0]), reply_theirs(sv[1]);
-  mark("supervisor: fds and cgroup made");
+  mark("supervisor: cgroup scope made");
 
   int fds[ipc::kRunFdCount] = {reply_theirs.get(), reqfd->get(),      infd->get(),
                                out->second.get(),  err->second.get(), res->second.get(),
