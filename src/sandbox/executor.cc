@@ -243,6 +243,18 @@ Status Zygote::send_run(const int* fds) {
   return make_error("worker unavailable");
 }
 
+RunTeardown::~RunTeardown() {
+  // Readable once the process has exited: by then its memory is unmapped and, with a pid
+  // namespace of its own, every other process of it is gone too. Bounded: the scope's removal
+  // below kills whatever is left.
+  if (pidfd.valid()) {
+    pollfd p{pidfd.get(), POLLIN, 0};
+    while (::poll(&p, 1, 10000) < 0 && errno == EINTR) {
+    }
+  }
+  scope.reset();
+}
+
 Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& stdin_data,
                               const CancelToken* cancel, const BrokerHandler* broker,
                               const BrokerTunnels* tunnels) {
@@ -544,7 +556,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   } else {
     o.outcome = o.exit_code == 0 ? Outcome::ok : Outcome::error;
   }
-  if (settled) o.teardown = std::move(scope);
+  if (settled) o.teardown = std::make_unique<RunTeardown>(std::move(pidfd), std::move(scope));
   if (req.profile) {
     mark("supervisor: result ready");
     steps.insert(steps.end(), o.report.steps.begin(), o.report.steps.end());

@@ -39,6 +39,21 @@ class CancelToken {
   std::atomic<bool> cancelled_{false};
 };
 
+// What is left of a run answered before the kernel finished tearing it down: its process (a
+// pidfd) and its cgroups. The destructor waits until the process has exited, then removes the
+// cgroups (killing whatever is still inside).
+struct RunTeardown {
+  RunTeardown(UniqueFd pidfd, std::unique_ptr<CgroupScope> scope)
+      : pidfd(std::move(pidfd)), scope(std::move(scope)) {}
+  ~RunTeardown();
+  RunTeardown(const RunTeardown&) = delete;
+  RunTeardown& operator=(const RunTeardown&) = delete;
+  const std::vector<std::string>& dirs() const { return scope->dirs(); }
+
+  UniqueFd pidfd;
+  std::unique_ptr<CgroupScope> scope;
+};
+
 struct RunOutput {
   std::string out;  // raw bytes (capped)
   std::string err;  // raw bytes (capped)
@@ -54,7 +69,7 @@ struct RunOutput {
   // frozen and SIGKILLed, so nothing of it runs any more and the output above is final. Dropping
   // this waits until every one of them is gone, then removes the run's cgroups: whoever holds it
   // holds the run's resources, so drop it only after the answer is on its way.
-  std::unique_ptr<CgroupScope> teardown;
+  std::unique_ptr<RunTeardown> teardown;
   // ipc::RunRequest::profile: the supervisor's steps and the run's own, in order of time.
   std::vector<ipc::RunStep> steps;
 };

@@ -890,7 +890,7 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
     std::optional<json> answer;
     // Held until after the reply: a killed run is answered at once, and this slot waits for its
     // processes to be gone only then, so the run keeps its slot until nothing of it is left.
-    std::unique_ptr<sandbox::CgroupScope> teardown;
+    std::unique_ptr<sandbox::RunTeardown> teardown;
     if (token->cancelled()) {
       // Cancelled while it waited for a slot: it never runs.
       if (session->http) answer = rpc_error(id, kInvalidRequest, "Request cancelled");
