@@ -768,7 +768,7 @@ int main(int argc, char** argv) {
                   "Development only: run code without the kernel sandbox (loudly logged)");
   serve->add_flag("--profile-runs", sf.profile_runs,
                   "Every run result carries when each step of the run ended and its page faults "
-                  "(_meta \"io.1mcp/steps\"), for bench/run.mjs --steps");
+                  "(_meta \"io.1mcp/steps\"), for bench/steps.mjs");
 
   CLI11_PARSE(app, argc, argv);
   if (*init) return cmd_init(init_dir, init_config);
