@@ -287,22 +287,11 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   UniqueFd broker_theirs(bs[1]);
   const auto deadline = t0 + std::chrono::milliseconds(req.timeout_ms ? req.timeout_ms : 1u << 30);
   BrokerChannel channel(UniqueFd(bs[0]), broker, deadline, tunnels);
-  mark("supervisor: memfds, pipes and sockets made");
-  std::unique_ptr<CgroupScope> scope;
-  if (cgroups_) {
-    CgroupLimits limits;
-    if (req.mem_mb) limits.memory_bytes = req.mem_mb * (1ull << 20) + kRunMemorySlackBytes;
-    limits.pids_max = kRunPidsMax;
-    limits.cpu_weight = kRunCpuWeight;
-    auto made = cgroups_->new_scope(limits);
-    if (!made) return made.error();
-    scope = std::move(*made);
-  }
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     return make_error(errno_msg("socketpair"));
   UniqueFd reply(sv[0]), reply_theirs(sv[1]);
-  mark("supervisor: cgroup scope made");
+  mark("supervisor: memfds, pipes and sockets made");
 
   int fds[ipc::kRunFdCount] = {reply_theirs.get(), reqfd->get(),      infd->get(),
                                out->second.get(),  err->second.get(), res->second.get(),
@@ -316,6 +305,20 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   res->second.reset();
   go_theirs.reset();
   broker_theirs.reset();
+
+  // The run's cgroups are made while the zygote forks it: it waits for "go" until it is in them.
+  // On failure, returning closes go_ours and the child, seeing EOF there, exits at once.
+  std::unique_ptr<CgroupScope> scope;
+  if (cgroups_) {
+    CgroupLimits limits;
+    if (req.mem_mb) limits.memory_bytes = req.mem_mb * (1ull << 20) + kRunMemorySlackBytes;
+    limits.pids_max = kRunPidsMax;
+    limits.cpu_weight = kRunCpuWeight;
+    auto made = cgroups_->new_scope(limits);
+    if (!made) return made.error();
+    scope = std::move(*made);
+  }
+  mark("supervisor: cgroup scope made");
 
   RunOutput o;
   std::string report;
