@@ -89,7 +89,21 @@ sandbox::BrokerHandler make_broker_handler(const policy::NetworkPolicy& policy,
         if (!body) return fail("malformed request body");
         req.body = std::move(*body);
       }
-      uint64_t asked = j.value("timeoutMs", uint64_t{30000});
+      // Any JSON number the script sends: past 600 s or not positive is clamped or defaulted
+      // below (a float too large for an integer must never be converted to one).
+      uint64_t asked = 30000;
+      if (auto t = j.find("timeoutMs"); t != j.end() && !t->is_null()) {
+        if (t->is_number_unsigned()) {
+          asked = t->get<uint64_t>();
+        } else if (t->is_number_integer()) {
+          asked = 0;  // negative
+        } else if (t->is_number_float()) {
+          const double ms = t->get<double>();
+          asked = ms >= 600000 ? 600000 : ms >= 1 ? uint64_t(ms) : 0;
+        } else {
+          return fail("malformed request: timeoutMs must be a number");
+        }
+      }
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                       deadline - std::chrono::steady_clock::now())
                       .count();

@@ -56,6 +56,16 @@ TEST(BrokerHandler, MalformedFramesGetClearAnswers) {
   j = nlohmann::json::parse(handler(R"({"id":10,"op":"fetch","url":"http://a.test/"})",
                                     std::chrono::steady_clock::now(), no));
   EXPECT_EQ(j["error"], "the run is out of time");
+  // Any JSON number as timeoutMs (a float too large for an integer is never converted to one,
+  // which UBSan would report); anything else is malformed.
+  for (const char* t : {"2e20", "-2e20", "1e-9", "-5", "18446744073709551615", "1500.5", "null"}) {
+    j = nlohmann::json::parse(handler(
+        std::string(R"({"id":11,"op":"fetch","url":"http://a.test/","timeoutMs":)") + t + "}", later, no));
+    EXPECT_NE(j["error"].get<std::string>().find("allowedDomains"), std::string::npos) << t << j.dump();
+  }
+  j = nlohmann::json::parse(
+      handler(R"({"id":12,"op":"fetch","url":"http://a.test/","timeoutMs":"5"})", later, no));
+  EXPECT_EQ(j["error"], "malformed request: timeoutMs must be a number");
 }
 
 }  // namespace
