@@ -10,36 +10,13 @@
 //   node bench/fairness.mjs [--bin build/1mcp] [--calls 200] [--warmup 10] [--flood 100]
 //     [--flood-ms 1000] [--json out.json]
 import fs from "node:fs";
-import path from "node:path";
 
-import { REPO, RawClient, fmt, machine, projectDir, startServer, stopServer, summarize } from "./lib.mjs";
+import { RawClient, findBin, fmt, machine, parseOptions, projectDir, startServer, stopServer, summarize } from "./lib.mjs";
 
 function parseArgs(argv) {
-  const o = { bin: null, calls: 200, warmup: 10, flood: 100, floodMs: 1000, json: null };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = () => {
-      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
-      return argv[++i];
-    };
-    const num = (k) => {
-      const n = Number(val());
-      if (!Number.isInteger(n) || n < 1) throw new Error(`${a} needs a positive integer`);
-      o[k] = n;
-    };
-    switch (a) {
-      case "--bin": o.bin = val(); break;
-      case "--calls": num("calls"); break;
-      case "--warmup": num("warmup"); break;
-      case "--flood": num("flood"); break;
-      case "--flood-ms": num("floodMs"); break;
-      case "--json": o.json = val(); break;
-      default: throw new Error(`unknown argument ${a}`);
-    }
-  }
-  o.bin ??= ["build/1mcp", "build-e2e/1mcp"].map((p) => path.join(REPO, p)).find((p) => fs.existsSync(p));
-  if (!o.bin) throw new Error("no 1mcp binary found; pass --bin <path>");
-  o.bin = path.resolve(o.bin);
+  const o = parseOptions(argv, { bin: null, calls: 200, warmup: 10, flood: 100, floodMs: 1000, json: null },
+    { number: { ok: (n) => Number.isInteger(n) && n >= 1, what: "a positive integer" } });
+  o.bin = findBin(o.bin);
   return o;
 }
 

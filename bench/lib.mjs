@@ -36,6 +36,50 @@ export const median = (xs) => summarize(xs).p50;
 export const fmt = (ms) => (Number.isFinite(ms) ? (ms < 10 ? ms.toFixed(2) : ms.toFixed(1)) : "n/a");
 
 // ------------------------------------------------------------------------------------------
+// Options
+
+// Parses `--some-name value` options into a copy of `defaults` (key `someName`). The default's
+// type decides: a boolean is a flag without a value, a number must pass `number.ok` (message:
+// "needs <number.what>"), anything else (null or a string) takes the text. With `quick` given,
+// `--quick` sets those values for the options not named explicitly. Unknown arguments throw.
+export function parseOptions(argv, defaults, {
+  quick = null,
+  number = { ok: (n) => Number.isFinite(n) && n >= 0, what: "a non-negative number" },
+} = {}) {
+  const o = { ...defaults };
+  if (quick) o.quick = false;
+  const explicit = new Set();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const key = a.startsWith("--") ? a.slice(2).replace(/-([a-z])/g, (_, c) => c.toUpperCase()) : null;
+    if (key === null || !Object.hasOwn(o, key)) throw new Error(`unknown argument ${a}`);
+    if (typeof o[key] === "boolean") {
+      o[key] = true;
+      continue;
+    }
+    if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+    const text = argv[++i];
+    if (typeof o[key] === "number") {
+      const n = Number(text);
+      if (!number.ok(n)) throw new Error(`${a} needs ${number.what}`);
+      o[key] = n;
+    } else {
+      o[key] = text;
+    }
+    explicit.add(key);
+  }
+  if (o.quick) for (const [k, v] of Object.entries(quick)) if (!explicit.has(k)) o[k] = v;
+  return o;
+}
+
+// The binary to measure: `bin`, else build/1mcp or build-e2e/1mcp of this checkout.
+export function findBin(bin) {
+  bin ??= ["build/1mcp", "build-e2e/1mcp"].map((p) => path.join(REPO, p)).find((p) => fs.existsSync(p));
+  if (!bin) throw new Error("no 1mcp binary found; pass --bin <path>");
+  return path.resolve(bin);
+}
+
+// ------------------------------------------------------------------------------------------
 // Server process
 
 const tmpDirs = [];

@@ -10,81 +10,31 @@
 //     [--json out.json]                                               (see bench/README.md)
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
-import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { REPO, RawClient, fmt, httpRequest, machine, projectDir, startServer, stopServer, summarize } from "./lib.mjs";
+import { RawClient, findBin, fmt, httpRequest, machine, parseOptions, projectDir, startServer, stopServer, summarize } from "./lib.mjs";
 
 // ------------------------------------------------------------------------------------------
 // Options
 
 function parseArgs(argv) {
-  const o = {
-    bin: null,
-    starts: 5,
-    calls: 200,
-    warmup: 20,
-    clients: 8,
-    seconds: 10,
-    maxCalls: 2000,
-    overheadCalls: 200,
-    block: 20,
-    killRuns: 100,
-    killTimeout: 200,
-    bombRuns: 10,
-    bombTimeout: 2000,
-    quick: false,
-    json: null,
-  };
-  // --quick: a smoke run with small counts; explicit flags still win.
-  const QUICK = { starts: 2, calls: 30, warmup: 5, seconds: 2, maxCalls: 300, overheadCalls: 40, block: 10, killRuns: 10, bombRuns: 3 };
-  const explicit = new Set();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = () => {
-      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
-      return argv[++i];
-    };
-    const num = (k) => {
-      const n = Number(val());
-      if (!Number.isFinite(n) || n < 0) throw new Error(`${a} needs a non-negative number`);
-      o[k] = n;
-      explicit.add(k);
-    };
-    switch (a) {
-      case "--bin": o.bin = val(); break;
-      case "--quick": o.quick = true; break;
-      case "--starts": num("starts"); break;
-      case "--calls": num("calls"); break;
-      case "--warmup": num("warmup"); break;
-      case "--clients": num("clients"); break;
-      case "--seconds": num("seconds"); break;
-      case "--max-calls": num("maxCalls"); break;
-      case "--overhead-calls": num("overheadCalls"); break;
-      case "--block": num("block"); break;
-      case "--kill-runs": num("killRuns"); break;
-      case "--kill-timeout": num("killTimeout"); break;
-      case "--bomb-runs": num("bombRuns"); break;
-      case "--bomb-timeout": num("bombTimeout"); break;
-      case "--json": o.json = val(); break;
-      case "-h":
-      case "--help":
-        console.log(fs.readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 10)
-          .map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
-        process.exit(0);
-      default:
-        throw new Error(`unknown argument ${a}`);
-    }
+  if (argv.includes("-h") || argv.includes("--help")) {
+    console.log(fs.readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 10)
+      .map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
+    process.exit(0);
   }
-  if (o.quick) for (const [k, v] of Object.entries(QUICK)) if (!explicit.has(k)) o[k] = v;
+  const o = parseOptions(argv, {
+    bin: null, starts: 5, calls: 200, warmup: 20, clients: 8, seconds: 10, maxCalls: 2000,
+    overheadCalls: 200, block: 20, killRuns: 100, killTimeout: 200, bombRuns: 10, bombTimeout: 2000,
+    json: null,
+  }, {
+    // --quick: a smoke run with small counts; explicit flags still win.
+    quick: { starts: 2, calls: 30, warmup: 5, seconds: 2, maxCalls: 300, overheadCalls: 40, block: 10, killRuns: 10, bombRuns: 3 },
+  });
   if (o.block < 1 || o.killTimeout < 1 || o.bombTimeout < 1) {
     throw new Error("--block, --kill-timeout and --bomb-timeout must be ≥ 1");
   }
-  if (!o.bin) {
-    o.bin = ["build/1mcp", "build-e2e/1mcp"].map((p) => path.join(REPO, p)).find((p) => fs.existsSync(p));
-    if (!o.bin) throw new Error("no 1mcp binary found; pass --bin <path>");
-  }
-  o.bin = path.resolve(o.bin);
+  o.bin = findBin(o.bin);
   return o;
 }
 

@@ -10,23 +10,12 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { REPO, RawClient, fmt, machine, median, projectDir, startServer, stopServer } from "./lib.mjs";
+import { REPO, RawClient, fmt, machine, median, parseOptions, projectDir, startServer, stopServer } from "./lib.mjs";
 
 function parseArgs(argv) {
-  const o = { bin: path.join(REPO, "build/1mcp"), calls: 100, warmup: 10, unique: false, json: null };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = () => {
-      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
-      return argv[++i];
-    };
-    if (a === "--bin") o.bin = path.resolve(val());
-    else if (a === "--calls") o.calls = Number(val());
-    else if (a === "--warmup") o.warmup = Number(val());
-    else if (a === "--unique") o.unique = true;
-    else if (a === "--json") o.json = val();
-    else throw new Error(`unknown argument ${a}`);
-  }
+  const o = parseOptions(argv, { bin: path.join(REPO, "build/1mcp"), calls: 100, warmup: 10, unique: false, json: null },
+    { number: { ok: () => true, what: "" } });  // checked below
+  o.bin = path.resolve(o.bin);
   if (!(o.calls >= 1) || !(o.warmup >= 0)) throw new Error("--calls must be ≥ 1 and --warmup ≥ 0");
   return o;
 }

@@ -26,44 +26,16 @@ import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 
-import { REPO, fmt, httpRequest, machine, projectDir, startServer, stopServer, summarize } from "./lib.mjs";
+import { REPO, fmt, httpRequest, machine, parseOptions, projectDir, startServer, stopServer, summarize } from "./lib.mjs";
 
 // ------------------------------------------------------------------------------------------
 // Options
 
 function parseArgs(argv) {
-  const o = { bin: null, original: null, calls: 100, block: 10, warmup: 10, seconds: 10, cpuCalls: 5, load: 2,
-    quick: false, only: null, json: null };
-  const QUICK = { calls: 20, block: 5, warmup: 3, seconds: 2, cpuCalls: 2 };
-  const explicit = new Set();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = () => {
-      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
-      return argv[++i];
-    };
-    const num = (k) => {
-      const n = Number(val());
-      if (!Number.isFinite(n) || n < 0) throw new Error(`${a} needs a non-negative number`);
-      o[k] = n;
-      explicit.add(k);
-    };
-    switch (a) {
-      case "--bin": o.bin = val(); break;
-      case "--original": o.original = val(); break;
-      case "--calls": num("calls"); break;
-      case "--block": num("block"); break;
-      case "--warmup": num("warmup"); break;
-      case "--seconds": num("seconds"); break;
-      case "--cpu-calls": num("cpuCalls"); break;
-      case "--load": num("load"); break;
-      case "--quick": o.quick = true; break;
-      case "--only": o.only = val(); break;
-      case "--json": o.json = val(); break;
-      default: throw new Error(`unknown argument ${a}`);
-    }
-  }
-  if (o.quick) for (const [k, v] of Object.entries(QUICK)) if (!explicit.has(k)) o[k] = v;
+  const o = parseOptions(argv, {
+    bin: null, original: null, calls: 100, block: 10, warmup: 10, seconds: 10, cpuCalls: 5, load: 2,
+    only: null, json: null,
+  }, { quick: { calls: 20, block: 5, warmup: 3, seconds: 2, cpuCalls: 2 } });
   if (o.block < 1 || o.calls < 1) throw new Error("--block and --calls must be ≥ 1");
   if (o.only && !["ours", "original"].includes(o.only)) throw new Error("--only is ours or original");
   o.bin = path.resolve(o.bin ?? path.join(REPO, "build/1mcp"));
