@@ -11,6 +11,7 @@
 #include <cstring>
 #include <memory>
 
+#include "base/c_ptr.h"
 #include "base/unique_fd.h"
 
 namespace onemcp::auth {
@@ -18,12 +19,6 @@ namespace {
 
 constexpr size_t kMaxBytes = 1u << 20;
 
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* s) const { curl_slist_free_all(s); }
-};
 
 // curl_global_init is not thread-safe on every curl build: once, before the first handle.
 bool curl_ready() {
@@ -76,9 +71,9 @@ Result<std::string> get_url(const std::string& url) {
     return make_error(url + ": only http and https URLs are fetched");
   }
   if (!curl_ready()) return make_error("libcurl could not be initialised");
-  std::unique_ptr<CURL, CurlDeleter> easy(curl_easy_init());
+  CPtr<CURL, curl_easy_cleanup> easy(curl_easy_init());
   if (!easy) return make_error("libcurl could not be initialised");
-  std::unique_ptr<curl_slist, SlistDeleter> headers(
+  CPtr<curl_slist, curl_slist_free_all> headers(
       curl_slist_append(nullptr, "Accept: application/jwk-set+json, application/json"));
   Body body;
   char errbuf[CURL_ERROR_SIZE] = {0};

@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "auth/base64url.h"
+#include "base/c_ptr.h"
 #include "base/json_depth.h"
 
 namespace onemcp::auth {
@@ -26,34 +27,13 @@ namespace {
 constexpr size_t kMaxJwksBytes = 1u << 20;
 constexpr size_t kMaxJwksKeys = 64;
 
-struct PkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
-struct PkeyCtxFree {
-  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
-};
-using PkeyCtx = std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree>;
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
-};
-using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
-struct BnFree {
-  void operator()(BIGNUM* p) const { BN_free(p); }
-};
-using Bn = std::unique_ptr<BIGNUM, BnFree>;
-struct ParamBldFree {
-  void operator()(OSSL_PARAM_BLD* p) const { OSSL_PARAM_BLD_free(p); }
-};
-using ParamBld = std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree>;
-struct ParamFree {
-  void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
-};
-using Params = std::unique_ptr<OSSL_PARAM, ParamFree>;
-struct EcdsaSigFree {
-  void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); }
-};
-using EcdsaSig = std::unique_ptr<ECDSA_SIG, EcdsaSigFree>;
+using Pkey = CPtr<EVP_PKEY, EVP_PKEY_free>;
+using PkeyCtx = CPtr<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
+using MdCtx = CPtr<EVP_MD_CTX, EVP_MD_CTX_free>;
+using Bn = CPtr<BIGNUM, BN_free>;
+using ParamBld = CPtr<OSSL_PARAM_BLD, OSSL_PARAM_BLD_free>;
+using Params = CPtr<OSSL_PARAM, OSSL_PARAM_free>;
+using EcdsaSig = CPtr<ECDSA_SIG, ECDSA_SIG_free>;
 
 // libcrypto reports failures on a per-thread error queue; a failed check must not leave entries
 // there for unrelated code on this thread (e.g. a TLS handshake) to trip over.

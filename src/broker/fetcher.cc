@@ -19,6 +19,7 @@
 #include <optional>
 #include <string_view>
 
+#include "base/c_ptr.h"
 #include "policy/egress.h"
 
 namespace onemcp::broker {
@@ -27,22 +28,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-using CurlHandle = std::unique_ptr<CURL, CurlDeleter>;
-struct SlistDeleter {
-  void operator()(curl_slist* s) const { curl_slist_free_all(s); }
-};
-using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
-struct CurlUrlDeleter {
-  void operator()(CURLU* u) const { curl_url_cleanup(u); }
-};
-using CurlUrl = std::unique_ptr<CURLU, CurlUrlDeleter>;
-struct CurlStrDeleter {
-  void operator()(char* s) const { curl_free(s); }
-};
-using CurlStr = std::unique_ptr<char, CurlStrDeleter>;
+using CurlHandle = CPtr<CURL, curl_easy_cleanup>;
+using Slist = CPtr<curl_slist, curl_slist_free_all>;
+using CurlUrl = CPtr<CURLU, curl_url_cleanup>;
+using CurlStr = CPtr<char, curl_free>;
 
 // curl_global_init is not thread-safe on every curl build: do it exactly once (a function-local
 // static is initialised by one thread), before the first handle.

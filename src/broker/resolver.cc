@@ -8,12 +8,10 @@
 
 #include <cstring>
 
+#include "base/c_ptr.h"
+
 namespace onemcp::broker {
 namespace {
-
-struct AddrinfoDeleter {
-  void operator()(addrinfo* a) const { freeaddrinfo(a); }
-};
 
 class SystemResolver final : public Resolver {
  public:
@@ -27,7 +25,7 @@ class SystemResolver final : public Resolver {
     addrinfo* raw = nullptr;
     const std::string service = std::to_string(port);
     int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &raw);
-    std::unique_ptr<addrinfo, AddrinfoDeleter> list(raw);
+    CPtr<addrinfo, freeaddrinfo> list(raw);
     if (rc != 0) return make_error("could not resolve host " + host + ": " + gai_strerror(rc));
     std::vector<sockaddr_storage> out;
     for (const addrinfo* a = list.get(); a; a = a->ai_next) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/base64.h"
+#include "base/c_ptr.h"
 #include "base/json_depth.h"
 #include "base/log.h"
 #include "base/thread_pool.h"
@@ -76,22 +77,13 @@ bool is_owned_header(std::string_view name) {
   return false;
 }
 
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct MultiDeleter {
-  void operator()(CURLM* m) const { curl_multi_cleanup(m); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* s) const { curl_slist_free_all(s); }
-};
-using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
+using Slist = CPtr<curl_slist, curl_slist_free_all>;
 
 // One easy handle on its own multi handle. Kept in a pool, so the multi's connection cache
 // reuses keep-alive connections from one request to the next.
 struct Transfer {
-  std::unique_ptr<CURLM, MultiDeleter> multi{curl_multi_init()};
-  std::unique_ptr<CURL, CurlDeleter> easy{curl_easy_init()};
+  CPtr<CURLM, curl_multi_cleanup> multi{curl_multi_init()};
+  CPtr<CURL, curl_easy_cleanup> easy{curl_easy_init()};
 };
 
 // What the callbacks of one transfer share.

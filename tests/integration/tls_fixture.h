@@ -27,27 +27,16 @@
 #include <thread>
 #include <vector>
 
+#include "base/c_ptr.h"
 #include "http_fixture.h"
 
 namespace onemcp::testing {
 
-struct PkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct SslCtxFree {
-  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
-};
-struct SslFree {
-  void operator()(SSL* s) const { SSL_free(s); }
-};
 
 // A certificate and its private key; both null when issuing failed.
 struct KeyPair {
-  std::unique_ptr<EVP_PKEY, PkeyFree> key;
-  std::unique_ptr<X509, X509Free> cert;
+  CPtr<EVP_PKEY, EVP_PKEY_free> key;
+  CPtr<X509, X509_free> cert;
 };
 
 // A certificate for the DNS names `dns` (a server certificate) signed by `issuer`, or with no
@@ -205,7 +194,7 @@ class TlsServer {
     timeval tv{5, 0};  // a client that stalls mid-handshake cannot hold the thread for long
     ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ::setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    std::unique_ptr<SSL, SslFree> ssl(SSL_new(ctx_.get()));
+    CPtr<SSL, SSL_free> ssl(SSL_new(ctx_.get()));
     if (ssl && SSL_set_fd(ssl.get(), c) == 1 && SSL_accept(ssl.get()) == 1) {
       ++handshakes_;
       SeenRequest req;
@@ -230,7 +219,7 @@ class TlsServer {
 
   std::string ip_;
   Handler handler_;
-  std::unique_ptr<SSL_CTX, SslCtxFree> ctx_;
+  CPtr<SSL_CTX, SSL_CTX_free> ctx_;
   int fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
