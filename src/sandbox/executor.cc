@@ -331,6 +331,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   std::optional<Clock::time_point> drain_until;
   auto next_oom_check = t0 + kOomCheckInterval;
   UniqueFd out_dir;
+  std::optional<ipc::ChildReport> final_report;  // decoded once the result pipe is closed
   auto take_out_dir = [&] {
     // The run's /out (a tmpfs in its own mount namespace): alive while we hold the fd.
     char tag = 0;
@@ -501,13 +502,15 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     // nothing else of it is left. Its process may still be exiting (unmapping a large heap takes
     // milliseconds): answer now, and let the kernel finish after the answer (the scope is torn
     // down then). The SIGKILL is for a script that closed them itself and went on running.
-    if (!exited && !forced && placed && !out_open && !err_open && !res_open) {
-      if (auto rep = ipc::decode_report(report); rep.exit_code) {
+    // Looked at once, when the last of them closes (the report is final then).
+    if (!exited && !forced && placed && !out_open && !err_open && !res_open && !final_report) {
+      final_report = ipc::decode_report(report);
+      if (final_report->exit_code) {
         const auto procs = scope->processes();
         if (procs.size() == 1 && procs[0] == host_pid) {
           mark("supervisor: finished, exit not awaited");
           ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
-          status = W_EXITCODE(*rep.exit_code, 0);
+          status = W_EXITCODE(*final_report->exit_code, 0);
           exited = true;
           settled = true;
         }
@@ -529,7 +532,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   mark("supervisor: output drained");
   channel.close();  // answers still being computed are dropped, tunnels closed; threads joined
   o.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  o.report = ipc::decode_report(report);
+  o.report = final_report ? std::move(*final_report) : ipc::decode_report(report);
   if (out_dir.valid()) {
     if (auto files = read_out_dir(out_dir.get()); files) o.files = std::move(*files);
   }
