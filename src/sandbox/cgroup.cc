@@ -440,23 +440,7 @@ Result<std::unique_ptr<CgroupScope>> CgroupManager::new_scope(const CgroupLimits
       if (c == "memory") {
         s->memory_dir_ = dir;
         s->memory_version_ = h.version;
-        if (limits.memory_bytes) {
-          std::string n = std::to_string(limits.memory_bytes);
-          if (h.version == 1) {
-            // limit_in_bytes first: the kernel refuses a memsw limit below the memory limit.
-            st = write_file(dir + "/memory.limit_in_bytes", n);
-            if (st) {
-              int e = write_file_errno(dir + "/memory.memsw.limit_in_bytes", n);  // no swap escape
-              if (e && e != ENOENT)
-                st = make_error(sys_error("cannot write " + n + " to", dir + "/memory.memsw.limit_in_bytes", e));
-            }
-          } else {
-            st = write_file(dir + "/memory.max", n);
-            int e = st ? write_file_errno(dir + "/memory.swap.max", "0") : 0;
-            if (e && e != ENOENT)
-              st = make_error(sys_error("cannot write 0 to", dir + "/memory.swap.max", e));
-          }
-        }
+        if (limits.memory_bytes) st = s->set_memory_limit(limits.memory_bytes);
       } else if (c == "freezer") {
         s->freezer_dir_ = dir;
         s->freezer_version_ = h.version;
@@ -475,6 +459,38 @@ Result<std::unique_ptr<CgroupScope>> CgroupManager::new_scope(const CgroupLimits
     }
   }
   return s;
+}
+
+Status CgroupScope::set_memory_limit(uint64_t bytes) {
+  if (memory_dir_.empty() || bytes == memory_limit_) return {};
+  const std::string& dir = memory_dir_;
+  const std::string n = bytes ? std::to_string(bytes) : (memory_version_ == 1 ? "-1" : "max");
+  if (memory_version_ == 2) {
+    if (auto st = write_file(dir + "/memory.max", n); !st) return st;
+    int e = write_file_errno(dir + "/memory.swap.max", "0");
+    if (e && e != ENOENT)
+      return make_error(sys_error("cannot write 0 to", dir + "/memory.swap.max", e));
+    memory_limit_ = bytes;
+    return {};
+  }
+  // v1 refuses a memsw limit below the memory limit: raise memsw first, lower it last.
+  const bool raising = bytes == 0 || (memory_limit_ != 0 && bytes > memory_limit_);
+  auto memsw = [&]() -> Status {
+    int e = write_file_errno(dir + "/memory.memsw.limit_in_bytes", n);  // no swap escape
+    if (e && e != ENOENT)
+      return make_error(
+          sys_error("cannot write " + n + " to", dir + "/memory.memsw.limit_in_bytes", e));
+    return {};
+  };
+  if (raising) {
+    if (auto st = memsw(); !st) return st;
+  }
+  if (auto st = write_file(dir + "/memory.limit_in_bytes", n); !st) return st;
+  if (!raising) {
+    if (auto st = memsw(); !st) return st;
+  }
+  memory_limit_ = bytes;
+  return {};
 }
 
 Status CgroupScope::add(pid_t pid) {

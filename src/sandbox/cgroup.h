@@ -92,6 +92,10 @@ class CgroupScope {
 
   Status add(pid_t pid);  // moves pid (its whole thread group) into every hierarchy of the scope
 
+  // Changes the memory limit (and its no-swap twin) written when the scope was made; 0: none.
+  // Nothing to do without the memory controller.
+  Status set_memory_limit(uint64_t bytes);
+
   // Freezes every process of the scope, waits up to `patience` until all of them are frozen, then
   // SIGKILLs them all. A frozen tree cannot fork past the kill, and once frozen nothing of it runs
   // or writes any more, whatever the kernel still has to tear down. Returns whether all were
@@ -114,6 +118,7 @@ class CgroupScope {
   std::vector<int> versions_;      // parallel to dirs_
   std::string memory_dir_, pids_dir_, freezer_dir_;
   int memory_version_ = 0, freezer_version_ = 0;
+  uint64_t memory_limit_ = 0;  // as last written (0: none)
 };
 
 }  // namespace onemcp::sandbox

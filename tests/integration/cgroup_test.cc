@@ -273,6 +273,40 @@ TEST_F(CgroupKernel, MemoryLimitOomKills) {
   EXPECT_LE((*s)->memory_peak(), uint64_t(32u << 20));
 }
 
+// A ready slot's scope is made with a guess of the next run's limit and changed when the run
+// asks for another one: lowered, then raised again, then removed.
+TEST_F(CgroupKernel, MemoryLimitChangesAfterTheScopeIsMade) {
+  CG_REQUIRE(mgr_->has_memory(), "no memory controller: " << mgr_->describe());
+  auto s = mgr_->new_scope(CgroupLimits{256u << 20, 0, 0});
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  ASSERT_TRUE((*s)->set_memory_limit(32u << 20).ok());
+  auto c = Child::start([] { touch_mib(100); });
+  ASSERT_TRUE((*s)->add(c.pid).ok());
+  c.release();
+  int st = c.wait();
+  ASSERT_TRUE(WIFSIGNALED(st)) << "status " << st;
+  EXPECT_TRUE((*s)->oom_killed());
+
+  auto t = mgr_->new_scope(CgroupLimits{32u << 20, 0, 0});
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  ASSERT_TRUE((*t)->set_memory_limit(256u << 20).ok());
+  auto d = Child::start([] { touch_mib(100); });
+  ASSERT_TRUE((*t)->add(d.pid).ok());
+  d.release();
+  st = d.wait();
+  ASSERT_TRUE(WIFEXITED(st)) << "status " << st;
+  EXPECT_FALSE((*t)->oom_killed());
+  ASSERT_TRUE((*t)->set_memory_limit(0).ok());
+  for (auto& dir : (*t)->dirs()) {
+    if (fs::exists(fs::path(dir) / "memory.limit_in_bytes")) {
+      EXPECT_GT(std::stoull(slurp(fs::path(dir) / "memory.limit_in_bytes")), uint64_t(1) << 40);
+    }
+    if (fs::exists(fs::path(dir) / "memory.max")) {
+      EXPECT_EQ(slurp(fs::path(dir) / "memory.max"), "max\n");
+    }
+  }
+}
+
 TEST_F(CgroupKernel, SmallAllocationFitsWithoutOom) {
   CG_REQUIRE(mgr_->has_memory(), "no memory controller: " << mgr_->describe());
   auto s = mgr_->new_scope(CgroupLimits{32u << 20, 0, 0});
