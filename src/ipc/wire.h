@@ -38,7 +38,16 @@ inline constexpr int kBrokerFd = 4;  // fd number of the broker channel inside a
 // NUL-terminated strings. Its argv is its name only, because a run can read the command line of
 // its own processes (forks of the worker) and the arguments name host paths.
 inline constexpr int kWorkerArgsFd = 4;
-inline constexpr size_t kRunFdCount = 8;
+// A run slot (a process forked ahead of its request) is made from these fds, in this order:
+// the reply socket (zygote -> supervisor: started/exited), the write ends of stdout, stderr and
+// the result pipe, the slot's socket (supervisor <-> run: kSlotPlaced, then kSlotRequest with
+// the request and stdin memfds, the run's /out back, then kSlotGo) and the broker socket.
+inline constexpr size_t kRunFdCount = 6;
+inline constexpr char kSlotPlaced = 'p';   // the run's process is in its cgroups
+inline constexpr char kSlotRequest = 'r';  // carries the request memfd and the stdin memfd
+inline constexpr char kSlotOutDir = 'o';   // run -> supervisor: carries its /out (O_PATH)
+inline constexpr char kSlotGo = 'g';       // the run's code may start (its capsule is stored)
+inline constexpr int kSlotFd = 5;          // the slot socket inside a run, until kSlotGo
 inline constexpr size_t kMaxFrameBytes = 32u << 20;
 // Requests a run may have in flight on its broker channel at once (the JS runtime queues the rest).
 inline constexpr size_t kMaxBrokerRequestsInFlight = 8;

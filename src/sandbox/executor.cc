@@ -99,14 +99,55 @@ void CancelToken::cancel() {
   (void)r;
 }
 
-Result<std::unique_ptr<Zygote>> Zygote::start(LaunchSpec spec, CgroupManager* cgroups) {
-  std::unique_ptr<Zygote> z(new Zygote(std::move(spec), cgroups));
-  std::lock_guard lk(z->mu_);
-  if (auto s = z->spawn_locked(); !s) return s.error();
+// A run slot as the supervisor holds it (see Zygote::start): the process, placed in its cgroups,
+// waiting on `slot` for its request.
+struct Zygote::Slot {
+  UniqueFd reply;          // zygote -> us: exited (started came already)
+  UniqueFd out, err, res;  // read ends, non-blocking
+  UniqueFd slot;           // kSlotRequest goes here; the run's /out comes back
+  UniqueFd broker;         // our end of the broker channel
+  UniqueFd pidfd;
+  pid_t host_pid = -1;
+  std::unique_ptr<CgroupScope> scope;
+  uint64_t memory_bytes = 0;  // the scope's memory limit
+
+  Slot() = default;
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
+  // Never used: the process (waiting for a request, or for its placement) is killed, and its
+  // scope removed once it is gone.
+  ~Slot() {
+    if (pidfd.valid()) ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+    RunTeardown(std::move(pidfd), std::move(scope));
+  }
+  bool gone() const {
+    pollfd p{pidfd.get(), POLLIN, 0};
+    return ::poll(&p, 1, 0) != 0;
+  }
+};
+
+Zygote::Zygote(LaunchSpec spec, CgroupManager* cgroups, size_t ready_slots)
+    : spec_(std::move(spec)), cgroups_(cgroups), slots_wanted_(ready_slots) {}
+
+Result<std::unique_ptr<Zygote>> Zygote::start(LaunchSpec spec, CgroupManager* cgroups,
+                                              size_t ready_slots) {
+  std::unique_ptr<Zygote> z(new Zygote(std::move(spec), cgroups, ready_slots));
+  {
+    std::lock_guard lk(z->mu_);
+    if (auto s = z->spawn_locked(); !s) return s.error();
+  }
+  if (ready_slots > 0) z->filler_ = std::thread([z = z.get()] { z->fill_slots(); });
   return z;
 }
 
 Zygote::~Zygote() {
+  {
+    std::lock_guard lk(slots_mu_);
+    stopping_ = true;
+  }
+  slots_cv_.notify_all();
+  if (filler_.joinable()) filler_.join();
+  slots_.clear();
   std::lock_guard lk(mu_);
   control_.reset();  // the zygote exits on EOF and takes its runs with it
   if (pid_ > 0) {
@@ -121,6 +162,129 @@ Zygote::~Zygote() {
 }
 
 pid_t Zygote::pid() const { return pid_; }
+
+size_t Zygote::ready_slots() const {
+  std::lock_guard lk(slots_mu_);
+  return slots_.size();
+}
+
+void Zygote::fill_slots() {
+  std::unique_lock lk(slots_mu_);
+  for (;;) {
+    slots_cv_.wait(lk, [&] { return stopping_ || (slots_on_ && slots_.size() < slots_wanted_); });
+    if (stopping_) return;
+    const uint64_t memory_bytes = memory_bytes_;
+    lk.unlock();
+    auto slot = make_slot(memory_bytes);
+    lk.lock();
+    if (slot) {
+      slots_.push_back(std::move(*slot));
+      continue;
+    }
+    // The worker is restarting or the host is out of something: calls make their own slots
+    // (and report why) until this works again.
+    log::debug("cannot make a run slot ahead: " + slot.error().message);
+    slots_cv_.wait_for(lk, std::chrono::milliseconds(200), [&] { return stopping_; });
+  }
+}
+
+std::unique_ptr<Zygote::Slot> Zygote::take_slot() {
+  std::unique_ptr<Slot> found;
+  std::vector<std::unique_ptr<Slot>> dead;  // destroyed outside the lock
+  {
+    std::lock_guard lk(slots_mu_);
+    slots_on_ = true;
+    while (!found && !slots_.empty()) {
+      auto s = std::move(slots_.front());
+      slots_.erase(slots_.begin());
+      // Killed with its zygote (a restart): not usable.
+      if (s->gone())
+        dead.push_back(std::move(s));
+      else
+        found = std::move(s);
+    }
+  }
+  // Refilled once this run has built its sandbox (see run()), not now: making a slot contends
+  // with that for the kernel's namespace, mount and cgroup locks.
+  if (!found) slots_cv_.notify_all();
+  return found;
+}
+
+Result<std::unique_ptr<Zygote::Slot>> Zygote::make_slot(uint64_t memory_bytes) {
+  auto slot = std::make_unique<Slot>();
+  auto out = make_pipe();
+  if (!out) return out.error();
+  auto err = make_pipe();
+  if (!err) return err.error();
+  auto res = make_pipe();
+  if (!res) return res.error();
+  int ss[2], bs[2], rs[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ss) != 0)
+    return make_error(errno_msg("socketpair"));
+  UniqueFd slot_theirs(ss[1]);
+  slot->slot = UniqueFd(ss[0]);
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, bs) != 0)
+    return make_error(errno_msg("socketpair"));
+  UniqueFd broker_theirs(bs[1]);
+  slot->broker = UniqueFd(bs[0]);
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rs) != 0)
+    return make_error(errno_msg("socketpair"));
+  UniqueFd reply_theirs(rs[1]);
+  slot->reply = UniqueFd(rs[0]);
+  slot->out = std::move(out->first);
+  slot->err = std::move(err->first);
+  slot->res = std::move(res->first);
+
+  const int fds[ipc::kRunFdCount] = {reply_theirs.get(), out->second.get(), err->second.get(),
+                                     res->second.get(),  slot_theirs.get(), broker_theirs.get()};
+  if (auto s = send_run(fds); !s) return s.error();
+  // Only the process holds the write ends now, so EOF means every writer is gone.
+  reply_theirs.reset();
+  out->second.reset();
+  err->second.reset();
+  res->second.reset();
+  slot_theirs.reset();
+  broker_theirs.reset();
+
+  // The scope is made while the zygote forks; the process waits for kSlotPlaced until it is in it.
+  if (cgroups_) {
+    CgroupLimits limits;
+    limits.memory_bytes = memory_bytes;
+    limits.pids_max = kRunPidsMax;
+    limits.cpu_weight = kRunCpuWeight;
+    auto made = cgroups_->new_scope(limits);
+    if (!made) return made.error();
+    slot->scope = std::move(*made);
+    slot->memory_bytes = memory_bytes;
+  }
+
+  pollfd p{slot->reply.get(), POLLIN, 0};
+  int n;
+  while ((n = ::poll(&p, 1, 10000)) < 0 && errno == EINTR) {
+  }
+  if (n == 0) return make_error("the worker did not fork a run in time");
+  ipc::Reply r{};
+  std::vector<UniqueFd> got;
+  auto n2 = ipc::recv_with_fds(slot->reply.get(), &r, sizeof r, &got, 1);
+  if (!n2 || *n2 != sizeof r) return make_error("the worker did not fork a run (it is restarting)");
+  if (r.kind != ipc::ReplyKind::started)
+    return make_error(std::string("worker could not fork a run: ") + std::strerror(r.status));
+  if (got.size() != 1) return make_error("the worker sent no pidfd for its run");
+  slot->pidfd = std::move(got[0]);
+  slot->host_pid = pidfd_host_pid(slot->pidfd.get());
+  if (slot->host_pid <= 0) {
+    return make_error("cannot identify the run's process (pid " + std::to_string(r.pid) + ")");
+  }
+  if (slot->scope) {
+    if (auto added = slot->scope->add(slot->host_pid); !added)
+      return make_error("cannot place the run in its cgroup: " + added.error().message);
+  }
+  // Let it ready itself (it waits until now, so nothing executes outside its limits).
+  char placed = ipc::kSlotPlaced;
+  if (::send(slot->slot.get(), &placed, 1, MSG_NOSIGNAL) != 1)
+    return make_error("the run's process is gone before its request");
+  return slot;
+}
 
 Status Zygote::wait_ready(std::chrono::milliseconds timeout) {
   std::lock_guard lk(mu_);
@@ -257,7 +421,8 @@ RunTeardown::~RunTeardown() {
 
 Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& stdin_data,
                               const CancelToken* cancel, const BrokerHandler* broker,
-                              const BrokerTunnels* tunnels) {
+                              const BrokerTunnels* tunnels,
+                              const std::function<Status()>& before_code) {
   auto t0 = Clock::now();
   std::vector<ipc::RunStep> steps;
   auto mark = [&](const char* name) {
@@ -267,64 +432,56 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     steps.push_back({name, int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec, -1});
   };
   mark("supervisor: run requested");
+  const uint64_t memory_bytes = req.mem_mb ? req.mem_mb * (1ull << 20) + kRunMemorySlackBytes : 0;
+  {
+    std::lock_guard lk(slots_mu_);
+    memory_bytes_ = memory_bytes;
+  }
+  std::unique_ptr<Slot> slot = take_slot();
+  mark(slot ? "supervisor: ready slot taken" : "supervisor: no slot ready");
+  if (!slot) {
+    auto made = make_slot(memory_bytes);
+    if (!made) return made.error();
+    slot = std::move(*made);
+    mark("supervisor: slot made");
+  }
+  if (slot->scope) {
+    if (auto s = slot->scope->set_memory_limit(memory_bytes); !s) return s.error();
+  }
   auto reqfd = ipc::memfd_with("1mcp-request", ipc::encode(req));
   if (!reqfd) return reqfd.error();
   auto infd = ipc::memfd_with("1mcp-stdin", stdin_data);
   if (!infd) return infd.error();
-  auto out = make_pipe();
-  if (!out) return out.error();
-  auto err = make_pipe();
-  if (!err) return err.error();
-  auto res = make_pipe();
-  if (!res) return res.error();
-  int gs[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, gs) != 0)
-    return make_error(errno_msg("socketpair"));
-  UniqueFd go_ours(gs[0]), go_theirs(gs[1]);
-  int bs[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, bs) != 0)
-    return make_error(errno_msg("socketpair"));
-  UniqueFd broker_theirs(bs[1]);
-  const auto deadline = t0 + std::chrono::milliseconds(req.timeout_ms ? req.timeout_ms : 1u << 30);
-  BrokerChannel channel(UniqueFd(bs[0]), broker, deadline, tunnels);
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-    return make_error(errno_msg("socketpair"));
-  UniqueFd reply(sv[0]), reply_theirs(sv[1]);
-  mark("supervisor: memfds, pipes and sockets made");
-
-  int fds[ipc::kRunFdCount] = {reply_theirs.get(), reqfd->get(),      infd->get(),
-                               out->second.get(),  err->second.get(), res->second.get(),
-                               go_theirs.get(),    broker_theirs.get()};
-  if (auto s = send_run(fds); !s) return s.error();
-  mark("supervisor: handed to the zygote");
-  // Only the run holds the write ends now, so EOF means every writer is gone.
-  reply_theirs.reset();
-  out->second.reset();
-  err->second.reset();
-  res->second.reset();
-  go_theirs.reset();
-  broker_theirs.reset();
-
-  // The run's cgroups are made while the zygote forks it: it waits for "go" until it is in them.
-  // On failure, returning closes go_ours and the child, seeing EOF there, exits at once.
-  std::unique_ptr<CgroupScope> scope;
-  if (cgroups_) {
-    CgroupLimits limits;
-    if (req.mem_mb) limits.memory_bytes = req.mem_mb * (1ull << 20) + kRunMemorySlackBytes;
-    limits.pids_max = kRunPidsMax;
-    limits.cpu_weight = kRunCpuWeight;
-    auto made = cgroups_->new_scope(limits);
-    if (!made) return made.error();
-    scope = std::move(*made);
+  {
+    char tag = ipc::kSlotRequest;
+    const int fds[2] = {reqfd->get(), infd->get()};
+    if (auto s = ipc::send_with_fds(slot->slot.get(), &tag, 1, fds, 2); !s) {
+      return make_error("the run's process is gone before its request: " + s.error().message);
+    }
   }
-  mark("supervisor: cgroup scope made");
+  reqfd->reset();
+  infd->reset();
+  mark("supervisor: request sent");
+  if (before_code) {
+    if (auto s = before_code(); !s) return s.error();  // ~Slot kills the process
+    mark("supervisor: ready for the code");
+  }
+  // When it failed its own setup and is gone already, its report and exit status say why, as
+  // for any other run.
+  const char go = ipc::kSlotGo;
+  (void)::send(slot->slot.get(), &go, 1, MSG_NOSIGNAL);
+  const auto deadline = t0 + std::chrono::milliseconds(req.timeout_ms ? req.timeout_ms : 1u << 30);
+  BrokerChannel channel(std::move(slot->broker), broker, deadline, tunnels);
+  std::unique_ptr<CgroupScope> scope = std::move(slot->scope);
+  UniqueFd pidfd = std::move(slot->pidfd);
+  const pid_t host_pid = slot->host_pid;
+  UniqueFd& reply = slot->reply;
+  UniqueFd& go_ours = slot->slot;
+  const int out_fd = slot->out.get(), err_fd = slot->err.get(), res_fd = slot->res.get();
 
   RunOutput o;
   std::string report;
   const size_t cap = req.stdout_bytes ? size_t(req.stdout_bytes) : SIZE_MAX;
-  UniqueFd pidfd;
-  pid_t host_pid = -1;
   bool exited = false, out_open = true, err_open = true, res_open = true, reply_open = true;
   int status = 0;
   std::optional<Outcome> forced;  // why we killed it
@@ -337,14 +494,17 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     char tag = 0;
     std::vector<UniqueFd> got;
     auto n = ipc::recv_with_fds(go_ours.get(), &tag, 1, &got, 1);
-    if (n && *n == 1 && tag == 'o' && got.size() == 1) out_dir = std::move(got[0]);
+    if (n && *n == 1 && tag == ipc::kSlotOutDir && got.size() == 1) out_dir = std::move(got[0]);
     go_ours.reset();
+    // Its sandbox is built: the next slot is made now, while this run executes (earlier, it
+    // would contend with this run's namespaces and mounts for the kernel's locks).
+    slots_cv_.notify_all();
   };
 
   // Without the sandbox the run's forked children share its process group; with it, killing
   // the run (pid 1 of its pid namespace) takes every process of the namespace with it.
   const bool group_kill = !sandboxed();
-  bool placed = false;   // in its cgroups: every process it forks is in its scope too
+  const bool placed = scope != nullptr;  // every process it forks is in its scope too
   bool settled = false;  // frozen and SIGKILLed: what it wrote is final, answer without waiting
   auto kill_now = [&] {
     // Tearing down a pid namespace full of processes takes the kernel a while (each one's memory
@@ -396,13 +556,13 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
       p[np] = {fd, POLLIN, 0};
       idx[np++] = tag;
     };
-    add(out_open, out->first.get(), 0);
-    add(err_open, err->first.get(), 1);
-    add(res_open, res->first.get(), 2);
+    add(out_open, out_fd, 0);
+    add(err_open, err_fd, 1);
+    add(res_open, res_fd, 2);
     add(reply_open, reply.get(), 3);
     add(cancel && !forced, cancel ? cancel->fd() : -1, 4);
-    add(go_ours.valid() && host_pid > 0, go_ours.get(), 5);
-    add(channel.open() && host_pid > 0 && !exited, channel.fd(), 6);
+    add(go_ours.valid() && sandboxed(), go_ours.get(), 5);
+    add(channel.open() && !exited, channel.fd(), 6);
     int n = ::poll(p, nfds_t(np), wait_ms);
     if (n < 0 && errno != EINTR) return make_error(errno_msg("poll"));
     if (forced && !exited && killed_at && Clock::now() - *killed_at > kReapPatience) {
@@ -449,43 +609,13 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
             }
             break;
           }
-          if (r.kind == ipc::ReplyKind::started) {
-            mark("supervisor: forked");
-            if (!got.empty()) pidfd = std::move(got[0]);
-            host_pid = pidfd.valid() ? pidfd_host_pid(pidfd.get()) : -1;
-            pollfd gone{pidfd.get(), POLLIN, 0};
-            if (host_pid <= 0 && pidfd.valid() && ::poll(&gone, 1, 0) == 1) {
-              // It failed its own setup (a bad request) and is reaped already: it ran nothing
-              // of the script, and its report and exit status follow as for any other run.
-              go_ours.reset();
-              break;
-            }
-            if (host_pid <= 0) {
-              kill_now();
-              return make_error("cannot identify the run's process (pid " + std::to_string(r.pid) +
-                                ", pidfd " + std::to_string(pidfd.get()) + ", host pid " +
-                                std::to_string(host_pid) + ")");
-            }
-            if (scope) {
-              if (auto added = scope->add(host_pid); !added) {
-                kill_now();
-                return make_error("cannot place the run in its cgroup: " + added.error().message);
-              }
-              placed = true;
-            }
-            // Let it run (it waits until now, so nothing executes outside its limits).
-            char one = 1;
-            if (::send(go_ours.get(), &one, 1, MSG_NOSIGNAL) != 1) kill_run(Outcome::internal);
-            mark("supervisor: placed in cgroups, go sent");
-            if (!sandboxed()) go_ours.reset();  // no /out to receive
-            if (forced) kill_now();
-          } else if (r.kind == ipc::ReplyKind::exited) {
+          if (r.kind == ipc::ReplyKind::exited) {
             mark("supervisor: exit seen");
             status = r.status;
             exited = true;
           } else {
-            return make_error(std::string("worker could not start the run: ") +
-                              std::strerror(r.status));
+            kill_now();
+            return make_error("unexpected message from the worker about a run");
           }
           break;
         }
@@ -521,9 +651,9 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   if (settled) {
     // Every process is frozen or SIGKILLed: what the pipes hold now is the run's output.
     bool overflow = false, big = false;
-    if (out_open) drain(out->first.get(), o.out, cap, overflow);
-    if (err_open) drain(err->first.get(), o.err, cap, overflow);
-    if (res_open) drain(res->first.get(), report, kMaxReportBytes, big);
+    if (out_open) drain(out_fd, o.out, cap, overflow);
+    if (err_open) drain(err_fd, o.err, cap, overflow);
+    if (res_open) drain(res_fd, report, kMaxReportBytes, big);
     o.truncated |= overflow;
     pollfd p{go_ours.get(), POLLIN, 0};
     if (go_ours.valid() && ::poll(&p, 1, 0) == 1) take_out_dir();
@@ -563,6 +693,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     o.outcome = o.exit_code == 0 ? Outcome::ok : Outcome::error;
   }
   if (settled) o.teardown = std::make_unique<RunTeardown>(std::move(pidfd), std::move(scope));
+  slots_cv_.notify_all();  // if not yet (no sandbox, or the run ended early)
   if (req.profile) {
     mark("supervisor: result ready");
     steps.insert(steps.end(), o.report.steps.begin(), o.report.steps.end());

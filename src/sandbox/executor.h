@@ -6,11 +6,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
-#include <thread>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/result.h"
@@ -90,11 +91,22 @@ inline constexpr uint32_t kRunCpuWeight = 50;
 // Host uid/gid that inner id 0 of a sandboxed worker maps to (65536 ids from here on).
 inline constexpr uint32_t kHostIdBase = 1900000000;
 
+// Run slots kept ready per worker (see Zygote): a slot takes longer to make than the rest of a
+// call, so with two a client's next sequential call finds one ready.
+inline constexpr size_t kReadySlots = 2;
+
 class Zygote {
  public:
   // Starts the worker process; it pre-initialises in the background (see wait_ready). With
   // `cgroups`, every run gets its own cgroup scope (memory, pids, cpu) before it may start.
-  static Result<std::unique_ptr<Zygote>> start(LaunchSpec spec, CgroupManager* cgroups = nullptr);
+  //
+  // Runs are served from slots: a process forked by the zygote, placed in a fresh cgroup scope and
+  // readied (the interpreter's after-fork work) before any request exists, waiting for one. After
+  // the first run, `ready_slots` of them are kept ready by a background thread, so a call finds
+  // one and fork, placement and after-fork work are off its path; a call that finds none makes its
+  // own. A slot never serves a second run and holds nothing of anyone's until it gets a request.
+  static Result<std::unique_ptr<Zygote>> start(LaunchSpec spec, CgroupManager* cgroups = nullptr,
+                                               size_t ready_slots = kReadySlots);
   ~Zygote();
 
   // Blocks until the worker reports it is initialised (run() waits for it too).
@@ -105,14 +117,25 @@ class Zygote {
   // returned once frozen and killed; its RunOutput::teardown then still holds its processes.
   // `broker` (optional) serves the run's outbound requests, `tunnels` (optional) its TCP tunnels
   // (see sandbox/broker_channel.h); without them such requests are refused.
+  // `before_code` (optional) runs while the run's process builds its sandbox; the run's code
+  // starts only once it returned success. A failure is returned as is, and nothing of the
+  // request ran. (The server stores the run's capsule there.)
   Result<RunOutput> run(const ipc::RunRequest& req, const std::string& stdin_data,
                         const CancelToken* cancel = nullptr, const BrokerHandler* broker = nullptr,
-                        const BrokerTunnels* tunnels = nullptr);
+                        const BrokerTunnels* tunnels = nullptr,
+                        const std::function<Status()>& before_code = {});
 
   pid_t pid() const;
 
+  // Slots ready now (tests).
+  size_t ready_slots() const;
+
  private:
-  Zygote(LaunchSpec spec, CgroupManager* cgroups) : spec_(std::move(spec)), cgroups_(cgroups) {}
+  struct Slot;
+  Zygote(LaunchSpec spec, CgroupManager* cgroups, size_t ready_slots);
+  Result<std::unique_ptr<Slot>> make_slot(uint64_t memory_bytes);
+  std::unique_ptr<Slot> take_slot();
+  void fill_slots();
   Status spawn_locked();
   Status wait_ready_locked(std::chrono::milliseconds timeout);
   Status write_id_maps();
@@ -129,6 +152,17 @@ class Zygote {
   UniqueFd control_;
   pid_t pid_ = -1;
   bool ready_ = false;  // the ready message was received (runs sent earlier would queue)
+
+  // The ready slots, filled by filler_ once the first run asked for one (an idle server that
+  // never runs this language holds none).
+  const size_t slots_wanted_;
+  mutable std::mutex slots_mu_;
+  std::condition_variable slots_cv_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  bool slots_on_ = false;  // the first run came
+  bool stopping_ = false;
+  uint64_t memory_bytes_ = 0;  // the memory limit of the last run: the likely next one
+  std::thread filler_;
 };
 
 }  // namespace onemcp::sandbox

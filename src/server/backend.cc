@@ -79,33 +79,51 @@ class WorkerBackend final : public RunBackend {
     auto run_code =
         [&](const ipc::RunRequest& req, const std::string& code,
             const std::shared_ptr<const deps::Layer>& layer) -> Result<sandbox::RunOutput> {
-      auto c = capsule_of(lang, req, code, layer, policy_json);
-      if (!c && c.error().os_error) {
+      auto pending = capsule_of(lang, req, code, layer, policy_json);
+      if (!pending) {
+        log::error("run refused: no capsule: " + pending.error().message);
+        return failed_before_run(
+            "the run was refused: its capsule could not be made (" + pending.error().message + ")",
+            "internal", 0);
+      }
+      // Only the capsule's bytes run, and only once it is stored: the run builds its sandbox
+      // meanwhile.
+      const RunCapsule& c = pending->capsule();
+      ipc::RunRequest exact = req;
+      exact.code = *c.layer("code");
+      const std::string* deps_code = c.layer("deps");
+      exact.deps_code = deps_code ? *deps_code : std::string();
+      const std::string* pip_layer = c.layer("pip");
+      exact.pip_key = pip_layer ? pip_set_of(*pip_layer) : std::string();
+      exact.args = c.entry.argv;
+      exact.env = c.entry.env;
+      exact.cwd = c.entry.cwd;
+      exact.profile = profile_runs_;
+      std::optional<Error> not_stored;
+      auto store = [&]() -> Status {
+        auto stored = pending->store();
+        if (stored) return {};
+        not_stored = stored.error();
+        return stored.error();
+      };
+      auto out = zygote.run(exact, stdin_data, cancel, &broker, &tunnels, store);
+      if (!out && not_stored && not_stored->os_error) {
         // The server's disk, not the call: the client hears which error, the log where.
         log::error("run refused: the capsule cache " + capsules_.store().dir() +
-                   " could not store its capsule: " + c.error().message);
+                   " could not store its capsule: " + not_stored->message);
         return not_started("the capsule cache could not store this run (" +
-                           std::string(std::strerror(c.error().os_error)) +
+                           std::string(std::strerror(not_stored->os_error)) +
                            "); the run did not start");
       }
-      if (!c) {
-        log::error("run refused: no verified capsule: " + c.error().message);
-        return failed_before_run("the run was refused: its capsule could not be stored and "
-                                 "verified (" + c.error().message + ")", "internal", 0);
+      if (!out && not_stored) {
+        log::error("run refused: no verified capsule: " + not_stored->message);
+        return failed_before_run(
+            "the run was refused: its capsule could not be stored and "
+            "verified (" +
+                not_stored->message + ")",
+            "internal", 0);
       }
-      // Only the capsule's verified bytes run.
-      ipc::RunRequest exact = req;
-      exact.code = *(*c)->layer("code");
-      const std::string* deps_code = (*c)->layer("deps");
-      exact.deps_code = deps_code ? *deps_code : std::string();
-      const std::string* pip_layer = (*c)->layer("pip");
-      exact.pip_key = pip_layer ? pip_set_of(*pip_layer) : std::string();
-      exact.args = (*c)->entry.argv;
-      exact.env = (*c)->entry.env;
-      exact.cwd = (*c)->entry.cwd;
-      exact.profile = profile_runs_;
-      auto out = zygote.run(exact, stdin_data, cancel, &broker, &tunnels);
-      if (out) out->capsule = (*c)->hash;
+      if (out) out->capsule = c.hash;
       return out;
     };
     if (lang == Language::py) {
@@ -184,11 +202,11 @@ class WorkerBackend final : public RunBackend {
   }
 
   // The run's capsule: code (and the dependency layer, whose hash the npm cache computed once),
-  // entry, runtime and effective policy, stored and verified.
-  Result<Capsules::Shared> capsule_of(Language lang, const ipc::RunRequest& req,
-                                      const std::string& code,
-                                      const std::shared_ptr<const deps::Layer>& layer,
-                                      const nlohmann::json& policy_json) {
+  // entry, runtime and effective policy, hashed; stored by Pending::store().
+  Result<Capsules::Pending> capsule_of(Language lang, const ipc::RunRequest& req,
+                                       const std::string& code,
+                                       const std::shared_ptr<const deps::Layer>& layer,
+                                       const nlohmann::json& policy_json) {
     capsule::Manifest m;
     m.language = lang == Language::js ? "js" : "py";
     m.runtime = lang == Language::js ? capsule::Runtime{"quickjs", ONEMCP_QUICKJS_VERSION}
@@ -206,7 +224,7 @@ class WorkerBackend final : public RunBackend {
       // The npm cache keeps the bundle anyway: the capsules in memory share it, not a copy.
       owners.push_back(capsule::LayerBytes(layer, &layer->code));
     }
-    return capsules_.get(std::move(m), bytes, owners);
+    return capsules_.prepare(std::move(m), bytes, owners);
   }
 
   std::unique_ptr<sandbox::Zygote> js_, py_;

@@ -87,6 +87,14 @@ const std::string* RunCapsule::layer(std::string_view name) const {
 Result<Capsules::Shared> Capsules::get(capsule::Manifest m,
                                        const std::vector<std::string_view>& layer_bytes,
                                        const std::vector<capsule::LayerBytes>& owners) {
+  auto p = prepare(std::move(m), layer_bytes, owners);
+  if (!p) return p.error();
+  return p->store();
+}
+
+Result<Capsules::Pending> Capsules::prepare(capsule::Manifest m,
+                                            const std::vector<std::string_view>& layer_bytes,
+                                            const std::vector<capsule::LayerBytes>& owners) {
   if (m.layers.size() != layer_bytes.size()) return make_error("capsule: layers and bytes differ");
   for (size_t i = 0; i < m.layers.size(); ++i) {
     if (m.layers[i].sha256.empty()) m.layers[i].sha256 = capsule::sha256_hex(layer_bytes[i]);
@@ -94,25 +102,47 @@ Result<Capsules::Shared> Capsules::get(capsule::Manifest m,
   }
   auto id = capsule::capsule_hash(m);
   if (!id) return id.error();
+  Pending p;
+  p.owner_ = this;
   {
-    std::unique_lock lk(mu_);
+    std::lock_guard lk(mu_);
     if (auto it = by_id_.find(*id); it != by_id_.end()) {
       lru_.splice(lru_.begin(), lru_, it->second);
-      Shared hit = it->second->capsule;
-      lk.unlock();
-      // Its last use, for gc. Gone from disk (gc, another process): stored again below.
-      if (store_.touch(*id)) return hit;
+      p.capsule_ = it->second->capsule;
+      p.in_memory_ = true;
     }
   }
-  const std::vector<capsule::LayerBytes> bytes = share_layers(m, layer_bytes, owners);
-  auto c = store_.put(m, bytes);
+  if (!p.in_memory_) {
+    p.bytes_ = share_layers(m, layer_bytes, owners);
+    auto run = std::make_shared<RunCapsule>();
+    run->hash = *id;
+    run->entry = m.entry;
+    for (size_t i = 0; i < p.bytes_.size(); ++i)
+      run->layers.push_back({m.layers[i].name, m.layers[i].sha256, p.bytes_[i]});
+    p.capsule_ = std::move(run);
+  }
+  p.manifest_ = std::move(m);
+  return p;
+}
+
+Result<Capsules::Shared> Capsules::Pending::store() { return owner_->store(*this); }
+
+Result<Capsules::Shared> Capsules::store(Pending& p) {
+  const std::string& id = p.capsule_->hash;
+  if (p.in_memory_) {
+    // Its last use, for gc. Gone from disk (gc, another process): stored again below.
+    if (store_.touch(id)) return p.capsule_;
+    for (const auto& l : p.capsule_->layers) p.bytes_.push_back(l.bytes);
+  }
+  const std::vector<capsule::LayerBytes>& bytes = p.bytes_;
+  auto c = store_.put(p.manifest_, bytes);
   if (!c && disk_full(c.error().os_error) && make_room()) {
     log::info("capsule cache: storing again after gc made room (" + c.error().message + ")");
-    c = store_.put(std::move(m), bytes);
+    c = store_.put(p.manifest_, bytes);
   }
   if (!c) return c.error();
-  if (c->hash != *id) {  // cannot happen: put hashes the same manifest
-    return make_error("capsule " + c->hash + ": stored under another id than " + *id);
+  if (c->hash != id) {  // cannot happen: put hashes the same manifest
+    return make_error("capsule " + c->hash + ": stored under another id than " + id);
   }
   stored(disk_bytes(*c));
   // A capsule that was on disk already comes back with the bytes read from there: the shared

@@ -98,6 +98,27 @@ class Capsules {
   Result<Shared> get(capsule::Manifest m, const std::vector<std::string_view>& layer_bytes,
                      const std::vector<capsule::LayerBytes>& owners = {});
 
+  // get() in two steps, so that a run can build its sandbox while its capsule is stored:
+  // prepare() hashes the capsule in memory (no disk access), Pending::store() then does the
+  // rest of get() and returns what get() would. capsule() is what the run executes: exactly
+  // the bytes its id covers, the same get() returns. Its code must not start before store()
+  // succeeded.
+  class Pending {
+   public:
+    const RunCapsule& capsule() const { return *capsule_; }
+    Result<Shared> store();
+
+   private:
+    friend class Capsules;
+    Capsules* owner_ = nullptr;
+    capsule::Manifest manifest_;
+    std::vector<capsule::LayerBytes> bytes_;  // to store (empty for one found in memory)
+    Shared capsule_;
+    bool in_memory_ = false;  // found among the capsules kept in memory
+  };
+  Result<Pending> prepare(capsule::Manifest m, const std::vector<std::string_view>& layer_bytes,
+                          const std::vector<capsule::LayerBytes>& owners = {});
+
   // Forgets the capsules kept in memory: the next get of each reads and verifies it again.
   void clear_memory();
 
@@ -123,6 +144,7 @@ class Capsules {
                                                 const std::vector<std::string_view>& bytes,
                                                 const std::vector<capsule::LayerBytes>& owners);
   Shared remember(capsule::Capsule c);
+  Result<Shared> store(Pending& p);
   void evict_last();  // mu_ held
   void stored(uint64_t bytes);
   // Asks for a full-disk gc pass (or joins one asked for), waits for it and says whether it

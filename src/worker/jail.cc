@@ -265,12 +265,17 @@ bool within(const std::string& path, const std::string& dir) {
                                        path[dir.size()] == '/');
 }
 
-Status jail_enter_run(const ipc::RunRequest& req) {
+Status jail_enter_slot() {
   if (::unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) != 0) return make_error(why("unshare"));
-  const std::string r = kRootDir;
   // /proc is mounted before pivot_root: the kernel only allows a new proc where one is visible.
-  if (::mount("proc", (r + "/proc").c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2") != 0)
+  const std::string proc = std::string(kRootDir) + "/proc";
+  if (::mount("proc", proc.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2") != 0)
     return make_error(why("mount /proc"));
+  return {};
+}
+
+Status jail_enter_run(const ipc::RunRequest& req) {
+  const std::string r = kRootDir;
   std::string opts = "size=" + std::to_string(kTmpBytes) + ",nr_inodes=" + std::to_string(kTmpInodes) +
                      ",mode=1777,uid=" + std::to_string(kRunUid) + ",gid=" + std::to_string(kRunUid);
   for (const auto& root : g_writable_roots) {

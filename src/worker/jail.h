@@ -48,8 +48,12 @@ Status jail_enter_zygote(int control_fd, const std::vector<std::string>& writabl
 Status jail_before_fork();
 Status jail_after_fork_parent();
 
-// Run child, before its fds are arranged: fresh mount/ipc/uts namespaces, /proc, /tmp, /out,
-// the run's pip site directory (read-only, at kPipSiteDir), pivot_root into the read-only root.
+// Run slot, before its request: fresh mount/ipc/uts namespaces and the run's own /proc.
+Status jail_enter_slot();
+
+// Run child, after jail_enter_slot, once its request is known and before its fds are arranged:
+// /tmp, /out, the run's pip site directory (read-only, at kPipSiteDir), pivot_root into the
+// read-only root.
 Status jail_enter_run(const ipc::RunRequest& req);
 
 // Run child, last step before user code: drop to kRunUid, no_new_privs, Landlock, seccomp.

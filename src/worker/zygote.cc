@@ -97,6 +97,7 @@ void start_relay() {
     for (int fd = 0; fd <= ipc::kResultFd; ++fd) {
       if (null < 0 || ::dup2(null, fd) < 0) ::close(fd);
     }
+    ::close(ipc::kSlotFd);
     if (null > ipc::kBrokerFd) ::close(null);
     if (auto s = jail_lockdown_relay(); !s) _exit(125);
     relay_serve(listener->get(), ipc::kBrokerFd);
@@ -106,6 +107,21 @@ void start_relay() {
   // `listener` closes here: only the relay accepts.
 }
 
+// Reads one byte-tagged message from the slot socket, with up to `max_fds` fds; EOF (the
+// supervisor gave the slot up) or anything unexpected ends the process quietly.
+std::vector<UniqueFd> await_slot(int slot, char want, size_t max_fds) {
+  char tag = 0;
+  std::vector<UniqueFd> fds;
+  auto got = ipc::recv_with_fds(slot, &tag, 1, &fds, max_fds);
+  if (!got || *got != 1 || tag != want || fds.size() != max_fds) _exit(126);
+  return fds;
+}
+
+// A run slot: forked before its request, so fork, cgroup placement, fresh namespaces and the
+// interpreter's after-fork work happen off the path of a call. It waits until the supervisor has
+// placed it in its cgroups (nothing runs outside its limits), enters its namespaces, readies the
+// interpreter, then waits for its request; then it builds the rest of its sandbox (which depends
+// on the request) and waits for kSlotGo before the request's code runs.
 [[noreturn]] void child_main(Runtime& rt, std::vector<UniqueFd>& fds, int control, int sigfd,
                              bool sandbox, uint64_t vm_base) {
   // Signals back to default before anything else runs.
@@ -117,14 +133,27 @@ void start_relay() {
   ::close(sigfd);
   ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  const int result_fd = fds[5].get();
+  const int result_fd = fds[3].get();
+  const int slot = fds[4].get();
   g_forked = true;
   mark_step("run: forked, signals reset");
 
-  auto text = ipc::read_all(fds[1].get(), kMaxRequestBytes);
+  await_slot(slot, ipc::kSlotPlaced, 0);
+  mark_step("run: placed in cgroups");
+  if (sandbox) {
+    if (auto s = jail_enter_slot(); !s) setup_failed(result_fd, s.error().message);
+    mark_step("run: namespaces and /proc");
+  }
+  rt.after_fork_child();
+  mark_step("run: interpreter after fork");
+
+  std::vector<UniqueFd> input = await_slot(slot, ipc::kSlotRequest, 2);
+  mark_step("run: request received");
+  auto text = ipc::read_all(input[0].get(), kMaxRequestBytes);
   if (!text) setup_failed(result_fd, text.error().message);
   auto req = ipc::decode_request(*text);
   if (!req) setup_failed(result_fd, req.error().message);
+  input[0].reset();
   g_profile = req->profile;
   mark_step("run: request read");
   if (!req->pip_key.empty()) {
@@ -132,38 +161,29 @@ void start_relay() {
     if (g_pip_root.empty()) setup_failed(result_fd, "pip dependencies are not available in this worker");
   }
 
-  // Wait until the supervisor has put us in our cgroups (EOF: it gave up on this run).
-  char go = 0;
-  ssize_t got;
-  do {
-    got = ::read(fds[6].get(), &go, 1);
-  } while (got < 0 && errno == EINTR);
-  if (got != 1) _exit(126);
-  mark_step("run: go received");
-
   if (sandbox) {
     if (auto s = jail_enter_run(*req); !s) setup_failed(result_fd, s.error().message);
-    mark_step("run: namespaces and mounts");
+    mark_step("run: mounts and root");
     // Hand the supervisor our /out: the tmpfs lives as long as it holds the fd, so it can read
     // what the run leaves there after the run is gone.
     int out = ::open("/out", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    char tag = 'o';
-    if (out >= 0) (void)ipc::send_with_fds(fds[6].get(), &tag, 1, &out, 1);
+    char tag = ipc::kSlotOutDir;
+    if (out >= 0) (void)ipc::send_with_fds(slot, &tag, 1, &out, 1);
     if (out >= 0) ::close(out);
   }
 
-  // stdin, stdout, stderr, result, broker -> 0..4; everything else closed.
-  int want[5] = {fds[2].get(), fds[3].get(), fds[4].get(), fds[5].get(), fds[7].get()};
+  // stdin, stdout, stderr, result, broker, slot -> 0..5; everything else closed.
+  int want[6] = {input[1].get(), fds[1].get(), fds[2].get(), fds[3].get(), fds[5].get(), slot};
   // Move sources above 3 first so dup2 never clobbers a source still needed.
   for (int& fd : want) {
     int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
     if (moved < 0) setup_failed(result_fd, "dup");
     fd = moved;
   }
-  for (int i = 0; i < 5; ++i) {
+  for (int i = 0; i < 6; ++i) {
     if (::dup2(want[i], i) < 0) setup_failed(result_fd, "dup2");
   }
-  ::syscall(SYS_close_range, 5u, ~0u, 0u);
+  ::syscall(SYS_close_range, unsigned(ipc::kSlotFd) + 1, ~0u, 0u);
 
   rlimit core{0, 0};
   ::setrlimit(RLIMIT_CORE, &core);
@@ -192,12 +212,19 @@ void start_relay() {
     mark_step("run: relay started");
   }
 
-  rt.after_fork_child();
-  mark_step("run: interpreter after fork");
   if (sandbox) {
     if (auto s = jail_lockdown(*req, relay); !s) setup_failed(ipc::kResultFd, s.error().message);
     mark_step("run: Landlock and seccomp");
   }
+  // The code runs only once its capsule is stored (EOF: it could not be; nothing runs).
+  char go = 0;
+  ssize_t got;
+  do {
+    got = ::read(ipc::kSlotFd, &go, 1);
+  } while (got < 0 && errno == EINTR);
+  if (got != 1 || go != ipc::kSlotGo) _exit(126);
+  ::close(ipc::kSlotFd);
+  mark_step("run: go received");
   int code = rt.run(*req);
   std::fflush(stdout);
   std::fflush(stderr);
@@ -341,7 +368,7 @@ int zygote_main(Runtime& rt) {
       }
       if (fds.size() != ipc::kRunFdCount) continue;  // malformed: fds closed by RAII
       reset_marks();
-      mark_step("zygote: request received");
+      mark_step("zygote: slot asked for");
       if (sandbox) {
         if (auto s = jail_before_fork(); !s) {
           std::fprintf(stderr, "1mcp worker: %s\n", s.error().message.c_str());

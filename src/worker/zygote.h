@@ -2,9 +2,10 @@
 //
 // A worker process is started by the supervisor with execve, a minimal environment, its end of
 // the control socket on fd 3 and its arguments on fd 4 (see ipc/wire.h). It enters its namespaces,
-// initialises its interpreter once, then forks one child per run request; every child starts from
-// the same pristine state. The zygote itself never parses request contents: only the forked child
-// reads the request memfd.
+// initialises its interpreter once, then forks one child per slot request: a run slot, made ahead
+// of the run's request (ipc::kRunFdCount), which every child receives only after it was forked and
+// placed in its cgroups. Every child starts from the same pristine state. The zygote itself never
+// sees request contents: only the forked child reads the request memfd.
 // Thread-safety: single-threaded by design (fork from a threaded process is unsafe, and later
 // sandbox layers need unshare() which fails in threaded processes).
 #pragma once
@@ -21,7 +22,8 @@ class Runtime {
   // Initialises the interpreter, once, after the zygote entered its namespaces: whatever the
   // interpreter caches at start-up (e.g. platform's uname, with the hostname) is the sandbox's.
   virtual Status init() = 0;
-  // Around fork() in the zygote (CPython needs PyOS_BeforeFork/AfterFork_*).
+  // Around fork() in the zygote (CPython needs PyOS_BeforeFork/AfterFork_*). after_fork_child
+  // runs in the slot once it is in its cgroups, before its request (and its sandbox) exist.
   virtual void before_fork() {}
   virtual void after_fork_parent() {}
   virtual void after_fork_child() {}

@@ -3,6 +3,8 @@
 // mounts and fds are back where they started.
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -82,14 +84,110 @@ TEST(Baseline, NothingAccumulatesAcrossRuns) {
   EXPECT_EQ(count_entries("/proc/self/fd"), own_fds);
   EXPECT_EQ(count_entries("/proc/" + inner + "/fd"), zygote_fds);
   EXPECT_EQ(count_lines("/proc/" + inner + "/mountinfo"), zygote_mounts);
-  // Every run's cgroup is gone (each lives in "<own>/1mcp-<pid>/run-<n>").
+  // Every run's cgroup is gone (each lives in "<own>/1mcp-<pid>/run-<n>"); only the slots kept
+  // ready for the next runs have one.
+  const size_t ready = (*z)->ready_slots();
+  EXPECT_LE(ready, kReadySlots);
   std::ifstream cgroup("/proc/self/cgroup");
   for (std::string line; std::getline(cgroup, line);) {
     if (line.find(":memory:") == std::string::npos) continue;
     std::string dir = "/sys/fs/cgroup/memory" + line.substr(line.find(":memory:") + 8) + "/1mcp-" +
                       std::to_string(::getpid());
-    EXPECT_EQ(count_entries(dir, "run-"), 0u) << dir;
+    EXPECT_EQ(count_entries(dir, "run-"), ready) << dir;
   }
+}
+
+// Runs are served from slots made ahead: none before the first run, kReadySlots after it; each
+// run gets its own fresh process whatever slot it took, and a slot made with the last run's
+// memory limit enforces the limit of the run that takes it.
+TEST(Baseline, ReadySlotsServeRunsWithTheirOwnLimits) {
+  auto cg = CgroupManager::create();
+  if (!cg) {
+    if (std::getenv("ONEMCP_REQUIRE_KERNEL_FEATURES")) FAIL() << cg.error().message;
+    GTEST_SKIP() << cg.error().message;
+  }
+  auto z = Zygote::start({ONEMCP_PY_WORKER, {}, {"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}}, cg->get());
+  ASSERT_TRUE(z.ok()) << z.error().message;
+  ASSERT_TRUE((*z)->wait_ready(std::chrono::seconds(30)).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ((*z)->ready_slots(), 0u) << "no slot before the first run";
+
+  auto run = [&](const std::string& code, uint64_t mem_mb) {
+    ipc::RunRequest r;
+    r.code = code;
+    r.timeout_ms = 10000;
+    r.mem_mb = mem_mb;
+    r.stdout_bytes = 1 << 16;
+    auto out = (*z)->run(r, "");
+    EXPECT_TRUE(out.ok()) << out.error().message;
+    return out.ok() ? std::move(*out) : RunOutput{};
+  };
+  const std::string grow =
+      "b = bytearray(200 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\nprint('grew')";
+  EXPECT_EQ(run("import sys; sys.flag = 1; print(1)", 512).outcome, Outcome::ok);
+  for (int i = 0; i < 100 && (*z)->ready_slots() < kReadySlots; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ((*z)->ready_slots(), kReadySlots);
+  // Made for 512 MiB, taken by a run of 64: the smaller limit holds for the run's processes
+  // together (each alone stays within its address-space cap).
+  const std::string grow_in_four =
+      "import os, time\n"
+      "for _ in range(4):\n"
+      "    if os.fork() == 0:\n"
+      "        b = bytearray(60 << 20)\n"
+      "        for i in range(0, len(b), 4096): b[i] = 1\n"
+      "        time.sleep(5); os._exit(0)\n"
+      "for _ in range(4): os.wait()\n"
+      "print('grew')";
+  EXPECT_EQ(run(grow_in_four, 64).outcome, Outcome::memory);
+  EXPECT_EQ(run(grow, 64).outcome, Outcome::memory);
+  // Made for 64 MiB, taken by a run of 512: it may grow.
+  for (int i = 0; i < 100 && (*z)->ready_slots() < kReadySlots; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto big = run(grow, 512);
+  EXPECT_EQ(big.outcome, Outcome::ok) << big.err;
+  EXPECT_EQ(big.out, "grew\n");
+  // Nothing of an earlier run is in a later one.
+  auto fresh = run("import sys; print(hasattr(sys, 'flag'))", 64);
+  EXPECT_EQ(fresh.out, "False\n");
+}
+
+// The code of a run starts only after before_code (the server stores the run's capsule there)
+// succeeded, and not at all when it failed.
+TEST(Baseline, CodeStartsOnlyOnceBeforeCodeSucceeded) {
+  char tmpl[] = "/tmp/1mcp-gate-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ASSERT_EQ(::chmod(dir.c_str(), 0777), 0);  // the run's uid is not ours
+  auto z = Zygote::start(
+      {ONEMCP_PY_WORKER, {"--mount", "rw", dir, "/data"}, {"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}});
+  ASSERT_TRUE(z.ok()) << z.error().message;
+  ASSERT_TRUE((*z)->wait_ready(std::chrono::seconds(30)).ok());
+  ipc::RunRequest r;
+  r.code = "import os\nprint(os.path.exists('/data/stored'))\nopen('/data/ran', 'w').write('x')";
+  r.timeout_ms = 10000;
+  r.stdout_bytes = 1 << 16;
+  const std::string stored = dir + "/stored", ran = dir + "/ran";
+  for (int i = 0; i < 3; ++i) {  // the first run makes its slot, the later ones take ready ones
+    auto out = (*z)->run(r, "", nullptr, nullptr, nullptr, [&]() -> Status {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the run is set up meanwhile
+      std::ofstream(stored) << "x";
+      return {};
+    });
+    ASSERT_TRUE(out.ok()) << out.error().message;
+    EXPECT_EQ(out->outcome, Outcome::ok) << out->err;
+    EXPECT_EQ(out->out, "True\n");
+    EXPECT_EQ(::unlink(ran.c_str()), 0);
+    EXPECT_EQ(::unlink(stored.c_str()), 0);
+
+    auto refused = (*z)->run(r, "", nullptr, nullptr, nullptr,
+                             [] { return Status(make_error("the disk is full")); });
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().message, "the disk is full");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_NE(::access(ran.c_str(), F_OK), 0) << "a refused run's code ran";
+  ::rmdir(dir.c_str());
 }
 
 }  // namespace
