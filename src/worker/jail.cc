@@ -94,8 +94,9 @@ Status bind(const std::string& src, const std::string& dst, bool is_file, bool r
 // In a run's own mount namespace: the site directory of its pip set (if any) read-only at
 // kPipSiteDir, opened beneath the sets without following any link, so a key can only name a
 // set's own directory; then the sets themselves are detached.
+// In the run's root (after pivot_root).
 Status mount_pip_site(const std::string& key) {
-  const std::string sets = std::string(kRootDir) + kPipSetsDir;
+  const std::string sets = kPipSetsDir;
   if (!key.empty()) {
     if (!valid_pip_key(key)) return make_error("invalid pip dependency key");
     if (g_pip_root.empty()) return make_error("pip dependencies are not available in this worker");
@@ -108,7 +109,7 @@ Status mount_pip_site(const std::string& key) {
     UniqueFd site(int(::syscall(SYS_openat2, dir.get(), rel.c_str(), &how, sizeof how)));
     if (!site.valid()) return make_error(why("pip dependency set " + key.substr(0, 12)));
     std::string src = "/proc/self/fd/" + std::to_string(site.get());
-    if (auto s = bind_mount(src, std::string(kRootDir) + kPipSiteDir, false, true); !s) return s;
+    if (auto s = bind_mount(src, kPipSiteDir, false, true); !s) return s;
   }
   if (!g_pip_root.empty() && ::umount2(sets.c_str(), MNT_DETACH) != 0) return make_error(why("detach " + sets));
   return {};
@@ -267,33 +268,41 @@ bool within(const std::string& path, const std::string& dir) {
 
 Status jail_enter_slot() {
   if (::unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) != 0) return make_error(why("unshare"));
+  const std::string r = kRootDir;
   // /proc is mounted before pivot_root: the kernel only allows a new proc where one is visible.
-  const std::string proc = std::string(kRootDir) + "/proc";
-  if (::mount("proc", proc.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2") != 0)
+  if (::mount("proc", (r + "/proc").c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "hidepid=2") != 0)
     return make_error(why("mount /proc"));
+  // A fresh tmpfs on every writable root; jail_enter_run removes those its run does not use.
+  const std::string opts =
+      "size=" + std::to_string(kTmpBytes) + ",nr_inodes=" + std::to_string(kTmpInodes) +
+      ",mode=1777,uid=" + std::to_string(kRunUid) + ",gid=" + std::to_string(kRunUid);
+  for (const auto& root : g_writable_roots) {
+    if (::mount("tmpfs", (r + root).c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                opts.c_str()) != 0)
+      return make_error(why("mount " + root));
+  }
+  if (::chdir(r.c_str()) != 0) return make_error(why("chdir root"));
+  if (::syscall(SYS_pivot_root, ".", ".") != 0) return make_error(why("pivot_root"));
+  if (::umount2(".", MNT_DETACH) != 0) return make_error(why("detach old root"));
   return {};
 }
 
 Status jail_enter_run(const ipc::RunRequest& req) {
-  const std::string r = kRootDir;
-  std::string opts = "size=" + std::to_string(kTmpBytes) + ",nr_inodes=" + std::to_string(kTmpInodes) +
-                     ",mode=1777,uid=" + std::to_string(kRunUid) + ",gid=" + std::to_string(kRunUid);
   for (const auto& root : g_writable_roots) {
     bool used = false;
     for (const auto& w : req.writable) used = used || within(w, root);
-    if (!used) continue;  // stays an empty read-only directory
-    if (::mount("tmpfs", (r + root).c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts.c_str()) != 0)
-      return make_error(why("mount " + root));
+    if (!used) {  // an empty read-only directory again
+      if (::umount2(root.c_str(), MNT_DETACH) != 0) return make_error(why("detach " + root));
+      continue;
+    }
     for (const auto& w : req.writable) {
       if (w == root || !within(w, root)) continue;
-      if (auto s = mkdir_p(r + w); !s) return s;
-      if (::chown((r + w).c_str(), kRunUid, kRunUid) != 0) return make_error(why("chown " + w));
+      if (auto s = mkdir_p(w); !s) return s;
+      if (::chown(w.c_str(), kRunUid, kRunUid) != 0) return make_error(why("chown " + w));
     }
   }
   if (auto s = mount_pip_site(req.pip_key); !s) return s;
-  if (::chdir(r.c_str()) != 0) return make_error(why("chdir root"));
-  if (::syscall(SYS_pivot_root, ".", ".") != 0) return make_error(why("pivot_root"));
-  if (::umount2(".", MNT_DETACH) != 0) return make_error(why("detach old root"));
   bool tmp_writable = false;
   for (const auto& w : req.writable) tmp_writable = tmp_writable || w == "/tmp";
   if (::chdir(tmp_writable ? "/tmp" : "/") != 0) return make_error(why("chdir"));

@@ -4,8 +4,9 @@
 // Layout: the worker process (outer) unshares user+net+mount+pid namespaces, lets the supervisor
 // write its uid/gid maps, builds the read-only root, and forks the zygote proper (inner), which is
 // pid 1 of its own pid namespace. For every run the inner zygote creates a fresh pid namespace
-// (unshare + fork, so glibc's thread state stays right), and the run child unshares fresh mount,
-// ipc and uts namespaces, mounts its own /proc, /tmp and /out, and pivots into the root.
+// (unshare + fork, so glibc's thread state stays right), and the run slot (before its request)
+// unshares fresh mount, ipc and uts namespaces, mounts its own /proc, /tmp and /out, and pivots
+// into the root.
 // Thread-safety: single-threaded processes only (unshare(CLONE_NEWUSER) refuses threaded callers).
 #pragma once
 
@@ -48,12 +49,13 @@ Status jail_enter_zygote(int control_fd, const std::vector<std::string>& writabl
 Status jail_before_fork();
 Status jail_after_fork_parent();
 
-// Run slot, before its request: fresh mount/ipc/uts namespaces and the run's own /proc.
+// Run slot, before its request: fresh mount/ipc/uts namespaces, the run's own /proc, a fresh
+// tmpfs on each writable root, pivot_root into the read-only root.
 Status jail_enter_slot();
 
 // Run child, after jail_enter_slot, once its request is known and before its fds are arranged:
-// /tmp, /out, the run's pip site directory (read-only, at kPipSiteDir), pivot_root into the
-// read-only root.
+// detaches the writable roots the run does not use, makes its writable paths below them, binds
+// its pip site directory (read-only, at kPipSiteDir) and detaches every other set.
 Status jail_enter_run(const ipc::RunRequest& req);
 
 // Run child, last step before user code: drop to kRunUid, no_new_privs, Landlock, seccomp.
