@@ -1,17 +1,20 @@
 // ipc/wire.h — the supervisor <-> worker-zygote protocol.
 //
-// The supervisor owns one SOCK_SEQPACKET control socket per zygote. To start a run it sends one
-// message "run" carrying, by SCM_RIGHTS, in this order:
+// The supervisor owns one SOCK_SEQPACKET control socket per zygote. To make a run slot (a process
+// forked before its request, see sandbox/executor.h) it sends one message carrying, by
+// SCM_RIGHTS, in this order (kRunFdCount):
 //   [0] reply socket   (SOCK_SEQPACKET; the zygote reports Started/Exited on it, then closes it)
-//   [1] request memfd  (RunRequest as JSON; parsed only inside the forked child, never by the zygote)
-//   [2] stdin memfd    (becomes fd 0 of the run)
-//   [3] stdout pipe    (fd 1)
-//   [4] stderr pipe    (fd 2)
-//   [5] result pipe    (fd 3: the child writes one ChildReport JSON here before exiting)
-//   [6] go socket      (stream socketpair: the child waits for one byte, sent once the supervisor
-//                       has placed it in its cgroups, so nothing runs outside its limits; in the
-//                       sandbox the child then sends back an O_PATH fd of its /out)
-//   [7] broker socket  (stream socketpair, fd 4 of the run: its only way out. Frames both ways
+//   [1] stdout pipe    (fd 1 of the run)
+//   [2] stderr pipe    (fd 2)
+//   [3] result pipe    (fd 3: the child writes one ChildReport JSON here before exiting)
+//   [4] slot socket    (stream socketpair; fd 5 of the run until its code starts. The child
+//                       waits for kSlotPlaced, sent once the supervisor has placed it in its
+//                       cgroups, so nothing runs outside its limits; then for kSlotRequest with
+//                       the request memfd (RunRequest as JSON; parsed only inside the forked
+//                       child, never by the zygote) and the stdin memfd (fd 0); in the sandbox
+//                       it sends back kSlotOutDir with an O_PATH fd of its /out; its code starts
+//                       on kSlotGo)
+//   [5] broker socket  (stream socketpair, fd 4 of the run: its only way out. Frames both ways
 //                       are a 4-byte little-endian length and that many bytes of JSON; requests
 //                       {id, op, ...} are answered by {id, ok, ...} in any order)
 // Thread-safety: pure functions; fd helpers are safe to call from any thread.
@@ -38,11 +41,7 @@ inline constexpr int kBrokerFd = 4;  // fd number of the broker channel inside a
 // NUL-terminated strings. Its argv is its name only, because a run can read the command line of
 // its own processes (forks of the worker) and the arguments name host paths.
 inline constexpr int kWorkerArgsFd = 4;
-// A run slot (a process forked ahead of its request) is made from these fds, in this order:
-// the reply socket (zygote -> supervisor: started/exited), the write ends of stdout, stderr and
-// the result pipe, the slot's socket (supervisor <-> run: kSlotPlaced, then kSlotRequest with
-// the request and stdin memfds, the run's /out back, then kSlotGo) and the broker socket.
-inline constexpr size_t kRunFdCount = 6;
+inline constexpr size_t kRunFdCount = 6;  // the fds of a run slot (above)
 inline constexpr char kSlotPlaced = 'p';   // the run's process is in its cgroups
 inline constexpr char kSlotRequest = 'r';  // carries the request memfd and the stdin memfd
 inline constexpr char kSlotOutDir = 'o';   // run -> supervisor: carries its /out (O_PATH)

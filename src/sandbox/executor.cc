@@ -476,7 +476,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   UniqueFd pidfd = std::move(slot->pidfd);
   const pid_t host_pid = slot->host_pid;
   UniqueFd& reply = slot->reply;
-  UniqueFd& go_ours = slot->slot;
+  UniqueFd& slot_sock = slot->slot;
   const int out_fd = slot->out.get(), err_fd = slot->err.get(), res_fd = slot->res.get();
 
   RunOutput o;
@@ -493,9 +493,9 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     // The run's /out (a tmpfs in its own mount namespace): alive while we hold the fd.
     char tag = 0;
     std::vector<UniqueFd> got;
-    auto n = ipc::recv_with_fds(go_ours.get(), &tag, 1, &got, 1);
+    auto n = ipc::recv_with_fds(slot_sock.get(), &tag, 1, &got, 1);
     if (n && *n == 1 && tag == ipc::kSlotOutDir && got.size() == 1) out_dir = std::move(got[0]);
-    go_ours.reset();
+    slot_sock.reset();
     // Its sandbox is built: the next slot is made now, while this run executes (earlier, it
     // would contend with this run's namespaces and mounts for the kernel's locks).
     slots_cv_.notify_all();
@@ -561,7 +561,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     add(res_open, res_fd, 2);
     add(reply_open, reply.get(), 3);
     add(cancel && !forced, cancel ? cancel->fd() : -1, 4);
-    add(go_ours.valid() && sandboxed(), go_ours.get(), 5);
+    add(slot_sock.valid() && sandboxed(), slot_sock.get(), 5);
     add(channel.open() && !exited, channel.fd(), 6);
     int n = ::poll(p, nfds_t(np), wait_ms);
     if (n < 0 && errno != EINTR) return make_error(errno_msg("poll"));
@@ -655,8 +655,8 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     if (err_open) drain(err_fd, o.err, cap, overflow);
     if (res_open) drain(res_fd, report, kMaxReportBytes, big);
     o.truncated |= overflow;
-    pollfd p{go_ours.get(), POLLIN, 0};
-    if (go_ours.valid() && ::poll(&p, 1, 0) == 1) take_out_dir();
+    pollfd p{slot_sock.get(), POLLIN, 0};
+    if (slot_sock.valid() && ::poll(&p, 1, 0) == 1) take_out_dir();
     if (!exited) status = SIGKILL;  // as it will be reaped: killed by SIGKILL
   }
   mark("supervisor: output drained");
