@@ -75,21 +75,6 @@ bool drain(int fd, std::string& dst, size_t cap, bool& overflow) {
 
 }  // namespace
 
-const char* to_string(Outcome o) {
-  switch (o) {
-    case Outcome::ok: return "ok";
-    case Outcome::error: return "error";
-    case Outcome::timeout: return "timeout";
-    case Outcome::memory: return "memory";
-    case Outcome::output_limit: return "output_limit";
-    case Outcome::policy_violation: return "policy_violation";
-    case Outcome::crashed: return "crashed";
-    case Outcome::killed: return "killed";
-    case Outcome::internal: return "internal";
-  }
-  return "internal";
-}
-
 CancelToken::CancelToken() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
 void CancelToken::cancel() {
@@ -671,27 +656,8 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     o.signal = WTERMSIG(status);
     o.exit_code = 128 + o.signal;
   }
-  if (forced) {
-    o.outcome = *forced;
-  } else if (scope && scope->oom_killed()) {
-    // The kernel's OOM killer struck inside the run's memory cgroup (the run itself or a
-    // process it forked): the run went over its memory budget.
-    o.outcome = Outcome::memory;
-  } else if (o.report.error_kind == "memory") {
-    o.outcome = Outcome::memory;
-  } else if (o.report.error_kind == "timeout") {
-    o.outcome = Outcome::timeout;
-  } else if (o.signal == SIGSYS) {
-    o.outcome = Outcome::policy_violation;
-  } else if (o.signal == SIGXCPU) {
-    o.outcome = Outcome::timeout;
-  } else if (o.signal != 0) {
-    o.outcome = Outcome::crashed;
-  } else if (o.report.error_kind == "internal") {
-    o.outcome = Outcome::internal;
-  } else {
-    o.outcome = o.exit_code == 0 ? Outcome::ok : Outcome::error;
-  }
+  o.outcome = classify_outcome({forced, scope && scope->oom_killed(), o.report.error_kind, o.signal,
+                                o.exit_code});
   if (settled) o.teardown = std::make_unique<RunTeardown>(std::move(pidfd), std::move(scope));
   slots_cv_.notify_all();  // if not yet (no sandbox, or the run ended early)
   if (req.profile) {

@@ -19,13 +19,11 @@
 #include "ipc/wire.h"
 #include "sandbox/broker_channel.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/outcome.h"
 #include "sandbox/outdir.h"
 
 namespace onemcp::sandbox {
 
-// Closed set of ways a run can end.
-enum class Outcome { ok, error, timeout, memory, output_limit, policy_violation, crashed, killed, internal };
-const char* to_string(Outcome o);
 
 // Cancels a run from another thread (notifications/cancelled, client gone, shutdown).
 class CancelToken {

@@ -107,6 +107,18 @@ void start_relay() {
   // `listener` closes here: only the relay accepts.
 }
 
+// A run slot's fds as the zygote receives them (ipc::kRunFdCount, in the order of ipc/wire.h).
+struct SlotFds {
+  UniqueFd reply, out, err, result, slot, broker;
+  explicit SlotFds(std::vector<UniqueFd>& fds)
+      : reply(std::move(fds[0])),
+        out(std::move(fds[1])),
+        err(std::move(fds[2])),
+        result(std::move(fds[3])),
+        slot(std::move(fds[4])),
+        broker(std::move(fds[5])) {}
+};
+
 // Reads one byte-tagged message from the slot socket, with up to `max_fds` fds; EOF (the
 // supervisor gave the slot up) or anything unexpected ends the process quietly.
 std::vector<UniqueFd> await_slot(int slot, char want, size_t max_fds) {
@@ -122,8 +134,8 @@ std::vector<UniqueFd> await_slot(int slot, char want, size_t max_fds) {
 // placed it in its cgroups (nothing runs outside its limits), enters its namespaces, readies the
 // interpreter, then waits for its request; then it builds the rest of its sandbox (which depends
 // on the request) and waits for kSlotGo before the request's code runs.
-[[noreturn]] void child_main(Runtime& rt, std::vector<UniqueFd>& fds, int control, int sigfd,
-                             bool sandbox, uint64_t vm_base) {
+[[noreturn]] void child_main(Runtime& rt, SlotFds& fds, int control, int sigfd, bool sandbox,
+                             uint64_t vm_base) {
   // Signals back to default before anything else runs.
   sigset_t all;
   sigemptyset(&all);
@@ -133,8 +145,8 @@ std::vector<UniqueFd> await_slot(int slot, char want, size_t max_fds) {
   ::close(sigfd);
   ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  const int result_fd = fds[3].get();
-  const int slot = fds[4].get();
+  const int result_fd = fds.result.get();
+  const int slot = fds.slot.get();
   g_forked = true;
   mark_step("run: forked, signals reset");
 
@@ -173,7 +185,7 @@ std::vector<UniqueFd> await_slot(int slot, char want, size_t max_fds) {
   }
 
   // stdin, stdout, stderr, result, broker, slot -> 0..5; everything else closed.
-  int want[6] = {input[1].get(), fds[1].get(), fds[2].get(), fds[3].get(), fds[5].get(), slot};
+  int want[6] = {input[1].get(), fds.out.get(), fds.err.get(), fds.result.get(), fds.broker.get(), slot};
   // Move sources above 3 first so dup2 never clobbers a source still needed.
   for (int& fd : want) {
     int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
@@ -358,21 +370,22 @@ int zygote_main(Runtime& rt) {
     }
     if (serving && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
       uint32_t tag = 0;
-      std::vector<UniqueFd> fds;
-      auto got = ipc::recv_with_fds(control, &tag, sizeof tag, &fds, ipc::kRunFdCount);
+      std::vector<UniqueFd> received;
+      auto got = ipc::recv_with_fds(control, &tag, sizeof tag, &received, ipc::kRunFdCount);
       if (!got || *got == 0) {
         // Supervisor gone: stop serving; runs die with us (PDEATHSIG).
         serving = false;
         for (auto& [pid, sock] : running) ::kill(pid, SIGKILL);
         continue;
       }
-      if (fds.size() != ipc::kRunFdCount) continue;  // malformed: fds closed by RAII
+      if (received.size() != ipc::kRunFdCount) continue;  // malformed: fds closed by RAII
+      SlotFds fds(received);
       reset_marks();
       mark_step("zygote: slot asked for");
       if (sandbox) {
         if (auto s = jail_before_fork(); !s) {
           std::fprintf(stderr, "1mcp worker: %s\n", s.error().message.c_str());
-          reply(fds[0].get(), ipc::ReplyKind::failed, 0, errno ? errno : EPERM);
+          reply(fds.reply.get(), ipc::ReplyKind::failed, 0, errno ? errno : EPERM);
           continue;
         }
       }
@@ -386,13 +399,13 @@ int zygote_main(Runtime& rt) {
         if (auto s = jail_after_fork_parent(); !s) die("reset pid namespace");
       }
       if (pid < 0) {
-        reply(fds[0].get(), ipc::ReplyKind::failed, 0, fork_errno);
+        reply(fds.reply.get(), ipc::ReplyKind::failed, 0, fork_errno);
         continue;
       }
       int pidfd = int(::syscall(SYS_pidfd_open, pid, 0));
-      reply(fds[0].get(), ipc::ReplyKind::started, pid, 0, pidfd);
+      reply(fds.reply.get(), ipc::ReplyKind::started, pid, 0, pidfd);
       if (pidfd >= 0) ::close(pidfd);
-      running.emplace(pid, std::move(fds[0]));
+      running.emplace(pid, std::move(fds.reply));
     }
   }
   return 0;
