@@ -146,9 +146,12 @@ class PythonRuntime final : public worker::Runtime {
 
     PyObject* prepare = PyDict_GetItemString(globals.get(), "prepare");  // borrowed
     PyObject* finish = PyDict_GetItemString(globals.get(), "finish");
-    if (!prepare || !finish) return make_error("runner setup: prepare/finish missing");
+    PyObject* after_fork = PyDict_GetItemString(globals.get(), "after_fork");
+    if (!prepare || !finish || !after_fork)
+      return make_error("runner setup: prepare/finish/after_fork missing");
     prepare_ = Ref(Py_NewRef(prepare));
     finish_ = Ref(Py_NewRef(finish));
+    after_fork_ = Ref(Py_NewRef(after_fork));
     // Hand freed startup memory back so each fork copies fewer page-table entries.
     ::malloc_trim(0);
     return {};
@@ -156,7 +159,15 @@ class PythonRuntime final : public worker::Runtime {
 
   void before_fork() override { PyOS_BeforeFork(); }
   void after_fork_parent() override { PyOS_AfterFork_Parent(); }
-  void after_fork_child() override { PyOS_AfterFork_Child(); }
+  void after_fork_child() override {
+    PyOS_AfterFork_Child();
+    Ref done(PyObject_CallNoArgs(after_fork_.get()));
+    // Without a fresh seed every run would draw the zygote's numbers: not a run to start.
+    if (!done) {
+      PyErr_Print();
+      _exit(125);
+    }
+  }
   bool uses_relay() const override { return true; }
 
   int run(const ipc::RunRequest& request) override {
@@ -297,6 +308,7 @@ class PythonRuntime final : public worker::Runtime {
 
   Ref prepare_;
   Ref finish_;
+  Ref after_fork_;
   std::string memory_report_;  // encoded in the zygote: no allocation is needed to send it
   pid_t run_pid_ = -1;
   bool reported_ = false;

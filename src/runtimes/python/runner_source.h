@@ -89,11 +89,13 @@ def _print_exception(e, tb):
         pass
 
 
-def _reseed_numpy():
-    # The legacy global generator was seeded once, in the zygote: every run would draw the same
-    # numbers. A full MT19937 key from the OS costs about a third of numpy.random.seed().
-    key = numpy.frombuffer(os.urandom(624 * 4), dtype=numpy.uint32)
-    numpy.random.set_state(('MT19937', key, 624))
+def after_fork():
+    """In each run's process, before its request: the legacy global numpy generator was seeded
+    once, in the zygote, so every run would draw the same numbers. A full MT19937 key from the
+    OS costs about a third of numpy.random.seed()."""
+    if numpy is not None:
+        key = numpy.frombuffer(os.urandom(624 * 4), dtype=numpy.uint32)
+        numpy.random.set_state(('MT19937', key, 624))
 
 
 def prepare(source, args, env, cwd, mcp=False, site='', stdio=(0, 1, 2)):
@@ -126,8 +128,6 @@ def prepare(source, args, env, cwd, mcp=False, site='', stdio=(0, 1, 2)):
     except (SyntaxError, ValueError, RecursionError) as e:
         _print_exception(e, None)
         return None, (1, 'syntax', _one_line(e))
-    if numpy is not None:
-        _reseed_numpy()
     return code, main.__dict__
 
 
