@@ -3,16 +3,19 @@
 #include <sys/random.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <map>
+#include <optional>
+#include <thread>
 
 #include "base/json_depth.h"
 #include "base/log.h"
-#include "policy/schemas.h"
 #include "capsule/http.h"
+#include "policy/schemas.h"
 #include "server/auth.h"
 #include "server/tools.h"
-#include "server/upstreams.h"
 #include "server/ui.h"
+#include "server/upstreams.h"
 
 namespace onemcp::server {
 
@@ -154,6 +157,46 @@ ProgressFn progress_reporter(json token, std::function<void(const json&)> notify
     notify(notification("notifications/progress", std::move(params)));
   };
 }
+
+// Over stdio the response ends a call's progress: a progress line that a client reads together
+// with the response is handled after it (the TypeScript SDK dispatches notifications a microtask
+// later than responses) and reported as a progress for an unknown token. So over stdio a run's
+// start is reported only once it has run for kStdioStartAfter, and its answer then leaves no
+// sooner than kStdioAnswerGap after that report, in a read of its own.
+constexpr auto kStdioStartAfter = std::chrono::milliseconds(50);
+constexpr auto kStdioAnswerGap = std::chrono::milliseconds(20);
+
+class DeferredStart {
+ public:
+  explicit DeferredStart(ProgressFn progress)
+      : thread_([this, progress = std::move(progress)] {
+          std::unique_lock lk(mu_);
+          if (cv_.wait_for(lk, kStdioStartAfter, [&] { return done_; })) return;
+          progress(0, "running");
+          sent_at_ = std::chrono::steady_clock::now();
+        }) {}
+  ~DeferredStart() { finish(); }
+  DeferredStart(const DeferredStart&) = delete;
+  DeferredStart& operator=(const DeferredStart&) = delete;
+
+  // The run is over: no start report after this. Returns once its answer may be sent.
+  void finish() {
+    {
+      std::lock_guard lk(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    if (sent_at_) std::this_thread::sleep_until(*sent_at_ + kStdioAnswerGap);
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::optional<std::chrono::steady_clock::time_point> sent_at_;
+  std::thread thread_;  // last: started once the rest exists
+};
 
 json busy_error(const json& id, const std::string& message) {
   json e = rpc_error(id, kServerBusy, message);
@@ -868,6 +911,7 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
   // Over stdio the response is the end: a client may read a last progress line together with
   // it and handle the response first, which retires the token (the TypeScript SDK does, and
   // reports the progress as an error). An SSE stream delivers its events one by one.
+  const bool has_progress = !progress_token(params).is_null() && notify;
   ProgressFn progress =
       progress_reporter(progress_token(params), std::move(notify), token, session->http);
   std::string key = dump(id);
@@ -886,7 +930,7 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
     session->running.erase(key);
   };
   auto job = [this, session, id, lang = *lang, p = std::move(*prepared), token, reply, finish,
-              progress] {
+              progress, has_progress] {
     std::optional<json> answer;
     // Held until after the reply: a killed run is answered at once, and this slot waits for its
     // processes to be gone only then, so the run keeps its slot until nothing of it is left.
@@ -895,7 +939,12 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
       // Cancelled while it waited for a slot: it never runs.
       if (session->http) answer = rpc_error(id, kInvalidRequest, "Request cancelled");
     } else {
-      progress(0, "running");
+      std::optional<DeferredStart> deferred_start;
+      if (session->http) {
+        progress(0, "running");
+      } else if (has_progress) {
+        deferred_start.emplace(progress);
+      }
       try {
         auto out = backend_.run(lang, p.request, p.stdin_data, token.get(), p.policy,
                                 p.npm_dependencies, p.pip, progress);
@@ -910,6 +959,7 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
         log::error(std::string("run failed: ") + e.what());
         answer = rpc_result(id, tool_error("internal error: the run could not be executed"));
       }
+      if (deferred_start) deferred_start->finish();
       progress(1, "done");
       if (token->cancelled() && !session->http) answer.reset();  // per spec: no response
     }

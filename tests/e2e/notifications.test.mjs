@@ -150,16 +150,22 @@ test("SDK over HTTP: onprogress sees the run start and end, then the result", as
   assert.deepEqual(errors, []);
 });
 
-// Over stdio the response itself ends the progress (a last progress line read together with the
-// response would reach the SDK after the response and be reported as an unknown token).
-test("SDK over stdio: onprogress sees the run start, then the result", async () => {
+// Over stdio the response itself ends the progress (a progress line read together with the
+// response would reach the SDK after the response and be reported as an unknown token): a run
+// that is still going after 50 ms reports its start, a quick one answers without progress.
+test("SDK over stdio: onprogress sees the start of a run that takes a while, then the result", async () => {
   const { client } = await stdioClient(makeProject());
   const errors = [];
   client.onerror = (e) => errors.push(String(e));
-  for (let i = 0; i < 5; i++) {
-    const { r, seen } = await callWithProgress(client, "run_py", "print(1+1)");
-    assert.equal(r.structuredContent.stdout, "2\n");
-    assert.deepEqual(seen, [RUNNING]);
+  for (let i = 0; i < 3; i++) {
+    const slow = await callWithProgress(client, "run_py", "import time\ntime.sleep(0.3)\nprint(1+1)");
+    assert.equal(slow.r.structuredContent.stdout, "2\n");
+    assert.deepEqual(slow.seen, [RUNNING]);
+  }
+  for (let i = 0; i < 20; i++) {
+    const quick = await callWithProgress(client, i % 2 ? "run_py" : "run_js", i % 2 ? "print(1+1)" : "console.log(1+1)");
+    assert.equal(quick.r.structuredContent.stdout, "2\n");
+    assert.ok(quick.seen.length <= 1, JSON.stringify(quick.seen));
   }
   assert.deepEqual(errors, []);
 });

@@ -4,8 +4,10 @@
 #include <poll.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "policy/schema.h"
@@ -30,6 +32,7 @@ class FakeBackend : public RunBackend {
       progress(0.3, "back");
       progress(0.7, "");
     }
+    if (req.code == "slow") std::this_thread::sleep_for(std::chrono::milliseconds(120));
     if (req.code == "block") {
       ++blocked;
       pollfd p{cancel->fd(), POLLIN, 0};
@@ -658,23 +661,40 @@ TEST_F(McpServerTest, WithoutProgressTokenOrSseTheResponseIsPlainJson) {
 
 // The last report is left to the response there: see call_tool.
 TEST_F(McpServerTest, StdioWritesProgressLinesBeforeTheResponse) {
-  std::vector<json> lines;
-  std::promise<void> done;
-  auto write = [&](std::string l) { lines.push_back(json::parse(l)); };
-  server_.handle_line(tools_call(9, "x", "p").dump(), write, [&] { done.set_value(); });
-  done.get_future().wait();
-  ASSERT_EQ(lines.size(), 2u);
-  EXPECT_EQ(progress_of(lines, "p"), std::vector<json>{kRunning});
-  EXPECT_EQ(lines[1]["id"], 9);
+  std::mutex mu;
+  std::vector<std::pair<json, std::chrono::steady_clock::time_point>> lines;
+  auto write = [&](std::string l) {
+    std::lock_guard lk(mu);
+    lines.emplace_back(json::parse(l), std::chrono::steady_clock::now());
+  };
+  auto call = [&](int id, const std::string& code, const std::string& token) {
+    lines.clear();
+    std::promise<void> done;
+    server_.handle_line(tools_call(id, code, token).dump(), write, [&] { done.set_value(); });
+    done.get_future().wait();
+    std::vector<json> out;
+    for (auto& [line, at] : lines) out.push_back(line);
+    return out;
+  };
+  // A quick run: no start report, the response alone (a client reading both at once would
+  // handle the report after the response).
+  auto quick = call(9, "x", "p");
+  ASSERT_EQ(quick.size(), 1u);
+  EXPECT_EQ(quick[0]["id"], 9);
 
-  lines.clear();
-  std::promise<void> again;
-  server_.handle_line(tools_call(10, "progress", "q").dump(), write, [&] { again.set_value(); });
-  again.get_future().wait();
+  // A run still going after 50 ms reports its start, and its answer comes 20 ms or more later.
+  auto slow = call(10, "slow", "s");
+  ASSERT_EQ(slow.size(), 2u);
+  EXPECT_EQ(progress_of(slow, "s"), std::vector<json>{kRunning});
+  EXPECT_EQ(slow[1]["id"], 10);
+  EXPECT_GE(lines[1].second - lines[0].second, std::chrono::milliseconds(20));
+
+  // Dependency progress goes out as it comes.
+  auto deps = call(11, "progress", "q");
   auto half = json{{"progress", 0.5}, {"total", 1}, {"message", "half"}};
   auto more = json{{"progress", 0.7}, {"total", 1}};
-  EXPECT_EQ(progress_of(lines, "q"), (std::vector<json>{kRunning, half, more}));
-  EXPECT_EQ(lines.back()["id"], 10);
+  EXPECT_EQ(progress_of(deps, "q"), (std::vector<json>{half, more}));
+  EXPECT_EQ(deps.back()["id"], 11);
 }
 
 TEST_F(McpServerTest, ToolsComeFromTheProviderAndTheCurrentConfig) {
