@@ -41,6 +41,13 @@ Result<std::pair<UniqueFd, UniqueFd>> make_pipe() {
   return std::pair{UniqueFd(p[0]), UniqueFd(p[1])};
 }
 
+Result<std::pair<UniqueFd, UniqueFd>> make_socketpair(int type) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) != 0)
+    return make_error(errno_msg("socketpair"));
+  return std::pair{UniqueFd(sv[0]), UniqueFd(sv[1])};
+}
+
 // Host pid of the process a pidfd refers to (the zygote reports pids of its own namespace).
 pid_t pidfd_host_pid(int pidfd) {
   char path[64];
@@ -94,7 +101,6 @@ struct Zygote::Slot {
   UniqueFd pidfd;
   pid_t host_pid = -1;
   std::unique_ptr<CgroupScope> scope;
-  uint64_t memory_bytes = 0;  // the scope's memory limit
 
   Slot() = default;
   Slot(const Slot&) = delete;
@@ -203,33 +209,26 @@ Result<std::unique_ptr<Zygote::Slot>> Zygote::make_slot(uint64_t memory_bytes) {
   if (!err) return err.error();
   auto res = make_pipe();
   if (!res) return res.error();
-  int ss[2], bs[2], rs[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ss) != 0)
-    return make_error(errno_msg("socketpair"));
-  UniqueFd slot_theirs(ss[1]);
-  slot->slot = UniqueFd(ss[0]);
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, bs) != 0)
-    return make_error(errno_msg("socketpair"));
-  UniqueFd broker_theirs(bs[1]);
-  slot->broker = UniqueFd(bs[0]);
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rs) != 0)
-    return make_error(errno_msg("socketpair"));
-  UniqueFd reply_theirs(rs[1]);
-  slot->reply = UniqueFd(rs[0]);
+  auto sock = make_socketpair(SOCK_STREAM);
+  if (!sock) return sock.error();
+  auto broker = make_socketpair(SOCK_STREAM);
+  if (!broker) return broker.error();
+  auto reply = make_socketpair(SOCK_SEQPACKET);
+  if (!reply) return reply.error();
   slot->out = std::move(out->first);
   slot->err = std::move(err->first);
   slot->res = std::move(res->first);
+  slot->slot = std::move(sock->first);
+  slot->broker = std::move(broker->first);
+  slot->reply = std::move(reply->first);
 
-  const int fds[ipc::kRunFdCount] = {reply_theirs.get(), out->second.get(), err->second.get(),
-                                     res->second.get(),  slot_theirs.get(), broker_theirs.get()};
+  const int fds[ipc::kRunFdCount] = {reply->second.get(), out->second.get(),  err->second.get(),
+                                     res->second.get(),   sock->second.get(), broker->second.get()};
   if (auto s = send_run(fds); !s) return s.error();
-  // Only the process holds the write ends now, so EOF means every writer is gone.
-  reply_theirs.reset();
-  out->second.reset();
-  err->second.reset();
-  res->second.reset();
-  slot_theirs.reset();
-  broker_theirs.reset();
+  // Only the process holds the other ends now, so EOF means every writer is gone.
+  for (auto* theirs : {&reply->second, &out->second, &err->second, &res->second, &sock->second,
+                       &broker->second})
+    theirs->reset();
 
   // The scope is made while the zygote forks; the process waits for kSlotPlaced until it is in it.
   if (cgroups_) {
@@ -240,7 +239,6 @@ Result<std::unique_ptr<Zygote::Slot>> Zygote::make_slot(uint64_t memory_bytes) {
     auto made = cgroups_->new_scope(limits);
     if (!made) return made.error();
     slot->scope = std::move(*made);
-    slot->memory_bytes = memory_bytes;
   }
 
   pollfd p{slot->reply.get(), POLLIN, 0};
@@ -326,10 +324,9 @@ Status Zygote::spawn_locked() {
     ::waitpid(pid_, &st, 0);
     pid_ = -1;
   }
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-    return make_error(errno_msg("socketpair"));
-  UniqueFd ours(sv[0]), theirs(sv[1]);
+  auto pair = make_socketpair(SOCK_SEQPACKET);
+  if (!pair) return pair.error();
+  auto& [ours, theirs] = *pair;
 
   std::string arg_bytes;
   for (auto& a : spec_.args) arg_bytes.append(a).push_back('\0');

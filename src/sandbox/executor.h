@@ -24,7 +24,6 @@
 
 namespace onemcp::sandbox {
 
-
 // Cancels a run from another thread (notifications/cancelled, client gone, shutdown).
 class CancelToken {
  public:
@@ -98,8 +97,9 @@ class Zygote {
   // Starts the worker process; it pre-initialises in the background (see wait_ready). With
   // `cgroups`, every run gets its own cgroup scope (memory, pids, cpu) before it may start.
   //
-  // Runs are served from slots: a process forked by the zygote, placed in a fresh cgroup scope and
-  // readied (the interpreter's after-fork work) before any request exists, waiting for one. After
+  // Runs are served from slots: a process forked by the zygote, placed in a fresh cgroup scope,
+  // given its namespaces, mounts and root and readied (the interpreter's after-fork work) before
+  // any request exists, waiting for one. After
   // the first run, `ready_slots` of them are kept ready by a background thread, so a call finds
   // one and fork, placement and after-fork work are off its path; a call that finds none makes its
   // own. A slot never serves a second run and holds nothing of anyone's until it gets a request.

@@ -91,10 +91,9 @@ Status bind(const std::string& src, const std::string& dst, bool is_file, bool r
   return bind_mount(src, dst, is_file, read_only);
 }
 
-// In a run's own mount namespace: the site directory of its pip set (if any) read-only at
-// kPipSiteDir, opened beneath the sets without following any link, so a key can only name a
-// set's own directory; then the sets themselves are detached.
-// In the run's root (after pivot_root).
+// In a run's own mount namespace, after pivot_root: the site directory of its pip set (if any)
+// read-only at kPipSiteDir, opened beneath the sets without following any link, so a key can only
+// name a set's own directory; then the sets themselves are detached.
 Status mount_pip_site(const std::string& key) {
   const std::string sets = kPipSetsDir;
   if (!key.empty()) {

@@ -154,7 +154,7 @@ std::vector<UniqueFd> await_slot(int slot, char want, size_t max_fds) {
   mark_step("run: placed in cgroups");
   if (sandbox) {
     if (auto s = jail_enter_slot(); !s) setup_failed(result_fd, s.error().message);
-    mark_step("run: namespaces and /proc");
+    mark_step("run: namespaces, mounts and root");
   }
   rt.after_fork_child();
   mark_step("run: interpreter after fork");
@@ -175,7 +175,7 @@ std::vector<UniqueFd> await_slot(int slot, char want, size_t max_fds) {
 
   if (sandbox) {
     if (auto s = jail_enter_run(*req); !s) setup_failed(result_fd, s.error().message);
-    mark_step("run: mounts and root");
+    mark_step("run: writable paths and pip set");
     // Hand the supervisor our /out: the tmpfs lives as long as it holds the fd, so it can read
     // what the run leaves there after the run is gone.
     int out = ::open("/out", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
