@@ -36,15 +36,25 @@ size_t count_lines(const std::string& path) {
   return n;
 }
 
-TEST(Baseline, NothingAccumulatesAcrossRuns) {
-  auto cg = CgroupManager::create();
-  if (!cg) {
-    if (std::getenv("ONEMCP_REQUIRE_KERNEL_FEATURES")) FAIL() << cg.error().message;
-    GTEST_SKIP() << cg.error().message;
+// A ready Python worker whose runs get cgroups (`z` stays null when the test skipped or failed).
+void start_python(std::unique_ptr<CgroupManager>& cg, std::unique_ptr<Zygote>& z) {
+  auto made = CgroupManager::create();
+  if (!made) {
+    if (std::getenv("ONEMCP_REQUIRE_KERNEL_FEATURES")) FAIL() << made.error().message;
+    GTEST_SKIP() << made.error().message;
   }
-  auto z = Zygote::start({ONEMCP_PY_WORKER, {}, {"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}}, cg->get());
-  ASSERT_TRUE(z.ok()) << z.error().message;
-  ASSERT_TRUE((*z)->wait_ready(std::chrono::seconds(30)).ok());
+  cg = std::move(*made);
+  auto started = Zygote::start({ONEMCP_PY_WORKER, {}, {"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}}, cg.get());
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  ASSERT_TRUE((*started)->wait_ready(std::chrono::seconds(30)).ok());
+  z = std::move(*started);
+}
+
+TEST(Baseline, NothingAccumulatesAcrossRuns) {
+  std::unique_ptr<CgroupManager> cg;
+  std::unique_ptr<Zygote> z;
+  start_python(cg, z);
+  if (!z) return;  // skipped or failed
 
   auto run = [&](const std::string& code, uint64_t timeout_ms = 5000, uint64_t mem_mb = 64) {
     ipc::RunRequest r;
@@ -52,14 +62,14 @@ TEST(Baseline, NothingAccumulatesAcrossRuns) {
     r.timeout_ms = timeout_ms;
     r.mem_mb = mem_mb;
     r.stdout_bytes = 1 << 16;
-    auto out = (*z)->run(r, "");
+    auto out = z->run(r, "");
     EXPECT_TRUE(out.ok());
     return out.ok() ? out->outcome : Outcome::internal;
   };
   ASSERT_EQ(run("print(1)"), Outcome::ok);  // warm: lazily created state exists from now on
 
   // The zygote as the host sees it: the process that serves runs (the worker's child).
-  std::string zpid = std::to_string((*z)->pid());
+  std::string zpid = std::to_string(z->pid());
   std::string children = "/proc/" + zpid + "/task/" + zpid + "/children";
   std::string inner;
   std::ifstream(children) >> inner;
@@ -86,7 +96,7 @@ TEST(Baseline, NothingAccumulatesAcrossRuns) {
   EXPECT_EQ(count_lines("/proc/" + inner + "/mountinfo"), zygote_mounts);
   // Every run's cgroup is gone (each lives in "<own>/1mcp-<pid>/run-<n>"); only the slots kept
   // ready for the next runs have one.
-  const size_t ready = (*z)->ready_slots();
+  const size_t ready = z->ready_slots();
   EXPECT_LE(ready, kReadySlots);
   std::ifstream cgroup("/proc/self/cgroup");
   for (std::string line; std::getline(cgroup, line);) {
@@ -101,16 +111,12 @@ TEST(Baseline, NothingAccumulatesAcrossRuns) {
 // run gets its own fresh process whatever slot it took, and a slot made with the last run's
 // memory limit enforces the limit of the run that takes it.
 TEST(Baseline, ReadySlotsServeRunsWithTheirOwnLimits) {
-  auto cg = CgroupManager::create();
-  if (!cg) {
-    if (std::getenv("ONEMCP_REQUIRE_KERNEL_FEATURES")) FAIL() << cg.error().message;
-    GTEST_SKIP() << cg.error().message;
-  }
-  auto z = Zygote::start({ONEMCP_PY_WORKER, {}, {"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}}, cg->get());
-  ASSERT_TRUE(z.ok()) << z.error().message;
-  ASSERT_TRUE((*z)->wait_ready(std::chrono::seconds(30)).ok());
+  std::unique_ptr<CgroupManager> cg;
+  std::unique_ptr<Zygote> z;
+  start_python(cg, z);
+  if (!z) return;  // skipped or failed
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  EXPECT_EQ((*z)->ready_slots(), 0u) << "no slot before the first run";
+  EXPECT_EQ(z->ready_slots(), 0u) << "no slot before the first run";
 
   auto run = [&](const std::string& code, uint64_t mem_mb) {
     ipc::RunRequest r;
@@ -118,16 +124,16 @@ TEST(Baseline, ReadySlotsServeRunsWithTheirOwnLimits) {
     r.timeout_ms = 10000;
     r.mem_mb = mem_mb;
     r.stdout_bytes = 1 << 16;
-    auto out = (*z)->run(r, "");
+    auto out = z->run(r, "");
     EXPECT_TRUE(out.ok()) << out.error().message;
     return out.ok() ? std::move(*out) : RunOutput{};
   };
   const std::string grow =
       "b = bytearray(200 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\nprint('grew')";
   EXPECT_EQ(run("import sys; sys.flag = 1; print(1)", 512).outcome, Outcome::ok);
-  for (int i = 0; i < 100 && (*z)->ready_slots() < kReadySlots; ++i)
+  for (int i = 0; i < 100 && z->ready_slots() < kReadySlots; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_EQ((*z)->ready_slots(), kReadySlots);
+  EXPECT_EQ(z->ready_slots(), kReadySlots);
   // Made for 512 MiB, taken by a run of 64: the smaller limit holds for the run's processes
   // together (each alone stays within its address-space cap).
   const std::string grow_in_four =
@@ -142,7 +148,7 @@ TEST(Baseline, ReadySlotsServeRunsWithTheirOwnLimits) {
   EXPECT_EQ(run(grow_in_four, 64).outcome, Outcome::memory);
   EXPECT_EQ(run(grow, 64).outcome, Outcome::memory);
   // Made for 64 MiB, taken by a run of 512: it may grow.
-  for (int i = 0; i < 100 && (*z)->ready_slots() < kReadySlots; ++i)
+  for (int i = 0; i < 100 && z->ready_slots() < kReadySlots; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   auto big = run(grow, 512);
   EXPECT_EQ(big.outcome, Outcome::ok) << big.err;

@@ -248,6 +248,14 @@ void touch_mib(size_t mib) {
   for (size_t i = 0; i < n; i += 4096) p[i] = 1;
 }
 
+// The wait status of a child that touches `mib` MiB inside `scope` (placed before it starts).
+int touch_in(CgroupScope& scope, size_t mib) {
+  auto c = Child::start([mib] { touch_mib(mib); });
+  EXPECT_TRUE(scope.add(c.pid).ok());
+  c.release();
+  return c.wait();
+}
+
 class CgroupKernel : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -263,10 +271,7 @@ TEST_F(CgroupKernel, MemoryLimitOomKills) {
   CG_REQUIRE(mgr_->has_memory(), "no memory controller: " << mgr_->describe());
   auto s = mgr_->new_scope(CgroupLimits{32u << 20, 0, 0});
   ASSERT_TRUE(s.ok()) << s.error().message;
-  auto c = Child::start([] { touch_mib(100); });
-  ASSERT_TRUE((*s)->add(c.pid).ok());
-  c.release();
-  int st = c.wait();
+  int st = touch_in(**s, 100);
   ASSERT_TRUE(WIFSIGNALED(st)) << "status " << st;
   EXPECT_EQ(WTERMSIG(st), SIGKILL);
   EXPECT_TRUE((*s)->oom_killed());
@@ -280,20 +285,14 @@ TEST_F(CgroupKernel, MemoryLimitChangesAfterTheScopeIsMade) {
   auto s = mgr_->new_scope(CgroupLimits{256u << 20, 0, 0});
   ASSERT_TRUE(s.ok()) << s.error().message;
   ASSERT_TRUE((*s)->set_memory_limit(32u << 20).ok());
-  auto c = Child::start([] { touch_mib(100); });
-  ASSERT_TRUE((*s)->add(c.pid).ok());
-  c.release();
-  int st = c.wait();
+  int st = touch_in(**s, 100);
   ASSERT_TRUE(WIFSIGNALED(st)) << "status " << st;
   EXPECT_TRUE((*s)->oom_killed());
 
   auto t = mgr_->new_scope(CgroupLimits{32u << 20, 0, 0});
   ASSERT_TRUE(t.ok()) << t.error().message;
   ASSERT_TRUE((*t)->set_memory_limit(256u << 20).ok());
-  auto d = Child::start([] { touch_mib(100); });
-  ASSERT_TRUE((*t)->add(d.pid).ok());
-  d.release();
-  st = d.wait();
+  st = touch_in(**t, 100);
   ASSERT_TRUE(WIFEXITED(st)) << "status " << st;
   EXPECT_FALSE((*t)->oom_killed());
   ASSERT_TRUE((*t)->set_memory_limit(0).ok());
@@ -311,10 +310,7 @@ TEST_F(CgroupKernel, SmallAllocationFitsWithoutOom) {
   CG_REQUIRE(mgr_->has_memory(), "no memory controller: " << mgr_->describe());
   auto s = mgr_->new_scope(CgroupLimits{32u << 20, 0, 0});
   ASSERT_TRUE(s.ok()) << s.error().message;
-  auto c = Child::start([] { touch_mib(8); });
-  ASSERT_TRUE((*s)->add(c.pid).ok());
-  c.release();
-  int st = c.wait();
+  int st = touch_in(**s, 8);
   ASSERT_TRUE(WIFEXITED(st)) << "status " << st;
   EXPECT_EQ(WEXITSTATUS(st), 0);
   EXPECT_FALSE((*s)->oom_killed());
