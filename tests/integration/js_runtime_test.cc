@@ -404,6 +404,17 @@ TEST_F(JsRuntime, NoStateLeaksBetweenRuns) {
   EXPECT_EQ(out_of("console.log(typeof leak, ({}).polluted)"), "undefined undefined\n");
 }
 
+// Every run is a fork of one interpreter: Math.random must not repeat the same numbers in each.
+TEST_F(JsRuntime, MathRandomDiffersBetweenRuns) {
+  std::vector<std::string> draws;
+  for (int i = 0; i < 4; ++i) draws.push_back(out_of("console.log(Math.random(), Math.random())"));
+  std::sort(draws.begin(), draws.end());
+  EXPECT_EQ(std::unique(draws.begin(), draws.end()), draws.end()) << draws[0];
+  EXPECT_EQ(out_of("const a = Array.from({ length: 1000 }, Math.random);"
+                   "console.log(a.every((x) => x >= 0 && x < 1), new Set(a).size)"),
+            "true 1000\n");
+}
+
 TEST_F(JsRuntime, LoneSurrogatesDoNotBreakOutput) {
   RunOutput r = run("console.log('a\\ud800b'); console.log(['\\udc00']); '\\ud800'");
   EXPECT_OK(r);

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -9,15 +10,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
-#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <new>
 #include <optional>
-#include <vector>
 #include <string_view>
+#include <vector>
 
 namespace onemcp::js {
 namespace {
@@ -507,12 +508,54 @@ Status JsRuntime::init() {
     JS_FreeValue(ctx_, e);
     return make_error("prelude setup failed: " + msg);
   }
+  if (auto s = find_random_state(); !s) return s;
   // Start every run with a compact heap: fork copies touched pages.
   JS_RunGC(rt_);
   JSMemoryUsage mu;
   JS_ComputeMemoryUsage(rt_, &mu);
   baseline_heap_ = size_t(mu.malloc_size);
   return {};
+}
+
+// QuickJS keeps Math.random's xorshift64* state in the JSContext, seeded once from the clock
+// when the context is made. Every run is a fork of that context, so without a new seed every run
+// would draw the same numbers. The state's place is found from one draw: Math.random() returns
+// the top 52 bits of state * kMul as the mantissa of a double in [1, 2), minus 1.
+Status JsRuntime::find_random_state() {
+  constexpr uint64_t kMul = 0x2545F4914F6CDD1DULL;
+  JSValue v = JS_Eval(ctx_, "Math.random()", 13, "<init>", JS_EVAL_TYPE_GLOBAL);
+  double d = 0;
+  bool ok = !JS_IsException(v) && JS_ToFloat64(ctx_, &d, v) == 0;
+  JS_FreeValue(ctx_, v);
+  if (!ok) return make_error("Math.random() failed during start-up");
+  double in_1_2 = d + 1.0;  // exact: d was computed as (that double) - 1.0
+  uint64_t bits = 0;
+  std::memcpy(&bits, &in_1_2, sizeof bits);
+  const uint64_t mantissa = bits & ((1ULL << 52) - 1);
+  const size_t size = js_malloc_usable_size(ctx_, ctx_);
+  const auto* base = reinterpret_cast<const unsigned char*>(ctx_);
+  size_t found = 0;
+  int matches = 0;
+  for (size_t off = 0; off + sizeof(uint64_t) <= size; off += alignof(uint64_t)) {
+    uint64_t state = 0;
+    std::memcpy(&state, base + off, sizeof state);
+    if (state != 0 && ((state * kMul) >> 12) == mantissa) {
+      found = off;
+      ++matches;
+    }
+  }
+  if (matches != 1)
+    return make_error("cannot find the state of Math.random in the QuickJS context");
+  random_state_offset_ = found;
+  return {};
+}
+
+void JsRuntime::after_fork_child() {
+  uint64_t seed = 0;
+  while (seed == 0) {  // xorshift needs a non-zero state
+    if (::getrandom(&seed, sizeof seed, 0) != ssize_t(sizeof seed)) seed = uint64_t(mono_ns()) | 1;
+  }
+  std::memcpy(reinterpret_cast<unsigned char*>(ctx_) + random_state_offset_, &seed, sizeof seed);
 }
 
 bool JsRuntime::past_backstop() {

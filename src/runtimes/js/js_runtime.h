@@ -30,6 +30,10 @@ class JsRuntime final : public worker::Runtime {
   // In the forked child: runs one request to completion and returns the exit code.
   int run(const ipc::RunRequest& request) override;
 
+  // In the forked child: a fresh seed for Math.random, which would otherwise repeat the
+  // zygote's sequence in every run.
+  void after_fork_child() override;
+
   // C callbacks below reach the instance through this pointer (one runtime per process).
   static JsRuntime* instance() { return instance_; }
 
@@ -67,6 +71,8 @@ class JsRuntime final : public worker::Runtime {
   int finish(int code);
   std::string inspect(JSValueConst value);
   JSValue call_hook(const char* name, int argc, JSValueConst* argv);
+  // Finds where the context keeps Math.random's state (quickjs.h has no API for it).
+  Status find_random_state();
 
   static inline JsRuntime* instance_ = nullptr;
 
@@ -75,6 +81,7 @@ class JsRuntime final : public worker::Runtime {
   JSValue hooks_ = JS_UNDEFINED;     // object returned by the prelude
   JSClassID promise_class_ = 0;      // discovered at init (not exported by quickjs.h)
   size_t baseline_heap_ = 0;         // JS heap in use after init; the run's budget comes on top
+  size_t random_state_offset_ = 0;   // byte offset of Math.random's state in the JSContext
   int64_t backstop_ns_ = 0;          // CLOCK_MONOTONIC deadline of the interrupt handler
   bool timed_out_ = false;
   bool import_refused_ = false;      // the module loader was asked for an import
