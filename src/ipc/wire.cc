@@ -25,6 +25,7 @@ std::string encode(const RunRequest& r) {
   if (r.mcp) j["mcp"] = true;
   if (!r.pip_key.empty()) j["pipKey"] = r.pip_key;
   if (r.profile) j["profile"] = true;
+  if (r.heap != HeapMode::none) j["heap"] = r.heap == HeapMode::make ? "make" : "use";
   std::string out = j.dump(-1, ' ', false, json::error_handler_t::replace);
   if (!r.deps_code.empty()) {
     // Raw, after a NUL (which JSON text never contains): escaping megabytes into JSON and
@@ -56,6 +57,14 @@ Result<RunRequest> decode_request(const std::string& s) {
     r.deps_code = nul == std::string::npos ? j.value("depsCode", std::string{}) : s.substr(nul + 1);
     r.pip_key = j.value("pipKey", std::string{});
     r.profile = j.value("profile", false);
+    const std::string heap = j.value("heap", std::string{});
+    if (heap == "make") {
+      r.heap = HeapMode::make;
+    } else if (heap == "use") {
+      r.heap = HeapMode::use;
+    } else if (!heap.empty()) {
+      return make_error("bad run request: unknown heap mode");
+    }
     r.readonly = j.value("readonly", std::vector<std::string>{"/"});
     r.writable = j.value("writable", std::vector<std::string>{"/tmp", "/out"});
     return r;
@@ -71,6 +80,7 @@ std::string encode(const ChildReport& r) {
   if (r.error_message) j["errorMessage"] = *r.error_message;
   if (r.needs_transpile) j["needsTranspile"] = true;
   if (r.exit_code) j["exitCode"] = *r.exit_code;
+  if (r.heap_bytes) j["heapBytes"] = *r.heap_bytes;
   if (!r.steps.empty()) {
     json steps = json::array();
     for (const RunStep& s : r.steps) steps.push_back(json::array({s.name, s.ns, s.minflt}));
@@ -98,6 +108,8 @@ ChildReport decode_report(const std::string& s) {
   if (it != j.end() && it->is_number_integer() && it->get<int64_t>() >= 0 &&
       it->get<int64_t>() <= 255)
     r.exit_code = int(it->get<int64_t>());
+  it = j.find("heapBytes");
+  if (it != j.end() && it->is_number_unsigned()) r.heap_bytes = it->get<uint64_t>();
   // Written by the run's process: whatever does not have the expected shape is left out.
   it = j.find("steps");
   if (it != j.end() && it->is_array()) {

@@ -11,7 +11,9 @@
 //                       waits for kSlotPlaced, sent once the supervisor has placed it in its
 //                       cgroups, so nothing runs outside its limits; then for kSlotRequest with
 //                       the request memfd (RunRequest as JSON; parsed only inside the forked
-//                       child, never by the zygote) and the stdin memfd (fd 0); in the sandbox
+//                       child, never by the zygote), the stdin memfd (fd 0) and, for a run
+//                       whose request names a heap (RunRequest::heap), its memfd (fd 6,
+//                       kHeapFd); in the sandbox
 //                       it sends back kSlotOutDir with an O_PATH fd of its /out; its code starts
 //                       on kSlotGo)
 //   [5] broker socket  (stream socketpair, fd 4 of the run: its only way out. Frames both ways
@@ -47,11 +49,18 @@ inline constexpr char kSlotRequest = 'r';  // carries the request memfd and the 
 inline constexpr char kSlotOutDir = 'o';   // run -> supervisor: carries its /out (O_PATH)
 inline constexpr char kSlotGo = 'g';       // the run's code may start (its capsule is stored)
 inline constexpr int kSlotFd = 5;          // the slot socket inside a run, until kSlotGo
+inline constexpr int kHeapFd = 6;          // the heap memfd inside a run that names one
 inline constexpr size_t kMaxFrameBytes = 32u << 20;
 // Requests a run may have in flight on its broker channel at once (the JS runtime queues the rest).
 inline constexpr size_t kMaxBrokerRequestsInFlight = 8;
 // TCP port of the in-sandbox HTTP(S) proxy a relay run's Python reaches on 127.0.0.1.
 inline constexpr uint16_t kProxyPort = 3128;
+
+// JS runs with an npm dependency layer: whether the run's interpreter comes from a heap
+// snapshot (runtimes/js/arena.h). `make`: evaluate the prelude and `deps_code` into the heap memfd
+// and stop (no `code`); the report says how many bytes of it are the heap. `use`: continue with
+// the interpreter in that heap, whose layer is already loaded (no `deps_code`).
+enum class HeapMode { none, make, use };
 
 // What a run is asked to do. Limits are already validated and clamped by the supervisor.
 struct RunRequest {
@@ -66,6 +75,7 @@ struct RunRequest {
   // JS: the npm dependency layer (deps/npm.h), evaluated before `code`; it provides the
   // modules require() and the rewritten import declarations find. Empty: no dependencies.
   std::string deps_code;
+  HeapMode heap = HeapMode::none;
   // Python: the key of the run's pip dependency set (deps/pip.h), 64 lowercase hex digits; the
   // worker shows that set's site directory, read-only, first on sys.path. Empty: none.
   std::string pip_key;
@@ -114,6 +124,8 @@ struct ChildReport {
   // The exit code the run's process is about to exit with, once it has closed its output: the
   // supervisor may answer without waiting for the kernel to tear the process down.
   std::optional<int> exit_code;
+  // A HeapMode::make run that built its heap: the bytes of the memfd the heap occupies.
+  std::optional<uint64_t> heap_bytes;
 };
 
 std::string encode(const ChildReport& r);

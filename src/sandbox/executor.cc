@@ -404,7 +404,10 @@ RunTeardown::~RunTeardown() {
 Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& stdin_data,
                               const CancelToken* cancel, const BrokerHandler* broker,
                               const BrokerTunnels* tunnels,
-                              const std::function<Status()>& before_code) {
+                              const std::function<Status()>& before_code, int heap_fd) {
+  if ((req.heap != ipc::HeapMode::none) != (heap_fd >= 0)) {
+    return make_error("a run with a heap mode needs its heap memfd, and only such a run");
+  }
   auto t0 = Clock::now();
   std::vector<ipc::RunStep> steps;
   auto mark = [&](const char* name) {
@@ -436,8 +439,8 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   if (!infd) return infd.error();
   {
     char tag = ipc::kSlotRequest;
-    const int fds[2] = {reqfd->get(), infd->get()};
-    if (auto s = ipc::send_with_fds(slot->slot.get(), &tag, 1, fds, 2); !s) {
+    const int fds[3] = {reqfd->get(), infd->get(), heap_fd};
+    if (auto s = ipc::send_with_fds(slot->slot.get(), &tag, 1, fds, heap_fd >= 0 ? 3 : 2); !s) {
       return make_error("the run's process is gone before its request: " + s.error().message);
     }
   }

@@ -118,10 +118,11 @@ class Zygote {
   // `before_code` (optional) runs while the run's process builds its sandbox; the run's code
   // starts only once it returned success. A failure is returned as is, and nothing of the
   // request ran. (The server stores the run's capsule there.)
+  // `heap_fd`: the memfd a request with a heap mode (ipc::RunRequest::heap) gets as ipc::kHeapFd.
   Result<RunOutput> run(const ipc::RunRequest& req, const std::string& stdin_data,
                         const CancelToken* cancel = nullptr, const BrokerHandler* broker = nullptr,
                         const BrokerTunnels* tunnels = nullptr,
-                        const std::function<Status()>& before_code = {});
+                        const std::function<Status()>& before_code = {}, int heap_fd = -1);
 
   pid_t pid() const;
 

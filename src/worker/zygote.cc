@@ -119,13 +119,13 @@ struct SlotFds {
         broker(std::move(fds[5])) {}
 };
 
-// Reads one byte-tagged message from the slot socket, with up to `max_fds` fds; EOF (the
+// Reads one byte-tagged message from the slot socket, with `min_fds` to `max_fds` fds; EOF (the
 // supervisor gave the slot up) or anything unexpected ends the process quietly.
-std::vector<UniqueFd> await_slot(int slot, char want, size_t max_fds) {
+std::vector<UniqueFd> await_slot(int slot, char want, size_t min_fds, size_t max_fds) {
   char tag = 0;
   std::vector<UniqueFd> fds;
   auto got = ipc::recv_with_fds(slot, &tag, 1, &fds, max_fds);
-  if (!got || *got != 1 || tag != want || fds.size() != max_fds) _exit(126);
+  if (!got || *got != 1 || tag != want || fds.size() < min_fds) _exit(126);
   return fds;
 }
 
@@ -150,7 +150,7 @@ std::vector<UniqueFd> await_slot(int slot, char want, size_t max_fds) {
   g_forked = true;
   mark_step("run: forked, signals reset");
 
-  await_slot(slot, ipc::kSlotPlaced, 0);
+  await_slot(slot, ipc::kSlotPlaced, 0, 0);
   mark_step("run: placed in cgroups");
   if (sandbox) {
     if (auto s = jail_enter_slot(); !s) setup_failed(result_fd, s.error().message);
@@ -159,13 +159,15 @@ std::vector<UniqueFd> await_slot(int slot, char want, size_t max_fds) {
   rt.after_fork_child();
   mark_step("run: interpreter after fork");
 
-  std::vector<UniqueFd> input = await_slot(slot, ipc::kSlotRequest, 2);
+  std::vector<UniqueFd> input = await_slot(slot, ipc::kSlotRequest, 2, 3);
   mark_step("run: request received");
   auto text = ipc::read_all(input[0].get(), kMaxRequestBytes);
   if (!text) setup_failed(result_fd, text.error().message);
   auto req = ipc::decode_request(*text);
   if (!req) setup_failed(result_fd, req.error().message);
   input[0].reset();
+  if ((req->heap != ipc::HeapMode::none) != (input.size() == 3))
+    setup_failed(result_fd, "the heap of the request is missing or unexpected");
   g_profile = req->profile;
   mark_step("run: request read");
   if (!req->pip_key.empty()) {
@@ -184,18 +186,20 @@ std::vector<UniqueFd> await_slot(int slot, char want, size_t max_fds) {
     if (out >= 0) ::close(out);
   }
 
-  // stdin, stdout, stderr, result, broker, slot -> 0..5; everything else closed.
-  int want[6] = {input[1].get(), fds.out.get(), fds.err.get(), fds.result.get(), fds.broker.get(), slot};
+  // stdin, stdout, stderr, result, broker, slot (, heap) -> 0..5 (, 6); everything else closed.
+  int want[7] = {input[1].get(), fds.out.get(), fds.err.get(), fds.result.get(), fds.broker.get(), slot,
+                 input.size() == 3 ? input[2].get() : -1};
+  const int count = want[6] < 0 ? 6 : 7;
   // Move sources above 3 first so dup2 never clobbers a source still needed.
-  for (int& fd : want) {
-    int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
+  for (int i = 0; i < count; ++i) {
+    int moved = ::fcntl(want[i], F_DUPFD_CLOEXEC, 10);
     if (moved < 0) setup_failed(result_fd, "dup");
-    fd = moved;
+    want[i] = moved;
   }
-  for (int i = 0; i < 6; ++i) {
+  for (int i = 0; i < count; ++i) {
     if (::dup2(want[i], i) < 0) setup_failed(result_fd, "dup2");
   }
-  ::syscall(SYS_close_range, unsigned(ipc::kSlotFd) + 1, ~0u, 0u);
+  ::syscall(SYS_close_range, unsigned(count), ~0u, 0u);
 
   rlimit core{0, 0};
   ::setrlimit(RLIMIT_CORE, &core);

@@ -1,6 +1,9 @@
 // Integration tests of the JavaScript worker: the real 1mcp-js-worker driven through
 // sandbox::Zygote, with the supervisor's needs_transpile -> esbuild -> rerun step done here.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -27,6 +30,8 @@ struct Opts {
   std::string cwd;
   std::string stdin_data;
   std::string deps_code;
+  ipc::HeapMode heap = ipc::HeapMode::none;
+  int heap_fd = -1;
 };
 
 class JsRuntime : public ::testing::Test {
@@ -52,7 +57,8 @@ class JsRuntime : public ::testing::Test {
     req.mem_mb = o.mem_mb;
     req.stdout_bytes = o.stdout_bytes;
     req.deps_code = o.deps_code;
-    auto r = zygote_->run(req, o.stdin_data);
+    req.heap = o.heap;
+    auto r = zygote_->run(req, o.stdin_data, nullptr, nullptr, nullptr, {}, o.heap_fd);
     EXPECT_TRUE(r.ok()) << r.error().message;
     if (!r.ok()) return {};
     if (!r->report.needs_transpile) return std::move(r.value());
@@ -71,7 +77,7 @@ class JsRuntime : public ::testing::Test {
     }
     req.code = *js;
     req.transpiled = true;
-    auto r2 = zygote_->run(req, o.stdin_data);
+    auto r2 = zygote_->run(req, o.stdin_data, nullptr, nullptr, nullptr, {}, o.heap_fd);
     EXPECT_TRUE(r2.ok()) << r2.error().message;
     if (!r2.ok()) return {};
     EXPECT_FALSE(r2->report.needs_transpile);
@@ -485,6 +491,97 @@ TEST_F(JsRuntime, DependencyLayerProvidesRequireAndImports) {
   EXPECT_NE(r.err.find("Error while loading the npm dependencies: Error: broken package"),
             std::string::npos)
       << r.err;
+}
+
+// What the server does with a dependency layer: one run evaluates it into a heap memfd, which is
+// then sealed and shared, copy-on-write, by the runs that use it.
+class JsHeap : public JsRuntime {
+ protected:
+  static UniqueFd make_heap(const std::string& layer, RunOutput* made) {
+    UniqueFd fd(::memfd_create("heap-test", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    EXPECT_TRUE(fd.valid());
+    EXPECT_EQ(::ftruncate(fd.get(), 256 << 20), 0);
+    Opts o;
+    o.deps_code = layer;
+    o.heap = ipc::HeapMode::make;
+    o.heap_fd = fd.get();
+    *made = run("", o);
+    if (!made->report.heap_bytes) return {};
+    EXPECT_EQ(::ftruncate(fd.get(), off_t(*made->report.heap_bytes)), 0);
+    EXPECT_EQ(::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL), 0);
+    return fd;
+  }
+  static RunOutput use(int fd, const std::string& code, Opts o = {}) {
+    o.heap = ipc::HeapMode::use;
+    o.heap_fd = fd;
+    return run(code, o);
+  }
+};
+
+TEST_F(JsHeap, RunsContinueFromTheLayerLoadedOnce) {
+  RunOutput made;
+  UniqueFd heap = make_heap(std::string(kLayer) + "; globalThis.loads = (globalThis.loads || 0) + 1;", &made);
+  ASSERT_TRUE(heap.valid()) << made.err;
+  EXPECT_OK(made);
+  EXPECT_EQ(made.out, "");
+  EXPECT_GT(*made.report.heap_bytes, 0u);
+
+  RunOutput r = use(heap.get(),
+                    "const p = __onemcp_import('cjs').default, { named } = __onemcp_import('esm');\n"
+                    "[p('a'), require('cjs')('b'), require('esm').default, named, loads,"
+                    " typeof globalThis.__onemcp_modules, Math.random() < 1]");
+  EXPECT_OK(r);
+  EXPECT_EQ(r.report.value, "[ '<a>', '<b>', 'D', 'N', 1, 'undefined', true ]");
+  // TypeScript and top-level await, through the esbuild rerun.
+  r = use(heap.get(), "const { named } = __onemcp_import('esm');\nconst n: string = await Promise.resolve(named);\nn + '!'");
+  EXPECT_OK(r);
+  EXPECT_EQ(r.report.value, "'N!'");
+  // Each run has its own copy: what one changes, the next never sees; Math.random differs.
+  EXPECT_OK(use(heap.get(), "globalThis.loads = 99; require('cjs').x = 5; Object.prototype.polluted = 1"));
+  std::vector<std::string> draws;
+  for (int i = 0; i < 3; ++i) {
+    r = use(heap.get(), "console.log(loads, require('cjs').x, ({}).polluted, Math.random())");
+    EXPECT_OK(r);
+    EXPECT_EQ(r.out.substr(0, 14), "1 1 undefined ") << r.out;
+    draws.push_back(r.out);
+  }
+  std::sort(draws.begin(), draws.end());
+  EXPECT_EQ(std::unique(draws.begin(), draws.end()), draws.end());
+  // The run's limits hold as in any other run.
+  Opts limits;
+  limits.timeout_ms = 300;
+  r = use(heap.get(), "for (;;) {}", limits);
+  EXPECT_EQ(r.outcome, Outcome::timeout);
+  limits.timeout_ms = 5000;
+  limits.mem_mb = 64;
+  r = use(heap.get(), "const a = []; for (;;) a.push(new Array(100000).fill(1.5))", limits);
+  EXPECT_EQ(r.outcome, Outcome::memory) << r.err;
+  EXPECT_NE(r.err.find("out of memory"), std::string::npos);
+  r = use(heap.get(), "let s = 'x'; for (;;) s += s", limits);
+  EXPECT_EQ(r.outcome, Outcome::memory) << r.err;
+  // A heap in use stays sealed: no run can change it for the next.
+  EXPECT_OK(use(heap.get(), "globalThis.loads = 7"));
+  EXPECT_EQ(use(heap.get(), "console.log(loads)").out, "1\n");
+}
+
+TEST_F(JsHeap, OnlyALayerAtRestBecomesAHeap) {
+  RunOutput made;
+  EXPECT_FALSE(make_heap(std::string(kLayer) + "; setTimeout(() => {}, 5);", &made).valid());
+  EXPECT_OK(made);
+  EXPECT_FALSE(make_heap(std::string(kLayer) + "; Promise.reject(new Error('later'));", &made).valid());
+  EXPECT_FALSE(make_heap("throw new Error('broken package')", &made).valid());
+  EXPECT_EQ(made.outcome, Outcome::error);
+  EXPECT_NE(made.err.find("Error while loading the npm dependencies: Error: broken package"), std::string::npos)
+      << made.err;
+  // Output while loading is the run's own: the server sees it and loads the layer in each run.
+  UniqueFd loud = make_heap(std::string(kLayer) + "; console.log('loaded');", &made);
+  EXPECT_EQ(made.out, "loaded\n");
+  // A garbled heap is refused, not run.
+  UniqueFd junk(::memfd_create("junk", MFD_CLOEXEC));
+  ASSERT_EQ(::ftruncate(junk.get(), 1 << 20), 0);
+  RunOutput r = use(junk.get(), "1");
+  EXPECT_EQ(r.outcome, Outcome::internal);
+  EXPECT_NE(r.err.find("heap snapshot: not a heap"), std::string::npos) << r.err;
 }
 
 TEST_F(JsRuntime, NoHostAccessGlobals) {

@@ -20,6 +20,8 @@
 #include <string_view>
 #include <vector>
 
+#include "runtimes/js/arena.h"
+
 namespace onemcp::js {
 namespace {
 
@@ -469,7 +471,13 @@ std::optional<std::string> return_last_expression(const std::string& code) {
 
 Status JsRuntime::init() {
   instance_ = this;
-  rt_ = JS_NewRuntime();
+  if (auto s = arena::reserve(); !s) return s;
+  return make_interpreter(nullptr);
+}
+
+Status JsRuntime::make_interpreter(const JSMallocFunctions* mf) {
+  promise_class_ = 0;
+  rt_ = mf ? JS_NewRuntime2(mf, nullptr) : JS_NewRuntime();
   if (!rt_) return make_error("cannot create the QuickJS runtime");
   ctx_ = JS_NewContext(rt_);
   if (!ctx_) return make_error("cannot create the QuickJS context");
@@ -550,7 +558,9 @@ Status JsRuntime::find_random_state() {
   return {};
 }
 
-void JsRuntime::after_fork_child() {
+void JsRuntime::after_fork_child() { reseed(); }
+
+void JsRuntime::reseed() {
   uint64_t seed = 0;
   while (seed == 0) {  // xorshift needs a non-zero state
     if (::getrandom(&seed, sizeof seed, 0) != ssize_t(sizeof seed)) seed = uint64_t(mono_ns()) | 1;
@@ -944,19 +954,67 @@ int JsRuntime::event_loop(bool tracking, bool top_level_await) {
   return finish(exit_code);
 }
 
-int JsRuntime::run_checked(const ipc::RunRequest& req) {
-  ::signal(SIGPIPE, SIG_IGN);  // a closed pipe is EPIPE, handled in write_all
-  // The broker channel (the supervisor refuses requests there when the run has no network).
-  // Without it, fetch fails the same way: "network access is not available".
+// The words of the arena's roots (arena::roots()): where a run continuing from a heap finds the
+// interpreter.
+enum HeapRoot : size_t { kRootRuntime, kRootContext, kRootHooksValue, kRootHooksTag, kRootBaseline };
+static_assert(sizeof(JSValue) == 2 * sizeof(uint64_t), "JSValue is a 16-byte struct on x86_64");
+
+int JsRuntime::make_heap(const ipc::RunRequest& req) {
   struct stat st{};
-  if (::fstat(ipc::kBrokerFd, &st) == 0 && S_ISSOCK(st.st_mode)) broker_fd_ = ipc::kBrokerFd;
+  if (::fstat(ipc::kHeapFd, &st) != 0) return fail_internal("the heap memfd is missing");
+  if (auto s = arena::create(ipc::kHeapFd, size_t(st.st_size)); !s) return fail_internal(s.error().message);
+  ::close(ipc::kHeapFd);
+  if (auto s = make_interpreter(arena::functions()); !s) return fail_internal(s.error().message);
+  worker::mark_step("run: interpreter made in the heap");
   JS_UpdateStackTop(rt_);
   JS_SetMaxStackSize(rt_, stack_budget());
   if (req.mem_mb > 0) JS_SetMemoryLimit(rt_, baseline_heap_ + size_t(req.mem_mb) * (1u << 20));
-  if (req.timeout_ms > 0) {
-    backstop_ns_ = mono_ns() + int64_t(req.timeout_ms) * 1'000'000 + kBackstopGraceNs;
-  }
+  if (int code = call_setup(req); code >= 0) return code;
+  has_dependencies_ = true;
+  if (int code = load_dependencies(req.deps_code); code >= 0) return code;
+  worker::mark_step("run: dependencies loaded");
+  // Only a heap at rest can be taken: no queued job, timer, broker request or rejection that a
+  // run of its own would have handled.
+  JSValue idle = call_hook("idle", 0, nullptr);
+  const bool at_rest = JS_ToBool(ctx_, idle) == 1 && !JS_IsJobPending(rt_) && rejections_.empty() &&
+                       !broker_used_;
+  JS_FreeValue(ctx_, idle);
+  if (!at_rest) return finish(0);  // no heap_bytes: the layer is loaded by each run instead
+  JS_SetMemoryLimit(rt_, size_t(-1));
+  JS_RunGC(rt_);
+  JSMemoryUsage mu;
+  JS_ComputeMemoryUsage(rt_, &mu);
+  uint64_t* roots = arena::roots();
+  roots[kRootRuntime] = reinterpret_cast<uint64_t>(rt_);
+  roots[kRootContext] = reinterpret_cast<uint64_t>(ctx_);
+  std::memcpy(&roots[kRootHooksValue], &hooks_, sizeof hooks_);
+  roots[kRootBaseline] = uint64_t(mu.malloc_size);
+  report_.heap_bytes = arena::used();
+  return finish(0);
+}
 
+Status JsRuntime::adopt_heap() {
+  if (auto s = arena::adopt(ipc::kHeapFd); !s) return s;
+  ::close(ipc::kHeapFd);
+  const uint64_t* roots = arena::roots();
+  rt_ = reinterpret_cast<JSRuntime*>(roots[kRootRuntime]);
+  ctx_ = reinterpret_cast<JSContext*>(roots[kRootContext]);
+  std::memcpy(&hooks_, &roots[kRootHooksValue], sizeof hooks_);
+  baseline_heap_ = size_t(roots[kRootBaseline]);
+  if (!rt_ || !ctx_ || JS_GetRuntime(ctx_) != rt_) return make_error("the heap holds no interpreter");
+  reseed();
+  return {};
+}
+
+int JsRuntime::fail_internal(const std::string& message) {
+  report_.error_kind = "internal";
+  report_.error_message = message;
+  std::string line = "1mcp: " + message + "\n";
+  (void)!::write(2, line.data(), line.size());
+  return finish(1);
+}
+
+int JsRuntime::call_setup(const ipc::RunRequest& req) {
   JSValue argv = JS_NewArray(ctx_);
   for (uint32_t i = 0; i < req.args.size(); ++i) {
     JS_SetPropertyUint32(ctx_, argv, i, new_string(ctx_, req.args[i]));
@@ -973,14 +1031,43 @@ int JsRuntime::run_checked(const ipc::RunRequest& req) {
   for (JSValue& a : setup_args) JS_FreeValue(ctx_, a);
   if (JS_IsException(r)) return fail_uncaught(JS_GetException(ctx_), "Uncaught ");
   JS_FreeValue(ctx_, r);
+  return -1;
+}
+
+int JsRuntime::run_checked(const ipc::RunRequest& req) {
+  ::signal(SIGPIPE, SIG_IGN);  // a closed pipe is EPIPE, handled in write_all
+  if (req.heap == ipc::HeapMode::make) return make_heap(req);
+  if (req.heap == ipc::HeapMode::use) {
+    if (auto s = adopt_heap(); !s) return fail_internal(s.error().message);
+    worker::mark_step("run: heap adopted");
+  }
+  // The broker channel (the supervisor refuses requests there when the run has no network).
+  // Without it, fetch fails the same way: "network access is not available".
+  struct stat st{};
+  if (::fstat(ipc::kBrokerFd, &st) == 0 && S_ISSOCK(st.st_mode)) broker_fd_ = ipc::kBrokerFd;
+  JS_UpdateStackTop(rt_);
+  JS_SetMaxStackSize(rt_, stack_budget());
+  if (req.mem_mb > 0) JS_SetMemoryLimit(rt_, baseline_heap_ + size_t(req.mem_mb) * (1u << 20));
+  if (req.timeout_ms > 0) {
+    backstop_ns_ = mono_ns() + int64_t(req.timeout_ms) * 1'000'000 + kBackstopGraceNs;
+  }
+
+  if (req.heap == ipc::HeapMode::use) {
+    // argv, env and cwd were set up when the heap was made (they are part of its key).
+    JSValue r = call_hook("resume", 0, nullptr);
+    if (JS_IsException(r)) return fail_uncaught(JS_GetException(ctx_), "Uncaught ");
+    JS_FreeValue(ctx_, r);
+  } else if (int code = call_setup(req); code >= 0) {
+    return code;
+  }
 
   JSValue compiled = JS_UNDEFINED;
   Mode mode = Mode::script;
-  has_dependencies_ = !req.deps_code.empty();
+  has_dependencies_ = !req.deps_code.empty() || req.heap == ipc::HeapMode::use;
   if (int code = compile(req, &compiled, &mode); code >= 0) return code;
   worker::mark_step("run: code compiled");
   // After compiling: code that needs esbuild first does not pay for the layer twice.
-  if (has_dependencies_) {
+  if (!req.deps_code.empty()) {
     if (int code = load_dependencies(req.deps_code); code >= 0) {
       JS_FreeValue(ctx_, compiled);
       return code;
@@ -1034,3 +1121,4 @@ int JsRuntime::run(const ipc::RunRequest& request) {
 }
 
 }  // namespace onemcp::js
+

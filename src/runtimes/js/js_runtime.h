@@ -52,7 +52,15 @@ class JsRuntime final : public worker::Runtime {
  private:
   enum class Mode { script, async_body, module };
 
+  Status make_interpreter(const JSMallocFunctions* mf);  // nullptr: the C library's malloc
+  void reseed();
   int run_checked(const ipc::RunRequest& request);
+  int call_setup(const ipc::RunRequest& request);  // -1, or the run's exit code
+  // HeapMode::make: a new interpreter in the arena of kHeapFd, with the dependency layer loaded.
+  int make_heap(const ipc::RunRequest& request);
+  // HeapMode::use: continue with the interpreter of the heap on kHeapFd.
+  Status adopt_heap();
+  int fail_internal(const std::string& message);
   int compile(const ipc::RunRequest& request, JSValue* compiled, Mode* mode);
   // Evaluates the npm dependency layer and installs require(). -1, or the run's exit code.
   int load_dependencies(const std::string& code);

@@ -2395,6 +2395,13 @@
       startTime = host.now();
       performance.timeOrigin = Date.now();
     },
+    // A run continuing from a heap snapshot: setup() ran when the heap was made; the clocks start now.
+    resume() {
+      startTime = host.now();
+      performance.timeOrigin = Date.now();
+    },
+    // Nothing scheduled: no timer and no broker request (a heap snapshot may be taken).
+    idle: () => timers.size === 0 && pendingRequests.size === 0,
     runTimer,
     // Around the evaluation of the npm dependency layer.
     beginModules() {
