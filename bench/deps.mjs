@@ -71,7 +71,7 @@ async function server(dir) {
   let err = "";
   const port = await new Promise((resolve, reject) => {
     proc.stderr.setEncoding("utf8").on("data", (d) => {
-      err += d;
+      err += d; if (process.env.SHOW_LOG) process.stderr.write(d);
       const m = /ready in [\d.]+ ms: MCP endpoint http:\/\/[^\s/]+:(\d+)\/mcp/.exec(err);
       if (m) resolve(Number(m[1]));
     });

@@ -318,6 +318,7 @@ Status Zygote::wait_ready_locked(std::chrono::milliseconds timeout) {
 }
 
 Status Zygote::spawn_locked() {
+  ++generation_;
   if (pid_ > 0) {
     ::kill(pid_, SIGKILL);
     int st;

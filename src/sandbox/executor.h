@@ -125,6 +125,9 @@ class Zygote {
                         const std::function<Status()>& before_code = {}, int heap_fd = -1);
 
   pid_t pid() const;
+  // Counts the worker processes started so far: a process forked from one worker has the same
+  // code addresses as every other from it, not as those of a restarted one.
+  uint64_t generation() const { return generation_.load(); }
 
   // Slots ready now (tests).
   size_t ready_slots() const;
@@ -150,6 +153,7 @@ class Zygote {
   std::mutex mu_;
   UniqueFd control_;
   pid_t pid_ = -1;
+  std::atomic<uint64_t> generation_{0};
   bool ready_ = false;  // the ready message was received (runs sent earlier would queue)
 
   // The ready slots, filled by filler_ once the first run asked for one (an idle server that

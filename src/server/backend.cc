@@ -6,6 +6,7 @@
 #include "deps/imports.h"
 #include "policy/config.h"
 #include "server/egress.h"
+#include "server/heaps.h"
 #include "server/upstreams.h"
 #include "transpile/esbuild.h"
 
@@ -13,6 +14,10 @@ namespace onemcp::server {
 namespace {
 
 constexpr int kTranspileTimeoutMs = 10000;
+// Heap snapshots of npm dependency layers (server/heaps.h): what they may hold in all, and the
+// room a layer gets to load in when the run has no memory limit.
+constexpr uint64_t kMaxHeapBytes = 256ull << 20;
+constexpr uint64_t kMaxHeapMakeBytes = 1ull << 30;
 constexpr uint32_t kWheelTimeoutMs = 120000;
 
 // An error result for code that never ran (its text becomes the isError result's stderr).
@@ -100,13 +105,45 @@ class WorkerBackend final : public RunBackend {
       exact.cwd = c.entry.cwd;
       exact.profile = profile_runs_;
       std::optional<Error> not_stored;
+      bool stored = false;
       auto store = [&]() -> Status {
-        auto stored = pending->store();
         if (stored) return {};
-        not_stored = stored.error();
-        return stored.error();
+        auto s = pending->store();
+        if (s) {
+          stored = true;
+          return {};
+        }
+        not_stored = s.error();
+        return s.error();
       };
-      auto out = zygote.run(exact, stdin_data, cancel, &broker, &tunnels, store);
+      // A dependency layer comes from its heap snapshot when there is one; making it runs the
+      // layer, which is part of this capsule: the capsule is stored first.
+      std::shared_ptr<const UniqueFd> heap;
+      double making_ms = 0;  // loading the layer into a new heap counts against the run's time
+      if (lang == Language::js && layer && !exact.deps_code.empty()) {
+        const uint64_t capacity = exact.mem_mb ? (exact.mem_mb + 64) << 20 : kMaxHeapMakeBytes;
+        heap = heaps_.get(
+            JsHeaps::key(zygote.generation(), layer->sha256, exact.args, exact.env, exact.cwd),
+            capacity, [&](int memfd) -> Result<sandbox::RunOutput> {
+              if (auto s = store(); !s) return s.error();
+              ipc::RunRequest make = exact;
+              make.code.clear();
+              make.heap = ipc::HeapMode::make;
+              auto made = zygote.run(make, "", cancel, nullptr, nullptr, {}, memfd);
+              if (made) making_ms = made->duration_ms;
+              return made;
+            });
+        if (heap) {
+          exact.deps_code.clear();
+          exact.heap = ipc::HeapMode::use;
+        }
+        if (exact.timeout_ms) {
+          const auto used = uint64_t(making_ms);
+          exact.timeout_ms = exact.timeout_ms > used ? exact.timeout_ms - used : 1;
+        }
+      }
+      auto out =
+          zygote.run(exact, stdin_data, cancel, &broker, &tunnels, store, heap ? heap->get() : -1);
       if (!out && not_stored && not_stored->os_error) {
         // The server's disk, not the call: the client hears which error, the log where.
         log::error("run refused: the capsule cache " + capsules_.store().dir() +
@@ -123,7 +160,10 @@ class WorkerBackend final : public RunBackend {
                 not_stored->message + ")",
             "internal", 0);
       }
-      if (out) out->capsule = c.hash;
+      if (out) {
+        out->capsule = c.hash;
+        out->duration_ms += making_ms;
+      }
       return out;
     };
     if (lang == Language::py) {
@@ -236,6 +276,7 @@ class WorkerBackend final : public RunBackend {
   Upstreams* upstreams_;
   Capsules& capsules_;
   const bool profile_runs_;
+  JsHeaps heaps_{kMaxHeapBytes};
 };
 
 }  // namespace

@@ -184,6 +184,35 @@ test("the config's dependencies serve every call, and a second server reuses the
   }
 });
 
+test("a set is loaded once into a heap that later calls continue from, each with its own copy", async () => {
+  const deps = npm({ "onemcp-fixture-state": "1.0.0" });
+  const heaps = () => server.stderr().split("\n").filter((l) => l.includes("loaded into a heap")).length;
+  const before = heaps();
+  const code = "const s = require('onemcp-fixture-state'); [s.bump(), s.bump(), s.seen.mode, s.seen.argv]";
+  for (let i = 0; i < 3; i++) {
+    const r = await runJs(client, code, deps, { timeoutMs: 120000 });
+    assertOk(r);
+    assert.equal(r.structuredContent.value, "[ 1, 2, 'none', '' ]", "module state never carries over: " + show(r));
+  }
+  assert.equal(heaps(), before + 1, "three calls, one heap");
+  // What the package sees while it loads is each call's own: env and argv are part of the heap's key.
+  let r = await runJs(client, code, { ...deps, env: { FIXTURE_MODE: "x" }, args: ["a", "b"] });
+  assertOk(r);
+  assert.equal(r.structuredContent.value, "[ 1, 2, 'x', 'a,b' ]");
+  r = await runJs(client, code, deps);
+  assert.equal(r.structuredContent.value, "[ 1, 2, 'none', '' ]");
+  assert.equal(heaps(), before + 2);
+  // A set that prints while it loads is loaded by each call, so each call prints.
+  for (let i = 0; i < 2; i++) {
+    r = await runJs(client, "require('onemcp-fixture-state').bump()", { ...deps, env: { FIXTURE_LOUD: "1" } });
+    assertOk(r);
+    assert.equal(r.structuredContent.stdout, "fixture-state loaded\n", show(r));
+    assert.equal(r.structuredContent.value, "1");
+  }
+  assert.equal(heaps(), before + 2);
+  assert.match(server.stderr(), /npm dependency set loaded by each run: it prints while loading/);
+});
+
 test("without npm dependencies nothing changes: no require, imports refused", async () => {
   const r = await runJs(client, "typeof require");
   assertOk(r);

@@ -98,6 +98,26 @@ TEST(Wire, BadMcpValueIsAnError) {
   EXPECT_FALSE(r->mcp);
 }
 
+TEST(Wire, HeapModeAndHeapBytesTravelAndJunkIsRefused) {
+  RunRequest req;
+  req.code = "1";
+  EXPECT_EQ(decode_request(encode(req))->heap, HeapMode::none);
+  EXPECT_EQ(encode(req).find("heap"), std::string::npos);
+  req.heap = HeapMode::make;
+  EXPECT_EQ(decode_request(encode(req))->heap, HeapMode::make);
+  req.heap = HeapMode::use;
+  EXPECT_EQ(decode_request(encode(req))->heap, HeapMode::use);
+  EXPECT_FALSE(decode_request(R"({"code": "x", "heap": "share"})"));
+  EXPECT_FALSE(decode_request(R"({"code": "x", "heap": 1})"));
+
+  ChildReport r;
+  r.heap_bytes = 123 << 20;
+  EXPECT_EQ(decode_report(encode(r)).heap_bytes, uint64_t(123) << 20);
+  EXPECT_FALSE(decode_report(R"({"heapBytes": -4096})").heap_bytes);
+  EXPECT_FALSE(decode_report(R"({"heapBytes": "4096"})").heap_bytes);
+  EXPECT_FALSE(decode_report("{}").heap_bytes);
+}
+
 TEST(Wire, ReportCarriesExitCodeAndStepsAndDropsWhatIsMalformed) {
   ChildReport r;
   r.exit_code = 3;

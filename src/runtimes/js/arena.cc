@@ -17,6 +17,7 @@ constexpr size_t kPage = 4096;
 
 struct Header {
   uint64_t magic;
+  uint64_t anchor;  // where this process has its code (an arena made by another one is useless)
   uint64_t top;    // address of the next block never handed out
   uint64_t limit;  // end of the mapped range
   uint64_t roots[kRootCount];
@@ -137,6 +138,7 @@ void start(void* base, size_t bytes) {
   g_heap = static_cast<Header*>(base);
   std::memset(g_heap, 0, sizeof(Header));
   g_heap->magic = kMagic;
+  g_heap->anchor = reinterpret_cast<uint64_t>(&js_arena_malloc);
   uint64_t first = (reinterpret_cast<uint64_t>(base) + sizeof(Header) + 63) & ~uint64_t(63);
   g_heap->top = first;
   g_heap->limit = reinterpret_cast<uint64_t>(base) + bytes;
@@ -164,6 +166,13 @@ Status create(int fd, size_t capacity) {
   return {};
 }
 
+void release() {
+  if (!g_heap) return;
+  const size_t bytes = size_t(g_heap->limit - reinterpret_cast<uint64_t>(g_heap));
+  ::munmap(g_heap, bytes);
+  g_heap = nullptr;
+}
+
 Status adopt(int fd) {
   struct stat st{};
   if (::fstat(fd, &st) != 0) return make_error(why("heap snapshot"));
@@ -179,6 +188,8 @@ Status adopt(int fd) {
   auto* h = static_cast<Header*>(p);
   if (h->magic != kMagic || h->top < kBase + sizeof(Header) || h->top > kBase + size)
     return make_error("heap snapshot: not a heap");
+  if (h->anchor != reinterpret_cast<uint64_t>(&js_arena_malloc))
+    return make_error("heap snapshot: made by another worker process");
   h->limit = kBase + kSpan;
   g_heap = h;
   return {};

@@ -31,6 +31,9 @@ Status reserve();
 // heap in it.
 Status create(int fd, size_t capacity);
 
+// "make", done: unmaps the arena (the heap is gone from this process).
+void release();
+
 // "use": maps all of `fd` copy-on-write at kBase, the rest of the span as fresh memory, and
 // checks that it holds a heap made by create().
 Status adopt(int fd);

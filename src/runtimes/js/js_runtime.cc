@@ -990,6 +990,9 @@ int JsRuntime::make_heap(const ipc::RunRequest& req) {
   std::memcpy(&roots[kRootHooksValue], &hooks_, sizeof hooks_);
   roots[kRootBaseline] = uint64_t(mu.malloc_size);
   report_.heap_bytes = arena::used();
+  // The supervisor seals the memfd as soon as it has the report, which it cannot while a
+  // writable shared mapping exists; nothing touches the interpreter after this.
+  arena::release();
   return finish(0);
 }
 
