@@ -176,10 +176,19 @@ Result<size_t> recv_with_fds(int sock, void* data, size_t len, std::vector<Uniqu
   return static_cast<size_t>(n);
 }
 
+void FrameHeader::write(char* out) const {
+  for (size_t i = 0; i < kBytes; ++i) out[i] = char((length >> (8 * i)) & 0xff);
+}
+
+FrameHeader FrameHeader::read(const char* in) {
+  FrameHeader h;
+  for (size_t i = 0; i < kBytes; ++i) h.length |= uint32_t(uint8_t(in[i])) << (8 * i);
+  return h;
+}
+
 std::string frame(std::string_view payload) {
-  std::string out(4, '\0');
-  uint32_t n = uint32_t(payload.size());
-  for (int i = 0; i < 4; ++i) out[size_t(i)] = char((n >> (8 * i)) & 0xff);
+  std::string out(FrameHeader::kBytes, '\0');
+  FrameHeader{uint32_t(payload.size())}.write(out.data());
   out.append(payload);
   return out;
 }
@@ -192,19 +201,22 @@ bool FrameReader::feed(const char* data, size_t len) {
     off_ = 0;
   }
   buf_.append(data, len);
-  if (buf_.size() - off_ < 4) return true;
-  uint32_t n = 0;
-  for (int i = 0; i < 4; ++i) n |= uint32_t(uint8_t(buf_[off_ + size_t(i)])) << (8 * i);
-  return n <= kMaxFrameBytes;
+  if (buf_.size() - off_ < FrameHeader::kBytes) return true;
+  return FrameHeader::read(buf_.data() + off_).acceptable();
+}
+
+bool FrameReader::garbled() const {
+  return buf_.size() - off_ >= FrameHeader::kBytes &&
+         !FrameHeader::read(buf_.data() + off_).acceptable();
 }
 
 std::optional<std::string> FrameReader::next() {
-  if (buf_.size() - off_ < 4) return std::nullopt;
-  uint32_t n = 0;
-  for (int i = 0; i < 4; ++i) n |= uint32_t(uint8_t(buf_[off_ + size_t(i)])) << (8 * i);
-  if (buf_.size() - off_ - 4 < n) return std::nullopt;
-  std::string out = buf_.substr(off_ + 4, n);
-  off_ += 4 + n;
+  constexpr size_t kHead = FrameHeader::kBytes;
+  if (buf_.size() - off_ < kHead) return std::nullopt;
+  const uint32_t n = FrameHeader::read(buf_.data() + off_).length;
+  if (buf_.size() - off_ - kHead < n) return std::nullopt;
+  std::string out = buf_.substr(off_ + kHead, n);
+  off_ += kHead + n;
   if (off_ == buf_.size()) {
     buf_.clear();
     off_ = 0;

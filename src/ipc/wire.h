@@ -144,7 +144,16 @@ Status send_with_fds(int sock, const void* data, size_t len, const int* fds, siz
 Result<size_t> recv_with_fds(int sock, void* data, size_t len, std::vector<UniqueFd>* fds,
                              size_t max_fds);
 
-// Broker channel framing. FrameReader collects frames from bytes read in any chunking.
+// Broker channel framing: every frame is a FrameHeader and `length` bytes of JSON. frame()
+// makes one; FrameReader collects them from bytes read in any chunking. The one definition of the
+// framing, for the JS runtime, the relay, the supervisor's channel and the tests.
+struct FrameHeader {
+  static constexpr size_t kBytes = 4;  // the payload's length, little-endian
+  uint32_t length = 0;
+  void write(char* out) const;              // kBytes bytes
+  static FrameHeader read(const char* in);  // kBytes bytes
+  bool acceptable() const { return length <= kMaxFrameBytes; }
+};
 std::string frame(std::string_view payload);
 class FrameReader {
  public:
@@ -152,6 +161,8 @@ class FrameReader {
   bool feed(const char* data, size_t len);
   // The next complete frame, if any.
   std::optional<std::string> next();
+  // The first unread frame announces more than kMaxFrameBytes (the peer is broken).
+  bool garbled() const;
   // Bytes held: what is unread, plus at most as much again of what was read (compacted lazily).
   size_t held() const { return buf_.size(); }
 

@@ -764,8 +764,8 @@ std::string JsRuntime::broker_send(std::string_view payload) {
     return "the request is too large (" + std::to_string(payload.size() >> 20) + " MiB; at most " +
            std::to_string(ipc::kMaxFrameBytes >> 20) + " MiB including the base64 body)";
   }
-  uint32_t n = uint32_t(payload.size());
-  char head[4] = {char(n & 0xff), char((n >> 8) & 0xff), char((n >> 16) & 0xff), char(n >> 24)};
+  char head[ipc::FrameHeader::kBytes];
+  ipc::FrameHeader{uint32_t(payload.size())}.write(head);
   size_t done = 0;
   const size_t total = sizeof head + payload.size();
   while (done < total) {
@@ -801,8 +801,7 @@ void JsRuntime::close_broker(const char* reason) {
   if (broker_fd_ >= 0) ::close(broker_fd_);
   broker_fd_ = -1;
   if (broker_closed_.empty()) broker_closed_ = reason;
-  broker_in_.clear();
-  broker_off_ = 0;
+  broker_in_ = ipc::FrameReader();
 }
 
 bool JsRuntime::requests_pending() {
@@ -814,15 +813,8 @@ bool JsRuntime::requests_pending() {
 }
 
 int JsRuntime::service_broker(int64_t until) {
-  auto complete = [this]() -> int64_t {  // length of the first buffered frame if it is complete
-    size_t avail = broker_in_.size() - broker_off_;
-    if (avail < 4) return -1;
-    const auto* p = reinterpret_cast<const unsigned char*>(broker_in_.data() + broker_off_);
-    uint32_t n = uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
-    if (n > ipc::kMaxFrameBytes) return -2;
-    return avail - 4 >= n ? int64_t(n) : -1;
-  };
-  if (broker_fd_ >= 0 && complete() == -1) {
+  std::optional<std::string> frame = broker_in_.garbled() ? std::nullopt : broker_in_.next();
+  if (broker_fd_ >= 0 && !frame && !broker_in_.garbled()) {
     int timeout = 0;
     if (until == INT64_MAX) {
       timeout = -1;
@@ -834,11 +826,10 @@ int JsRuntime::service_broker(int64_t until) {
     if (ready < 0 && errno != EINTR) close_broker(kBrokerGone);
     if (ready > 0) {
       // Everything available now, without blocking.
+      static char buf[256u << 10];
       for (;;) {
-        size_t old = broker_in_.size();
-        broker_in_.resize(old + (256u << 10));
-        ssize_t got = ::recv(broker_fd_, broker_in_.data() + old, 256u << 10, MSG_DONTWAIT);
-        broker_in_.resize(old + size_t(got > 0 ? got : 0));
+        ssize_t got = ::recv(broker_fd_, buf, sizeof buf, MSG_DONTWAIT);
+        if (got > 0 && !broker_in_.feed(buf, size_t(got))) break;  // garbled: handled below
         if (got > 0) continue;
         if (got < 0 && errno == EINTR) continue;
         if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
@@ -850,18 +841,11 @@ int JsRuntime::service_broker(int64_t until) {
       }
     }
   }
-  int64_t n = complete();
-  if (n == -2) close_broker(kBrokerGarbled);
-  if (n >= 0) {
-    JSValue text = JS_NewStringLen(ctx_, broker_in_.data() + broker_off_ + 4, size_t(n));
-    broker_off_ += 4 + size_t(n);
-    if (broker_off_ == broker_in_.size()) {
-      broker_in_.clear();
-      broker_off_ = 0;
-    } else if (broker_off_ > (1u << 20) && broker_off_ * 2 > broker_in_.size()) {
-      broker_in_.erase(0, broker_off_);
-      broker_off_ = 0;
-    }
+  if (!frame && !broker_in_.garbled()) frame = broker_in_.next();
+  if (broker_in_.garbled() && !frame) close_broker(kBrokerGarbled);
+  if (frame) {
+    JSValue text = JS_NewStringLen(ctx_, frame->data(), frame->size());
+    frame.reset();
     if (JS_IsException(text)) return fail_uncaught(JS_GetException(ctx_), "Uncaught ");
     JSValue r = call_hook("brokerMessage", 1, &text);
     JS_FreeValue(ctx_, text);

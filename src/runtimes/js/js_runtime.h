@@ -96,8 +96,7 @@ class JsRuntime final : public worker::Runtime {
   bool has_dependencies_ = false;    // the run has an npm dependency layer
   int broker_fd_ = -1;               // the broker channel, -1 when the run has none (any more)
   std::string broker_closed_;        // why the channel closed during the run, if it did
-  std::string broker_in_;            // received bytes not yet delivered as frames
-  size_t broker_off_ = 0;            // start of the first undelivered byte in broker_in_
+  ipc::FrameReader broker_in_;       // received bytes not yet delivered as frames
   bool broker_used_ = false;         // a request went out: answers may be pending
   ipc::ChildReport report_;
   struct Rejection {
