@@ -1,51 +1,27 @@
 #include "worker/jail.h"
 
 #include <fcntl.h>
-#include <grp.h>
-#include <linux/openat2.h>
-#include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <optional>
 
-#include "base/unique_fd.h"
-#include "ipc/wire.h"
-#include "sandbox/child/landlock.h"
-#include "sandbox/child/seccomp.h"
+#include "worker/jail_internal.h"
+#include "worker/zygote.h"
 
 namespace onemcp::worker {
-namespace {
+namespace jail {
+
+Config& config() {
+  static Config c;
+  return c;
+}
 
 std::string why(const std::string& what) { return what + ": " + std::strerror(errno); }
-
-// The host's bundle of public CA certificates (Debian's ca-certificates), so that TLS in a run
-// can verify public servers: OpenSSL's default file (/usr/lib/ssl/cert.pem) and requests'
-// (certifi) both name it. Certificates only, nothing secret; absent hosts simply have none.
-constexpr const char* kCaBundle = "/etc/ssl/certs/ca-certificates.crt";
-
-int g_own_pidns = -1;
-std::vector<std::string> g_writable_roots;
-std::vector<HostMount> g_mounts;  // inner zygote: its own pid namespace, to reset pid_ns_for_children
-std::optional<sandbox::child::SeccompProgram> g_seccomp;
-std::string g_pip_root;
-int g_pip_fd = -1;  // O_PATH handle of g_pip_root until the root holds it
-
-Status write_file(const std::string& path, const std::string& text, mode_t mode = 0644) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return make_error(why("create " + path));
-  ssize_t n = ::write(fd, text.data(), text.size());
-  ::close(fd);
-  if (n != ssize_t(text.size())) return make_error(why("write " + path));
-  return {};
-}
 
 Status mkdir_p(const std::string& path) {
   for (size_t i = 1; i <= path.size(); ++i) {
@@ -56,137 +32,43 @@ Status mkdir_p(const std::string& path) {
   return {};
 }
 
-// Bind of `src` onto the existing `dst`, keeping the flags the kernel locks for unprivileged
-// remounts.
-Status bind_mount(const std::string& src, const std::string& dst, bool is_file, bool read_only) {
-  if (::mount(src.c_str(), dst.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
-    return make_error(why("bind " + src));
-  struct statvfs vfs;
-  unsigned long locked = 0;
-  if (::statvfs(src.c_str(), &vfs) == 0) {
-    if (vfs.f_flag & ST_NOATIME) locked |= MS_NOATIME;
-    if (vfs.f_flag & ST_NODIRATIME) locked |= MS_NODIRATIME;
-    if (vfs.f_flag & ST_RELATIME) locked |= MS_RELATIME;
-    if (vfs.f_flag & ST_NOEXEC) locked |= MS_NOEXEC;
+bool within(const std::string& path, const std::string& dir) {
+  return path == dir || dir == "/" ||
+         (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+          path[dir.size()] == '/');
+}
+
+}  // namespace jail
+
+// The steps of a run's jail, in order (see jail.h for the phases).
+const std::vector<JailStep> kJailSteps = {
+    {JailPhase::slot, "run: namespaces", false,
+     [](const RunJail&) { return jail::unshare_run_namespaces(); }},
+    {JailPhase::slot, "run: /proc and tmpfs mounts", false,
+     [](const RunJail&) { return jail::mount_run_filesystems(); }},
+    {JailPhase::slot, "run: pivot into the root", false,
+     [](const RunJail&) { return jail::pivot_into_root(); }},
+    {JailPhase::request, "run: writable paths", false,
+     [](const RunJail& r) { return jail::make_writable_paths(*r.request); }},
+    {JailPhase::request, "run: pip set", false,
+     [](const RunJail& r) { return jail::mount_pip_site(r.request->pip_key); }},
+    {JailPhase::limits, "run: rlimits", true, jail::set_rlimits},
+    {JailPhase::lockdown, "run: uid and no_new_privs", false,
+     [](const RunJail&) { return jail::drop_privileges(); }},
+    {JailPhase::lockdown, "run: Landlock", false, jail::restrict_landlock},
+    {JailPhase::lockdown, "run: seccomp", false,
+     [](const RunJail&) { return jail::install_seccomp(); }},
+};
+
+Status apply_jail(JailPhase phase, const RunJail& run) {
+  for (const JailStep& step : kJailSteps) {
+    if (step.phase != phase || (!run.sandbox && !step.without_sandbox)) continue;
+    if (auto s = step.apply(run); !s)
+      return make_error(std::string(step.name) + ": " + s.error().message);
+    mark_step(step.name);
   }
-  unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | locked;
-  if (read_only) flags |= MS_RDONLY;
-  if (!is_file) flags |= MS_NODEV;
-  if (::mount(nullptr, dst.c_str(), nullptr, flags, nullptr) != 0)
-    return make_error(why("remount " + dst));
   return {};
 }
-
-// Bind of a host path (created as a mount point in the root first).
-Status bind(const std::string& src, const std::string& dst, bool is_file, bool read_only) {
-  struct stat st;
-  if (::stat(src.c_str(), &st) != 0) return {};  // absent on this host: nothing to expose
-  if (is_file) {
-    int fd = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return make_error(why("create " + dst));
-    ::close(fd);
-  } else if (auto s = mkdir_p(dst); !s) {
-    return s;
-  }
-  return bind_mount(src, dst, is_file, read_only);
-}
-
-// In a run's own mount namespace, after pivot_root: the site directory of its pip set (if any)
-// read-only at kPipSiteDir, opened beneath the sets without following any link, so a key can only
-// name a set's own directory; then the sets themselves are detached.
-Status mount_pip_site(const std::string& key) {
-  const std::string sets = kPipSetsDir;
-  if (!key.empty()) {
-    if (!valid_pip_key(key)) return make_error("invalid pip dependency key");
-    if (g_pip_root.empty()) return make_error("pip dependencies are not available in this worker");
-    UniqueFd dir(::open(sets.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!dir.valid()) return make_error(why("open " + sets));
-    open_how how{};
-    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-    const std::string rel = key + "/site";
-    UniqueFd site(int(::syscall(SYS_openat2, dir.get(), rel.c_str(), &how, sizeof how)));
-    if (!site.valid()) return make_error(why("pip dependency set " + key.substr(0, 12)));
-    std::string src = "/proc/self/fd/" + std::to_string(site.get());
-    if (auto s = bind_mount(src, kPipSiteDir, false, true); !s) return s;
-  }
-  if (!g_pip_root.empty() && ::umount2(sets.c_str(), MNT_DETACH) != 0) return make_error(why("detach " + sets));
-  return {};
-}
-
-Status build_root() {
-  const std::string r = kRootDir;
-  std::vector<UniqueFd> sources;
-  for (const auto& m : g_mounts) {
-    UniqueFd fd(::open(m.host.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!fd.valid()) return make_error(why("mount source " + m.host));
-    sources.push_back(std::move(fd));
-  }
-  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
-    return make_error(why("make mounts private"));
-  if (::mount("tmpfs", r.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=256,mode=0755") != 0)
-    return make_error(why("mount root tmpfs"));
-  for (const char* d : {"/usr", "/proc", "/dev", "/etc"}) {
-    if (::mkdir((r + d).c_str(), 0755) != 0) return make_error(why(std::string("mkdir ") + d));
-  }
-  for (const auto& d : g_writable_roots) {
-    if (auto s = mkdir_p(r + d); !s) return s;
-  }
-  if (g_pip_fd >= 0) {
-    if (auto s = mkdir_p(r + kPipSiteDir); !s) return s;
-    std::string src = "/proc/self/fd/" + std::to_string(g_pip_fd);
-    if (auto s = bind(src, r + kPipSetsDir, false, true); !s) return s;
-    ::close(g_pip_fd);
-    g_pip_fd = -1;
-  }
-  // Host directories the configuration lists explicitly (and nothing else of the host), through
-  // the fds opened before the root tmpfs covered kRootDir (a source may well live under /tmp).
-  for (size_t i = 0; i < g_mounts.size(); ++i) {
-    std::string src = "/proc/self/fd/" + std::to_string(sources[i].get());
-    if (auto s = bind(src, r + g_mounts[i].path, false, !g_mounts[i].writable); !s) return s;
-  }
-  // Only what the interpreters load at run time: shared libraries and the Python stdlib and
-  // dist-packages. No host /etc, /home, /root, /run, /sys, /var, sockets.
-  for (const char* d : {"/usr/lib", "/usr/lib64", "/usr/share/zoneinfo"}) {
-    if (auto s = bind(d, r + d, false, true); !s) return s;
-  }
-  if (::access(kCaBundle, R_OK) == 0) {
-    if (auto s = mkdir_p(r + "/etc/ssl/certs"); !s) return s;
-    if (auto s = bind(kCaBundle, r + kCaBundle, true, true); !s) return s;
-  }
-  for (auto [link, target] : {std::pair{"/lib", "usr/lib"}, std::pair{"/lib64", "usr/lib64"}}) {
-    if (::symlink(target, (r + link).c_str()) != 0) return make_error(why("symlink"));
-  }
-  for (const char* dev : {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"}) {
-    // Writing to /dev/null is normal; these nodes hold nothing to protect.
-    if (auto s = bind(dev, r + dev, true, false); !s) return s;
-  }
-  for (auto [link, target] : {std::pair{"/dev/fd", "/proc/self/fd"}, std::pair{"/dev/stdin", "/proc/self/fd/0"},
-                              std::pair{"/dev/stdout", "/proc/self/fd/1"}, std::pair{"/dev/stderr", "/proc/self/fd/2"}}) {
-    if (::symlink(target, (r + link).c_str()) != 0) return make_error(why("symlink"));
-  }
-  std::string uid = std::to_string(kRunUid);
-  if (auto s = write_file(r + "/etc/passwd", "root:x:0:0:root:/:/bin/false\nsandbox:x:" + uid + ":" +
-                                                 uid + "::/tmp:/bin/false\nnobody:x:65534:65534::/:/bin/false\n");
-      !s)
-    return s;
-  if (auto s = write_file(r + "/etc/group", "root:x:0:\nsandbox:x:" + uid + ":\nnogroup:x:65534:\n"); !s) return s;
-  if (auto s = write_file(r + "/etc/hostname", "sandbox\n"); !s) return s;
-  if (auto s = write_file(r + "/etc/hosts", "127.0.0.1 localhost sandbox\n::1 localhost\n"); !s) return s;
-  if (::mount(nullptr, r.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0)
-    return make_error(why("remount root read-only"));
-  return {};
-}
-
-Status expect_tag(int control, uint32_t want) {
-  uint32_t tag = 0;
-  std::vector<UniqueFd> fds;
-  auto got = ipc::recv_with_fds(control, &tag, sizeof tag, &fds, 0);
-  if (!got || *got != sizeof tag || tag != want) return make_error("supervisor handshake failed");
-  return {};
-}
-
-}  // namespace
 
 bool valid_pip_key(const std::string& key) {
   if (key.size() != 64) return false;
@@ -197,42 +79,36 @@ bool valid_pip_key(const std::string& key) {
 
 Status jail_enter_zygote(int control, const std::vector<std::string>& writable_roots,
                          const std::vector<HostMount>& mounts, const std::string& pip_root) {
-  g_mounts = mounts;
-  g_pip_root = pip_root;
+  jail::Config& c = jail::config();
+  c.mounts = mounts;
+  c.pip_root = pip_root;
   for (const auto& w : writable_roots) {
     if (w.empty() || w[0] != '/' || w == "/" || w.find("/..") != std::string::npos ||
         w.rfind("/proc", 0) == 0 || w.rfind("/dev", 0) == 0 || w.rfind("/usr", 0) == 0 ||
         w.rfind("/etc", 0) == 0 || w.rfind("/deps", 0) == 0)
       return make_error("writable path not allowed in the sandbox: " + w);
   }
-  g_writable_roots = writable_roots;
-  if (::unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS) != 0)
-    return make_error(why("unshare namespaces"));
-  if (!g_pip_root.empty()) {
+  c.writable_roots = writable_roots;
+  if (auto s = jail::unshare_worker_namespaces(); !s) return s;
+  if (!c.pip_root.empty()) {
     // Opened in the new mount namespace but still as the host's user (the ids change below):
     // the cache directory may sit below directories the namespace's unprivileged uid cannot
     // search, while a set's own tree is world-readable.
-    g_pip_fd = ::open(g_pip_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (g_pip_fd < 0) return make_error(why("pip root " + g_pip_root));
+    c.pip_fd = ::open(c.pip_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (c.pip_fd < 0) return make_error(jail::why("pip root " + c.pip_root));
   }
-  // Only a process privileged in the parent namespace (the supervisor) may map a uid range.
-  uint32_t tag = ipc::kIdMapTag;
-  if (auto s = ipc::send_with_fds(control, &tag, sizeof tag, nullptr, 0); !s) return s;
-  if (auto s = expect_tag(control, ipc::kIdMapTag); !s) return s;
-  if (::setgroups(0, nullptr) != 0 || ::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0)
-    return make_error(why("become root of the user namespace"));
-  if (::sethostname("sandbox", 7) != 0) return make_error(why("sethostname"));
-  if (auto s = build_root(); !s) return s;
+  if (auto s = jail::become_root_of_user_namespace(control); !s) return s;
+  if (auto s = jail::build_root(); !s) return s;
 
   pid_t inner = ::fork();
-  if (inner < 0) return make_error(why("fork"));
+  if (inner < 0) return make_error(jail::why("fork"));
   if (inner == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     // pid 1 of our own pid namespace: a /proc of our own, and a handle to reset pid_ns_for_children.
     if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
-      return make_error(why("mount /proc"));
-    g_own_pidns = ::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
-    if (g_own_pidns < 0) return make_error(why("open pid namespace"));
+      return make_error(jail::why("mount /proc"));
+    c.own_pidns = ::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+    if (c.own_pidns < 0) return make_error(jail::why("open pid namespace"));
     return {};
   }
   // Outer: nothing left to do but mirror the zygote's fate.
@@ -246,107 +122,14 @@ Status jail_enter_zygote(int control, const std::vector<std::string>& writable_r
 Status jail_prepare_filters() {
   auto prog = sandbox::child::SeccompProgram::build();
   if (!prog) return prog.error();
-  g_seccomp.emplace(std::move(*prog));
+  jail::config().seccomp.emplace(std::move(*prog));
   return {};
 }
-
-Status jail_before_fork() {
-  if (::unshare(CLONE_NEWPID) != 0) return make_error(why("unshare pid namespace"));
-  return {};
-}
-
-Status jail_after_fork_parent() {
-  if (::setns(g_own_pidns, CLONE_NEWPID) != 0) return make_error(why("reset pid namespace"));
-  return {};
-}
-
-bool within(const std::string& path, const std::string& dir) {
-  return path == dir || dir == "/" || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
-                                       path[dir.size()] == '/');
-}
-
-Status jail_enter_slot() {
-  if (::unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) != 0) return make_error(why("unshare"));
-  const std::string r = kRootDir;
-  // /proc is mounted before pivot_root: the kernel only allows a new proc where one is visible.
-  if (::mount("proc", (r + "/proc").c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              "hidepid=2") != 0)
-    return make_error(why("mount /proc"));
-  // A fresh tmpfs on every writable root; jail_enter_run removes those its run does not use.
-  const std::string opts =
-      "size=" + std::to_string(kTmpBytes) + ",nr_inodes=" + std::to_string(kTmpInodes) +
-      ",mode=1777,uid=" + std::to_string(kRunUid) + ",gid=" + std::to_string(kRunUid);
-  for (const auto& root : g_writable_roots) {
-    if (::mount("tmpfs", (r + root).c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                opts.c_str()) != 0)
-      return make_error(why("mount " + root));
-  }
-  if (::chdir(r.c_str()) != 0) return make_error(why("chdir root"));
-  if (::syscall(SYS_pivot_root, ".", ".") != 0) return make_error(why("pivot_root"));
-  if (::umount2(".", MNT_DETACH) != 0) return make_error(why("detach old root"));
-  return {};
-}
-
-Status jail_enter_run(const ipc::RunRequest& req) {
-  for (const auto& root : g_writable_roots) {
-    bool used = false;
-    for (const auto& w : req.writable) used = used || within(w, root);
-    if (!used) {  // an empty read-only directory again
-      if (::umount2(root.c_str(), MNT_DETACH) != 0) return make_error(why("detach " + root));
-      continue;
-    }
-    for (const auto& w : req.writable) {
-      if (w == root || !within(w, root)) continue;
-      if (auto s = mkdir_p(w); !s) return s;
-      if (::chown(w.c_str(), kRunUid, kRunUid) != 0) return make_error(why("chown " + w));
-    }
-  }
-  if (auto s = mount_pip_site(req.pip_key); !s) return s;
-  bool tmp_writable = false;
-  for (const auto& w : req.writable) tmp_writable = tmp_writable || w == "/tmp";
-  if (::chdir(tmp_writable ? "/tmp" : "/") != 0) return make_error(why("chdir"));
-  return {};
-}
-
-namespace {
-
-Status drop_privileges() {
-  if (::setgroups(0, nullptr) != 0 || ::setresgid(kRunUid, kRunUid, kRunUid) != 0 ||
-      ::setresuid(kRunUid, kRunUid, kRunUid) != 0)
-    return make_error(why("drop to the run uid"));
-  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return make_error(why("no_new_privs"));
-  return {};
-}
-
-}  // namespace
 
 Status jail_lockdown_relay() {
-  if (auto s = drop_privileges(); !s) return s;
-  if (sandbox::child::landlock_abi() > 0) {
-    auto ll = sandbox::child::landlock_restrict(sandbox::child::LandlockPaths{});
-    if (!ll) return ll.error();
-  }
-  if (!g_seccomp) return make_error("seccomp program not prepared");
-  return g_seccomp->install();
-}
-
-Status jail_lockdown(const ipc::RunRequest& req, bool relay) {
-  if (auto s = drop_privileges(); !s) return s;
-  if (sandbox::child::landlock_abi() > 0) {
-    // What the policy allows, plus what the interpreter itself loads at run time.
-    sandbox::child::LandlockPaths paths{req.readonly, req.writable};
-    for (const char* p : {"/usr/lib", "/usr/lib64", "/usr/share/zoneinfo", kCaBundle,
-                          "/dev/urandom", "/dev/random", "/dev/zero", "/proc/self"})
-      paths.read_only.push_back(p);
-    for (const char* p : {"/dev/null", "/dev/full"}) paths.read_write.push_back(p);
-    for (const auto& m : g_mounts) (m.writable ? paths.read_write : paths.read_only).push_back(m.path);
-    if (!req.pip_key.empty()) paths.read_only.push_back(kPipSiteDir);
-    if (relay) paths.connect_ports.push_back(ipc::kProxyPort);
-    auto ll = sandbox::child::landlock_restrict(paths);
-    if (!ll) return ll.error();
-  }
-  if (!g_seccomp) return make_error("seccomp program not prepared");
-  return g_seccomp->install();
+  if (auto s = jail::drop_privileges(); !s) return s;
+  if (auto s = jail::restrict_landlock(RunJail{}); !s) return s;
+  return jail::install_seccomp();
 }
 
 }  // namespace onemcp::worker

@@ -1,5 +1,5 @@
 // worker/jail.h — the kernel sandbox as seen from inside a worker: namespaces, the minimal
-// read-only root, and the per-run lockdown (uid drop, no_new_privs, Landlock, seccomp).
+// read-only root, rlimits and the per-run lockdown (uid drop, no_new_privs, Landlock, seccomp).
 //
 // Layout: the worker process (outer) unshares user+net+mount+pid namespaces, lets the supervisor
 // write its uid/gid maps, builds the read-only root, and forks the zygote proper (inner), which is
@@ -49,18 +49,34 @@ Status jail_enter_zygote(int control_fd, const std::vector<std::string>& writabl
 Status jail_before_fork();
 Status jail_after_fork_parent();
 
-// Run slot, before its request: fresh mount/ipc/uts namespaces, the run's own /proc, a fresh
-// tmpfs on each writable root, pivot_root into the read-only root.
-Status jail_enter_slot();
+// A run's jail is one list of named steps (kJailSteps), in the manner of nsjail's containProc,
+// each the work of one kernel facility (jail_namespaces.cc, jail_mounts.cc, jail_rlimits.cc,
+// jail_lockdown.cc with sandbox/child's Landlock and seccomp). The run's process applies them
+// phase by phase, as what they depend on becomes known:
+//   slot      before its request: fresh mount/ipc/uts namespaces; its own /proc and a fresh tmpfs
+//             on each writable root; pivot_root into the read-only root;
+//   request   once the request is read: the writable roots it does not use detached, its
+//             writable paths made; its pip site directory bound (read-only, at kPipSiteDir) and
+//             every other set detached;
+//   limits    after its fds are in place: rlimits (also without the sandbox);
+//   lockdown  last before its code: the run uid, no_new_privs, Landlock, seccomp.
+struct RunJail {
+  const ipc::RunRequest* request = nullptr;  // null in the slot phase
+  bool relay = false;                        // may connect to 127.0.0.1:ipc::kProxyPort
+  uint64_t vm_base = 0;                      // the zygote's address-space size (RLIMIT_AS base)
+  bool sandbox = true;                       // false: only the steps that apply without it
+};
+enum class JailPhase { slot, request, limits, lockdown };
+struct JailStep {
+  JailPhase phase;
+  const char* name;  // as the run's profile shows it (mark_step)
+  bool without_sandbox;
+  Status (*apply)(const RunJail& run);
+};
+extern const std::vector<JailStep> kJailSteps;
 
-// Run child, after jail_enter_slot, once its request is known and before its fds are arranged:
-// detaches the writable roots the run does not use, makes its writable paths below them, binds
-// its pip site directory (read-only, at kPipSiteDir) and detaches every other set.
-Status jail_enter_run(const ipc::RunRequest& req);
-
-// Run child, last step before user code: drop to kRunUid, no_new_privs, Landlock, seccomp.
-// With `relay` the run may additionally connect to 127.0.0.1:ipc::kProxyPort (its proxy).
-Status jail_lockdown(const ipc::RunRequest& req, bool relay);
+// Applies the steps of `phase` in order, marking each; the first failure names its step.
+Status apply_jail(JailPhase phase, const RunJail& run);
 
 // The relay process of a run: the same lockdown, with no filesystem access at all (it only
 // accepts on its listening socket and talks on the broker fd, both already open).

@@ -25,7 +25,6 @@ namespace onemcp::worker {
 namespace {
 
 constexpr size_t kMaxRequestBytes = 64u << 20;
-constexpr rlim_t kMaxOpenFiles = 256;
 
 bool g_sandbox = true;
 std::string g_pip_root;  // host directory of the pip dependency sets, or empty
@@ -152,10 +151,8 @@ std::vector<UniqueFd> await_slot(int slot, char want, size_t min_fds, size_t max
 
   await_slot(slot, ipc::kSlotPlaced, 0, 0);
   mark_step("run: placed in cgroups");
-  if (sandbox) {
-    if (auto s = jail_enter_slot(); !s) setup_failed(result_fd, s.error().message);
-    mark_step("run: namespaces, mounts and root");
-  }
+  RunJail jail{nullptr, false, vm_base, sandbox};
+  if (auto s = apply_jail(JailPhase::slot, jail); !s) setup_failed(result_fd, s.error().message);
   rt.after_fork_child();
   mark_step("run: interpreter after fork");
 
@@ -175,9 +172,10 @@ std::vector<UniqueFd> await_slot(int slot, char want, size_t min_fds, size_t max
     if (g_pip_root.empty()) setup_failed(result_fd, "pip dependencies are not available in this worker");
   }
 
+  jail.request = &*req;
+  jail.relay = sandbox && rt.uses_relay() && req->relay();
+  if (auto s = apply_jail(JailPhase::request, jail); !s) setup_failed(result_fd, s.error().message);
   if (sandbox) {
-    if (auto s = jail_enter_run(*req); !s) setup_failed(result_fd, s.error().message);
-    mark_step("run: writable paths and pip set");
     // Hand the supervisor our /out: the tmpfs lives as long as it holds the fd, so it can read
     // what the run leaves there after the run is gone.
     int out = ::open("/out", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -200,38 +198,17 @@ std::vector<UniqueFd> await_slot(int slot, char want, size_t min_fds, size_t max
     if (::dup2(want[i], i) < 0) setup_failed(result_fd, "dup2");
   }
   ::syscall(SYS_close_range, unsigned(count), ~0u, 0u);
+  mark_step("run: fds in place");
 
-  rlimit core{0, 0};
-  ::setrlimit(RLIMIT_CORE, &core);
-  rlimit nofile{kMaxOpenFiles, kMaxOpenFiles};
-  ::setrlimit(RLIMIT_NOFILE, &nofile);
-  if (req->mem_mb > 0) {
-    uint64_t cap = vm_base + (req->mem_mb + 64) * (1ull << 20);
-    rlimit as{cap, cap};
-    ::setrlimit(RLIMIT_AS, &as);
-  }
-  if (req->timeout_ms > 0) {
-    // Backstop only: the supervisor kills on the wall-clock deadline.
-    rlim_t secs = req->timeout_ms / 1000 + 2;
-    rlimit cpu{secs, secs};
-    ::setrlimit(RLIMIT_CPU, &cpu);
-  }
-  if (sandbox) {
-    rlimit fsize{kTmpBytes, kTmpBytes};
-    ::setrlimit(RLIMIT_FSIZE, &fsize);
-  }
-
-  mark_step("run: fds and rlimits");
-  const bool relay = sandbox && rt.uses_relay() && req->relay();
-  if (relay) {
+  if (auto s = apply_jail(JailPhase::limits, jail); !s)
+    setup_failed(ipc::kResultFd, s.error().message);
+  if (jail.relay) {
     start_relay();
     mark_step("run: relay started");
   }
 
-  if (sandbox) {
-    if (auto s = jail_lockdown(*req, relay); !s) setup_failed(ipc::kResultFd, s.error().message);
-    mark_step("run: Landlock and seccomp");
-  }
+  if (auto s = apply_jail(JailPhase::lockdown, jail); !s)
+    setup_failed(ipc::kResultFd, s.error().message);
   // The code runs only once its capsule is stored (EOF: it could not be; nothing runs).
   char go = 0;
   ssize_t got;

@@ -61,8 +61,9 @@ test("bench/vs-original.mjs measures every phase (ours alone: the original is bu
 test("bench/steps.mjs breaks a run down into its steps (serve --profile-runs)", { timeout: 120000 }, async () => {
   const r = await runBench("steps.mjs", ["--calls", "3", "--warmup", "1"]);
   assert.equal(r.code, 0, r.err);
-  for (const step of ["supervisor: request sent", "zygote: forking", "run: namespaces, mounts and root",
-    "run: writable paths and pip set", "run: Landlock and seccomp", "run: go received", "run: code evaluated",
+  for (const step of ["supervisor: request sent", "zygote: forking", "run: namespaces", "run: /proc and tmpfs mounts",
+    "run: pivot into the root", "run: writable paths", "run: pip set", "run: fds in place", "run: rlimits",
+    "run: uid and no_new_privs", "run: Landlock", "run: seccomp", "run: go received", "run: code evaluated",
     "run: report written"]) {
     assert.match(r.out, new RegExp(`\\| ${step}( \\(ahead of the call\\))? \\|`), `no "${step}" step`);
   }
