@@ -66,7 +66,7 @@ Result<RunRequest> decode_request(const std::string& s) {
       return make_error("bad run request: unknown heap mode");
     }
     r.readonly = j.value("readonly", std::vector<std::string>{"/"});
-    r.writable = j.value("writable", std::vector<std::string>{"/tmp", "/out"});
+    r.writable = j.value("writable", default_writable());
     return r;
   } catch (const std::exception& e) {
     return make_error(std::string("bad run request: ") + e.what());

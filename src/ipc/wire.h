@@ -56,6 +56,9 @@ inline constexpr size_t kMaxBrokerRequestsInFlight = 8;
 // TCP port of the in-sandbox HTTP(S) proxy a relay run's Python reaches on 127.0.0.1.
 inline constexpr uint16_t kProxyPort = 3128;
 
+// What a run may write when nothing says otherwise, and the worker's writable roots by default.
+inline std::vector<std::string> default_writable() { return {"/tmp", "/out"}; }
+
 // JS runs with an npm dependency layer: whether the run's interpreter comes from a heap
 // snapshot (runtimes/js/arena.h). `make`: evaluate the prelude and `deps_code` into the heap memfd
 // and stop (no `code`); the report says how many bytes of it are the heap. `use`: continue with
@@ -91,7 +94,7 @@ struct RunRequest {
   // size- and inode-limited tmpfs; nothing else may be written, and only `readonly` (plus what
   // the interpreter itself loads) may be read.
   std::vector<std::string> readonly{"/"};
-  std::vector<std::string> writable{"/tmp", "/out"};
+  std::vector<std::string> writable = default_writable();
   // The child reports the time and page faults of each of its steps (ChildReport::steps).
   bool profile = false;
 

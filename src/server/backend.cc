@@ -65,10 +65,12 @@ class WorkerBackend final : public RunBackend {
         capsules_(capsules),
         profile_runs_(profile_runs) {}
 
-  Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& call_req,
-                                 const std::string& stdin_data, const sandbox::CancelToken* cancel,
-                                 const policy::Policy& policy, const deps::Dependencies& npm,
-                                 const deps::PipSet& pip, const ProgressFn& progress) override {
+  Result<sandbox::RunOutput> run(const RunSpec& spec, const sandbox::CancelToken* cancel,
+                                 const ProgressFn& progress) override {
+    const Language lang = spec.language;
+    const policy::Policy& policy = spec.policy;
+    const ipc::RunRequest call_req = spec.request();
+    const std::string& stdin_data = spec.stdin_data;
     CodeModeOps code_mode;
     if (upstreams_) {
       code_mode = [this, &policy](const nlohmann::json& frame, std::chrono::steady_clock::time_point deadline,
@@ -167,7 +169,7 @@ class WorkerBackend final : public RunBackend {
       return out;
     };
     if (lang == Language::py) {
-      const deps::PipSet all = deps::merge_pip(pip_.config_set, pip);
+      const deps::PipSet all = deps::merge_pip(pip_.config_set, spec.pip);
       if (all.empty()) return run_code(call_req, call_req.code, nullptr);
       // The set's site directory (installed once, then cached). Installing a new set is not
       // counted against the run's time limit.
@@ -185,7 +187,7 @@ class WorkerBackend final : public RunBackend {
 
     std::shared_ptr<const deps::Layer> layer;
     std::string code = call_req.code;
-    const deps::Dependencies all = deps::merge_dependencies(npm_.config_dependencies, npm);
+    const deps::Dependencies all = deps::merge_dependencies(npm_.config_dependencies, spec.npm);
     if (!all.empty()) {
       // The set's layer (built once, then cached) and the code's imports pointed at it. Building
       // a new set is not counted against the run's time limit.

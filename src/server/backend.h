@@ -16,12 +16,11 @@
 #include "policy/config.h"
 #include "sandbox/executor.h"
 #include "server/capsules.h"
+#include "server/run_spec.h"
 
 namespace onemcp::server {
 
 class Upstreams;
-
-enum class Language { js, py };
 
 // Reports how far a call's work has come: `fraction` of it in [0, 1] and a short message for
 // people ("installing numpy"). Never empty; callable from any thread. A report that does not
@@ -31,19 +30,12 @@ using ProgressFn = std::function<void(double fraction, const std::string& messag
 class RunBackend {
  public:
   virtual ~RunBackend() = default;
-  // `policy`: the run's effective policy; its outbound requests and upstream tool calls are
-  // decided by it.
-  // `npm`: the call's npm dependencies (run_js), added to the server's own.
-  // `pip`: the call's pip requirements and wheel URLs (run_py), added to the server's own.
-  // `progress`: where the steps of a run that take a while (preparing it, dependencies) report.
+  // Runs `spec`: its outbound requests and upstream tool calls are decided by its policy; its
+  // npm dependencies (run_js) and pip set (run_py) are added to the server's own. `progress`:
+  // where the steps of a run that take a while (preparing it, dependencies) report.
   // The result's `capsule` names the capsule the run executed (the last one, when esbuild's
   // output ran after plain QuickJS could not parse the code).
-  virtual Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req,
-                                         const std::string& stdin_data,
-                                         const sandbox::CancelToken* cancel,
-                                         const policy::Policy& policy,
-                                         const deps::Dependencies& npm,
-                                         const deps::PipSet& pip,
+  virtual Result<sandbox::RunOutput> run(const RunSpec& spec, const sandbox::CancelToken* cancel,
                                          const ProgressFn& progress) = 0;
 };
 
@@ -52,7 +44,8 @@ struct WorkerPaths {
   std::string py_worker;  // 1mcp-py-worker
   std::string esbuild;    // esbuild binary, used only for code plain QuickJS cannot parse
   bool sandbox = true;    // false only with the development flag --insecure-no-sandbox
-  std::vector<std::string> writable_roots{"/tmp", "/out"};  // the server policy's writable paths
+  std::vector<std::string> writable_roots =
+      ipc::default_writable();  // the server policy's writable paths
   struct Mount {
     std::string host, path;
     bool writable = false;

@@ -905,7 +905,7 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
   auto prepared = prepare_run(*lang, args, config()->policy);
   if (!prepared) return reply(rpc_result(id, tool_error(prepared.error().message)));
   // Python reaches upstream tools through its relay, started only for runs that may use them.
-  prepared->request.mcp = opts_.upstreams && !prepared->policy.mcps.empty();
+  prepared->mcp = opts_.upstreams && !prepared->policy.mcps.empty();
 
   auto token = std::make_shared<sandbox::CancelToken>();
   // Over stdio the response is the end: a client may read a last progress line together with
@@ -929,8 +929,8 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
     std::lock_guard lk(session->mu);
     session->running.erase(key);
   };
-  auto job = [this, session, id, lang = *lang, p = std::move(*prepared), token, reply, finish,
-              progress, has_progress] {
+  auto job = [this, session, id, p = std::move(*prepared), token, reply, finish, progress,
+              has_progress] {
     std::optional<json> answer;
     // Held until after the reply: a killed run is answered at once, and this slot waits for its
     // processes to be gone only then, so the run keeps its slot until nothing of it is left.
@@ -946,13 +946,12 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
         deferred_start.emplace(progress);
       }
       try {
-        auto out = backend_.run(lang, p.request, p.stdin_data, token.get(), p.policy,
-                                p.npm_dependencies, p.pip, progress);
+        auto out = backend_.run(p, token.get(), progress);
         if (!out) {
           log::error("run failed: " + out.error().message);
           answer = rpc_result(id, tool_error("internal error: the run could not be executed"));
         } else {
-          answer = rpc_result(id, tool_result(lang, *out, p.request));
+          answer = rpc_result(id, tool_result(p, *out));
           teardown = std::move(out->teardown);
         }
       } catch (const std::exception& e) {

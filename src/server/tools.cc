@@ -97,8 +97,8 @@ json tool_list(const policy::Policy& server_policy, const std::vector<CodeModeSe
                       tool("run_py", "Run Python", py, policy::run_py_input_schema())});
 }
 
-Result<PreparedRun> prepare_run(Language lang, const json& arguments,
-                                const policy::Policy& server_policy) {
+Result<RunSpec> prepare_run(Language lang, const json& arguments,
+                            const policy::Policy& server_policy) {
   const json& schema =
       lang == Language::js ? policy::run_js_input_schema() : policy::run_py_input_schema();
   if (auto s = policy::validate(schema, arguments); !s) {
@@ -107,12 +107,13 @@ Result<PreparedRun> prepare_run(Language lang, const json& arguments,
   auto effective = policy::tighten(server_policy, arguments.value("policy", json::object()));
   if (!effective) return effective.error();
 
-  PreparedRun p;
+  RunSpec p;
+  p.language = lang;
   if (lang == Language::js && arguments.contains("npm")) {
     // Checked here, before anything runs: names and ranges a call could use to make npm fetch
     // a URL or read a host path are refused.
-    p.npm_dependencies = arguments["npm"].value("dependencies", deps::Dependencies{});
-    if (auto s = deps::validate_dependencies(p.npm_dependencies); !s) return s.error();
+    p.npm = arguments["npm"].value("dependencies", deps::Dependencies{});
+    if (auto s = deps::validate_dependencies(p.npm); !s) return s.error();
   }
   if (auto it = arguments.find("pip"); lang == Language::py && it != arguments.end()) {
     // Checked here, before anything runs: requirements that could make pip read a URL, a path
@@ -129,31 +130,27 @@ Result<PreparedRun> prepare_run(Language lang, const json& arguments,
     }
   }
 
-  p.request.code = arguments.at("code").get<std::string>();
-  p.request.args = arguments.value("args", std::vector<std::string>{});
-  p.request.env = arguments.value("env", std::map<std::string, std::string>{});
-  p.request.cwd = arguments.value("cwd", std::string{});
-  p.request.timeout_ms = effective->limits.timeout_ms;
-  p.request.mem_mb = effective->limits.mem_mb;
-  p.request.stdout_bytes = effective->limits.stdout_bytes;
-  p.request.readonly = effective->filesystem.readonly;
-  p.request.writable = effective->filesystem.writable;
+  p.code = arguments.at("code").get<std::string>();
+  p.args = arguments.value("args", std::vector<std::string>{});
+  p.env = arguments.value("env", std::map<std::string, std::string>{});
+  p.cwd = arguments.value("cwd", std::string{});
   p.stdin_data = arguments.value("stdin", std::string{});
   p.policy = *effective;
-  if (lang == Language::py && !effective->network.allowed_domains.empty()) {
+  if (p.network_relay()) {
     // Python reaches the network through the proxy its relay serves inside the sandbox; the
     // standard variables make urllib, http.client tunnels and requests use it unchanged. A
     // value the caller set wins (the env holds only what the caller passed).
-    p.request.network_relay = true;
     const std::string proxy = "http://127.0.0.1:" + std::to_string(ipc::kProxyPort);
     for (const char* var : {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"}) {
-      p.request.env.emplace(var, proxy);
+      p.env.emplace(var, proxy);
     }
   }
   return p;
 }
 
-json tool_result(Language lang, const sandbox::RunOutput& out, const ipc::RunRequest& req) {
+json tool_result(const RunSpec& spec, const sandbox::RunOutput& out) {
+  const Language lang = spec.language;
+  const policy::Limits& limits = spec.policy.limits;
   std::string so = sanitize_utf8(out.out);
   std::string se = sanitize_utf8(out.err);
   bool is_error = out.outcome != sandbox::Outcome::ok;
@@ -203,14 +200,14 @@ json tool_result(Language lang, const sandbox::RunOutput& out, const ipc::RunReq
     section("[files in /out]\n", list);
   }
   if (out.truncated) {
-    section("[output truncated at " + std::to_string(req.stdout_bytes) + " bytes]", "");
+    section("[output truncated at " + std::to_string(limits.stdout_bytes) + " bytes]", "");
   }
   if (is_error) {
     std::string status = "[" + std::string(outcome_phrase(out.outcome));
     if (out.outcome == sandbox::Outcome::timeout) {
-      status += ": stopped after " + std::to_string(req.timeout_ms) + " ms";
+      status += ": stopped after " + std::to_string(limits.timeout_ms) + " ms";
     } else if (out.outcome == sandbox::Outcome::memory) {
-      status += ": limit " + std::to_string(req.mem_mb) + " MB";
+      status += ": limit " + std::to_string(limits.mem_mb) + " MB";
     } else if (out.signal) {
       const char* name = sigabbrev_np(out.signal);  // null for real-time signals
       status += ": signal " + (name ? std::string(name) : std::to_string(out.signal));

@@ -25,22 +25,13 @@ std::optional<Language> tool_language(const std::string& name);
 nlohmann::json tool_list(const policy::Policy& server_policy,
                          const std::vector<CodeModeServer>& upstream_tools = {});
 
-struct PreparedRun {
-  ipc::RunRequest request;
-  std::string stdin_data;
-  policy::Policy policy;  // the call's effective policy
-  deps::Dependencies npm_dependencies;  // run_js: the call's npm.dependencies (validated)
-  deps::PipSet pip;                     // run_py: the call's pip requirements and wheel URLs (validated)
-};
-
-// Validates `arguments` against the tool's input schema and the server policy. The error text
-// is meant for the caller (it becomes an isError result).
-Result<PreparedRun> prepare_run(Language lang, const nlohmann::json& arguments,
-                                const policy::Policy& server_policy);
+// Validates `arguments` against the tool's input schema and the server policy, and makes the
+// run's spec. The error text is meant for the caller (it becomes an isError result).
+Result<RunSpec> prepare_run(Language lang, const nlohmann::json& arguments,
+                            const policy::Policy& server_policy);
 
 // A CallToolResult: content text an LLM can read plus structuredContent.
-nlohmann::json tool_result(Language lang, const sandbox::RunOutput& out,
-                           const ipc::RunRequest& req);
+nlohmann::json tool_result(const RunSpec& spec, const sandbox::RunOutput& out);
 
 // An isError CallToolResult for a call that could not run at all.
 nlohmann::json tool_error(const std::string& message);

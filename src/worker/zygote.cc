@@ -291,7 +291,7 @@ int zygote_main(Runtime& rt) {
     if (argv[i] == "--pip-root" && i + 1 < argv.size()) g_pip_root = argv[++i];
   }
   g_sandbox = sandbox;
-  if (writable_roots.empty()) writable_roots = {"/tmp", "/out"};
+  if (writable_roots.empty()) writable_roots = ipc::default_writable();
   int control = kControlFd;
   ::fcntl(control, F_SETFD, FD_CLOEXEC);
   ::signal(SIGPIPE, SIG_IGN);

@@ -27,9 +27,10 @@ using namespace onemcp::server;
 // tool_result() through its branches (outcome, stderr, value, truncation) with arbitrary bytes.
 class FakeBackend final : public RunBackend {
  public:
-  Result<sandbox::RunOutput> run(Language, const ipc::RunRequest& req, const std::string& in,
-                                 const sandbox::CancelToken*, const policy::Policy&, const deps::Dependencies&, const deps::PipSet&,
+  Result<sandbox::RunOutput> run(const RunSpec& spec, const sandbox::CancelToken*,
                                  const ProgressFn&) override {
+    const ipc::RunRequest req = spec.request();
+    const std::string& in = spec.stdin_data;
     sandbox::RunOutput o;
     size_t h = std::hash<std::string>{}(req.code);
     if (h % 7 == 0) return make_error("fake backend failure");

@@ -25,9 +25,7 @@ constexpr const char* kMetadataUrl =
 
 class NoRuns : public RunBackend {
  public:
-  Result<sandbox::RunOutput> run(Language, const ipc::RunRequest&, const std::string&,
-                                 const sandbox::CancelToken*, const policy::Policy&,
-                                 const deps::Dependencies&, const deps::PipSet&,
+  Result<sandbox::RunOutput> run(const RunSpec&, const sandbox::CancelToken*,
                                  const ProgressFn&) override {
     return make_error("no runs here");
   }

@@ -22,9 +22,11 @@ using nlohmann::json;
 // and 0.7.
 class FakeBackend : public RunBackend {
  public:
-  Result<sandbox::RunOutput> run(Language lang, const ipc::RunRequest& req, const std::string& in,
-                                 const sandbox::CancelToken* cancel, const policy::Policy&, const deps::Dependencies&, const deps::PipSet&,
+  Result<sandbox::RunOutput> run(const RunSpec& spec, const sandbox::CancelToken* cancel,
                                  const ProgressFn& progress) override {
+    const Language lang = spec.language;
+    const ipc::RunRequest req = spec.request();
+    const std::string& in = spec.stdin_data;
     sandbox::RunOutput o;
     last = req;
     if (req.code == "progress") {

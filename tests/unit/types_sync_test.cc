@@ -182,8 +182,8 @@ TEST(TypesInSync, EveryOutcomeIsInTheResultSchemaAndNothingElse) {
 }
 
 TEST(TypesInSync, RunResultsHaveTheSchemaFields) {
-  ipc::RunRequest req;
-  req.stdout_bytes = 4;
+  server::RunSpec spec;
+  spec.policy.limits.stdout_bytes = 4;
   std::vector<json> results;
   for (int i = 0; i <= static_cast<int>(sandbox::Outcome::internal); ++i) {
     sandbox::RunOutput o;
@@ -191,7 +191,8 @@ TEST(TypesInSync, RunResultsHaveTheSchemaFields) {
     o.exit_code = o.outcome == sandbox::Outcome::ok ? 0 : 1;
     o.duration_ms = 1.2345;
     for (auto lang : {server::Language::js, server::Language::py}) {
-      results.push_back(server::tool_result(lang, o, req)["structuredContent"]);
+      spec.language = lang;
+      results.push_back(server::tool_result(spec, o)["structuredContent"]);
     }
   }
   // Everything the builder can emit: value, files (text and binary), truncation, invalid UTF-8.
@@ -205,7 +206,8 @@ TEST(TypesInSync, RunResultsHaveTheSchemaFields) {
   full.files.push_back({"a.txt", 3, "abc", false});
   full.files.push_back({"dir/b.bin", 2000000, std::string("\x00\xff", 2), true});
   full.capsule = std::string(64, 'a');
-  json max = server::tool_result(server::Language::js, full, req)["structuredContent"];
+  spec.language = server::Language::js;
+  json max = server::tool_result(spec, full)["structuredContent"];
   results.push_back(max);
 
   const json& schema = policy::run_output_schema();
