@@ -455,6 +455,19 @@ std::shared_ptr<McpServer::Session> McpServer::new_session(const std::string& pr
   return s;
 }
 
+std::shared_ptr<McpServer::Session> McpServer::oneshot_session(const std::string& owner) {
+  auto s = std::make_shared<Session>();
+  s->id = "oneshot-" + random_session_id();
+  s->owner = owner;
+  // Unauthenticated one-shot calls share one client's share of the run slots: each would
+  // otherwise count as a client of its own.
+  s->principal = owner.empty() ? "oneshot" : owner;
+  s->protocol = kLatestProtocol;
+  s->initialized = true;
+  s->last_used = opts_.now();
+  return s;
+}
+
 std::shared_ptr<McpServer::Session> McpServer::find_session(const std::string& id,
                                                             const std::string& principal) {
   std::lock_guard lk(mu_);
@@ -759,8 +772,15 @@ void McpServer::handle_mcp_post(HttpRequest& req, Respond& respond) {
     return respond(std::move(r));
   }
 
-  auto session = request_session(req, id, respond);
-  if (!session) return;
+  std::shared_ptr<Session> session;
+  if (is_request && header(req, "mcp-session-id").empty()) {
+    // A request without a session (the original 1mcp's interface: one POSTed tools/call, no
+    // initialize) runs in a session of its own that ends with its answer, plain JSON.
+    session = oneshot_session(req.principal);
+  } else {
+    session = request_session(req, id, respond);
+    if (!session) return;
+  }
   if (!is_request) {
     // Notifications and responses: accepted, nothing to answer.
     dispatch(session, msg, [](std::optional<json>) {});

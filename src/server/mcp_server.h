@@ -118,6 +118,8 @@ class McpServer final : public HttpHandler, public LineHandler {
   void handle_upstream_api(HttpRequest& req, const std::string& path, Respond& respond);
   void handle_capsule(const std::string& path, Respond& respond);
   std::shared_ptr<Session> new_session(const std::string& protocol, const std::string& owner);
+  // A session for one request that came without one (never listed: it ends with its answer).
+  std::shared_ptr<Session> oneshot_session(const std::string& owner);
   // Null also when the session belongs to another principal.
   std::shared_ptr<Session> find_session(const std::string& id, const std::string& principal);
   void sweep_sessions();

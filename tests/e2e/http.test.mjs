@@ -1,6 +1,7 @@
 // The official MCP SDK client over Streamable HTTP against the real binary: handshake, tool
 // listing, and the everyday behaviour of run_js and run_py.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -291,5 +292,48 @@ test("the tools' inputSchema and outputSchema are the files of types/", async ()
   for (const t of tools) {
     assert.deepEqual(t.inputSchema, read(`${t.name}.input.schema.json`), t.name);
     assert.deepEqual(t.outputSchema, read("run.output.schema.json"), t.name);
+  }
+});
+
+// The original 1mcp README's examples, verbatim but for the port: curl POSTs one tools/call with
+// Content-Type only (no initialize, no session, curl's own Accept: */*) and prints the result.
+test("the original README's curl examples work verbatim", async () => {
+  const port = new URL(server.url).port;
+  const examples = [
+    [`curl -X POST http://localhost:${port}/mcp \\
+  -H 'Content-Type: application/json' \\
+  -d '{
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "tools/call",
+    "params": {
+      "name": "run_js",
+      "arguments": {
+        "code": "console.log(\\"Hello from JavaScript!\\")"
+      }
+    }
+  }'`, 1, "Hello from JavaScript!\n"],
+    [`curl -X POST http://localhost:${port}/mcp \\
+  -H 'Content-Type: application/json' \\
+  -d '{
+    "jsonrpc": "2.0",
+    "id": 2,
+    "method": "tools/call",
+    "params": {
+      "name": "run_py",
+      "arguments": {
+        "code": "print(\\"Hello from Python!\\")"
+      }
+    }
+  }'`, 2, "Hello from Python!\n"],
+  ];
+  for (const [command, id, stdout] of examples) {
+    const r = spawnSync("sh", ["-c", command], { encoding: "utf8", timeout: 30000 });
+    assert.equal(r.status, 0, r.stderr);
+    const answer = JSON.parse(r.stdout);
+    assert.equal(answer.id, id, r.stdout);
+    assert.equal(answer.result.isError, false, r.stdout);
+    assert.equal(answer.result.structuredContent.stdout, stdout, r.stdout);
+    assert.equal(answer.result.content[0].text, stdout, r.stdout);
   }
 });

@@ -47,10 +47,15 @@ test("a batch → 400, -32600", async () => {
   assert.equal(r.json.error.code, -32600);
 });
 
-test("a request without Mcp-Session-Id → 400", async () => {
+test("a request without Mcp-Session-Id is answered on its own; a notification → 400", async () => {
   const r = await post(url, { jsonrpc: "2.0", id: 5, method: "tools/list" });
-  assert.equal(r.status, 400);
-  assert.equal(r.json.error.code, -32600);
+  assert.equal(r.status, 200);
+  assert.equal(r.json.id, 5);
+  assert.deepEqual(r.json.result.tools.map((t) => t.name), ["run_js", "run_py"]);
+  assert.equal(r.headers.get("mcp-session-id"), null);
+  const n = await post(url, { jsonrpc: "2.0", method: "notifications/initialized" });
+  assert.equal(n.status, 400);
+  assert.equal(n.json.error.code, -32600);
 });
 
 test("an unknown session → 404", async () => {

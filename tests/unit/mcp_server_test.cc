@@ -220,15 +220,45 @@ TEST_F(McpServerTest, InitializeNegotiatesVersionAndIssuesSession) {
 
 TEST_F(McpServerTest, SessionHeaderRequiredAndDeleteEndsSession) {
   std::string sid = initialize();
-  auto missing = http("POST", R"({"jsonrpc":"2.0","id":5,"method":"ping"})");
+  // A notification needs its session; a request without one runs on its own (next test).
+  auto missing = http("POST", R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
   EXPECT_EQ(missing.status, 400);
-  EXPECT_EQ(json::parse(missing.body)["id"], 5);
+  EXPECT_NE(missing.body.find("Mcp-Session-Id header is required"), std::string::npos);
+  EXPECT_EQ(http("DELETE", "").status, 400);
   auto unknown = http("POST", R"({"jsonrpc":"2.0","id":6,"method":"ping"})", {{"mcp-session-id", "nope"}});
   EXPECT_EQ(unknown.status, 404);
   EXPECT_EQ(call(sid, {{"jsonrpc", "2.0"}, {"id", 7}, {"method", "ping"}})["result"], json::object());
   EXPECT_EQ(http("DELETE", "", {{"mcp-session-id", sid}}).status, 200);
   EXPECT_EQ(http("POST", R"({"jsonrpc":"2.0","id":8,"method":"ping"})", {{"mcp-session-id", sid}}).status, 404);
   EXPECT_EQ(http("DELETE", "", {{"mcp-session-id", sid}}).status, 404);
+}
+
+// The original 1mcp's interface: a tools/call POSTed alone, with Content-Type only, no
+// initialize and no session, is answered with its result as plain JSON.
+TEST_F(McpServerTest, RequestsWithoutASessionAreAnsweredOnTheirOwn) {
+  const size_t sessions_before = server_.session_count();
+  auto r = http(
+      "POST",
+      R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"run_js","arguments":{"code":"hi"}}})",
+      {{"accept", "*/*"}});
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(header(r, "Content-Type"), "application/json");
+  EXPECT_TRUE(header(r, "Mcp-Session-Id").empty());
+  json body = json::parse(r.body);
+  EXPECT_EQ(body["id"], 1);
+  EXPECT_EQ(body["result"]["structuredContent"]["stdout"], "js:hi|");
+  auto list = json::parse(http("POST", R"({"jsonrpc":"2.0","id":"a","method":"tools/list"})").body);
+  EXPECT_EQ(list["result"]["tools"].size(), 2u);
+  EXPECT_EQ(json::parse(http("POST", R"({"jsonrpc":"2.0","id":5,"method":"ping"})").body)["result"],
+            json::object());
+  // Nothing stays behind.
+  EXPECT_EQ(server_.session_count(), sessions_before);
+  // The same checks as any request: a bad envelope, an unknown tool.
+  EXPECT_EQ(http("POST", R"({"id":2,"method":"tools/list"})").status, 400);
+  auto unknown = json::parse(
+      http("POST", R"({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"nope"}})")
+          .body);
+  EXPECT_EQ(unknown["error"]["code"], -32602);
 }
 
 TEST_F(McpServerTest, NotificationsGet202AndGetIs405) {
