@@ -86,6 +86,18 @@ std::shared_ptr<const UniqueFd> JsHeaps::get(const std::string& key, uint64_t ca
 }
 
 void JsHeaps::evict_locked() {
+  // Entries without a heap (refused layers) cost no memory to speak of, but calls may vary
+  // argv, env and cwd at will: they are capped in number.
+  while (entries_.size() > kMaxEntries) {
+    auto oldest = entries_.end();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->second.making) continue;
+      if (oldest == entries_.end() || it->second.last_use < oldest->second.last_use) oldest = it;
+    }
+    if (oldest == entries_.end()) break;
+    bytes_ -= oldest->second.bytes;
+    entries_.erase(oldest);
+  }
   while (bytes_ > max_bytes_) {
     auto oldest = entries_.end();
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {

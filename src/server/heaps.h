@@ -54,6 +54,7 @@ class JsHeaps {
     uint64_t last_use = 0;
   };
   void evict_locked();
+  static constexpr size_t kMaxEntries = 1024;
 
   const uint64_t max_bytes_;
   mutable std::mutex mu_;
