@@ -968,6 +968,9 @@ int JsRuntime::make_heap(const ipc::RunRequest& req) {
   JS_RunGC(rt_);
   JSMemoryUsage mu;
   JS_ComputeMemoryUsage(rt_, &mu);
+  // A collection walks (and so copies) every page of the heap: runs allocate half its size
+  // before their first, as QuickJS schedules them after one.
+  JS_SetGCThreshold(rt_, size_t(mu.malloc_size) + size_t(mu.malloc_size) / 2);
   uint64_t* roots = arena::roots();
   roots[kRootRuntime] = reinterpret_cast<uint64_t>(rt_);
   roots[kRootContext] = reinterpret_cast<uint64_t>(ctx_);
