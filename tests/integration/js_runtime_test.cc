@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -419,6 +420,31 @@ TEST_F(JsRuntime, MathRandomDiffersBetweenRuns) {
   EXPECT_EQ(out_of("const a = Array.from({ length: 1000 }, Math.random);"
                    "console.log(a.every((x) => x >= 0 && x < 1), new Set(a).size)"),
             "true 1000\n");
+}
+
+TEST_F(JsRuntime, CryptoRandomValuesAndUuids) {
+  std::set<std::string> uuids;
+  for (int i = 0; i < 3; ++i) {
+    std::string out = out_of(
+        "const u = crypto.randomUUID(); const a = crypto.getRandomValues(new Uint32Array(8));"
+        "console.log(u, "
+        "/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(u),"
+        " a.some((x) => x !== 0), u !== crypto.randomUUID())");
+    EXPECT_EQ(out.substr(36), " true true true\n") << out;
+    uuids.insert(out.substr(0, 36));
+  }
+  EXPECT_EQ(uuids.size(), 3u) << "every run draws its own";
+  EXPECT_EQ(
+      out_of(
+          "const v = new DataView(new ArrayBuffer(8)); const f = new Float64Array(2);"
+          "for (const x of [v, f, [1, 2], null]) { try { crypto.getRandomValues(x) } catch (e) { "
+          "console.log(e.name) } }"
+          "try { crypto.getRandomValues(new Uint8Array(65537)) } catch (e) { console.log(e.name) }"
+          "const part = new Uint8Array(16); crypto.getRandomValues(part.subarray(8));"
+          "console.log(part.slice(0, 8).every((x) => x === 0), crypto.getRandomValues(new "
+          "BigInt64Array(1)).length)"),
+      "TypeMismatchError\nTypeMismatchError\nTypeMismatchError\nTypeMismatchError\nQuotaExceededErr"
+      "or\ntrue 1\n");
 }
 
 TEST_F(JsRuntime, LoneSurrogatesDoNotBreakOutput) {

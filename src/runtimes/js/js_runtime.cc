@@ -197,6 +197,21 @@ JSValue host_now(JSContext* ctx, JSValueConst, int, JSValueConst*) {
   return JS_NewFloat64(ctx, double(mono_ns()) / 1e6);
 }
 
+// crypto.getRandomValues and crypto.randomUUID: bytes from the kernel's CSPRNG.
+JSValue host_random_bytes(JSContext* ctx, JSValueConst, int, JSValueConst* argv) {
+  uint32_t n = 0;
+  if (JS_ToUint32(ctx, &n, argv[0])) return JS_EXCEPTION;
+  if (n > 65536) return JS_ThrowRangeError(ctx, "randomBytes: at most 65536 bytes");
+  std::vector<uint8_t> bytes(n);
+  for (size_t got = 0; got < n;) {
+    ssize_t r = ::getrandom(bytes.data() + got, n - got, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return JS_ThrowInternalError(ctx, "no random bytes from the kernel");
+    got += size_t(r);
+  }
+  return JS_NewArrayBufferCopy(ctx, bytes.data(), n);
+}
+
 JSValue run_microtask(JSContext* ctx, int, JSValueConst* argv) {
   return JS_Call(ctx, argv[0], JS_UNDEFINED, 0, nullptr);
 }
@@ -329,6 +344,7 @@ const HostFunction kHostFunctions[] = {
     {"readStdin", 0, guarded<host_read_stdin>},
     {"exit", 1, guarded<host_exit>},
     {"now", 0, guarded<host_now>},
+    {"randomBytes", 1, guarded<host_random_bytes>},
     {"enqueueJob", 1, guarded<host_enqueue_job>},
     {"isError", 1, guarded<host_is_error>},
     {"promiseState", 1, guarded<host_promise_state>},

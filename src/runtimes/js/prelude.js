@@ -2319,10 +2319,59 @@
 
   const performance = { timeOrigin: Date.now(), now: () => host.now() - startTime };
 
+  // Web Crypto's random parts (as Node's global crypto has them), from the kernel's CSPRNG.
+  const integerArrays = [
+    Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
+    BigInt64Array, BigUint64Array
+  ];
+  const crypto = {
+    getRandomValues(array) {
+      if (!integerArrays.some((T) => array instanceof T)) {
+        throw new DOMException(
+            'The data argument must be an integer-type TypedArray', 'TypeMismatchError');
+      }
+      if (array.byteLength > 65536) {
+        throw new DOMException(
+            `The ArrayBufferView's byte length (${array.byteLength}) exceeds the number of ` +
+                'bytes of entropy available via this API (65536)',
+            'QuotaExceededError');
+      }
+      new Uint8Array(array.buffer, array.byteOffset, array.byteLength)
+          .set(new Uint8Array(host.randomBytes(array.byteLength)));
+      return array;
+    },
+    randomUUID() {
+      const b = new Uint8Array(host.randomBytes(16));
+      b[6] = (b[6] & 0x0f) | 0x40;  // version 4
+      b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
+      const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+      return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${
+          h.slice(20)}`;
+    },
+  };
+
   const globals = {
-    console, process, performance, structuredClone, TextEncoder, TextDecoder, atob, btoa, DOMException,
+    console,
+    process,
+    performance,
+    crypto,
+    structuredClone,
+    TextEncoder,
+    TextDecoder,
+    atob,
+    btoa,
+    DOMException,
     queueMicrotask,
-    fetch, Headers, Request, Response, URL, URLSearchParams, AbortController, AbortSignal, Event, EventTarget,
+    fetch,
+    Headers,
+    Request,
+    Response,
+    URL,
+    URLSearchParams,
+    AbortController,
+    AbortSignal,
+    Event,
+    EventTarget,
     mcp,
     setTimeout: (fn, delay, ...args) => addTimer(fn, delay, args, false),
     setInterval: (fn, delay, ...args) => addTimer(fn, delay, args, true),
