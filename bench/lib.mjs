@@ -245,6 +245,12 @@ export class RawClient {
   }
 }
 
+// `n` busy processes (bounded: they are killed when the phase ends, and die with us).
+export function startLoad(n) {
+  const procs = Array.from({ length: n }, () => spawn(process.execPath, ["-e", "for(;;){}"], { stdio: "ignore" }));
+  return () => { for (const p of procs) p.kill("SIGKILL"); };
+}
+
 export function machine() {
   const cpus = os.cpus();
   let nproc = String(os.availableParallelism?.() ?? cpus.length);

@@ -6,18 +6,21 @@
 // previous step and the median page faults taken in it. Steps of the run slot (made before the
 // call came, see sandbox/executor.h) are marked "ahead of the call".
 //
-//   node bench/steps.mjs [--bin build/1mcp] [--calls 100] [--warmup 10] [--unique] [--json out.json]
+//   node bench/steps.mjs [--bin build/1mcp] [--calls 100] [--warmup 10] [--unique] [--load N]
+//     [--json out.json]
 // --unique: every call's code differs (a new capsule per call), instead of the same code.
+// --load N: N busy processes run meanwhile (agents' machines are busy).
+// A step that not every call had (a call that found no ready slot makes its own) says in how many.
 import fs from "node:fs";
 import path from "node:path";
 
-import { REPO, RawClient, fmt, machine, median, parseOptions, projectDir, startServer, stopServer } from "./lib.mjs";
+import { REPO, RawClient, fmt, machine, median, parseOptions, projectDir, startLoad, startServer, stopServer } from "./lib.mjs";
 
 function parseArgs(argv) {
-  const o = parseOptions(argv, { bin: path.join(REPO, "build/1mcp"), calls: 100, warmup: 10, unique: false, json: null },
+  const o = parseOptions(argv, { bin: path.join(REPO, "build/1mcp"), calls: 100, warmup: 10, unique: false, load: 0, json: null },
     { number: { ok: () => true, what: "" } });  // checked below
   o.bin = path.resolve(o.bin);
-  if (!(o.calls >= 1) || !(o.warmup >= 0)) throw new Error("--calls must be ≥ 1 and --warmup ≥ 0");
+  if (!(o.calls >= 1) || !(o.warmup >= 0) || !(o.load >= 0)) throw new Error("--calls must be ≥ 1, --warmup and --load ≥ 0");
   return o;
 }
 
@@ -69,6 +72,7 @@ async function main() {
   const m = machine();
   const s = await startServer(opts.bin, projectDir(opts.bin), ["--profile-runs"]);
   const out = {};
+  const stopLoad = opts.load > 0 ? startLoad(opts.load) : () => {};
   try {
     const client = await new RawClient(s.port).init();
     for (const tool of ["run_js", "run_py"]) {
@@ -77,13 +81,15 @@ async function main() {
     }
     await client.close();
   } finally {
+    stopLoad();
     await stopServer(s.proc);
   }
   const L = [];
   L.push(`## 1mcp run steps (${opts.unique ? "unique code per call" : "the same code every call"})`);
   L.push("");
   L.push(`- binary: \`${opts.bin}\` with --profile-runs; machine: nproc ${m.nproc}, ${m.cpu}, ${m.kernel}, load ${m.load}`);
-  L.push(`- medians of ${opts.calls} sequential calls per runtime; a step's time is from the end of the step before it`);
+  L.push(`- medians of ${opts.calls} sequential calls per runtime; a step's time is from the end of the step before it` +
+    (opts.load > 0 ? `; ${opts.load} busy processes running meanwhile` : ""));
   for (const tool of ["run_js", "run_py"]) {
     const r = out[tool];
     L.push("");
@@ -95,7 +101,10 @@ async function main() {
     }
     L.push("| step (ends when) | µs | page faults |");
     L.push("|---|---|---|");
-    for (const st of r.steps) L.push(`| ${st.name} | ${st.us.toFixed(0)} | ${st.faults === null ? "" : st.faults.toFixed(0)} |`);
+    for (const st of r.steps) {
+      const some = st.n < opts.calls ? ` (${st.n} of ${opts.calls} calls)` : "";
+      L.push(`| ${st.name}${some} | ${st.us.toFixed(0)} | ${st.faults === null ? "" : st.faults.toFixed(0)} |`);
+    }
   }
   console.log(L.join("\n"));
   if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ machine: m, options: opts, ...out }, null, 2));

@@ -231,12 +231,6 @@ async function withPeakPss(servers, fn) {
   return peak;
 }
 
-// `n` busy processes (bounded: they are killed when the phase ends, and die with us).
-function startLoad(n) {
-  const procs = Array.from({ length: n }, () => spawn(process.execPath, ["-e", "for(;;){}"], { stdio: "ignore" }));
-  return () => { for (const p of procs) p.kill("SIGKILL"); };
-}
-
 // ------------------------------------------------------------------------------------------
 // Phases
 

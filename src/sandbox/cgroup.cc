@@ -402,6 +402,8 @@ Result<std::unique_ptr<CgroupManager>> CgroupManager::create(std::string proc_ro
 }
 
 CgroupManager::~CgroupManager() {
+  for (auto& s : pool_) s->manager_ = nullptr;
+  pool_.clear();  // their directories are removed now
   for (auto& h : hier_) {
     // v2: moving back fails while <own> has controllers enabled; the leaf then stays until the next
     // server's start-up sweep removes it.
@@ -428,37 +430,124 @@ bool CgroupManager::has_freezer() const { return find("freezer") != nullptr; }
 
 Result<std::unique_ptr<CgroupScope>> CgroupManager::new_scope(const CgroupLimits& limits) {
   if (limits.cpu_weight > 10000) return make_error("cpu weight must be 1..10000");
+  std::unique_ptr<CgroupScope> s;
+  {
+    std::lock_guard lk(pool_mu_);
+    if (!pool_.empty()) {
+      s = std::move(pool_.back());
+      pool_.pop_back();
+    }
+  }
+  if (s) {
+    if (s->apply(limits)) return s;
+    s->manager_ = nullptr;  // removed, and a new one made below
+    s.reset();
+  }
   const std::string name = "/run-" + std::to_string(++g_run_counter);
-  std::unique_ptr<CgroupScope> s(new CgroupScope());
+  s.reset(new CgroupScope());
   for (auto& h : hier_) {
     std::string dir = h.parent_dir + name;
     if (::mkdir(dir.c_str(), 0755) != 0) return make_error(sys_error("cannot create", dir, errno));
     s->dirs_.push_back(dir);  // from here on the scope's destructor removes it
     s->versions_.push_back(h.version);
     for (auto& c : h.controllers) {
-      Status st;
       if (c == "memory") {
         s->memory_dir_ = dir;
         s->memory_version_ = h.version;
-        if (limits.memory_bytes) st = s->set_memory_limit(limits.memory_bytes);
+        // Its reset (for a recycled scope) holds only for reads through this fd.
+        if (h.version == 2)
+          s->peak_fd_ = UniqueFd(::open((dir + "/memory.peak").c_str(), O_RDWR | O_CLOEXEC));
       } else if (c == "freezer") {
         s->freezer_dir_ = dir;
         s->freezer_version_ = h.version;
       } else if (c == "pids") {
         s->pids_dir_ = dir;
-        if (limits.pids_max) st = write_file(dir + "/pids.max", std::to_string(limits.pids_max));
-      } else if (c == "cpu" && limits.cpu_weight && limits.cpu_weight != 100) {  // 100: the default
-        if (h.version == 1) {
-          uint64_t shares = std::max<uint64_t>(2, uint64_t(limits.cpu_weight) * 1024 / 100);
-          st = write_file(dir + "/cpu.shares", std::to_string(shares));
-        } else {
-          st = write_file(dir + "/cpu.weight", std::to_string(limits.cpu_weight));
-        }
+      } else if (c == "cpu") {
+        s->cpu_dir_ = dir;
+        s->cpu_version_ = h.version;
       }
-      if (!st) return st.error();
     }
   }
+  if (auto st = s->apply(limits); !st) return st.error();
+  s->manager_ = this;
   return s;
+}
+
+size_t CgroupManager::pooled() const {
+  std::lock_guard lk(pool_mu_);
+  return pool_.size();
+}
+
+bool CgroupManager::recycle(CgroupScope& s) {
+  constexpr size_t kMaxPooled = 64;
+  if (s.frozen_ || s.dirs_.empty()) return false;
+  {
+    std::lock_guard lk(pool_mu_);
+    if (pool_.size() >= kMaxPooled) return false;
+  }
+  // No process is left alive. pids.current also counts the dead until they are reaped: the run's
+  // own process (pid 1 of its pid namespace, so the last of it to go) may still be waiting for
+  // its zygote to reap it, which uncharges it from this scope moments later.
+  if (!s.processes().empty() || (!s.pids_dir_.empty() && s.pids_current() > 1)) return false;
+  if (!s.memory_dir_.empty()) {
+    if (s.oom_killed()) return false;  // its counter would stay set for the next run
+    const char* usage = s.memory_version_ == 1 ? "/memory.usage_in_bytes" : "/memory.current";
+    auto charged = read_file(s.memory_dir_ + usage);
+    if (!charged || std::strtoull(charged->c_str(), nullptr, 10) > CgroupScope::kRecycleMemoryBytes)
+      return false;
+    if (!s.reset_peak()) return false;
+  }
+  std::unique_ptr<CgroupScope> kept(new CgroupScope());
+  std::swap(kept->dirs_, s.dirs_);  // s is left without directories: its destructor does nothing
+  std::swap(kept->versions_, s.versions_);
+  std::swap(kept->memory_dir_, s.memory_dir_);
+  std::swap(kept->pids_dir_, s.pids_dir_);
+  std::swap(kept->freezer_dir_, s.freezer_dir_);
+  std::swap(kept->cpu_dir_, s.cpu_dir_);
+  kept->memory_version_ = s.memory_version_;
+  kept->freezer_version_ = s.freezer_version_;
+  kept->cpu_version_ = s.cpu_version_;
+  kept->memory_limit_ = s.memory_limit_;
+  kept->pids_max_ = s.pids_max_;
+  kept->cpu_weight_ = s.cpu_weight_;
+  kept->peak_fd_ = std::move(s.peak_fd_);
+  kept->manager_ = this;
+  std::lock_guard lk(pool_mu_);
+  pool_.push_back(std::move(kept));
+  return true;
+}
+
+Status CgroupScope::apply(const CgroupLimits& limits) {
+  if (auto st = set_memory_limit(limits.memory_bytes); !st) return st;
+  if (!pids_dir_.empty() && limits.pids_max != pids_max_) {
+    const std::string n = limits.pids_max ? std::to_string(limits.pids_max) : "max";
+    if (auto st = write_file(pids_dir_ + "/pids.max", n); !st) return st;
+    pids_max_ = limits.pids_max;
+  }
+  const uint32_t weight = limits.cpu_weight ? limits.cpu_weight : 100;
+  if (!cpu_dir_.empty() && weight != cpu_weight_) {
+    Status st;
+    if (cpu_version_ == 1) {
+      uint64_t shares = std::max<uint64_t>(2, uint64_t(weight) * 1024 / 100);
+      st = write_file(cpu_dir_ + "/cpu.shares", std::to_string(shares));
+    } else {
+      st = write_file(cpu_dir_ + "/cpu.weight", std::to_string(weight));
+    }
+    if (!st) return st;
+    cpu_weight_ = weight;
+  }
+  return {};
+}
+
+Status CgroupScope::reset_peak() {
+  if (memory_dir_.empty()) return {};
+  if (memory_version_ == 1) return write_file(memory_dir_ + "/memory.max_usage_in_bytes", "0");
+  // v2 (Linux 6.12+): a write resets the peak for reads through the same open file.
+  if (!peak_fd_.valid()) return make_error("no memory.peak to reset");
+  constexpr std::string_view kReset = "reset\n";
+  if (::pwrite(peak_fd_.get(), kReset.data(), kReset.size(), 0) != ssize_t(kReset.size()))
+    return make_error(sys_error("cannot reset", memory_dir_ + "/memory.peak", errno));
+  return {};
 }
 
 Status CgroupScope::set_memory_limit(uint64_t bytes) {
@@ -521,6 +610,7 @@ bool CgroupScope::freeze_and_kill(std::chrono::milliseconds patience) {
     ::usleep(pause);
     pause = std::min<useconds_t>(pause * 2, 1000);
   }
+  frozen_ = true;
   kill_listed(freezer_dir_, freezer_version_);
   // v1 holds even a SIGKILLed process until it is thawed; v2 lets a fatal signal through.
   if (!v2) (void)write_file_errno(control, "THAWED");
@@ -536,6 +626,13 @@ bool CgroupScope::oom_killed() const {
 
 uint64_t CgroupScope::memory_peak() const {
   if (memory_dir_.empty()) return 0;
+  if (peak_fd_.valid()) {
+    char buf[32];
+    ssize_t n = ::pread(peak_fd_.get(), buf, sizeof buf - 1, 0);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    return std::strtoull(buf, nullptr, 10);
+  }
   return read_number(memory_dir_ + (memory_version_ == 1 ? "/memory.max_usage_in_bytes" : "/memory.peak"));
 }
 
@@ -548,6 +645,7 @@ std::vector<pid_t> CgroupScope::processes() const {
 }
 
 CgroupScope::~CgroupScope() {
+  if (manager_ && manager_->recycle(*this)) return;
   for (size_t i = dirs_.size(); i-- > 0;) {
     // Usually the run is already gone and rmdir just works; only a busy cgroup needs the kill loop.
     if (::rmdir(dirs_[i].c_str()) == 0 || errno == ENOENT) continue;

@@ -11,11 +11,13 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace onemcp::sandbox {
 
@@ -65,7 +67,13 @@ class CgroupManager {
   bool has_freezer() const;
 
   // "<parent>/run-<n>" in each hierarchy, limits written. Limits set to 0 are left at the default.
+  // A scope whose run left nothing behind is recycled (see ~CgroupScope) and handed out again
+  // before a new one is made: making and removing a scope's directories (about 30 control files
+  // each in four v1 hierarchies) costs more than the rest of a small run's cgroup work.
   Result<std::unique_ptr<CgroupScope>> new_scope(const CgroupLimits& limits);
+
+  // Scopes recycled and not handed out yet (tests).
+  size_t pooled() const;
 
   struct Hierarchy {
     int version = 1;
@@ -76,14 +84,24 @@ class CgroupManager {
   };
 
  private:
+  friend class CgroupScope;
   CgroupManager() = default;
   const Hierarchy* find(std::string_view controller) const;
+  // Takes the scope's directories into the pool when its run left nothing in them; false: the
+  // caller removes them.
+  bool recycle(CgroupScope& s);
 
   std::vector<Hierarchy> hier_;  // only those with at least one working controller
   std::string describe_;
+  mutable std::mutex pool_mu_;
+  std::vector<std::unique_ptr<CgroupScope>> pool_;  // newest last
 };
 
-// One run's cgroups. The destructor kills whatever is still inside and removes the directories.
+// One run's cgroups. The destructor hands the scope back to its manager for the next run when the
+// run left nothing behind: no process alive and at most one not yet reaped, no OOM kill,
+// never frozen, at most kRecycleMemoryBytes still charged (page cache and kernel objects the
+// kernel reclaims under the next run's limit like any other); the memory peak is reset then.
+// Otherwise it kills whatever is still inside and removes the directories.
 class CgroupScope {
  public:
   ~CgroupScope();
@@ -91,6 +109,9 @@ class CgroupScope {
   CgroupScope& operator=(const CgroupScope&) = delete;
 
   Status add(pid_t pid);  // moves pid (its whole thread group) into every hierarchy of the scope
+
+  // Memory a recycled scope may still have charged (see the class comment).
+  static constexpr uint64_t kRecycleMemoryBytes = 4ull << 20;
 
   // Changes the memory limit (and its no-swap twin) written when the scope was made; 0: none.
   // Nothing to do without the memory controller.
@@ -104,7 +125,8 @@ class CgroupScope {
   bool freeze_and_kill(std::chrono::milliseconds patience);
   bool has_freezer() const { return !freezer_dir_.empty(); }
   bool oom_killed() const;
-  uint64_t memory_peak() const;  // bytes; 0 when the kernel does not report it
+  // Bytes since the scope was made or recycled; 0 when the kernel does not report it.
+  uint64_t memory_peak() const;
   uint32_t pids_current() const;
   // The processes (thread groups) in the scope, from its first hierarchy.
   std::vector<pid_t> processes() const;
@@ -113,12 +135,19 @@ class CgroupScope {
  private:
   friend class CgroupManager;
   CgroupScope() = default;
+  Status apply(const CgroupLimits& limits);  // writes what differs from the scope's current limits
+  Status reset_peak();                       // for its next run
 
-  std::vector<std::string> dirs_;  // one per hierarchy, created in this order
-  std::vector<int> versions_;      // parallel to dirs_
-  std::string memory_dir_, pids_dir_, freezer_dir_;
-  int memory_version_ = 0, freezer_version_ = 0;
+  CgroupManager* manager_ = nullptr;  // recycles it; null once the manager is going away
+  std::vector<std::string> dirs_;     // one per hierarchy, created in this order
+  std::vector<int> versions_;         // parallel to dirs_
+  std::string memory_dir_, pids_dir_, freezer_dir_, cpu_dir_;
+  int memory_version_ = 0, freezer_version_ = 0, cpu_version_ = 0;
   uint64_t memory_limit_ = 0;  // as last written (0: none)
+  uint32_t pids_max_ = 0;      // as last written (0: none)
+  uint32_t cpu_weight_ = 100;  // as last written (100: the default)
+  UniqueFd peak_fd_;           // v2: memory.peak, whose reset holds only for reads through this fd
+  bool frozen_ = false;        // freeze_and_kill() was used: never recycled
 };
 
 }  // namespace onemcp::sandbox

@@ -109,7 +109,7 @@ struct Zygote::Slot {
   // scope removed once it is gone.
   ~Slot() {
     if (pidfd.valid()) ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
-    RunTeardown(std::move(pidfd), std::move(scope));
+    RunTeardown(std::move(pidfd), std::move(scope), true);
   }
   bool gone() const {
     pollfd p{pidfd.get(), POLLIN, 0};
@@ -659,7 +659,9 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   }
   o.outcome = classify_outcome({forced, scope && scope->oom_killed(), o.report.error_kind, o.signal,
                                 o.exit_code});
-  if (settled) o.teardown = std::make_unique<RunTeardown>(std::move(pidfd), std::move(scope));
+  // After the answer: waiting for the exit and recycling or removing the scope are off its path.
+  if (settled || scope)
+    o.teardown = std::make_unique<RunTeardown>(std::move(pidfd), std::move(scope), settled);
   slots_cv_.notify_all();  // if not yet (no sandbox, or the run ended early)
   if (req.profile) {
     mark("supervisor: result ready");

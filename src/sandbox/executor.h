@@ -37,12 +37,12 @@ class CancelToken {
   std::atomic<bool> cancelled_{false};
 };
 
-// What is left of a run answered before the kernel finished tearing it down: its process (a
-// pidfd) and its cgroups. The destructor waits until the process has exited, then removes the
-// cgroups (killing whatever is still inside).
+// What is left of a run once it is answered: its process (a pidfd) and its cgroups. The
+// destructor waits until the process has exited, then releases the cgroups (recycled when the
+// run left nothing behind, else removed, killing whatever is still inside).
 struct RunTeardown {
-  RunTeardown(UniqueFd pidfd, std::unique_ptr<CgroupScope> scope)
-      : pidfd(std::move(pidfd)), scope(std::move(scope)) {}
+  RunTeardown(UniqueFd pidfd, std::unique_ptr<CgroupScope> scope, bool early)
+      : pidfd(std::move(pidfd)), scope(std::move(scope)), early(early) {}
   ~RunTeardown();
   RunTeardown(const RunTeardown&) = delete;
   RunTeardown& operator=(const RunTeardown&) = delete;
@@ -50,6 +50,9 @@ struct RunTeardown {
 
   UniqueFd pidfd;
   std::unique_ptr<CgroupScope> scope;
+  // Answered before the kernel finished tearing it down (frozen and SIGKILLed, or finished with
+  // its exit not awaited); false: it had exited already.
+  bool early = false;
 };
 
 struct RunOutput {
@@ -63,10 +66,11 @@ struct RunOutput {
   ipc::ChildReport report;
   std::vector<OutFile> files;  // what the run left in /out (sandbox only)
   std::string capsule;         // id of the capsule the run executed, set by the server
-  // Set when the run was answered before the kernel finished tearing it down: its processes are
-  // frozen and SIGKILLed, so nothing of it runs any more and the output above is final. Dropping
-  // this waits until every one of them is gone, then removes the run's cgroups: whoever holds it
-  // holds the run's resources, so drop it only after the answer is on its way.
+  // Set when the run has cgroups or was answered before the kernel finished tearing it down (then
+  // its processes are frozen and SIGKILLed, so nothing of it runs any more and the output above
+  // is final). Dropping this waits until every one of them is gone, then releases the run's
+  // cgroups: whoever holds it holds the run's resources, so drop it only after the answer is on
+  // its way.
   std::unique_ptr<RunTeardown> teardown;
   // ipc::RunRequest::profile: the supervisor's steps and the run's own, in order of time.
   std::vector<ipc::RunStep> steps;
