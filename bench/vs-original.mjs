@@ -26,7 +26,7 @@ import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 
-import { REPO, fmt, httpRequest, machine, parseOptions, projectDir, startServer, stopServer, summarize } from "./lib.mjs";
+import { REPO, fmt, httpRequest, machine, parseOptions, projectDir, startLoad, startServer, stopServer, summarize } from "./lib.mjs";
 
 // ------------------------------------------------------------------------------------------
 // Options
