@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <map>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "base/json_depth.h"
@@ -246,6 +247,20 @@ class PostAnswer {
       respond_(rpc_response(r));
     }
   }
+  // The request was cancelled: per the spec no response follows. A client that takes SSE gets
+  // a stream that ends without one (an HTTP answer to a POSTed request is a stream or a JSON
+  // object); one that cannot gets `otherwise`, its only way to learn the call is over.
+  void end(const json& otherwise) {
+    std::lock_guard lk(mu_);
+    if (done_) return;
+    done_ = true;
+    if (!stream_ && start_) stream_ = start_(sse_head());
+    if (stream_) {
+      stream_->close();
+    } else {
+      respond_(rpc_response(otherwise));
+    }
+  }
 
  private:
   std::mutex mu_;
@@ -273,6 +288,7 @@ struct McpServer::Session {
   bool closed = false;
   std::chrono::steady_clock::time_point last_used;
   std::map<std::string, std::shared_ptr<sandbox::CancelToken>> running;  // key: dumped request id
+  std::set<std::string> withdrawn;  // keys of running requests the client cancelled: no response
   std::shared_ptr<EventStream> stream;  // HTTP: the standalone GET stream, if one was opened
   WriteLine write;                      // stdio: where lines go
 
@@ -786,16 +802,16 @@ void McpServer::handle_mcp_post(HttpRequest& req, Respond& respond) {
     dispatch(session, msg, [](std::optional<json>) {});
     return respond(HttpResponse{202, {}, ""});
   }
-  // A client that asked for progress and takes SSE gets a stream once there is a notification
-  // to send before the reply; a call refused at once is a plain (429) response.
-  const bool may_stream = !progress_token(msg.value("params", json())).is_null() &&
-                          accepts_sse(req) && req.start_stream;
+  // A client that takes SSE gets a stream once there is a notification to send before the reply
+  // (progress, when it asked for it); a call refused at once is a plain (429) response.
+  const bool may_stream = accepts_sse(req) && req.start_stream;
   auto answer = std::make_shared<PostAnswer>(std::move(respond),
                                              may_stream ? req.start_stream : StartStream());
   dispatch(
       session, msg,
       [answer, id](std::optional<json> r) {
-        answer->reply(r ? std::move(*r) : rpc_error(id, kInvalidRequest, "Request cancelled"));
+        if (r) return answer->reply(std::move(*r));
+        answer->end(rpc_error(id, kInvalidRequest, "Request cancelled"));
       },
       [answer](const json& n) { answer->notify(n); }, req.abandonment);
 }
@@ -877,7 +893,10 @@ void McpServer::dispatch(const std::shared_ptr<Session>& session, const json& ms
     } else if (method == "notifications/cancelled" && params.contains("requestId")) {
       std::lock_guard lk(session->mu);
       auto it = session->running.find(dump(params["requestId"]));
-      if (it != session->running.end()) it->second->cancel();
+      if (it != session->running.end()) {
+        session->withdrawn.insert(it->first);
+        it->second->cancel();
+      }
     }
     return reply(std::nullopt);
   }
@@ -948,16 +967,21 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
   auto finish = [session, key] {
     std::lock_guard lk(session->mu);
     session->running.erase(key);
+    session->withdrawn.erase(key);
   };
-  auto job = [this, session, id, p = std::move(*prepared), token, reply, finish, progress,
-              has_progress] {
+  auto withdrawn = [session, key] {
+    std::lock_guard lk(session->mu);
+    return session->withdrawn.count(key) > 0;
+  };
+  auto job = [this, session, id, p = std::move(*prepared), token, reply, finish, withdrawn,
+              progress, has_progress] {
     std::optional<json> answer;
     // Held until after the reply: a killed run is answered at once, and this slot waits for its
     // processes to be gone only then, so the run keeps its slot until nothing of it is left.
     std::unique_ptr<sandbox::RunTeardown> teardown;
     if (token->cancelled()) {
       // Cancelled while it waited for a slot: it never runs.
-      if (session->http) answer = rpc_error(id, kInvalidRequest, "Request cancelled");
+      answer = rpc_error(id, kInvalidRequest, "Request cancelled");
     } else {
       std::optional<DeferredStart> deferred_start;
       if (session->http) {
@@ -980,8 +1004,10 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
       }
       if (deferred_start) deferred_start->finish();
       progress(1, "done");
-      if (token->cancelled() && !session->http) answer.reset();  // per spec: no response
     }
+    // Withdrawn by the client (notifications/cancelled): per the spec no response; over HTTP the
+    // POST's answer ends without one.
+    if (withdrawn()) answer.reset();
     finish();
     if (aborting_ && token->cancelled()) answer = shutdown_error(id);
     reply(std::move(answer));

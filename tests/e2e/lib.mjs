@@ -270,17 +270,36 @@ export async function waitGone(pid, ms, what = `process ${pid}`) {
 // ---------------------------------------------------------------------------------------------
 // SDK clients
 
-// Connects an SDK client over Streamable HTTP. `onResponse(json)` (optional) sees every JSON
-// body the server answers, including replies the SDK drops after a cancellation.
+// Connects an SDK client over Streamable HTTP. `onResponse(answer)` (optional) sees every
+// answer to a POST once its body ended, including what the SDK drops after a cancellation:
+// { request (the JSON POSTed), status, messages (the JSON-RPC messages of a JSON body or of an
+// SSE stream's events), endedAt (performance.now()) }.
 export async function connectHttp(url, { onResponse, timeoutMs = 10000 } = {}) {
   const fetchTap = onResponse
     ? async (input, init) => {
         const res = await fetch(input, init);
-        if ((res.headers.get("content-type") ?? "").includes("application/json")) {
+        if (init?.method === "POST") {
+          let request = null;
+          try {
+            request = JSON.parse(init.body);
+          } catch {}
+          const sse = (res.headers.get("content-type") ?? "").includes("text/event-stream");
           res
             .clone()
-            .json()
-            .then(onResponse, () => {});
+            .text()
+            .then((body) => {
+              const texts = sse
+                ? body.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5))
+                : body ? [body] : [];
+              const messages = texts.flatMap((t) => {
+                try {
+                  return [JSON.parse(t)];
+                } catch {
+                  return [];
+                }
+              });
+              onResponse({ request, status: res.status, messages, endedAt: performance.now() });
+            }, () => {});
         }
         return res;
       }

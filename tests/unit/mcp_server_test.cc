@@ -413,7 +413,10 @@ TEST_F(McpServerTest, CancelledNotificationStopsTheRun) {
   EXPECT_EQ(r.status, 202);
   auto j = fut.get();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
-  EXPECT_EQ(j["result"]["structuredContent"]["outcome"], "killed");
+  // A client that cannot take a stream (this one) still needs an answer to its POST: no result.
+  EXPECT_FALSE(j.contains("result")) << j;
+  EXPECT_EQ(j["error"]["message"], "Request cancelled");
+
 }
 
 TEST_F(McpServerTest, IdleSessionsExpire) {
@@ -888,6 +891,26 @@ TEST_F(McpServerTest, ASessionBelongsToThePrincipalThatCreatedIt) {
   server_.handle(del, [&](HttpResponse r) { p.set_value(r.status); });
   EXPECT_EQ(p.get_future().get(), 404);
   EXPECT_EQ(post(server_, ping, sid, "token:alice").get().status, 200);
+}
+
+TEST_F(McpServerTest, ACallTheClientCancelledEndsItsStreamWithoutAResponse) {
+  std::string sid = initialize();
+  const int before = backend_.blocked;
+  auto streamed = std::async(std::launch::async, [&] {
+    return exchange("POST", tools_call(78, "block").dump(),
+                    {{"mcp-session-id", sid}, {"accept", "application/json, text/event-stream"}});
+  });
+  ASSERT_TRUE(eventually([&] { return backend_.blocked == before + 1; }));
+  EXPECT_EQ(http("POST", R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":78}})",
+                 {{"mcp-session-id", sid}})
+                .status,
+            202);
+  auto a = streamed.get();
+  ASSERT_TRUE(a.stream) << "answered with " << (a.response ? a.response->body : "");
+  EXPECT_TRUE(a.stream->wait_closed());
+  EXPECT_TRUE(a.stream->events().empty());
+  // The session goes on.
+  EXPECT_EQ(call(sid, {{"jsonrpc", "2.0"}, {"id", 79}, {"method", "ping"}})["result"], json::object());
 }
 
 TEST_F(McpServerTest, AnAbandonedCallIsCancelled) {
