@@ -611,6 +611,19 @@ std::shared_ptr<McpServer::Session> McpServer::request_session(const HttpRequest
                                          "Bad Request: unsupported MCP-Protocol-Version " + pv)));
     return nullptr;
   }
+  // Absent: a client of a version before the header existed (2025-03-26 and older).
+  std::string negotiated;
+  {
+    std::lock_guard lk(session->mu);
+    negotiated = session->protocol;
+  }
+  if (!pv.empty() && pv != negotiated) {
+    respond(json_response(400, rpc_error(id, kInvalidRequest,
+                                         "Bad Request: MCP-Protocol-Version " + pv +
+                                             " is not the version this session negotiated (" +
+                                             negotiated + ")")));
+    return nullptr;
+  }
   return session;
 }
 
