@@ -52,8 +52,10 @@ export interface Config {
    */
   mounts?: Mount[];
   /**
-   * How long an idle session is kept, in milliseconds (at least 1000). Default 300000.
-   * @default 300000
+   * How long an idle session is kept, in milliseconds (at least 1000). Default 86400000 (a day):
+   * SDK clients do not initialize again when their session is gone, and editors stay idle for
+   * hours; sessions beyond server.maxSessions are evicted least recently used first anyway.
+   * @default 86400000
    */
   sessionTtlMs?: number;
   /**

@@ -550,7 +550,7 @@ std::string default_config_text() {
     "mcps": ["*"]
   },
   "mcps": [],
-  "sessionTtlMs": 300000,
+  "sessionTtlMs": 86400000,
   "server": {
     "allowedHosts": [],
     "allowedOrigins": [],

@@ -136,7 +136,8 @@ struct Config {
   Policy policy;
   std::vector<UpstreamConfig> mcps;
   std::vector<MountConfig> mounts;
-  uint64_t session_ttl_ms = 300000;
+  uint64_t session_ttl_ms =
+      86400000;  // a day: editor clients idle for hours and do not re-initialize
   ServerConfig server;
   std::string signing_key_path = ".1mcp/keys/";
   std::string cache_dir = ".1mcp/capsules/";

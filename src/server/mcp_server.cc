@@ -765,8 +765,19 @@ void McpServer::handle_mcp_post(HttpRequest& req, Respond& respond) {
         400, rpc_error(nullptr, kParseError, "Parse error: invalid JSON (or nested deeper than 64 levels)")));
   }
   if (msg.is_array()) {
-    return respond(json_response(
-        400, rpc_error(nullptr, kInvalidRequest, "Invalid Request: batches are not supported")));
+    if (header(req, "mcp-session-id").empty()) {
+      return respond(json_response(
+          400, rpc_error(nullptr, kInvalidRequest,
+                         "Invalid Request: a batch needs a session (batches exist in protocol "
+                         "version 2025-03-26 only, and initialize cannot be batched)")));
+    }
+    auto session = request_session(req, nullptr, respond);
+    if (!session) return;
+    return dispatch_batch(session, msg, [respond](std::optional<json> r) {
+      // One object, not an array: the batch as a whole was refused.
+      if (!r) return respond(HttpResponse{202, {}, ""});
+      respond(r->is_array() ? rpc_response(*r) : json_response(400, *r));
+    });
   }
   json id = msg.is_object() && msg.contains("id") ? msg["id"] : json(nullptr);
   if (!valid_id(id)) id = nullptr;
@@ -849,7 +860,10 @@ void McpServer::route_line(const std::string& line, WriteLine& write, std::funct
     return reply_error(nullptr, kParseError, "Parse error: invalid JSON (or nested deeper than 64 levels)");
   }
   if (msg.is_array()) {
-    return reply_error(nullptr, kInvalidRequest, "Invalid Request: batches are not supported");
+    return dispatch_batch(stdio_session_, msg, [write, done](std::optional<json> r) {
+      if (r) write(dump(*r));
+      done();
+    });
   }
   json id = msg.is_object() && msg.contains("id") && valid_id(msg["id"]) ? msg["id"] : json(nullptr);
   if (!msg.is_object() || msg.value("jsonrpc", json()) != "2.0") {
@@ -938,6 +952,51 @@ void McpServer::dispatch(const std::shared_ptr<Session>& session, const json& ms
                      std::move(abandonment));
   }
   reply(rpc_error(id, kMethodNotFound, "Method not found: " + method));
+}
+
+void McpServer::dispatch_batch(const std::shared_ptr<Session>& session, const json& batch,
+                               Reply done) {
+  std::string protocol;
+  {
+    std::lock_guard lk(session->mu);
+    protocol = session->protocol;
+  }
+  if (protocol != "2025-03-26") {
+    return done(rpc_error(nullptr, kInvalidRequest,
+                          "Invalid Request: batches exist in protocol version 2025-03-26 only; "
+                          "this session negotiated " +
+                              protocol));
+  }
+  if (batch.empty())
+    return done(rpc_error(nullptr, kInvalidRequest, "Invalid Request: empty batch"));
+  struct Collected {
+    std::mutex mu;
+    size_t left;
+    json responses = json::array();
+    Reply done;
+  };
+  auto c = std::make_shared<Collected>();
+  c->left = batch.size();
+  c->done = std::move(done);
+  Reply one = [c](std::optional<json> r) {
+    std::unique_lock lk(c->mu);
+    if (r) c->responses.push_back(std::move(*r));
+    if (--c->left > 0) return;
+    json all = std::move(c->responses);
+    lk.unlock();
+    c->done(all.empty() ? std::nullopt : std::optional<json>(std::move(all)));
+  };
+  for (const json& msg : batch) {
+    json id =
+        msg.is_object() && msg.contains("id") && valid_id(msg["id"]) ? msg["id"] : json(nullptr);
+    if (!msg.is_object() || msg.value("jsonrpc", json()) != "2.0") {
+      one(rpc_error(id, kInvalidRequest, "Invalid Request: expected a JSON-RPC 2.0 object"));
+    } else if (msg.value("method", json()) == "initialize") {
+      one(rpc_error(id, kInvalidRequest, "Invalid Request: initialize cannot be part of a batch"));
+    } else {
+      dispatch(session, msg, one);
+    }
+  }
 }
 
 void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& id,

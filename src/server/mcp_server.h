@@ -127,6 +127,10 @@ class McpServer final : public HttpHandler, public LineHandler {
   // `abandonment` (may be null): the transport's signal that nobody will read the answer.
   void dispatch(const std::shared_ptr<Session>& session, const nlohmann::json& msg, Reply reply,
                 Notify notify = nullptr, std::shared_ptr<Abandonment> abandonment = nullptr);
+  // A JSON-RPC batch (an array; protocol 2025-03-26 only): every element dispatched, `done`
+  // called once with the array of their responses, or nullopt when none has one.
+  void dispatch_batch(const std::shared_ptr<Session>& session, const nlohmann::json& batch,
+                      Reply done);
   void call_tool(const std::shared_ptr<Session>& session, const nlohmann::json& id,
                  const nlohmann::json& params, Reply reply, Notify notify,
                  std::shared_ptr<Abandonment> abandonment);

@@ -40,7 +40,7 @@ test("malformed JSON → 400, -32700, id null", async () => {
   assert.equal(r.json.id, null);
 });
 
-test("a batch → 400, -32600", async () => {
+test("a batch in a 2025-06-18 session → 400, -32600", async () => {
   const s = await rawSession(url);
   const r = await s.post([ping(1), ping(2)]);
   assert.equal(r.status, 400);

@@ -472,6 +472,23 @@ TEST_F(McpServerTest, StdioSpeaksLinesAndReportsErrors) {
   EXPECT_EQ(json::parse(lines[0])["error"]["code"], -32700);
   EXPECT_EQ(json::parse(lines[1])["result"]["protocolVersion"], "2024-11-05");
   EXPECT_EQ(json::parse(lines[2])["result"]["structuredContent"]["stdout"], "js:x|");
+  // A batch in a 2024-11-05 session: refused as a whole (2025-03-26 only)...
+  run(R"([{"jsonrpc":"2.0","id":3,"method":"ping"}])");
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(json::parse(lines[3])["error"]["code"], -32600);
+  // ... answered with one line in a 2025-03-26 session.
+  run(R"({"jsonrpc":"2.0","id":4,"method":"initialize","params":{"protocolVersion":"2025-03-26"}})");
+  run(R"([{"jsonrpc":"2.0","id":5,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"},)"
+      R"({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"run_py","arguments":{"code":"y"}}}])");
+  ASSERT_EQ(lines.size(), 6u);
+  auto batch = json::parse(lines[5]);
+  ASSERT_TRUE(batch.is_array() && batch.size() == 2) << batch;
+  for (auto& m : batch) {
+    if (m["id"] == 5)
+      EXPECT_EQ(m["result"], json::object());
+    else
+      EXPECT_EQ(m["result"]["structuredContent"]["stdout"], "py:y|") << m;
+  }
 }
 
 }  // namespace
@@ -902,6 +919,46 @@ TEST_F(McpServerTest, ASessionBelongsToThePrincipalThatCreatedIt) {
   server_.handle(del, [&](HttpResponse r) { p.set_value(r.status); });
   EXPECT_EQ(p.get_future().get(), 404);
   EXPECT_EQ(post(server_, ping, sid, "token:alice").get().status, 200);
+}
+
+// JSON-RPC batches exist in protocol version 2025-03-26 only (2025-06-18 removed them).
+TEST_F(McpServerTest, BatchesIn2025_03_26Sessions) {
+  std::string sid = initialize("2025-03-26");
+  auto r = http(
+      "POST",
+      json::array(
+          {{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "ping"}},
+           {{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}},
+           run_call(2, "print-me"),
+           {{"jsonrpc", "2.0"}, {"id", 3}, {"method", "nope"}},
+           5,
+           {{"jsonrpc", "2.0"}, {"id", 4}, {"method", "initialize"}, {"params", json::object()}}})
+          .dump(),
+      {{"mcp-session-id", sid}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto all = json::parse(r.body);
+  ASSERT_TRUE(all.is_array()) << all;
+  ASSERT_EQ(all.size(), 5u) << all;  // every element but the notification
+  std::map<std::string, json> by_id;
+  for (auto& m : all) by_id[m["id"].dump()] = m;
+  EXPECT_EQ(by_id["1"]["result"], json::object());
+  EXPECT_EQ(by_id["2"]["result"]["structuredContent"]["stdout"], "js:print-me|");
+  EXPECT_EQ(by_id["3"]["error"]["code"], -32601);
+  EXPECT_EQ(by_id["null"]["error"]["code"], -32600);  // 5 is no message
+  EXPECT_EQ(by_id["4"]["error"]["code"], -32600);     // initialize cannot be batched
+
+  // Only notifications: accepted, nothing to answer.
+  auto n = http("POST", R"([{"jsonrpc":"2.0","method":"notifications/initialized"}])",
+                {{"mcp-session-id", sid}});
+  EXPECT_EQ(n.status, 202);
+  EXPECT_EQ(http("POST", "[]", {{"mcp-session-id", sid}}).status, 400);
+  // No session, or a session of another version: refused as a whole.
+  EXPECT_EQ(http("POST", R"([{"jsonrpc":"2.0","id":1,"method":"ping"}])").status, 400);
+  std::string newer = initialize("2025-06-18");
+  auto refused =
+      http("POST", R"([{"jsonrpc":"2.0","id":1,"method":"ping"}])", {{"mcp-session-id", newer}});
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_NE(refused.body.find("2025-03-26 only"), std::string::npos) << refused.body;
 }
 
 TEST_F(McpServerTest, ACallTheClientCancelledEndsItsStreamWithoutAResponse) {
