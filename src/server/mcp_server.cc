@@ -3,7 +3,9 @@
 #include <sys/random.h>
 
 #include <algorithm>
+#include <charconv>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -120,6 +122,14 @@ HttpResponse sse_head() {
 }
 
 std::string sse_event(const json& msg) { return "event: message\ndata: " + dump(msg) + "\n\n"; }
+// An event of a session's GET stream: its id (unique in the session) lets a client that lost the
+// stream ask for what it missed (Last-Event-ID).
+std::string sse_event(const json& msg, uint64_t id) {
+  return "id: " + std::to_string(id) + "\n" + sse_event(msg);
+}
+
+// Events of a session's GET stream kept for a client that reconnects with Last-Event-ID.
+constexpr size_t kReplayEvents = 256;
 
 json notification(const char* method, json params = nullptr) {
   json n{{"jsonrpc", "2.0"}, {"method", method}};
@@ -290,6 +300,8 @@ struct McpServer::Session {
   std::map<std::string, std::shared_ptr<sandbox::CancelToken>> running;  // key: dumped request id
   std::set<std::string> withdrawn;  // keys of running requests the client cancelled: no response
   std::shared_ptr<EventStream> stream;  // HTTP: the standalone GET stream, if one was opened
+  uint64_t last_event_id = 0;           // of the GET stream's events
+  std::deque<std::pair<uint64_t, std::string>> replay;  // its last kReplayEvents events
   WriteLine write;                      // stdio: where lines go
 
   // Cancels the runs and ends the GET stream.
@@ -304,21 +316,23 @@ struct McpServer::Session {
     if (s) s->close();
   }
 
-  // A message outside any request, once the client said it is initialized.
+  // A message outside any request, once the client said it is initialized. Over HTTP it goes to
+  // the GET stream, and is kept for a client that reconnects to it (sent in order: under `mu`).
   void notify(const json& msg) {
-    std::shared_ptr<EventStream> s;
     WriteLine w;
     {
       std::lock_guard lk(mu);
       if (!initialized || closed) return;
-      s = stream;
+      if (http) {
+        std::string event = sse_event(msg, ++last_event_id);
+        if (stream) stream->send(event);
+        replay.emplace_back(last_event_id, std::move(event));
+        if (replay.size() > kReplayEvents) replay.pop_front();
+        return;
+      }
       w = write;
     }
-    if (s) {
-      s->send(sse_event(msg));
-    } else if (w) {
-      w(dump(msg));
-    }
+    if (w) w(dump(msg));
   }
 };
 
@@ -651,6 +665,16 @@ void McpServer::handle_mcp_get(HttpRequest& req, Respond& respond) {
                                        "Conflict: this session already has an SSE stream open"));
     } else {
       session->stream = req.start_stream(sse_head());
+      // A client resuming the stream gets what was sent after the last event it saw (as far as
+      // the last kReplayEvents go back). Not an id of this stream's: nothing is replayed.
+      const std::string last = header(req, "last-event-id");
+      uint64_t seen = 0;
+      auto [end, ec] = std::from_chars(last.data(), last.data() + last.size(), seen);
+      if (!last.empty() && ec == std::errc() && end == last.data() + last.size() &&
+          seen <= session->last_event_id) {
+        for (const auto& [id, event] : session->replay)
+          if (id > seen) session->stream->send(event);
+      }
     }
   }
   if (refused) respond(std::move(*refused));

@@ -251,7 +251,7 @@ test("SIGHUP reloads the config and the SDK client hears tools/list_changed on i
   assert.equal(client.getServerCapabilities().tools.listChanged, true);
   assert.equal(await getStatus, 200, "the SDK opened its GET stream");
   const mine = await request(s.url, {
-    headers: { "mcp-session-id": transport.sessionId, "mcp-protocol-version": PROTOCOL, accept: "text/event-stream" },
+    headers: { "mcp-session-id": transport.sessionId, "mcp-protocol-version": transport.protocolVersion, accept: "text/event-stream" },
   });
   assert.equal(mine.status, 409, "one GET stream per session");
   assert.notEqual(await timeoutOf(client), 12345);

@@ -84,12 +84,21 @@ class FakeStream : public EventStream {
   std::vector<json> events() {
     std::lock_guard lk(mu_);
     std::vector<json> out;
-    for (const auto& c : chunks_) {
+    for (auto c : chunks_) {
+      if (c.starts_with("id: ")) c.erase(0, c.find('\n') + 1);
       EXPECT_EQ(c.rfind("event: message\ndata: ", 0), 0u) << c;
       EXPECT_TRUE(c.ends_with("\n\n")) << c;
       auto data = c.find("data: ");
       out.push_back(json::parse(c.substr(data + 6)));
     }
+    return out;
+  }
+  // The "id:" of every event, in order ("" for one without).
+  std::vector<std::string> ids() {
+    std::lock_guard lk(mu_);
+    std::vector<std::string> out;
+    for (const auto& c : chunks_)
+      out.push_back(c.starts_with("id: ") ? c.substr(4, c.find('\n') - 4) : "");
     return out;
   }
   const HttpResponse head;
@@ -647,6 +656,39 @@ TEST_F(McpServerTest, ListeningSessionDoesNotExpireWhileItsStreamIsOpen) {
   stream->disconnect();
   now_ += std::chrono::milliseconds(policy::Config{}.session_ttl_ms + 2000);
   EXPECT_EQ(ping(sid).status, 404);
+}
+
+// The GET stream's events carry ids; a client that lost the stream gets, on reconnecting with
+// Last-Event-ID, what was sent after that event, also while it had no stream open.
+TEST_F(McpServerTest, TheGetStreamResumesFromLastEventId) {
+  auto [sid, stream] = listening_session();
+  server_.notify_tools_changed();
+  server_.notify_tools_changed();
+  EXPECT_EQ(stream->ids(), (std::vector<std::string>{"1", "2"}));
+  stream->disconnect();
+  server_.notify_tools_changed();  // nobody listening: kept
+  auto get = [&](std::map<std::string, std::string> h) {
+    h.emplace("mcp-session-id", sid);
+    h.emplace("accept", "text/event-stream");
+    auto a = exchange("GET", "", h);
+    EXPECT_TRUE(a.stream) << (a.response ? a.response->body : "");
+    return a.stream;
+  };
+  auto resumed = get({{"last-event-id", "1"}});
+  EXPECT_EQ(resumed->ids(), (std::vector<std::string>{"2", "3"}));
+  for (auto& e : resumed->events()) EXPECT_EQ(e["method"], "notifications/tools/list_changed");
+  resumed->disconnect();
+  for (auto [last, why] : {std::pair<const char*, const char*>{nullptr, "no Last-Event-ID"},
+                           {"junk", "not an id"},
+                           {"99", "an id this stream never sent"}}) {
+    auto s = last ? get({{"last-event-id", last}}) : get({});
+    EXPECT_TRUE(s->ids().empty()) << "replayed with " << why;
+    s->disconnect();
+  }
+  auto all = get({{"last-event-id", "0"}});
+  EXPECT_EQ(all->ids(), (std::vector<std::string>{"1", "2", "3"}));
+  server_.notify_tools_changed();
+  EXPECT_EQ(all->ids(), (std::vector<std::string>{"1", "2", "3", "4"}));
 }
 
 TEST_F(McpServerTest, ToolsListChangedReachesEveryInitializedSession) {
