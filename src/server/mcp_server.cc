@@ -11,7 +11,6 @@
 #include <set>
 #include <thread>
 
-#include "base/json_depth.h"
 #include "base/log.h"
 #include "capsule/http.h"
 #include "policy/schemas.h"
@@ -28,40 +27,23 @@ namespace {
 
 constexpr const char* kProtocols[] = {"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"};
 
-// JSON-RPC error codes (and the MCP "session not found" convention).
-constexpr int kParseError = -32700;
-constexpr int kInvalidRequest = -32600;
-constexpr int kMethodNotFound = -32601;
-constexpr int kInvalidParams = -32602;
-constexpr int kInternalError = -32603;
-constexpr int kServerBusy = -32000;  // retryable: data.retryAfterMs
-constexpr int kSessionNotFound = -32001;
-constexpr int kShuttingDown = -32003;
+using protocol::dump;
+using protocol::kInternalError;
+using protocol::kInvalidParams;
+using protocol::kInvalidRequest;
+using protocol::kMethodNotFound;
+using protocol::kParseError;
+using protocol::kServerBusy;
+using protocol::kSessionNotFound;
+using protocol::kShuttingDown;
+using protocol::Message;
+using protocol::Method;
 constexpr int kRetryAfterSeconds = 1;
 
-// Never throws: nlohmann can throw even in non-throwing mode (e.g. number out of range).
-json parse_json(const std::string& text) {
-  if (!json_depth_within(text)) return json(json::value_t::discarded);
-  try {
-    return json::parse(text, nullptr, false);
-  } catch (const std::exception&) {
-    return json(json::value_t::discarded);
-  }
-}
-
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
 json rpc_error(const json& id, int code, const std::string& message) {
-  return json{{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", message}}}};
+  return protocol::error(id, code, message);
 }
-
-json rpc_result(const json& id, json result) {
-  return json{{"jsonrpc", "2.0"}, {"id", id}, {"result", std::move(result)}};
-}
-
-bool valid_id(const json& id) {
-  return id.is_string() || id.is_number_integer() || id.is_number_unsigned();
-}
+json rpc_result(const json& id, json result) { return protocol::response(id, std::move(result)); }
 
 std::string random_session_id() {
   unsigned char b[16];
@@ -132,9 +114,7 @@ std::string sse_event(const json& msg, uint64_t id) {
 constexpr size_t kReplayEvents = 256;
 
 json notification(const char* method, json params = nullptr) {
-  json n{{"jsonrpc", "2.0"}, {"method", method}};
-  if (!params.is_null()) n["params"] = std::move(params);
-  return n;
+  return protocol::notification(method, std::move(params));
 }
 
 // params._meta.progressToken when it is a string or an integer, else null.
@@ -142,7 +122,7 @@ json progress_token(const json& params) {
   if (!params.is_object() || !params.contains("_meta")) return nullptr;
   const json& meta = params["_meta"];
   if (!meta.is_object()) return nullptr;
-  if (!meta.contains("progressToken") || !valid_id(meta["progressToken"])) return nullptr;
+  if (!meta.contains("progressToken") || !protocol::valid_id(meta["progressToken"])) return nullptr;
   return meta["progressToken"];
 }
 
@@ -783,12 +763,8 @@ void McpServer::handle_mcp_post(HttpRequest& req, Respond& respond) {
     return respond(json_response(
         406, rpc_error(nullptr, kInvalidRequest, "Not Acceptable: client must accept application/json")));
   }
-  json msg = parse_json(req.body);
-  if (msg.is_discarded()) {
-    return respond(json_response(
-        400, rpc_error(nullptr, kParseError, "Parse error: invalid JSON (or nested deeper than 64 levels)")));
-  }
-  if (msg.is_array()) {
+  protocol::Parsed parsed = protocol::parse(req.body);
+  if (parsed.batch) {
     if (header(req, "mcp-session-id").empty()) {
       return respond(json_response(
           400, rpc_error(nullptr, kInvalidRequest,
@@ -797,29 +773,26 @@ void McpServer::handle_mcp_post(HttpRequest& req, Respond& respond) {
     }
     auto session = request_session(req, nullptr, respond);
     if (!session) return;
-    return dispatch_batch(session, msg, [respond](std::optional<json> r) {
+    return dispatch_batch(session, parsed.items, [respond](std::optional<json> r) {
       // One object, not an array: the batch as a whole was refused.
       if (!r) return respond(HttpResponse{202, {}, ""});
       respond(r->is_array() ? rpc_response(*r) : json_response(400, *r));
     });
   }
-  json id = msg.is_object() && msg.contains("id") ? msg["id"] : json(nullptr);
-  if (!valid_id(id)) id = nullptr;
-  if (!msg.is_object() || msg.value("jsonrpc", json()) != "2.0") {
-    return respond(json_response(
-        400, rpc_error(id, kInvalidRequest, "Invalid Request: expected a JSON-RPC 2.0 object")));
+  if (auto* refused = std::get_if<protocol::Refusal>(&parsed.items[0])) {
+    // Nothing to answer (a malformed notification or response): accepted and dropped.
+    if (!refused->answer) return respond(HttpResponse{202, {}, ""});
+    // A request whose params are no object is well-formed JSON-RPC, answered as any error.
+    const int status = refused->code == kInvalidParams ? 200 : 400;
+    return respond(json_response(status, protocol::error(*refused)));
   }
-  bool has_method = msg.contains("method");
-  bool is_request = has_method && msg.contains("id");
+  const Message& msg = std::get<Message>(parsed.items[0]);
+  const json& id = msg.id;
+  const bool is_request = msg.is_request();
 
-  if (is_request && msg["method"] == "initialize") {
-    if (!valid_id(msg["id"])) {
-      return respond(json_response(
-          400, rpc_error(nullptr, kInvalidRequest, "Invalid Request: id must be a string or integer")));
-    }
-    const json& params = msg.contains("params") ? msg["params"] : json::object();
-    if (!params.is_object() || !params.contains("protocolVersion") ||
-        !params["protocolVersion"].is_string()) {
+  if (is_request && msg.method == "initialize") {
+    const json& params = msg.params;
+    if (!params.contains("protocolVersion") || !params["protocolVersion"].is_string()) {
       return respond(json_response(
           200, rpc_error(id, kInvalidParams, "Invalid params: protocolVersion (string) is required")));
     }
@@ -875,30 +848,23 @@ void McpServer::handle_line(std::string line, WriteLine write, std::function<voi
 }
 
 void McpServer::route_line(const std::string& line, WriteLine& write, std::function<void()>& done) {
-  auto reply_error = [&](const json& id, int code, const std::string& m) {
-    write(dump(rpc_error(id, code, m)));
-    done();
-  };
-  json msg = parse_json(line);
-  if (msg.is_discarded()) {
-    return reply_error(nullptr, kParseError, "Parse error: invalid JSON (or nested deeper than 64 levels)");
-  }
-  if (msg.is_array()) {
-    return dispatch_batch(stdio_session_, msg, [write, done](std::optional<json> r) {
-      if (r) write(dump(*r));
-      done();
-    });
-  }
-  json id = msg.is_object() && msg.contains("id") && valid_id(msg["id"]) ? msg["id"] : json(nullptr);
-  if (!msg.is_object() || msg.value("jsonrpc", json()) != "2.0") {
-    return reply_error(id, kInvalidRequest, "Invalid Request: expected a JSON-RPC 2.0 object");
-  }
+  protocol::Parsed parsed = protocol::parse(line);
   {
     std::lock_guard lk(stdio_session_->mu);
     if (!stdio_session_->write) stdio_session_->write = write;
   }
+  if (parsed.batch) {
+    return dispatch_batch(stdio_session_, parsed.items, [write, done](std::optional<json> r) {
+      if (r) write(dump(*r));
+      done();
+    });
+  }
+  if (auto* refused = std::get_if<protocol::Refusal>(&parsed.items[0])) {
+    if (refused->answer) write(dump(protocol::error(*refused)));
+    return done();
+  }
   dispatch(
-      stdio_session_, msg,
+      stdio_session_, std::get<Message>(parsed.items[0]),
       [write, done](std::optional<json> r) {
         if (r) write(dump(*r));
         done();
@@ -912,36 +878,20 @@ void McpServer::line_too_long(WriteLine write) {
                            std::to_string(opts_.max_body_bytes) + " bytes")));
 }
 
-void McpServer::dispatch(const std::shared_ptr<Session>& session, const json& msg, Reply reply,
+void McpServer::dispatch(const std::shared_ptr<Session>& session, const Message& msg, Reply reply,
                          Notify notify, std::shared_ptr<Abandonment> abandonment) {
-  bool has_id = msg.contains("id");
-  if (!msg.contains("method")) {
-    // A response to a request we never send, or garbage: nothing to answer.
-    if (has_id && !msg.contains("result") && !msg.contains("error")) {
-      return reply(rpc_error(nullptr, kInvalidRequest, "Invalid Request: method is required"));
-    }
-    return reply(std::nullopt);
-  }
-  const json& id = has_id ? msg["id"] : json(nullptr);
-  if (has_id && !valid_id(id)) {
-    return reply(rpc_error(nullptr, kInvalidRequest, "Invalid Request: id must be a string or integer"));
-  }
-  if (!msg["method"].is_string()) {
-    return reply(has_id ? std::optional(rpc_error(id, kInvalidRequest, "Invalid Request: method must be a string"))
-                        : std::nullopt);
-  }
-  std::string method = msg["method"];
-  const json params = msg.contains("params") ? msg["params"] : json::object();
-  if (!params.is_object()) {
-    return reply(has_id ? std::optional(rpc_error(id, kInvalidParams, "Invalid params: params must be an object"))
-                        : std::nullopt);
-  }
+  // A response or error to a request we never send: nothing to answer.
+  if (!msg.is_request() && !msg.is_notification()) return reply(std::nullopt);
+  const json& id = msg.id;
+  const std::string& method = msg.method;
+  const json& params = msg.params;
 
-  if (!has_id) {
-    if (method == "notifications/initialized") {
+  if (msg.is_notification()) {
+    const Method m = protocol::method_of(method);
+    if (m == Method::initialized) {
       std::lock_guard lk(session->mu);
       session->initialized = true;
-    } else if (method == "notifications/cancelled" && params.contains("requestId")) {
+    } else if (m == Method::cancelled && params.contains("requestId")) {
       std::lock_guard lk(session->mu);
       auto it = session->running.find(dump(params["requestId"]));
       if (it != session->running.end()) {
@@ -952,34 +902,37 @@ void McpServer::dispatch(const std::shared_ptr<Session>& session, const json& ms
     return reply(std::nullopt);
   }
 
-  if (method == "initialize") {
-    if (!params.contains("protocolVersion") || !params["protocolVersion"].is_string()) {
-      return reply(rpc_error(id, kInvalidParams, "Invalid params: protocolVersion (string) is required"));
+  switch (protocol::method_of(method)) {
+    case Method::initialize: {
+      if (!params.contains("protocolVersion") || !params["protocolVersion"].is_string()) {
+        return reply(
+            rpc_error(id, kInvalidParams, "Invalid params: protocolVersion (string) is required"));
+      }
+      std::string asked = params["protocolVersion"];
+      std::string protocol = is_supported_protocol(asked) ? asked : kLatestProtocol;
+      {
+        std::lock_guard lk(session->mu);
+        session->protocol = protocol;
+      }
+      return reply(rpc_result(id, initialize_result(protocol)));
     }
-    std::string asked = params["protocolVersion"];
-    std::string protocol = is_supported_protocol(asked) ? asked : kLatestProtocol;
-    {
-      std::lock_guard lk(session->mu);
-      session->protocol = protocol;
-    }
-    return reply(rpc_result(id, initialize_result(protocol)));
+    case Method::ping:
+      return reply(rpc_result(id, json::object()));
+    case Method::tools_list:
+      if (params.contains("cursor") && !params["cursor"].is_string()) {
+        return reply(rpc_error(id, kInvalidParams, "Invalid params: cursor must be a string"));
+      }
+      return reply(rpc_result(id, json{{"tools", opts_.tools(config()->policy)}}));
+    case Method::tools_call:
+      return call_tool(session, id, params, std::move(reply), std::move(notify),
+                       std::move(abandonment));
+    default:
+      return reply(rpc_error(id, kMethodNotFound, "Method not found: " + method));
   }
-  if (method == "ping") return reply(rpc_result(id, json::object()));
-  if (method == "tools/list") {
-    if (params.contains("cursor") && !params["cursor"].is_string()) {
-      return reply(rpc_error(id, kInvalidParams, "Invalid params: cursor must be a string"));
-    }
-    return reply(rpc_result(id, json{{"tools", opts_.tools(config()->policy)}}));
-  }
-  if (method == "tools/call") {
-    return call_tool(session, id, params, std::move(reply), std::move(notify),
-                     std::move(abandonment));
-  }
-  reply(rpc_error(id, kMethodNotFound, "Method not found: " + method));
 }
 
-void McpServer::dispatch_batch(const std::shared_ptr<Session>& session, const json& batch,
-                               Reply done) {
+void McpServer::dispatch_batch(const std::shared_ptr<Session>& session,
+                               const std::vector<protocol::Item>& batch, Reply done) {
   std::string protocol;
   {
     std::lock_guard lk(session->mu);
@@ -1010,13 +963,15 @@ void McpServer::dispatch_batch(const std::shared_ptr<Session>& session, const js
     lk.unlock();
     c->done(all.empty() ? std::nullopt : std::optional<json>(std::move(all)));
   };
-  for (const json& msg : batch) {
-    json id =
-        msg.is_object() && msg.contains("id") && valid_id(msg["id"]) ? msg["id"] : json(nullptr);
-    if (!msg.is_object() || msg.value("jsonrpc", json()) != "2.0") {
-      one(rpc_error(id, kInvalidRequest, "Invalid Request: expected a JSON-RPC 2.0 object"));
-    } else if (msg.value("method", json()) == "initialize") {
-      one(rpc_error(id, kInvalidRequest, "Invalid Request: initialize cannot be part of a batch"));
+  for (const protocol::Item& item : batch) {
+    if (auto* refused = std::get_if<protocol::Refusal>(&item)) {
+      one(refused->answer ? std::optional<json>(protocol::error(*refused)) : std::nullopt);
+      continue;
+    }
+    const Message& msg = std::get<Message>(item);
+    if (msg.method == "initialize") {
+      one(rpc_error(msg.id, kInvalidRequest,
+                    "Invalid Request: initialize cannot be part of a batch"));
     } else {
       dispatch(session, msg, one);
     }

@@ -17,10 +17,12 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "base/thread_pool.h"
 #include "capsule/store.h"
 #include "policy/config.h"
+#include "protocol/jsonrpc.h"
 #include "server/admission.h"
 #include "server/backend.h"
 #include "server/host_check.h"
@@ -123,14 +125,14 @@ class McpServer final : public HttpHandler, public LineHandler {
   // Null also when the session belongs to another principal.
   std::shared_ptr<Session> find_session(const std::string& id, const std::string& principal);
   void sweep_sessions();
-  // Dispatches one JSON-RPC message (already known to be an object).
+  // Dispatches one parsed JSON-RPC message.
   // `abandonment` (may be null): the transport's signal that nobody will read the answer.
-  void dispatch(const std::shared_ptr<Session>& session, const nlohmann::json& msg, Reply reply,
+  void dispatch(const std::shared_ptr<Session>& session, const protocol::Message& msg, Reply reply,
                 Notify notify = nullptr, std::shared_ptr<Abandonment> abandonment = nullptr);
   // A JSON-RPC batch (an array; protocol 2025-03-26 only): every element dispatched, `done`
   // called once with the array of their responses, or nullopt when none has one.
-  void dispatch_batch(const std::shared_ptr<Session>& session, const nlohmann::json& batch,
-                      Reply done);
+  void dispatch_batch(const std::shared_ptr<Session>& session,
+                      const std::vector<protocol::Item>& batch, Reply done);
   void call_tool(const std::shared_ptr<Session>& session, const nlohmann::json& id,
                  const nlohmann::json& params, Reply reply, Notify notify,
                  std::shared_ptr<Abandonment> abandonment);

@@ -62,51 +62,47 @@ void RpcCore::on_text(std::string_view text) {
                std::to_string(kMaxMessageBytes) + " allowed)");
     return;
   }
-  if (!json_depth_within(text)) {
-    h_.refused("a message nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  protocol::Parsed parsed = protocol::parse(text);
+  if (parsed.batch) {
+    h_.refused("a JSON-RPC batch (not part of MCP)");
     return;
   }
-  json m = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (m.is_discarded()) {
+  const auto* refused = std::get_if<protocol::Refusal>(&parsed.items[0]);
+  if (refused && refused->code == protocol::kParseError) {
     constexpr size_t kShown = 120;
-    h_.refused("a line that is not JSON: " + std::string(text.substr(0, kShown)) +
+    h_.refused("a line that is not JSON (or nested deeper than " + std::to_string(kMaxJsonDepth) +
+               " levels): " + std::string(text.substr(0, kShown)) +
                (text.size() > kShown ? "..." : ""));
     return;
   }
-  on_message(m);
+  route(parsed.items[0]);
 }
 
 void RpcCore::on_message(const json& m) {
-  if (!m.is_object()) {
-    h_.refused(m.is_array() ? "a JSON-RPC batch (not part of MCP)"
-                            : "a JSON value that is not a JSON-RPC message");
+  if (m.is_array()) {
+    h_.refused("a JSON-RPC batch (not part of MCP)");
     return;
   }
-  const auto method = m.find("method");
-  const auto id = m.find("id");
-  if (method != m.end()) {
-    if (!method->is_string()) {
-      h_.refused("a message whose method is not a string");
-      return;
-    }
-    const std::string name = method->get<std::string>();
-    static const json kNoParams = json::object();
-    const auto p = m.find("params");
-    const json& params = p != m.end() ? *p : kNoParams;
-    if (id != m.end()) {
-      // A request from the upstream: we offer no client capabilities, so only ping is answered.
-      json r = {{"jsonrpc", "2.0"}, {"id", *id}};
-      if (name == "ping") {
-        r["result"] = json::object();
-      } else {
-        r["error"] = {{"code", kMethodNotFound}, {"message", "Method not found: " + name}};
-      }
-      h_.reply(std::move(r));
-      return;
-    }
-    if (name == "notifications/progress") {
-      const auto token = params.is_object() ? params.find("progressToken") : params.end();
-      if (token == params.end() || !token->is_number_integer()) return;
+  route(protocol::classify(m));
+}
+
+void RpcCore::route(const protocol::Item& item) {
+  if (const auto* refused = std::get_if<protocol::Refusal>(&item)) {
+    h_.refused(refused->message);
+    return;
+  }
+  const protocol::Message& m = std::get<protocol::Message>(item);
+  if (m.is_request()) {
+    // A request from the upstream: we offer no client capabilities, so only ping is answered.
+    h_.reply(protocol::method_of(m.method) == protocol::Method::ping
+                 ? protocol::response(m.id, json::object())
+                 : protocol::error(m.id, kMethodNotFound, "Method not found: " + m.method));
+    return;
+  }
+  if (m.is_notification()) {
+    if (protocol::method_of(m.method) == protocol::Method::progress) {
+      const auto token = m.params.find("progressToken");
+      if (token == m.params.end() || !token->is_number_integer()) return;
       std::shared_ptr<Call> call;
       {
         std::lock_guard lock(mu_);
@@ -115,35 +111,29 @@ void RpcCore::on_message(const json& m) {
       }
       if (!call) return;  // a late notification of a call that already ended
       std::lock_guard cb(call->cb_mu_);
-      if (call->progress_) call->progress_(params);
+      if (call->progress_) call->progress_(m.params);
       return;
     }
-    h_.notification(name, params);
+    h_.notification(m.method, m.params);
     return;
   }
-  const auto result = m.find("result");
-  const auto error = m.find("error");
-  if (id == m.end() || (result == m.end() && error == m.end())) {
-    h_.refused("a JSON-RPC message with neither a method nor a result or error");
+  if (!m.id.is_number_integer()) {
+    h_.refused("a response to id " + m.id.dump() + ", which was never sent");
     return;
   }
-  if (!id->is_number_integer()) {
-    h_.refused("a response to id " + id->dump() + ", which was never sent");
-    return;
-  }
-  if (error != m.end()) {
+  if (m.kind == protocol::Message::Kind::error) {
     std::string msg = "unknown error";
-    if (error->is_object()) {
-      const auto em = error->find("message");
-      if (em != error->end() && em->is_string()) msg = em->get<std::string>();
-      const auto code = error->find("code");
-      if (code != error->end() && code->is_number_integer()) {
+    if (m.error.is_object()) {
+      const auto em = m.error.find("message");
+      if (em != m.error.end() && em->is_string()) msg = em->get<std::string>();
+      const auto code = m.error.find("code");
+      if (code != m.error.end() && code->is_number_integer()) {
         msg += " (JSON-RPC error " + std::to_string(code->get<int64_t>()) + ")";
       }
     }
-    finish(id->get<int64_t>(), std::nullopt, std::move(msg));
+    finish(m.id.get<int64_t>(), std::nullopt, std::move(msg));
   } else {
-    finish(id->get<int64_t>(), *result, "");
+    finish(m.id.get<int64_t>(), m.result, "");
   }
 }
 

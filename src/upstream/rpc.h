@@ -1,7 +1,7 @@
 // upstream/rpc.h — the client side of JSON-RPC 2.0 over any transport, with no I/O: request ids,
 // the table of calls waiting for a response, and the routing of every message an upstream
-// sends (responses matched by id, progress notifications by token, the upstream's own
-// requests answered, garbage refused before it is parsed). Also the line splitter of
+// sends, as protocol::parse reads it (responses matched by id, progress notifications by token,
+// the upstream's own requests answered, garbage refused). Also the line splitter of
 // newline-delimited streams.
 // Thread-safety: every method of RpcCore may be called from any thread at once. Handlers and
 // progress callbacks run on the thread that delivered the message, with no lock of the core
@@ -22,13 +22,13 @@
 #include <string_view>
 
 #include "base/result.h"
+#include "protocol/jsonrpc.h"
 
 namespace onemcp::upstream {
 
 inline constexpr size_t kMaxMessageBytes = 16u << 20;
 
-// JSON-RPC error codes used here.
-inline constexpr int kMethodNotFound = -32601;
+using protocol::kMethodNotFound;
 
 class RpcCore {
  public:
@@ -87,6 +87,7 @@ class RpcCore {
   bool closed() const;
 
  private:
+  void route(const protocol::Item& item);  // a message parsed by protocol::parse
   void finish(int64_t id, std::optional<nlohmann::json> result, std::string error);
 
   Handlers h_;

@@ -224,10 +224,7 @@ class Connection {
                  const std::atomic<bool>* cancel, const RpcCore::ProgressFn& progress,
                  bool tell_upstream = true) {
     const int64_t id = core_.next_id();
-    json msg = {{"jsonrpc", "2.0"},
-                {"id", id},
-                {"method", method},
-                {"params", params.is_object() ? params : json::object()}};
+    json msg = protocol::request(id, method, params);
     if (progress) msg["params"]["_meta"]["progressToken"] = id;
     msg = with_meta(std::move(msg));
     auto call = core_.begin(id, progress);
@@ -314,14 +311,13 @@ class Connection {
   // stateless era, closing the request's stream (already done) is the cancellation.
   void cancel_upstream(int64_t id, const std::string& reason) {
     if (modern_ && chan_->synchronous()) return;
-    json n = {{"jsonrpc", "2.0"},
-              {"method", "notifications/cancelled"},
-              {"params", {{"requestId", id}, {"reason", reason}}}};
+    json n =
+        protocol::notification("notifications/cancelled", {{"requestId", id}, {"reason", reason}});
     chan_->post(with_meta(std::move(n)));
   }
 
   Status send_notification(const std::string& method, Clock::time_point deadline) {
-    json n = {{"jsonrpc", "2.0"}, {"method", method}, {"params", json::object()}};
+    json n = protocol::notification(method, json::object());
     auto r = chan_->send(with_meta(std::move(n)), SendOptions{deadline, nullptr, nullptr});
     if (!r) return r.error();
     if (r->status != 0 && r->status / 100 != 2) {

@@ -1,5 +1,9 @@
-// fuzz_jsonrpc — the MCP server's JSON-RPC handling, as a stdio client and as an HTTP client sees
-// it. Runs go to a fake backend that answers at once (no processes, no sandbox).
+// fuzz_jsonrpc — the JSON-RPC parser (protocol::parse) alone, then the MCP server's JSON-RPC
+// handling as a stdio client and as an HTTP client sees it. Runs go to a fake backend that
+// answers at once (no processes, no sandbox).
+// Parser checks: the whole input and every line parse without throwing into at least one item
+// (a batch may be empty); a message re-serialised parses back to the same kind, id, method and
+// params; a refusal's error is valid JSON.
 // Input: for stdio, each '\n'-separated line is one message, in order, each finished before the
 // next (so "initialize" then "tools/call" sequences are reachable); for HTTP, the whole input is
 // the body of one POST /mcp inside a freshly initialised session.
@@ -15,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "protocol/jsonrpc.h"
 #include "server/mcp_server.h"
 
 namespace {
@@ -127,10 +132,49 @@ HttpResponse post(McpServer& server, std::string body, const std::string& sessio
   return out;
 }
 
+void check_parser(std::string_view text) {
+  protocol::Parsed parsed = protocol::parse(text);
+  if (!parsed.batch && parsed.items.size() != 1) __builtin_trap();
+  for (const auto& item : parsed.items) {
+    if (const auto* r = std::get_if<protocol::Refusal>(&item)) {
+      check_json(protocol::dump(protocol::error(*r)));
+      continue;
+    }
+    const auto& m = std::get<protocol::Message>(item);
+    json again;
+    switch (m.kind) {
+      case protocol::Message::Kind::request:
+        again = protocol::request(m.id, m.method, m.params);
+        break;
+      case protocol::Message::Kind::notification:
+        again = protocol::notification(m.method, m.params);
+        break;
+      case protocol::Message::Kind::response:
+        again = protocol::response(m.id, m.result);
+        break;
+      case protocol::Message::Kind::error:
+        again = json{{"jsonrpc", "2.0"}, {"id", m.id}, {"error", m.error}};
+        break;
+    }
+    // Parsed strings are valid UTF-8, so dump() replaces nothing: the same message comes back.
+    protocol::Parsed back = protocol::parse(protocol::dump(again));
+    if (back.batch || back.items.size() != 1) __builtin_trap();
+    const auto* b = std::get_if<protocol::Message>(&back.items[0]);
+    if (!b || b->kind != m.kind || b->method != m.method || b->id != m.id || b->params != m.params)
+      __builtin_trap();
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string input(reinterpret_cast<const char*>(data), size);
+  check_parser(input);
+  for (size_t start = 0, nl; start < input.size(); start = nl + 1) {
+    nl = input.find('\n', start);
+    if (nl == std::string::npos) nl = input.size();
+    check_parser(std::string_view(input).substr(start, nl - start));
+  }
   FakeBackend backend;
   {
     McpServer server(options(), policy::Config{}, backend);
