@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "capsule/http.h"
 #include "policy/schemas.h"
+#include "protocol/modern.h"
 #include "server/auth.h"
 #include "server/tools.h"
 #include "server/ui.h"
@@ -226,7 +227,8 @@ class PostAnswer {
     if (!stream_) stream_ = start_(sse_head());
     stream_->send(sse_event(n));
   }
-  void reply(const json& r) {
+  // `status`: the HTTP status of a plain JSON answer (0: as rpc_response() says).
+  void reply(const json& r, int status = 0) {
     std::lock_guard lk(mu_);
     if (done_) return;
     done_ = true;
@@ -234,8 +236,13 @@ class PostAnswer {
       stream_->send(sse_event(r));
       stream_->close();
     } else {
-      respond_(rpc_response(r));
+      respond_(status ? json_response(status, r) : rpc_response(r));
     }
+  }
+  // The answer was given otherwise (a stream of its own): nothing more from here.
+  void taken() {
+    std::lock_guard lk(mu_);
+    done_ = true;
   }
   // The request was cancelled: per the spec no response follows. A client that takes SSE gets
   // a stream that ends without one (an HTTP answer to a POSTed request is a stream or a JSON
@@ -361,6 +368,12 @@ void McpServer::notify_tools_changed() {
   }
   const json msg = notification("notifications/tools/list_changed");
   for (auto& s : all) s->notify(msg);
+  // Subscriptions of the stateless era: every notification names its subscription.
+  std::lock_guard lk(listeners_mu_);
+  std::erase_if(listeners_, [&](const Listener& l) {
+    return !l.send(notification("notifications/tools/list_changed",
+                                json{{"_meta", {{protocol::kMetaSubscriptionId, l.id}}}}));
+  });
 }
 
 bool McpServer::submit_aux(std::function<void()> job) { return aux_->submit(std::move(job)); }
@@ -399,6 +412,13 @@ void McpServer::close_streams() {
     }
   }
   for (auto& s : streams) s->close();
+  // Subscriptions end with their completion result, as the spec asks of a server that ends one.
+  std::vector<Listener> listeners;
+  {
+    std::lock_guard lk(listeners_mu_);
+    listeners.swap(listeners_);
+  }
+  for (auto& l : listeners) l.end();
 }
 
 void McpServer::cancel_all() {
@@ -789,6 +809,10 @@ void McpServer::handle_mcp_post(HttpRequest& req, Respond& respond) {
   const Message& msg = std::get<Message>(parsed.items[0]);
   const json& id = msg.id;
   const bool is_request = msg.is_request();
+  if (const std::string v = header(req, "mcp-protocol-version");
+      protocol::is_modern(msg, v.empty() ? std::nullopt : std::optional<std::string>(v))) {
+    return handle_modern_post(req, msg, respond);
+  }
 
   if (is_request && msg.method == "initialize") {
     const json& params = msg.params;
@@ -837,6 +861,124 @@ void McpServer::handle_mcp_post(HttpRequest& req, Respond& respond) {
       [answer](const json& n) { answer->notify(n); }, req.abandonment);
 }
 
+void McpServer::handle_modern_post(HttpRequest& req, const Message& msg, Respond& respond) {
+  // A notification (only notifications/cancelled exists, and over HTTP closing the request's
+  // stream is the cancellation): accepted, nothing to do. Mcp-Session-Id is ignored throughout.
+  if (!msg.is_request()) return respond(HttpResponse{202, {}, ""});
+  auto opt = [&](const char* name) {
+    auto it = req.headers.find(name);
+    return it == req.headers.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+  const protocol::ModernHeaders headers{opt("mcp-protocol-version"), opt("mcp-method"),
+                                        opt("mcp-name")};
+  if (auto refused = protocol::check_modern(msg, &headers)) {
+    return respond(json_response(refused->http_status, refused->error));
+  }
+  if (draining_) return respond(rpc_response(shutdown_error(msg.id)));
+  const bool may_stream = accepts_sse(req) && req.start_stream;
+  auto session = oneshot_session(req.principal);
+  auto answer = std::make_shared<PostAnswer>(std::move(respond),
+                                             may_stream ? req.start_stream : StartStream());
+  const json id = msg.id;
+  Listen listen = [this, answer, start = may_stream ? req.start_stream : StartStream()](
+                      const Message& m, const json& honored) {
+    if (!start) {
+      return answer->reply(rpc_error(m.id, kInvalidParams,
+                                     "Invalid params: subscriptions/listen answers with an SSE "
+                                     "stream; the client must accept text/event-stream"),
+                           400);
+    }
+    answer->taken();  // the stream below is the answer: nothing else is sent for this POST
+    auto stream = start(sse_head());
+    stream->send(sse_event(notification(
+        "notifications/subscriptions/acknowledged",
+        json{{"_meta", {{protocol::kMetaSubscriptionId, m.id}}}, {"notifications", honored}})));
+    add_listener(Listener{m.id, [stream](const json& n) { return stream->send(sse_event(n)); },
+                          [stream, id = m.id, meta = modern_meta()] {
+                            json end{{"resultType", "complete"}, {"_meta", meta}};
+                            end["_meta"][protocol::kMetaSubscriptionId] = id;
+                            stream->send(sse_event(rpc_result(id, std::move(end))));
+                            stream->close();
+                          }});
+  };
+  dispatch_modern(
+      session, msg,
+      [answer, id](std::optional<json> r) {
+        if (!r) return answer->end(rpc_error(id, kInvalidRequest, "Request cancelled"));
+        const json* e = r->contains("error") ? &(*r)["error"] : nullptr;
+        // An unknown (or removed) method is a 404 in this era.
+        const bool missing = e && e->value("code", 0) == kMethodNotFound;
+        answer->reply(std::move(*r), missing ? 404 : 0);
+      },
+      [answer](const json& n) { answer->notify(n); }, req.abandonment, listen);
+}
+
+json McpServer::modern_meta() const {
+  return json{{protocol::kMetaServerInfo,
+               {{"name", opts_.name}, {"title", "1mcp"}, {"version", opts_.version}}}};
+}
+
+json McpServer::discover_result() const {
+  json r = initialize_result(protocol::kModernProtocol);
+  return json{{"supportedVersions", protocol::modern_versions()},
+              {"capabilities", r["capabilities"]},
+              {"instructions", r["instructions"]},
+              {"ttlMs", 60000},
+              {"cacheScope", opts_.auth ? "private" : "public"}};
+}
+
+void McpServer::dispatch_modern(const std::shared_ptr<Session>& session, const Message& msg,
+                                Reply reply, Notify notify,
+                                std::shared_ptr<Abandonment> abandonment, const Listen& listen) {
+  const json& id = msg.id;
+  const json& params = msg.params;
+  // Every result of this era says it is complete, and names the server.
+  Reply complete = [reply, meta = modern_meta()](std::optional<json> r) {
+    if (r && r->contains("result") && (*r)["result"].is_object()) {
+      json& result = (*r)["result"];
+      result["resultType"] = "complete";
+      for (auto& [k, v] : meta.items()) result["_meta"][k] = v;
+    }
+    reply(std::move(r));
+  };
+  if (msg.method == "server/discover") return complete(rpc_result(id, discover_result()));
+  if (msg.method == "tools/list") {
+    if (params.contains("cursor") && !params["cursor"].is_string()) {
+      return reply(rpc_error(id, kInvalidParams, "Invalid params: cursor must be a string"));
+    }
+    return complete(rpc_result(id, json{{"tools", opts_.tools(config()->policy)},
+                                        {"ttlMs", 60000},
+                                        {"cacheScope", opts_.auth ? "private" : "public"}}));
+  }
+  if (msg.method == "tools/call") {
+    return call_tool(session, id, params, std::move(complete), std::move(notify),
+                     std::move(abandonment));
+  }
+  if (msg.method == "subscriptions/listen") {
+    const auto filter = params.find("notifications");
+    if (filter == params.end() || !filter->is_object()) {
+      return reply(
+          rpc_error(id, kInvalidParams, "Invalid params: notifications (an object) is required"));
+    }
+    // Only what this server sends: its tool list changes (on a config reload).
+    json honored = json::object();
+    if (filter->value("toolsListChanged", false) == true) honored["toolsListChanged"] = true;
+    return listen(msg, honored);
+  }
+  // initialize, ping, logging/setLevel, resources/subscribe ... are gone in this era.
+  reply(rpc_error(id, kMethodNotFound, "Method not found: " + msg.method));
+}
+
+void McpServer::add_listener(Listener l) {
+  std::lock_guard lk(listeners_mu_);
+  listeners_.push_back(std::move(l));
+}
+
+bool McpServer::remove_listener(const json& id) {
+  std::lock_guard lk(listeners_mu_);
+  return std::erase_if(listeners_, [&](const Listener& l) { return l.id == id; }) > 0;
+}
+
 void McpServer::handle_line(std::string line, WriteLine write, std::function<void()> done) {
   try {
     route_line(line, write, done);
@@ -863,8 +1005,44 @@ void McpServer::route_line(const std::string& line, WriteLine& write, std::funct
     if (refused->answer) write(dump(protocol::error(*refused)));
     return done();
   }
+  const Message& msg = std::get<Message>(parsed.items[0]);
+  if (protocol::is_modern(msg, std::nullopt)) {
+    if (msg.is_notification()) {
+      // notifications/cancelled: of a run, or of a subscriptions/listen (no more lines for it).
+      if (msg.method == "notifications/cancelled" && msg.params.contains("requestId")) {
+        remove_listener(msg.params["requestId"]);
+      }
+    } else if (auto refused = protocol::check_modern(msg, nullptr)) {
+      write(dump(refused->error));
+      return done();
+    } else {
+      Listen listen = [this, write, done](const Message& m, const json& honored) {
+        write(dump(notification(
+            "notifications/subscriptions/acknowledged",
+            json{{"_meta", {{protocol::kMetaSubscriptionId, m.id}}}, {"notifications", honored}})));
+        add_listener(Listener{m.id,
+                              [write](const json& n) {
+                                write(dump(n));
+                                return true;
+                              },
+                              [write, id = m.id, meta = modern_meta()] {
+                                json end{{"resultType", "complete"}, {"_meta", meta}};
+                                end["_meta"][protocol::kMetaSubscriptionId] = id;
+                                write(dump(rpc_result(id, std::move(end))));
+                              }});
+        done();  // the line is handled; the subscription lives on
+      };
+      return dispatch_modern(
+          stdio_session_, msg,
+          [write, done](std::optional<json> r) {
+            if (r) write(dump(*r));
+            done();
+          },
+          [write](const json& n) { write(dump(n)); }, nullptr, listen);
+    }
+  }
   dispatch(
-      stdio_session_, std::get<Message>(parsed.items[0]),
+      stdio_session_, msg,
       [write, done](std::optional<json> r) {
         if (r) write(dump(*r));
         done();

@@ -133,6 +133,24 @@ class McpServer final : public HttpHandler, public LineHandler {
   // called once with the array of their responses, or nullopt when none has one.
   void dispatch_batch(const std::shared_ptr<Session>& session,
                       const std::vector<protocol::Item>& batch, Reply done);
+  // The stateless era (protocol/modern.h): a request already checked by check_modern(), served
+  // in `session` (a one-shot one over HTTP, the stdio one over stdio). Its results carry
+  // resultType and the server's info. `listen` serves subscriptions/listen (per transport).
+  using Listen = std::function<void(const protocol::Message& msg, const nlohmann::json& honored)>;
+  void dispatch_modern(const std::shared_ptr<Session>& session, const protocol::Message& msg,
+                       Reply reply, Notify notify, std::shared_ptr<Abandonment> abandonment,
+                       const Listen& listen);
+  void handle_modern_post(HttpRequest& req, const protocol::Message& msg, Respond& respond);
+  nlohmann::json discover_result() const;
+  nlohmann::json modern_meta() const;  // a result's _meta: the server's name and version
+  // A subscriptions/listen stream: list-changed notifications go to it until it is gone.
+  struct Listener {
+    nlohmann::json id;                                // of the listen request
+    std::function<bool(const nlohmann::json&)> send;  // false once the client is gone
+    std::function<void()> end;                        // the server ends it (shutdown)
+  };
+  void add_listener(Listener l);
+  bool remove_listener(const nlohmann::json& id);  // stdio: the client cancelled it
   void call_tool(const std::shared_ptr<Session>& session, const nlohmann::json& id,
                  const nlohmann::json& params, Reply reply, Notify notify,
                  std::shared_ptr<Abandonment> abandonment);
@@ -151,6 +169,8 @@ class McpServer final : public HttpHandler, public LineHandler {
   std::shared_ptr<const policy::Config> config_;
   std::unordered_map<std::string, std::shared_ptr<Session>> sessions_;
   std::shared_ptr<Session> stdio_session_;
+  std::mutex listeners_mu_;
+  std::vector<Listener> listeners_;
   std::chrono::steady_clock::time_point last_sweep_{};
   size_t in_flight_ = 0;               // tools/call and /mcps-rpc calls not yet answered
   std::atomic<bool> stopping_{false};  // upstream calls of /mcps-rpc stop

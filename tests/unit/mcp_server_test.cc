@@ -1093,3 +1093,193 @@ TEST_F(McpServerTest, ShutdownWaitsForCallsThatFinishThenEndsTheStreams) {
 
 }  // namespace
 }  // namespace onemcp::server
+
+namespace onemcp::server {
+namespace {
+
+// The stateless era (2026-07-28): every request carries its version and the client's
+// capabilities in _meta, and over HTTP the headers that repeat them.
+json modern_meta(const std::string& version = "2026-07-28") {
+  return {{"io.modelcontextprotocol/protocolVersion", version},
+          {"io.modelcontextprotocol/clientCapabilities", json::object()},
+          {"io.modelcontextprotocol/clientInfo", {{"name", "t"}, {"version", "1"}}}};
+}
+
+json modern_request(const json& id, const std::string& method, json params = json::object(),
+                    const json& meta = modern_meta()) {
+  params["_meta"] = meta;
+  return {{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}};
+}
+
+std::map<std::string, std::string> modern_headers(const json& msg) {
+  std::map<std::string, std::string> h{{"mcp-protocol-version", "2026-07-28"},
+                                       {"mcp-method", msg["method"].get<std::string>()}};
+  if (msg["method"] == "tools/call") h["mcp-name"] = msg["params"]["name"].get<std::string>();
+  return h;
+}
+
+TEST_F(McpServerTest, ModernDiscoverAndListsAreStatelessAndComplete) {
+  const json discover = modern_request("d1", "server/discover");
+  auto h = modern_headers(discover);
+  h["mcp-session-id"] = "not-a-session";  // ignored in this era
+  auto r = http("POST", discover.dump(), h);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(header(r, "Mcp-Session-Id"), "") << "a session minted for a stateless request";
+  auto d = json::parse(r.body)["result"];
+  EXPECT_EQ(d["resultType"], "complete");
+  EXPECT_EQ(d["supportedVersions"], json::array({"2026-07-28"}));
+  EXPECT_EQ(d["capabilities"]["tools"]["listChanged"], true);
+  EXPECT_TRUE(d["ttlMs"].is_number_integer());
+  EXPECT_EQ(d["cacheScope"], "public");
+  EXPECT_FALSE(d["_meta"]["io.modelcontextprotocol/serverInfo"]["name"].get<std::string>().empty());
+  EXPECT_EQ(server_.session_count(), 0u);
+
+  const json list = modern_request(2, "tools/list");
+  auto l = http("POST", list.dump(), modern_headers(list));
+  ASSERT_EQ(l.status, 200) << l.body;
+  auto lr = json::parse(l.body)["result"];
+  EXPECT_EQ(lr["resultType"], "complete");
+  EXPECT_FALSE(lr["tools"].empty());
+  EXPECT_TRUE(lr.contains("ttlMs") && lr.contains("cacheScope"));
+
+  const json call =
+      modern_request(3, "tools/call", {{"name", "run_py"}, {"arguments", {{"code", "x"}}}});
+  auto c = http("POST", call.dump(), modern_headers(call));
+  ASSERT_EQ(c.status, 200) << c.body;
+  auto cr = json::parse(c.body)["result"];
+  EXPECT_EQ(cr["resultType"], "complete");
+  EXPECT_EQ(cr["structuredContent"]["stdout"], "py:x|");
+
+  // clientInfo is optional.
+  json no_info = modern_meta();
+  no_info.erase("io.modelcontextprotocol/clientInfo");
+  const json d2 = modern_request(4, "server/discover", json::object(), no_info);
+  EXPECT_EQ(http("POST", d2.dump(), modern_headers(d2)).status, 200);
+}
+
+TEST_F(McpServerTest, ModernRequestsAreCheckedInTheSpecsOrder) {
+  auto expect = [&](const json& msg, std::map<std::string, std::string> h, int status, int code) {
+    auto r = http("POST", msg.dump(), h);
+    EXPECT_EQ(r.status, status) << msg << " " << r.body;
+    auto j = json::parse(r.body, nullptr, false);
+    EXPECT_EQ(j["error"]["code"], code) << r.body;
+    EXPECT_EQ(j["id"], msg["id"]) << "the request's id is echoed";
+    return j;
+  };
+  // A modern header without _meta: a stateless request missing its _meta.
+  json bare{
+      {"jsonrpc", "2.0"}, {"id", 1}, {"method", "server/discover"}, {"params", json::object()}};
+  expect(bare, modern_headers(bare), 400, -32602);
+  json no_caps = modern_meta();
+  no_caps.erase("io.modelcontextprotocol/clientCapabilities");
+  const json m1 = modern_request(2, "server/discover", json::object(), no_caps);
+  expect(m1, modern_headers(m1), 400, -32602);
+  // Header and body disagree, before the version is looked at.
+  const json v999 = modern_request(3, "server/discover", json::object(), modern_meta("v999.0.0"));
+  expect(v999, modern_headers(v999), 400, -32020);
+  auto h = modern_headers(v999);
+  h["mcp-protocol-version"] = "v999.0.0";
+  auto unsupported = expect(v999, h, 400, -32022);
+  EXPECT_EQ(unsupported["error"]["data"]["requested"], "v999.0.0");
+  EXPECT_EQ(unsupported["error"]["data"]["supported"], json::array({"2026-07-28"}));
+  // Mcp-Method and Mcp-Name must be there and repeat the body.
+  const json call =
+      modern_request(4, "tools/call", {{"name", "run_js"}, {"arguments", {{"code", "1"}}}});
+  auto no_method = modern_headers(call);
+  no_method.erase("mcp-method");
+  expect(call, no_method, 400, -32020);
+  auto wrong_name = modern_headers(call);
+  wrong_name["mcp-name"] = "run_py";
+  auto mismatch = expect(call, wrong_name, 400, -32020);
+  EXPECT_NE(mismatch["error"]["message"].get<std::string>().find("run_py"), std::string::npos);
+  auto encoded = modern_headers(call);
+  encoded["mcp-name"] = "=?base64?cnVuX2pz?=";  // "run_js"
+  EXPECT_EQ(http("POST", call.dump(), encoded).status, 200);
+  // What this era removed, and what never existed: 404, -32601.
+  for (const char* gone :
+       {"initialize", "ping", "logging/setLevel", "resources/subscribe", "unknown/method"}) {
+    const json m = modern_request(5, gone, {{"protocolVersion", "2026-07-28"}});
+    expect(m, modern_headers(m), 404, -32601);
+  }
+  // A legacy initialize asking for this era is offered the newest legacy version.
+  auto init = http(
+      "POST",
+      R"({"jsonrpc":"2.0","id":6,"method":"initialize","params":{"protocolVersion":"2026-07-28"}})");
+  ASSERT_EQ(init.status, 200);
+  EXPECT_EQ(json::parse(init.body)["result"]["protocolVersion"], "2025-11-25");
+}
+
+TEST_F(McpServerTest, ModernSubscriptionsListenOverHttpAndStdio) {
+  const json listen = modern_request(
+      7, "subscriptions/listen",
+      {{"notifications", {{"toolsListChanged", true}, {"promptsListChanged", true}}}});
+  auto h = modern_headers(listen);
+  h["accept"] = "application/json, text/event-stream";
+  auto a = exchange("POST", listen.dump(), h);
+  ASSERT_TRUE(a.stream) << (a.response ? a.response->body : "");
+  auto events = a.stream->events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["method"], "notifications/subscriptions/acknowledged");
+  EXPECT_EQ(events[0]["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 7);
+  // Only what this server sends is honoured.
+  EXPECT_EQ(events[0]["params"]["notifications"], json({{"toolsListChanged", true}}));
+
+  std::vector<std::string> lines;
+  std::mutex mu;
+  auto stdio = [&](const json& msg) {
+    std::promise<void> done;
+    server_.handle_line(
+        msg.dump(),
+        [&](std::string l) {
+          std::lock_guard lk(mu);
+          lines.push_back(l);
+        },
+        [&] { done.set_value(); });
+    done.get_future().wait();
+  };
+  json on_stdio = listen;
+  on_stdio["id"] = "s";
+  stdio(on_stdio);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(json::parse(lines[0])["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+            "s");
+
+  server_.notify_tools_changed();
+  events = a.stream->events();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1]["method"], "notifications/tools/list_changed");
+  EXPECT_EQ(events[1]["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 7);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(json::parse(lines[1])["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+            "s");
+
+  // stdio: the client cancels its subscription, and hears nothing more of it.
+  stdio({{"jsonrpc", "2.0"},
+         {"method", "notifications/cancelled"},
+         {"params", {{"requestId", "s"}, {"_meta", modern_meta()}}}});
+  server_.notify_tools_changed();
+  EXPECT_EQ(lines.size(), 2u);
+  EXPECT_EQ(a.stream->events().size(), 3u);
+
+  // The server ends what is left with the listen request's completion result.
+  server_.close_streams();
+  events = a.stream->events();
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[3]["id"], 7);
+  EXPECT_EQ(events[3]["result"]["resultType"], "complete");
+  EXPECT_TRUE(a.stream->wait_closed());
+
+  // Over stdio the stateless era needs no headers: discover and a call answer as over HTTP.
+  stdio(modern_request(8, "server/discover"));
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(json::parse(lines[2])["result"]["supportedVersions"], json::array({"2026-07-28"}));
+  stdio(modern_request(9, "ping"));
+  EXPECT_EQ(json::parse(lines[3])["error"]["code"], -32601);
+  json bare = modern_request(10, "tools/list");
+  bare["params"]["_meta"].erase("io.modelcontextprotocol/clientCapabilities");
+  stdio(bare);
+  EXPECT_EQ(json::parse(lines[4])["error"]["code"], -32602);
+}
+
+}  // namespace
+}  // namespace onemcp::server
