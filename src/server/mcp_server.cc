@@ -625,16 +625,19 @@ std::shared_ptr<McpServer::Session> McpServer::request_session(const HttpRequest
                                          "Bad Request: unsupported MCP-Protocol-Version " + pv)));
     return nullptr;
   }
-  // Absent: a client of a version before the header existed (2025-03-26 and older).
+  // Absent: a client of a version before the header existed (2025-03-26 and older). An older
+  // version than negotiated is accepted (the spec only says a client SHOULD repeat the
+  // negotiated one, and the official conformance suite sends 2025-03-26 in a 2025-11-25
+  // session); a newer one would claim what the session never negotiated. Dates order as text.
   std::string negotiated;
   {
     std::lock_guard lk(session->mu);
     negotiated = session->protocol;
   }
-  if (!pv.empty() && pv != negotiated) {
+  if (!pv.empty() && pv > negotiated) {
     respond(json_response(400, rpc_error(id, kInvalidRequest,
                                          "Bad Request: MCP-Protocol-Version " + pv +
-                                             " is not the version this session negotiated (" +
+                                             " is newer than the version this session negotiated (" +
                                              negotiated + ")")));
     return nullptr;
   }

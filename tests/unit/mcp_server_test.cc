@@ -352,12 +352,15 @@ TEST_F(McpServerTest, MalformedMessagesKeepIdsAndCodes) {
   auto badproto = http("POST", R"({"jsonrpc":"2.0","id":1,"method":"ping"})",
                        {{"mcp-session-id", sid}, {"mcp-protocol-version", "2099-01-01"}});
   EXPECT_EQ(badproto.status, 400);
-  // Supported, but not what this session negotiated (2025-06-18).
+  // Supported, but newer than this session negotiated (2025-06-18); an older one is accepted.
   auto other = http("POST", R"({"jsonrpc":"2.0","id":1,"method":"ping"})",
                     {{"mcp-session-id", sid}, {"mcp-protocol-version", "2025-11-25"}});
   EXPECT_EQ(other.status, 400);
   EXPECT_NE(json::parse(other.body)["error"]["message"].get<std::string>().find("negotiated (2025-06-18)"),
             std::string::npos);
+  auto older = http("POST", R"({"jsonrpc":"2.0","id":1,"method":"ping"})",
+                    {{"mcp-session-id", sid}, {"mcp-protocol-version", "2025-03-26"}});
+  EXPECT_EQ(older.status, 200);
   auto same = http("POST", R"({"jsonrpc":"2.0","id":1,"method":"ping"})",
                    {{"mcp-session-id", sid}, {"mcp-protocol-version", "2025-06-18"}});
   EXPECT_EQ(same.status, 200);
