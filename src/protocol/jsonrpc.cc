@@ -18,7 +18,7 @@ Refusal drop(std::string message) {
   return Refusal{kInvalidRequest, std::move(message), nullptr, false};
 }
 
-constexpr std::array<std::pair<Method, std::string_view>, 8> kMethods{{
+constexpr std::array<std::pair<Method, std::string_view>, 11> kMethods{{
     {Method::initialize, "initialize"},
     {Method::initialized, "notifications/initialized"},
     {Method::ping, "ping"},
@@ -27,6 +27,9 @@ constexpr std::array<std::pair<Method, std::string_view>, 8> kMethods{{
     {Method::cancelled, "notifications/cancelled"},
     {Method::progress, "notifications/progress"},
     {Method::tools_list_changed, "notifications/tools/list_changed"},
+    {Method::resources_list, "resources/list"},
+    {Method::resources_templates_list, "resources/templates/list"},
+    {Method::resources_read, "resources/read"},
 }};
 
 }  // namespace

@@ -23,6 +23,7 @@ inline constexpr int kInternalError = -32603;
 inline constexpr int kServerBusy = -32000;  // retryable: data.retryAfterMs
 inline constexpr int kSessionNotFound = -32001;
 inline constexpr int kShuttingDown = -32003;
+inline constexpr int kResourceNotFound = -32002;  // legacy era; the stateless era uses -32602
 
 struct Message {
   enum class Kind { request, notification, response, error };
@@ -85,6 +86,9 @@ enum class Method {
   cancelled,  // notifications/cancelled
   progress,   // notifications/progress
   tools_list_changed,
+  resources_list,
+  resources_templates_list,
+  resources_read,
 };
 Method method_of(std::string_view name);
 std::string_view name_of(Method m);

@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "base/base64.h"
 #include "base/log.h"
 #include "capsule/http.h"
 #include "policy/schemas.h"
@@ -441,7 +442,7 @@ size_t McpServer::session_count() {
 
 json McpServer::initialize_result(const std::string& protocol) const {
   return json{{"protocolVersion", protocol},
-              {"capabilities", {{"tools", {{"listChanged", true}}}}},
+              {"capabilities", {{"tools", {{"listChanged", true}}}, {"resources", json::object()}}},
               {"serverInfo", {{"name", opts_.name}, {"title", "1mcp"}, {"version", opts_.version}}},
               {"instructions",
                "Use run_js to execute JavaScript/TypeScript and run_py to execute Python in an "
@@ -957,6 +958,17 @@ void McpServer::dispatch_modern(const std::shared_ptr<Session>& session, const M
     return call_tool(session, id, params, std::move(complete), std::move(notify),
                      std::move(abandonment));
   }
+  const json cache{{"ttlMs", 60000}, {"cacheScope", opts_.auth ? "private" : "public"}};
+  // Lists and reads say how long they may be kept.
+  Reply cached = [complete, cache](std::optional<json> r) {
+    if (r && r->contains("result") && (*r)["result"].is_object()) (*r)["result"].update(cache);
+    complete(std::move(r));
+  };
+  if (msg.method == "resources/list") return cached(rpc_result(id, resources_result()));
+  if (msg.method == "resources/templates/list") {
+    return cached(rpc_result(id, resource_templates_result()));
+  }
+  if (msg.method == "resources/read") return read_resource(id, params, true, std::move(cached));
   if (msg.method == "subscriptions/listen") {
     const auto filter = params.find("notifications");
     if (filter == params.end() || !filter->is_object()) {
@@ -970,6 +982,99 @@ void McpServer::dispatch_modern(const std::shared_ptr<Session>& session, const M
   }
   // initialize, ping, logging/setLevel, resources/subscribe ... are gone in this era.
   reply(rpc_error(id, kMethodNotFound, "Method not found: " + msg.method));
+}
+
+json McpServer::resources_result() const {
+  json list = json::array();
+  for (auto name : policy::schema_file_names()) {
+    const bool ts = name.ends_with(".d.ts");
+    list.push_back(
+        {{"uri", "1mcp://types/" + std::string(name)},
+         {"name", std::string(name)},
+         {"description", ts ? "TypeScript declarations of 1mcp's config, tool inputs and results"
+                            : "JSON Schema " + std::string(name) + " of 1mcp"},
+         {"mimeType", ts ? "application/typescript" : "application/schema+json"}});
+  }
+  if (opts_.upstreams) {
+    list.push_back({{"uri", "1mcp://mcps/types.d.ts"},
+                    {"name", "mcps/types.d.ts"},
+                    {"description",
+                     "TypeScript declarations of the upstream MCP tools that runs "
+                     "may call (mcp.<server>.<tool>), under the server's policy"},
+                    {"mimeType", "application/typescript"}});
+  }
+  return json{{"resources", std::move(list)}};
+}
+
+json McpServer::resource_templates_result() const {
+  json list = json::array();
+  if (opts_.capsules) {
+    list.push_back({{"uriTemplate", "1mcp://capsules/{id}/manifest.json"},
+                    {"name", "capsule manifest"},
+                    {"description",
+                     "The signed manifest of the capsule a run executed (its id is "
+                     "structuredContent.capsule of the run's result), verified"},
+                    {"mimeType", "application/json"}});
+    list.push_back({{"uriTemplate", "1mcp://capsules/{id}/{file}"},
+                    {"name", "capsule layer"},
+                    {"description",
+                     "A layer of a capsule, named as in its manifest (code.js, "
+                     "code.py, deps.js, ...), verified"}});
+  }
+  return json{{"resourceTemplates", std::move(list)}};
+}
+
+void McpServer::read_resource(const json& id, const json& params, bool modern, Reply reply) {
+  const auto uri_it = params.find("uri");
+  if (uri_it == params.end() || !uri_it->is_string()) {
+    return reply(rpc_error(id, kInvalidParams, "Invalid params: uri (string) is required"));
+  }
+  const std::string uri = *uri_it;
+  auto not_found = [id, uri, modern] {
+    return protocol::error(id, modern ? kInvalidParams : protocol::kResourceNotFound,
+                           "Resource not found", json{{"uri", uri}});
+  };
+  auto text = [&](std::string body, const char* type) {
+    return rpc_result(
+        id, json{{"contents",
+                  json::array({{{"uri", uri}, {"mimeType", type}, {"text", std::move(body)}}})}});
+  };
+  constexpr std::string_view kTypes = "1mcp://types/", kCapsules = "1mcp://capsules/";
+  if (uri.starts_with(kTypes)) {
+    const std::string name = uri.substr(kTypes.size());
+    auto body = policy::schema_text(name);  // exact names only
+    if (!body) return reply(not_found());
+    return reply(text(std::string(*body), name.ends_with(".d.ts") ? "application/typescript"
+                                                                  : "application/schema+json"));
+  }
+  if (uri == "1mcp://mcps/types.d.ts" && opts_.upstreams) {
+    return reply(text(typescript_declarations(opts_.upstreams->allowed(config()->policy)),
+                      "application/typescript"));
+  }
+  if (!uri.starts_with(kCapsules) || !opts_.capsules) return reply(not_found());
+  // Verifying reads and hashes every layer: on the auxiliary threads, as GET /capsules/ does.
+  auto job = [this, id, uri, reply, not_found, rest = uri.substr(kCapsules.size())] {
+    capsule::HttpReply r;
+    try {
+      r = capsule::capsule_http_get(*opts_.capsules, rest);
+    } catch (const std::exception& e) {
+      log::error(std::string("capsule read failed: ") + e.what());
+      r.status = 500;
+    }
+    if (r.status == 400 || r.status == 404) return reply(not_found());
+    if (r.status != 200) {
+      return reply(
+          rpc_error(id, kInternalError, "the capsule failed verification or could not be read"));
+    }
+    json content{{"uri", uri}, {"mimeType", r.content_type}};
+    if (r.content_type.starts_with("application/octet-stream")) {
+      content["blob"] = base64_encode(r.body);
+    } else {
+      content["text"] = std::move(r.body);
+    }
+    reply(rpc_result(id, json{{"contents", json::array({std::move(content)})}}));
+  };
+  if (!submit_aux(job)) reply(busy_error(id, "Server busy: too many reads in flight; retry later"));
 }
 
 void McpServer::add_listener(Listener l) {
@@ -1107,6 +1212,12 @@ void McpServer::dispatch(const std::shared_ptr<Session>& session, const Message&
     case Method::tools_call:
       return call_tool(session, id, params, std::move(reply), std::move(notify),
                        std::move(abandonment));
+    case Method::resources_list:
+      return reply(rpc_result(id, resources_result()));
+    case Method::resources_templates_list:
+      return reply(rpc_result(id, resource_templates_result()));
+    case Method::resources_read:
+      return read_resource(id, params, false, std::move(reply));
     default:
       return reply(rpc_error(id, kMethodNotFound, "Method not found: " + method));
   }

@@ -142,6 +142,14 @@ class McpServer final : public HttpHandler, public LineHandler {
                        const Listen& listen);
   void handle_modern_post(HttpRequest& req, const protocol::Message& msg, Respond& respond);
   nlohmann::json discover_result() const;
+  // Resources: the files of types/, the upstream tools' TypeScript declarations (as runs see
+  // them), and capsules by template (1mcp://capsules/{id}/...), read verified.
+  nlohmann::json resources_result() const;
+  nlohmann::json resource_templates_result() const;
+  // Answers resources/read of `uri` (maybe later, from the auxiliary threads). `modern`: the
+  // stateless era's not-found error (-32602) instead of the legacy one (-32002).
+  void read_resource(const nlohmann::json& id, const nlohmann::json& params, bool modern,
+                     Reply reply);
   nlohmann::json modern_meta() const;  // a result's _meta: the server's name and version
   // A subscriptions/listen stream: list-changed notifications go to it until it is gone.
   struct Listener {

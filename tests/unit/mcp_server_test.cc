@@ -342,7 +342,7 @@ TEST_F(McpServerTest, MalformedMessagesKeepIdsAndCodes) {
   auto badver = http("POST", R"({"jsonrpc":"1.0","id":42,"method":"ping"})", {{"mcp-session-id", sid}});
   EXPECT_EQ(json::parse(badver.body)["id"], 42);
   EXPECT_EQ(json::parse(badver.body)["error"]["code"], -32600);
-  auto unknown = call(sid, {{"jsonrpc", "2.0"}, {"id", "x"}, {"method", "resources/list"}});
+  auto unknown = call(sid, {{"jsonrpc", "2.0"}, {"id", "x"}, {"method", "prompts/list"}});
   EXPECT_EQ(unknown["error"]["code"], -32601);
   EXPECT_EQ(unknown["id"], "x");
   auto badparams = call(sid, {{"jsonrpc", "2.0"}, {"id", 3}, {"method", "tools/call"}, {"params", 5}});
@@ -1282,6 +1282,75 @@ TEST_F(McpServerTest, ModernSubscriptionsListenOverHttpAndStdio) {
   bare["params"]["_meta"].erase("io.modelcontextprotocol/clientCapabilities");
   stdio(bare);
   EXPECT_EQ(json::parse(lines[4])["error"]["code"], -32602);
+}
+
+}  // namespace
+}  // namespace onemcp::server
+
+namespace onemcp::server {
+namespace {
+
+TEST_F(McpServerTest, ResourcesListTheTypesAndReadThem) {
+  std::string sid = initialize();
+  auto caps = json::parse(http("POST", json{{"jsonrpc", "2.0"},
+                                            {"id", 1},
+                                            {"method", "initialize"},
+                                            {"params", {{"protocolVersion", "2025-11-25"}}}}
+                                           .dump())
+                              .body);
+  EXPECT_TRUE(caps["result"]["capabilities"].contains("resources"));
+  auto list = call(sid, {{"jsonrpc", "2.0"}, {"id", 2}, {"method", "resources/list"}});
+  std::vector<std::string> uris;
+  for (auto& r : list["result"]["resources"]) uris.push_back(r["uri"]);
+  EXPECT_NE(std::find(uris.begin(), uris.end(), "1mcp://types/index.d.ts"), uris.end()) << list;
+  EXPECT_NE(std::find(uris.begin(), uris.end(), "1mcp://types/config.schema.json"), uris.end())
+      << list;
+  auto read = call(sid, {{"jsonrpc", "2.0"},
+                         {"id", 3},
+                         {"method", "resources/read"},
+                         {"params", {{"uri", "1mcp://types/config.schema.json"}}}});
+  auto contents = read["result"]["contents"];
+  ASSERT_EQ(contents.size(), 1u) << read;
+  EXPECT_EQ(contents[0]["uri"], "1mcp://types/config.schema.json");
+  EXPECT_EQ(contents[0]["mimeType"], "application/schema+json");
+  EXPECT_TRUE(json::parse(contents[0]["text"].get<std::string>()).is_object());
+  // Unknown: legacy "resource not found" with the uri; nothing outside the exact names.
+  for (const char* uri : {"1mcp://types/../../etc/passwd", "1mcp://types/nope.json",
+                          "file:///etc/passwd", "1mcp://capsules/abc/manifest.json"}) {
+    auto missing = call(
+        sid,
+        {{"jsonrpc", "2.0"}, {"id", 4}, {"method", "resources/read"}, {"params", {{"uri", uri}}}});
+    EXPECT_EQ(missing["error"]["code"], -32002) << missing;
+    EXPECT_EQ(missing["error"]["data"]["uri"], uri);
+  }
+  auto templates =
+      call(sid, {{"jsonrpc", "2.0"}, {"id", 5}, {"method", "resources/templates/list"}});
+  EXPECT_TRUE(templates["result"]["resourceTemplates"].is_array()) << templates;
+
+  // The stateless era: caching hints, resultType, and -32602 for what is not there.
+  json ml{{"jsonrpc", "2.0"},
+          {"id", 6},
+          {"method", "resources/list"},
+          {"params",
+           {{"_meta",
+             {{"io.modelcontextprotocol/protocolVersion", "2026-07-28"},
+              {"io.modelcontextprotocol/clientCapabilities", json::object()}}}}}};
+  auto m =
+      json::parse(http("POST", ml.dump(),
+                       {{"mcp-protocol-version", "2026-07-28"}, {"mcp-method", "resources/list"}})
+                      .body);
+  EXPECT_EQ(m["result"]["resultType"], "complete");
+  EXPECT_TRUE(m["result"].contains("ttlMs") && m["result"].contains("cacheScope")) << m;
+  json mr = ml;
+  mr["method"] = "resources/read";
+  mr["params"]["uri"] = "1mcp://types/nope.json";
+  auto r = http("POST", mr.dump(),
+                {{"mcp-protocol-version", "2026-07-28"},
+                 {"mcp-method", "resources/read"},
+                 {"mcp-name", "1mcp://types/nope.json"}});
+  auto rj = json::parse(r.body);
+  EXPECT_EQ(rj["error"]["code"], -32602) << r.body;
+  EXPECT_EQ(rj["error"]["data"]["uri"], "1mcp://types/nope.json");
 }
 
 }  // namespace
