@@ -486,17 +486,33 @@ int cmd_serve(const ServeFlags& f) {
   // retried with backoff and never holds up the server.
   std::unique_ptr<upstream::Manager> manager;
   std::unique_ptr<server::Upstreams> upstreams;
-  // The server to tell when upstream tools change; null while it does not exist.
+  // The server to tell when upstream tools change; null while it does not exist. Each upstream
+  // whose state changed is also told to clients that asked for log messages.
   struct Announce {
     std::mutex mu;
     server::McpServer* server = nullptr;
+    std::map<std::string, std::pair<upstream::State, uint32_t>> last;  // state, restarts
     void set(server::McpServer* s) {
       std::lock_guard lk(mu);
       server = s;
     }
-    void tools_changed() {
+    void tools_changed(const std::vector<upstream::UpstreamStatus>& now) {
       std::lock_guard lk(mu);
-      if (server) server->notify_tools_changed();
+      if (!server) return;
+      server->notify_tools_changed();
+      for (const auto& u : now) {
+        auto& [state, restarts] = last[u.name];
+        if (state == u.state && restarts == u.restarts) continue;
+        state = u.state;
+        restarts = u.restarts;
+        nlohmann::json data{{"upstream", u.name},
+                            {"state", upstream::state_name(u.state)},
+                            {"tools", u.tool_count},
+                            {"restarts", u.restarts}};
+        if (!u.error.empty()) data["error"] = u.error;
+        server->log_event(u.state == upstream::State::kReady ? "info" : "warning", "upstream",
+                          data);
+      }
     }
   } announce;
   if (!config->mcps.empty()) {
@@ -505,9 +521,9 @@ int cmd_serve(const ServeFlags& f) {
     uo.stdio_cwd = f.dir;
     manager = std::make_unique<upstream::Manager>(config->mcps, uo);
     upstreams = std::make_unique<server::Upstreams>(*manager);
-    manager->on_tools_changed([u = upstreams.get(), &announce] {
+    manager->on_tools_changed([u = upstreams.get(), m = manager.get(), &announce] {
       u->refresh();
-      announce.tools_changed();
+      announce.tools_changed(m->status());
     });
     manager->start();
   }

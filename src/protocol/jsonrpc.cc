@@ -18,7 +18,7 @@ Refusal drop(std::string message) {
   return Refusal{kInvalidRequest, std::move(message), nullptr, false};
 }
 
-constexpr std::array<std::pair<Method, std::string_view>, 11> kMethods{{
+constexpr std::array<std::pair<Method, std::string_view>, 13> kMethods{{
     {Method::initialize, "initialize"},
     {Method::initialized, "notifications/initialized"},
     {Method::ping, "ping"},
@@ -30,6 +30,8 @@ constexpr std::array<std::pair<Method, std::string_view>, 11> kMethods{{
     {Method::resources_list, "resources/list"},
     {Method::resources_templates_list, "resources/templates/list"},
     {Method::resources_read, "resources/read"},
+    {Method::logging_set_level, "logging/setLevel"},
+    {Method::message, "notifications/message"},
 }};
 
 }  // namespace

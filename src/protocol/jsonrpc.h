@@ -89,6 +89,8 @@ enum class Method {
   resources_list,
   resources_templates_list,
   resources_read,
+  logging_set_level,
+  message,  // notifications/message
 };
 Method method_of(std::string_view name);
 std::string_view name_of(Method m);

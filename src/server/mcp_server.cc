@@ -112,6 +112,15 @@ std::string sse_event(const json& msg, uint64_t id) {
   return "id: " + std::to_string(id) + "\n" + sse_event(msg);
 }
 
+// MCP's log levels (RFC 5424's severities), least severe first.
+constexpr const char* kLogLevels[] = {"debug", "info",     "notice", "warning",
+                                      "error", "critical", "alert",  "emergency"};
+int log_level_of(const std::string& name) {
+  for (int i = 0; i < int(std::size(kLogLevels)); ++i)
+    if (name == kLogLevels[i]) return i;
+  return -1;
+}
+
 // Events of a session's GET stream kept for a client that reconnects with Last-Event-ID.
 constexpr size_t kReplayEvents = 256;
 
@@ -287,6 +296,7 @@ struct McpServer::Session {
   std::chrono::steady_clock::time_point last_used;
   std::map<std::string, std::shared_ptr<sandbox::CancelToken>> running;  // key: dumped request id
   std::set<std::string> withdrawn;  // keys of running requests the client cancelled: no response
+  int log_level = -1;               // logging/setLevel (index in kLogLevels); -1: no messages
   std::shared_ptr<EventStream> stream;  // HTTP: the standalone GET stream, if one was opened
   uint64_t last_event_id = 0;           // of the GET stream's events
   std::deque<std::pair<uint64_t, std::string>> replay;  // its last kReplayEvents events
@@ -377,6 +387,26 @@ void McpServer::notify_tools_changed() {
   });
 }
 
+void McpServer::log_event(const std::string& level, const std::string& logger, const json& data) {
+  const int severity = log_level_of(level);
+  if (severity < 0) return;
+  std::vector<std::shared_ptr<Session>> all{stdio_session_};
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [id, s] : sessions_) all.push_back(s);
+  }
+  const json msg = notification("notifications/message",
+                                json{{"level", level}, {"logger", logger}, {"data", data}});
+  for (auto& s : all) {
+    bool wanted;
+    {
+      std::lock_guard lk(s->mu);
+      wanted = s->log_level >= 0 && severity >= s->log_level;
+    }
+    if (wanted) s->notify(msg);
+  }
+}
+
 bool McpServer::submit_aux(std::function<void()> job) { return aux_->submit(std::move(job)); }
 
 void McpServer::call_started() {
@@ -442,7 +472,10 @@ size_t McpServer::session_count() {
 
 json McpServer::initialize_result(const std::string& protocol) const {
   return json{{"protocolVersion", protocol},
-              {"capabilities", {{"tools", {{"listChanged", true}}}, {"resources", json::object()}}},
+              {"capabilities",
+               {{"tools", {{"listChanged", true}}},
+                {"resources", json::object()},
+                {"logging", json::object()}}},
               {"serverInfo", {{"name", opts_.name}, {"title", "1mcp"}, {"version", opts_.version}}},
               {"instructions",
                "Use run_js to execute JavaScript/TypeScript and run_py to execute Python in an "
@@ -924,6 +957,8 @@ json McpServer::modern_meta() const {
 
 json McpServer::discover_result() const {
   json r = initialize_result(protocol::kModernProtocol);
+  // Logging is deprecated in this era (per-request logLevel), and nothing is logged to it.
+  r["capabilities"].erase("logging");
   return json{{"supportedVersions", protocol::modern_versions()},
               {"capabilities", r["capabilities"]},
               {"instructions", r["instructions"]},
@@ -1212,6 +1247,21 @@ void McpServer::dispatch(const std::shared_ptr<Session>& session, const Message&
     case Method::tools_call:
       return call_tool(session, id, params, std::move(reply), std::move(notify),
                        std::move(abandonment));
+    case Method::logging_set_level: {
+      const int level = params.contains("level") && params["level"].is_string()
+                            ? log_level_of(params["level"].get<std::string>())
+                            : -1;
+      if (level < 0) {
+        return reply(rpc_error(id, kInvalidParams,
+                               "Invalid params: level must be one of debug, info, notice, warning, "
+                               "error, critical, alert, emergency"));
+      }
+      {
+        std::lock_guard lk(session->mu);
+        session->log_level = level;
+      }
+      return reply(rpc_result(id, json::object()));
+    }
     case Method::resources_list:
       return reply(rpc_result(id, resources_result()));
     case Method::resources_templates_list:

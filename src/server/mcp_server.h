@@ -102,6 +102,10 @@ class McpServer final : public HttpHandler, public LineHandler {
   // Sends notifications/tools/list_changed to every initialized session: a line on stdio, an
   // event on the session's GET stream over HTTP (dropped when it has none open).
   void notify_tools_changed();
+  // A server event (an upstream server's state changed, ...) as notifications/message to every
+  // legacy-era session that asked for messages of `level` or above (logging/setLevel): on its
+  // GET stream over HTTP, a line over stdio. `level` is one of RFC 5424's, as MCP names them.
+  void log_event(const std::string& level, const std::string& logger, const nlohmann::json& data);
 
  private:
   struct Session;

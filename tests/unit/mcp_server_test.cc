@@ -1355,3 +1355,33 @@ TEST_F(McpServerTest, ResourcesListTheTypesAndReadThem) {
 
 }  // namespace
 }  // namespace onemcp::server
+
+namespace onemcp::server {
+namespace {
+
+TEST_F(McpServerTest, LogMessagesReachSessionsThatAskedForThem) {
+  auto [sid, stream] = listening_session();
+  auto [quiet_sid, quiet_stream] = listening_session();  // never calls logging/setLevel
+  auto bad = call(sid, {{"jsonrpc", "2.0"},
+                        {"id", 1},
+                        {"method", "logging/setLevel"},
+                        {"params", {{"level", "loud"}}}});
+  EXPECT_EQ(bad["error"]["code"], -32602);
+  auto ok = call(sid, {{"jsonrpc", "2.0"},
+                       {"id", 2},
+                       {"method", "logging/setLevel"},
+                       {"params", {{"level", "warning"}}}});
+  EXPECT_EQ(ok["result"], json::object());
+  server_.log_event("info", "upstream", {{"upstream", "a"}, {"state", "ready"}});
+  server_.log_event("error", "upstream", {{"upstream", "a"}, {"state", "backoff"}});
+  auto events = stream->events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["method"], "notifications/message");
+  EXPECT_EQ(events[0]["params"]["level"], "error");
+  EXPECT_EQ(events[0]["params"]["logger"], "upstream");
+  EXPECT_EQ(events[0]["params"]["data"]["state"], "backoff");
+  EXPECT_TRUE(quiet_stream->events().empty());
+}
+
+}  // namespace
+}  // namespace onemcp::server
