@@ -496,6 +496,10 @@ int cmd_serve(const ServeFlags& f) {
       std::lock_guard lk(mu);
       server = s;
     }
+    void log(const std::string& level, const std::string& logger, const nlohmann::json& data) {
+      std::lock_guard lk(mu);
+      if (server) server->log_event(level, logger, data);
+    }
     void tools_changed(const std::vector<upstream::UpstreamStatus>& now) {
       std::lock_guard lk(mu);
       if (!server) return;
@@ -636,6 +640,10 @@ int cmd_serve(const ServeFlags& f) {
                config->server.max_queued_runs, config->server.max_queued_runs_per_client};
   opts.max_sessions = config->server.max_sessions;
   opts.auth = serve_auth.http.get();
+  (*backend)->set_event_sink(
+      [&announce](const std::string& level, const std::string& logger, const nlohmann::json& data) {
+        announce.log(level, logger, data);
+      });
   server::McpServer mcp(opts, *config, **backend);
   policy::Config running = *config;
   // Waits for SIGINT or SIGTERM and returns it, reloading the config on every SIGHUP.

@@ -175,11 +175,26 @@ class WorkerBackend final : public RunBackend {
       // counted against the run's time limit.
       if (!pip_.cache) return failed_before_run(pip_.unavailable, "dependencies", 0);
       auto t0 = std::chrono::steady_clock::now();
+      bool worked = false;  // a cache hit reports no progress
+      const ProgressFn watched = [&](double f, const std::string& m) {
+        worked = true;
+        progress(f, m);
+      };
       // The lease keeps gc from removing the set until the run has ended.
       auto lease = pip_.cache->prepare(
-          all, [&](const std::string& url) { return fetch_wheel(url, policy.network, resolver_, fetch_limits_); }, progress);
+          all,
+          [&](const std::string& url) {
+            return fetch_wheel(url, policy.network, resolver_, fetch_limits_);
+          },
+          watched);
       double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (worked) {
+        tell_dependencies(
+            "pip",
+            nlohmann::json{{"requirements", all.requirements}, {"wheelUrls", all.wheel_urls}}, ms,
+            lease ? std::string() : lease.error().message);
+      }
       if (!lease) return failed_before_run(lease.error().message, "dependencies", ms);
       if (ms > 1000) log::info("pip dependencies ready in " + std::to_string(int(ms)) + " ms");
       return run_code(call_req, call_req.code, pip_layer_of(lease->key, all));
@@ -193,9 +208,16 @@ class WorkerBackend final : public RunBackend {
       // a new set is not counted against the run's time limit.
       if (!npm_.cache) return failed_before_run(npm_.unavailable, "dependencies", 0);
       auto t0 = std::chrono::steady_clock::now();
-      auto built = npm_.cache->layer(all, progress);
+      bool worked = false;  // a cache hit reports no progress
+      auto built = npm_.cache->layer(all, [&](double f, const std::string& m) {
+        worked = true;
+        progress(f, m);
+      });
       double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (worked)
+        tell_dependencies("npm", nlohmann::json(all), ms,
+                          built ? std::string() : built.error().message);
       if (!built) return failed_before_run(built.error().message, "dependencies", ms);
       if (ms > 1000) log::info("npm dependencies ready in " + std::to_string(int(ms)) + " ms");
       layer = std::move(*built);
@@ -237,6 +259,17 @@ class WorkerBackend final : public RunBackend {
             .dump();
     return l;
   }
+  void set_event_sink(EventSink sink) override { events_ = std::move(sink); }
+
+  // A dependency set prepared for a call (built, or waited for while another call built it).
+  void tell_dependencies(const char* kind, nlohmann::json set, double ms,
+                         const std::string& error) {
+    if (!events_) return;
+    nlohmann::json data{{"kind", kind}, {"set", std::move(set)}, {"ms", int64_t(ms)}};
+    if (!error.empty()) data["error"] = error;
+    events_(error.empty() ? "info" : "warning", "dependencies", data);
+  }
+
   // The set key of a verified pip layer ("" if it holds none: the worker then mounts nothing).
   static std::string pip_set_of(const std::string& layer) {
     auto j = nlohmann::json::parse(layer, nullptr, false);
@@ -279,6 +312,7 @@ class WorkerBackend final : public RunBackend {
   Capsules& capsules_;
   const bool profile_runs_;
   JsHeaps heaps_{kMaxHeapBytes};
+  EventSink events_;
 };
 
 }  // namespace

@@ -37,6 +37,11 @@ class RunBackend {
   // output ran after plain QuickJS could not parse the code).
   virtual Result<sandbox::RunOutput> run(const RunSpec& spec, const sandbox::CancelToken* cancel,
                                          const ProgressFn& progress) = 0;
+  // Where server events of its own go (level, logger, data; see McpServer::log_event): a
+  // dependency set prepared for a call. Set before the first run; none: not told.
+  using EventSink = std::function<void(const std::string& level, const std::string& logger,
+                                       const nlohmann::json& data)>;
+  virtual void set_event_sink(EventSink sink) { (void)sink; }
 };
 
 struct WorkerPaths {

@@ -3,10 +3,12 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { after, before, test } from "node:test";
 
 import { startRegistry } from "../fixtures/npm/registry.mjs";
 import {
+  REPO_ROOT,
   assertOk,
   connectHttp,
   makeProject,
@@ -252,6 +254,35 @@ test("building a new set reports progress to a client that asks for it", async (
   seen.length = 0;
   assertOk(await call({ code: "1", ...deps }));
   assert.deepEqual(seen.map((p) => p.message), ["running", "done"]);
+});
+
+test("a session that asked for log messages hears of each set built for any call", async () => {
+  const { LoggingMessageNotificationSchema } = await import(
+    pathToFileURL(path.join(REPO_ROOT, "node_modules/@modelcontextprotocol/sdk/dist/esm/types.js")).href
+  );
+  const listener = await connectHttp(server.url);
+  try {
+    const heard = [];
+    listener.setNotificationHandler(LoggingMessageNotificationSchema, (n) => heard.push(n.params));
+    await listener.setLoggingLevel("info");
+    await sleep(300);  // its GET stream opens after initialize
+    // Built for another client's call; then a failing set, and a cache hit that is not told.
+    const deps = npm({ "onemcp-fixture-pad": "~1.2.3" });
+    assertOk(await runJs(client, "require('onemcp-fixture-pad')('q', 2)", deps, { timeoutMs: 120000 }));
+    const bad = await runJs(client, "1", npm({ "onemcp-fixture-does-not-exist": "1.0.0" }), { timeoutMs: 120000 });
+    assert.equal(bad.structuredContent.outcome, "error", show(bad));
+    assertOk(await runJs(client, "require('onemcp-fixture-pad')('q', 2)", deps, { timeoutMs: 120000 }));
+    await sleep(300);
+    const deps_ = heard.filter((m) => m.logger === "dependencies");
+    assert.equal(deps_.length, 2, JSON.stringify(heard));
+    assert.equal(deps_[0].level, "info");
+    assert.deepEqual(deps_[0].data.set, { "onemcp-fixture-pad": "~1.2.3" });
+    assert.equal(deps_[0].data.kind, "npm");
+    assert.equal(deps_[1].level, "warning");
+    assert.ok(deps_[1].data.error, JSON.stringify(deps_[1]));
+  } finally {
+    await listener.close();
+  }
 });
 
 test("serve builds the config's own set at start, in the background, with progress in its log", async () => {
