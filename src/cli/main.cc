@@ -38,6 +38,9 @@
 #include "server/capsules.h"
 #include "server/egress.h"
 #include "server/mcp_server.h"
+#ifdef ONEMCP_CONFORMANCE_FIXTURES
+#include "tests/conformance/fixtures.h"
+#endif
 #include "server/tools.h"
 #include "server/upstreams.h"
 #include "upstream/upstream.h"
@@ -640,6 +643,15 @@ int cmd_serve(const ServeFlags& f) {
                config->server.max_queued_runs, config->server.max_queued_runs_per_client};
   opts.max_sessions = config->server.max_sessions;
   opts.auth = serve_auth.http.get();
+#ifdef ONEMCP_CONFORMANCE_FIXTURES
+  std::unique_ptr<server::McpExtension> fixtures;
+  if (const char* v = std::getenv("ONEMCP_CONFORMANCE_FIXTURES"); v && std::string(v) == "1") {
+    fixtures = conformance::make_fixtures();
+    opts.extension = fixtures.get();
+    log::warn(
+        "serving the MCP conformance suite's fixture tools, resources and prompts (tests only)");
+  }
+#endif
   (*backend)->set_event_sink(
       [&announce](const std::string& level, const std::string& logger, const nlohmann::json& data) {
         announce.log(level, logger, data);

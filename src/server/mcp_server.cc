@@ -471,11 +471,16 @@ size_t McpServer::session_count() {
 }
 
 json McpServer::initialize_result(const std::string& protocol) const {
+  json caps{{"tools", {{"listChanged", true}}},
+            {"resources", json::object()},
+            {"logging", json::object()}};
+  if (opts_.extension) {
+    caps["prompts"] = json::object();
+    caps["completions"] = json::object();
+    caps["resources"]["subscribe"] = true;
+  }
   return json{{"protocolVersion", protocol},
-              {"capabilities",
-               {{"tools", {{"listChanged", true}}},
-                {"resources", json::object()},
-                {"logging", json::object()}}},
+              {"capabilities", std::move(caps)},
               {"serverInfo", {{"name", opts_.name}, {"title", "1mcp"}, {"version", opts_.version}}},
               {"instructions",
                "Use run_js to execute JavaScript/TypeScript and run_py to execute Python in an "
@@ -1015,6 +1020,11 @@ void McpServer::dispatch_modern(const std::shared_ptr<Session>& session, const M
     if (filter->value("toolsListChanged", false) == true) honored["toolsListChanged"] = true;
     return listen(msg, honored);
   }
+  if (msg.method == "prompts/list") {
+    if (auto r = extension_request(msg, true)) return cached(std::move(*r));
+  } else if (auto r = extension_request(msg, true)) {
+    return complete(std::move(*r));
+  }
   // initialize, ping, logging/setLevel, resources/subscribe ... are gone in this era.
   reply(rpc_error(id, kMethodNotFound, "Method not found: " + msg.method));
 }
@@ -1024,38 +1034,42 @@ json McpServer::resources_result() const {
   for (auto name : policy::schema_file_names()) {
     const bool ts = name.ends_with(".d.ts");
     list.push_back(
-        {{"uri", "1mcp://types/" + std::string(name)},
+        {{"uri", "onemcp://types/" + std::string(name)},
          {"name", std::string(name)},
          {"description", ts ? "TypeScript declarations of 1mcp's config, tool inputs and results"
                             : "JSON Schema " + std::string(name) + " of 1mcp"},
          {"mimeType", ts ? "application/typescript" : "application/schema+json"}});
   }
   if (opts_.upstreams) {
-    list.push_back({{"uri", "1mcp://mcps/types.d.ts"},
+    list.push_back({{"uri", "onemcp://mcps/types.d.ts"},
                     {"name", "mcps/types.d.ts"},
                     {"description",
                      "TypeScript declarations of the upstream MCP tools that runs "
                      "may call (mcp.<server>.<tool>), under the server's policy"},
                     {"mimeType", "application/typescript"}});
   }
+  if (opts_.extension)
+    for (auto& r : opts_.extension->resources()) list.push_back(r);
   return json{{"resources", std::move(list)}};
 }
 
 json McpServer::resource_templates_result() const {
   json list = json::array();
   if (opts_.capsules) {
-    list.push_back({{"uriTemplate", "1mcp://capsules/{id}/manifest.json"},
+    list.push_back({{"uriTemplate", "onemcp://capsules/{id}/manifest.json"},
                     {"name", "capsule manifest"},
                     {"description",
                      "The signed manifest of the capsule a run executed (its id is "
                      "structuredContent.capsule of the run's result), verified"},
                     {"mimeType", "application/json"}});
-    list.push_back({{"uriTemplate", "1mcp://capsules/{id}/{file}"},
+    list.push_back({{"uriTemplate", "onemcp://capsules/{id}/{file}"},
                     {"name", "capsule layer"},
                     {"description",
                      "A layer of a capsule, named as in its manifest (code.js, "
                      "code.py, deps.js, ...), verified"}});
   }
+  if (opts_.extension)
+    for (auto& t : opts_.extension->resource_templates()) list.push_back(t);
   return json{{"resourceTemplates", std::move(list)}};
 }
 
@@ -1074,7 +1088,11 @@ void McpServer::read_resource(const json& id, const json& params, bool modern, R
         id, json{{"contents",
                   json::array({{{"uri", uri}, {"mimeType", type}, {"text", std::move(body)}}})}});
   };
-  constexpr std::string_view kTypes = "1mcp://types/", kCapsules = "1mcp://capsules/";
+  if (opts_.extension && !uri.starts_with("onemcp://")) {
+    if (auto r = opts_.extension->read(uri)) return reply(rpc_result(id, std::move(*r)));
+    return reply(not_found());
+  }
+  constexpr std::string_view kTypes = "onemcp://types/", kCapsules = "onemcp://capsules/";
   if (uri.starts_with(kTypes)) {
     const std::string name = uri.substr(kTypes.size());
     auto body = policy::schema_text(name);  // exact names only
@@ -1082,7 +1100,7 @@ void McpServer::read_resource(const json& id, const json& params, bool modern, R
     return reply(text(std::string(*body), name.ends_with(".d.ts") ? "application/typescript"
                                                                   : "application/schema+json"));
   }
-  if (uri == "1mcp://mcps/types.d.ts" && opts_.upstreams) {
+  if (uri == "onemcp://mcps/types.d.ts" && opts_.upstreams) {
     return reply(text(typescript_declarations(opts_.upstreams->allowed(config()->policy)),
                       "application/typescript"));
   }
@@ -1110,6 +1128,68 @@ void McpServer::read_resource(const json& id, const json& params, bool modern, R
     reply(rpc_result(id, json{{"contents", json::array({std::move(content)})}}));
   };
   if (!submit_aux(job)) reply(busy_error(id, "Server busy: too many reads in flight; retry later"));
+}
+
+json McpServer::tool_list_now() {
+  json tools = opts_.tools(config()->policy);
+  if (opts_.extension)
+    for (auto& t : opts_.extension->tools()) tools.push_back(t);
+  return tools;
+}
+
+std::optional<json> McpServer::extension_request(const Message& msg, bool modern) {
+  if (!opts_.extension) return std::nullopt;
+  const json& p = msg.params;
+  if (msg.method == "prompts/list")
+    return rpc_result(msg.id, json{{"prompts", opts_.extension->prompts()}});
+  if (msg.method == "prompts/get") {
+    if (!p.contains("name") || !p["name"].is_string()) {
+      return rpc_error(msg.id, kInvalidParams, "Invalid params: name (string) is required");
+    }
+    auto r = opts_.extension->get_prompt(p["name"], p.value("arguments", json::object()));
+    if (!r)
+      return rpc_error(msg.id, kInvalidParams, "Unknown prompt: " + p["name"].get<std::string>());
+    return rpc_result(msg.id, std::move(*r));
+  }
+  if (msg.method == "completion/complete") return rpc_result(msg.id, opts_.extension->complete(p));
+  if (!modern && (msg.method == "resources/subscribe" || msg.method == "resources/unsubscribe")) {
+    if (!p.contains("uri") || !p["uri"].is_string()) {
+      return rpc_error(msg.id, kInvalidParams, "Invalid params: uri (string) is required");
+    }
+    return rpc_result(msg.id, json::object());
+  }
+  return std::nullopt;
+}
+
+void McpServer::call_extension(const std::shared_ptr<Session>& session, const json& id,
+                               const std::string& name, const json& params, Reply reply,
+                               Notify notify) {
+  const json token = progress_token(params);
+  const json args = params.contains("arguments") && params["arguments"].is_object()
+                        ? params["arguments"]
+                        : json::object();
+  auto job = [this, session, id, name, args, token, reply, notify] {
+    McpExtension::CallContext ctx;
+    ctx.progress = [&](double progress, double total, const std::string& message) {
+      if (token.is_null() || !notify) return;
+      json p{{"progressToken", token}, {"progress", progress}, {"total", total}};
+      if (!message.empty()) p["message"] = message;
+      notify(notification("notifications/progress", std::move(p)));
+    };
+    ctx.log = [&](const std::string& level, const json& data) {
+      int wanted;
+      {
+        std::lock_guard lk(session->mu);
+        wanted = session->log_level;
+      }
+      if (!notify || wanted < 0 || log_level_of(level) < wanted) return;
+      notify(notification("notifications/message", json{{"level", level}, {"data", data}}));
+    };
+    auto r = opts_.extension->call(name, args, ctx);
+    if (!r) return reply(rpc_error(id, kInvalidParams, "Unknown tool: " + name));
+    reply(rpc_result(id, std::move(*r)));
+  };
+  if (!submit_aux(job)) reply(busy_error(id, "Server busy: too many calls in flight; retry later"));
 }
 
 void McpServer::add_listener(Listener l) {
@@ -1243,7 +1323,7 @@ void McpServer::dispatch(const std::shared_ptr<Session>& session, const Message&
       if (params.contains("cursor") && !params["cursor"].is_string()) {
         return reply(rpc_error(id, kInvalidParams, "Invalid params: cursor must be a string"));
       }
-      return reply(rpc_result(id, json{{"tools", opts_.tools(config()->policy)}}));
+      return reply(rpc_result(id, json{{"tools", tool_list_now()}}));
     case Method::tools_call:
       return call_tool(session, id, params, std::move(reply), std::move(notify),
                        std::move(abandonment));
@@ -1269,6 +1349,7 @@ void McpServer::dispatch(const std::shared_ptr<Session>& session, const Message&
     case Method::resources_read:
       return read_resource(id, params, false, std::move(reply));
     default:
+      if (auto r = extension_request(msg, false)) return reply(std::move(*r));
       return reply(rpc_error(id, kMethodNotFound, "Method not found: " + method));
   }
 }
@@ -1328,6 +1409,9 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
   }
   std::string name = params["name"];
   auto lang = tool_language(name);
+  if (!lang && opts_.extension) {
+    return call_extension(session, id, name, params, std::move(reply), std::move(notify));
+  }
   if (!lang) return reply(rpc_error(id, kInvalidParams, "Unknown tool: " + name));
   json args = params.contains("arguments") ? params["arguments"] : json::object();
   if (!args.is_object()) {

@@ -25,6 +25,7 @@
 #include "protocol/jsonrpc.h"
 #include "server/admission.h"
 #include "server/backend.h"
+#include "server/extension.h"
 #include "server/host_check.h"
 #include "server/http_api.h"
 #include "server/tools.h"
@@ -62,6 +63,8 @@ struct ServerOptions {
   // Authenticates every HTTP request before it is routed (not owned; null: no authentication).
   // A session belongs to the principal that created it: another principal naming it gets 404.
   const HttpAuth* auth = nullptr;
+  // Tools, resources and prompts served beside 1mcp's own (not owned; null: none; tests only).
+  McpExtension* extension = nullptr;
 };
 
 class McpServer final : public HttpHandler, public LineHandler {
@@ -146,8 +149,15 @@ class McpServer final : public HttpHandler, public LineHandler {
                        const Listen& listen);
   void handle_modern_post(HttpRequest& req, const protocol::Message& msg, Respond& respond);
   nlohmann::json discover_result() const;
+  nlohmann::json tool_list_now();  // opts_.tools under the current policy, and the extension's
+  // The extension's answer to prompts/list, prompts/get, completion/complete and (legacy)
+  // resources/subscribe|unsubscribe; nullopt: not one of those, or no extension.
+  std::optional<nlohmann::json> extension_request(const protocol::Message& msg, bool modern);
+  void call_extension(const std::shared_ptr<Session>& session, const nlohmann::json& id,
+                      const std::string& name, const nlohmann::json& params, Reply reply,
+                      Notify notify);
   // Resources: the files of types/, the upstream tools' TypeScript declarations (as runs see
-  // them), and capsules by template (1mcp://capsules/{id}/...), read verified.
+  // them), and capsules by template (onemcp://capsules/{id}/...), read verified.
   nlohmann::json resources_result() const;
   nlohmann::json resource_templates_result() const;
   // Answers resources/read of `uri` (maybe later, from the auxiliary threads). `modern`: the

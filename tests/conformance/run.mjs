@@ -42,7 +42,9 @@ function failures(dir) {
 
 async function main() {
   if (!fs.existsSync(NODE22)) throw new Error(`no Node 22 at ${NODE22}: run scripts/setup.sh (npm ci)`);
-  const server = await startServer();
+  // The suite's fixture tools, resources and prompts (tests/conformance/fixtures.cc) beside
+  // 1mcp's own: its scenarios call them by name.
+  const server = await startServer({ env: { ...process.env, ONEMCP_CONFORMANCE_FIXTURES: "1" } });
   const env = { ...process.env, NO_PROXY: "127.0.0.1,localhost", no_proxy: "127.0.0.1,localhost" };
   for (const k of ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"]) delete env[k];
   let failed = 0;

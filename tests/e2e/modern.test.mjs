@@ -169,19 +169,19 @@ test("resources: the types and a run's capsule, read by the SDK clients of both 
     const client = await connect(new StreamableHTTPClientTransport(new URL(server.url)), mode);
     try {
       const list = await client.listResources();
-      assert.ok(list.resources.some((r) => r.uri === "1mcp://types/index.d.ts"), JSON.stringify(list));
+      assert.ok(list.resources.some((r) => r.uri === "onemcp://types/index.d.ts"), JSON.stringify(list));
       const templates = await client.listResourceTemplates();
-      assert.ok(templates.resourceTemplates.some((t) => t.uriTemplate === "1mcp://capsules/{id}/manifest.json"));
-      const dts = await client.readResource({ uri: "1mcp://types/index.d.ts" });
+      assert.ok(templates.resourceTemplates.some((t) => t.uriTemplate === "onemcp://capsules/{id}/manifest.json"));
+      const dts = await client.readResource({ uri: "onemcp://types/index.d.ts" });
       assert.match(dts.contents[0].text, /interface/);
       const run = await client.callTool({ name: "run_py", arguments: { code: "print('capsule me')" } });
       const id = run.structuredContent.capsule;
       assert.match(id, /^[0-9a-f]{64}$/);
-      const manifest = await client.readResource({ uri: `1mcp://capsules/${id}/manifest.json` });
+      const manifest = await client.readResource({ uri: `onemcp://capsules/${id}/manifest.json` });
       assert.equal(JSON.parse(manifest.contents[0].text).language, "py");
-      const code = await client.readResource({ uri: `1mcp://capsules/${id}/code.py` });
+      const code = await client.readResource({ uri: `onemcp://capsules/${id}/code.py` });
       assert.equal(code.contents[0].text, "print('capsule me')");
-      await assert.rejects(client.readResource({ uri: `1mcp://capsules/${"0".repeat(64)}/manifest.json` }), /not found/i);
+      await assert.rejects(client.readResource({ uri: `onemcp://capsules/${"0".repeat(64)}/manifest.json` }), /not found/i);
     } finally {
       await client.close();
     }

@@ -1302,21 +1302,21 @@ TEST_F(McpServerTest, ResourcesListTheTypesAndReadThem) {
   auto list = call(sid, {{"jsonrpc", "2.0"}, {"id", 2}, {"method", "resources/list"}});
   std::vector<std::string> uris;
   for (auto& r : list["result"]["resources"]) uris.push_back(r["uri"]);
-  EXPECT_NE(std::find(uris.begin(), uris.end(), "1mcp://types/index.d.ts"), uris.end()) << list;
-  EXPECT_NE(std::find(uris.begin(), uris.end(), "1mcp://types/config.schema.json"), uris.end())
+  EXPECT_NE(std::find(uris.begin(), uris.end(), "onemcp://types/index.d.ts"), uris.end()) << list;
+  EXPECT_NE(std::find(uris.begin(), uris.end(), "onemcp://types/config.schema.json"), uris.end())
       << list;
   auto read = call(sid, {{"jsonrpc", "2.0"},
                          {"id", 3},
                          {"method", "resources/read"},
-                         {"params", {{"uri", "1mcp://types/config.schema.json"}}}});
+                         {"params", {{"uri", "onemcp://types/config.schema.json"}}}});
   auto contents = read["result"]["contents"];
   ASSERT_EQ(contents.size(), 1u) << read;
-  EXPECT_EQ(contents[0]["uri"], "1mcp://types/config.schema.json");
+  EXPECT_EQ(contents[0]["uri"], "onemcp://types/config.schema.json");
   EXPECT_EQ(contents[0]["mimeType"], "application/schema+json");
   EXPECT_TRUE(json::parse(contents[0]["text"].get<std::string>()).is_object());
   // Unknown: legacy "resource not found" with the uri; nothing outside the exact names.
-  for (const char* uri : {"1mcp://types/../../etc/passwd", "1mcp://types/nope.json",
-                          "file:///etc/passwd", "1mcp://capsules/abc/manifest.json"}) {
+  for (const char* uri : {"onemcp://types/../../etc/passwd", "onemcp://types/nope.json",
+                          "file:///etc/passwd", "onemcp://capsules/abc/manifest.json"}) {
     auto missing = call(
         sid,
         {{"jsonrpc", "2.0"}, {"id", 4}, {"method", "resources/read"}, {"params", {{"uri", uri}}}});
@@ -1343,14 +1343,14 @@ TEST_F(McpServerTest, ResourcesListTheTypesAndReadThem) {
   EXPECT_TRUE(m["result"].contains("ttlMs") && m["result"].contains("cacheScope")) << m;
   json mr = ml;
   mr["method"] = "resources/read";
-  mr["params"]["uri"] = "1mcp://types/nope.json";
+  mr["params"]["uri"] = "onemcp://types/nope.json";
   auto r = http("POST", mr.dump(),
                 {{"mcp-protocol-version", "2026-07-28"},
                  {"mcp-method", "resources/read"},
-                 {"mcp-name", "1mcp://types/nope.json"}});
+                 {"mcp-name", "onemcp://types/nope.json"}});
   auto rj = json::parse(r.body);
   EXPECT_EQ(rj["error"]["code"], -32602) << r.body;
-  EXPECT_EQ(rj["error"]["data"]["uri"], "1mcp://types/nope.json");
+  EXPECT_EQ(rj["error"]["data"]["uri"], "onemcp://types/nope.json");
 }
 
 }  // namespace
