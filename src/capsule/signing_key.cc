@@ -165,11 +165,14 @@ Result<LoadedKey> signing_key_load_or_create(const std::string& dir) {
   SigningKey key = std::move(**loaded);
 
   auto pub = read_public(dfd, public_path);
-  if (!pub &&
-      ::faccessat(dfd, std::string(kPublicKeyFile).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) != 0) {
-    auto linked = create_file(dfd, kPublicKeyFile, key_file_text(public_key_hex(key.public_key())),
-                              0644, public_path);
-    if (!linked) return linked.error();
+  if (!pub) {
+    if (::faccessat(dfd, std::string(kPublicKeyFile).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) != 0) {
+      auto linked = create_file(dfd, kPublicKeyFile,
+                                key_file_text(public_key_hex(key.public_key())), 0644, public_path);
+      if (!linked) return linked.error();
+    }
+    // Read again whoever wrote it: another creator may have linked it (complete, see
+    // create_file) between the read above and the check.
     pub = read_public(dfd, public_path);
   }
   if (!pub) return pub.error();
