@@ -964,11 +964,17 @@ json McpServer::discover_result() const {
   json r = initialize_result(protocol::kModernProtocol);
   // Logging is deprecated in this era (per-request logLevel), and nothing is logged to it.
   r["capabilities"].erase("logging");
-  return json{{"supportedVersions", protocol::modern_versions()},
+  json result{{"supportedVersions", protocol::modern_versions()},
               {"capabilities", r["capabilities"]},
-              {"instructions", r["instructions"]},
-              {"ttlMs", 60000},
-              {"cacheScope", opts_.auth ? "private" : "public"}};
+              {"instructions", r["instructions"]}};
+  result.update(cache_hints());
+  return result;
+}
+
+json McpServer::cache_hints() const {
+  // Lists may change on a config reload (clients that listen hear of it); with authentication
+  // they are only for the principal that asked.
+  return json{{"ttlMs", 60000}, {"cacheScope", opts_.auth ? "private" : "public"}};
 }
 
 void McpServer::dispatch_modern(const std::shared_ptr<Session>& session, const Message& msg,
@@ -985,25 +991,22 @@ void McpServer::dispatch_modern(const std::shared_ptr<Session>& session, const M
     }
     reply(std::move(r));
   };
+  // Lists and reads say how long they may be kept.
+  Reply cached = [complete, cache = cache_hints()](std::optional<json> r) {
+    if (r && r->contains("result") && (*r)["result"].is_object()) (*r)["result"].update(cache);
+    complete(std::move(r));
+  };
   if (msg.method == "server/discover") return complete(rpc_result(id, discover_result()));
   if (msg.method == "tools/list") {
     if (params.contains("cursor") && !params["cursor"].is_string()) {
       return reply(rpc_error(id, kInvalidParams, "Invalid params: cursor must be a string"));
     }
-    return complete(rpc_result(id, json{{"tools", opts_.tools(config()->policy)},
-                                        {"ttlMs", 60000},
-                                        {"cacheScope", opts_.auth ? "private" : "public"}}));
+    return cached(rpc_result(id, json{{"tools", tool_list_now()}}));
   }
   if (msg.method == "tools/call") {
     return call_tool(session, id, params, std::move(complete), std::move(notify),
                      std::move(abandonment));
   }
-  const json cache{{"ttlMs", 60000}, {"cacheScope", opts_.auth ? "private" : "public"}};
-  // Lists and reads say how long they may be kept.
-  Reply cached = [complete, cache](std::optional<json> r) {
-    if (r && r->contains("result") && (*r)["result"].is_object()) (*r)["result"].update(cache);
-    complete(std::move(r));
-  };
   if (msg.method == "resources/list") return cached(rpc_result(id, resources_result()));
   if (msg.method == "resources/templates/list") {
     return cached(rpc_result(id, resource_templates_result()));

@@ -149,6 +149,7 @@ class McpServer final : public HttpHandler, public LineHandler {
                        const Listen& listen);
   void handle_modern_post(HttpRequest& req, const protocol::Message& msg, Respond& respond);
   nlohmann::json discover_result() const;
+  nlohmann::json cache_hints() const;  // ttlMs and cacheScope of lists and reads (stateless era)
   nlohmann::json tool_list_now();  // opts_.tools under the current policy, and the extension's
   // The extension's answer to prompts/list, prompts/get, completion/complete and (legacy)
   // resources/subscribe|unsubscribe; nullopt: not one of those, or no extension.

@@ -1385,3 +1385,63 @@ TEST_F(McpServerTest, LogMessagesReachSessionsThatAskedForThem) {
 
 }  // namespace
 }  // namespace onemcp::server
+
+namespace onemcp::server {
+namespace {
+
+// An extension's tools are listed beside 1mcp's own in both eras.
+class OneToolExtension final : public McpExtension {
+ public:
+  json tools() const override {
+    return json::array(
+        {{{"name", "extra"}, {"description", "d"}, {"inputSchema", {{"type", "object"}}}}});
+  }
+  std::optional<json> call(const std::string&, const json&, const CallContext&) override {
+    return std::nullopt;
+  }
+  json resources() const override { return json::array(); }
+  json resource_templates() const override { return json::array(); }
+  std::optional<json> read(const std::string&) override { return std::nullopt; }
+  json prompts() const override { return json::array(); }
+  std::optional<json> get_prompt(const std::string&, const json&) override { return std::nullopt; }
+  json complete(const json&) override { return json::object(); }
+};
+
+TEST_F(McpServerTest, AnExtensionsToolsAreListedInBothEras) {
+  OneToolExtension ext;
+  ServerOptions o = make_opts();
+  o.extension = &ext;
+  McpServer s(o, policy::Config{}, backend_);
+  auto names = [](const json& tools) {
+    std::vector<std::string> out;
+    for (auto& t : tools) out.push_back(t["name"]);
+    return out;
+  };
+  const std::vector<std::string> want{"run_js", "run_py", "extra"};
+  auto legacy =
+      json::parse(post(s, {{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/list"}}).get().body);
+  EXPECT_EQ(names(legacy["result"]["tools"]), want) << legacy;
+  HttpRequest r;
+  r.method = "POST";
+  r.target = "/mcp";
+  r.body = json{{"jsonrpc", "2.0"},
+                {"id", 2},
+                {"method", "tools/list"},
+                {"params",
+                 {{"_meta",
+                   {{"io.modelcontextprotocol/protocolVersion", "2026-07-28"},
+                    {"io.modelcontextprotocol/clientCapabilities", json::object()}}}}}}
+               .dump();
+  r.headers = {{"content-type", "application/json"},
+               {"host", "127.0.0.1:7800"},
+               {"mcp-protocol-version", "2026-07-28"},
+               {"mcp-method", "tools/list"}};
+  std::promise<HttpResponse> p;
+  s.handle(r, [&](HttpResponse resp) { p.set_value(std::move(resp)); });
+  auto modern = json::parse(p.get_future().get().body);
+  EXPECT_EQ(names(modern["result"]["tools"]), want) << modern;
+  EXPECT_TRUE(modern["result"].contains("ttlMs") && modern["result"].contains("cacheScope"));
+}
+
+}  // namespace
+}  // namespace onemcp::server
