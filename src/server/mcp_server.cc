@@ -302,6 +302,13 @@ struct McpServer::Session {
   std::deque<std::pair<uint64_t, std::string>> replay;  // its last kReplayEvents events
   WriteLine write;                      // stdio: where lines go
 
+  // Whether it asked for log messages of `level` (a name of kLogLevels) with logging/setLevel.
+  bool wants_log(const std::string& level) {
+    const int severity = log_level_of(level);
+    std::lock_guard lk(mu);
+    return log_level >= 0 && severity >= log_level;
+  }
+
   // Cancels the runs and ends the GET stream.
   void close() {
     std::shared_ptr<EventStream> s;
@@ -388,8 +395,7 @@ void McpServer::notify_tools_changed() {
 }
 
 void McpServer::log_event(const std::string& level, const std::string& logger, const json& data) {
-  const int severity = log_level_of(level);
-  if (severity < 0) return;
+  if (log_level_of(level) < 0) return;
   std::vector<std::shared_ptr<Session>> all{stdio_session_};
   {
     std::lock_guard lk(mu_);
@@ -397,14 +403,8 @@ void McpServer::log_event(const std::string& level, const std::string& logger, c
   }
   const json msg = notification("notifications/message",
                                 json{{"level", level}, {"logger", logger}, {"data", data}});
-  for (auto& s : all) {
-    bool wanted;
-    {
-      std::lock_guard lk(s->mu);
-      wanted = s->log_level >= 0 && severity >= s->log_level;
-    }
-    if (wanted) s->notify(msg);
-  }
+  for (auto& s : all)
+    if (s->wants_log(level)) s->notify(msg);
 }
 
 bool McpServer::submit_aux(std::function<void()> job) { return aux_->submit(std::move(job)); }
@@ -481,7 +481,7 @@ json McpServer::initialize_result(const std::string& protocol) const {
   }
   return json{{"protocolVersion", protocol},
               {"capabilities", std::move(caps)},
-              {"serverInfo", {{"name", opts_.name}, {"title", "1mcp"}, {"version", opts_.version}}},
+              {"serverInfo", server_info()},
               {"instructions",
                "Use run_js to execute JavaScript/TypeScript and run_py to execute Python in an "
                "isolated sandbox with enforced time, memory and output limits."}};
@@ -932,14 +932,10 @@ void McpServer::handle_modern_post(HttpRequest& req, const Message& msg, Respond
     }
     answer->taken();  // the stream below is the answer: nothing else is sent for this POST
     auto stream = start(sse_head());
-    stream->send(sse_event(notification(
-        "notifications/subscriptions/acknowledged",
-        json{{"_meta", {{protocol::kMetaSubscriptionId, m.id}}}, {"notifications", honored}})));
+    stream->send(sse_event(listen_acknowledged(m.id, honored)));
     add_listener(Listener{m.id, [stream](const json& n) { return stream->send(sse_event(n)); },
-                          [stream, id = m.id, meta = modern_meta()] {
-                            json end{{"resultType", "complete"}, {"_meta", meta}};
-                            end["_meta"][protocol::kMetaSubscriptionId] = id;
-                            stream->send(sse_event(rpc_result(id, std::move(end))));
+                          [stream, end = listen_ended(m.id)] {
+                            stream->send(sse_event(end));
                             stream->close();
                           }});
   };
@@ -955,9 +951,22 @@ void McpServer::handle_modern_post(HttpRequest& req, const Message& msg, Respond
       [answer](const json& n) { answer->notify(n); }, req.abandonment, listen);
 }
 
-json McpServer::modern_meta() const {
-  return json{{protocol::kMetaServerInfo,
-               {{"name", opts_.name}, {"title", "1mcp"}, {"version", opts_.version}}}};
+json McpServer::server_info() const {
+  return json{{"name", opts_.name}, {"title", "1mcp"}, {"version", opts_.version}};
+}
+
+json McpServer::modern_meta() const { return json{{protocol::kMetaServerInfo, server_info()}}; }
+
+json McpServer::listen_acknowledged(const json& id, const json& honored) const {
+  return notification(
+      "notifications/subscriptions/acknowledged",
+      json{{"_meta", {{protocol::kMetaSubscriptionId, id}}}, {"notifications", honored}});
+}
+
+json McpServer::listen_ended(const json& id) const {
+  json end{{"resultType", "complete"}, {"_meta", modern_meta()}};
+  end["_meta"][protocol::kMetaSubscriptionId] = id;
+  return rpc_result(id, std::move(end));
 }
 
 json McpServer::discover_result() const {
@@ -1180,12 +1189,7 @@ void McpServer::call_extension(const std::shared_ptr<Session>& session, const js
       notify(notification("notifications/progress", std::move(p)));
     };
     ctx.log = [&](const std::string& level, const json& data) {
-      int wanted;
-      {
-        std::lock_guard lk(session->mu);
-        wanted = session->log_level;
-      }
-      if (!notify || wanted < 0 || log_level_of(level) < wanted) return;
+      if (!notify || !session->wants_log(level)) return;
       notify(notification("notifications/message", json{{"level", level}, {"data", data}}));
     };
     auto r = opts_.extension->call(name, args, ctx);
@@ -1243,19 +1247,13 @@ void McpServer::route_line(const std::string& line, WriteLine& write, std::funct
       return done();
     } else {
       Listen listen = [this, write, done](const Message& m, const json& honored) {
-        write(dump(notification(
-            "notifications/subscriptions/acknowledged",
-            json{{"_meta", {{protocol::kMetaSubscriptionId, m.id}}}, {"notifications", honored}})));
+        write(dump(listen_acknowledged(m.id, honored)));
         add_listener(Listener{m.id,
                               [write](const json& n) {
                                 write(dump(n));
                                 return true;
                               },
-                              [write, id = m.id, meta = modern_meta()] {
-                                json end{{"resultType", "complete"}, {"_meta", meta}};
-                                end["_meta"][protocol::kMetaSubscriptionId] = id;
-                                write(dump(rpc_result(id, std::move(end))));
-                              }});
+                              [write, end = listen_ended(m.id)] { write(dump(end)); }});
         done();  // the line is handled; the subscription lives on
       };
       return dispatch_modern(

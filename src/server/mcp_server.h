@@ -165,7 +165,11 @@ class McpServer final : public HttpHandler, public LineHandler {
   // stateless era's not-found error (-32602) instead of the legacy one (-32002).
   void read_resource(const nlohmann::json& id, const nlohmann::json& params, bool modern,
                      Reply reply);
-  nlohmann::json modern_meta() const;  // a result's _meta: the server's name and version
+  nlohmann::json server_info() const;  // name, title, version
+  nlohmann::json modern_meta() const;  // a result's _meta: the server's info
+  // subscriptions/listen: the first message of subscription `id`, and the result that ends it.
+  nlohmann::json listen_acknowledged(const nlohmann::json& id, const nlohmann::json& honored) const;
+  nlohmann::json listen_ended(const nlohmann::json& id) const;
   // A subscriptions/listen stream: list-changed notifications go to it until it is gone.
   struct Listener {
     nlohmann::json id;                                // of the listen request
