@@ -497,21 +497,8 @@ bool CgroupManager::recycle(CgroupScope& s) {
       return false;
     if (!s.reset_peak()) return false;
   }
-  std::unique_ptr<CgroupScope> kept(new CgroupScope());
-  std::swap(kept->dirs_, s.dirs_);  // s is left without directories: its destructor does nothing
-  std::swap(kept->versions_, s.versions_);
-  std::swap(kept->memory_dir_, s.memory_dir_);
-  std::swap(kept->pids_dir_, s.pids_dir_);
-  std::swap(kept->freezer_dir_, s.freezer_dir_);
-  std::swap(kept->cpu_dir_, s.cpu_dir_);
-  kept->memory_version_ = s.memory_version_;
-  kept->freezer_version_ = s.freezer_version_;
-  kept->cpu_version_ = s.cpu_version_;
-  kept->memory_limit_ = s.memory_limit_;
-  kept->pids_max_ = s.pids_max_;
-  kept->cpu_weight_ = s.cpu_weight_;
-  kept->peak_fd_ = std::move(s.peak_fd_);
-  kept->manager_ = this;
+  // The dying scope's state moves into the pool (its destructor returns at once: recycled).
+  std::unique_ptr<CgroupScope> kept(new CgroupScope(std::move(s)));
   std::lock_guard lk(pool_mu_);
   pool_.push_back(std::move(kept));
   return true;

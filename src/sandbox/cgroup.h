@@ -135,6 +135,7 @@ class CgroupScope {
  private:
   friend class CgroupManager;
   CgroupScope() = default;
+  CgroupScope(CgroupScope&&) = default;      // recycling: the pool takes over a scope's state
   Status apply(const CgroupLimits& limits);  // writes what differs from the scope's current limits
   Status reset_peak();                       // for its next run
 
