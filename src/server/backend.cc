@@ -1,6 +1,7 @@
 #include "server/backend.h"
 
 #include <cstring>
+#include <type_traits>
 
 #include "base/log.h"
 #include "deps/imports.h"
@@ -174,29 +175,19 @@ class WorkerBackend final : public RunBackend {
       // The set's site directory (installed once, then cached). Installing a new set is not
       // counted against the run's time limit.
       if (!pip_.cache) return failed_before_run(pip_.unavailable, "dependencies", 0);
-      auto t0 = std::chrono::steady_clock::now();
-      bool worked = false;  // a cache hit reports no progress
-      const ProgressFn watched = [&](double f, const std::string& m) {
-        worked = true;
-        progress(f, m);
-      };
+      double ms = 0;
       // The lease keeps gc from removing the set until the run has ended.
-      auto lease = pip_.cache->prepare(
-          all,
-          [&](const std::string& url) {
-            return fetch_wheel(url, policy.network, resolver_, fetch_limits_);
-          },
-          watched);
-      double ms =
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      if (worked) {
-        tell_dependencies(
-            "pip",
-            nlohmann::json{{"requirements", all.requirements}, {"wheelUrls", all.wheel_urls}}, ms,
-            lease ? std::string() : lease.error().message);
-      }
+      auto lease = prepare_set(
+          "pip", nlohmann::json{{"requirements", all.requirements}, {"wheelUrls", all.wheel_urls}},
+          progress, &ms, [&](const ProgressFn& watched) {
+            return pip_.cache->prepare(
+                all,
+                [&](const std::string& url) {
+                  return fetch_wheel(url, policy.network, resolver_, fetch_limits_);
+                },
+                watched);
+          });
       if (!lease) return failed_before_run(lease.error().message, "dependencies", ms);
-      if (ms > 1000) log::info("pip dependencies ready in " + std::to_string(int(ms)) + " ms");
       return run_code(call_req, call_req.code, pip_layer_of(lease->key, all));
     }
 
@@ -207,19 +198,11 @@ class WorkerBackend final : public RunBackend {
       // The set's layer (built once, then cached) and the code's imports pointed at it. Building
       // a new set is not counted against the run's time limit.
       if (!npm_.cache) return failed_before_run(npm_.unavailable, "dependencies", 0);
-      auto t0 = std::chrono::steady_clock::now();
-      bool worked = false;  // a cache hit reports no progress
-      auto built = npm_.cache->layer(all, [&](double f, const std::string& m) {
-        worked = true;
-        progress(f, m);
-      });
-      double ms =
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      if (worked)
-        tell_dependencies("npm", nlohmann::json(all), ms,
-                          built ? std::string() : built.error().message);
+      double ms = 0;
+      auto built =
+          prepare_set("npm", nlohmann::json(all), progress, &ms,
+                      [&](const ProgressFn& watched) { return npm_.cache->layer(all, watched); });
       if (!built) return failed_before_run(built.error().message, "dependencies", ms);
-      if (ms > 1000) log::info("npm dependencies ready in " + std::to_string(int(ms)) + " ms");
       layer = std::move(*built);
       auto rewritten = deps::rewrite_imports(call_req.code, layer->modules);
       if (!rewritten) return failed_before_run(rewritten.error().message, "syntax", 0);
@@ -261,13 +244,30 @@ class WorkerBackend final : public RunBackend {
   }
   void set_event_sink(EventSink sink) override { events_ = std::move(sink); }
 
-  // A dependency set prepared for a call (built, or waited for while another call built it).
-  void tell_dependencies(const char* kind, nlohmann::json set, double ms,
-                         const std::string& error) {
-    if (!events_) return;
-    nlohmann::json data{{"kind", kind}, {"set", std::move(set)}, {"ms", int64_t(ms)}};
-    if (!error.empty()) data["error"] = error;
-    events_(error.empty() ? "info" : "warning", "dependencies", data);
+  // Prepares a call's dependency set with `prepare(progress)`, which reports progress only when
+  // it does some work (builds the set, or waits for another call building it): then the set is
+  // told to the event sink. Logged when ready after more than a second. `ms`: how long it took.
+  template <class Prepare>
+  std::invoke_result_t<Prepare&, const ProgressFn&> prepare_set(const char* kind,
+                                                                nlohmann::json set,
+                                                                const ProgressFn& progress,
+                                                                double* ms, Prepare prepare) {
+    const auto t0 = std::chrono::steady_clock::now();
+    bool worked = false;
+    auto r = prepare(ProgressFn([&](double f, const std::string& m) {
+      worked = true;
+      progress(f, m);
+    }));
+    *ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (r && *ms > 1000) {
+      log::info(std::string(kind) + " dependencies ready in " + std::to_string(int(*ms)) + " ms");
+    }
+    if (worked && events_) {
+      nlohmann::json data{{"kind", kind}, {"set", std::move(set)}, {"ms", int64_t(*ms)}};
+      if (!r) data["error"] = r.error().message;
+      events_(r ? "info" : "warning", "dependencies", data);
+    }
+    return r;
   }
 
   // The set key of a verified pip layer ("" if it holds none: the worker then mounts nothing).
