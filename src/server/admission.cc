@@ -108,8 +108,8 @@ void FairScheduler::loop() {
     if (done != clients_.end() && --done->second.active == 0 && done->second.queue.empty()) {
       clients_.erase(done);
     }
-    // A slot of this client came free: one of its waiting jobs may be served now, and this
-    // thread does so (the wait below checks before it sleeps), so no other thread is woken.
+    // A slot of this client came free: another thread may now serve one of its waiting jobs.
+    cv_.notify_all();
   }
 }
 
