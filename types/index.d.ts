@@ -745,7 +745,11 @@ export interface RunResult {
   durationMs: number;
   /** true when stdout or stderr was cut at the stdoutBytes limit. */
   truncated: boolean;
-  /** run_js only: the value of the last expression, as text, when there is one. */
+  /**
+   * The value of the last expression, as text, when there is one: run_js formats it like Node's
+   * util.inspect, run_py with repr() (the last statement must be an expression, as in a notebook;
+   * None shows nothing; at most 10000 characters).
+   */
   value?: string;
   /**
    * Id of the signed capsule the run executed (64 lowercase hex digits: the SHA-256 of its

@@ -32,8 +32,10 @@ constexpr const char* kJsDescription =
 constexpr const char* kPyDescription =
     "Run Python 3.11 (CPython) in an isolated sandbox. The standard library is available (and "
     "numpy when installed on the server); every run starts from a fresh interpreter state. "
-    "print() goes to stdout, tracebacks to stderr. Input: sys.stdin / input(); sys.argv, "
-    "os.environ and os.getcwd() reflect args, env and cwd. sys.exit(n) sets the exit code. "
+    "print() goes to stdout, tracebacks to stderr; as in a notebook, the value of a last "
+    "expression statement is returned as `value` (its repr()). Input: sys.stdin / input(); "
+    "sys.argv, os.environ and os.getcwd() reflect args, env and cwd. sys.exit(n) sets the exit "
+    "code. "
     "Packages listed in pip.requirements (e.g. \"requests==2.32.3\") or pip.wheelUrls are "
     "installed for the call (wheels only) and importable as usual.";
 
@@ -149,7 +151,6 @@ Result<RunSpec> prepare_run(Language lang, const json& arguments,
 }
 
 json tool_result(const RunSpec& spec, const sandbox::RunOutput& out) {
-  const Language lang = spec.language;
   const policy::Limits& limits = spec.policy.limits;
   std::string so = sanitize_utf8(out.out);
   std::string se = sanitize_utf8(out.err);
@@ -161,7 +162,7 @@ json tool_result(const RunSpec& spec, const sandbox::RunOutput& out) {
                      {"outcome", sandbox::to_string(out.outcome)},
                      {"durationMs", std::round(out.duration_ms * 1000) / 1000},
                      {"truncated", out.truncated}};
-  if (lang == Language::js && out.report.value) {
+  if (out.report.value) {
     structured["value"] = sanitize_utf8(*out.report.value);
   }
   if (!out.capsule.empty()) structured["capsule"] = out.capsule;

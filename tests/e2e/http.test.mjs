@@ -118,6 +118,16 @@ test("run_py print(1+1)", async () => {
   assert.equal(sc.value, undefined);
 });
 
+test("run_py returns the value of a last expression, as a notebook does", async () => {
+  const r = await runPy(client, "x = 41\nx + 1");
+  const sc = assertOk(r);
+  assert.equal(sc.value, "42");
+  assert.equal(sc.stdout, "");
+  assert.ok(r.content.some((c) => c.type === "text" && c.text.includes("[value] 42")), JSON.stringify(r.content));
+  assert.equal(assertOk(await runPy(client, "{'a': [1, 'b']}")).value, "{'a': [1, 'b']}");
+  assert.equal(assertOk(await runPy(client, "y = 1")).value, undefined);
+});
+
 test("multi-line output is preserved byte for byte", async () => {
   const expected = "line 1\n\n  indented\ttab\r\nunicode: héllo ✓ 😀\nno trailing newline";
   const js = assertOk(await runJs(client, `process.stdout.write(${JSON.stringify(expected)})`));

@@ -78,6 +78,49 @@ TEST_F(PyRuntime, PrintsToStdout) {
   EXPECT_EQ(kind(r), "");
 }
 
+TEST_F(PyRuntime, ValueOfTheLastExpression) {
+  auto r = run("x = 41\nx + 1");
+  EXPECT_EQ(r.outcome, Outcome::ok);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.report.value.value_or("<none>"), "42");
+  // repr(), as a notebook shows it; the hidden name is gone from the namespace afterwards.
+  r = run("s = 'a\\nb'\n[s, {'k': (1, None)}]");
+  EXPECT_EQ(r.report.value.value_or("<none>"), "['a\\nb', {'k': (1, None)}]");
+  r = run("import sys\nsorted(k for k in globals() if not k.startswith('__'))");
+  EXPECT_EQ(r.report.value.value_or("<none>"), "['sys']");
+  // Evaluated once: the last line's side effect happens exactly once.
+  r = run("n = []\ndef f():\n    n.append(1)\n    return len(n)\nf()");
+  EXPECT_EQ(r.report.value.value_or("<none>"), "1");
+}
+
+TEST_F(PyRuntime, NoValueWithoutALastExpression) {
+  for (const char* code : {"x = 1", "print(2)", "None", "for i in range(2):\n    i",
+                           "if True:\n    5", "def f(): return 3", "import math", ""}) {
+    auto r = run(code);
+    EXPECT_EQ(r.outcome, Outcome::ok) << code;
+    EXPECT_FALSE(r.report.value) << code << ": " << *r.report.value;
+  }
+  auto r = run("1/0\n");
+  EXPECT_FALSE(r.report.value);
+  EXPECT_EQ(kind(r), "exception");
+  // A traceback in the last line still names it.
+  r = run("x = 0\n1 / x");
+  EXPECT_NE(r.err.find("line 2, in <module>"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("1 / x"), std::string::npos) << r.err;
+  EXPECT_FALSE(r.report.value);
+}
+
+TEST_F(PyRuntime, ValueIsBoundedAndReprFailuresAreReported) {
+  auto r = run("'x' * 100000");
+  ASSERT_TRUE(r.report.value);
+  EXPECT_EQ(r.report.value->size(), 10000u + std::string("... [90002 more characters]").size());
+  EXPECT_EQ(r.report.value->substr(r.report.value->size() - 27), "... [90002 more characters]");
+  r = run("class A:\n    def __repr__(self): raise RuntimeError('no repr')\nA()");
+  EXPECT_EQ(r.outcome, Outcome::ok);
+  EXPECT_FALSE(r.report.value);
+  EXPECT_NE(r.err.find("RuntimeError: no repr"), std::string::npos) << r.err;
+}
+
 TEST_F(PyRuntime, KeepsNewlinesAndSeparatesStderr) {
   auto r = run("import sys\nprint('a\\n\\nb')\nprint('oops', file=sys.stderr)\nprint('c', end='')");
   EXPECT_EQ(r.out, "a\n\nb\nc");

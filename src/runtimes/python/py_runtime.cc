@@ -211,12 +211,12 @@ class PythonRuntime final : public worker::Runtime {
     }
     PyObject* code = PyTuple_GET_ITEM(prepared.get(), 0);
     if (code == Py_None) return conclude(PyTuple_GET_ITEM(prepared.get(), 1));
-    PyObject* globals = PyTuple_GET_ITEM(prepared.get(), 1);
+    Ref globals(Py_NewRef(PyTuple_GET_ITEM(prepared.get(), 1)));
 
     // Evaluated from C, not from the Python runner, so tracebacks and sys._getframe() see the
     // user's <module> frame at the bottom of the stack, exactly as under `python file.py`.
     worker::mark_step("run: code compiled");
-    Ref value(PyEval_EvalCode(code, globals, globals));
+    Ref value(PyEval_EvalCode(code, globals.get(), globals.get()));
     worker::mark_step("run: code evaluated");
     Ref exc;
     if (value) {
@@ -235,15 +235,18 @@ class PythonRuntime final : public worker::Runtime {
     }
     value = Ref();
     prepared = Ref();
-    Ref result(PyObject_CallOneArg(finish_.get(), exc.get()));
+    Ref result(PyObject_CallFunctionObjArgs(finish_.get(), exc.get(), globals.get(), nullptr));
     exc = Ref();
+    globals = Ref();
     if (!result) return runner_failed();
     return conclude(result.get());
   }
 
-  // result = (exit code, error kind or None, message or None), from the runner.
+  // result = (exit code, error kind or None, message or None[, value's repr or None]), from the
+  // runner.
   int conclude(PyObject* result) {
-    if (!PyTuple_Check(result) || PyTuple_GET_SIZE(result) != 3) {
+    const Py_ssize_t size = PyTuple_Check(result) ? PyTuple_GET_SIZE(result) : 0;
+    if (size != 3 && size != 4) {
       return internal_error("runner returned an unexpected value");
     }
     int code = int(PyLong_AsLong(PyTuple_GET_ITEM(result, 0)));
@@ -255,6 +258,7 @@ class PythonRuntime final : public worker::Runtime {
     report.exit_code = code & 0xff;
     report.error_kind = utf8_of(PyTuple_GET_ITEM(result, 1));
     report.error_message = utf8_of(PyTuple_GET_ITEM(result, 2));
+    if (size == 4) report.value = utf8_of(PyTuple_GET_ITEM(result, 3));
     if (report.error_kind == "memory") {
       report_memory();
     } else {

@@ -10,7 +10,7 @@ namespace onemcp::python {
 inline constexpr const char kRunnerFilename[] = "<1mcp-runner>";
 
 inline constexpr const char kRunnerSource[] = R"PY(
-import atexit, builtins, gc, importlib.machinery, io, linecache, os, sys, threading, traceback, types
+import ast, atexit, builtins, gc, importlib.machinery, io, linecache, os, sys, threading, traceback, types
 
 # Imported once here so every run starts with them already in memory (fork shares the pages).
 _PRELOAD = (
@@ -28,6 +28,9 @@ except Exception:
 
 _FILENAME = '<run_py>'
 _MESSAGE_LIMIT = 2000
+# The value of a last expression statement is kept under a name no code can spell.
+_VALUE = '1mcp value'
+_VALUE_LIMIT = 10000  # characters of its repr(), as Node's inspect bounds a string
 
 
 def _install_module(name, filename, source):
@@ -98,6 +101,33 @@ def after_fork():
         numpy.random.set_state(('MT19937', key, 624))
 
 
+def _keep_last_value(source):
+    # As in a notebook: a last statement that is an expression is assigned to _VALUE instead of
+    # discarded, so finish() can show it; everything else compiles exactly as written.
+    tree = compile(source, _FILENAME, 'exec', ast.PyCF_ONLY_AST, dont_inherit=True)
+    if tree.body and type(tree.body[-1]) is ast.Expr:
+        last = tree.body[-1]
+        target = ast.copy_location(ast.Name(_VALUE, ast.Store()), last)
+        tree.body[-1] = ast.copy_location(ast.Assign([target], last.value), last)
+    return tree
+
+
+def _shown(value):
+    # repr() of the value, bounded; None when there is nothing to show.
+    if value is None:
+        return None
+    try:
+        text = repr(value)
+    except BaseException as e:
+        _print_exception(e, e.__traceback__)
+        return None
+    if not isinstance(text, str):
+        return None
+    if len(text) > _VALUE_LIMIT:
+        text = f'{text[:_VALUE_LIMIT]}... [{len(text) - _VALUE_LIMIT} more characters]'
+    return text
+
+
 def prepare(source, args, env, cwd, mcp=False, site='', stdio=(0, 1, 2)):
     """Sets the process up for one run. Returns (code, globals), or (None, result) when the
     run ends before any user code runs. `mcp`: the run may call upstream tools (its relay
@@ -124,7 +154,7 @@ def prepare(source, args, env, cwd, mcp=False, site='', stdio=(0, 1, 2)):
     # mtime None: linecache never tries to reload it from disk.
     linecache.cache[_FILENAME] = (len(source), None, source.splitlines(True), _FILENAME)
     try:
-        code = compile(source, _FILENAME, 'exec', dont_inherit=True)
+        code = compile(_keep_last_value(source), _FILENAME, 'exec', dont_inherit=True)
     except (SyntaxError, ValueError, RecursionError) as e:
         _print_exception(e, None)
         return None, (1, 'syntax', _one_line(e))
@@ -152,9 +182,13 @@ def _outcome(e):
     return 1, 'exception', _one_line(e)
 
 
-def finish(exc):
-    """After the user's code: report its exception, then do what Py_FinalizeEx would (wait for
-    threads, run atexit) without finalising. Returns (exit code, error kind, message)."""
+def finish(exc, namespace=None):
+    """After the user's code: report its exception or the value of its last expression, then do
+    what Py_FinalizeEx would (wait for threads, run atexit) without finalising. Returns (exit
+    code, error kind, message, value's repr)."""
+    value = namespace.pop(_VALUE, None) if namespace is not None else None
+    shown = _shown(value) if exc is None else None
+    value = namespace = None
     result = (0, None, None) if exc is None else _outcome(exc)
     exc = None
     try:
@@ -170,7 +204,7 @@ def finish(exc):
             stream.flush()
         except BaseException:
             pass
-    return result
+    return (*result, shown)
 
 
 def _warm_up(rounds):
