@@ -17,10 +17,12 @@
 #include <cstring>
 #include <new>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
 #include "runtimes/js/arena.h"
+#include "runtimes/js/web_crypto.h"
 
 namespace onemcp::js {
 namespace {
@@ -327,6 +329,69 @@ JSValue host_base64_decode(JSContext* ctx, JSValueConst, int, JSValueConst* argv
   return JS_NewArrayBufferCopy(ctx, out.data(), out.size());
 }
 
+// crypto.subtle (prelude): digests and HMACs of the Uint8Array views the prelude made of the
+// script's BufferSources, under the hash name it normalised ("SHA-256"). The views are read
+// where they are, after the one conversion that could run script code (the name).
+bool hash_arg(JSContext* ctx, JSValueConst v, webcrypto::Hash* hash) {
+  std::string name;
+  if (!js_to_utf8(ctx, v, &name)) return false;
+  auto h = webcrypto::hash_named(name);
+  if (!h) {
+    JS_ThrowTypeError(ctx, "unknown hash");
+    return false;
+  }
+  *hash = *h;
+  return true;
+}
+
+bool bytes_arg(JSContext* ctx, JSValueConst v, std::span<const uint8_t>* out) {
+  const uint8_t* data = nullptr;
+  size_t len = 0;
+  if (!view_bytes(ctx, v, &data, &len)) return false;
+  *out = {data, len};
+  return true;
+}
+
+JSValue crypto_bytes(JSContext* ctx, const Result<webcrypto::Bytes>& r) {
+  if (!r) return JS_ThrowInternalError(ctx, "%s", r.error().message.c_str());
+  return JS_NewArrayBufferCopy(ctx, r->data.data(), r->size);
+}
+
+JSValue host_digest(JSContext* ctx, JSValueConst, int, JSValueConst* argv) {
+  webcrypto::Hash hash{};
+  std::span<const uint8_t> data;
+  if (!hash_arg(ctx, argv[0], &hash) || !bytes_arg(ctx, argv[1], &data)) return JS_EXCEPTION;
+  return crypto_bytes(ctx, webcrypto::digest(hash, data));
+}
+
+JSValue host_hmac(JSContext* ctx, JSValueConst, int, JSValueConst* argv) {
+  webcrypto::Hash hash{};
+  std::span<const uint8_t> key, data;
+  if (!hash_arg(ctx, argv[0], &hash) || !bytes_arg(ctx, argv[1], &key) ||
+      !bytes_arg(ctx, argv[2], &data))
+    return JS_EXCEPTION;
+  return crypto_bytes(ctx, webcrypto::hmac(hash, key, data));
+}
+
+JSValue host_hmac_verify(JSContext* ctx, JSValueConst, int, JSValueConst* argv) {
+  webcrypto::Hash hash{};
+  std::span<const uint8_t> key, data, signature;
+  if (!hash_arg(ctx, argv[0], &hash) || !bytes_arg(ctx, argv[1], &key) ||
+      !bytes_arg(ctx, argv[2], &data) || !bytes_arg(ctx, argv[3], &signature))
+    return JS_EXCEPTION;
+  auto ok = webcrypto::hmac_verify(hash, key, data, signature);
+  if (!ok) return JS_ThrowInternalError(ctx, "%s", ok.error().message.c_str());
+  return JS_NewBool(ctx, *ok);
+}
+
+// A new ArrayBuffer with the bytes of a TypedArray: a CryptoKey's private copy of its key, and
+// what exportKey returns. Made here so that no script-defined species or getter takes part.
+JSValue host_bytes_copy(JSContext* ctx, JSValueConst, int, JSValueConst* argv) {
+  std::span<const uint8_t> bytes;
+  if (!bytes_arg(ctx, argv[0], &bytes)) return JS_EXCEPTION;
+  return JS_NewArrayBufferCopy(ctx, bytes.data(), bytes.size());
+}
+
 JSValue host_broker_send(JSContext* ctx, JSValueConst, int, JSValueConst* argv) {
   std::string payload;
   if (!js_to_utf8(ctx, argv[0], &payload)) return JS_EXCEPTION;
@@ -353,6 +418,10 @@ const HostFunction kHostFunctions[] = {
     {"base64Encode", 1, guarded<host_base64_encode>},
     {"base64Decode", 1, guarded<host_base64_decode>},
     {"brokerSend", 1, guarded<host_broker_send>},
+    {"digest", 2, guarded<host_digest>},
+    {"hmac", 3, guarded<host_hmac>},
+    {"hmacVerify", 4, guarded<host_hmac_verify>},
+    {"bytesCopy", 1, guarded<host_bytes_copy>},
 };
 
 // ---- runtime callbacks
@@ -487,6 +556,8 @@ std::optional<std::string> return_last_expression(const std::string& code) {
 
 Status JsRuntime::init() {
   instance_ = this;
+  // libcrypto (crypto.subtle) is made ready here, in the zygote, once for every run.
+  if (auto s = webcrypto::init(); !s) return make_error("crypto.subtle: " + s.error().message);
   if (auto s = arena::reserve(); !s) return s;
   return make_interpreter(nullptr);
 }

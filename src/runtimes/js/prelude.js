@@ -1,6 +1,7 @@
 // Prelude of 1mcp-js-worker: console (Node-style util.inspect formatting), timers, process,
 // fetch (over the network broker channel) with URL, Headers, Request, Response and
-// AbortController, `mcp` (upstream MCP tools, over the same channel), and the polyfills QuickJS
+// AbortController, `mcp` (upstream MCP tools, over the same channel), crypto (random values, and
+// crypto.subtle's digests and HMAC on the host's libcrypto), and the polyfills QuickJS
 // 2021-03-27 lacks. Evaluated once in the zygote, so every run starts from it for free. `host` is
 // the bridge to C (write, now, enqueueJob, ...): captured by this closure and never reachable from
 // user code. Returns the hooks the C side drives the run with.
@@ -2319,7 +2320,302 @@
 
   const performance = { timeOrigin: Date.now(), now: () => host.now() - startTime };
 
-  // Web Crypto's random parts (as Node's global crypto has them), from the kernel's CSPRNG.
+  // ---------------------------------------------------------------- Web Crypto: crypto.subtle
+  // What Node's and browsers' crypto.subtle have of it: digest (SHA-1, SHA-256, SHA-384,
+  // SHA-512) and HMAC keys (importKey and exportKey 'raw', generateKey, sign, verify), computed
+  // by the host's libcrypto (host.digest, host.hmac, host.hmacVerify, which compares in constant
+  // time). Arguments are converted as WebIDL and the spec's algorithm normalisation say, and
+  // every failure is a rejected promise: a TypeError for an argument of the wrong type, else a
+  // DOMException (NotSupportedError, InvalidAccessError, SyntaxError, DataError,
+  // OperationError). Other algorithms, formats and methods reject with NotSupportedError. A key's
+  // bytes are a private copy in keyState, never reachable from its CryptoKey.
+  const IntrinsicUint8Array = Uint8Array;
+  const typedArrayBuffer = getter(typedArrayProto, 'buffer');
+  const typedArrayByteOffset = getter(typedArrayProto, 'byteOffset');
+  const typedArrayByteLength = getter(typedArrayProto, 'byteLength');
+  const dataViewBuffer = getter(DataView.prototype, 'buffer');
+  const dataViewByteOffset = getter(DataView.prototype, 'byteOffset');
+  const dataViewByteLength = getter(DataView.prototype, 'byteLength');
+  const isDataViewObject = (v) => brand(dataViewBuffer, v);  // also when its buffer is detached
+  const isObjectLike = (v) => (typeof v === 'object' && v !== null) || typeof v === 'function';
+  const toDOMString = (v) => `${v}`;  // a TypeError for a symbol, as WebIDL has it
+  const ordinals = ['1st', '2nd', '3rd', '4th', '5th', '6th', '7th'];
+  const subtleTypeError = (method, text) =>
+    new TypeError(`Failed to execute '${method}' on 'SubtleCrypto': ${text}`);
+  const notSupported = (text) => new DOMException(text, 'NotSupportedError');
+  const invalidAccess = (text) => new DOMException(text, 'InvalidAccessError');
+  function requireArguments(method, required, present) {
+    if (present < required) {
+      throw subtleTypeError(method, `${required} arguments required, but only ${present} present.`);
+    }
+  }
+  const isBufferSource = (v) => isArrayBuffer(v) || isTypedArray(v) || isDataViewObject(v);
+  function checkBufferSource(v, method, index) {
+    if (!isBufferSource(v)) {
+      throw subtleTypeError(method,
+          `${ordinals[index]} argument is not an ArrayBuffer, a TypedArray or a DataView.`);
+    }
+  }
+  // A Uint8Array over the bytes of a BufferSource argument, not a copy: taken right before the
+  // host reads them, with no script code running in between. A detached buffer has no bytes, as
+  // WebIDL says; a view of a SharedArrayBuffer is refused, as WebIDL does without [AllowShared].
+  function bufferSourceBytes(v, method, index) {
+    checkBufferSource(v, method, index);
+    const typed = isTypedArray(v);
+    const buffer = isArrayBuffer(v) ? v : typed ? typedArrayBuffer.call(v) : dataViewBuffer.call(v);
+    if (!isArrayBuffer(buffer)) {
+      throw subtleTypeError(method, `${ordinals[index]} argument is a view of a SharedArrayBuffer.`);
+    }
+    if (arrayBufferByteLength.call(buffer) === 0) return new IntrinsicUint8Array(0);  // empty or detached
+    if (buffer === v) return new IntrinsicUint8Array(v);
+    if (typed) return new IntrinsicUint8Array(buffer, typedArrayByteOffset.call(v), typedArrayByteLength.call(v));
+    return new IntrinsicUint8Array(buffer, dataViewByteOffset.call(v), dataViewByteLength.call(v));
+  }
+  const byteCount = (bytes) => typedArrayByteLength.call(bytes);
+  function enumArgument(v, values, method, index, type) {
+    const s = toDOMString(v);
+    if (!values.includes(s)) {
+      throw subtleTypeError(method, `${ordinals[index]} argument value '${s}' is not a valid enum value of type ${type}.`);
+    }
+    return s;
+  }
+  const keyFormats = ['raw', 'spki', 'pkcs8', 'jwk'];
+  const keyUsageOrder = ['encrypt', 'decrypt', 'sign', 'verify', 'deriveKey', 'deriveBits', 'wrapKey', 'unwrapKey'];
+  // sequence<KeyUsage>: each once, in the spec's order.
+  function keyUsagesArgument(v, method, index) {
+    if (!isObjectLike(v) || typeof v[Symbol.iterator] !== 'function') {
+      throw subtleTypeError(method, `${ordinals[index]} argument is not a sequence of key usages.`);
+    }
+    const given = new Set();
+    for (const u of v) given.add(enumArgument(u, keyUsageOrder, method, index, 'KeyUsage'));
+    return keyUsageOrder.filter((u) => given.has(u));
+  }
+  // WebIDL's unsigned long with [EnforceRange].
+  function unsignedLong(v, what) {
+    const x = +v;  // a TypeError for a symbol or a BigInt
+    if (!Number.isFinite(x)) throw new TypeError(`${what} is not a finite number`);
+    const n = Math.trunc(x);
+    if (n < 0 || n > 0xffffffff) throw new TypeError(`${what} is outside the range of an unsigned long`);
+    return n + 0;  // not -0
+  }
+
+  // The spec's algorithm normalisation. An AlgorithmIdentifier is an object or else a string,
+  // the name; names match ASCII case-insensitively, and the registered ones are all upper case.
+  const algorithmArgument = (v) => (isObjectLike(v) ? v : toDOMString(v));
+  const asciiUpper = (s) => s.replace(/[a-z]+/g, (w) => w.toUpperCase());
+  const noParams = () => ({});
+  // HmacImportParams and HmacKeyGenParams: a hash (required) and a length in bits (optional),
+  // converted in WebIDL's order, the hash normalised last.
+  function hmacParams(alg) {
+    const hash = alg.hash;
+    if (hash === undefined) throw new TypeError("Failed to normalize algorithm: 'hash' is required for HMAC");
+    const hashId = algorithmArgument(hash);
+    const lengthValue = alg.length;
+    const length = lengthValue === undefined ? undefined : unsignedLong(lengthValue, 'HMAC: algorithm.length');
+    return { hash: normalizeAlgorithm(hashId, 'digest'), length };
+  }
+  const digests = { 'SHA-1': noParams, 'SHA-256': noParams, 'SHA-384': noParams, 'SHA-512': noParams };
+  const registeredAlgorithms = {
+    digest: digests,
+    sign: { HMAC: noParams },
+    verify: { HMAC: noParams },
+    importKey: { HMAC: hmacParams },
+    generateKey: { HMAC: hmacParams },
+  };
+  function normalizeAlgorithm(algorithm, op) {
+    const alg = typeof algorithm === 'string' ? { name: algorithm } : algorithm;
+    const rawName = alg.name;
+    if (rawName === undefined) throw new TypeError("Failed to normalize algorithm: 'name' is required");
+    const name = asciiUpper(toDOMString(rawName));
+    const registered = hasOwn(registeredAlgorithms, op) ? registeredAlgorithms[op] : {};
+    if (!hasOwn(registered, name)) throw notSupported('Unrecognized algorithm name');
+    return { name, ...registered[name](alg) };
+  }
+  // Block sizes in bits: the length of a generated HMAC key when none is asked for.
+  const hashBlockBits = { 'SHA-1': 512, 'SHA-256': 512, 'SHA-384': 1024, 'SHA-512': 1024 };
+
+  // CryptoKey: its getters read keyState, which the script cannot reach. `algorithm` and `usages`
+  // are the same objects on every read, as the spec has them; changing them changes nothing.
+  const keyState = new WeakMap();  // CryptoKey -> { type, extractable, algorithm, usages, own }
+  const K = (o) => {
+    const k = keyState.get(o);
+    if (k === undefined) throw new TypeError('Value of "this" must be of type CryptoKey');
+    return k;
+  };
+  const constructKey = Symbol('CryptoKey');
+  class CryptoKey {
+    constructor(token) {
+      if (token !== constructKey) throw new TypeError('Illegal constructor');
+    }
+    get type() { return K(this).type; }
+    get extractable() { return K(this).extractable; }
+    get algorithm() { return K(this).algorithm; }
+    get usages() { return K(this).usages; }
+    get [Symbol.toStringTag]() { return 'CryptoKey'; }
+    [inspectCustom](depth, options, inspectValue) {
+      const k = keyState.get(this);
+      if (k === undefined || depth < 0) return this;
+      const fields = { type: k.type, extractable: k.extractable, algorithm: k.algorithm, usages: k.usages };
+      return `CryptoKey ${inspectValue(fields, { ...options, depth: options.depth - 1 })}`;
+    }
+  }
+  // `bytes`: the key's own ArrayBuffer (a copy made by the host).
+  function newHmacKey(hash, length, extractable, usages, bytes) {
+    const key = new CryptoKey(constructKey);
+    keyState.set(key, {
+      type: 'secret',
+      extractable,
+      algorithm: { name: 'HMAC', hash: { name: hash }, length },
+      usages: usages.slice(),
+      own: { name: 'HMAC', hash, usages: usages.slice(), bytes: new IntrinsicUint8Array(bytes) },
+    });
+    return key;
+  }
+  function cryptoKeyArgument(v, method, index) {
+    const k = keyState.get(v);  // undefined for anything else, primitives included
+    if (k === undefined) throw subtleTypeError(method, `${ordinals[index]} argument is not of type CryptoKey.`);
+    return k;
+  }
+  function checkKeyUse(k, alg, usage) {
+    if (k.own.name !== alg.name) throw invalidAccess('Key algorithm mismatch');
+    if (!k.own.usages.includes(usage)) throw invalidAccess(`Unable to use this key to ${usage}`);
+  }
+  function checkHmacUsages(usages) {
+    for (const u of usages) {
+      if (u !== 'sign' && u !== 'verify') throw new DOMException('Unsupported key usage for an HMAC key', 'SyntaxError');
+    }
+  }
+  function checkUsagesGiven(usages, when) {
+    if (usages.length === 0) throw new DOMException(`Usages cannot be empty when ${when}.`, 'SyntaxError');
+  }
+
+  const constructSubtle = Symbol('SubtleCrypto');
+  let subtle;
+  const checkThis = (self) => {
+    if (self !== subtle) throw new TypeError('Value of "this" must be of type SubtleCrypto');
+  };
+  // The methods whose algorithms this crypto.subtle has none of: checked as the others, then
+  // refused as an unknown algorithm would be.
+  function unsupported(self, method, required, present, algorithm, op) {
+    checkThis(self);
+    requireArguments(method, required, present);
+    normalizeAlgorithm(algorithmArgument(algorithm), op);
+    throw notSupported('Unrecognized algorithm name');
+  }
+  class SubtleCrypto {
+    constructor(token) {
+      if (token !== constructSubtle) throw new TypeError('Illegal constructor');
+    }
+    async digest(algorithm, data) {
+      checkThis(this);
+      requireArguments('digest', 2, arguments.length);
+      const algId = algorithmArgument(algorithm);
+      checkBufferSource(data, 'digest', 1);
+      const alg = normalizeAlgorithm(algId, 'digest');
+      return host.digest(alg.name, bufferSourceBytes(data, 'digest', 1));
+    }
+    async importKey(format, keyData, algorithm, extractable, keyUsages) {
+      checkThis(this);
+      requireArguments('importKey', 5, arguments.length);
+      const fmt = enumArgument(format, keyFormats, 'importKey', 0, 'KeyFormat');
+      const isBytes = isBufferSource(keyData);
+      if (!isBytes && !isObjectLike(keyData) && keyData !== undefined && keyData !== null) {
+        throw subtleTypeError('importKey', '2nd argument is not a BufferSource nor a JsonWebKey.');
+      }
+      const algId = algorithmArgument(algorithm);
+      const canExtract = !!extractable;
+      const usages = keyUsagesArgument(keyUsages, 'importKey', 4);
+      const alg = normalizeAlgorithm(algId, 'importKey');
+      if (fmt === 'jwk' && isBytes) throw subtleTypeError('importKey', "a 'jwk' key is a JsonWebKey object.");
+      if (fmt !== 'jwk' && !isBytes) throw subtleTypeError('importKey', `a '${fmt}' key is a BufferSource.`);
+      checkHmacUsages(usages);  // HMAC is the one algorithm importKey knows
+      if (fmt !== 'raw') throw notSupported(`Unable to import an HMAC key in the '${fmt}' format`);
+      const bytes = bufferSourceBytes(keyData, 'importKey', 1);
+      const bits = byteCount(bytes) * 8;
+      if (bits === 0) throw new DOMException('Zero-length key is not supported', 'DataError');
+      let length = bits;
+      if (alg.length !== undefined) {
+        if (alg.length > bits || alg.length <= bits - 8) {
+          throw new DOMException(`Invalid key length: ${alg.length} bits for ${bits / 8} bytes`, 'DataError');
+        }
+        length = alg.length;
+      }
+      checkUsagesGiven(usages, 'importing a secret key');
+      return newHmacKey(alg.hash.name, length, canExtract, usages, host.bytesCopy(bytes));
+    }
+    async exportKey(format, key) {
+      checkThis(this);
+      requireArguments('exportKey', 2, arguments.length);
+      const fmt = enumArgument(format, keyFormats, 'exportKey', 0, 'KeyFormat');
+      const k = cryptoKeyArgument(key, 'exportKey', 1);
+      if (!k.extractable) throw invalidAccess('key is not extractable');
+      if (fmt !== 'raw') throw notSupported(`Unable to export an HMAC key in the '${fmt}' format`);
+      return host.bytesCopy(k.own.bytes);
+    }
+    async generateKey(algorithm, extractable, keyUsages) {
+      checkThis(this);
+      requireArguments('generateKey', 3, arguments.length);
+      const algId = algorithmArgument(algorithm);
+      const canExtract = !!extractable;
+      const usages = keyUsagesArgument(keyUsages, 'generateKey', 2);
+      const alg = normalizeAlgorithm(algId, 'generateKey');
+      checkHmacUsages(usages);  // HMAC is the one algorithm generateKey knows
+      const length = alg.length === undefined ? hashBlockBits[alg.hash.name] : alg.length;
+      if (length === 0) throw new DOMException('Zero-length key is not supported', 'OperationError');
+      checkUsagesGiven(usages, 'creating a key');
+      const n = Math.ceil(length / 8);
+      const bytes = new IntrinsicUint8Array(n);
+      for (let at = 0; at < n; at += 65536) {
+        bytes.set(new IntrinsicUint8Array(host.randomBytes(Math.min(65536, n - at))), at);
+      }
+      return newHmacKey(alg.hash.name, length, canExtract, usages, typedArrayBuffer.call(bytes));
+    }
+    async sign(algorithm, key, data) {
+      checkThis(this);
+      requireArguments('sign', 3, arguments.length);
+      const algId = algorithmArgument(algorithm);
+      const k = cryptoKeyArgument(key, 'sign', 1);
+      checkBufferSource(data, 'sign', 2);
+      const alg = normalizeAlgorithm(algId, 'sign');
+      checkKeyUse(k, alg, 'sign');
+      return host.hmac(k.own.hash, k.own.bytes, bufferSourceBytes(data, 'sign', 2));
+    }
+    async verify(algorithm, key, signature, data) {
+      checkThis(this);
+      requireArguments('verify', 4, arguments.length);
+      const algId = algorithmArgument(algorithm);
+      const k = cryptoKeyArgument(key, 'verify', 1);
+      checkBufferSource(signature, 'verify', 2);
+      checkBufferSource(data, 'verify', 3);
+      const alg = normalizeAlgorithm(algId, 'verify');
+      checkKeyUse(k, alg, 'verify');
+      return host.hmacVerify(k.own.hash, k.own.bytes, bufferSourceBytes(data, 'verify', 3),
+          bufferSourceBytes(signature, 'verify', 2));
+    }
+    async encrypt(algorithm, key, data) {
+      return unsupported(this, 'encrypt', 3, arguments.length, algorithm, 'encrypt');
+    }
+    async decrypt(algorithm, key, data) {
+      return unsupported(this, 'decrypt', 3, arguments.length, algorithm, 'decrypt');
+    }
+    async deriveBits(algorithm, baseKey, length) {
+      return unsupported(this, 'deriveBits', 2, arguments.length, algorithm, 'deriveBits');
+    }
+    async deriveKey(algorithm, baseKey, derivedKeyType, extractable, keyUsages) {
+      return unsupported(this, 'deriveKey', 5, arguments.length, algorithm, 'deriveBits');
+    }
+    async wrapKey(format, key, wrappingKey, wrapAlgorithm) {
+      return unsupported(this, 'wrapKey', 4, arguments.length, wrapAlgorithm, 'wrapKey');
+    }
+    async unwrapKey(format, wrappedKey, unwrappingKey, unwrapAlgorithm, unwrappedKeyAlgorithm, extractable, keyUsages) {
+      return unsupported(this, 'unwrapKey', 7, arguments.length, unwrapAlgorithm, 'unwrapKey');
+    }
+    get [Symbol.toStringTag]() { return 'SubtleCrypto'; }
+  }
+  subtle = new SubtleCrypto(constructSubtle);
+
+  // Web Crypto's random parts (as Node's global crypto has them), from the kernel's CSPRNG, and
+  // crypto.subtle (above).
   const integerArrays = [
     Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
     BigInt64Array, BigUint64Array
@@ -2348,6 +2644,7 @@
       return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${
           h.slice(20)}`;
     },
+    subtle,
   };
 
   const globals = {
@@ -2355,6 +2652,8 @@
     process,
     performance,
     crypto,
+    CryptoKey,
+    SubtleCrypto,
     structuredClone,
     TextEncoder,
     TextDecoder,
