@@ -2,6 +2,7 @@
 // listing, and the everyday behaviour of run_js and run_py.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { createHash, createHmac } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -97,6 +98,22 @@ test("run_js top-level await on a setTimeout promise", async () => {
   ].join("\n");
   const sc = assertOk(await runJs(client, code));
   assert.equal(sc.stdout, "waited true\n");
+});
+
+test("run_js crypto.subtle digests and signs as node:crypto does", async () => {
+  const message = "what do ya want for nothing?";
+  const code = [
+    "const hex = (b) => Array.from(new Uint8Array(b), (x) => x.toString(16).padStart(2, '0')).join('');",
+    "const utf8 = (s) => new TextEncoder().encode(s);",
+    "console.log(hex(await crypto.subtle.digest('SHA-512', utf8('abc'))));",
+    "const key = await crypto.subtle.importKey('raw', utf8('Jefe'), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);",
+    `const sig = await crypto.subtle.sign('HMAC', key, utf8('${message}'));`,
+    `console.log(hex(sig), await crypto.subtle.verify('HMAC', key, sig, utf8('${message}')));`,
+  ].join("\n");
+  const sc = assertOk(await runJs(client, code));
+  const digest = createHash("sha512").update("abc").digest("hex");
+  const mac = createHmac("sha256", "Jefe").update(message).digest("hex");
+  assert.equal(sc.stdout, `${digest}\n${mac} true\n`);
 });
 
 test("run_js returns the last expression value with top-level await too", async () => {
