@@ -99,6 +99,9 @@ def after_fork():
     if numpy is not None:
         key = numpy.frombuffer(os.urandom(624 * 4), dtype=numpy.uint32)
         numpy.random.set_state(('MT19937', key, 624))
+    # The slot is made before its call: running the per-run path once here copies the zygote
+    # pages it writes (and takes the fresh pages it allocates) now, not while the call waits.
+    _warm_up(1, ('print(1+1)',))
 
 
 def _keep_last_value(source):
@@ -207,7 +210,7 @@ def finish(exc, namespace=None):
     return (*result, shown)
 
 
-def _warm_up(rounds):
+def _warm_up(rounds, sources=('print(1+1)', '1/0')):
     # Fork shares memory until it is written, and merely running code writes: 3.11 specialises
     # bytecode in place and fills the type attribute cache. Running the per-run path here first
     # (output to /dev/null) leaves those writes in the shared zygote pages instead of repeating
@@ -218,7 +221,7 @@ def _warm_up(rounds):
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:
         for _ in range(rounds):
-            for source in ('print(1+1)', '1/0'):
+            for source in sources:
                 code, g = prepare(source, ['x'], saved_env, '', stdio=(null, null, null))
                 try:
                     exec(code, g)
@@ -236,7 +239,7 @@ def _warm_up(rounds):
 
 
 _warm_up(10)
-del _name, _warm_up
+del _name
 gc.collect()
 gc.freeze()  # children never scan (and so never dirty) the preloaded objects
 )PY";
