@@ -9,11 +9,29 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "base/base64.h"
 #include "base/json_depth.h"
 
 namespace onemcp::ipc {
 
 using nlohmann::json;
+
+Status check_input_path(std::string_view path) {
+  if (path.empty() || path.size() > 1024) return make_error("must have 1 to 1024 bytes");
+  if (path.find('\0') != std::string_view::npos) return make_error("must not contain NUL");
+  if (path.front() == '/') return make_error("must be relative (it is written below cwd)");
+  for (size_t start = 0; start <= path.size();) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    const std::string_view part = path.substr(start, end - start);
+    if (part.empty())
+      return make_error("must not have empty components (\"//\" or a trailing \"/\")");
+    if (part == "." || part == "..") return make_error("must not have \".\" or \"..\" components");
+    if (part.size() > 255) return make_error("has a component longer than 255 bytes");
+    start = end + 1;
+  }
+  return {};
+}
 
 std::string encode(const RunRequest& r) {
   json j = {{"code", r.code},         {"args", r.args},
@@ -21,6 +39,12 @@ std::string encode(const RunRequest& r) {
             {"timeoutMs", r.timeout_ms}, {"memMb", r.mem_mb},
             {"stdoutBytes", r.stdout_bytes}, {"transpiled", r.transpiled},
             {"readonly", r.readonly},         {"writable", r.writable}};
+  if (!r.files.empty()) {
+    json files = json::array();
+    for (const auto& f : r.files)
+      files.push_back({{"path", f.path}, {"base64", base64_encode(f.data)}});
+    j["files"] = std::move(files);
+  }
   if (r.network_relay) j["networkRelay"] = true;
   if (r.mcp) j["mcp"] = true;
   if (!r.pip_key.empty()) j["pipKey"] = r.pip_key;
@@ -67,6 +91,13 @@ Result<RunRequest> decode_request(const std::string& s) {
     }
     r.readonly = j.value("readonly", std::vector<std::string>{"/"});
     r.writable = j.value("writable", default_writable());
+    if (auto files = j.find("files"); files != j.end()) {
+      for (const auto& f : files->get_ref<const json::array_t&>()) {
+        auto data = base64_decode(f.at("base64").get_ref<const std::string&>());
+        if (!data) return make_error("bad run request: a file's content is not base64");
+        r.files.push_back({f.at("path").get<std::string>(), std::move(*data)});
+      }
+    }
     return r;
   } catch (const std::exception& e) {
     return make_error(std::string("bad run request: ") + e.what());

@@ -28,6 +28,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -65,12 +66,27 @@ inline std::vector<std::string> default_writable() { return {"/tmp", "/out"}; }
 // the interpreter in that heap, whose layer is already loaded (no `deps_code`).
 enum class HeapMode { none, make, use };
 
+// A file written into the run's working directory before its code starts (the call's `files`):
+// a relative path of plain components, validated by the server and again by the run.
+struct InputFile {
+  std::string path;
+  std::string data;
+};
+
+inline constexpr size_t kMaxInputFiles = 64;
+inline constexpr size_t kMaxInputBytes = 4u << 20;  // all files' content together
+
+// Whether `path` may name an input file: relative, components of 1 to 255 bytes separated by
+// single slashes, none of them "." or "..", no NUL, at most 1024 bytes. Says why not.
+Status check_input_path(std::string_view path);
+
 // What a run is asked to do. Limits are already validated and clamped by the supervisor.
 struct RunRequest {
   std::string code;
   std::vector<std::string> args;
   std::map<std::string, std::string> env;
   std::string cwd;             // empty: runtime default
+  std::vector<InputFile> files;  // written into cwd, as the run's user, before the code starts
   uint64_t timeout_ms = 0;     // enforced from outside; runtimes may also stop early
   uint64_t mem_mb = 0;         // heap budget of the run
   uint64_t stdout_bytes = 0;   // enforced by the supervisor

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "deps/npm.h"
 #include "deps/pip.h"
 #include "ipc/wire.h"
@@ -25,6 +27,7 @@ struct RunSpec {
   std::map<std::string, std::string> env;  // environment (Python with network access: the proxy)
   std::string cwd;                         // and working directory (empty: the runtime's)
   std::string stdin_data;
+  std::vector<ipc::InputFile> files;  // run_py: the call's `files` (checked by parse_input_files)
   policy::Policy policy;   // the call's effective policy (the server's, tightened by the call)
   deps::Dependencies npm;  // run_js: the call's npm.dependencies (validated)
   deps::PipSet pip;        // run_py: the call's pip requirements and wheel URLs (validated)
@@ -35,5 +38,10 @@ struct RunSpec {
   // The worker's request for this run.
   ipc::RunRequest request() const;
 };
+
+// The call's `files` argument (its shape already checked against the input schema): paths
+// checked (ipc::check_input_path), base64 decoded, at most ipc::kMaxInputFiles files and
+// ipc::kMaxInputBytes of content.
+Result<std::vector<ipc::InputFile>> parse_input_files(const nlohmann::json& files);
 
 }  // namespace onemcp::server

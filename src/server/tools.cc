@@ -137,6 +137,11 @@ Result<RunSpec> prepare_run(Language lang, const json& arguments,
   p.env = arguments.value("env", std::map<std::string, std::string>{});
   p.cwd = arguments.value("cwd", std::string{});
   p.stdin_data = arguments.value("stdin", std::string{});
+  if (auto it = arguments.find("files"); lang == Language::py && it != arguments.end()) {
+    auto files = parse_input_files(*it);
+    if (!files) return files.error();
+    p.files = std::move(*files);
+  }
   p.policy = *effective;
   if (p.network_relay()) {
     // Python reaches the network through the proxy its relay serves inside the sandbox; the

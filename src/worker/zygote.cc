@@ -18,6 +18,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "worker/input_files.h"
 #include "worker/jail.h"
 #include "worker/relay.h"
 
@@ -76,6 +77,18 @@ void write_all_fd(int fd, const std::string& s) {
   r.error_message = "sandbox setup failed: " + message;
   write_all_fd(result_fd, ipc::encode(r));
   _exit(125);
+}
+
+// The call's own input could not be put in place (its `files`): an error of the call, told on
+// stderr and in the report, as an exception in the code would be.
+[[noreturn]] void input_failed(const std::string& message) {
+  const std::string line = message + "\n";
+  (void)!::write(2, line.data(), line.size());
+  ipc::ChildReport r;
+  r.error_kind = "exception";
+  r.error_message = message;
+  write_all_fd(ipc::kResultFd, ipc::encode(r));
+  _exit(1);
 }
 
 // Relay runs (Python with network access or upstream tools): a network namespace of the run's
@@ -231,6 +244,7 @@ std::vector<UniqueFd> await_slot(int slot, char want, size_t min_fds, size_t max
 
   if (auto s = apply_jail(JailPhase::lockdown, jail); !s)
     setup_failed(ipc::kResultFd, s.error().message);
+  if (auto s = write_input_files(req->cwd, req->files); !s) input_failed(s.error().message);
   // The code runs only once its capsule is stored (EOF: it could not be; nothing runs).
   char go = 0;
   ssize_t got;

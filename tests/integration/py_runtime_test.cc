@@ -121,6 +121,58 @@ TEST_F(PyRuntime, ValueIsBoundedAndReprFailuresAreReported) {
   EXPECT_NE(r.err.find("RuntimeError: no repr"), std::string::npos) << r.err;
 }
 
+TEST_F(PyRuntime, InputFilesAreWrittenBeforeTheCodeAsTheRunsUser) {
+  ipc::RunRequest req;
+  req.code =
+      "import os\n"
+      "print(open('in/data.csv').read(), end='')\n"
+      "print(open('raw.bin', 'rb').read())\n"
+      "st = os.stat('in/data.csv')\n"
+      "print(st.st_uid, oct(st.st_mode & 0o777), oct(os.stat('in').st_mode & 0o777))\n"
+      "os.remove('raw.bin')\n"
+      "print(sorted(os.listdir('.')))";
+  req.timeout_ms = 10000;
+  req.mem_mb = 256;
+  req.stdout_bytes = 1 << 20;
+  req.files = {{"in/data.csv", "a,b\n1,2\n"}, {"raw.bin", std::string("\0\xff", 2)}};
+  auto r = zygote_->run(req, "");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->outcome, Outcome::ok) << r->err;
+  EXPECT_EQ(r->out, "a,b\n1,2\nb'\\x00\\xff'\n1000 0o644 0o755\n['in']\n");
+}
+
+TEST_F(PyRuntime, InputFilesFollowNoSymlinkAndFailClearly) {
+  auto run_with = [&](std::string cwd, std::vector<ipc::InputFile> files) {
+    ipc::RunRequest req;
+    req.code = "print('ran')";
+    req.cwd = std::move(cwd);
+    req.timeout_ms = 10000;
+    req.mem_mb = 256;
+    req.stdout_bytes = 1 << 20;
+    req.files = std::move(files);
+    auto r = zygote_->run(req, "");
+    EXPECT_TRUE(r) << r.error().message;
+    return r ? std::move(*r) : RunOutput{};
+  };
+  // /dev/fd is a symbolic link (to /proc/self/fd): never followed.
+  auto r = run_with("/dev", {{"fd/x", "y"}});
+  EXPECT_EQ(r.outcome, Outcome::error);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(kind(r), "exception");
+  EXPECT_EQ(r.report.error_message.value_or(""), "files: cannot write fd/x: fd is not a directory");
+  // A read-only working directory.
+  r = run_with("/usr", {{"x", "y"}});
+  EXPECT_EQ(r.outcome, Outcome::error);
+  EXPECT_NE(r.err.find("files: cannot write x: Read-only file system"), std::string::npos) << r.err;
+  // The same path twice, a path through a file, and a path the server would refuse.
+  r = run_with("", {{"a", "1"}, {"a", "2"}});
+  EXPECT_NE(r.err.find("files: cannot write a: it is given twice"), std::string::npos) << r.err;
+  r = run_with("", {{"a", "1"}, {"a/b", "2"}});
+  EXPECT_NE(r.err.find("a is not a directory"), std::string::npos) << r.err;
+  r = run_with("", {{"../escape", "1"}});
+  EXPECT_NE(r.err.find("must not have"), std::string::npos) << r.err;
+}
+
 TEST_F(PyRuntime, KeepsNewlinesAndSeparatesStderr) {
   auto r = run("import sys\nprint('a\\n\\nb')\nprint('oops', file=sys.stderr)\nprint('c', end='')");
   EXPECT_EQ(r.out, "a\n\nb\nc");

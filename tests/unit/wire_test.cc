@@ -166,3 +166,38 @@ TEST(Wire, FrameReaderKeepsOnlyWhatIsUnreadOfALongStream) {
 
 }  // namespace
 }  // namespace onemcp::ipc
+
+namespace onemcp::ipc {
+namespace {
+
+TEST(Wire, InputFilesRoundTripAsAnyBytes) {
+  RunRequest r;
+  r.code = "x";
+  r.files = {{"data/in.csv", "a,b\n1,2\n"}, {"bin", std::string("\0\xff\x01", 3)}};
+  auto back = decode_request(encode(r));
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_EQ(back->files.size(), 2u);
+  EXPECT_EQ(back->files[0].path, "data/in.csv");
+  EXPECT_EQ(back->files[0].data, "a,b\n1,2\n");
+  EXPECT_EQ(back->files[1].data, std::string("\0\xff\x01", 3));
+  EXPECT_EQ(encode(RunRequest{}).find("files"), std::string::npos);
+  auto bad = decode_request(R"({"code":"x","files":[{"path":"a","base64":"!!"}]})");
+  EXPECT_FALSE(bad);
+}
+
+TEST(Wire, InputPathsAreRelativePlainComponents) {
+  for (const char* ok : {"a", "a/b/c.txt", "..a", "a..", ".hidden", "x y/z"}) {
+    EXPECT_TRUE(check_input_path(ok)) << ok;
+  }
+  for (const char* bad :
+       {"", "/etc/passwd", "../x", "a/../b", "a/..", ".", "./a", "a/./b", "a//b", "a/", "/"}) {
+    EXPECT_FALSE(check_input_path(bad)) << bad;
+  }
+  EXPECT_FALSE(check_input_path(std::string("a\0b", 3)));
+  EXPECT_FALSE(check_input_path(std::string(256, 'a')));
+  EXPECT_TRUE(check_input_path(std::string(255, 'a')));
+  EXPECT_FALSE(check_input_path(std::string(4, 'a') + "/" + std::string(1020, 'b')));
+}
+
+}  // namespace
+}  // namespace onemcp::ipc
