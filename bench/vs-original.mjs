@@ -26,7 +26,7 @@ import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 
-import { REPO, fmt, httpRequest, machine, parseOptions, projectDir, startLoad, startServer, stopServer, summarize } from "./lib.mjs";
+import { REPO, fmt, httpRequest, machine, parseOptions, projectDir, startLoad, startServer, stopServer, summarize, treePids, treePssKiB } from "./lib.mjs";
 
 // ------------------------------------------------------------------------------------------
 // Options
@@ -169,42 +169,8 @@ const CPU = {
 };
 
 // ------------------------------------------------------------------------------------------
-// Process tree: PSS and minor faults, from /proc
+// Process tree: minor faults, from /proc (PSS: lib.mjs)
 
-function treePids(root) {
-  const children = new Map();
-  for (const d of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (!children.has(ppid)) children.set(ppid, []);
-      children.get(ppid).push(Number(d));
-    } catch {}
-  }
-  const out = [];
-  const stack = [root];
-  while (stack.length) {
-    const p = stack.pop();
-    out.push(p);
-    for (const c of children.get(p) ?? []) stack.push(c);
-  }
-  return out;
-}
-
-function treePssKiB(root) {
-  let kib = 0;
-  for (const p of treePids(root)) {
-    try {
-      const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${p}/smaps_rollup`, "utf8"));
-      if (m) kib += Number(m[1]);
-    } catch {}
-  }
-  return kib;
-}
-
-// Minor faults of the tree: each live process's own plus its reaped children's (a run forked
-// by a zygote is counted once the zygote has reaped it).
 function treeMinflt(root) {
   let n = 0;
   for (const p of treePids(root)) {

@@ -10,6 +10,7 @@ APT_PACKAGES=(
   libboost1.81-dev nlohmann-json3-dev libcurl4-openssl-dev libseccomp-dev libcap-dev
   libsodium-dev libidn2-dev libcli11-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
   libpython3.11-dev python3.11 python3-numpy python3-requests nodejs npm iproute2
+  python3-pandas python3-matplotlib  # importable in run_py (Debian's data stack)
   python3-pip  # run_py pip dependencies: wheels installed with the runs' own interpreter
   libssl-dev openssl  # the tests' HTTPS fixtures and their throwaway CA
   clang libclang-rt-14-dev  # libFuzzer + ASan/UBSan runtimes for tests/fuzz

@@ -189,6 +189,19 @@ export interface Config {
      */
     memoryBytes?: number;
   };
+  /** The Python runtime. Read at start only. */
+  python?: {
+    /**
+     * Modules the Python zygote imports once at start, beside its standard set (json, re, math,
+     * collections, datetime, ... and numpy when installed), so that every run_py call finds them
+     * in memory instead of importing them itself: e.g. "pandas" (about 230 ms per call otherwise)
+     * or "matplotlib.pyplot" (about 400 ms). Each costs zygote memory and start time, and a larger
+     * zygote makes every run's fork slower: see the README's measurements. A module that fails to
+     * import is logged and skipped. Default none.
+     * @default []
+     */
+    preload?: string[];
+  };
   /**
    * Retention of the dependency sets cached in cacheDir/npm/ and cacheDir/pip/ (one budget for
    * both) and of npm's and pip's download caches there. Each use of a set records its last use;

@@ -427,6 +427,7 @@ int cmd_serve(const ServeFlags& f) {
   paths.sandbox = !f.insecure_no_sandbox;
   paths.profile_runs = f.profile_runs;
   paths.writable_roots = config->policy.filesystem.writable;
+  paths.python_preload = config->python.preload;
   for (const auto& m : config->mounts) {
     // Relative host paths are not accepted by the schema; the project dir anchors nothing here.
     paths.mounts.push_back({m.host, m.path, m.mode == "rw"});

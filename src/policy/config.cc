@@ -334,6 +334,9 @@ Config read_config(const json& j, std::vector<std::string>& errors) {
       if (k.contains(name)) *field = u64(k[name]);
     }
   }
+  if (j.contains("python")) {
+    c.python.preload = j["python"].value("preload", std::vector<std::string>{});
+  }
   if (j.contains("auth")) c.auth = read_auth(j["auth"], errors);
   return c;
 }
@@ -478,6 +481,7 @@ json to_json(const Config& c) {
                {{"maxTotalBytes", c.deps.max_total_bytes},
                 {"maxAgeMs", c.deps.max_age_ms},
                 {"downloadCacheBytes", c.deps.download_cache_bytes}}},
+              {"python", {{"preload", c.python.preload}}},
               {"auth", to_json(c.auth)}};
 }
 
@@ -577,6 +581,9 @@ std::string default_config_text() {
     "maxTotalBytes": 4294967296,
     "maxAgeMs": 2592000000,
     "downloadCacheBytes": 1073741824
+  },
+  "python": {
+    "preload": []
   },
   "auth": {
     "tokens": []

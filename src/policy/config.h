@@ -86,6 +86,14 @@ struct DepsConfig {
   bool operator==(const DepsConfig&) const = default;
 };
 
+// The Python runtime (config "python"); read at start only.
+struct PythonConfig {
+  // Modules the Python zygote imports once, beside its standard set, so runs find them in
+  // memory (e.g. "pandas", "matplotlib.pyplot"): each costs zygote memory and start time.
+  std::vector<std::string> preload;
+  bool operator==(const PythonConfig&) const = default;
+};
+
 // The HTTP front door (config "server"); read at start only.
 struct ServerConfig {
   std::vector<std::string> allowed_hosts;    // lower-case, "name" or "name:port"
@@ -143,6 +151,7 @@ struct Config {
   std::string cache_dir = ".1mcp/capsules/";
   CapsulesConfig capsules;
   DepsConfig deps;
+  PythonConfig python;
   AuthConfig auth;
   bool operator==(const Config&) const = default;
 };

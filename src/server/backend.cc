@@ -350,7 +350,13 @@ Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& path
   if (!js) return js.error();
   std::vector<std::string> py_args = args;
   if (!paths.pip_root.empty()) py_args.insert(py_args.end(), {"--pip-root", paths.pip_root});
-  auto py = sandbox::Zygote::start({paths.py_worker, py_args, worker_env()}, cgroups);
+  std::vector<std::string> py_env = worker_env();
+  if (!paths.python_preload.empty()) {
+    std::string names;
+    for (const auto& m : paths.python_preload) names += (names.empty() ? "" : ",") + m;
+    py_env.push_back("ONEMCP_PYTHON_PRELOAD=" + names);  // read by the runner (runner_source.h)
+  }
+  auto py = sandbox::Zygote::start({paths.py_worker, py_args, py_env}, cgroups);
   if (!py) return py.error();
   if (auto s = (*js)->wait_ready(std::chrono::seconds(30)); !s) return s.error();
   if (auto s = (*py)->wait_ready(std::chrono::seconds(30)); !s) return s.error();

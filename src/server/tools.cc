@@ -31,7 +31,9 @@ constexpr const char* kJsDescription =
 
 constexpr const char* kPyDescription =
     "Run Python 3.11 (CPython) in an isolated sandbox. The standard library is available (and "
-    "numpy when installed on the server); every run starts from a fresh interpreter state. "
+    "numpy, pandas and matplotlib when installed on the server: a figure shown with plt.show() or "
+    "left open comes back as a PNG image); every run starts from a fresh interpreter state. "
+    "`files` (path -> text or {base64}) are written into the working directory first. "
     "print() goes to stdout, tracebacks to stderr; as in a notebook, the value of a last "
     "expression statement is returned as `value` (its repr()). Input: sys.stdin / input(); "
     "sys.argv, os.environ and os.getcwd() reflect args, env and cwd. sys.exit(n) sets the exit "

@@ -133,6 +133,13 @@ Status build_root() {
     if (auto s = mkdir_p(r + "/etc/ssl/certs"); !s) return s;
     if (auto s = bind(kCaBundle, r + kCaBundle, true, true); !s) return s;
   }
+  // matplotlib's data (fonts, styles) and Debian's matplotlibrc, when python3-matplotlib is
+  // installed: without them `import matplotlib` fails.
+  for (auto [path, is_file] :
+       {std::pair{"/usr/share/matplotlib", false}, std::pair{"/etc/matplotlibrc", true}}) {
+    if (::access(path, R_OK) != 0) continue;
+    if (auto s = bind(path, r + path, is_file, true); !s) return s;
+  }
   for (auto [link, target] : {std::pair{"/lib", "usr/lib"}, std::pair{"/lib64", "usr/lib64"}}) {
     if (::symlink(target, (r + link).c_str()) != 0) return make_error(why("symlink"));
   }

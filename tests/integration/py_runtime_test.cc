@@ -173,6 +173,50 @@ TEST_F(PyRuntime, InputFilesFollowNoSymlinkAndFailClearly) {
   EXPECT_NE(r.err.find("must not have"), std::string::npos) << r.err;
 }
 
+// Debian's python3-matplotlib and python3-pandas (scripts/setup.sh installs them).
+TEST_F(PyRuntime, FiguresShownOrLeftOpenBecomePngsInOut) {
+  auto r = run(
+      "import matplotlib.pyplot as plt\n"
+      "plt.plot([1, 2, 3], [3, 1, 2])\n"
+      "plt.show()\n"
+      "print(plt.get_fignums())\n"  // show() saved and closed it
+      "plt.figure()\n"
+      "plt.bar(['a', 'b'], [2, 5])\n"
+      "plt.title('left open')\n");
+  ASSERT_EQ(r.outcome, Outcome::ok) << r.err;
+  EXPECT_EQ(r.out, "[]\n");
+  ASSERT_EQ(r.files.size(), 2u);
+  std::vector<std::string> names;
+  for (const auto& f : r.files) {
+    names.push_back(f.path);
+    EXPECT_EQ(f.data.substr(0, 8), "\x89PNG\r\n\x1a\n") << f.path;
+    EXPECT_GT(f.size, 1000u);
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"figure-1.png", "figure-2.png"}));
+}
+
+TEST_F(PyRuntime, FiguresWithoutAWritableOutAreToldNotFatal) {
+  ipc::RunRequest req;
+  req.code = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()\nprint('after')";
+  req.timeout_ms = 20000;
+  req.mem_mb = 256;
+  req.stdout_bytes = 1 << 20;
+  req.writable = {"/tmp"};
+  auto r = zygote_->run(req, "");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->outcome, Outcome::ok) << r->err;
+  EXPECT_EQ(r->out, "after\n");
+  EXPECT_NE(r->err.find("[1mcp: cannot save the figure to /out/figure-1.png"), std::string::npos)
+      << r->err;
+}
+
+TEST_F(PyRuntime, PandasDataFrameIsShownAsATable) {
+  auto r = run("import pandas as pd\npd.DataFrame({'x': [1, 2], 'y': ['a', 'b']})");
+  ASSERT_EQ(r.outcome, Outcome::ok) << r.err;
+  EXPECT_EQ(r.report.value.value_or(""), "   x  y\n0  1  a\n1  2  b");
+}
+
 TEST_F(PyRuntime, KeepsNewlinesAndSeparatesStderr) {
   auto r = run("import sys\nprint('a\\n\\nb')\nprint('oops', file=sys.stderr)\nprint('c', end='')");
   EXPECT_EQ(r.out, "a\n\nb\nc");

@@ -97,6 +97,7 @@ TEST(Config, FullRoundTrip) {
   c.mcps.push_back(
       {"web", "http", "", {}, {}, "http://localhost:1/mcp", {{"Authorization", "Bearer t"}}});
   c.session_ttl_ms = 1000;
+  c.python.preload = {"pandas", "matplotlib.pyplot"};
   c.capsules = {65536, 1000, 2000, 0};
   auto back = parse_config(to_json(c));
   ASSERT_TRUE(back) << back.error().message;
@@ -390,6 +391,18 @@ TEST(Config, AuthOAuth) {
   EXPECT_NE(edit("requiredScopes", {"a b"}), "") << "a scope has no spaces";
   EXPECT_NE(edit("requiredScopes", {"a\"b"}), "") << "nor quotes";
   EXPECT_NE(edit("audience", "x"), "") << "unknown field";
+}
+
+TEST(Config, PythonPreloadTakesModuleNamesOnly) {
+  auto ok = parse_config(json{{"python", {{"preload", {"pandas", "matplotlib.pyplot", "_x.y2"}}}}});
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->python.preload, (std::vector<std::string>{"pandas", "matplotlib.pyplot", "_x.y2"}));
+  EXPECT_TRUE(parse_config(json::object())->python.preload.empty());
+  for (const char* bad : {"os; import x", "a..b", ".a", "a.", "1abc", "a-b", "", "a,b"}) {
+    EXPECT_FALSE(parse_config(json{{"python", {{"preload", {bad}}}}})) << bad;
+  }
+  EXPECT_FALSE(parse_config(json{{"python", {{"preload", {"a", "a"}}}}}));  // unique
+  EXPECT_FALSE(parse_config(json{{"python", {{"other", 1}}}}));
 }
 
 TEST(Config, PolicyMcpsDefaultsToEveryUpstream) {

@@ -10,7 +10,7 @@ namespace onemcp::python {
 inline constexpr const char kRunnerFilename[] = "<1mcp-runner>";
 
 inline constexpr const char kRunnerSource[] = R"PY(
-import ast, atexit, builtins, gc, importlib.machinery, io, linecache, os, sys, threading, traceback, types
+import ast, atexit, builtins, gc, importlib.abc, importlib.machinery, io, linecache, os, sys, threading, traceback, types
 
 # Imported once here so every run starts with them already in memory (fork shares the pages).
 _PRELOAD = (
@@ -25,6 +25,92 @@ try:
     import numpy  # optional; BLAS thread pools were limited to 1 before this import
 except Exception:
     numpy = None
+
+
+# Figures as images: a figure a run shows with matplotlib's pyplot.show(), or leaves open at its
+# end, is saved to /out as a PNG (which the server returns as image content), then closed, as a
+# notebook's inline backend does. pyplot is patched when it is imported, or now if preloaded.
+_PLOT_DIR = '/out'
+_PLOT_LIMIT = 32  # figures per run
+_plots = {'saved': 0, 'warned': False}
+
+
+def _save_figures(plt):
+    for number in list(plt.get_fignums()):
+        figure = plt.figure(number)
+        if _plots['saved'] >= _PLOT_LIMIT:
+            if not _plots['warned']:
+                _plots['warned'] = True
+                sys.stderr.write(f'[1mcp: more than {_PLOT_LIMIT} figures; the rest are not saved]\n')
+        else:
+            _plots['saved'] += 1
+            path = os.path.join(_PLOT_DIR, f"figure-{_plots['saved']}.png")
+            try:
+                figure.savefig(path, format='png')
+            except OSError as e:
+                if not _plots['warned']:
+                    _plots['warned'] = True
+                    sys.stderr.write(f'[1mcp: cannot save the figure to {path}: {e.strerror}]\n')
+        plt.close(figure)
+
+
+def _patch_pyplot(plt):
+    def show(*args, **kwargs):
+        """Saves every open figure to /out as a PNG (returned as an image) and closes it."""
+        _save_figures(plt)
+    show.__wrapped__ = plt.show
+    plt.show = show
+
+
+class _PyplotHook:
+    # Patches matplotlib.pyplot once it is imported (no other import is touched).
+    def find_spec(self, name, path, target=None):
+        if name != 'matplotlib.pyplot':
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+
+        class Loader(importlib.abc.Loader):
+            def create_module(self, spec):
+                return loader.create_module(spec)
+
+            def exec_module(self, module):
+                loader.exec_module(module)
+                _patch_pyplot(module)
+
+        spec.loader = Loader()
+        return spec
+
+
+sys.meta_path.insert(0, _PyplotHook())
+
+
+def _preload(names):
+    # The server's python.preload (ONEMCP_PYTHON_PRELOAD, comma-separated), imported once here.
+    names = [n for n in names.split(',') if n]
+    if any(n.split('.')[0] == 'matplotlib' for n in names):
+        # A config directory of our own: one matplotlib makes finds no writable one and removes
+        # with an atexit hook, which every run would then run (and fail) as it ends.
+        import tempfile
+        os.environ.setdefault('MPLCONFIGDIR', tempfile.mkdtemp(prefix='matplotlib-'))
+    for name in names:
+        try:
+            __import__(name)
+        except Exception as e:
+            sys.stderr.write(f'1mcp-py-worker: python.preload: cannot import {name}: {e!r}\n')
+    plt = sys.modules.get('matplotlib.pyplot')
+    if plt is not None:
+        # Draws once, so fonts and renderer caches are loaded here and shared by every run.
+        figure = plt.figure()
+        figure.gca().plot([0, 1], [1, 0], label='warm-up')
+        figure.gca().legend()
+        figure.savefig(io.BytesIO(), format='png')
+        plt.close(figure)
+
+
+_preload(os.environ.get('ONEMCP_PYTHON_PRELOAD', ''))
 
 _FILENAME = '<run_py>'
 _MESSAGE_LIMIT = 2000
@@ -194,6 +280,12 @@ def finish(exc, namespace=None):
     value = namespace = None
     result = (0, None, None) if exc is None else _outcome(exc)
     exc = None
+    plt = sys.modules.get('matplotlib.pyplot')
+    if plt is not None:
+        try:
+            _save_figures(plt)
+        except BaseException as e:
+            _print_exception(e, e.__traceback__)
     try:
         threading._shutdown()
     except BaseException:
