@@ -27,6 +27,10 @@ class Runtime {
   virtual void before_fork() {}
   virtual void after_fork_parent() {}
   virtual void after_fork_child() {}
+  // In the slot, after after_fork_child, only while its request has not arrived yet: runs the
+  // per-run path once on a sample, so the pages it copies or allocates are taken before the call
+  // instead of during it (a slot whose request is already waiting skips it).
+  virtual void warm_up() {}
   // Whether runs asking for a relay (ipc::RunRequest::relay()) get one. Python reaches the
   // network and upstream tools only through it; JS talks on its broker fd directly.
   virtual bool uses_relay() const { return false; }

@@ -33,6 +33,7 @@ class JsRuntime final : public worker::Runtime {
   // In the forked child: a fresh seed for Math.random, which would otherwise repeat the
   // zygote's sequence in every run.
   void after_fork_child() override;
+  void warm_up() override;
 
   // C callbacks below reach the instance through this pointer (one runtime per process).
   static JsRuntime* instance() { return instance_; }

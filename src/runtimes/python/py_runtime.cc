@@ -147,11 +147,13 @@ class PythonRuntime final : public worker::Runtime {
     PyObject* prepare = PyDict_GetItemString(globals.get(), "prepare");  // borrowed
     PyObject* finish = PyDict_GetItemString(globals.get(), "finish");
     PyObject* after_fork = PyDict_GetItemString(globals.get(), "after_fork");
-    if (!prepare || !finish || !after_fork)
-      return make_error("runner setup: prepare/finish/after_fork missing");
+    PyObject* warm_up = PyDict_GetItemString(globals.get(), "warm_up");
+    if (!prepare || !finish || !after_fork || !warm_up)
+      return make_error("runner setup: prepare/finish/after_fork/warm_up missing");
     prepare_ = Ref(Py_NewRef(prepare));
     finish_ = Ref(Py_NewRef(finish));
     after_fork_ = Ref(Py_NewRef(after_fork));
+    warm_up_ = Ref(Py_NewRef(warm_up));
     // Hand freed startup memory back so each fork copies fewer page-table entries.
     ::malloc_trim(0);
     return {};
@@ -167,6 +169,10 @@ class PythonRuntime final : public worker::Runtime {
       PyErr_Print();
       _exit(125);
     }
+  }
+  void warm_up() override {
+    Ref done(PyObject_CallNoArgs(warm_up_.get()));
+    if (!done) PyErr_Clear();  // only a head start: the run does the same work anyway
   }
   bool uses_relay() const override { return true; }
 
@@ -313,6 +319,7 @@ class PythonRuntime final : public worker::Runtime {
   Ref prepare_;
   Ref finish_;
   Ref after_fork_;
+  Ref warm_up_;
   std::string memory_report_;  // encoded in the zygote: no allocation is needed to send it
   pid_t run_pid_ = -1;
   bool reported_ = false;

@@ -185,8 +185,11 @@ def after_fork():
     if numpy is not None:
         key = numpy.frombuffer(os.urandom(624 * 4), dtype=numpy.uint32)
         numpy.random.set_state(('MT19937', key, 624))
-    # The slot is made before its call: running the per-run path once here copies the zygote
-    # pages it writes (and takes the fresh pages it allocates) now, not while the call waits.
+
+
+def warm_up():
+    """In a run slot whose request has not come yet: the per-run path once, so the zygote pages
+    it writes are copied (and the fresh pages it allocates taken) before the call, not during it."""
     _warm_up(1, ('print(1+1)',))
 
 
