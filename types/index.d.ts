@@ -785,7 +785,10 @@ export interface RunResult {
   /**
    * Regular files the run left in /out (when /out is writable), read back by the server after the
    * run: at most 64 files, 1 MiB each and 8 MiB in all. Symlinks, FIFOs and other special files
-   * are skipped.
+   * are skipped. Their content is in the result's other content blocks: an image (PNG, JPEG, GIF,
+   * WebP or SVG, told by its bytes) as an image block, up to 1 MiB each and 4 MiB in all; any
+   * other file as a resource_link to its uri; a text file (UTF-8 without NUL bytes) of at most 4
+   * KiB also in full in the text (16 KiB in all) and in content here.
    */
   files?: OutFile[];
 }
@@ -804,12 +807,26 @@ export interface OutFile {
   path: string;
   /** Size of the file in bytes. */
   size: number;
-  /** "utf8" when content is the file's text, "base64" when the file is not valid UTF-8. */
-  encoding: "utf8" | "base64";
-  /** The file's content (at most 1 MiB of it). */
-  content: string;
-  /** true when content holds only the beginning of the file. */
+  /** true when only the beginning of the file was read back (1 MiB): its resource holds that much. */
   truncated: boolean;
+  /**
+   * Media type, from the bytes: image/png, image/jpeg, image/gif, image/webp or image/svg+xml for
+   * an image; for text (UTF-8 without NUL bytes) a text type (text/csv, application/json,
+   * text/markdown, application/xml, application/yaml by the name's extension, else text/plain);
+   * application/octet-stream otherwise.
+   */
+  mimeType: string;
+  /**
+   * onemcp://runs/<run>/out/<path> (the path percent-encoded): resources/read returns the file
+   * (text, or a base64 blob when it is not text) to the client that made the call, while the
+   * server keeps it (the last 64 runs, 64 MiB in all).
+   */
+  uri: string;
+  /**
+   * The file's text, when it is shown in full in the text content (text of at most 4 KiB; 16 KiB
+   * in all per result).
+   */
+  content?: string;
 }
 
 /**

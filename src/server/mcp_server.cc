@@ -1,7 +1,5 @@
 #include "server/mcp_server.h"
 
-#include <sys/random.h>
-
 #include <algorithm>
 #include <charconv>
 #include <condition_variable>
@@ -13,6 +11,7 @@
 
 #include "base/base64.h"
 #include "base/log.h"
+#include "base/random.h"
 #include "capsule/http.h"
 #include "policy/schemas.h"
 #include "protocol/modern.h"
@@ -47,21 +46,7 @@ json rpc_error(const json& id, int code, const std::string& message) {
 }
 json rpc_result(const json& id, json result) { return protocol::response(id, std::move(result)); }
 
-std::string random_session_id() {
-  unsigned char b[16];
-  size_t got = 0;
-  while (got < sizeof b) {
-    ssize_t n = ::getrandom(b + got, sizeof b - got, 0);
-    if (n > 0) got += size_t(n);
-  }
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  for (unsigned char c : b) {
-    s += hex[c >> 4];
-    s += hex[c & 15];
-  }
-  return s;
-}
+std::string random_session_id() { return random_hex(16); }
 
 std::string header(const HttpRequest& r, const char* name) {
   auto it = r.headers.find(name);
@@ -346,6 +331,7 @@ McpServer::McpServer(ServerOptions opts, policy::Config config, RunBackend& back
       backend_(backend),
       hosts_(opts_.hosts),
       config_(std::make_shared<const policy::Config>(std::move(config))),
+      run_files_(opts_.run_files),
       aux_(std::make_unique<ThreadPool>(opts_.aux_threads, opts_.max_queued_aux)),
       runs_(std::make_unique<FairScheduler>(opts_.runs)) {
   stdio_session_ = std::make_shared<Session>();
@@ -1000,11 +986,14 @@ void McpServer::dispatch_modern(const std::shared_ptr<Session>& session, const M
     }
     reply(std::move(r));
   };
-  // Lists and reads say how long they may be kept.
-  Reply cached = [complete, cache = cache_hints()](std::optional<json> r) {
-    if (r && r->contains("result") && (*r)["result"].is_object()) (*r)["result"].update(cache);
-    complete(std::move(r));
+  // Lists and reads say how long they may be kept, and by whom.
+  auto cached_as = [complete](json cache) -> Reply {
+    return [complete, cache](std::optional<json> r) {
+      if (r && r->contains("result") && (*r)["result"].is_object()) (*r)["result"].update(cache);
+      complete(std::move(r));
+    };
   };
+  Reply cached = cached_as(cache_hints());
   if (msg.method == "server/discover") return complete(rpc_result(id, discover_result()));
   if (msg.method == "tools/list") {
     if (params.contains("cursor") && !params["cursor"].is_string()) {
@@ -1020,7 +1009,15 @@ void McpServer::dispatch_modern(const std::shared_ptr<Session>& session, const M
   if (msg.method == "resources/templates/list") {
     return cached(rpc_result(id, resource_templates_result()));
   }
-  if (msg.method == "resources/read") return read_resource(id, params, true, std::move(cached));
+  if (msg.method == "resources/read") {
+    // A run's files are for the principal that ran it alone, with or without authentication.
+    json cache = cache_hints();
+    if (params.contains("uri") && params["uri"].is_string() &&
+        params["uri"].get<std::string>().starts_with("onemcp://runs/")) {
+      cache["cacheScope"] = "private";
+    }
+    return read_resource(id, params, session->principal, true, cached_as(std::move(cache)));
+  }
   if (msg.method == "subscriptions/listen") {
     const auto filter = params.find("notifications");
     if (filter == params.end() || !filter->is_object()) {
@@ -1067,6 +1064,12 @@ json McpServer::resources_result() const {
 
 json McpServer::resource_templates_result() const {
   json list = json::array();
+  list.push_back({{"uriTemplate", "onemcp://runs/{run}/out/{+path}"},
+                  {"name", "run output file"},
+                  {"description",
+                   "A file a recent run left in /out (its URI is in the run's result: a "
+                   "resource_link, and structuredContent.files[].uri), readable by the client "
+                   "that made the call"}});
   if (opts_.capsules) {
     list.push_back({{"uriTemplate", "onemcp://capsules/{id}/manifest.json"},
                     {"name", "capsule manifest"},
@@ -1085,7 +1088,8 @@ json McpServer::resource_templates_result() const {
   return json{{"resourceTemplates", std::move(list)}};
 }
 
-void McpServer::read_resource(const json& id, const json& params, bool modern, Reply reply) {
+void McpServer::read_resource(const json& id, const json& params, const std::string& principal,
+                              bool modern, Reply reply) {
   const auto uri_it = params.find("uri");
   if (uri_it == params.end() || !uri_it->is_string()) {
     return reply(rpc_error(id, kInvalidParams, "Invalid params: uri (string) is required"));
@@ -1115,6 +1119,18 @@ void McpServer::read_resource(const json& id, const json& params, bool modern, R
   if (uri == "onemcp://mcps/types.d.ts" && opts_.upstreams) {
     return reply(text(typescript_declarations(opts_.upstreams->allowed(config()->policy)),
                       "application/typescript"));
+  }
+  if (auto name = parse_run_file_uri(uri)) {
+    // Another principal's run, a forgotten one and a missing file answer alike.
+    auto f = run_files_.find(principal, name->run_id, name->path);
+    if (!f) return reply(not_found());
+    json content{{"uri", uri}, {"mimeType", media_type(f->path, f->data)}};
+    if (is_text(f->data)) {
+      content["text"] = f->data;
+    } else {
+      content["blob"] = base64_encode(f->data);
+    }
+    return reply(rpc_result(id, json{{"contents", json::array({std::move(content)})}}));
   }
   if (!uri.starts_with(kCapsules) || !opts_.capsules) return reply(not_found());
   // Verifying reads and hashes every layer: on the auxiliary threads, as GET /capsules/ does.
@@ -1348,7 +1364,7 @@ void McpServer::dispatch(const std::shared_ptr<Session>& session, const Message&
     case Method::resources_templates_list:
       return reply(rpc_result(id, resource_templates_result()));
     case Method::resources_read:
-      return read_resource(id, params, false, std::move(reply));
+      return read_resource(id, params, session->principal, false, std::move(reply));
     default:
       if (auto r = extension_request(msg, false)) return reply(std::move(*r));
       return reply(rpc_error(id, kMethodNotFound, "Method not found: " + method));
@@ -1473,7 +1489,16 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
           log::error("run failed: " + out.error().message);
           answer = rpc_result(id, tool_error("internal error: the run could not be executed"));
         } else {
-          answer = rpc_result(id, tool_result(p, *out));
+          OutFilesView files;
+          if (!out->files.empty()) {
+            files.run_id = random_hex(16);
+            std::lock_guard lk(session->mu);
+            files.resource_links = session->protocol >= "2025-06-18";
+          }
+          answer = rpc_result(id, tool_result(p, *out, files));
+          if (!out->files.empty()) {
+            run_files_.put(files.run_id, session->principal, std::move(out->files));
+          }
           teardown = std::move(out->teardown);
         }
       } catch (const std::exception& e) {

@@ -28,6 +28,7 @@
 #include "server/extension.h"
 #include "server/host_check.h"
 #include "server/http_api.h"
+#include "server/run_files.h"
 #include "server/tools.h"
 
 namespace onemcp::server {
@@ -65,6 +66,8 @@ struct ServerOptions {
   const HttpAuth* auth = nullptr;
   // Tools, resources and prompts served beside 1mcp's own (not owned; null: none; tests only).
   McpExtension* extension = nullptr;
+  // The /out files of recent runs, kept for resources/read (onemcp://runs/<run>/out/<path>).
+  RunFilesLimits run_files;
 };
 
 class McpServer final : public HttpHandler, public LineHandler {
@@ -158,13 +161,14 @@ class McpServer final : public HttpHandler, public LineHandler {
                       const std::string& name, const nlohmann::json& params, Reply reply,
                       Notify notify);
   // Resources: the files of types/, the upstream tools' TypeScript declarations (as runs see
-  // them), and capsules by template (onemcp://capsules/{id}/...), read verified.
+  // them), and by template capsules (onemcp://capsules/{id}/...), read verified, and the /out
+  // files of recent runs (onemcp://runs/{run}/out/{path}), each for the principal that ran it.
   nlohmann::json resources_result() const;
   nlohmann::json resource_templates_result() const;
-  // Answers resources/read of `uri` (maybe later, from the auxiliary threads). `modern`: the
-  // stateless era's not-found error (-32602) instead of the legacy one (-32002).
-  void read_resource(const nlohmann::json& id, const nlohmann::json& params, bool modern,
-                     Reply reply);
+  // Answers resources/read of `uri` for `principal` (maybe later, from the auxiliary threads).
+  // `modern`: the stateless era's not-found error (-32602) instead of the legacy one (-32002).
+  void read_resource(const nlohmann::json& id, const nlohmann::json& params,
+                     const std::string& principal, bool modern, Reply reply);
   nlohmann::json server_info() const;  // name, title, version
   nlohmann::json modern_meta() const;  // a result's _meta: the server's info
   // subscriptions/listen: the first message of subscription `id`, and the result that ends it.
@@ -203,6 +207,7 @@ class McpServer final : public HttpHandler, public LineHandler {
   std::atomic<bool> stopping_{false};  // upstream calls of /mcps-rpc stop
   std::atomic<bool> draining_{false};  // begin_shutdown() was called
   std::atomic<bool> aborting_{false};  // abort_calls() was called
+  RunFiles run_files_;
   // Last: joined first on destruction, while everything their jobs use still exists.
   std::unique_ptr<ThreadPool> aux_;
   std::unique_ptr<FairScheduler> runs_;

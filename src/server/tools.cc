@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "base/base64.h"
@@ -61,6 +62,78 @@ const char* outcome_phrase(sandbox::Outcome o) {
     case sandbox::Outcome::internal: return "internal error";
   }
   return "internal error";
+}
+
+// A file name as the text shows it: control characters (a newline could start a line that looks
+// like a section of the text) become '?'.
+std::string one_line(std::string name) {
+  std::replace_if(
+      name.begin(), name.end(), [](char c) { return (unsigned char)c < 0x20 || c == 0x7f; }, '?');
+  return name;
+}
+
+// What a result shows of the files a run left in /out.
+struct ShownFiles {
+  json entries = json::array();  // structuredContent.files
+  std::string list;              // the text's lines about them, one per file
+  std::vector<std::pair<std::string, std::string>> inlined;  // path, text: shown in full
+  json blocks = json::array();  // image and resource_link blocks, after the text
+};
+
+ShownFiles show_files(const std::vector<sandbox::OutFile>& files, const OutFilesView& view) {
+  const OutContentLimits& lim = view.limits;
+  ShownFiles s;
+  size_t images = 0, inlined = 0;  // bytes so far
+  for (const auto& f : files) {
+    const std::string path = sanitize_utf8(f.path);
+    const std::string shown_path = one_line(path);
+    const std::string uri = run_file_uri(view.run_id, f.path);
+    const std::string type = media_type(f.path, f.data);
+    const char* image = image_type(f.data);
+    const size_t n = f.data.size();
+    json entry = {{"path", path},
+                  {"size", f.size},
+                  {"truncated", f.truncated},
+                  {"mimeType", type},
+                  {"uri", uri}};
+    std::string line =
+        "  " + shown_path + " (" + std::to_string(f.size) + " bytes, " + type + "): ";
+    std::string note;  // why it is not shown whole
+    if (f.truncated) {
+      note = "only its first " + std::to_string(n) + " bytes were read back";
+    } else if (image && n > lim.image_bytes) {
+      note = "over the cap of " + std::to_string(lim.image_bytes) + " bytes per image";
+    } else if (image && images + n > lim.images_bytes) {
+      note = "the images of one result are capped at " + std::to_string(lim.images_bytes) +
+             " bytes in all";
+    }
+    if (image && note.empty()) {
+      images += n;
+      s.blocks.push_back({{"type", "image"}, {"data", base64_encode(f.data)}, {"mimeType", image}});
+      line += "shown as an image";
+    } else {
+      line += uri;
+      if (view.resource_links) {
+        s.blocks.push_back({{"type", "resource_link"},
+                            {"uri", uri},
+                            {"name", path},
+                            {"mimeType", type},
+                            {"size", n}});
+      }
+      if (!note.empty()) {
+        line += std::string(" (") + (image ? "not shown as an image: " : "") + note + ")";
+      } else if (!image && n > 0 && n <= lim.inline_bytes && inlined + n <= lim.inline_total &&
+                 is_text(f.data)) {
+        inlined += n;
+        entry["content"] = f.data;
+        s.inlined.emplace_back(shown_path, f.data);
+        line += ", shown below";
+      }
+    }
+    s.list += line + "\n";
+    s.entries.push_back(std::move(entry));
+  }
+  return s;
 }
 
 }  // namespace
@@ -157,7 +230,7 @@ Result<RunSpec> prepare_run(Language lang, const json& arguments,
   return p;
 }
 
-json tool_result(const RunSpec& spec, const sandbox::RunOutput& out) {
+json tool_result(const RunSpec& spec, const sandbox::RunOutput& out, const OutFilesView& files) {
   const policy::Limits& limits = spec.policy.limits;
   std::string so = sanitize_utf8(out.out);
   std::string se = sanitize_utf8(out.err);
@@ -173,18 +246,8 @@ json tool_result(const RunSpec& spec, const sandbox::RunOutput& out) {
     structured["value"] = sanitize_utf8(*out.report.value);
   }
   if (!out.capsule.empty()) structured["capsule"] = out.capsule;
-  if (!out.files.empty()) {
-    json files = json::array();
-    for (const auto& f : out.files) {
-      bool text = is_valid_utf8(f.data);
-      files.push_back({{"path", sanitize_utf8(f.path)},
-                       {"size", f.size},
-                       {"encoding", text ? "utf8" : "base64"},
-                       {"content", text ? f.data : base64_encode(f.data)},
-                       {"truncated", f.truncated}});
-    }
-    structured["files"] = std::move(files);
-  }
+  const ShownFiles shown = show_files(out.files, files);
+  if (!out.files.empty()) structured["files"] = shown.entries;
 
   // The text an LLM reads: plain stdout when that is all there is, labelled sections otherwise.
   std::string text = so;
@@ -199,13 +262,9 @@ json tool_result(const RunSpec& spec, const sandbox::RunOutput& out) {
   };
   if (!se.empty()) section("[stderr]\n", se);
   if (structured.contains("value")) section("[value] ", structured["value"].get<std::string>());
-  if (structured.contains("files")) {
-    std::string list;
-    for (const auto& f : structured["files"]) {
-      list += "  " + f["path"].get<std::string>() + " (" + std::to_string(f["size"].get<uint64_t>()) +
-              " bytes)\n";
-    }
-    section("[files in /out]\n", list);
+  if (!out.files.empty()) {
+    section("[files in /out]\n", shown.list);
+    for (const auto& [path, body] : shown.inlined) section("[/out/" + path + "]\n", body);
   }
   if (out.truncated) {
     section("[output truncated at " + std::to_string(limits.stdout_bytes) + " bytes]", "");
@@ -226,8 +285,10 @@ json tool_result(const RunSpec& spec, const sandbox::RunOutput& out) {
   }
   if (text.empty()) text = "(no output)";
 
-  json result = {{"content", json::array({json{{"type", "text"}, {"text", text}}})},
-                 {"structuredContent", structured},
+  json content = json::array({json{{"type", "text"}, {"text", text}}});
+  for (const auto& b : shown.blocks) content.push_back(b);
+  json result = {{"content", std::move(content)},
+                 {"structuredContent", std::move(structured)},
                  {"isError", is_error}};
   if (!out.steps.empty()) {
     // `1mcp serve --profile-runs`: when each step of the run ended, in µs from the first, and

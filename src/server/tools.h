@@ -15,6 +15,7 @@
 #include "sandbox/executor.h"
 #include "server/backend.h"
 #include "server/codemode.h"
+#include "server/run_files.h"
 
 namespace onemcp::server {
 
@@ -30,8 +31,19 @@ nlohmann::json tool_list(const policy::Policy& server_policy,
 Result<RunSpec> prepare_run(Language lang, const nlohmann::json& arguments,
                             const policy::Policy& server_policy);
 
-// A CallToolResult: content text an LLM can read plus structuredContent.
-nlohmann::json tool_result(const RunSpec& spec, const sandbox::RunOutput& out);
+// How a result shows the files the run left in /out.
+struct OutFilesView {
+  std::string run_id;          // what they are kept under for resources/read (RunFiles)
+  bool resource_links = true;  // the client knows resource_link blocks (2025-06-18 and later)
+  OutContentLimits limits;
+};
+
+// A CallToolResult: content text an LLM can read plus structuredContent. Files in /out follow the
+// text: an image as an image block (within the limits), any other file as a resource_link to
+// its onemcp://runs/ URI; the text lists them all, one line each, with small text files in
+// full.
+nlohmann::json tool_result(const RunSpec& spec, const sandbox::RunOutput& out,
+                           const OutFilesView& files = {});
 
 // An isError CallToolResult for a call that could not run at all.
 nlohmann::json tool_error(const std::string& message);

@@ -98,17 +98,21 @@ with open("/out/big", "wb") as f:
   assert.equal(r.structuredContent.outcome, "ok", show(r));
   const files = r.structuredContent.files;
   assert.deepEqual(
-    files.map((f) => [f.path, f.size, f.encoding, f.truncated]),
+    files.map((f) => [f.path, f.size, f.mimeType, f.truncated]),
     [
-      ["big", (40 << 20) + 3, "utf8", true],
-      ["data/raw.bin", 3, "base64", false],
-      ["report.txt", 9, "utf8", false],
+      ["big", (40 << 20) + 3, "application/octet-stream", true],
+      ["data/raw.bin", 3, "application/octet-stream", false],
+      ["report.txt", 9, "text/plain", false],
     ],
   );
-  assert.equal(files[0].content.length, 1 << 20);
-  assert.equal(files[1].content, "AP8B");
-  assert.equal(files[2].content, "total: 3\n");
-  assert.match(r.content[0].text, /\[files in \/out\]\n  big \(41943043 bytes\)/);
+  // Only a small text file's content is in structuredContent; the others are resources.
+  assert.deepEqual(files.map((f) => f.content), [undefined, undefined, "total: 3\n"]);
+  const big = await client.readResource({ uri: files[0].uri });
+  assert.equal(Buffer.from(big.contents[0].blob, "base64").length, 1 << 20);
+  const raw = await client.readResource({ uri: files[1].uri });
+  assert.equal(raw.contents[0].blob, "AP8B");
+  assert.match(r.content[0].text, /\[files in \/out\]\n  big \(41943043 bytes, application\/octet-stream\): onemcp:\S+ \(only its first 1048576 bytes were read back\)\n/);
+  assert.match(r.content[0].text, /\n\[\/out\/report\.txt\]\ntotal: 3\n/);
 });
 
 test("JS runs see the same read-only root", async () => {

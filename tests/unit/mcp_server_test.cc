@@ -19,7 +19,7 @@ namespace {
 using nlohmann::json;
 
 // Echoes the code back; "block" waits until the run is cancelled; "progress" reports 0.5, 0.3
-// and 0.7.
+// and 0.7; "files" leaves a text and a binary file in /out.
 class FakeBackend : public RunBackend {
  public:
   Result<sandbox::RunOutput> run(const RunSpec& spec, const sandbox::CancelToken* cancel,
@@ -42,6 +42,9 @@ class FakeBackend : public RunBackend {
       o.outcome = sandbox::Outcome::killed;
       o.exit_code = 137;
       return o;
+    }
+    if (req.code == "files") {
+      o.files = {{"a.txt", 5, "hello", false}, {"b.bin", 2, std::string("\0\xff", 2), false}};
     }
     o.out = std::string(lang == Language::js ? "js:" : "py:") + req.code + "|" + in;
     o.outcome = sandbox::Outcome::ok;
@@ -1351,6 +1354,67 @@ TEST_F(McpServerTest, ResourcesListTheTypesAndReadThem) {
   auto rj = json::parse(r.body);
   EXPECT_EQ(rj["error"]["code"], -32602) << r.body;
   EXPECT_EQ(rj["error"]["data"]["uri"], "onemcp://types/nope.json");
+}
+
+TEST_F(McpServerTest, ARunsFilesAreResourcesOfThePrincipalThatRanIt) {
+  const json run{{"jsonrpc", "2.0"},
+                 {"id", 1},
+                 {"method", "tools/call"},
+                 {"params", {{"name", "run_py"}, {"arguments", {{"code", "files"}}}}}};
+  auto read = [](const std::string& uri) {
+    return json{
+        {"jsonrpc", "2.0"}, {"id", 2}, {"method", "resources/read"}, {"params", {{"uri", uri}}}};
+  };
+  const std::string mine = initialize(), theirs = initialize();
+  const json result = call(mine, run)["result"];
+  const json& files = result["structuredContent"]["files"];
+  ASSERT_EQ(files.size(), 2u) << result;
+  const std::string text_uri = files[0]["uri"], bin_uri = files[1]["uri"];
+  EXPECT_EQ(text_uri.rfind("onemcp://runs/", 0), 0u) << text_uri;
+  std::vector<std::string> kinds;
+  for (const auto& b : result["content"]) kinds.push_back(b["type"]);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"text", "resource_link", "resource_link"}));
+
+  auto text = call(mine, read(text_uri));
+  EXPECT_EQ(text["result"]["contents"],
+            (json::array({{{"uri", text_uri}, {"mimeType", "text/plain"}, {"text", "hello"}}})));
+  auto bin = call(mine, read(bin_uri));
+  EXPECT_EQ(bin["result"]["contents"][0]["blob"], "AP8=") << bin;
+  EXPECT_EQ(bin["result"]["contents"][0]["mimeType"], "application/octet-stream");
+  // Another session: the very answer of a URI that names nothing.
+  for (const std::string& uri :
+       {text_uri, text_uri + "x", text_uri.substr(0, text_uri.size() - 5) + "../a.txt"}) {
+    auto other = call(theirs, read(uri));
+    EXPECT_EQ(other["error"],
+              (json{{"code", -32002}, {"message", "Resource not found"}, {"data", {{"uri", uri}}}}))
+        << uri;
+  }
+  auto templates =
+      call(mine, {{"jsonrpc", "2.0"}, {"id", 3}, {"method", "resources/templates/list"}});
+  EXPECT_EQ(templates["result"]["resourceTemplates"][0]["uriTemplate"],
+            "onemcp://runs/{run}/out/{+path}");
+
+  // Before 2025-06-18 there were no resource_link blocks.
+  const json old = call(initialize("2025-03-26"), run)["result"];
+  EXPECT_EQ(old["content"].size(), 1u) << old;
+  EXPECT_EQ(old["structuredContent"]["files"].size(), 2u);
+
+  // The stateless era: another principal again (-32602), and its own runs read privately.
+  auto modern_read = [&](const std::string& uri) {
+    const json m = modern_request(4, "resources/read", {{"uri", uri}});
+    auto h = modern_headers(m);
+    h["mcp-name"] = uri;
+    return json::parse(http("POST", m.dump(), h).body);
+  };
+  EXPECT_EQ(modern_read(text_uri)["error"]["code"], -32602);
+  const json mcall =
+      modern_request(5, "tools/call", {{"name", "run_js"}, {"arguments", {{"code", "files"}}}});
+  const json mres = json::parse(http("POST", mcall.dump(), modern_headers(mcall)).body)["result"];
+  const std::string muri = mres["structuredContent"]["files"][0]["uri"];
+  auto mine_now = modern_read(muri);
+  EXPECT_EQ(mine_now["result"]["contents"][0]["text"], "hello") << mine_now;
+  EXPECT_EQ(mine_now["result"]["cacheScope"], "private");
+  EXPECT_EQ(call(mine, read(muri))["error"]["code"], -32002);
 }
 
 }  // namespace

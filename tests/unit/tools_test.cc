@@ -81,6 +81,144 @@ TEST(ToolResult, JsValueAndInvalidUtf8) {
   EXPECT_NO_THROW(j.dump());
 }
 
+const std::string kRunId = "0123456789abcdef0123456789abcdef";
+const std::string kPng = std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16);
+
+sandbox::RunOutput with_files(std::vector<sandbox::OutFile> files) {
+  auto o = output("", "", sandbox::Outcome::ok, 0);
+  o.files = std::move(files);
+  return o;
+}
+
+std::string uri_of(const std::string& path) { return "onemcp://runs/" + kRunId + "/out/" + path; }
+
+TEST(ToolResult, OutFilesBecomeImagesLinksAndInlineText) {
+  const std::string big_text(5000, 'y');
+  auto j = tool_result(spec_of(Language::py),
+                       with_files({{"plot.png", 16, kPng, false},
+                                   {"x.png", 6, "hello\n", false},
+                                   {"data.csv", 5000, big_text, false},
+                                   {"raw.bin", 2, std::string("\0\xff", 2), false},
+                                   {"pic.svg", 7, "<svg/>\n", false}}),
+                       {kRunId, true, {}});
+  const json& c = j["content"];
+  ASSERT_EQ(c.size(), 6u) << c;  // text, image, 3 links (x.png, data.csv, raw.bin), image
+  EXPECT_EQ(
+      c[1],
+      (json{{"type", "image"}, {"data", "iVBORw0KGgoAAAANSUhEUg=="}, {"mimeType", "image/png"}}));
+  EXPECT_EQ(c[2], (json{{"type", "resource_link"},
+                        {"uri", uri_of("x.png")},
+                        {"name", "x.png"},
+                        {"mimeType", "text/plain"},
+                        {"size", 6}}));
+  EXPECT_EQ(c[3]["uri"], uri_of("data.csv"));
+  EXPECT_EQ(c[3]["mimeType"], "text/csv");
+  EXPECT_EQ(c[3]["size"], 5000);
+  EXPECT_EQ(c[4]["mimeType"], "application/octet-stream");
+  EXPECT_EQ(c[5],
+            (json{{"type", "image"}, {"data", "PHN2Zy8+Cg=="}, {"mimeType", "image/svg+xml"}}));
+  EXPECT_EQ(c[0]["text"],
+            "[files in /out]\n"
+            "  plot.png (16 bytes, image/png): shown as an image\n"
+            "  x.png (6 bytes, text/plain): " +
+                uri_of("x.png") +
+                ", shown below\n"
+                "  data.csv (5000 bytes, text/csv): " +
+                uri_of("data.csv") +
+                "\n"
+                "  raw.bin (2 bytes, application/octet-stream): " +
+                uri_of("raw.bin") +
+                "\n"
+                "  pic.svg (7 bytes, image/svg+xml): shown as an image\n"
+                "[/out/x.png]\nhello\n");
+  const json& files = j["structuredContent"]["files"];
+  ASSERT_EQ(files.size(), 5u);
+  EXPECT_EQ(files[1], (json{{"path", "x.png"},
+                            {"size", 6},
+                            {"truncated", false},
+                            {"mimeType", "text/plain"},
+                            {"uri", uri_of("x.png")},
+                            {"content", "hello\n"}}));
+  for (int i : {0, 2, 3, 4}) EXPECT_FALSE(files[i].contains("content")) << files[i];
+  EXPECT_EQ(files[4]["mimeType"], "image/svg+xml");
+  EXPECT_TRUE(policy::validate(policy::run_output_schema(), j["structuredContent"]));
+}
+
+TEST(ToolResult, ImagesBeyondTheCapsAreLinkedWithANote) {
+  OutFilesView view{kRunId, true, {}};
+  view.limits.image_bytes = 100;
+  view.limits.images_bytes = 150;
+  const std::string a = kPng + std::string(64, 'a'), b = kPng + std::string(84, 'b');
+  auto j = tool_result(spec_of(Language::js),
+                       with_files({{"a.png", 80, a, false},
+                                   {"huge.png", 101, kPng + std::string(85, 'h'), false},
+                                   {"b.png", 100, b, false},
+                                   {"cut.png", 5000000, a, true},
+                                   {"c.png", 16, kPng, false}}),
+                       view);
+  const json& c = j["content"];
+  const std::string text = c[0]["text"];
+  EXPECT_NE(text.find("  huge.png (101 bytes, image/png): " + uri_of("huge.png") +
+                      " (not shown as an image: over the cap of 100 bytes per image)\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("  b.png (100 bytes, image/png): " + uri_of("b.png") +
+                      " (not shown as an image: the images of one result are capped at 150 bytes "
+                      "in all)\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("  cut.png (5000000 bytes, image/png): " + uri_of("cut.png") +
+                      " (not shown as an image: only its first 80 bytes were read back)\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("  c.png (16 bytes, image/png): shown as an image\n"), std::string::npos);
+  std::vector<std::string> kinds;
+  for (const auto& b : c) kinds.push_back(b["type"]);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"text", "image", "resource_link", "resource_link",
+                                             "resource_link", "image"}));
+  EXPECT_EQ(c[3]["uri"], uri_of("b.png"));
+  EXPECT_EQ(c[4]["size"], 80);  // what is kept of it
+  EXPECT_EQ(j["structuredContent"]["files"].size(), 5u);
+  EXPECT_EQ(j["structuredContent"]["files"][2]["mimeType"], "image/png");
+}
+
+TEST(ToolResult, InlineTextIsBoundedAndLinksNeedTheirProtocol) {
+  OutFilesView view{kRunId, false, {}};
+  view.limits.inline_bytes = 10;
+  view.limits.inline_total = 15;
+  auto j = tool_result(spec_of(Language::py),
+                       with_files({{"a.txt", 8, "12345678", false},
+                                   {"b.txt", 8, "abcdefgh", false},      // over the total
+                                   {"c.txt", 11, "12345678901", false},  // over the cap
+                                   {"d.txt", 4, "wxyz", false},
+                                   {"e.txt", 0, "", false},
+                                   {"f.txt", 9000, "123", true}}),
+                       view);
+  ASSERT_EQ(j["content"].size(), 1u) << j["content"];  // no resource_link before 2025-06-18
+  const std::string text = j["content"][0]["text"];
+  EXPECT_NE(text.find("[/out/a.txt]\n12345678\n[/out/d.txt]\nwxyz\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  f.txt (9000 bytes, text/plain): " + uri_of("f.txt") +
+                      " (only its first 3 bytes were read back)\n"),
+            std::string::npos)
+      << text;
+  for (const char* gone : {"[/out/b.txt]", "[/out/c.txt]", "[/out/e.txt]", "[/out/f.txt]"}) {
+    EXPECT_EQ(text.find(gone), std::string::npos) << gone;
+  }
+  std::vector<bool> has_content;
+  for (const auto& f : j["structuredContent"]["files"])
+    has_content.push_back(f.contains("content"));
+  EXPECT_EQ(has_content, (std::vector<bool>{true, false, false, true, false, false}));
+}
+
+TEST(ToolResult, AFileNameKeepsToItsLine) {
+  auto j = tool_result(spec_of(Language::py), with_files({{"a\n[stderr]\nb\x7f", 2, "hi", false}}),
+                       {kRunId, true, {}});
+  EXPECT_EQ(j["content"][0]["text"], "[files in /out]\n  a?[stderr]?b? (2 bytes, text/plain): " +
+                                         uri_of("a%0A%5Bstderr%5D%0Ab%7F") +
+                                         ", shown below\n[/out/a?[stderr]?b?]\nhi\n");
+  EXPECT_EQ(j["structuredContent"]["files"][0]["path"], "a\n[stderr]\nb\x7f");
+}
+
 TEST(PrepareRun, MapsArgumentsAndRefusesBadOnes) {
   policy::Policy p;
   auto ok = prepare_run(Language::py,

@@ -195,7 +195,8 @@ TEST(TypesInSync, RunResultsHaveTheSchemaFields) {
       results.push_back(server::tool_result(spec, o)["structuredContent"]);
     }
   }
-  // Everything the builder can emit: value, files (text and binary), truncation, invalid UTF-8.
+  // Everything the builder can emit: value, files (text shown in full, and binary), truncation,
+  // invalid UTF-8.
   sandbox::RunOutput full;
   full.out = "out\xff";
   full.err = "err\n";
@@ -207,7 +208,8 @@ TEST(TypesInSync, RunResultsHaveTheSchemaFields) {
   full.files.push_back({"dir/b.bin", 2000000, std::string("\x00\xff", 2), true});
   full.capsule = std::string(64, 'a');
   spec.language = server::Language::js;
-  json max = server::tool_result(spec, full)["structuredContent"];
+  json max = server::tool_result(
+      spec, full, {"0123456789abcdef0123456789abcdef", true, {}})["structuredContent"];
   results.push_back(max);
 
   const json& schema = policy::run_output_schema();
@@ -219,7 +221,8 @@ TEST(TypesInSync, RunResultsHaveTheSchemaFields) {
   same_keys(schema, max, "structuredContent", false);
   // Fields the builder always sets are required; the others are not.
   EXPECT_EQ(required(schema), keys(results[0]));
-  EXPECT_EQ(required(schema["properties"]["files"]["items"]), keys(max["files"][0]));
+  // A file's fields are all required but its content (shown for small text files only).
+  EXPECT_EQ(required(schema["properties"]["files"]["items"]), keys(max["files"][1]));
 }
 
 // ---- config ----
