@@ -28,6 +28,7 @@ import {
   tempDir,
 } from "./lib.mjs";
 
+const MPL = fs.existsSync("/usr/share/matplotlib") && fs.existsSync("/etc/matplotlibrc");
 const SECRET = "e2e-sandbox-secret-" + Math.random().toString(36).slice(2);
 let server;
 let client;
@@ -320,8 +321,9 @@ test("the root holds only the minimal tree", async () => {
       root: "ok ['deps', 'dev', 'etc', 'lib', 'lib64', 'out', 'proc', 'tmp', 'usr']",
       deps: "ok [('sets', []), ('site', [])]", // pip sets: detached, and this run has none
       usr: lib64 ? "ok ['lib', 'lib64', 'share']" : "ok ['lib', 'share']",
-      share: "ok ['zoneinfo']",
-      etc: "ok ['group', 'hostname', 'hosts', 'passwd', 'ssl']",
+      // matplotlib's data and Debian's matplotlibrc, when python3-matplotlib is installed.
+      share: MPL ? "ok ['matplotlib', 'zoneinfo']" : "ok ['zoneinfo']",
+      etc: `ok ['group', 'hostname', 'hosts', ${MPL ? "'matplotlibrc', " : ""}'passwd', 'ssl']`,
       ssl: "ok [('certs', ['ca-certificates.crt'])]",
       dev: "ok ['fd', 'full', 'null', 'random', 'stderr', 'stdin', 'stdout', 'urandom', 'zero']",
       lib: "ok usr/lib",
@@ -351,9 +353,11 @@ test("the mount table holds only the expected mount points, with the right flags
   const expected = ["/", "/usr/lib", "/usr/share/zoneinfo", "/dev/null", "/dev/zero", "/dev/full",
     "/dev/random", "/dev/urandom", "/proc", "/tmp", "/out", "/etc/ssl/certs/ca-certificates.crt"];
   if (fs.existsSync("/usr/lib64")) expected.push("/usr/lib64");
+  const mpl = MPL ? ["/usr/share/matplotlib", "/etc/matplotlibrc"] : [];
+  expected.push(...mpl);
   assert.deepEqual(rows.map((x) => x.mp).sort(), expected.sort(), show(r));
   const by = Object.fromEntries(rows.map((x) => [x.mp, x]));
-  for (const mp of ["/", "/usr/lib", "/usr/share/zoneinfo"].concat(fs.existsSync("/usr/lib64") ? ["/usr/lib64"] : [])) {
+  for (const mp of ["/", "/usr/lib", "/usr/share/zoneinfo", ...mpl.slice(0, 1)].concat(fs.existsSync("/usr/lib64") ? ["/usr/lib64"] : [])) {
     assert.ok(by[mp].opts.includes("ro"), `${mp} read-only: ${by[mp].opts}`);
     assert.ok(by[mp].opts.includes("nosuid"), `${mp} nosuid: ${by[mp].opts}`);
     assert.ok(by[mp].opts.includes("nodev"), `${mp} nodev: ${by[mp].opts}`);
@@ -365,6 +369,7 @@ test("the mount table holds only the expected mount points, with the right flags
     assert.ok(by[mp].sopts.includes("nr_inodes=4096"), `${mp} inodes: ${by[mp].sopts}`);
   }
   for (const o of ["ro", "nosuid"]) assert.ok(by["/etc/ssl/certs/ca-certificates.crt"].opts.includes(o), `CA bundle ${o}`);
+  for (const o of ["ro", "nosuid"]) assert.ok(!MPL || by["/etc/matplotlibrc"].opts.includes(o), `matplotlibrc ${o}`);
   for (const o of ["nosuid", "nodev", "noexec"]) assert.ok(by["/proc"].opts.includes(o), `/proc ${o}`);
   for (const d of ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]) {
     assert.ok(by[d].opts.includes("nosuid"), `${d} nosuid`);

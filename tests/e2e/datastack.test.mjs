@@ -1,0 +1,67 @@
+// run_py as a notebook, through the official SDK client: Debian's pandas and matplotlib, a
+// DataFrame as the value of the last expression, figures as PNG image content, and
+// python.preload (the zygote imports them once).
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { connectHttp, makeProject, runPy, show, startServer } from "./lib.mjs";
+
+let plain;
+let preloaded;
+
+before(async () => {
+  plain = await startServer();
+  plain.client = await connectHttp(plain.url);
+  const dir = makeProject((c) => void (c.python = { preload: ["pandas", "matplotlib.pyplot"] }));
+  preloaded = await startServer({ dir, readyTimeoutMs: 60000 });
+  preloaded.client = await connectHttp(preloaded.url);
+});
+
+after(async () => {
+  for (const s of [plain, preloaded]) {
+    await s?.client?.close().catch(() => {});
+    await s?.stop();
+  }
+});
+
+// The PNG's width and height, from its IHDR chunk.
+function pngSize(b64) {
+  const png = Buffer.from(b64, "base64");
+  assert.equal(png.subarray(0, 8).toString("hex"), "89504e470d0a1a0a", "PNG signature");
+  assert.equal(png.subarray(12, 16).toString(), "IHDR");
+  return [png.readUInt32BE(16), png.readUInt32BE(20)];
+}
+
+const ANALYSIS = [
+  "import pandas as pd, matplotlib.pyplot as plt",
+  "df = pd.DataFrame({'x': [1, 2, 3], 'y': [4, 1, 9]})",
+  "df.plot(x='x', y='y')",
+  "plt.show()",
+  "plt.figure(figsize=(4, 3))",
+  "plt.bar(['a', 'b'], [2, 5])",  // left open: saved at the end
+  "df.y.sum()",
+].join("\n");
+
+for (const which of ["plain", "preloaded"]) {
+  test(`pandas and plots come back as a value and PNG images (${which} zygote)`, async () => {
+    const s = which === "plain" ? plain : preloaded;
+    const r = await runPy(s.client, ANALYSIS, {}, { timeoutMs: 60000 });
+    assert.equal(r.isError, false, show(r));
+    assert.equal(r.structuredContent.value, "14");
+    const images = r.content.filter((c) => c.type === "image");
+    assert.equal(images.length, 2, show(r));
+    for (const img of images) assert.equal(img.mimeType, "image/png");
+    assert.deepEqual(pngSize(images[0].data), [640, 480]);  // matplotlib's default figure
+    assert.deepEqual(pngSize(images[1].data), [400, 300]);
+    assert.deepEqual(r.structuredContent.files.map((f) => f.path).sort(), ["figure-1.png", "figure-2.png"]);
+    // A DataFrame as the last expression: its text table.
+    const t = await runPy(s.client, "import pandas as pd\npd.DataFrame({'a': [1, 2], 'b': ['x', 'y']})");
+    assert.equal(t.structuredContent.value, "   a  b\n0  1  x\n1  2  y", show(t));
+  });
+}
+
+test("a preloaded zygote has the modules in memory already; a plain one imports them per run", async () => {
+  const code = "import sys\nprint(all(m in sys.modules for m in ('pandas', 'matplotlib.pyplot')))";
+  assert.equal((await runPy(preloaded.client, code)).structuredContent.stdout, "True\n");
+  assert.equal((await runPy(plain.client, code)).structuredContent.stdout, "False\n");
+});
