@@ -322,8 +322,15 @@ TEST_F(SandboxPosture, RunSeenFromTheHost) {
                                       "/dev/zero",   "/dev/full",    "/dev/random",         "/dev/urandom",
                                       "/proc",       "/tmp",         "/out",                ca_bundle};
   if (fs::exists("/usr/lib64")) expected.insert("/usr/lib64");
+  // matplotlib's data and Debian's matplotlibrc, when python3-matplotlib is installed.
+  std::vector<std::string> read_only{"/", "/usr/lib", "/usr/share/zoneinfo", ca_bundle};
+  for (const char* mpl : {"/usr/share/matplotlib", "/etc/matplotlibrc"}) {
+    if (!fs::exists(mpl)) continue;
+    expected.insert(mpl);
+    read_only.push_back(mpl);
+  }
   EXPECT_EQ(points, expected) << read_file(proc + "/mountinfo");
-  for (const char* ro : {"/", "/usr/lib", "/usr/share/zoneinfo", ca_bundle}) {
+  for (const std::string& ro : read_only) {
     EXPECT_TRUE(has_option(by_point[ro].options, "ro")) << ro << " " << by_point[ro].options;
     EXPECT_TRUE(has_option(by_point[ro].options, "nosuid")) << ro << " " << by_point[ro].options;
   }
