@@ -2,9 +2,11 @@
 // DataFrame as the value of the last expression, figures as PNG image content, and
 // python.preload (the zygote imports them once).
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
 import { after, before, test } from "node:test";
 
-import { connectHttp, makeProject, runPy, show, startServer } from "./lib.mjs";
+import { REPO_ROOT, callTool, connectHttp, makeProject, runPy, show, startServer, tempDir } from "./lib.mjs";
 
 let plain;
 let preloaded;
@@ -64,4 +66,27 @@ test("a preloaded zygote has the modules in memory already; a plain one imports 
   const code = "import sys\nprint(all(m in sys.modules for m in ('pandas', 'matplotlib.pyplot')))";
   assert.equal((await runPy(preloaded.client, code)).structuredContent.stdout, "True\n");
   assert.equal((await runPy(plain.client, code)).structuredContent.stdout, "False\n");
+});
+
+test("examples/data-analysis: its config and its call.json, a table and a chart", async () => {
+  const example = path.join(REPO_ROOT, "examples/data-analysis");
+  const dir = tempDir("1mcp-e2e-example-");
+  fs.copyFileSync(path.join(example, "1mcp.config.json"), path.join(dir, "1mcp.config.json"));
+  const cfg = JSON.parse(fs.readFileSync(path.join(dir, "1mcp.config.json"), "utf8"));
+  delete cfg.$schema;  // relative to the example's own directory
+  fs.writeFileSync(path.join(dir, "1mcp.config.json"), JSON.stringify(cfg));
+  const s = await startServer({ dir, readyTimeoutMs: 60000 });
+  const client = await connectHttp(s.url);
+  try {
+    const call = JSON.parse(fs.readFileSync(path.join(example, "call.json"), "utf8"));
+    const r = await callTool(client, call.name, call.arguments, { timeoutMs: 60000 });
+    assert.equal(r.isError, false, show(r));
+    assert.match(r.structuredContent.value, /region\s+north\s+south\s+total\nmonth\s*\n2026-01\s+120\s+95\s+215\n/);
+    const images = r.content.filter((c) => c.type === "image");
+    assert.equal(images.length, 1, show(r));
+    assert.deepEqual(pngSize(images[0].data), [640, 480]);
+  } finally {
+    await client.close().catch(() => {});
+    await s.stop();
+  }
 });
