@@ -456,3 +456,32 @@ test("serve --stdio stops its upstream servers on SIGTERM, even one that ignores
   // stdin closed, 2 s grace, SIGTERM (ignored), 2 s grace, SIGKILL.
   assert.ok(ms < 8000, `shutdown took ${ms} ms`);
 });
+
+test("examples/code-mode: its config and its call.json (the upstream from node_modules, not npx)", async () => {
+  const example = path.join(REPO_ROOT, "examples/code-mode");
+  const cfg = JSON.parse(fs.readFileSync(path.join(example, "1mcp.config.json"), "utf8"));
+  delete cfg.$schema;  // relative to the example's own directory
+  // The same package and version the example names, as the pinned test dependency: no npx.
+  assert.deepEqual(cfg.mcps[0].args.slice(1), ["@modelcontextprotocol/server-everything@2026.8.31", "stdio"]);
+  const pkg = JSON.parse(fs.readFileSync(path.join(MODULES, "@modelcontextprotocol/server-everything/package.json"), "utf8"));
+  assert.equal(pkg.version, "2026.8.31");
+  cfg.mcps[0].command = NODE;
+  cfg.mcps[0].args = [path.join(MODULES, "@modelcontextprotocol/server-everything/dist/index.js"), "stdio"];
+  const dir = tempDir("1mcp-e2e-example-");
+  fs.writeFileSync(path.join(dir, "1mcp.config.json"), JSON.stringify(cfg));
+  const s = await startServer({ dir });
+  cleanups.push(() => s.stop());
+  const base = s.url.replace(/\/mcp$/, "");
+  await eventually(async () => (await request(`${base}/mcps`)).json.mcps.every((m) => m.status === "ready"), 20000, "upstream ready");
+  const c = await connectHttp(s.url);
+  cleanups.push(() => c.close());
+  const call = JSON.parse(fs.readFileSync(path.join(example, "call.json"), "utf8"));
+  const r = await runJs(c, call.arguments.code);
+  assertOk(r);
+  assert.equal(r.structuredContent.value,
+    "{\n  sums: [\n    'The sum of 1 and 2 is 3.',\n    'The sum of 20 and 22 is 42.',\n    'The sum of 100 and -1 is 99.'\n  ],\n  echo: 'Echo: 3 sums'\n}");
+  // policy.mcps allows two tools: another one of the same upstream is refused.
+  const refused = await runJs(c, "await mcp.everything.get_tiny_image()");
+  assert.equal(refused.isError, true);
+  assert.match(refused.structuredContent.stderr, /not allowed|policy/i);
+});
