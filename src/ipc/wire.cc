@@ -49,6 +49,8 @@ std::string encode(const RunRequest& r) {
   if (r.mcp) j["mcp"] = true;
   if (!r.pip_key.empty()) j["pipKey"] = r.pip_key;
   if (r.profile) j["profile"] = true;
+  if (r.live) j["live"] = true;
+  if (r.workspace) j["workspace"] = true;
   if (r.heap != HeapMode::none) j["heap"] = r.heap == HeapMode::make ? "make" : "use";
   std::string out = j.dump(-1, ' ', false, json::error_handler_t::replace);
   if (!r.deps_code.empty()) {
@@ -81,6 +83,8 @@ Result<RunRequest> decode_request(const std::string& s) {
     r.deps_code = nul == std::string::npos ? j.value("depsCode", std::string{}) : s.substr(nul + 1);
     r.pip_key = j.value("pipKey", std::string{});
     r.profile = j.value("profile", false);
+    r.live = j.value("live", false);
+    r.workspace = j.value("workspace", false);
     const std::string heap = j.value("heap", std::string{});
     if (heap == "make") {
       r.heap = HeapMode::make;
@@ -112,6 +116,7 @@ std::string encode(const ChildReport& r) {
   if (r.needs_transpile) j["needsTranspile"] = true;
   if (r.exit_code) j["exitCode"] = *r.exit_code;
   if (r.heap_bytes) j["heapBytes"] = *r.heap_bytes;
+  if (r.kept) j["kept"] = true;
   if (!r.steps.empty()) {
     json steps = json::array();
     for (const RunStep& s : r.steps) steps.push_back(json::array({s.name, s.ns, s.minflt}));
@@ -141,6 +146,8 @@ ChildReport decode_report(const std::string& s) {
     r.exit_code = int(it->get<int64_t>());
   it = j.find("heapBytes");
   if (it != j.end() && it->is_number_unsigned()) r.heap_bytes = it->get<uint64_t>();
+  it = j.find("kept");
+  r.kept = it != j.end() && it->is_boolean() && it->get<bool>();
   // Written by the run's process: whatever does not have the expected shape is left out.
   it = j.find("steps");
   if (it != j.end() && it->is_array()) {

@@ -13,12 +13,17 @@
 //                       the request memfd (RunRequest as JSON; parsed only inside the forked
 //                       child, never by the zygote), the stdin memfd (fd 0) and, for a run
 //                       whose request names a heap (RunRequest::heap), its memfd (fd 6,
-//                       kHeapFd); in the sandbox
+//                       kHeapFd) and, for a run with a workspace (RunRequest::workspace), a
+//                       detached mount of it (after the heap, if any); in the sandbox
 //                       it sends back kSlotOutDir with an O_PATH fd of its /out; its code starts
 //                       on kSlotGo)
 //   [5] broker socket  (stream socketpair, fd 4 of the run: its only way out. Frames both ways
 //                       are a 4-byte little-endian length and that many bytes of JSON; requests
 //                       {id, op, ...} are answered by {id, ok, ...} in any order)
+// A live run (RunRequest::live) keeps its process after its first call: it closes fds 0-3 when the
+// call is done and waits on its slot socket (fd 5, kept) for the next kSlotRequest, which then
+// carries the request memfd, the stdin memfd and the call's new stdout, stderr and result pipes
+// (kLiveCallFdCount); the call's code starts on kSlotGo again.
 // Thread-safety: pure functions; fd helpers are safe to call from any thread.
 #pragma once
 
@@ -51,6 +56,10 @@ inline constexpr char kSlotOutDir = 'o';   // run -> supervisor: carries its /ou
 inline constexpr char kSlotGo = 'g';       // the run's code may start (its capsule is stored)
 inline constexpr int kSlotFd = 5;          // the slot socket inside a run, until kSlotGo
 inline constexpr int kHeapFd = 6;          // the heap memfd inside a run that names one
+inline constexpr uint32_t kRunUid = 1000;  // a run's uid and gid inside its user namespace
+inline constexpr size_t kLiveCallFdCount = 5;  // request, stdin, stdout, stderr, result
+// Where a run with a workspace (RunRequest::workspace) sees it, read-write.
+inline constexpr const char* kWorkspaceDir = "/work";
 inline constexpr size_t kMaxFrameBytes = 32u << 20;
 // Requests a run may have in flight on its broker channel at once (the JS runtime queues the rest).
 inline constexpr size_t kMaxBrokerRequestsInFlight = 8;
@@ -113,6 +122,12 @@ struct RunRequest {
   std::vector<std::string> writable = default_writable();
   // The child reports the time and page faults of each of its steps (ChildReport::steps).
   bool profile = false;
+  // The process stays after this call and serves the next calls of its session, in the same
+  // interpreter (see above); later calls' requests repeat the sandbox fields of the first.
+  bool live = false;
+  // A detached mount of the session's workspace comes with the request: the run mounts it at
+  // kWorkspaceDir (read-write, nosuid, nodev, noexec).
+  bool workspace = false;
 
   // Whether a Python run gets a relay process (and then keeps no broker fd itself).
   bool relay() const { return network_relay || mcp; }
@@ -145,6 +160,9 @@ struct ChildReport {
   std::optional<int> exit_code;
   // A HeapMode::make run that built its heap: the bytes of the memfd the heap occupies.
   std::optional<uint64_t> heap_bytes;
+  // A live run whose call is done and whose process stays for the next one (the interpreter and
+  // its state are intact).
+  bool kept = false;
 };
 
 std::string encode(const ChildReport& r);
@@ -184,6 +202,8 @@ class FrameReader {
   bool garbled() const;
   // Bytes held: what is unread, plus at most as much again of what was read (compacted lazily).
   size_t held() const { return buf_.size(); }
+  // Bytes received but not yet returned as frames (a frame cut in two so far).
+  size_t unread() const { return buf_.size() - off_; }
 
  private:
   std::string buf_;

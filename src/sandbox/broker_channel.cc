@@ -97,6 +97,11 @@ void BrokerChannel::close() {
   if (writer_.joinable()) writer_.join();
 }
 
+UniqueFd BrokerChannel::release() {
+  if (broken_ || reader_.unread() > 0) return {};
+  return std::move(fd_);
+}
+
 void BrokerChannel::dispatch(std::string request) {
   std::string id = "null";
   auto j = json::parse(request, nullptr, false);

@@ -96,6 +96,10 @@ class BrokerChannel {
   // more is written to the run.
   void close();
 
+  // After close(): the channel's fd, for the next call of a live run (invalid when the channel
+  // broke, or a frame was cut in two by the end of the call).
+  UniqueFd release();
+
  private:
   struct Tunnel;
   struct Outgoing {

@@ -93,7 +93,7 @@ void CancelToken::cancel() {
 
 // A run slot as the supervisor holds it (see Zygote::start): the process, placed in its cgroups,
 // waiting on `slot` for its request.
-struct Zygote::Slot {
+struct RunSlot {
   UniqueFd reply;          // zygote -> us: exited (started came already)
   UniqueFd out, err, res;  // read ends, non-blocking
   UniqueFd slot;           // kSlotRequest goes here; the run's /out comes back
@@ -102,12 +102,12 @@ struct Zygote::Slot {
   pid_t host_pid = -1;
   std::unique_ptr<CgroupScope> scope;
 
-  Slot() = default;
-  Slot(const Slot&) = delete;
-  Slot& operator=(const Slot&) = delete;
+  RunSlot() = default;
+  RunSlot(const RunSlot&) = delete;
+  RunSlot& operator=(const RunSlot&) = delete;
   // Never used: the process (waiting for a request, or for its placement) is killed, and its
   // scope removed once it is gone.
-  ~Slot() {
+  ~RunSlot() {
     if (pidfd.valid()) ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
     RunTeardown(std::move(pidfd), std::move(scope), true);
   }
@@ -116,6 +116,10 @@ struct Zygote::Slot {
     return ::poll(&p, 1, 0) != 0;
   }
 };
+
+Zygote::Live::~Live() = default;  // ~RunSlot ends the process
+
+bool Zygote::Live::alive() const { return slot_ && slot_->pidfd.valid() && !slot_->gone(); }
 
 Zygote::Zygote(LaunchSpec spec, CgroupManager* cgroups, size_t ready_slots)
     : spec_(std::move(spec)), cgroups_(cgroups), slots_wanted_(ready_slots) {}
@@ -179,9 +183,9 @@ void Zygote::fill_slots() {
   }
 }
 
-std::unique_ptr<Zygote::Slot> Zygote::take_slot() {
-  std::unique_ptr<Slot> found;
-  std::vector<std::unique_ptr<Slot>> dead;  // destroyed outside the lock
+std::unique_ptr<RunSlot> Zygote::take_slot() {
+  std::unique_ptr<RunSlot> found;
+  std::vector<std::unique_ptr<RunSlot>> dead;  // destroyed outside the lock
   {
     std::lock_guard lk(slots_mu_);
     slots_on_ = true;
@@ -201,8 +205,8 @@ std::unique_ptr<Zygote::Slot> Zygote::take_slot() {
   return found;
 }
 
-Result<std::unique_ptr<Zygote::Slot>> Zygote::make_slot(uint64_t memory_bytes) {
-  auto slot = std::make_unique<Slot>();
+Result<std::unique_ptr<RunSlot>> Zygote::make_slot(uint64_t memory_bytes) {
+  auto slot = std::make_unique<RunSlot>();
   auto out = make_pipe();
   if (!out) return out.error();
   auto err = make_pipe();
@@ -405,10 +409,24 @@ RunTeardown::~RunTeardown() {
 Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& stdin_data,
                               const CancelToken* cancel, const BrokerHandler* broker,
                               const BrokerTunnels* tunnels,
-                              const std::function<Status()>& before_code, int heap_fd) {
+                              const std::function<Status()>& before_code, int heap_fd,
+                              std::unique_ptr<Live>* live, int workspace_fd) {
   if ((req.heap != ipc::HeapMode::none) != (heap_fd >= 0)) {
     return make_error("a run with a heap mode needs its heap memfd, and only such a run");
   }
+  if (req.live != (live != nullptr)) return make_error("a live run needs its live process");
+  // A later call of a live process: its sandbox (and workspace) exist already.
+  std::unique_ptr<Live> held;
+  if (live) {
+    held = std::move(*live);
+    if (held && !held->alive()) held.reset();
+  }
+  const bool later_call = held != nullptr;
+  uint64_t calls_before = later_call ? held->calls_ : 0;
+  if (later_call && req.heap != ipc::HeapMode::none)
+    return make_error("a live process's later calls cannot change its heap");
+  if (!later_call && req.workspace != (workspace_fd >= 0))
+    return make_error("a run with a workspace needs its mount, and only such a run");
   auto t0 = Clock::now();
   std::vector<ipc::RunStep> steps;
   auto mark = [&](const char* name) {
@@ -423,8 +441,16 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     std::lock_guard lk(slots_mu_);
     memory_bytes_ = memory_bytes;
   }
-  std::unique_ptr<Slot> slot = take_slot();
-  mark(slot ? "supervisor: ready slot taken" : "supervisor: no slot ready");
+  std::unique_ptr<RunSlot> slot;
+  UniqueFd out_dir;
+  if (later_call) {
+    slot = std::move(held->slot_);
+    out_dir = std::move(held->out_dir_);
+    mark("supervisor: live process taken");
+  } else {
+    slot = take_slot();
+    mark(slot ? "supervisor: ready slot taken" : "supervisor: no slot ready");
+  }
   if (!slot) {
     auto made = make_slot(memory_bytes);
     if (!made) return made.error();
@@ -438,10 +464,30 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   if (!reqfd) return reqfd.error();
   auto infd = ipc::memfd_with("1mcp-stdin", stdin_data);
   if (!infd) return infd.error();
-  {
+  if (later_call) {
+    // The call's own output and result pipes (the last call's were closed when it was done).
+    auto out = make_pipe();
+    if (!out) return out.error();
+    auto err = make_pipe();
+    if (!err) return err.error();
+    auto res = make_pipe();
+    if (!res) return res.error();
     char tag = ipc::kSlotRequest;
-    const int fds[3] = {reqfd->get(), infd->get(), heap_fd};
-    if (auto s = ipc::send_with_fds(slot->slot.get(), &tag, 1, fds, heap_fd >= 0 ? 3 : 2); !s) {
+    const int fds[ipc::kLiveCallFdCount] = {reqfd->get(), infd->get(), out->second.get(),
+                                            err->second.get(), res->second.get()};
+    if (auto s = ipc::send_with_fds(slot->slot.get(), &tag, 1, fds, ipc::kLiveCallFdCount); !s) {
+      return make_error("the live process is gone before the call: " + s.error().message);
+    }
+    slot->out = std::move(out->first);
+    slot->err = std::move(err->first);
+    slot->res = std::move(res->first);
+  } else {
+    char tag = ipc::kSlotRequest;
+    int fds[4] = {reqfd->get(), infd->get()};
+    size_t n = 2;
+    if (heap_fd >= 0) fds[n++] = heap_fd;
+    if (workspace_fd >= 0) fds[n++] = workspace_fd;
+    if (auto s = ipc::send_with_fds(slot->slot.get(), &tag, 1, fds, n); !s) {
       return make_error("the run's process is gone before its request: " + s.error().message);
     }
   }
@@ -449,7 +495,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   infd->reset();
   mark("supervisor: request sent");
   if (before_code) {
-    if (auto s = before_code(); !s) return s.error();  // ~Slot kills the process
+    if (auto s = before_code(); !s) return s.error();  // ~RunSlot kills the process
     mark("supervisor: ready for the code");
   }
   // When it failed its own setup and is gone already, its report and exit status say why, as
@@ -469,11 +515,12 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   std::string report;
   const size_t cap = req.stdout_bytes ? size_t(req.stdout_bytes) : SIZE_MAX;
   bool exited = false, out_open = true, err_open = true, res_open = true, reply_open = true;
+  bool call_done = false;  // a live call is done and its process stays (ChildReport::kept)
+  bool awaiting_out_dir = !later_call;
   int status = 0;
   std::optional<Outcome> forced;  // why we killed it
   std::optional<Clock::time_point> drain_until;
   auto next_oom_check = t0 + kOomCheckInterval;
-  UniqueFd out_dir;
   std::optional<ipc::ChildReport> final_report;  // decoded once the result pipe is closed
   auto take_out_dir = [&] {
     // The run's /out (a tmpfs in its own mount namespace): alive while we hold the fd.
@@ -481,7 +528,9 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     std::vector<UniqueFd> got;
     auto n = ipc::recv_with_fds(slot_sock.get(), &tag, 1, &got, 1);
     if (n && *n == 1 && tag == ipc::kSlotOutDir && got.size() == 1) out_dir = std::move(got[0]);
-    slot_sock.reset();
+    awaiting_out_dir = false;
+    // A live process keeps its slot socket: its later calls come that way.
+    if (!req.live) slot_sock.reset();
     // Its sandbox is built: the next slot is made now, while this run executes (earlier, it
     // would contend with this run's namespaces and mounts for the kernel's locks).
     slots_cv_.notify_all();
@@ -510,7 +559,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     kill_now();
   };
 
-  while (!settled && (!exited || out_open || err_open || res_open)) {
+  while (!settled && !call_done && (!exited || out_open || err_open || res_open)) {
     auto now = Clock::now();
     if (!forced && now >= deadline) kill_run(Outcome::timeout);
     // An OOM kill anywhere in the run's memory cgroup ends the whole run: it is over budget,
@@ -547,7 +596,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     add(res_open, res_fd, 2);
     add(reply_open, reply.get(), 3);
     add(cancel && !forced, cancel ? cancel->fd() : -1, 4);
-    add(slot_sock.valid() && sandboxed(), slot_sock.get(), 5);
+    add(awaiting_out_dir && slot_sock.valid() && sandboxed(), slot_sock.get(), 5);
     add(channel.open() && !exited, channel.fd(), 6);
     int n = ::poll(p, nfds_t(np), wait_ms);
     if (n < 0 && errno != EINTR) return make_error(errno_msg("poll"));
@@ -619,9 +668,13 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     // milliseconds): answer now, and let the kernel finish after the answer (the scope is torn
     // down then). The SIGKILL is for a script that closed them itself and went on running.
     // Looked at once, when the last of them closes (the report is final then).
-    if (!exited && !forced && placed && !out_open && !err_open && !res_open && !final_report) {
+    if (!exited && !forced && !out_open && !err_open && !res_open && !final_report) {
       final_report = ipc::decode_report(report);
-      if (final_report->exit_code) {
+      if (req.live && final_report->kept && final_report->exit_code) {
+        // The call is done; the process waits for the session's next one.
+        mark("supervisor: live call done");
+        call_done = true;
+      } else if (placed && final_report->exit_code) {
         const auto procs = scope->processes();
         if (procs.size() == 1 && procs[0] == host_pid) {
           mark("supervisor: finished, exit not awaited");
@@ -642,7 +695,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     if (res_open) drain(res_fd, report, kMaxReportBytes, big);
     o.truncated |= overflow;
     pollfd p{slot_sock.get(), POLLIN, 0};
-    if (slot_sock.valid() && ::poll(&p, 1, 0) == 1) take_out_dir();
+    if (awaiting_out_dir && slot_sock.valid() && ::poll(&p, 1, 0) == 1) take_out_dir();
     if (!exited) status = SIGKILL;  // as it will be reaped: killed by SIGKILL
   }
   mark("supervisor: output drained");
@@ -651,6 +704,31 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   o.report = final_report ? std::move(*final_report) : ipc::decode_report(report);
   if (out_dir.valid()) {
     if (auto files = read_out_dir(out_dir.get()); files) o.files = std::move(*files);
+  }
+  if (call_done) {
+    // The process stays for the session's next call, with an empty /out.
+    if (out_dir.valid()) clear_out_dir(out_dir.get());
+    o.exit_code = *o.report.exit_code;
+    o.outcome = classify_outcome({std::nullopt, false, o.report.error_kind, 0, o.exit_code});
+    slot->broker = channel.release();
+    slot->scope = std::move(scope);
+    slot->pidfd = std::move(pidfd);
+    slot->out.reset();
+    slot->err.reset();
+    slot->res.reset();
+    held.reset(new Live());
+    held->slot_ = std::move(slot);
+    held->out_dir_ = std::move(out_dir);
+    held->calls_ = ++calls_before;
+    *live = std::move(held);
+    if (req.profile) {
+      mark("supervisor: result ready");
+      steps.insert(steps.end(), o.report.steps.begin(), o.report.steps.end());
+      std::stable_sort(steps.begin(), steps.end(),
+                       [](const ipc::RunStep& a, const ipc::RunStep& b) { return a.ns < b.ns; });
+      o.steps = std::move(steps);
+    }
+    return o;
   }
   if (WIFEXITED(status)) o.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) {

@@ -24,6 +24,8 @@
 
 namespace onemcp::sandbox {
 
+struct RunSlot;  // a run's process, forked ahead of its request (executor.cc)
+
 // Cancels a run from another thread (notifications/cancelled, client gone, shutdown).
 class CancelToken {
  public:
@@ -98,6 +100,27 @@ inline constexpr size_t kReadySlots = 2;
 
 class Zygote {
  public:
+  // A session's live interpreter between its calls (ipc::RunRequest::live): its process, placed
+  // in its cgroups, with its /out and broker channel. Dropping it ends the process and releases
+  // its cgroups.
+  class Live {
+   public:
+    ~Live();
+    Live(const Live&) = delete;
+    Live& operator=(const Live&) = delete;
+    // Whether the process is still there (its own code may have ended it between calls).
+    bool alive() const;
+    // Calls it has served.
+    uint64_t calls() const { return calls_; }
+
+   private:
+    friend class Zygote;
+    Live() = default;
+    std::unique_ptr<RunSlot> slot_;
+    UniqueFd out_dir_;
+    uint64_t calls_ = 0;
+  };
+
   // Starts the worker process; it pre-initialises in the background (see wait_ready). With
   // `cgroups`, every run gets its own cgroup scope (memory, pids, cpu) before it may start.
   //
@@ -123,10 +146,17 @@ class Zygote {
   // starts only once it returned success. A failure is returned as is, and nothing of the
   // request ran. (The server stores the run's capsule there.)
   // `heap_fd`: the memfd a request with a heap mode (ipc::RunRequest::heap) gets as ipc::kHeapFd.
+  // `workspace_fd`: the detached mount a request with a workspace (ipc::RunRequest::workspace)
+  // attaches at ipc::kWorkspaceDir (its first call only: the process keeps it).
+  // `live` (with ipc::RunRequest::live): the call goes to the live process `*live` when it holds
+  // one that is alive, else to a new one; afterwards `*live` holds the process when the call left
+  // it alive and intact, and is empty when the call ended it (timeout, cancel, a limit, its own
+  // exit, a crash). Each call's /out is read, then emptied, when the call is done.
   Result<RunOutput> run(const ipc::RunRequest& req, const std::string& stdin_data,
                         const CancelToken* cancel = nullptr, const BrokerHandler* broker = nullptr,
                         const BrokerTunnels* tunnels = nullptr,
-                        const std::function<Status()>& before_code = {}, int heap_fd = -1);
+                        const std::function<Status()>& before_code = {}, int heap_fd = -1,
+                        std::unique_ptr<Live>* live = nullptr, int workspace_fd = -1);
 
   pid_t pid() const;
   // Counts the worker processes started so far: a process forked from one worker has the same
@@ -137,10 +167,10 @@ class Zygote {
   size_t ready_slots() const;
 
  private:
-  struct Slot;
+  friend class Live;
   Zygote(LaunchSpec spec, CgroupManager* cgroups, size_t ready_slots);
-  Result<std::unique_ptr<Slot>> make_slot(uint64_t memory_bytes);
-  std::unique_ptr<Slot> take_slot();
+  Result<std::unique_ptr<RunSlot>> make_slot(uint64_t memory_bytes);
+  std::unique_ptr<RunSlot> take_slot();
   void fill_slots();
   Status spawn_locked();
   Status wait_ready_locked(std::chrono::milliseconds timeout);
@@ -165,7 +195,7 @@ class Zygote {
   const size_t slots_wanted_;
   mutable std::mutex slots_mu_;
   std::condition_variable slots_cv_;
-  std::vector<std::unique_ptr<Slot>> slots_;
+  std::vector<std::unique_ptr<RunSlot>> slots_;
   bool slots_on_ = false;  // the first run came
   bool stopping_ = false;
   uint64_t memory_bytes_ = 0;  // the memory limit of the last run: the likely next one

@@ -80,6 +80,30 @@ struct Walk {
 
 }  // namespace
 
+void clear_out_dir(int dirfd, int max_depth) {
+  if (max_depth < 0) return;
+  UniqueFd fd(open_beneath(dirfd, ".", O_RDONLY | O_DIRECTORY));
+  if (!fd.valid()) return;
+  DIR* d = ::fdopendir(fd.get());
+  if (!d) return;
+  fd.release();  // owned by d now
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
+      names.emplace_back(e->d_name);
+    if (names.size() > 100000) break;
+  }
+  const int self = ::dirfd(d);
+  for (const auto& name : names) {
+    if (::unlinkat(self, name.c_str(), 0) == 0 || errno != EISDIR) continue;
+    UniqueFd sub(open_beneath(self, name.c_str(), O_PATH | O_DIRECTORY));
+    if (!sub.valid()) continue;
+    clear_out_dir(sub.get(), max_depth - 1);
+    ::unlinkat(self, name.c_str(), AT_REMOVEDIR);
+  }
+  ::closedir(d);
+}
+
 Result<std::vector<OutFile>> read_out_dir(int dirfd, const OutLimits& limits) {
   Walk w{limits, {}, 0};
   w.dir(dirfd, "", 0);

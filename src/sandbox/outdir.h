@@ -30,4 +30,9 @@ struct OutLimits {
 // directories are skipped, as are entries beyond the limits.
 Result<std::vector<OutFile>> read_out_dir(int dirfd, const OutLimits& limits = {});
 
+// Empties the directory (a session's /out between its calls), removing entries beneath `dirfd`
+// only: links are removed, never followed; no other mount is entered. Best effort, bounded by
+// `max_depth` (what is deeper, or cannot be removed, stays).
+void clear_out_dir(int dirfd, int max_depth = 16);
+
 }  // namespace onemcp::sandbox

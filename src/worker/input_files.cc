@@ -26,7 +26,7 @@ Status write_all(int fd, const std::string& data) {
   return {};
 }
 
-Status write_one(int base, const ipc::InputFile& f) {
+Status write_one(int base, const ipc::InputFile& f, bool replace) {
   if (auto s = ipc::check_input_path(f.path); !s) return file_error(f.path, s.error().message);
   UniqueFd dir(::fcntl(base, F_DUPFD_CLOEXEC, 0));
   if (!dir.valid()) return file_error(f.path, std::strerror(errno));
@@ -44,19 +44,24 @@ Status write_one(int base, const ipc::InputFile& f) {
     dir = std::move(next);
   }
   const std::string name = f.path.substr(start);
+  const int how = replace ? O_TRUNC : O_EXCL;
   UniqueFd fd(::openat(dir.get(), name.c_str(),
-                       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+                       O_WRONLY | O_CREAT | how | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644));
   if (!fd.valid()) {
     return file_error(f.path, errno == EEXIST ? std::string("it is given twice, or already exists")
                                               : std::string(std::strerror(errno)));
   }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+    return file_error(f.path, "it exists and is not a regular file");
   if (auto s = write_all(fd.get(), f.data); !s) return file_error(f.path, s.error().message);
   return {};
 }
 
 }  // namespace
 
-Status write_input_files(const std::string& cwd, const std::vector<ipc::InputFile>& files) {
+Status write_input_files(const std::string& cwd, const std::vector<ipc::InputFile>& files,
+                         bool replace) {
   if (files.empty()) return {};
   const char* where = cwd.empty() ? "." : cwd.c_str();
   UniqueFd base(::open(where, O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -65,7 +70,7 @@ Status write_input_files(const std::string& cwd, const std::vector<ipc::InputFil
                       (cwd.empty() ? "" : cwd + " ") + "(" + std::strerror(errno) + ")");
   }
   for (const auto& f : files) {
-    if (auto s = write_one(base.get(), f); !s) return s;
+    if (auto s = write_one(base.get(), f, replace); !s) return s;
   }
   return {};
 }

@@ -52,6 +52,7 @@ const std::vector<JailStep> kJailSteps = {
      [](const RunJail& r) { return jail::make_writable_paths(*r.request); }},
     {JailPhase::request, "run: pip set", false,
      [](const RunJail& r) { return jail::mount_pip_site(r.request->pip_key); }},
+    {JailPhase::request, "run: workspace", false, jail::mount_workspace},
     {JailPhase::limits, "run: rlimits", true, jail::set_rlimits},
     {JailPhase::lockdown, "run: uid and no_new_privs", false,
      [](const RunJail&) { return jail::drop_privileges(); }},

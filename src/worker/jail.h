@@ -20,7 +20,7 @@
 namespace onemcp::worker {
 
 inline constexpr const char* kRootDir = "/tmp";  // where the sandbox root is built (private mount ns)
-inline constexpr uid_t kRunUid = 1000;           // inner uid/gid of a run (never 0)
+inline constexpr uid_t kRunUid = ipc::kRunUid;   // inner uid/gid of a run (never 0)
 inline constexpr uint64_t kTmpBytes = 64ull << 20;
 inline constexpr uint64_t kTmpInodes = 4096;
 // Where a run with pip dependencies sees its set's site directory (read-only).
@@ -57,7 +57,7 @@ Status jail_after_fork_parent();
 //             on each writable root; pivot_root into the read-only root;
 //   request   once the request is read: the writable roots it does not use detached, its
 //             writable paths made; its pip site directory bound (read-only, at kPipSiteDir) and
-//             every other set detached;
+//             every other set detached; the session's workspace mounted at /work;
 //   limits    after its fds are in place: rlimits (also without the sandbox);
 //   lockdown  last before its code: the run uid, no_new_privs, Landlock, seccomp.
 struct RunJail {
@@ -65,6 +65,7 @@ struct RunJail {
   bool relay = false;                        // may connect to 127.0.0.1:ipc::kProxyPort
   uint64_t vm_base = 0;                      // the zygote's address-space size (RLIMIT_AS base)
   bool sandbox = true;                       // false: only the steps that apply without it
+  int workspace_fd = -1;  // a detached mount of the session's workspace (RunRequest::workspace)
 };
 enum class JailPhase { slot, request, limits, lockdown };
 struct JailStep {

@@ -37,6 +37,7 @@ Status mount_run_filesystems();  // /proc and a tmpfs on each writable root
 Status pivot_into_root();
 Status make_writable_paths(const ipc::RunRequest& req);
 Status mount_pip_site(const std::string& key);
+Status mount_workspace(const RunJail& run);  // at ipc::kWorkspaceDir, when the run has one
 const char* ca_bundle();  // the host's CA certificates, bound read-only
 // jail_rlimits.cc
 Status set_rlimits(const RunJail& run);

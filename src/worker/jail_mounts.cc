@@ -91,6 +91,18 @@ Status mount_pip_site(const std::string& key) {
   return {};
 }
 
+// The session's workspace: a tmpfs the supervisor made (its size and inode count are the
+// workspace's quota), cloned for this run as a detached mount, attached at kWorkspaceDir. Only
+// this run's mount namespace sees it.
+Status mount_workspace(const RunJail& run) {
+  if (!run.request->workspace) return {};
+  if (run.workspace_fd < 0) return make_error("the workspace of the request is missing");
+  if (::move_mount(run.workspace_fd, "", AT_FDCWD, ipc::kWorkspaceDir, MOVE_MOUNT_F_EMPTY_PATH) !=
+      0)
+    return make_error(why(std::string("mount the workspace at ") + ipc::kWorkspaceDir));
+  return {};
+}
+
 Status build_root() {
   const std::string r = kRootDir;
   std::vector<UniqueFd> sources;
@@ -104,7 +116,7 @@ Status build_root() {
   if (::mount("tmpfs", r.c_str(), "tmpfs", MS_NOSUID | MS_NODEV,
               "size=1m,nr_inodes=256,mode=0755") != 0)
     return make_error(why("mount root tmpfs"));
-  for (const char* d : {"/usr", "/proc", "/dev", "/etc"}) {
+  for (const char* d : {"/usr", "/proc", "/dev", "/etc", ipc::kWorkspaceDir}) {
     if (::mkdir((r + d).c_str(), 0755) != 0) return make_error(why(std::string("mkdir ") + d));
   }
   for (const auto& d : config().writable_roots) {

@@ -31,8 +31,9 @@ Status set_rlimits(const RunJail& run) {
     if (auto s = set(RLIMIT_AS, run.vm_base + (req.mem_mb + 64) * (1ull << 20), "RLIMIT_AS"); !s)
       return s;
   }
-  if (req.timeout_ms > 0) {
-    // Backstop only: the supervisor kills on the wall-clock deadline.
+  if (req.timeout_ms > 0 && !req.live) {
+    // Backstop only: the supervisor kills on the wall-clock deadline. (A live run's process
+    // serves many calls: their CPU time adds up, and no call could raise the limit again.)
     if (auto s = set(RLIMIT_CPU, req.timeout_ms / 1000 + 2, "RLIMIT_CPU"); !s) return s;
   }
   if (run.sandbox) {

@@ -41,6 +41,7 @@ Mark g_marks[32];
 size_t g_nmarks = 0;
 bool g_profile = false;  // the run's request asked for its steps
 bool g_forked = false;   // in a run (its page faults count from its fork)
+bool g_kept = false;     // a live run's process stays for the next call after its report
 
 void reset_marks() { g_nmarks = 0; }
 
@@ -159,6 +160,91 @@ std::vector<UniqueFd> await_slot(int slot, char want, size_t min_fds, size_t max
   return fds;
 }
 
+// Moves `want[i]` to fd i for each i < count (skipping -1) and closes every fd from `count` on.
+// Sources go above 9 first so dup2 never clobbers one still needed.
+void place_fds(int* want, int count, int result_fd) {
+  for (int i = 0; i < count; ++i) {
+    if (want[i] < 0) continue;
+    int moved = ::fcntl(want[i], F_DUPFD_CLOEXEC, 10);
+    if (moved < 0) setup_failed(result_fd, "dup");
+    want[i] = moved;
+  }
+  for (int i = 0; i < count; ++i) {
+    if (want[i] >= 0 && ::dup2(want[i], i) < 0) setup_failed(result_fd, "dup2");
+  }
+  ::syscall(SYS_close_range, unsigned(count), ~0u, 0u);
+}
+
+// Waits for kSlotGo on the slot socket: the code runs only once its capsule is stored (EOF: it
+// could not be; nothing runs).
+void await_go() {
+  char go = 0;
+  ssize_t got;
+  do {
+    got = ::read(ipc::kSlotFd, &go, 1);
+  } while (got < 0 && errno == EINTR);
+  if (got != 1 || go != ipc::kSlotGo) _exit(126);
+}
+
+// Whether a later call of a live run asks for the sandbox its process was built with (its
+// namespaces, mounts, Landlock rules and relay cannot change any more).
+bool same_sandbox(const ipc::RunRequest& a, const ipc::RunRequest& b) {
+  return a.pip_key == b.pip_key && a.relay() == b.relay() && a.mcp == b.mcp &&
+         a.network_relay == b.network_relay && a.workspace == b.workspace &&
+         a.readonly == b.readonly && a.writable == b.writable && b.live &&
+         b.heap == ipc::HeapMode::none;
+}
+
+// A live run between calls: its call is done (fds 0-3 closed, so the supervisor sees the end),
+// and it serves the session's next calls in the same interpreter until the supervisor closes the
+// slot socket or a call ends the process.
+[[noreturn]] void serve_live_calls(Runtime& rt, const ipc::RunRequest& first) {
+  for (;;) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    for (int fd = 0; fd <= ipc::kResultFd; ++fd) ::close(fd);
+    char tag = 0;
+    std::vector<UniqueFd> fds;
+    auto got = ipc::recv_with_fds(ipc::kSlotFd, &tag, 1, &fds, ipc::kLiveCallFdCount);
+    if (!got || *got != 1 || tag != ipc::kSlotRequest || fds.size() != ipc::kLiveCallFdCount)
+      _exit(0);  // the session is over (or its socket was misused by its own code)
+    // Received on the lowest free numbers (0-3 among them): moved above 9 first, then stdin,
+    // stdout, stderr, result -> 0..3; the broker (4) and the slot socket (5) stay.
+    for (auto& fd : fds) {
+      UniqueFd moved(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 10));
+      if (!moved.valid()) _exit(125);
+      fd = std::move(moved);
+    }
+    for (int i = 0; i < 4; ++i) {
+      if (::dup2(fds[size_t(i) + 1].get(), i) < 0) _exit(125);
+    }
+    UniqueFd request = std::move(fds[0]);
+    fds.clear();  // the moved copies closed; 0-3 hold the call's
+    reset_marks();
+    mark_step("run: live call received");
+    auto text = ipc::read_all(request.get(), kMaxRequestBytes);
+    request.reset();
+    if (!text) setup_failed(ipc::kResultFd, text.error().message);
+    auto req = ipc::decode_request(*text);
+    if (!req) setup_failed(ipc::kResultFd, req.error().message);
+    if (!same_sandbox(first, *req))
+      setup_failed(ipc::kResultFd, "a live run's call asks for another sandbox than its first");
+    g_profile = req->profile;
+    if (auto s = write_input_files(req->cwd, req->files, req->workspace); !s)
+      input_failed(s.error().message);
+    await_go();
+    mark_step("run: go received");
+    g_kept = true;
+    int code = rt.run(*req);
+    if (!g_kept) {
+      std::fflush(stdout);
+      std::fflush(stderr);
+      for (int fd = 0; fd <= ipc::kBrokerFd; ++fd) ::close(fd);
+      _exit(code & 0xff);
+    }
+  }
+}
+
 // A run slot: forked before its request, so fork, cgroup placement, fresh namespaces and the
 // interpreter's after-fork work happen off the path of a call. It waits until the supervisor has
 // placed it in its cgroups (nothing runs outside its limits), enters its namespaces, readies the
@@ -198,15 +284,17 @@ std::vector<UniqueFd> await_slot(int slot, char want, size_t min_fds, size_t max
     mark_step("run: warmed up");
   }
 
-  std::vector<UniqueFd> input = await_slot(slot, ipc::kSlotRequest, 2, 3);
+  std::vector<UniqueFd> input = await_slot(slot, ipc::kSlotRequest, 2, 4);
   mark_step("run: request received");
   auto text = ipc::read_all(input[0].get(), kMaxRequestBytes);
   if (!text) setup_failed(result_fd, text.error().message);
   auto req = ipc::decode_request(*text);
   if (!req) setup_failed(result_fd, req.error().message);
   input[0].reset();
-  if ((req->heap != ipc::HeapMode::none) != (input.size() == 3))
-    setup_failed(result_fd, "the heap of the request is missing or unexpected");
+  const bool has_heap = req->heap != ipc::HeapMode::none;
+  if (input.size() != 2 + size_t(has_heap) + size_t(req->workspace))
+    setup_failed(result_fd, "the heap or workspace of the request is missing or unexpected");
+  const int heap_fd = has_heap ? input[2].get() : -1;
   g_profile = req->profile;
   mark_step("run: request read");
   if (!req->pip_key.empty()) {
@@ -216,7 +304,10 @@ std::vector<UniqueFd> await_slot(int slot, char want, size_t min_fds, size_t max
 
   jail.request = &*req;
   jail.relay = sandbox && rt.uses_relay() && req->relay();
+  jail.workspace_fd = req->workspace ? input.back().get() : -1;
+  if (req->workspace && !sandbox) setup_failed(result_fd, "workspaces need the sandbox");
   if (auto s = apply_jail(JailPhase::request, jail); !s) setup_failed(result_fd, s.error().message);
+  if (req->workspace) input.back().reset();
   if (sandbox) {
     // Hand the supervisor our /out: the tmpfs lives as long as it holds the fd, so it can read
     // what the run leaves there after the run is gone.
@@ -227,19 +318,9 @@ std::vector<UniqueFd> await_slot(int slot, char want, size_t min_fds, size_t max
   }
 
   // stdin, stdout, stderr, result, broker, slot (, heap) -> 0..5 (, 6); everything else closed.
-  int want[7] = {input[1].get(), fds.out.get(), fds.err.get(), fds.result.get(), fds.broker.get(), slot,
-                 input.size() == 3 ? input[2].get() : -1};
-  const int count = want[6] < 0 ? 6 : 7;
-  // Move sources above 3 first so dup2 never clobbers a source still needed.
-  for (int i = 0; i < count; ++i) {
-    int moved = ::fcntl(want[i], F_DUPFD_CLOEXEC, 10);
-    if (moved < 0) setup_failed(result_fd, "dup");
-    want[i] = moved;
-  }
-  for (int i = 0; i < count; ++i) {
-    if (::dup2(want[i], i) < 0) setup_failed(result_fd, "dup2");
-  }
-  ::syscall(SYS_close_range, unsigned(count), ~0u, 0u);
+  int want[7] = {input[1].get(),   fds.out.get(), fds.err.get(), fds.result.get(),
+                 fds.broker.get(), slot,          heap_fd};
+  place_fds(want, heap_fd < 0 ? 6 : 7, result_fd);
   mark_step("run: fds in place");
 
   if (auto s = apply_jail(JailPhase::limits, jail); !s)
@@ -251,17 +332,14 @@ std::vector<UniqueFd> await_slot(int slot, char want, size_t min_fds, size_t max
 
   if (auto s = apply_jail(JailPhase::lockdown, jail); !s)
     setup_failed(ipc::kResultFd, s.error().message);
-  if (auto s = write_input_files(req->cwd, req->files); !s) input_failed(s.error().message);
-  // The code runs only once its capsule is stored (EOF: it could not be; nothing runs).
-  char go = 0;
-  ssize_t got;
-  do {
-    got = ::read(ipc::kSlotFd, &go, 1);
-  } while (got < 0 && errno == EINTR);
-  if (got != 1 || go != ipc::kSlotGo) _exit(126);
-  ::close(ipc::kSlotFd);
+  if (auto s = write_input_files(req->cwd, req->files, req->workspace); !s)
+    input_failed(s.error().message);
+  await_go();
+  if (!req->live) ::close(ipc::kSlotFd);
   mark_step("run: go received");
+  g_kept = req->live;
   int code = rt.run(*req);
+  if (g_kept) serve_live_calls(rt, *req);
   std::fflush(stdout);
   std::fflush(stderr);
   // Done: closing the output and result now (not as part of exit, which first unmaps the whole
@@ -305,11 +383,14 @@ void mark_step(const char* name) {
   g_marks[g_nmarks++] = {name, int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec, minflt};
 }
 
+void leaving() { g_kept = false; }
+
 void write_report(const ipc::ChildReport& report) {
-  if (!g_profile) return write_all_fd(ipc::kResultFd, ipc::encode(report));
+  if (!g_profile && !g_kept) return write_all_fd(ipc::kResultFd, ipc::encode(report));
   mark_step("run: report written");
   ipc::ChildReport with_steps = report;
-  for (size_t i = 0; i < g_nmarks; ++i)
+  with_steps.kept = g_kept;
+  for (size_t i = 0; g_profile && i < g_nmarks; ++i)
     with_steps.steps.push_back({g_marks[i].name, g_marks[i].ns, g_marks[i].minflt});
   write_all_fd(ipc::kResultFd, ipc::encode(with_steps));
 }

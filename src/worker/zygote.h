@@ -52,6 +52,10 @@ std::string pip_site_dir(const ipc::RunRequest& request);
 // asked to profile.
 void write_report(const ipc::ChildReport& report);
 
+// In a live run (ipc::RunRequest::live): the process exits after the report it writes next
+// instead of waiting for another call (the report then does not say it is kept).
+void leaving();
+
 // In a run: notes that the step `name` (a string literal) just ended, for the per-step breakdown
 // (ipc::RunRequest::profile). Allocates nothing.
 void mark_step(const char* name);

@@ -675,6 +675,7 @@ bool JsRuntime::past_backstop() {
 }
 
 void JsRuntime::exit_now(int code) {
+  worker::leaving();  // process.exit() ends a session's live interpreter too
   report_.exit_code = code & 0xff;
   worker::write_report(report_);
   _exit(code & 0xff);
@@ -1127,6 +1128,15 @@ int JsRuntime::call_setup(const ipc::RunRequest& req) {
 
 int JsRuntime::run_checked(const ipc::RunRequest& req) {
   ::signal(SIGPIPE, SIG_IGN);  // a closed pipe is EPIPE, handled in write_all
+  // A live interpreter's later calls start from what the last one left: only the per-call state
+  // is reset (the npm layer, once loaded, stays).
+  report_ = {};
+  timed_out_ = false;
+  import_refused_ = false;
+  broker_used_ = false;
+  broker_closed_.clear();
+  broker_in_ = ipc::FrameReader();
+  broker_fd_ = -1;
   if (req.heap == ipc::HeapMode::make) return make_heap(req);
   if (req.heap == ipc::HeapMode::use) {
     if (auto s = adopt_heap(); !s) return fail_internal(s.error().message);
@@ -1154,7 +1164,7 @@ int JsRuntime::run_checked(const ipc::RunRequest& req) {
 
   JSValue compiled = JS_UNDEFINED;
   Mode mode = Mode::script;
-  has_dependencies_ = !req.deps_code.empty() || req.heap == ipc::HeapMode::use;
+  has_dependencies_ = has_dependencies_ || !req.deps_code.empty() || req.heap == ipc::HeapMode::use;
   if (int code = compile(req, &compiled, &mode); code >= 0) return code;
   worker::mark_step("run: code compiled");
   // After compiling: code that needs esbuild first does not pay for the layer twice.

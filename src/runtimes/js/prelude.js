@@ -2735,15 +2735,20 @@
   let tracked;  // the run's top-level promise: { state: 0 pending | 1 fulfilled | 2 rejected, value }
   return {
     inspect,
-    // Per-run setup, in the forked child.
+    // Per-run setup, in the forked child (and before every later call of a session's live
+    // interpreter: each call has its own arguments, environment and exit code).
     setup(argv, env, cwd) {
+      process.argv.length = 2;
       process.argv.push(...argv);
+      for (const key of Object.keys(process.env)) delete process.env[key];
       Object.assign(process.env, env);
+      process.exitCode = undefined;
       cwdValue = cwd;
       startTime = host.now();
       performance.timeOrigin = Date.now();
     },
-    // A run continuing from a heap snapshot: setup() ran when the heap was made; the clocks start now.
+    // A run continuing from a heap snapshot: setup() ran when the heap was made; the clocks start
+    // now.
     resume() {
       startTime = host.now();
       performance.timeOrigin = Date.now();
@@ -2761,7 +2766,8 @@
       const cjs = globalThis.__onemcp_commonjs;
       delete globalThis.__onemcp_modules;
       delete globalThis.__onemcp_commonjs;
-      if (table !== null && typeof table === 'object') npmModules = Object.assign(Object.create(null), table);
+      if (table !== null && typeof table === 'object')
+        npmModules = Object.assign(Object.create(null), table);
       if (Array.isArray(cjs)) npmCommonJs = new Set(cjs);
     },
     track(promise) {
@@ -2774,9 +2780,14 @@
     trackedState: () => tracked,
     // The network broker channel (driven by the C event loop).
     brokerPending: () => pendingRequests.size,
-    brokerMessage(text) {  // one answer frame; false when it is not one (the channel is then closed)
+    brokerMessage(
+        text) {  // one answer frame; false when it is not one (the channel is then closed)
       let m;
-      try { m = JSON.parse(text); } catch { return false; }
+      try {
+        m = JSON.parse(text);
+      } catch {
+        return false;
+      }
       if (m === null || typeof m !== 'object' || typeof m.id !== 'number') return false;
       sentRequests.delete(m.id);
       settleRequest(m.id, (entry) => entry.answer(m));
@@ -2786,14 +2797,19 @@
     brokerClosed(reason) {
       sentRequests.clear();
       queuedRequests.length = 0;
-      for (const id of [...pendingRequests.keys()]) settleRequest(id, (entry) => entry.fail(reason));
+      for (const id of [...pendingRequests.keys()])
+        settleRequest(id, (entry) => entry.fail(reason));
     },
     exitCode: () => (process.exitCode === undefined ? 0 : Number(process.exitCode) | 0),
     // For uncaught errors: [text for stderr, one-line summary].
     describe(value) {
       if (isError(value)) {
         let text;
-        try { text = inspect(value); } catch { text = errorStack(value); }
+        try {
+          text = inspect(value);
+        } catch {
+          text = errorStack(value);
+        }
         return [text, errorHead(value)];
       }
       const text = inspect(value);

@@ -180,6 +180,7 @@ class PythonRuntime final : public worker::Runtime {
     // Programs the code starts must not inherit the report pipe.
     ::fcntl(ipc::kResultFd, F_SETFD, FD_CLOEXEC);
     run_pid_ = ::getpid();
+    reported_ = false;  // a live interpreter reports once per call
     try {
       return run_code(request) & 0xff;
     } catch (...) {  // std::bad_alloc in our own code: the run exhausted its address space
@@ -209,8 +210,9 @@ class PythonRuntime final : public worker::Runtime {
     }
 
     PyObject* mcp = request.mcp ? Py_True : Py_False;  // borrowed
+    PyObject* live = request.live ? Py_True : Py_False;  // borrowed
     Ref prepared(PyObject_CallFunctionObjArgs(prepare_.get(), source.get(), args.get(), env.get(),
-                                              cwd.get(), mcp, site.get(), nullptr));
+                                              cwd.get(), mcp, site.get(), live, nullptr));
     if (!prepared) return runner_failed();
     if (!PyTuple_Check(prepared.get()) || PyTuple_GET_SIZE(prepared.get()) != 2) {
       return internal_error("prepare() returned an unexpected value");
@@ -241,7 +243,8 @@ class PythonRuntime final : public worker::Runtime {
     }
     value = Ref();
     prepared = Ref();
-    Ref result(PyObject_CallFunctionObjArgs(finish_.get(), exc.get(), globals.get(), nullptr));
+    Ref result(PyObject_CallFunctionObjArgs(finish_.get(), exc.get(), globals.get(),
+                                            request.live ? Py_True : Py_False, nullptr));
     exc = Ref();
     globals = Ref();
     if (!result) return runner_failed();

@@ -220,12 +220,17 @@ def _shown(value):
     return text
 
 
-def prepare(source, args, env, cwd, mcp=False, site='', stdio=(0, 1, 2)):
+_session = {'main': None}  # a live interpreter's __main__, kept from call to call
+
+
+def prepare(source, args, env, cwd, mcp=False, site='', live=False, stdio=(0, 1, 2)):
     """Sets the process up for one run. Returns (code, globals), or (None, result) when the
     run ends before any user code runs. `mcp`: the run may call upstream tools (its relay
-    serves them). `site`: the directory of the run's pip packages, searched first."""
+    serves them). `site`: the directory of the run's pip packages, searched first. `live`: a
+    call of a session's live interpreter, whose __main__ (variables, imports, definitions)
+    carries over from its earlier calls."""
     _mcp_tools._enabled = mcp
-    if site:
+    if site and site not in sys.path:
         sys.path.insert(0, site)
     sys.stdin = sys.__stdin__ = _reader(stdio[0], '<stdin>')
     sys.stdout = sys.__stdout__ = _writer(stdio[1], '<stdout>')
@@ -240,8 +245,12 @@ def prepare(source, args, env, cwd, mcp=False, site='', stdio=(0, 1, 2)):
             message = f'cannot change directory to {cwd!r}: {e.strerror}'
             sys.stderr.write(message + '\n')
             return None, (1, 'exception', message)
-    main = types.ModuleType('__main__')
-    main.__builtins__ = builtins
+    main = _session['main'] if live else None
+    if main is None:
+        main = types.ModuleType('__main__')
+        main.__builtins__ = builtins
+        if live:
+            _session['main'] = main
     sys.modules['__main__'] = main
     # mtime None: linecache never tries to reload it from disk.
     linecache.cache[_FILENAME] = (len(source), None, source.splitlines(True), _FILENAME)
@@ -274,10 +283,11 @@ def _outcome(e):
     return 1, 'exception', _one_line(e)
 
 
-def finish(exc, namespace=None):
+def finish(exc, namespace=None, live=False):
     """After the user's code: report its exception or the value of its last expression, then do
-    what Py_FinalizeEx would (wait for threads, run atexit) without finalising. Returns (exit
-    code, error kind, message, value's repr)."""
+    what Py_FinalizeEx would (wait for threads, run atexit) without finalising; a live
+    interpreter's call leaves its threads running and its atexit hooks for the end. Returns
+    (exit code, error kind, message, value's repr)."""
     value = namespace.pop(_VALUE, None) if namespace is not None else None
     shown = _shown(value) if exc is None else None
     value = namespace = None
@@ -289,14 +299,15 @@ def finish(exc, namespace=None):
             _save_figures(plt)
         except BaseException as e:
             _print_exception(e, e.__traceback__)
-    try:
-        threading._shutdown()
-    except BaseException:
-        pass
-    try:
-        atexit._run_exitfuncs()
-    except BaseException:
-        pass
+    if not live:
+        try:
+            threading._shutdown()
+        except BaseException:
+            pass
+        try:
+            atexit._run_exitfuncs()
+        except BaseException:
+            pass
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
