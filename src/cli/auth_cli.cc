@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "base/sha256.h"
 #include "base/unique_fd.h"
+#include "cli/config_file.h"
 
 namespace onemcp::cli {
 namespace {
@@ -27,8 +28,9 @@ using nlohmann::ordered_json;
 
 // The config file as an ordered document (so a rewrite keeps the user's key order), after
 // checking that it is a valid config today: the tool never edits a file it does not understand.
-Result<ordered_json> read_config(const std::string& path) {
-  auto valid = policy::load_config(path);
+Result<ordered_json> read_config(const std::string& path, const std::string& dir,
+                                 const std::string& config) {
+  auto valid = load_project_config(dir, config);
   if (!valid) return valid.error();
   std::ifstream in(path);
   std::stringstream text;
@@ -79,19 +81,14 @@ ordered_json& tokens_of(ordered_json& doc) {
   return a["tokens"];
 }
 
-std::string resolve(const std::string& dir, const std::string& path) {
-  if (path.empty() || path[0] == '/' || dir.empty()) return path;
-  return (fs::path(dir) / path).string();
-}
-
 }  // namespace
 
-int token_create(const std::string& path, const std::string& name_arg) {
-  auto doc = read_config(path);
+int token_create(const std::string& dir, const std::string& config, const std::string& name_arg) {
+  const std::string path = resolve(dir, config);
+  auto doc = read_config(path, dir, config);
   if (!doc) {
     std::fprintf(stderr,
-                 "1mcp token create: %s\n(the token is added to an existing, valid config: fix "
-                 "it, or make one with `1mcp init`)\n",
+                 "1mcp token create: %s\n(the token is added to an existing, valid config)\n",
                  doc.error().message.c_str());
     return 2;
   }
@@ -141,8 +138,9 @@ int token_create(const std::string& path, const std::string& name_arg) {
   return 0;
 }
 
-int token_list(const std::string& path) {
-  auto c = policy::load_config(path);
+int token_list(const std::string& dir, const std::string& config) {
+  const std::string path = resolve(dir, config);
+  auto c = load_project_config(dir, config);
   if (!c) {
     std::fprintf(stderr, "1mcp token list: %s\n", c.error().message.c_str());
     return 2;
@@ -154,8 +152,9 @@ int token_list(const std::string& path) {
   return 0;
 }
 
-int token_revoke(const std::string& path, const std::string& name) {
-  auto doc = read_config(path);
+int token_revoke(const std::string& dir, const std::string& config, const std::string& name) {
+  const std::string path = resolve(dir, config);
+  auto doc = read_config(path, dir, config);
   if (!doc) {
     std::fprintf(stderr, "1mcp token revoke: %s\n", doc.error().message.c_str());
     return 2;

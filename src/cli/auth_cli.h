@@ -15,12 +15,12 @@
 namespace onemcp::cli {
 
 // `1mcp token create`: prints a new token on stdout, adds its SHA-256 to auth.tokens of the
-// config at `path` under `name` (empty: the first free "token-N"). Exit code.
-int token_create(const std::string& path, const std::string& name);
+// config `config` of project `dir` under `name` (empty: the first free "token-N"). Exit code.
+int token_create(const std::string& dir, const std::string& config, const std::string& name);
 // `1mcp token list`: the names of auth.tokens and the start of their digests.
-int token_list(const std::string& path);
+int token_list(const std::string& dir, const std::string& config);
 // `1mcp token revoke NAME`: removes that entry.
-int token_revoke(const std::string& path, const std::string& name);
+int token_revoke(const std::string& dir, const std::string& config, const std::string& name);
 
 struct ServeAuth {
   std::unique_ptr<auth::JwksCache> jwks;   // with auth.oauth

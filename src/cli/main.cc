@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -26,6 +27,7 @@
 #include "capsule/signing_key.h"
 #include "capsule/store.h"
 #include "cli/auth_cli.h"
+#include "cli/config_file.h"
 #include "deps/npm.h"
 #include "deps/pip.h"
 #include "deps/process.h"
@@ -64,17 +66,82 @@ std::string exe_dir() {
   return fs::path(buf).parent_path().string();
 }
 
-std::string resolve(const std::string& dir, const std::string& path) {
-  if (path.empty() || path[0] == '/' || dir.empty()) return path;
-  return (fs::path(dir) / path).string();
+using cli::resolve;
+
+// --open: the web page in the user's browser, through xdg-open (what the original's `open`
+// package uses on Linux). Whatever prevents it is logged with the URL to open by hand. Without a
+// graphical session xdg-open would start a text browser on the server's terminal, so it is not
+// tried then. xdg-open is not waited for (it may run as long as the browser does); a failure it
+// reports later is logged.
+void open_browser(const std::string& url) {
+  auto manual = [url](const std::string& why) {
+    log::warn("--open: cannot open a browser: " + why + "; open " + url + " yourself");
+  };
+  const char* path_env = std::getenv("PATH");
+  const std::string opener =
+      deps::find_in_path("xdg-open", path_env ? path_env : "/usr/local/bin:/usr/bin:/bin");
+  if (opener.empty())
+    return manual("xdg-open is not installed (Debian: apt-get install xdg-utils)");
+  auto set = [](const char* var) {
+    const char* v = std::getenv(var);
+    return v && *v;
+  };
+  if (!set("DISPLAY") && !set("WAYLAND_DISPLAY") && !set("BROWSER")) {
+    return manual("no graphical session (DISPLAY and WAYLAND_DISPLAY are not set)");
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, 2, 1);  // stdout is the server's log, never stdio's
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);  // the server blocks the signals its sigwait thread takes
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);  // ignored by the server
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  const char* argv[] = {opener.c_str(), url.c_str(), nullptr};
+  pid_t pid = -1;
+  const int err =
+      ::posix_spawn(&pid, opener.c_str(), &actions, &attr, const_cast<char**>(argv), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (err != 0) return manual("cannot start " + opener + ": " + std::strerror(err));
+  std::thread([pid, opener, manual] {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+    manual(opener + (WIFEXITED(status)
+                         ? " failed with exit status " + std::to_string(WEXITSTATUS(status))
+                         : std::string(" was killed by a signal")));
+  }).detach();
 }
 
-void open_browser(const std::string& url) {
-  const char* argv[] = {"xdg-open", url.c_str(), nullptr};
-  pid_t pid;
-  if (::posix_spawnp(&pid, "xdg-open", nullptr, nullptr, const_cast<char**>(argv), environ) != 0) {
-    log::warn("--open: could not start xdg-open; open " + url + " yourself");
+// What `1mcp` says where a command is missing or unknown (CLI11 only says "A subcommand is
+// required"): the commands of `where`, each with its description. Exit code 2.
+int command_usage(const CLI::App& where, const std::vector<std::string>& extra) {
+  std::string name = where.get_name();
+  for (const CLI::App* p = where.get_parent(); p; p = p->get_parent()) {
+    name = p->get_parent() ? p->get_name() + " " + name : "1mcp " + name;
   }
+  if (!where.get_parent()) name = "1mcp";
+  if (extra.empty()) {
+    std::fprintf(stderr, "%s: a command is needed.\n", name.c_str());
+  } else if (extra.front().starts_with("-")) {
+    std::fprintf(stderr, "%s: unknown option \"%s\"; a command comes first.\n", name.c_str(),
+                 extra.front().c_str());
+  } else {
+    std::fprintf(stderr, "%s: \"%s\" is not a command.\n", name.c_str(), extra.front().c_str());
+  }
+  std::fprintf(stderr, "Usage: %s COMMAND [OPTIONS]\nCommands:\n", name.c_str());
+  for (const CLI::App* sub : where.get_subcommands([](const CLI::App*) { return true; })) {
+    std::fprintf(stderr, "  %-9s %s\n", sub->get_name().c_str(), sub->get_description().c_str());
+  }
+  std::fprintf(stderr, "`%s COMMAND --help` shows a command's options.\n", name.c_str());
+  return 2;
 }
 
 int cmd_init(const std::string& dir, const std::string& config) {
@@ -115,10 +182,9 @@ int cmd_init(const std::string& dir, const std::string& config) {
 // the project's public key. Exit 0 when every check passed, 1 when one failed, 2 on bad setup.
 int cmd_capsule_verify(const std::string& dir, const std::string& config,
                        const std::string& target) {
-  auto cfg = policy::load_config(resolve(dir, config));
+  auto cfg = cli::load_project_config(dir, config);
   if (!cfg) {
-    std::fprintf(stderr, "1mcp capsule verify: invalid configuration: %s\n",
-                 cfg.error().message.c_str());
+    std::fprintf(stderr, "1mcp capsule verify: %s\n", cfg.error().message.c_str());
     return 2;
   }
   std::string key_dir = resolve(dir, cfg->signing_key_path);
@@ -369,7 +435,8 @@ void drain(server::McpServer& mcp, int sig, std::chrono::milliseconds grace) {
 }
 
 struct ServeFlags {
-  std::string config = "1mcp.config.json";
+  std::string config = cli::kDefaultConfigName;
+  bool config_given = false;  // -c on the command line
   std::string dir;
   uint16_t port = 7800;
   std::string bind = "127.0.0.1";
@@ -386,11 +453,37 @@ struct ServeFlags {
 int cmd_serve(const ServeFlags& f) {
   auto t0 = std::chrono::steady_clock::now();
   if (f.verbose) log::set_level(log::Level::debug);
-  std::string config_path = resolve(f.dir, f.config);
-  auto config = policy::load_config(config_path);
-  if (!config) {
-    std::fprintf(stderr, "1mcp serve: invalid configuration: %s\n", config.error().message.c_str());
+  if (f.open && (f.no_ui || f.stdio)) {
+    std::fprintf(stderr, "1mcp serve: --open opens the web page, which %s; leave out one of them\n",
+                 f.no_ui ? "--no-ui turns off" : "--stdio does not serve");
     return 2;
+  }
+  // A desktop client starts `1mcp serve --stdio` wherever it likes (often in /): without a
+  // config there, the built-in defaults, with their state (signing key, caches) in --dir or the
+  // user's state directory. Over HTTP, and for a config named with -c, the file is required.
+  std::string dir = f.dir;
+  const std::string config_path = resolve(dir, f.config);
+  const bool defaults = f.stdio && !f.config_given && cli::config_missing(config_path);
+  if (defaults && dir.empty()) {
+    auto state = cli::default_state_dir();
+    if (!state) {
+      std::fprintf(stderr, "1mcp serve: no %s here, and %s; create a config with `%s`\n",
+                   config_path.c_str(), state.error().message.c_str(),
+                   cli::init_command(f.dir, f.config).c_str());
+      return 2;
+    }
+    dir = *state;
+  }
+  auto config = defaults ? Result<policy::Config>(cli::default_config())
+                         : cli::load_project_config(dir, f.config);
+  if (!config) {
+    std::fprintf(stderr, "1mcp serve: %s\n", config.error().message.c_str());
+    return 2;
+  }
+  if (defaults) {
+    log::info("no " + fs::absolute(config_path).lexically_normal().string() +
+              ": running on the built-in defaults, state in " + dir +
+              " (`1mcp init` writes a config to change them; pass it with --config)");
   }
   const bool loopback = is_loopback_bind(f.bind);
   if (!f.stdio && !loopback && !config->auth.enabled()) {
@@ -404,7 +497,7 @@ int cmd_serve(const ServeFlags& f) {
   }
   cli::ServeAuth serve_auth;  // outlives the server, which checks every HTTP request with it
   if (!f.stdio) {
-    auto a = cli::setup_serve_auth(*config, f.dir);
+    auto a = cli::setup_serve_auth(*config, dir);
     if (!a) {
       std::fprintf(stderr, "1mcp serve: %s\n", a.error().message.c_str());
       return 2;
@@ -526,7 +619,7 @@ int cmd_serve(const ServeFlags& f) {
   if (!config->mcps.empty()) {
     upstream::ManagerOptions uo;
     uo.client_version = kVersion;
-    uo.stdio_cwd = f.dir;
+    uo.stdio_cwd = dir;
     manager = std::make_unique<upstream::Manager>(config->mcps, uo);
     upstreams = std::make_unique<server::Upstreams>(*manager);
     manager->on_tools_changed([u = upstreams.get(), m = manager.get(), &announce] {
@@ -545,17 +638,17 @@ int cmd_serve(const ServeFlags& f) {
 
   std::shared_ptr<deps::NpmCache> npm_cache;
   server::NpmSetup npm;
-  if (auto s = setup_npm(*config, f.dir, paths.esbuild, &npm_cache, &npm); !s) {
+  if (auto s = setup_npm(*config, dir, paths.esbuild, &npm_cache, &npm); !s) {
     std::fprintf(stderr, "1mcp serve: %s\n", s.error().message.c_str());
     return 2;
   }
   std::shared_ptr<deps::PipCache> pip_cache;
   server::PipSetup pip;
-  if (auto s = setup_pip(*config, f.dir, &pip_cache, &pip, &paths.pip_root); !s) {
+  if (auto s = setup_pip(*config, dir, &pip_cache, &pip, &paths.pip_root); !s) {
     std::fprintf(stderr, "1mcp serve: %s\n", s.error().message.c_str());
     return 2;
   }
-  auto store = open_capsule_store(*config, f.dir);
+  auto store = open_capsule_store(*config, dir);
   if (!store) {
     std::fprintf(stderr, "1mcp serve: every run executes from a signed capsule: %s\n",
                  store.error().message.c_str());
@@ -750,13 +843,13 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", kVersion);
   app.require_subcommand(1);
 
-  std::string init_dir, init_config = "1mcp.config.json";
+  std::string init_dir, init_config = cli::kDefaultConfigName;
   auto* init = app.add_subcommand("init", "Write a documented default 1mcp.config.json");
   init->add_option("--dir", init_dir, "Project directory (created if missing)");
   init->add_option("-c,--config", init_config, "Config file path, relative to --dir")
       ->capture_default_str();
 
-  std::string cap_dir, cap_config = "1mcp.config.json", cap_target;
+  std::string cap_dir, cap_config = cli::kDefaultConfigName, cap_target;
   auto* cap = app.add_subcommand("capsule", "Work with stored capsules");
   cap->require_subcommand(1);
   auto* verify = cap->add_subcommand("verify", "Verify a capsule's id, signature and layers");
@@ -768,7 +861,7 @@ int main(int argc, char** argv) {
   verify->add_option("-c,--config", cap_config, "Config file path, relative to --dir")
       ->capture_default_str();
 
-  std::string token_dir, token_config = "1mcp.config.json", token_name;
+  std::string token_dir, token_config = cli::kDefaultConfigName, token_name;
   auto* token = app.add_subcommand("token", "Manage the static bearer tokens of auth.tokens");
   token->require_subcommand(1);
   auto* token_create = token->add_subcommand(
@@ -785,7 +878,9 @@ int main(int argc, char** argv) {
 
   ServeFlags sf;
   auto* serve = app.add_subcommand("serve", "Run the MCP server");
-  serve->add_option("-c,--config", sf.config, "Config file path, relative to --dir")->capture_default_str();
+  auto* serve_config =
+      serve->add_option("-c,--config", sf.config, "Config file path, relative to --dir")
+          ->capture_default_str();
   serve->add_option("-p,--port", sf.port, "HTTP port (0 picks a free one)")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
@@ -807,14 +902,27 @@ int main(int argc, char** argv) {
                   "Every run result carries when each step of the run ended and its page faults "
                   "(_meta \"io.1mcp/steps\"), for bench/steps.mjs");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // The deepest command given; where it has commands of its own and none was given (or an
+    // unknown one), list them.
+    const CLI::App* where = &app;
+    while (!where->get_subcommands().empty()) where = where->get_subcommands().front();
+    const bool has_commands = !where->get_subcommands([](const CLI::App*) { return true; }).empty();
+    if (has_commands && (dynamic_cast<const CLI::RequiredError*>(&e) ||
+                         dynamic_cast<const CLI::ExtrasError*>(&e))) {
+      return command_usage(*where, where->remaining());
+    }
+    return app.exit(e);
+  }
   if (*init) return cmd_init(init_dir, init_config);
   if (*cap) return cmd_capsule_verify(cap_dir, cap_config, cap_target);
   if (*token) {
-    const std::string path = resolve(token_dir, token_config);
-    if (*token_create) return cli::token_create(path, token_name);
-    if (*token_list) return cli::token_list(path);
-    return cli::token_revoke(path, token_name);
+    if (*token_create) return cli::token_create(token_dir, token_config, token_name);
+    if (*token_list) return cli::token_list(token_dir, token_config);
+    return cli::token_revoke(token_dir, token_config, token_name);
   }
+  sf.config_given = serve_config->count() > 0;
   return cmd_serve(sf);
 }

@@ -76,8 +76,11 @@ Result<std::string> resolve_command(const std::string& cmd, const std::string& p
     if (colon == std::string::npos) break;
     start = colon + 1;
   }
+  // The PATH itself goes to the server's log only: the error reaches HTTP clients (GET /mcps)
+  // and runs, and the server's PATH is none of their business.
+  log::warn("upstream command '" + cmd + "' not found in PATH=" + path);
   return make_error("cannot start '" + cmd + "': " + std::strerror(ENOENT) +
-                    " (searched PATH=" + path + ")");
+                    " (not in the directories of its PATH)");
 }
 
 std::string describe_exit(const siginfo_t& info) {

@@ -1,4 +1,5 @@
-// The `1mcp` command line: init, config validation at serve time, and --bind.
+// The `1mcp` command line: init, config validation at serve time, --bind, what it says to a
+// missing or unknown command and a missing config, serve --stdio without a config, and --open.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -7,15 +8,20 @@ import { after, test } from "node:test";
 
 import {
   BIN,
+  Client,
+  StdioClientTransport,
   configPath,
   makeProject,
   rawSession,
   readConfig,
   request,
   runCli,
+  sleep,
   startServer,
+  show,
   tempDir,
   waitExit,
+  withTimeout,
 } from "./lib.mjs";
 
 const servers = [];
@@ -79,11 +85,138 @@ test("init refuses to overwrite and leaves the file untouched", () => {
   assert.equal(fs.statSync(file).mtimeMs, stat.mtimeMs);
 });
 
-test("serve without a config fails and says so", async () => {
+test("serve without a config fails and says how to make one", async () => {
   const dir = tempDir();
   const { code, stderr } = await serveExpectingFailure(dir);
-  assert.notEqual(code, 0);
-  assert.match(stderr, /1mcp\.config\.json|config/i);
+  assert.equal(code, 2);
+  assert.ok(stderr.includes(`${configPath(dir)}: no such file`), stderr);
+  assert.ok(stderr.includes(`\`1mcp init --dir ${dir}\``), stderr);
+});
+
+test("no command, or an unknown one, lists the commands", () => {
+  for (const args of [[], ["foo"], ["serv", "--stdio"]]) {
+    const r = runCli(args);
+    assert.equal(r.status, 2, `1mcp ${args.join(" ")}: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /A subcommand is required/);
+    assert.match(r.stderr, args.length ? new RegExp(`"${args[0]}" is not a command`) : /a command is needed/);
+    for (const cmd of ["init", "serve", "capsule", "token"]) {
+      assert.match(r.stderr, new RegExp(`^  ${cmd} +\\S`, "m"), `lists ${cmd}: ${r.stderr}`);
+    }
+    assert.match(r.stderr, /`1mcp COMMAND --help`/);
+  }
+  const token = runCli(["token"]);
+  assert.equal(token.status, 2);
+  for (const cmd of ["create", "list", "revoke"]) assert.match(token.stderr, new RegExp(`^  ${cmd} +\\S`, "m"));
+  assert.match(token.stderr, /Usage: 1mcp token COMMAND/);
+  const nested = runCli(["capsule", "check"]);
+  assert.equal(nested.status, 2);
+  assert.match(nested.stderr, /1mcp capsule: "check" is not a command/);
+  assert.match(nested.stderr, /^  verify +\S/m);
+  // Errors of a command's own options stay CLI11's.
+  const missingArg = runCli(["capsule", "verify"]);
+  assert.notEqual(missingArg.status, 0);
+  assert.match(missingArg.stderr, /capsule is required/);
+});
+
+test("every command that reads the config says how to make a missing one", async () => {
+  const dir = tempDir();
+  const cases = [
+    ["token", "create", "--dir", dir],
+    ["token", "list", "--dir", dir],
+    ["token", "revoke", "ci", "--dir", dir],
+    ["capsule", "verify", "0".repeat(64), "--dir", dir],
+    ["serve", "--dir", dir, "-p", "0", "--no-ui"],
+    // --stdio with a config named on the command line: that file is required.
+    ["serve", "--stdio", "--dir", dir, "-c", "mine.json"],
+  ];
+  for (const args of cases) {
+    const r = runCli(args);
+    assert.equal(r.status, 2, `1mcp ${args.join(" ")}: ${r.stderr}`);
+    const config = args.includes("mine.json") ? "mine.json" : "1mcp.config.json";
+    const init = `1mcp init --dir ${dir}${config === "mine.json" ? " -c mine.json" : ""}`;
+    assert.ok(r.stderr.includes(`${path.join(dir, config)}: no such file; create a config with \`${init}\``),
+      `1mcp ${args.join(" ")}: ${r.stderr}`);
+  }
+  // A directory where the config should be: not readable as a file, and the hint is there too.
+  fs.mkdirSync(configPath(dir));
+  const r = runCli(["token", "list", "--dir", dir]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /not a regular file.*`1mcp init --dir .*` creates a config where nothing exists yet/);
+});
+
+test("serve --stdio without a config, started in / as a desktop client would, runs on the defaults", async () => {
+  const home = tempDir();
+  const transport = new StdioClientTransport({
+    command: BIN,
+    args: ["serve", "--stdio"],
+    cwd: "/",
+    env: { PATH: process.env.PATH, HOME: home },
+    stderr: "pipe",
+  });
+  let stderr = "";
+  transport.stderr?.on("data", (d) => (stderr += d));
+  const client = new Client({ name: "1mcp-e2e-defaults", version: "1.0.0" });
+  try {
+    await withTimeout(client.connect(transport), 20000, "stdio connect");
+    const { tools } = await client.listTools(undefined, { timeout: 5000 });
+    assert.deepEqual(tools.map((t) => t.name).sort(), ["run_js", "run_py"]);
+    const r = await client.callTool({ name: "run_js", arguments: { code: "console.log(6 * 7)" } }, undefined, { timeout: 20000 });
+    assert.equal(r.structuredContent?.stdout, "42\n", show(r));
+  } finally {
+    await client.close();
+  }
+  const state = path.join(home, ".local/state/1mcp");
+  const said = stderr.split("\n").filter((l) => /built-in defaults/.test(l));
+  assert.equal(said.length, 1, stderr);
+  assert.ok(said[0].includes("/1mcp.config.json") && said[0].includes(`state in ${state}`), said[0]);
+  assert.equal(fs.statSync(state).mode & 0o777, 0o700);
+  assert.ok(fs.existsSync(path.join(state, ".1mcp/keys/capsule.key")), "the signing key is kept in the state directory");
+  assert.ok(!fs.existsSync("/.1mcp"), "nothing written to the working directory /");
+});
+
+test("--open with --no-ui (or --stdio) is refused before anything starts", () => {
+  for (const [flag, why] of [["--no-ui", /--no-ui turns off/], ["--stdio", /--stdio does not serve/]]) {
+    const r = runCli(["serve", "--dir", tempDir(), "-p", "0", "--open", flag]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /1mcp serve: --open opens the web page/);
+    assert.match(r.stderr, why);
+  }
+});
+
+// Serves a fresh project with --open (and the web page) under `env`; resolves the server once
+// `done(server)` holds (bounded).
+async function serveWithOpen(env, done = (s) => s.stderr().includes("--open:")) {
+  const s = await startServer({ ui: true, extra: ["--open"], env });
+  servers.push(s);
+  const deadline = Date.now() + 10000;
+  while (!done(s) && Date.now() < deadline) await sleep(50);
+  return s;
+}
+
+test("--open says when no browser can be started, with the URL", async () => {
+  const bin = tempDir();
+  const script = (name, body) => {
+    fs.writeFileSync(path.join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    return bin;
+  };
+  const base = { HOME: tempDir(), PATH: "/usr/bin:/bin" };
+  // Not installed (an empty PATH).
+  const none = await serveWithOpen({ ...base, PATH: tempDir(), DISPLAY: ":9" });
+  assert.match(none.stderr(), new RegExp(`--open: cannot open a browser: xdg-open is not installed.*; open ${none.base}/ yourself`));
+  // No graphical session.
+  script("xdg-open", "exit 0");
+  const headless = await serveWithOpen({ ...base, PATH: bin });
+  assert.match(headless.stderr(), new RegExp(`no graphical session \\(DISPLAY and WAYLAND_DISPLAY are not set\\); open ${headless.base}/ yourself`));
+  // xdg-open fails (as it does when it finds no browser).
+  script("xdg-open", "echo 'xdg-open: no method available for opening' >&2; exit 3");
+  const failing = await serveWithOpen({ ...base, PATH: bin, DISPLAY: ":9" });
+  assert.match(failing.stderr(), new RegExp(`xdg-open failed with exit status 3; open ${failing.base}/ yourself`));
+  // xdg-open works: it is given the page's URL, and nothing is said.
+  const opened = path.join(tempDir(), "opened");
+  script("xdg-open", `echo "$1" > ${opened}`);
+  const ok = await serveWithOpen({ ...base, PATH: bin, DISPLAY: ":9" }, () => fs.existsSync(opened));
+  assert.equal(fs.readFileSync(opened, "utf8"), `${ok.base}/\n`);
+  assert.doesNotMatch(ok.stderr(), /--open/);
 });
 
 test("serve rejects policy.limits.timeoutMs: -5, naming the field", async () => {

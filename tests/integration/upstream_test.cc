@@ -405,6 +405,11 @@ TEST(UpstreamStdio, BadCommandBacksOffWithAClearError) {
     const auto s = status_of(m, name);
     EXPECT_NE(s.error.find("No such file or directory"), std::string::npos) << s.error;
     EXPECT_NE(s.error.find(name), std::string::npos) << s.error;
+    // The status reaches HTTP clients (GET /mcps): it never shows the server's PATH.
+    EXPECT_EQ(s.error.find("PATH="), std::string::npos) << s.error;
+    if (const char* path = std::getenv("PATH")) {
+      EXPECT_EQ(s.error.find(path), std::string::npos) << s.error;
+    }
   }
   EXPECT_EQ(status_of(m, "fine").state, State::kReady);
   // It keeps retrying: each attempt is "connecting" again, and fails the same way.
