@@ -1,7 +1,7 @@
 // cli/main.cc — the `1mcp` command: `init` writes a default config and the capsule signing key,
-// `capsule verify` checks a stored capsule, `token` manages the static bearer tokens, `serve`
-// runs the MCP server over HTTP (default) or stdio. The only place that builds real clocks,
-// workers and sockets.
+// `capsule verify` checks a stored capsule, `token` manages the static bearer tokens, `doctor`
+// checks the kernel features the sandbox needs, `serve` runs the MCP server over HTTP (default)
+// or stdio. The only place that builds real clocks, workers and sockets.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -32,6 +32,7 @@
 #include "deps/pip.h"
 #include "deps/process.h"
 #include "deps/retention.h"
+#include "doctor/doctor.h"
 #include "policy/config.h"
 #include "policy/egress.h"
 #include "sandbox/cgroup.h"
@@ -228,6 +229,20 @@ int cmd_capsule_verify(const std::string& dir, const std::string& config,
   std::printf("OK\n");
   return 0;
 }
+
+// `1mcp doctor`: every kernel feature the sandbox needs, tried on this host; exit 1 when one is
+// missing.
+int cmd_doctor() {
+  const doctor::HostFacts facts = doctor::probe_host();
+  const auto findings = doctor::judge(facts);
+  std::fputs(doctor::render(facts, findings).c_str(), stdout);
+  return doctor::any_missing(findings) ? 1 : 0;
+}
+
+// Said wherever `serve` refuses to start for want of a kernel feature.
+constexpr const char* kSeeDoctor =
+    "`1mcp doctor` checks every kernel feature the sandbox needs and says what to change on this "
+    "host.";
 
 // SIGHUP: re-reads the config. A running server takes the policy's network rules and limits and
 // the session TTL from it; the rest was fixed at start (mounts and writable roots of the runtimes,
@@ -536,13 +551,14 @@ int cmd_serve(const ServeFlags& f) {
   } else if (paths.sandbox) {
     std::fprintf(stderr,
                  "1mcp serve: cgroups are required for per-run memory, process and CPU limits: "
-                 "%s\n(--insecure-no-sandbox runs without them, for development only.)\n",
-                 made.error().message.c_str());
+                 "%s\n%s (--insecure-no-sandbox runs without them, for development only.)\n",
+                 made.error().message.c_str(), kSeeDoctor);
     return 1;
   }
   if (cgroups && paths.sandbox && (!cgroups->has_memory() || !cgroups->has_pids())) {
-    std::fprintf(stderr, "1mcp serve: the memory and pids cgroup controllers are required (%s)\n",
-                 cgroups->describe().c_str());
+    std::fprintf(stderr,
+                 "1mcp serve: the memory and pids cgroup controllers are required (%s)\n%s\n",
+                 cgroups->describe().c_str(), kSeeDoctor);
     return 1;
   }
   std::shared_ptr<broker::Resolver> resolver;  // shared with the pip prebuild
@@ -681,9 +697,9 @@ int cmd_serve(const ServeFlags& f) {
     std::fprintf(stderr,
                  "1mcp serve: cannot start the sandboxed runtimes: %s\n"
                  "1mcp needs user, pid, mount, ipc, uts and net namespaces, seccomp and a "
-                 "mountable /proc. (--insecure-no-sandbox runs without them, for development "
+                 "mountable /proc. %s (--insecure-no-sandbox runs without them, for development "
                  "only.)\n",
-                 backend.error().message.c_str());
+                 backend.error().message.c_str(), kSeeDoctor);
     return 1;
   }
   if (paths.sandbox) {
@@ -876,6 +892,10 @@ int main(int argc, char** argv) {
         ->capture_default_str();
   }
 
+  auto* doctor = app.add_subcommand(
+      "doctor",
+      "Check the kernel features the sandbox needs, and say what to change if one is missing");
+
   ServeFlags sf;
   auto* serve = app.add_subcommand("serve", "Run the MCP server");
   auto* serve_config =
@@ -917,6 +937,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (*init) return cmd_init(init_dir, init_config);
+  if (*doctor) return cmd_doctor();
   if (*cap) return cmd_capsule_verify(cap_dir, cap_config, cap_target);
   if (*token) {
     if (*token_create) return cli::token_create(token_dir, token_config, token_name);
