@@ -18,6 +18,11 @@ std::string resolve(const std::string& dir, const std::string& path) {
   return (fs::path(dir) / path).string();
 }
 
+std::string project_dir(const std::string& dir, const std::string& config) {
+  if (!dir.empty()) return dir;
+  return fs::path(config).parent_path().string();
+}
+
 std::string init_command(const std::string& dir, const std::string& config) {
   std::string cmd = "1mcp init";
   if (!dir.empty()) cmd += " --dir " + dir;

@@ -17,6 +17,11 @@ inline constexpr const char* kDefaultConfigName = "1mcp.config.json";
 // as given.
 std::string resolve(const std::string& dir, const std::string& path);
 
+// The project directory: `dir` when given; else the directory of a config named with a path
+// ("/abs/path/1mcp.config.json" -> "/abs/path"), so that the config's relative paths (signing key,
+// caches) do not depend on where a client started the server; else "" (the working directory).
+std::string project_dir(const std::string& dir, const std::string& config);
+
 // The `1mcp init` command line that writes the config `config` of project `dir`, as the user
 // would type it ("1mcp init", "1mcp init --dir proj -c my.json").
 std::string init_command(const std::string& dir, const std::string& config);

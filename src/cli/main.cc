@@ -166,7 +166,7 @@ int cmd_init(const std::string& dir, const std::string& config) {
   }
   std::fprintf(stderr, "1mcp: wrote %s\n", path.c_str());
   // The capsule signing key, relative to the project directory; an existing key is kept.
-  std::string key_dir = resolve(dir, policy::Config{}.signing_key_path);
+  std::string key_dir = resolve(cli::project_dir(dir, config), policy::Config{}.signing_key_path);
   auto key = capsule::signing_key_load_or_create(key_dir);
   if (!key) {
     std::fprintf(stderr, "1mcp init: %s\n", key.error().message.c_str());
@@ -188,14 +188,16 @@ int cmd_capsule_verify(const std::string& dir, const std::string& config,
     std::fprintf(stderr, "1mcp capsule verify: %s\n", cfg.error().message.c_str());
     return 2;
   }
-  std::string key_dir = resolve(dir, cfg->signing_key_path);
+  const std::string project = cli::project_dir(dir, config);
+  std::string key_dir = resolve(project, cfg->signing_key_path);
   auto key = capsule::public_key_load(key_dir);
   if (!key) {
     std::fprintf(stderr, "1mcp capsule verify: %s\n", key.error().message.c_str());
     return 2;
   }
-  fs::path path = capsule::is_capsule_hash(target) ? fs::path(resolve(dir, cfg->cache_dir)) / target
-                                                   : fs::path(target);
+  fs::path path = capsule::is_capsule_hash(target)
+                      ? fs::path(resolve(project, cfg->cache_dir)) / target
+                      : fs::path(target);
   if (!path.has_filename()) path = path.parent_path();  // "…/<id>/"
   std::string name = path.filename().string();
   std::string expected = capsule::is_capsule_hash(name) ? name : "";
@@ -476,8 +478,8 @@ int cmd_serve(const ServeFlags& f) {
   // A desktop client starts `1mcp serve --stdio` wherever it likes (often in /): without a
   // config there, the built-in defaults, with their state (signing key, caches) in --dir or the
   // user's state directory. Over HTTP, and for a config named with -c, the file is required.
-  std::string dir = f.dir;
-  const std::string config_path = resolve(dir, f.config);
+  std::string dir = cli::project_dir(f.dir, f.config);
+  const std::string config_path = resolve(f.dir, f.config);
   const bool defaults = f.stdio && !f.config_given && cli::config_missing(config_path);
   if (defaults && dir.empty()) {
     auto state = cli::default_state_dir();
@@ -490,7 +492,7 @@ int cmd_serve(const ServeFlags& f) {
     dir = *state;
   }
   auto config = defaults ? Result<policy::Config>(cli::default_config())
-                         : cli::load_project_config(dir, f.config);
+                         : cli::load_project_config(f.dir, f.config);
   if (!config) {
     std::fprintf(stderr, "1mcp serve: %s\n", config.error().message.c_str());
     return 2;

@@ -1,7 +1,7 @@
 // The `1mcp` command line: init, config validation at serve time, --bind, what it says to a
 // missing or unknown command and a missing config, serve --stdio without a config, and --open.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { after, test } from "node:test";
@@ -159,7 +159,8 @@ test("serve --stdio without a config, started in / as a desktop client would, ru
   try {
     await withTimeout(client.connect(transport), 20000, "stdio connect");
     const { tools } = await client.listTools(undefined, { timeout: 5000 });
-    assert.deepEqual(tools.map((t) => t.name).sort(), ["run_js", "run_py"]);
+    const names = tools.map((t) => t.name);
+    assert.ok(names.includes("run_js") && names.includes("run_py"), names.join(", "));
     const r = await client.callTool({ name: "run_js", arguments: { code: "console.log(6 * 7)" } }, undefined, { timeout: 20000 });
     assert.equal(r.structuredContent?.stdout, "42\n", show(r));
   } finally {
@@ -172,6 +173,38 @@ test("serve --stdio without a config, started in / as a desktop client would, ru
   assert.equal(fs.statSync(state).mode & 0o777, 0o700);
   assert.ok(fs.existsSync(path.join(state, ".1mcp/keys/capsule.key")), "the signing key is kept in the state directory");
   assert.ok(!fs.existsSync("/.1mcp"), "nothing written to the working directory /");
+});
+
+test("without --dir, a config named with --config anchors the project's paths, wherever the server starts", async () => {
+  const dir = tempDir();
+  fs.copyFileSync(configPath(makeProject()), configPath(dir)); // a config, no key yet
+  const cwd = tempDir();
+  const transport = new StdioClientTransport({
+    command: BIN,
+    args: ["serve", "--stdio", "--config", configPath(dir)],
+    cwd,
+    stderr: "pipe",
+  });
+  let stderr = "";
+  transport.stderr?.on("data", (d) => (stderr += d));
+  const client = new Client({ name: "1mcp-e2e-config-dir", version: "1.0.0" });
+  try {
+    await withTimeout(client.connect(transport), 20000, "stdio connect");
+    const r = await client.callTool({ name: "run_js", arguments: { code: "console.log('here')" } }, undefined, { timeout: 20000 });
+    assert.equal(r.structuredContent?.stdout, "here\n", show(r));
+  } finally {
+    await client.close();
+  }
+  assert.ok(fs.existsSync(path.join(dir, ".1mcp/keys/capsule.key")), stderr);
+  assert.deepEqual(fs.readdirSync(cwd), [], "nothing written where the server was started");
+  assert.doesNotMatch(stderr, /built-in defaults/);
+  // init with --config alone puts the key beside the config too, where serve looks for it.
+  const other = tempDir();
+  const cfg = path.join(other, "my.json");
+  const r = spawnSync(BIN, ["init", "--config", cfg], { cwd, encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(fs.existsSync(path.join(other, ".1mcp/keys/capsule.key")), r.stderr);
+  assert.deepEqual(fs.readdirSync(cwd), []);
 });
 
 test("--open with --no-ui (or --stdio) is refused before anything starts", () => {
