@@ -88,7 +88,8 @@ int token_create(const std::string& dir, const std::string& config, const std::s
   auto doc = read_config(path, dir, config);
   if (!doc) {
     std::fprintf(stderr,
-                 "1mcp token create: %s\n(the token is added to an existing, valid config)\n",
+                 "1mcp token create: %s\n(the token is added to an existing, valid config: fix "
+                 "it, or make one with `1mcp init`)\n",
                  doc.error().message.c_str());
     return 2;
   }
