@@ -203,6 +203,51 @@ export interface Config {
     preload?: string[];
   };
   /**
+   * Sessions by handle: the session_create tool returns a handle (an opaque string of 256 random
+   * bits) that run_js and run_py take as `session`, and session_close ends it. In a session each
+   * language keeps one live interpreter (variables, imports and definitions carry over between
+   * calls, as in a notebook), and both see the session's workspace, a directory at /work that
+   * persists across its calls. A session belongs to the principal that created it: the bearer
+   * token's subject; stdio is a principal of its own; unauthenticated HTTP clients share one
+   * principal, so there the handle alone is the credential. Read at start only.
+   */
+  sessions?: {
+    /**
+     * Whether the session tools are offered. Default true.
+     * @default true
+     */
+    enabled?: boolean;
+    /**
+     * A session without a call for this long is closed: its interpreters end and its workspace is
+     * removed. Default 1800000 (30 minutes).
+     * @default 1800000
+     */
+    idleMs?: number;
+    /**
+     * Open sessions one principal may hold; session_create beyond it is refused. Default 4.
+     * @default 4
+     */
+    maxPerPrincipal?: number;
+    /**
+     * Open sessions in all; session_create beyond it is refused. Each holds up to two interpreter
+     * processes (each bounded by its calls' memory limit) and its workspace. Default 32.
+     * @default 32
+     */
+    maxTotal?: number;
+    /**
+     * Quota of a session's workspace in bytes. The workspace is a tmpfs of this size, so its files
+     * live in memory; a write beyond it fails with ENOSPC. Default 67108864 (64 MiB).
+     * @default 67108864
+     */
+    workspaceBytes?: number;
+    /**
+     * Quota of a session's workspace in files and directories; creating one more fails with
+     * ENOSPC. Default 4096.
+     * @default 4096
+     */
+    workspaceInodes?: number;
+  };
+  /**
    * Retention of the dependency sets cached in cacheDir/npm/ and cacheDir/pip/ (one budget for
    * both) and of npm's and pip's download caches there. Each use of a set records its last use;
    * sets unused for longer than maxAgeMs are removed, then the least recently used ones until the
@@ -570,8 +615,15 @@ export interface RunJsParams {
     /** The variable's value. */
     [key: string]: string;
   };
-  /** Working directory of the program: an absolute path. */
+  /** Working directory of the program: an absolute path. Default /tmp, or /work in a session. */
   cwd?: string;
+  /**
+   * The handle session_create returned: the code runs in that session's live JavaScript
+   * interpreter, where the variables, imports and definitions of its earlier calls still exist (as
+   * in a notebook), with the session's workspace at /work. Omitted: a fresh interpreter that
+   * remembers nothing.
+   */
+  session?: string;
   /**
    * npm packages this code needs, added to the server's own (config npm.dependencies; for a
    * package in both, this range wins). Each distinct set is installed and bundled once, then
@@ -715,8 +767,15 @@ export interface RunPyParams {
       base64: string;
     };
   };
-  /** Working directory of the program: an absolute path. */
+  /** Working directory of the program: an absolute path. Default /tmp, or /work in a session. */
   cwd?: string;
+  /**
+   * The handle session_create returned: the code runs in that session's live Python interpreter,
+   * where the variables, imports and definitions of its earlier calls still exist (as in a
+   * notebook), with the session's workspace at /work. Omitted: a fresh interpreter that remembers
+   * nothing.
+   */
+  session?: string;
   /**
    * Python packages this code needs, added to the server's (config pip). Each distinct set is
    * installed once (binary wheels only) and cached; the code imports them as usual.
@@ -782,6 +841,20 @@ export interface RunResult {
    * canonical manifest); GET /capsules/<id>/manifest.json shows it.
    */
   capsule?: string;
+  /** A call in a session (the `session` argument): which interpreter it ran in. */
+  session?: {
+    /**
+     * "new": a new interpreter (the session's first call of this language, or the previous
+     * interpreter ended: see note); "continued": the one of the previous call, with its variables,
+     * imports and definitions; "ended": this call ended the interpreter (timeout, cancel, a limit,
+     * its own exit), so the next call starts a new one. Files in /work stay in every case.
+     */
+    interpreter: "new" | "continued" | "ended";
+    /** Which call of its interpreter process this was (1: a new process). */
+    call: number;
+    /** Why the interpreter is new, when an earlier one ended. */
+    note?: string;
+  };
   /**
    * Regular files the run left in /out (when /out is writable), read back by the server after the
    * run: at most 64 files, 1 MiB each and 8 MiB in all. Symlinks, FIFOs and other special files

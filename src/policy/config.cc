@@ -337,6 +337,22 @@ Config read_config(const json& j, std::vector<std::string>& errors) {
   if (j.contains("python")) {
     c.python.preload = j["python"].value("preload", std::vector<std::string>{});
   }
+  if (j.contains("sessions")) {
+    const json& k = j["sessions"];
+    c.sessions.enabled = k.value("enabled", c.sessions.enabled);
+    for (auto [name, field] : {std::pair{"idleMs", &c.sessions.idle_ms},
+                               std::pair{"maxPerPrincipal", &c.sessions.max_per_principal},
+                               std::pair{"maxTotal", &c.sessions.max_total},
+                               std::pair{"workspaceBytes", &c.sessions.workspace_bytes},
+                               std::pair{"workspaceInodes", &c.sessions.workspace_inodes}}) {
+      if (k.contains(name)) *field = u64(k[name]);
+    }
+    if (c.sessions.max_per_principal > c.sessions.max_total) {
+      errors.push_back("sessions.maxPerPrincipal: " + std::to_string(c.sessions.max_per_principal) +
+                       " is more than sessions.maxTotal (" + std::to_string(c.sessions.max_total) +
+                       ")");
+    }
+  }
   if (j.contains("auth")) c.auth = read_auth(j["auth"], errors);
   return c;
 }
@@ -482,6 +498,13 @@ json to_json(const Config& c) {
                 {"maxAgeMs", c.deps.max_age_ms},
                 {"downloadCacheBytes", c.deps.download_cache_bytes}}},
               {"python", {{"preload", c.python.preload}}},
+              {"sessions",
+               {{"enabled", c.sessions.enabled},
+                {"idleMs", c.sessions.idle_ms},
+                {"maxPerPrincipal", c.sessions.max_per_principal},
+                {"maxTotal", c.sessions.max_total},
+                {"workspaceBytes", c.sessions.workspace_bytes},
+                {"workspaceInodes", c.sessions.workspace_inodes}}},
               {"auth", to_json(c.auth)}};
 }
 
@@ -584,6 +607,14 @@ std::string default_config_text() {
   },
   "python": {
     "preload": []
+  },
+  "sessions": {
+    "enabled": true,
+    "idleMs": 1800000,
+    "maxPerPrincipal": 4,
+    "maxTotal": 32,
+    "workspaceBytes": 67108864,
+    "workspaceInodes": 4096
   },
   "auth": {
     "tokens": []

@@ -94,6 +94,18 @@ struct PythonConfig {
   bool operator==(const PythonConfig&) const = default;
 };
 
+// Sessions by handle (config "sessions"): session_create returns a handle that run_js/run_py
+// take, for a live interpreter per language and a workspace at /work; read at start only.
+struct SessionsConfig {
+  bool enabled = true;
+  uint64_t idle_ms = 1800000;  // closed after this long without a call
+  uint64_t max_per_principal = 4;
+  uint64_t max_total = 32;
+  uint64_t workspace_bytes = 64ull << 20;  // the workspace's quota (a tmpfs: memory)
+  uint64_t workspace_inodes = 4096;
+  bool operator==(const SessionsConfig&) const = default;
+};
+
 // The HTTP front door (config "server"); read at start only.
 struct ServerConfig {
   std::vector<std::string> allowed_hosts;    // lower-case, "name" or "name:port"
@@ -152,6 +164,7 @@ struct Config {
   CapsulesConfig capsules;
   DepsConfig deps;
   PythonConfig python;
+  SessionsConfig sessions;
   AuthConfig auth;
   bool operator==(const Config&) const = default;
 };

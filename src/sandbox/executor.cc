@@ -720,6 +720,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     held->slot_ = std::move(slot);
     held->out_dir_ = std::move(out_dir);
     held->calls_ = ++calls_before;
+    o.live = LiveCall{held->calls_, false, {}};
     *live = std::move(held);
     if (req.profile) {
       mark("supervisor: result ready");
@@ -730,6 +731,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     }
     return o;
   }
+  if (req.live) o.live = LiveCall{calls_before + 1, true, {}};
   if (WIFEXITED(status)) o.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) {
     o.signal = WTERMSIG(status);

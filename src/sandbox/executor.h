@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,6 +58,13 @@ struct RunTeardown {
   bool early = false;
 };
 
+// A call of a live process (ipc::RunRequest::live).
+struct LiveCall {
+  uint64_t call = 0;   // which call of its process it was (1: the process is new)
+  bool ended = false;  // the call ended the process: the next call starts a new one
+  std::string note;    // for the caller, set by the server (e.g. why the interpreter is new)
+};
+
 struct RunOutput {
   std::string out;  // raw bytes (capped)
   std::string err;  // raw bytes (capped)
@@ -76,6 +84,7 @@ struct RunOutput {
   std::unique_ptr<RunTeardown> teardown;
   // ipc::RunRequest::profile: the supervisor's steps and the run's own, in order of time.
   std::vector<ipc::RunStep> steps;
+  std::optional<LiveCall> live;  // a live run's call
 };
 
 struct LaunchSpec {

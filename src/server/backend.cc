@@ -44,6 +44,36 @@ sandbox::RunOutput not_started(const std::string& message) {
   return o;
 }
 
+// What a live process's sandbox was built from (its first request): a call that asks for another
+// one gets a new process.
+std::string live_sandbox_of(const ipc::RunRequest& r) {
+  return nlohmann::json{{"pip", r.pip_key},
+                        {"relay", r.network_relay},
+                        {"mcp", r.mcp},
+                        {"readonly", r.readonly},
+                        {"writable", r.writable}}
+      .dump();
+}
+
+// Why a call ended its session's interpreter, as the next call is told.
+std::string why_ended(const sandbox::RunOutput& out) {
+  switch (out.outcome) {
+    case sandbox::Outcome::timeout:
+      return "the previous call timed out, which stopped the interpreter";
+    case sandbox::Outcome::killed:
+      return "the previous call was cancelled, which stopped the interpreter";
+    case sandbox::Outcome::memory:
+      return "the previous call ran out of memory";
+    case sandbox::Outcome::output_limit:
+      return "the previous call exceeded the output limit, which stopped the interpreter";
+    case sandbox::Outcome::policy_violation:
+      return "the sandbox stopped the previous call (a forbidden system call)";
+    default:
+      return "the previous call ended the interpreter (exit code " + std::to_string(out.exit_code) +
+             ")";
+  }
+}
+
 std::vector<std::string> worker_env() {
   // Workers hold no secret: nothing of the server's environment is passed on.
   return {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "HOME=/tmp"};
@@ -107,6 +137,49 @@ class WorkerBackend final : public RunBackend {
       exact.env = c.entry.env;
       exact.cwd = c.entry.cwd;
       exact.profile = profile_runs_;
+      // In a session: its live interpreter of this language, one call at a time.
+      Session::Interpreter* in =
+          spec.session ? &spec.session->interpreter(lang == Language::py) : nullptr;
+      std::unique_lock<std::mutex> in_lock;
+      std::string live_note;
+      UniqueFd workspace;
+      const std::string sandbox_key = in ? live_sandbox_of(exact) : std::string();
+      const std::string deps_key = in && lang == Language::js && layer ? layer->sha256 : "";
+      if (in) {
+        in_lock = std::unique_lock(in->mu);
+        if (spec.session->ended()) return not_started("the session was closed");
+        if (in->live && !in->live->alive()) {
+          in->live.reset();
+          if (in->ended.empty()) in->ended = "the interpreter's process ended between calls";
+        }
+        if (in->live && in->sandbox != sandbox_key) {
+          in->live.reset();
+          in->ended =
+              "this call's dependencies, network or filesystem policy differ from the "
+              "interpreter's";
+        } else if (in->live && !deps_key.empty() && !in->deps.empty() && in->deps != deps_key) {
+          in->live.reset();
+          in->ended = "this call's npm dependencies differ from those the interpreter loaded";
+        }
+        if (in->live) {
+          if (!deps_key.empty() && in->deps == deps_key) exact.deps_code.clear();  // loaded
+        } else {
+          in->deps.clear();
+          if (in->calls > 0) {
+            live_note = "a new interpreter (" +
+                        (in->ended.empty() ? std::string("the previous one ended") : in->ended) +
+                        "): variables and imports of earlier calls are gone; files in /work remain";
+          }
+          auto mount = spec.session->workspace().clone();
+          if (!mount) {
+            log::error("session " + spec.session->log_name() + ": " + mount.error().message);
+            return not_started("the session's workspace cannot be mounted: " +
+                               mount.error().message);
+          }
+          workspace = std::move(*mount);
+        }
+        in->ended.clear();
+      }
       std::optional<Error> not_stored;
       bool stored = false;
       auto store = [&]() -> Status {
@@ -123,7 +196,7 @@ class WorkerBackend final : public RunBackend {
       // layer, which is part of this capsule: the capsule is stored first.
       std::shared_ptr<const UniqueFd> heap;
       double making_ms = 0;  // loading the layer into a new heap counts against the run's time
-      if (lang == Language::js && layer && !exact.deps_code.empty()) {
+      if (lang == Language::js && layer && !exact.deps_code.empty() && !in) {
         const uint64_t capacity = exact.mem_mb ? (exact.mem_mb + 64) << 20 : kMaxHeapMakeBytes;
         heap = heaps_.get(
             JsHeaps::key(zygote.generation(), layer->sha256, exact.args, exact.env, exact.cwd),
@@ -145,8 +218,18 @@ class WorkerBackend final : public RunBackend {
           exact.timeout_ms = exact.timeout_ms > used ? exact.timeout_ms - used : 1;
         }
       }
-      auto out =
-          zygote.run(exact, stdin_data, cancel, &broker, &tunnels, store, heap ? heap->get() : -1);
+      auto out = zygote.run(exact, stdin_data, cancel, &broker, &tunnels, store,
+                            heap ? heap->get() : -1, in ? &in->live : nullptr, workspace.get());
+      if (in) {
+        ++in->calls;
+        if (in->live) {
+          in->sandbox = sandbox_key;
+          if (!exact.deps_code.empty() && out && !out->report.needs_transpile) in->deps = deps_key;
+        } else {
+          in->ended = out ? why_ended(*out) : "the server could not run the previous call";
+        }
+        if (out && out->live) out->live->note = live_note;
+      }
       if (!out && not_stored && not_stored->os_error) {
         // The server's disk, not the call: the client hears which error, the log where.
         log::error("run refused: the capsule cache " + capsules_.store().dir() +
@@ -206,6 +289,10 @@ class WorkerBackend final : public RunBackend {
       layer = std::move(*built);
       auto rewritten = deps::rewrite_imports(call_req.code, layer->modules);
       if (!rewritten) return failed_before_run(rewritten.error().message, "syntax", 0);
+      code = std::move(*rewritten);
+    } else if (auto rewritten = deps::rewrite_imports(call_req.code, {})) {
+      // Without dependencies the runtime's built-ins (fs) are importable: their declarations
+      // become lookups too. Imports of anything else stay, for the runtime to refuse.
       code = std::move(*rewritten);
     }
     auto out = run_code(call_req, code, layer);

@@ -274,6 +274,13 @@ struct McpServer::Session {
   bool http = true;
   std::string owner;      // the authenticated principal that created it (empty: none)
   std::string principal;  // whose run slots its calls take: the owner, else the session itself
+  // Who the session handles it creates belong to (server/sessions.h): the authenticated
+  // principal; without authentication every HTTP client is one ("anonymous": the handle alone is
+  // the credential), and the stdio client is its own. Never the MCP session, so a handle outlives
+  // it and works in both eras.
+  std::string handles_owner() const {
+    return !owner.empty() ? owner : http ? "anonymous" : "stdio";
+  }
   std::mutex mu;  // guards everything below
   std::string protocol;
   bool initialized = false;
@@ -334,6 +341,7 @@ McpServer::McpServer(ServerOptions opts, policy::Config config, RunBackend& back
       run_files_(opts_.run_files),
       aux_(std::make_unique<ThreadPool>(opts_.aux_threads, opts_.max_queued_aux)),
       runs_(std::make_unique<FairScheduler>(opts_.runs)) {
+  if (config_->sessions.enabled) run_sessions_ = std::make_unique<Sessions>(config_->sessions);
   stdio_session_ = std::make_shared<Session>();
   stdio_session_->id = "stdio";
   stdio_session_->principal = "stdio";
@@ -1160,6 +1168,8 @@ void McpServer::read_resource(const json& id, const json& params, const std::str
 
 json McpServer::tool_list_now() {
   json tools = opts_.tools(config()->policy);
+  if (run_sessions_)
+    for (auto& t : session_tool_list(run_sessions_->config())) tools.push_back(std::move(t));
   if (opts_.extension)
     for (auto& t : opts_.extension->tools()) tools.push_back(t);
   return tools;
@@ -1418,6 +1428,33 @@ void McpServer::dispatch_batch(const std::shared_ptr<Session>& session,
   }
 }
 
+void McpServer::call_session_tool(const std::shared_ptr<Session>& session, const json& id,
+                                  const std::string& name, const json& args, Reply reply) {
+  if (!args.is_object()) {
+    return reply(rpc_error(id, kInvalidParams, "Invalid params: arguments must be an object"));
+  }
+  const std::string owner = session->handles_owner();
+  if (name == kSessionCreate) {
+    if (!args.empty()) {
+      return reply(rpc_result(id, tool_error("invalid arguments: session_create takes none")));
+    }
+    auto made = run_sessions_->create(owner);
+    if (!made) return reply(rpc_result(id, tool_error(made.error().message)));
+    return reply(rpc_result(
+        id, session_created(**made, run_sessions_->config(), run_sessions_->expires(**made))));
+  }
+  auto handle = args.find("session");
+  if (handle == args.end() || !handle->is_string() || args.size() != 1) {
+    return reply(rpc_result(id, tool_error("invalid arguments: session_close takes `session` "
+                                           "(the handle session_create returned), only")));
+  }
+  auto found = run_sessions_->find(handle->get<std::string>(), owner);
+  if (!found) return reply(rpc_result(id, tool_error(found.error().message)));
+  auto usage = (*found)->workspace().usage();
+  (void)run_sessions_->close(handle->get<std::string>(), owner);
+  reply(rpc_result(id, session_closed(usage ? *usage : sandbox::Workspace::Usage{})));
+}
+
 void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& id,
                           const json& params, Reply reply, Notify notify,
                           std::shared_ptr<Abandonment> abandonment) {
@@ -1425,6 +1462,10 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
     return reply(rpc_error(id, kInvalidParams, "Invalid params: name (string) is required"));
   }
   std::string name = params["name"];
+  if (run_sessions_ && (name == kSessionCreate || name == kSessionClose)) {
+    json args = params.contains("arguments") ? params["arguments"] : json::object();
+    return call_session_tool(session, id, name, args, std::move(reply));
+  }
   auto lang = tool_language(name);
   if (!lang && opts_.extension) {
     return call_extension(session, id, name, params, std::move(reply), std::move(notify));
@@ -1439,6 +1480,16 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
   if (!prepared) return reply(rpc_result(id, tool_error(prepared.error().message)));
   // Python reaches upstream tools through its relay, started only for runs that may use them.
   prepared->mcp = opts_.upstreams && !prepared->policy.mcps.empty();
+  if (auto it = args.find("session"); it != args.end()) {
+    if (!run_sessions_) {
+      return reply(rpc_result(
+          id, tool_error("sessions are disabled on this server (config sessions.enabled)")));
+    }
+    auto found = run_sessions_->find(it->get<std::string>(), session->handles_owner());
+    if (!found) return reply(rpc_result(id, tool_error(found.error().message)));
+    prepared->session = std::move(*found);
+    if (prepared->cwd.empty()) prepared->cwd = ipc::kWorkspaceDir;
+  }
 
   auto token = std::make_shared<sandbox::CancelToken>();
   // Over stdio the response is the end: a client may read a last progress line together with
@@ -1484,6 +1535,15 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
         deferred_start.emplace(progress);
       }
       try {
+        // A session's calls are cancelled when it ends (closed or expired meanwhile).
+        struct InSession {
+          const RunSpec& p;
+          sandbox::CancelToken* token;
+          ~InSession() {
+            if (p.session) p.session->end_call(token);
+          }
+        } in_session{p, token.get()};
+        if (p.session && !p.session->begin_call(token.get())) token->cancel();
         auto out = backend_.run(p, token.get(), progress);
         if (!out) {
           log::error("run failed: " + out.error().message);

@@ -29,6 +29,7 @@
 #include "server/host_check.h"
 #include "server/http_api.h"
 #include "server/run_files.h"
+#include "server/sessions.h"
 #include "server/tools.h"
 
 namespace onemcp::server {
@@ -134,6 +135,9 @@ class McpServer final : public HttpHandler, public LineHandler {
   std::shared_ptr<Session> oneshot_session(const std::string& owner);
   // Null also when the session belongs to another principal.
   std::shared_ptr<Session> find_session(const std::string& id, const std::string& principal);
+  // session_create / session_close.
+  void call_session_tool(const std::shared_ptr<Session>& session, const nlohmann::json& id,
+                         const std::string& name, const nlohmann::json& args, Reply reply);
   void sweep_sessions();
   // Dispatches one parsed JSON-RPC message.
   // `abandonment` (may be null): the transport's signal that nobody will read the answer.
@@ -208,6 +212,8 @@ class McpServer final : public HttpHandler, public LineHandler {
   std::atomic<bool> draining_{false};  // begin_shutdown() was called
   std::atomic<bool> aborting_{false};  // abort_calls() was called
   RunFiles run_files_;
+  // Sessions by handle (config sessions; read at start): null when disabled.
+  std::unique_ptr<Sessions> run_sessions_;
   // Last: joined first on destruction, while everything their jobs use still exists.
   std::unique_ptr<ThreadPool> aux_;
   std::unique_ptr<FairScheduler> runs_;

@@ -22,6 +22,7 @@ ipc::RunRequest RunSpec::request() const {
   r.writable = policy.filesystem.writable;
   r.network_relay = network_relay();
   r.mcp = mcp;
+  r.live = r.workspace = session != nullptr;
   return r;
 }
 

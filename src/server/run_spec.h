@@ -6,15 +6,15 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "deps/npm.h"
 #include "deps/pip.h"
 #include "ipc/wire.h"
 #include "policy/config.h"
+#include "server/sessions.h"
 
 namespace onemcp::server {
 
@@ -32,6 +32,9 @@ struct RunSpec {
   deps::Dependencies npm;  // run_js: the call's npm.dependencies (validated)
   deps::PipSet pip;        // run_py: the call's pip requirements and wheel URLs (validated)
   bool mcp = false;        // the run may call upstream tools (code mode)
+  // The session the call names: it runs in the session's live interpreter of its language, with
+  // the session's workspace at /work (see server/sessions.h).
+  std::shared_ptr<Session> session;
 
   // Python with allowed domains reaches the network through its relay's proxy.
   bool network_relay() const;

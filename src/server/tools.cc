@@ -4,7 +4,10 @@
 #include <string.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <ctime>
 
 #include "base/base64.h"
 #include "base/utf8.h"
@@ -174,6 +177,134 @@ json tool_list(const policy::Policy& server_policy, const std::vector<CodeModeSe
                       tool("run_py", "Run Python", py, policy::run_py_input_schema())});
 }
 
+namespace {
+
+std::string mib(uint64_t bytes) {
+  if (bytes % (1u << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
+  return std::to_string(bytes) + " bytes";
+}
+
+std::string iso8601(std::chrono::system_clock::time_point t) {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = std::time_t(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms % 1000));
+  return buf;
+}
+
+}  // namespace
+
+json session_tool_list(const policy::SessionsConfig& c) {
+  const std::string limits = " A session ends after " + std::to_string(c.idle_ms / 1000) +
+                             " s without a call, or with "
+                             "session_close; a client may hold " +
+                             std::to_string(c.max_per_principal) +
+                             " sessions at once, the server " + std::to_string(c.max_total) +
+                             " in all. Its workspace "
+                             "holds at most " +
+                             mib(c.workspace_bytes) + " in " + std::to_string(c.workspace_inodes) +
+                             " files and directories (a write beyond fails with ENOSPC).";
+  const json annotations = {{"readOnlyHint", false},
+                            {"destructiveHint", false},
+                            {"idempotentHint", false},
+                            {"openWorldHint", false}};
+  json create = {
+      {"name", kSessionCreate},
+      {"title", "Create a session"},
+      {"description",
+       "Creates a session, like a notebook: pass its handle as `session` to run_js and run_py, "
+       "and each language keeps one live interpreter whose variables, imports and definitions "
+       "carry over between calls, while both see a workspace directory, /work, whose files "
+       "persist across the session's calls (the default working directory there; `files` "
+       "lands in it). A call that times out, is cancelled or exceeds a limit ends its "
+       "interpreter (the next call says so; /work stays). Only this client can use the "
+       "handle." +
+           limits},
+      {"inputSchema",
+       {{"type", "object"}, {"additionalProperties", false}, {"properties", json::object()}}},
+      {"outputSchema",
+       {{"type", "object"},
+        {"required", {"session", "expiresAt", "idleMs", "workspace"}},
+        {"properties",
+         {{"session", {{"type", "string"}, {"description", "The handle: pass it as `session`."}}},
+          {"expiresAt",
+           {{"type", "string"},
+            {"description", "When it ends if unused (ISO 8601, UTC); each call moves it on."}}},
+          {"idleMs", {{"type", "integer"}}},
+          {"workspace",
+           {{"type", "object"},
+            {"properties",
+             {{"path", {{"type", "string"}}},
+              {"maxBytes", {{"type", "integer"}}},
+              {"maxFiles", {{"type", "integer"}}}}}}}}}}},
+      {"annotations", annotations}};
+  create["annotations"]["title"] = "Create a session";
+  json close = {
+      {"name", kSessionClose},
+      {"title", "Close a session"},
+      {"description",
+       "Closes a session made by session_create: its interpreters end, calls still running in it "
+       "are cancelled, and its workspace (/work) with every file in it is deleted."},
+      {"inputSchema",
+       {{"type", "object"},
+        {"additionalProperties", false},
+        {"required", {"session"}},
+        {"properties",
+         {{"session",
+           {{"type", "string"},
+            {"minLength", 1},
+            {"maxLength", 256},
+            {"description", "The handle session_create returned."}}}}}}},
+      {"outputSchema",
+       {{"type", "object"},
+        {"required", {"closed"}},
+        {"properties",
+         {{"closed", {{"type", "boolean"}}},
+          {"workspace",
+           {{"type", "object"},
+            {"properties",
+             {{"usedBytes", {{"type", "integer"}}}, {"files", {{"type", "integer"}}}}}}}}}}},
+      {"annotations", annotations}};
+  close["annotations"]["title"] = "Close a session";
+  close["annotations"]["destructiveHint"] = true;
+  close["annotations"]["idempotentHint"] = true;
+  return json::array({std::move(create), std::move(close)});
+}
+
+json session_created(const Session& s, const policy::SessionsConfig& c,
+                     std::chrono::system_clock::time_point expires) {
+  json structured = {{"session", s.handle()},
+                     {"expiresAt", iso8601(expires)},
+                     {"idleMs", c.idle_ms},
+                     {"workspace",
+                      {{"path", ipc::kWorkspaceDir},
+                       {"maxBytes", c.workspace_bytes},
+                       {"maxFiles", c.workspace_inodes}}}};
+  std::string text = "Session " + s.handle() +
+                     " created. Pass it as `session` to run_js and run_py; " + "files in " +
+                     ipc::kWorkspaceDir + " persist (at most " + mib(c.workspace_bytes) +
+                     "). It ends after " + std::to_string(c.idle_ms / 1000) +
+                     " s without a call (now: " + structured["expiresAt"].get<std::string>() + ").";
+  return json{{"content", json::array({json{{"type", "text"}, {"text", text}}})},
+              {"structuredContent", std::move(structured)},
+              {"isError", false}};
+}
+
+json session_closed(const sandbox::Workspace::Usage& usage) {
+  json structured = {{"closed", true},
+                     {"workspace", {{"usedBytes", usage.bytes}, {"files", usage.inodes}}}};
+  std::string text = "Session closed; its workspace (" + std::to_string(usage.inodes) +
+                     " files and directories, " + std::to_string(usage.bytes) +
+                     " bytes) is deleted.";
+  return json{{"content", json::array({json{{"type", "text"}, {"text", text}}})},
+              {"structuredContent", std::move(structured)},
+              {"isError", false}};
+}
+
 Result<RunSpec> prepare_run(Language lang, const json& arguments,
                             const policy::Policy& server_policy) {
   const json& schema =
@@ -246,6 +377,15 @@ json tool_result(const RunSpec& spec, const sandbox::RunOutput& out, const OutFi
     structured["value"] = sanitize_utf8(*out.report.value);
   }
   if (!out.capsule.empty()) structured["capsule"] = out.capsule;
+  std::string session_note;
+  if (out.live) {
+    const char* state = out.live->ended ? "ended" : out.live->call == 1 ? "new" : "continued";
+    structured["session"] = {{"interpreter", state}, {"call", out.live->call}};
+    if (!out.live->note.empty()) {
+      structured["session"]["note"] = out.live->note;
+      session_note = "[session: " + out.live->note + "]\n";
+    }
+  }
   const ShownFiles shown = show_files(out.files, files);
   if (!out.files.empty()) structured["files"] = shown.entries;
 
@@ -283,7 +423,14 @@ json tool_result(const RunSpec& spec, const sandbox::RunOutput& out, const OutFi
     }
     section(status + "]", "");
   }
+  if (out.live && out.live->ended) {
+    section(
+        "[session: this call ended the interpreter; the next call starts a new one, and the "
+        "files in /work remain]",
+        "");
+  }
   if (text.empty()) text = "(no output)";
+  text = session_note + text;
 
   json content = json::array({json{{"type", "text"}, {"text", text}}});
   for (const auto& b : shown.blocks) content.push_back(b);

@@ -3,6 +3,7 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -16,6 +17,7 @@
 #include "server/backend.h"
 #include "server/codemode.h"
 #include "server/run_files.h"
+#include "server/sessions.h"
 
 namespace onemcp::server {
 
@@ -25,6 +27,16 @@ std::optional<Language> tool_language(const std::string& name);
 // server policy lets runs call).
 nlohmann::json tool_list(const policy::Policy& server_policy,
                          const std::vector<CodeModeServer>& upstream_tools = {});
+
+// The session tools (server/sessions.h): session_create and session_close, whose descriptions
+// state the configured limits.
+inline constexpr char kSessionCreate[] = "session_create";
+inline constexpr char kSessionClose[] = "session_close";
+nlohmann::json session_tool_list(const policy::SessionsConfig& config);
+// Their results: a new session's handle and limits; a closed session's last workspace use.
+nlohmann::json session_created(const Session& s, const policy::SessionsConfig& config,
+                               std::chrono::system_clock::time_point expires);
+nlohmann::json session_closed(const sandbox::Workspace::Usage& usage);
 
 // Validates `arguments` against the tool's input schema and the server policy, and makes the
 // run's spec. The error text is meant for the caller (it becomes an isError result).

@@ -65,7 +65,7 @@ for (const target of ["http", "stdio"]) {
   for (const era of ["legacy", "modern"]) {
     test(`Inspector CLI, ${era} era over ${target}: tools, runs and resources`, async () => {
       const list = await inspector(target, era, ["--method", "tools/list"]);
-      assert.deepEqual(list.tools.map((t) => t.name), ["run_js", "run_py"]);
+      assert.deepEqual(list.tools.map((t) => t.name), ["run_js", "run_py", "session_create", "session_close"]);
       assert.ok(list.tools.every((t) => t.inputSchema && t.outputSchema));
 
       const js = await inspector(target, era,

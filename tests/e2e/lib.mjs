@@ -333,6 +333,7 @@ export const ping = (client, ms = 3000) => withTimeout(client.ping({ timeout: ms
 export function show(result) {
   const sc = result?.structuredContent;
   if (!sc) return JSON.stringify(result).slice(0, 2000);
+  if (typeof sc.stdout !== "string") return JSON.stringify(result).slice(0, 2000);
   const clip = (s) => (s.length > 600 ? s.slice(0, 600) + `…(${s.length} chars)` : s);
   return JSON.stringify({ ...sc, stdout: clip(sc.stdout), stderr: clip(sc.stderr) }, null, 1);
 }

@@ -34,7 +34,7 @@ async function connect(transport, mode, expected = mode === "legacy" ? "2025-11-
 async function exercise(client, era) {
   const tools = await client.listTools();
   // Only 1mcp's own: the conformance fixtures are served only when a test asks for them.
-  assert.deepEqual(tools.tools.map((t) => t.name).sort(), ["run_js", "run_py"], era);
+  assert.deepEqual(tools.tools.map((t) => t.name).sort(), ["run_js", "run_py", "session_close", "session_create"], era);
   assert.equal(client.getServerCapabilities().prompts, undefined, `${era}: prompts offered`);
   const js = await client.callTool({ name: "run_js", arguments: { code: `console.log("${era}-" + 6 * 7)` } });
   assert.equal(js.structuredContent.stdout, `${era}-42\n`, JSON.stringify(js));

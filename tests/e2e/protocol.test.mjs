@@ -51,7 +51,7 @@ test("a request without Mcp-Session-Id is answered on its own; a notification â†
   const r = await post(url, { jsonrpc: "2.0", id: 5, method: "tools/list" });
   assert.equal(r.status, 200);
   assert.equal(r.json.id, 5);
-  assert.deepEqual(r.json.result.tools.map((t) => t.name), ["run_js", "run_py"]);
+  assert.deepEqual(r.json.result.tools.map((t) => t.name), ["run_js", "run_py", "session_create", "session_close"]);
   assert.equal(r.headers.get("mcp-session-id"), null);
   const n = await post(url, { jsonrpc: "2.0", method: "notifications/initialized" });
   assert.equal(n.status, 400);

@@ -74,7 +74,7 @@ test("SDK client over stdio: listTools, run_js, run_py", async () => {
   try {
     await withTimeout(client.connect(transport), 15000, "stdio connect");
     const { tools } = await client.listTools(undefined, { timeout: 5000 });
-    assert.deepEqual(tools.map((t) => t.name).sort(), ["run_js", "run_py"]);
+    assert.deepEqual(tools.map((t) => t.name).sort(), ["run_js", "run_py", "session_close", "session_create"]);
 
     const js = await client.callTool(
       { name: "run_js", arguments: { code: "console.log(1+1); 'v'.repeat(2)" } },

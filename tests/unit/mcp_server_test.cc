@@ -260,7 +260,7 @@ TEST_F(McpServerTest, RequestsWithoutASessionAreAnsweredOnTheirOwn) {
   EXPECT_EQ(body["id"], 1);
   EXPECT_EQ(body["result"]["structuredContent"]["stdout"], "js:hi|");
   auto list = json::parse(http("POST", R"({"jsonrpc":"2.0","id":"a","method":"tools/list"})").body);
-  EXPECT_EQ(list["result"]["tools"].size(), 2u);
+  EXPECT_EQ(list["result"]["tools"].size(), 4u);  // run_js, run_py, session_create, session_close
   EXPECT_EQ(json::parse(http("POST", R"({"jsonrpc":"2.0","id":5,"method":"ping"})").body)["result"],
             json::object());
   // Nothing stays behind.
@@ -375,9 +375,12 @@ TEST_F(McpServerTest, ToolsListAdvertisesSchemas) {
   std::string sid = initialize();
   auto j = call(sid, {{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/list"}});
   auto tools = j["result"]["tools"];
-  ASSERT_EQ(tools.size(), 2u);
+  ASSERT_EQ(tools.size(), 4u);
   EXPECT_EQ(tools[0]["name"], "run_js");
   EXPECT_EQ(tools[1]["name"], "run_py");
+  EXPECT_EQ(tools[2]["name"], "session_create");
+  EXPECT_EQ(tools[3]["name"], "session_close");
+  tools.erase(tools.begin() + 2, tools.end());
   for (auto& t : tools) {
     EXPECT_EQ(t["inputSchema"]["type"], "object");
     EXPECT_EQ(t["outputSchema"]["type"], "object");
@@ -1481,7 +1484,8 @@ TEST_F(McpServerTest, AnExtensionsToolsAreListedInBothEras) {
     for (auto& t : tools) out.push_back(t["name"]);
     return out;
   };
-  const std::vector<std::string> want{"run_js", "run_py", "extra"};
+  const std::vector<std::string> want{"run_js", "run_py", "session_create", "session_close",
+                                      "extra"};
   auto legacy =
       json::parse(post(s, {{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/list"}}).get().body);
   EXPECT_EQ(names(legacy["result"]["tools"]), want) << legacy;

@@ -207,6 +207,7 @@ TEST(TypesInSync, RunResultsHaveTheSchemaFields) {
   full.files.push_back({"a.txt", 3, "abc", false});
   full.files.push_back({"dir/b.bin", 2000000, std::string("\x00\xff", 2), true});
   full.capsule = std::string(64, 'a');
+  full.live = sandbox::LiveCall{1, false, "a new interpreter (why)"};
   spec.language = server::Language::js;
   json max = server::tool_result(
       spec, full, {"0123456789abcdef0123456789abcdef", true, {}})["structuredContent"];
