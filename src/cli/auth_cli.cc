@@ -28,10 +28,10 @@ using nlohmann::ordered_json;
 
 // The config file as an ordered document (so a rewrite keeps the user's key order), after
 // checking that it is a valid config today: the tool never edits a file it does not understand.
-Result<ordered_json> read_config(const std::string& path, const std::string& dir,
-                                 const std::string& config) {
+Result<ordered_json> read_config(const std::string& dir, const std::string& config) {
   auto valid = load_project_config(dir, config);
   if (!valid) return valid.error();
+  const std::string path = resolve(dir, config);
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
@@ -85,7 +85,7 @@ ordered_json& tokens_of(ordered_json& doc) {
 
 int token_create(const std::string& dir, const std::string& config, const std::string& name_arg) {
   const std::string path = resolve(dir, config);
-  auto doc = read_config(path, dir, config);
+  auto doc = read_config(dir, config);
   if (!doc) {
     std::fprintf(stderr,
                  "1mcp token create: %s\n(the token is added to an existing, valid config: fix "
@@ -155,7 +155,7 @@ int token_list(const std::string& dir, const std::string& config) {
 
 int token_revoke(const std::string& dir, const std::string& config, const std::string& name) {
   const std::string path = resolve(dir, config);
-  auto doc = read_config(path, dir, config);
+  auto doc = read_config(dir, config);
   if (!doc) {
     std::fprintf(stderr, "1mcp token revoke: %s\n", doc.error().message.c_str());
     return 2;
