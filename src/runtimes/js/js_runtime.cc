@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "runtimes/js/arena.h"
+#include "runtimes/js/fs_host.h"
+#include "runtimes/js/host_call.h"
 #include "runtimes/js/web_crypto.h"
 
 namespace onemcp::js {
@@ -151,19 +153,7 @@ struct PromiseDataMirror {
   JSValue result;
 };
 
-// ---- host functions (the prelude's `host` object). No C++ exception may unwind into QuickJS.
-using HostFn = JSValue (*)(JSContext*, JSValueConst, int, JSValueConst*);
-
-template <HostFn F>
-JSValue guarded(JSContext* ctx, JSValueConst this_val, int argc, JSValueConst* argv) {
-  try {
-    return F(ctx, this_val, argc, argv);
-  } catch (const std::bad_alloc&) {
-    return JS_ThrowOutOfMemory(ctx);
-  } catch (...) {
-    return JS_ThrowInternalError(ctx, "internal error in a host function");
-  }
-}
+// ---- host functions (the prelude's `host` object), each guarded<> (host_call.h).
 
 JSValue host_write(JSContext* ctx, JSValueConst, int, JSValueConst* argv) {
   int fd = 0;
@@ -399,11 +389,6 @@ JSValue host_broker_send(JSContext* ctx, JSValueConst, int, JSValueConst* argv) 
   return error.empty() ? JS_UNDEFINED : new_string(ctx, error);
 }
 
-struct HostFunction {
-  const char* name;
-  int length;
-  JSCFunction* fn;
-};
 const HostFunction kHostFunctions[] = {
     {"write", 2, guarded<host_write>},
     {"readStdin", 0, guarded<host_read_stdin>},
@@ -591,8 +576,10 @@ Status JsRuntime::make_interpreter(const JSMallocFunctions* mf) {
     return make_error("prelude failed: " + msg);
   }
   JSValue host = JS_NewObject(ctx_);
-  for (const HostFunction& f : kHostFunctions) {
-    JS_SetPropertyStr(ctx_, host, f.name, JS_NewCFunction(ctx_, f.fn, f.name, f.length));
+  for (auto table : {std::span<const HostFunction>(kHostFunctions), fs::host_functions()}) {
+    for (const HostFunction& f : table) {
+      JS_SetPropertyStr(ctx_, host, f.name, JS_NewCFunction(ctx_, f.fn, f.name, f.length));
+    }
   }
   hooks_ = JS_Call(ctx_, factory, JS_UNDEFINED, 1, &host);
   JS_FreeValue(ctx_, host);
@@ -1055,6 +1042,7 @@ int JsRuntime::make_heap(const ipc::RunRequest& req) {
   JS_UpdateStackTop(rt_);
   JS_SetMaxStackSize(rt_, stack_budget());
   if (req.mem_mb > 0) JS_SetMemoryLimit(rt_, baseline_heap_ + size_t(req.mem_mb) * (1u << 20));
+  fs::set_read_limit(size_t(req.mem_mb) << 20);
   if (int code = call_setup(req); code >= 0) return code;
   has_dependencies_ = true;
   if (int code = load_dependencies(req.deps_code); code >= 0) return code;
@@ -1062,8 +1050,8 @@ int JsRuntime::make_heap(const ipc::RunRequest& req) {
   // Only a heap at rest can be taken: no queued job, timer, broker request or rejection that a
   // run of its own would have handled.
   JSValue idle = call_hook("idle", 0, nullptr);
-  const bool at_rest = JS_ToBool(ctx_, idle) == 1 && !JS_IsJobPending(rt_) && rejections_.empty() &&
-                       !broker_used_;
+  const bool at_rest =
+      JS_ToBool(ctx_, idle) == 1 && !JS_IsJobPending(rt_) && rejections_.empty() && !broker_used_;
   JS_FreeValue(ctx_, idle);
   if (!at_rest) return finish(0);  // no heap_bytes: the layer is loaded by each run instead
   JS_SetMemoryLimit(rt_, size_t(-1));
@@ -1128,6 +1116,8 @@ int JsRuntime::call_setup(const ipc::RunRequest& req) {
 
 int JsRuntime::run_checked(const ipc::RunRequest& req) {
   ::signal(SIGPIPE, SIG_IGN);  // a closed pipe is EPIPE, handled in write_all
+  // A file written past RLIMIT_FSIZE (a workspace may be larger) is EFBIG for fs, not a kill.
+  ::signal(SIGXFSZ, SIG_IGN);
   // A live interpreter's later calls start from what the last one left: only the per-call state
   // is reset (the npm layer, once loaded, stays).
   report_ = {};
@@ -1149,6 +1139,7 @@ int JsRuntime::run_checked(const ipc::RunRequest& req) {
   JS_UpdateStackTop(rt_);
   JS_SetMaxStackSize(rt_, stack_budget());
   if (req.mem_mb > 0) JS_SetMemoryLimit(rt_, baseline_heap_ + size_t(req.mem_mb) * (1u << 20));
+  fs::set_read_limit(size_t(req.mem_mb) << 20);
   if (req.timeout_ms > 0) {
     backstop_ns_ = mono_ns() + int64_t(req.timeout_ms) * 1'000'000 + kBackstopGraceNs;
   }
