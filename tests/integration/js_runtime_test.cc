@@ -456,7 +456,8 @@ TEST_F(JsRuntime, LoneSurrogatesDoNotBreakOutput) {
 }
 
 TEST_F(JsRuntime, ImportIsRefusedClearly) {
-  for (const char* code : {"import x from 'y'", "import { readFileSync } from 'fs'; readFileSync('/etc/passwd')"}) {
+  // (Node's fs is the exception: js_fs_test.cc.)
+  for (const char* code : {"import x from 'y'", "import { hostname } from 'os'; hostname()"}) {
     RunOutput r = run(code);
     EXPECT_EQ(r.outcome, Outcome::error) << code;
     EXPECT_EQ(r.report.error_kind, "syntax") << code;
@@ -464,7 +465,7 @@ TEST_F(JsRuntime, ImportIsRefusedClearly) {
               std::string::npos)
         << code << ": " << r.err;
   }
-  RunOutput dyn = run("await import('fs')");
+  RunOutput dyn = run("await import('os')");
   EXPECT_EQ(dyn.outcome, Outcome::error);
   EXPECT_NE(dyn.err.find("import is not supported"), std::string::npos) << dyn.err;
 }
@@ -499,9 +500,9 @@ TEST_F(JsRuntime, DependencyLayerProvidesRequireAndImports) {
   r = run("require('./x')", o);
   EXPECT_EQ(r.outcome, Outcome::error);
   EXPECT_NE(r.err.find("Error: Cannot find module './x'"), std::string::npos) << r.err;
-  r = run("require('fs').readFileSync('/etc/passwd')", o);
+  r = run("require('os').hostname()", o);
   EXPECT_EQ(r.outcome, Outcome::error);
-  EXPECT_NE(r.err.find("fs.readFileSync() is not available: run_js has no Node.js 'fs' module"),
+  EXPECT_NE(r.err.find("os.hostname() is not available: run_js has no Node.js 'os' module"),
             std::string::npos)
       << r.err;
   // Import declarations the server did not rewrite (after other code) are refused clearly.
@@ -611,8 +612,15 @@ TEST_F(JsHeap, OnlyALayerAtRestBecomesAHeap) {
 }
 
 TEST_F(JsRuntime, NoHostAccessGlobals) {
-  EXPECT_EQ(out_of("console.log(typeof std, typeof os, typeof require, typeof host, typeof print)"),
-            "undefined undefined undefined undefined undefined\n");
+  EXPECT_EQ(out_of("console.log(typeof std, typeof os, typeof host, typeof print)"),
+            "undefined undefined undefined undefined\n");
+  // require() serves Node's built-ins (fs is the run's own, in its sandbox) and nothing from a
+  // filesystem.
+  EXPECT_EQ(
+      out_of("for (const m of ['/etc/passwd', './x', 'child_process']) { try { "
+             "console.log(require(m).execSync('id')) } catch (e) { console.log(e.message) } }"),
+      "Cannot find module '/etc/passwd'\nCannot find module './x'\nchild_process.execSync() "
+      "is not available: run_js has no Node.js 'child_process' module\n");
 }
 
 TEST_F(JsRuntime, Polyfills) {

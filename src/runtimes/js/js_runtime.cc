@@ -421,8 +421,13 @@ void rejection_tracker(JSContext*, JSValueConst promise, JSValueConst reason, JS
   }
 }
 
-JSModuleDef* refuse_module(JSContext* ctx, const char* name, void*) {
+// The module loader: Node's built-in modules that the prelude implements (fs), for import
+// declarations the server did not rewrite and for import(); every other import is refused.
+JSModuleDef* load_module(JSContext* ctx, const char* name, void*) {
   JsRuntime* rt = JsRuntime::instance();
+  bool failed = false;
+  if (JSModuleDef* m = rt->builtin_module(name, &failed)) return m;
+  if (failed) return nullptr;
   rt->note_import_refused();
   if (rt->has_dependencies()) {
     // The server rewrote the leading import declarations; this one came later, or is import().
@@ -553,7 +558,7 @@ Status JsRuntime::make_interpreter(const JSMallocFunctions* mf) {
   if (!rt_) return make_error("cannot create the QuickJS runtime");
   ctx_ = JS_NewContext(rt_);
   if (!ctx_) return make_error("cannot create the QuickJS context");
-  JS_SetModuleLoaderFunc(rt_, nullptr, refuse_module, nullptr);
+  JS_SetModuleLoaderFunc(rt_, nullptr, load_module, nullptr);
   JS_SetHostPromiseRejectionTracker(rt_, rejection_tracker, nullptr);
   JS_SetInterruptHandler(rt_, interrupt_handler, nullptr);
   backstop_ns_ = INT64_MAX;
@@ -693,8 +698,63 @@ JSValue JsRuntime::promise_state(JSValueConst value) {
   if (!data) return JS_UNDEFINED;
   JSValue arr = JS_NewArray(ctx_);
   JS_SetPropertyUint32(ctx_, arr, 0, JS_NewInt32(ctx_, data->state));
-  JS_SetPropertyUint32(ctx_, arr, 1, data->state == 0 ? JS_UNDEFINED : JS_DupValue(ctx_, data->result));
+  JS_SetPropertyUint32(ctx_, arr, 1,
+                       data->state == 0 ? JS_UNDEFINED : JS_DupValue(ctx_, data->result));
   return arr;
+}
+
+JSModuleDef* JsRuntime::builtin_module(const char* name, bool* failed) {
+  JSValue spec = JS_NewString(ctx_, name);
+  JSValue ns = call_hook("builtinModule", 1, &spec);
+  JS_FreeValue(ctx_, spec);
+  if (JS_IsException(ns)) {
+    *failed = true;
+    return nullptr;
+  }
+  if (!JS_IsObject(ns)) {
+    JS_FreeValue(ctx_, ns);
+    return nullptr;
+  }
+  // Its exports are the namespace's names; their values are set when it is evaluated.
+  JSModuleDef* m = JS_NewCModule(ctx_, name, [](JSContext* ctx, JSModuleDef* def) {
+    return JsRuntime::instance()->init_builtin_module(ctx, def);
+  });
+  JSPropertyEnum* names = nullptr;
+  uint32_t count = 0;
+  bool ok = m && JS_GetOwnPropertyNames(ctx_, &names, &count, ns,
+                                        JS_GPN_STRING_MASK | JS_GPN_ENUM_ONLY) == 0;
+  for (uint32_t i = 0; ok && i < count; ++i) {
+    const char* key = JS_AtomToCString(ctx_, names[i].atom);
+    ok = key && JS_AddModuleExport(ctx_, m, key) == 0;
+    JS_FreeCString(ctx_, key);
+  }
+  for (uint32_t i = 0; names && i < count; ++i) JS_FreeAtom(ctx_, names[i].atom);
+  js_free(ctx_, names);
+  JS_FreeValue(ctx_, ns);
+  if (!ok) *failed = true;
+  return ok ? m : nullptr;
+}
+
+int JsRuntime::init_builtin_module(JSContext* ctx, JSModuleDef* m) {
+  JSAtom name = JS_GetModuleName(ctx, m);
+  JSValue spec = JS_AtomToString(ctx, name);
+  JS_FreeAtom(ctx, name);
+  JSValue ns = JS_IsException(spec) ? JS_EXCEPTION : call_hook("builtinModule", 1, &spec);
+  JS_FreeValue(ctx, spec);
+  if (JS_IsException(ns)) return -1;
+  JSPropertyEnum* names = nullptr;
+  uint32_t count = 0;
+  int rc = JS_GetOwnPropertyNames(ctx, &names, &count, ns, JS_GPN_STRING_MASK | JS_GPN_ENUM_ONLY);
+  for (uint32_t i = 0; rc == 0 && i < count; ++i) {
+    const char* key = JS_AtomToCString(ctx, names[i].atom);
+    JSValue v = key ? JS_GetProperty(ctx, ns, names[i].atom) : JS_EXCEPTION;
+    if (!key || JS_IsException(v) || JS_SetModuleExport(ctx, m, key, v) < 0) rc = -1;
+    JS_FreeCString(ctx, key);
+  }
+  for (uint32_t i = 0; names && i < count; ++i) JS_FreeAtom(ctx, names[i].atom);
+  js_free(ctx, names);
+  JS_FreeValue(ctx, ns);
+  return rc;
 }
 
 JSValue JsRuntime::call_hook(const char* name, int argc, JSValueConst* argv) {

@@ -45,6 +45,11 @@ class JsRuntime final : public worker::Runtime {
   JSValue promise_state(JSValueConst value);  // undefined, or [state, result]
   bool is_promise(JSValueConst value) const;
   void note_import_refused() { import_refused_ = true; }
+  // The module loader's part for Node's built-in modules the prelude implements ("fs",
+  // "node:fs/promises", ...): a module whose exports are the prelude's namespace, or nullptr for
+  // any other name (then `*failed` says whether an exception is pending).
+  JSModuleDef* builtin_module(const char* name, bool* failed);
+  int init_builtin_module(JSContext* ctx, JSModuleDef* m);  // its JSModuleInitFunc
   bool has_dependencies() const { return has_dependencies_; }
   // Sends one request frame to the network broker. Empty on success, else why not (the text
   // the prelude puts after "fetch failed: ").

@@ -1,10 +1,11 @@
 // Prelude of 1mcp-js-worker: console (Node-style util.inspect formatting), timers, process,
 // fetch (over the network broker channel) with URL, Headers, Request, Response and
 // AbortController, `mcp` (upstream MCP tools, over the same channel), crypto (random values, and
-// crypto.subtle's digests and HMAC on the host's libcrypto), and the polyfills QuickJS
-// 2021-03-27 lacks. Evaluated once in the zygote, so every run starts from it for free. `host` is
-// the bridge to C (write, now, enqueueJob, ...): captured by this closure and never reachable from
-// user code. Returns the hooks the C side drives the run with.
+// crypto.subtle's digests and HMAC on the host's libcrypto), Node's fs (synchronous, callback
+// and promise forms, on the run's own system calls) behind require() and import, and the
+// polyfills QuickJS 2021-03-27 lacks. Evaluated once in the zygote, so every run starts from it
+// for free. `host` is the bridge to C (write, now, enqueueJob, ...): captured by this closure and
+// never reachable from user code. Returns the hooks the C side drives the run with.
 (function (host) {
   'use strict';
 
@@ -882,6 +883,7 @@
     versions: { quickjs: '2021-03-27' },
     exitCode: undefined,
     cwd: () => cwdValue,
+    chdir: (directory) => processChdir(directory),
     exit: (code) => {
       code = code === undefined ? process.exitCode : code;
       host.exit(Number(code) | 0);
@@ -2682,12 +2684,407 @@
   for (const [name, value] of Object.entries(globals)) define(globalThis, name, value);
   define(globalThis, 'global', globalThis);
 
+  // ---------------------------------------------------------------- fs
+  // Node's synchronous file API (a subset), its callback forms and fs.promises, on the host's
+  // system calls (runtimes/js/fs_host.h) made by the run's own process: what may be read or
+  // written is the sandbox's decision (writable /tmp, /out and a session's /work; the rest
+  // read-only or absent), and its refusals come back as Node's errors (EROFS, EACCES, ENOENT,
+  // with errno, code, syscall and path). Relative paths resolve against process.cwd(). Only
+  // regular files are read, at most the run's memory budget at once. Built on first use: a run
+  // that never touches fs allocates nothing for it.
+  let fsModule, fsNamespace, fsPromisesNamespace;
+  const getFs = () => fsModule || (fsModule = makeFs());
+
+  function fsArgError(code, message) {
+    const e = new TypeError(message);
+    e.code = code;
+    return e;
+  }
+  function received(v) {
+    if (v == null) return ` Received ${v}`;
+    if (typeof v === 'function') return ` Received function ${v.name || '<anonymous>'}`;
+    if (typeof v === 'object') {
+      const name = getConstructorName(v);
+      return name ? ` Received an instance of ${name}` : ` Received ${inspect(v, { depth: 0 })}`;
+    }
+    let shown = inspect(v);
+    if (shown.length > 28) shown = `${shown.slice(0, 25)}...`;
+    return ` Received type ${typeof v} (${shown})`;
+  }
+  // A path argument as the user gave it (string, file: URL or Uint8Array), checked.
+  function fsPathArg(p, name = 'path') {
+    if (typeof p !== 'string') {
+      if (p instanceof URL) {
+        if (p.protocol !== 'file:') throw fsArgError('ERR_INVALID_URL_SCHEME', 'The URL must be of scheme file');
+        p = decodeURIComponent(p.pathname);
+      } else if (isTypedArray(p) && p instanceof Uint8Array) {
+        p = host.utf8Decode(p, false);
+      } else {
+        throw fsArgError('ERR_INVALID_ARG_TYPE',
+          `The "${name}" argument must be of type string or an instance of Buffer or URL.${received(p)}`);
+      }
+    }
+    if (p.includes('\0')) {
+      throw fsArgError('ERR_INVALID_ARG_VALUE',
+        `The argument '${name}' must be a string, Uint8Array, or URL without null bytes.${received(p)}`);
+    }
+    return p;
+  }
+  // What the kernel is given: absolute paths as they are, relative ones after the run's cwd.
+  const fsResolve = (p) => (p === '' || p[0] === '/' ? p : cwdValue === '/' ? `/${p}` : `${cwdValue}/${p}`);
+  // Node's error for the host function that just returned null.
+  function fsFailure(path, dest) {
+    const [errno, code, description, syscall, size, limit] = host.fsError();
+    if (code === 'ERR_FS_FILE_TOO_LARGE') {
+      const mib = limit % 1048576 === 0 ? `${limit / 1048576} MiB` : `${limit} bytes`;
+      const e = new RangeError(`File size (${size}) is greater than the run's memory budget (${mib})`);
+      e.code = code;
+      return e;
+    }
+    let message = `${code}: ${description}, ${syscall}`;
+    if (path !== undefined) message += ` '${path}'`;
+    if (dest !== undefined) message += ` -> '${dest}'`;
+    const e = new Error(message);
+    e.errno = errno;
+    e.code = code;
+    e.syscall = syscall;
+    if (path !== undefined) e.path = path;
+    if (dest !== undefined) e.dest = dest;
+    return e;
+  }
+  function processChdir(directory) {
+    const given = fsPathArg(directory, 'directory');
+    const target = fsResolve(given);
+    let errno = -2, code = 'ENOENT', description = 'no such file or directory';
+    if (target !== '') {
+      const st = host.fsStat(target, true);
+      if (st !== null && (st[1] & 0o170000) !== 0o040000) {
+        [errno, code, description] = [-20, 'ENOTDIR', 'not a directory'];
+      } else if (st === null || host.fsAccess(target, 1) === null) {
+        [errno, code, description] = host.fsError();
+      } else {
+        const parts = [];
+        for (const part of target.split('/')) {
+          if (part === '..') parts.pop();
+          else if (part !== '' && part !== '.') parts.push(part);
+        }
+        cwdValue = `/${parts.join('/')}`;
+        return;
+      }
+    }
+    const e = new Error(`${code}: ${description}, chdir ${cwdValue} -> '${given}'`);
+    Object.assign(e, { errno, code, syscall: 'chdir', path: cwdValue, dest: given });
+    throw e;
+  }
+
+  function makeFs() {
+    const S_IFMT = 0o170000;
+    const constants = {
+      F_OK: 0, R_OK: 4, W_OK: 2, X_OK: 1, COPYFILE_EXCL: 1, COPYFILE_FICLONE: 2, COPYFILE_FICLONE_FORCE: 4,
+      O_RDONLY: 0, O_WRONLY: 1, O_RDWR: 2, O_CREAT: 0o100, O_EXCL: 0o200, O_NOCTTY: 0o400, O_TRUNC: 0o1000,
+      O_APPEND: 0o2000, O_DIRECTORY: 0o200000, O_NOFOLLOW: 0o400000, O_NONBLOCK: 0o4000,
+      S_IFMT, S_IFREG: 0o100000, S_IFDIR: 0o040000, S_IFCHR: 0o020000, S_IFBLK: 0o060000,
+      S_IFIFO: 0o010000, S_IFLNK: 0o120000, S_IFSOCK: 0o140000,
+    };
+    const W = constants.O_WRONLY | constants.O_CREAT;
+    const RW = constants.O_RDWR | constants.O_CREAT;
+    const { O_TRUNC: T, O_APPEND: A, O_EXCL: X } = constants;
+    const writeFlags = {
+      w: W | T, wx: W | T | X, xw: W | T | X, 'w+': RW | T, 'wx+': RW | T | X, 'xw+': RW | T | X,
+      a: W | A, ax: W | A | X, xa: W | A | X, as: W | A, sa: W | A,
+      'a+': RW | A, 'ax+': RW | A | X, 'xa+': RW | A | X, 'as+': RW | A, 'sa+': RW | A,
+      'r+': constants.O_RDWR, 'rs+': constants.O_RDWR, 'sr+': constants.O_RDWR,
+    };
+    function flagsOf(flag, fallback) {
+      if (flag === undefined || flag === null) return writeFlags[fallback];
+      if (typeof flag === 'number') return flag;
+      if (hasOwn(writeFlags, flag)) return writeFlags[flag];
+      throw fsArgError('ERR_INVALID_ARG_VALUE', `The argument 'flags' is invalid.${received(flag)}`);
+    }
+    function encodingOf(enc) {
+      if (enc === undefined || enc === null || enc === 'buffer') return null;
+      const e = `${enc}`.toLowerCase();
+      if (e === 'utf8' || e === 'utf-8') return 'utf8';
+      if (e === 'latin1' || e === 'binary') return 'latin1';
+      if (e === 'base64' || e === 'base64url' || e === 'hex' || e === 'ascii') return e;
+      throw fsArgError('ERR_INVALID_ARG_VALUE', `The argument 'encoding' is invalid encoding.${received(enc)}`);
+    }
+    const optionsOf = (options) =>
+      (typeof options === 'string' ? { encoding: options } : options === null || typeof options !== 'object' ? {} : options);
+    function decode(bytes, encoding) {
+      switch (encoding) {
+        case 'utf8': return host.utf8Decode(bytes, false);
+        case 'base64': return host.base64Encode(bytes);
+        case 'base64url': return host.base64Encode(bytes).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
+        case 'hex': return Array.from(bytes, (b) => (b < 16 ? '0' : '') + b.toString(16)).join('');
+        default: {
+          const mask = encoding === 'ascii' ? 0x7f : 0xff;
+          let s = '';
+          for (let i = 0; i < bytes.length; i += 8192) {
+            const chunk = bytes.subarray(i, i + 8192);
+            s += String.fromCharCode.apply(null, mask === 0xff ? chunk : Array.from(chunk, (b) => b & mask));
+          }
+          return s;
+        }
+      }
+    }
+    function encode(s, encoding) {
+      switch (encoding) {
+        case 'latin1':
+        case 'ascii': return Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff);
+        case 'base64':
+        case 'base64url': {
+          const clean = s.replace(/-/g, '+').replace(/_/g, '/').replace(/[^A-Za-z0-9+/]/g, '');
+          return new Uint8Array(host.base64Decode(clean.length % 4 === 1 ? clean.slice(0, -1) : clean));
+        }
+        case 'hex': {
+          const out = new Uint8Array(s.length >> 1);
+          let n = 0;
+          for (; n < out.length; n++) {
+            const pair = s.substr(2 * n, 2);
+            if (!/^[0-9a-fA-F]{2}$/.test(pair)) break;
+            out[n] = parseInt(pair, 16);
+          }
+          return out.subarray(0, n);
+        }
+        default: return new Uint8Array(host.utf8Encode(s));
+      }
+    }
+    function bytesOf(data, encoding) {
+      if (typeof data === 'string') return encode(data, encoding || 'utf8');
+      if (isArrayBuffer(data)) return new Uint8Array(data);
+      if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      throw fsArgError('ERR_INVALID_ARG_TYPE',
+        `The "data" argument must be of type string or an instance of Buffer, TypedArray, or DataView.${received(data)}`);
+    }
+    // Every host call: its result, or Node's error naming the paths as the user gave them.
+    const check = (result, path, dest) => {
+      if (result === null) throw fsFailure(path, dest);
+      return result;
+    };
+
+    class Stats {
+      constructor(f) {
+        [this.dev, this.mode, this.nlink, this.uid, this.gid, this.rdev, this.blksize, this.ino, this.size,
+          this.blocks, this.atimeMs, this.mtimeMs, this.ctimeMs, this.birthtimeMs] = f;
+        this.atime = new Date(this.atimeMs);
+        this.mtime = new Date(this.mtimeMs);
+        this.ctime = new Date(this.ctimeMs);
+        this.birthtime = new Date(this.birthtimeMs);
+      }
+      isFile() { return (this.mode & S_IFMT) === constants.S_IFREG; }
+      isDirectory() { return (this.mode & S_IFMT) === constants.S_IFDIR; }
+      isSymbolicLink() { return (this.mode & S_IFMT) === constants.S_IFLNK; }
+      isFIFO() { return (this.mode & S_IFMT) === constants.S_IFIFO; }
+      isSocket() { return (this.mode & S_IFMT) === constants.S_IFSOCK; }
+      isCharacterDevice() { return (this.mode & S_IFMT) === constants.S_IFCHR; }
+      isBlockDevice() { return (this.mode & S_IFMT) === constants.S_IFBLK; }
+    }
+    class Dirent {
+      #type;
+      constructor(name, type, parentPath) {
+        this.name = name;
+        this.parentPath = parentPath;
+        this.path = parentPath;
+        this.#type = type;
+      }
+      isFile() { return this.#type === 1; }
+      isDirectory() { return this.#type === 2; }
+      isSymbolicLink() { return this.#type === 3; }
+      isFIFO() { return this.#type === 4; }
+      isSocket() { return this.#type === 5; }
+      isCharacterDevice() { return this.#type === 6; }
+      isBlockDevice() { return this.#type === 7; }
+    }
+
+    function statOf(path, options, follow) {
+      const p = fsPathArg(path);
+      const f = host.fsStat(fsResolve(p), follow);
+      if (f === null && options && options.throwIfNoEntry === false && host.fsError()[1] === 'ENOENT') return undefined;
+      return new Stats(check(f, p));
+    }
+    function readFileSync(path, options) {
+      const { encoding } = optionsOf(options);
+      const enc = encodingOf(encoding);
+      const p = fsPathArg(path);
+      const bytes = new Uint8Array(check(host.fsRead(fsResolve(p)), p));
+      return enc === null ? bytes : decode(bytes, enc);
+    }
+    function writeData(path, data, options, defaultFlag) {
+      const o = optionsOf(options);
+      const p = fsPathArg(path);
+      const flags = flagsOf(o.flag, defaultFlag);
+      const bytes = bytesOf(data, encodingOf(o.encoding === undefined ? 'utf8' : o.encoding));
+      check(host.fsWrite(fsResolve(p), bytes, flags, o.mode === undefined ? 0o666 : Number(o.mode)), p);
+    }
+    function writeFileSync(path, data, options) { writeData(path, data, options, 'w'); }
+    function appendFileSync(path, data, options) { writeData(path, data, options, 'a'); }
+    function statSync(path, options) { return statOf(path, options, true); }
+    function lstatSync(path, options) { return statOf(path, options, false); }
+    function existsSync(path) {
+      let p;
+      try { p = fsPathArg(path); } catch { return false; }
+      return p !== '' && host.fsAccess(fsResolve(p), 0) !== null;
+    }
+    function accessSync(path, mode = 0) {
+      const p = fsPathArg(path);
+      check(host.fsAccess(fsResolve(p), Number(mode) | 0), p);
+    }
+    function readdirSync(path, options) {
+      const o = optionsOf(options);
+      const enc = encodingOf(o.encoding === undefined ? 'utf8' : o.encoding);
+      const p = fsPathArg(path);
+      const out = [];
+      const walk = (dir, prefix) => {
+        const list = check(host.fsReaddir(fsResolve(dir)), dir);
+        for (let i = 0; i < list.length; i += 2) {
+          const name = prefix + list[i];
+          if (o.withFileTypes) out.push(new Dirent(list[i], list[i + 1], fsResolve(dir)));
+          else out.push(enc === null ? encode(name, 'utf8') : enc === 'utf8' ? name : decode(encode(name, 'utf8'), enc));
+          if (o.recursive && list[i + 1] === 2) walk(`${dir}/${list[i]}`, `${name}/`);
+        }
+      };
+      walk(p, '');
+      return out;
+    }
+    const isDirectory = (dir) => {
+      const st = host.fsStat(dir, true);
+      return st !== null && (st[1] & S_IFMT) === constants.S_IFDIR;
+    };
+    function mkdirSync(path, options) {
+      const o = typeof options === 'number' || typeof options === 'string' ? { mode: options } : optionsOf(options);
+      const mode = o.mode === undefined ? 0o777 : typeof o.mode === 'string' ? parseInt(o.mode, 8) : Number(o.mode);
+      const p = fsPathArg(path);
+      if (!o.recursive) return void check(host.fsMkdir(fsResolve(p), mode), p);
+      // Up to the nearest directory that exists, then down again creating each: returns the
+      // first one created, as Node does.
+      const target = fsResolve(p).replace(/(.)\/+$/, '$1');
+      const shown = (dir) => (dir === target ? p : dir);
+      const missing = [];
+      let dir = target;
+      let first;
+      for (;;) {
+        if (host.fsMkdir(dir, mode) !== null) {
+          first = dir;
+          break;
+        }
+        const code = host.fsError()[1];
+        if (code === 'ENOENT' && dir !== '/') {
+          missing.push(dir);
+          dir = dir.slice(0, dir.lastIndexOf('/')) || '/';
+          continue;
+        }
+        const e = fsFailure(shown(dir));
+        if (code !== 'EEXIST' || !isDirectory(dir)) throw e;
+        break;
+      }
+      for (let i = missing.length - 1; i >= 0; i--) {
+        if (missing[i] === first) continue;
+        if (host.fsMkdir(missing[i], mode) === null) {
+          const e = fsFailure(shown(missing[i]));
+          if (e.code !== 'EEXIST' || !isDirectory(missing[i])) throw e;
+        } else if (first === undefined) {
+          first = missing[i];
+        }
+      }
+      return first;
+    }
+    function rmSync(path, options) {
+      const o = optionsOf(options);
+      const p = fsPathArg(path);
+      const target = fsResolve(p);
+      const st = host.fsStat(target, false);
+      if (st === null) {
+        if (o.force && host.fsError()[1] === 'ENOENT') return;
+        throw fsFailure(p);
+      }
+      if ((st[1] & S_IFMT) !== constants.S_IFDIR) return void check(host.fsUnlink(target), p);
+      if (!o.recursive) {
+        const e = new Error(`Path is a directory: rm returned EISDIR (is a directory) ${p}`);
+        Object.assign(e, { code: 'ERR_FS_EISDIR', errno: 21, syscall: 'rm', path: p });
+        throw e;
+      }
+      const remove = (dir) => {
+        const list = check(host.fsReaddir(dir), dir);
+        for (let i = 0; i < list.length; i += 2) {
+          const child = `${dir}/${list[i]}`;
+          if (list[i + 1] === 2) remove(child);
+          else check(host.fsUnlink(child), child);
+        }
+        check(host.fsRmdir(dir), dir === target ? p : dir);
+      };
+      remove(target);
+    }
+    function rmdirSync(path, options) {
+      if (options && options.recursive) return rmSync(path, { recursive: true });
+      const p = fsPathArg(path);
+      check(host.fsRmdir(fsResolve(p)), p);
+    }
+    function unlinkSync(path) {
+      const p = fsPathArg(path);
+      check(host.fsUnlink(fsResolve(p)), p);
+    }
+    function renameSync(oldPath, newPath) {
+      const from = fsPathArg(oldPath, 'oldPath');
+      const to = fsPathArg(newPath, 'newPath');
+      check(host.fsRename(fsResolve(from), fsResolve(to)), from, to);
+    }
+    function copyFileSync(src, dest, mode = 0) {
+      const from = fsPathArg(src, 'src');
+      const to = fsPathArg(dest, 'dest');
+      check(host.fsCopy(fsResolve(from), fsResolve(to), (Number(mode) & constants.COPYFILE_EXCL) !== 0), from, to);
+    }
+
+    const sync = {
+      access: accessSync, appendFile: appendFileSync, copyFile: copyFileSync, lstat: lstatSync,
+      mkdir: mkdirSync, readdir: readdirSync, readFile: readFileSync, rename: renameSync, rm: rmSync,
+      rmdir: rmdirSync, stat: statSync, unlink: unlinkSync, writeFile: writeFileSync,
+    };
+    const fs = { constants, Stats, Dirent, existsSync };
+    const promises = { constants };
+    for (const [name, fn] of Object.entries(sync)) {
+      fs[`${name}Sync`] = fn;
+      promises[name] = { async [name](...args) { return fn(...args); } }[name];
+      // The callback form: the result (or error) comes in a later job, as in Node.
+      fs[name] = { [name](...args) {
+        const cb = args.pop();
+        if (typeof cb !== 'function') {
+          throw fsArgError('ERR_INVALID_ARG_TYPE', `The "cb" argument must be of type function.${received(cb)}`);
+        }
+        let result, error = null;
+        try { result = fn(...args); } catch (e) { error = e; }
+        queueMicrotask(() => (error ? cb(error) : cb(null, result)));
+      } }[name];
+    }
+    fs.exists = (path, cb) => {
+      const found = existsSync(path);
+      queueMicrotask(() => cb(found));
+    };
+    fs.promises = promises;
+    return fs;
+  }
+  // The namespaces of 'fs' and 'fs/promises' (with or without 'node:'): their functions, and the
+  // module itself as the default export.
+  function builtinNamespace(specifier) {
+    const bare = specifier.startsWith('node:') ? specifier.slice(5) : specifier;
+    if (bare === 'fs') {
+      return fsNamespace || (fsNamespace = Object.freeze(Object.assign(Object.create(null), getFs(), { default: getFs() })));
+    }
+    if (bare === 'fs/promises') {
+      const p = getFs().promises;
+      return fsPromisesNamespace || (fsPromisesNamespace = Object.freeze(Object.assign(Object.create(null), p, { default: p })));
+    }
+    return undefined;
+  }
+
   // ---------------------------------------------------------------- npm dependencies
   // A run with npm dependencies first evaluates their layer (deps/npm.h), a bundle that sets
   // globalThis.__onemcp_modules (specifier → module namespace) and __onemcp_commonjs. require()
   // and __onemcp_import() (what the server turns import declarations into) look modules up
-  // there and nowhere else: nothing is ever loaded from a filesystem. Node's built-in modules
-  // are placeholders that throw when used, so a package that merely imports one still loads.
+  // there and nowhere else: no module is ever loaded from a filesystem. Of Node's built-in
+  // modules, fs and fs/promises are real (above); the others are placeholders that throw when
+  // used, so a package that merely imports one still loads. require() and __onemcp_import() are
+  // there in every run, with or without dependencies, for the built-ins.
   const nodeBuiltins = new Set(['assert', 'async_hooks', 'buffer', 'child_process', 'cluster',
     'console', 'constants', 'crypto', 'dgram', 'diagnostics_channel', 'dns', 'domain', 'events',
     'fs', 'http', 'http2', 'https', 'inspector', 'module', 'net', 'os', 'path', 'perf_hooks',
@@ -2718,6 +3115,8 @@
   function moduleNamespace(specifier) {
     const name = `${specifier}`;
     if (hasOwn(npmModules, name)) return npmModules[name];
+    const builtin = builtinNamespace(name);
+    if (builtin !== undefined) return builtin;
     const bare = name.startsWith('node:') ? name.slice(5) : name;
     if (nodeBuiltins.has(bare.split('/')[0])) return { default: builtinStub(name) };
     const e = new Error(`Cannot find module '${name}'`);
@@ -2730,6 +3129,8 @@
     const ns = moduleNamespace(name);
     return npmCommonJs.has(name) || !hasOwn(npmModules, name) ? ns.default : ns;
   }
+  define(globalThis, 'require', require);
+  define(globalThis, '__onemcp_import', moduleNamespace);
 
   // ---------------------------------------------------------------- hooks for the C side
   let tracked;  // the run's top-level promise: { state: 0 pending | 1 fulfilled | 2 rejected, value }
@@ -2756,6 +3157,9 @@
     // Nothing scheduled: no timer and no broker request (a heap snapshot may be taken).
     idle: () => timers.size === 0 && pendingRequests.size === 0,
     runTimer,
+    // The module loader's built-ins (import declarations left to QuickJS, and import()): a
+    // namespace, or undefined for any module the prelude does not implement.
+    builtinModule: (specifier) => builtinNamespace(`${specifier}`),
     // Around the evaluation of the npm dependency layer.
     beginModules() {
       define(globalThis, 'require', require);
