@@ -293,13 +293,21 @@ std::string importable_list(const std::set<std::string>& modules) {
   std::string list;
   size_t n = 0;
   for (const auto& m : modules) {
-    if (n++ == 20) return list + ", ...";
-    list += (list.empty() ? "" : ", ") + m;
+    if (n++ == 20) {
+      list += "..., ";
+      break;
+    }
+    list += m + ", ";
   }
-  return list.empty() ? "none" : list;
+  return list + "fs, fs/promises";
 }
 
 }  // namespace
+
+bool is_runtime_builtin(std::string_view specifier) {
+  if (specifier.substr(0, 5) == "node:") specifier.remove_prefix(5);
+  return specifier == "fs" || specifier == "fs/promises";
+}
 
 Result<std::string> rewrite_imports(std::string_view code, const std::set<std::string>& modules) {
   Lexer lx(code);
@@ -319,10 +327,11 @@ Result<std::string> rewrite_imports(std::string_view code, const std::set<std::s
     }
     lx.punct(';');
     size_t end = lx.pos();
-    if (!d.type_only && !modules.count(d.specifier)) {
+    if (!d.type_only && !modules.count(d.specifier) && !is_runtime_builtin(d.specifier)) {
       return make_error("line " + std::to_string(line_of(code, start)) + ": cannot import " +
                         js_string(d.specifier) +
-                        ": only the npm dependencies of this call can be imported (importable: " +
+                        ": only the npm dependencies of this call and Node's fs can be imported "
+                        "(importable: " +
                         importable_list(modules) + ")");
     }
     out.append(code.substr(copied, start - copied));

@@ -22,9 +22,15 @@
 
 namespace onemcp::deps {
 
-// `modules`: the specifiers the layer provides ("lodash", "pkg/sub"). An import of anything else
-// ("./x", "/etc/passwd", "fs", an undeclared package) is an error naming it.
+// `modules`: the specifiers the layer provides ("lodash", "pkg/sub"); Node's built-in modules
+// the JS runtime implements are importable too, with or without a layer (is_runtime_builtin).
+// An import of anything else ("./x", "/etc/passwd", "os", an undeclared package) is an error
+// naming it.
 [[nodiscard]] Result<std::string> rewrite_imports(std::string_view code,
                                                   const std::set<std::string>& modules);
+
+// Whether the JS runtime's prelude implements this Node built-in module: "fs" and "fs/promises",
+// with or without "node:". (The others are placeholders that only npm packages see.)
+bool is_runtime_builtin(std::string_view specifier);
 
 }  // namespace onemcp::deps

@@ -147,7 +147,7 @@ test("imports other than the call's packages never reach the host filesystem", a
   for (const [code, expect] of [
     ["import x from './secret.js'; x", 'cannot import "./secret.js": only the npm dependencies'],
     [`import x from ${JSON.stringify(path.join(dir, "secret.js"))}; x`, "cannot import"],
-    ["import fs from 'fs'; fs", 'cannot import "fs"'],
+    ["import os from 'os'; os", 'cannot import "os"'],
     ["import x from 'onemcp-fixture-pad/../../secret.js'", "cannot import"],
     ["require('./secret.js')", "Cannot find module './secret.js'"],
     [`require(${JSON.stringify(path.join(dir, "secret.js"))})`, "Cannot find module"],
@@ -215,13 +215,17 @@ test("a set is loaded once into a heap that later calls continue from, each with
   assert.match(server.stderr(), /npm dependency set loaded by each run: it prints while loading/);
 });
 
-test("without npm dependencies nothing changes: no require, imports refused", async () => {
-  const r = await runJs(client, "typeof require");
-  assertOk(r);
-  assert.equal(r.structuredContent.value, "'undefined'");
+test("without npm dependencies packages are refused; Node's fs is there, with or without", async () => {
   const imp = await runJs(client, "import x from 'onemcp-fixture-pad'");
   assert.equal(imp.isError, true);
   assert.match(text(imp), /import is not supported/);
+  const code = "import { writeFileSync } from 'fs';\nimport fsp from 'node:fs/promises';\n" +
+    "writeFileSync('/tmp/a', 'fs');\n[await fsp.readFile('/tmp/a', 'utf8'), typeof require('fs').readFileSync]";
+  for (const extra of [{}, npm(SET)]) {
+    const r = await runJs(client, code, extra);
+    assertOk(r);
+    assert.equal(r.structuredContent.value, "[ 'fs', 'function' ]");
+  }
 });
 
 test("building a new set reports progress to a client that asks for it", async () => {

@@ -7,7 +7,7 @@ import { after, before, test } from "node:test";
 
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from "@modelcontextprotocol/client";
 
-import { assertOk, connectHttp, post, runPy, show, startServer, withTimeout } from "./lib.mjs";
+import { assertOk, connectHttp, post, runJs, runPy, show, startServer, withTimeout } from "./lib.mjs";
 
 let server;
 let client;
@@ -117,6 +117,25 @@ open("/out/notes.txt", "w").write("hello from /out\n")
   assert.match(text, new RegExp(`  notes\\.txt \\(16 bytes, text/plain\\): ${notes.uri}, shown below\\n`));
   assert.match(text, /\n\[\/out\/notes\.txt\]\nhello from \/out\n/);
   assert.ok(links(r).some((l) => l.uri === notes.uri));
+});
+
+test("files run_js writes to /out with Node's fs come back like run_py's", async () => {
+  // The import declaration becomes a lookup on the server: top-level await and the value stay.
+  const r = await runJs(
+    client,
+    `import { mkdirSync, writeFileSync, readdirSync } from "node:fs";
+mkdirSync("/out/js", { recursive: true });
+writeFileSync("/out/js/notes.txt", "written by run_js\\n");
+writeFileSync("/out/js/bytes.bin", await Promise.resolve(Uint8Array.from({ length: 256 }, (_, i) => i)));
+readdirSync("/out/js")`,
+  );
+  assertOk(r);
+  assert.equal(r.structuredContent.value, "[ 'bytes.bin', 'notes.txt' ]");
+  assert.equal(fileNamed(r, "js/notes.txt").content, "written by run_js\n");
+  const bin = fileNamed(r, "js/bytes.bin");
+  assert.equal(bin.size, 256);
+  const res = await read(client, bin.uri);
+  assert.deepEqual(Buffer.from(res.contents[0].blob, "base64"), Buffer.from(Array.from({ length: 256 }, (_, i) => i)));
 });
 
 test("a binary file is read back as a base64 blob; another client gets Resource not found", async () => {

@@ -76,13 +76,16 @@ TEST(ImportsTest, TypeScriptTypeImportsAreErased) {
             "const data = __onemcp_import(\"lodash\").default;");
 }
 
-TEST(ImportsTest, RefusesAnythingButTheLayersModules) {
-  for (const char* code : {"import x from './x'", "import '/etc/passwd'", "import fs from 'fs'",
+TEST(ImportsTest, RefusesAnythingButTheLayersModulesAndTheRuntimesBuiltins) {
+  for (const char* code : {"import x from './x'", "import '/etc/passwd'", "import os from 'os'",
                            "import x from 'lodash/../../etc'", "import x from 'other'",
-                           "import x from 'esm-pkg/missing'", "import x from 'node:fs'"}) {
+                           "import x from 'esm-pkg/missing'", "import x from 'node:path'",
+                           "import x from 'fs/../x'", "import x from 'node:fs/x'"}) {
     std::string e = rewrite_error(code);
     EXPECT_NE(e.find("cannot import"), std::string::npos) << e;
-    EXPECT_NE(e.find("importable: @scope/pkg, esm-pkg"), std::string::npos) << e;
+    EXPECT_NE(e.find("importable: @scope/pkg, esm-pkg, esm-pkg/extra, lodash, fs, fs/promises)"),
+              std::string::npos)
+        << e;
   }
   // Only leading declarations are read; a later one is the runtime's to refuse.
   EXPECT_EQ(rewrite("const a = 1;\nimport y from './y'"), "const a = 1;\nimport y from './y'");
@@ -90,6 +93,30 @@ TEST(ImportsTest, RefusesAnythingButTheLayersModules) {
             std::string::npos);
   EXPECT_NE(rewrite_error("\n\nimport { a b } from 'lodash'").find("line 3"), std::string::npos);
   EXPECT_NE(rewrite_error("import x from").find("cannot read"), std::string::npos);
+}
+
+// Node's fs is the runtime's own: importable in every run, with or without npm dependencies.
+TEST(ImportsTest, TheRuntimesBuiltinsAreImportableWithOrWithoutALayer) {
+  EXPECT_EQ(rewrite("import fs, { readFileSync as r } from 'node:fs';\nimport * as p from "
+                    "'fs/promises';\nr('x')"),
+            "const fs = __onemcp_import(\"node:fs\").default, { readFileSync: r } = "
+            "__onemcp_import(\"node:fs\");\nconst p = __onemcp_import(\"fs/promises\");\nr('x')");
+  auto plain = rewrite_imports(
+      "import { writeFileSync } from 'fs'\nimport fsp from "
+      "'node:fs/promises';\nwriteFileSync('/out/a', 'b')",
+      {});
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  EXPECT_EQ(*plain,
+            "const { writeFileSync } = __onemcp_import(\"fs\");\nconst fsp = "
+            "__onemcp_import(\"node:fs/promises\").default;\nwriteFileSync('/out/a', 'b')");
+  auto other = rewrite_imports("import _ from 'lodash'", {});
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.error().message.find("(importable: fs, fs/promises)"), std::string::npos)
+      << other.error().message;
+  for (const char* yes : {"fs", "node:fs", "fs/promises", "node:fs/promises"})
+    EXPECT_TRUE(is_runtime_builtin(yes)) << yes;
+  for (const char* no : {"os", "node:os", "fs/", "node:", "fs/promises/x", "node:node:fs", "FS"})
+    EXPECT_FALSE(is_runtime_builtin(no)) << no;
 }
 
 TEST(NpmTest, PackageNames) {
