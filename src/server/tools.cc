@@ -28,10 +28,12 @@ constexpr const char* kJsDescription =
     "isolated sandbox. console.log/info/debug go to stdout, console.error/warn to stderr; the "
     "value of the last expression is returned as `value`. Promises and setTimeout/setInterval "
     "run until settled or the deadline. Input: process.stdin.read() (whole stdin as a string) or "
-    "process.stdin.lines(); process.argv, process.env, process.cwd(), process.exit(code). npm "
-    "packages listed in npm.dependencies are installed for the call and imported with import "
-    "declarations at the top of the code or require(); nothing else can be imported (no "
-    "filesystem, no Node built-in modules, no std/os module).";
+    "process.stdin.lines(); process.argv, process.env, process.cwd(), process.exit(code). Files: "
+    "Node's fs (require('fs') or import from 'node:fs'; sync, callback and fs.promises forms) "
+    "reads and writes /tmp, /out (files left there are returned) and a session's /work; the rest "
+    "is read-only. npm packages listed in npm.dependencies are installed for the call and "
+    "imported with import declarations at the top of the code or require(); nothing else can be "
+    "imported (Node's other built-in modules are placeholders; no std/os module).";
 
 constexpr const char* kPyDescription =
     "Run Python 3.11 (CPython) in an isolated sandbox. The standard library is available (and "

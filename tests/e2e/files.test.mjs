@@ -65,7 +65,7 @@ test("bad files are refused before anything runs, with the reason", async () => 
   assert.equal(ro.structuredContent.outcome, "error");
   assert.equal(ro.structuredContent.stdout, "");
   assert.match(ro.structuredContent.stderr, /files: cannot write x: Read-only file system/);
-  // run_js has no filesystem API, so no files argument.
+  // run_js takes no files argument (its code writes what it needs with fs).
   const js = await runJs(http, "1", { files: { a: "b" } });
   assert.equal(js.isError, true);
   assert.match(js.content[0].text, /invalid arguments/);
