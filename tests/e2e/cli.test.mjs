@@ -144,28 +144,37 @@ test("every command that reads the config says how to make a missing one", async
   assert.match(r.stderr, /not a regular file.*`1mcp init --dir .*` creates a config where nothing exists yet/);
 });
 
-test("serve --stdio without a config, started in / as a desktop client would, runs on the defaults", async () => {
-  const home = tempDir();
-  const transport = new StdioClientTransport({
-    command: BIN,
-    args: ["serve", "--stdio"],
-    cwd: "/",
-    env: { PATH: process.env.PATH, HOME: home },
-    stderr: "pipe",
-  });
+// Starts `1mcp <args>` as an MCP client over stdio would (in `cwd`, with `env` or the SDK's
+// default environment), connects the SDK client and runs `use(client)`; resolves the server's
+// stderr once the client has closed it.
+async function withStdioServer({ args, cwd, env }, use) {
+  const transport = new StdioClientTransport({ command: BIN, args, cwd, env, stderr: "pipe" });
   let stderr = "";
   transport.stderr?.on("data", (d) => (stderr += d));
-  const client = new Client({ name: "1mcp-e2e-defaults", version: "1.0.0" });
+  const client = new Client({ name: "1mcp-e2e-cli", version: "1.0.0" });
   try {
     await withTimeout(client.connect(transport), 20000, "stdio connect");
-    const { tools } = await client.listTools(undefined, { timeout: 5000 });
-    const names = tools.map((t) => t.name);
-    assert.ok(names.includes("run_js") && names.includes("run_py"), names.join(", "));
-    const r = await client.callTool({ name: "run_js", arguments: { code: "console.log(6 * 7)" } }, undefined, { timeout: 20000 });
-    assert.equal(r.structuredContent?.stdout, "42\n", show(r));
+    await use(client);
   } finally {
     await client.close();
   }
+  return stderr;
+}
+
+const runJsOk = async (client, code, stdout) => {
+  const r = await client.callTool({ name: "run_js", arguments: { code } }, undefined, { timeout: 20000 });
+  assert.equal(r.structuredContent?.stdout, stdout, show(r));
+};
+
+test("serve --stdio without a config, started in / as a desktop client would, runs on the defaults", async () => {
+  const home = tempDir();
+  const args = ["serve", "--stdio"];
+  const stderr = await withStdioServer({ args, cwd: "/", env: { PATH: process.env.PATH, HOME: home } }, async (client) => {
+    const { tools } = await client.listTools(undefined, { timeout: 5000 });
+    const names = tools.map((t) => t.name);
+    assert.ok(names.includes("run_js") && names.includes("run_py"), names.join(", "));
+    await runJsOk(client, "console.log(6 * 7)", "42\n");
+  });
   const state = path.join(home, ".local/state/1mcp");
   const said = stderr.split("\n").filter((l) => /built-in defaults/.test(l));
   assert.equal(said.length, 1, stderr);
@@ -179,22 +188,8 @@ test("without --dir, a config named with --config anchors the project's paths, w
   const dir = tempDir();
   fs.copyFileSync(configPath(makeProject()), configPath(dir)); // a config, no key yet
   const cwd = tempDir();
-  const transport = new StdioClientTransport({
-    command: BIN,
-    args: ["serve", "--stdio", "--config", configPath(dir)],
-    cwd,
-    stderr: "pipe",
-  });
-  let stderr = "";
-  transport.stderr?.on("data", (d) => (stderr += d));
-  const client = new Client({ name: "1mcp-e2e-config-dir", version: "1.0.0" });
-  try {
-    await withTimeout(client.connect(transport), 20000, "stdio connect");
-    const r = await client.callTool({ name: "run_js", arguments: { code: "console.log('here')" } }, undefined, { timeout: 20000 });
-    assert.equal(r.structuredContent?.stdout, "here\n", show(r));
-  } finally {
-    await client.close();
-  }
+  const args = ["serve", "--stdio", "--config", configPath(dir)];
+  const stderr = await withStdioServer({ args, cwd }, (client) => runJsOk(client, "console.log('here')", "here\n"));
   assert.ok(fs.existsSync(path.join(dir, ".1mcp/keys/capsule.key")), stderr);
   assert.deepEqual(fs.readdirSync(cwd), [], "nothing written where the server was started");
   assert.doesNotMatch(stderr, /built-in defaults/);
