@@ -31,6 +31,10 @@ size_t valid_seq(std::string_view s, size_t i) {
 
 bool is_valid_utf8(std::string_view in) {
   for (size_t i = 0; i < in.size();) {
+    if (static_cast<uint8_t>(in[i]) < 0x80) {  // ASCII, the bulk of most text
+      ++i;
+      continue;
+    }
     size_t n = valid_seq(in, i);
     if (n == 0) return false;
     i += n;

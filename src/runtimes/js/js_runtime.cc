@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/utf8.h"
 #include "runtimes/js/arena.h"
 #include "runtimes/js/fs_host.h"
 #include "runtimes/js/host_call.h"
@@ -62,9 +63,12 @@ void write_all(int fd, std::string_view s) {
 // QuickJS encodes lone surrogates as 3-byte sequences (ED A0..BF xx), which are not UTF-8.
 // Replace each with U+FFFD, as Node does when it writes a string.
 std::string to_utf8(std::string_view in) {
+  size_t first = in.find('\xED');
+  if (first == std::string_view::npos) return std::string(in);  // the common case: one copy
   std::string out;
   out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
+  out.append(in.substr(0, first));
+  for (size_t i = first; i < in.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(in[i]);
     if (c == 0xED && i + 2 < in.size() && static_cast<unsigned char>(in[i + 1]) >= 0xA0) {
       out += "\xEF\xBF\xBD";
@@ -98,8 +102,11 @@ bool decode_utf8(std::string_view in, bool fatal, std::string* out) {
     unsigned b = static_cast<unsigned char>(in[i]);
     if (needed == 0) {
       start = i;
-      if (b <= 0x7F) {
-        *out += char(b);
+      if (b <= 0x7F) {  // a run of ASCII, appended at once
+        size_t end = i + 1;
+        while (end < in.size() && static_cast<unsigned char>(in[end]) <= 0x7F) ++end;
+        out->append(in.substr(i, end - i));
+        i = end - 1;
       } else if (b >= 0xC2 && b <= 0xDF) {
         needed = 1;
       } else if (b >= 0xE0 && b <= 0xEF) {
@@ -236,8 +243,11 @@ JSValue host_utf8_decode(JSContext* ctx, JSValueConst, int, JSValueConst* argv) 
   uint8_t* data = JS_GetArrayBuffer(ctx, &size, buffer);
   JS_FreeValue(ctx, buffer);
   if (!data && size != 0) return JS_EXCEPTION;
+  std::string_view in(data ? reinterpret_cast<const char*>(data) + offset : "", data ? length : 0);
+  // Valid UTF-8 (what WHATWG decodes with no replacement) goes to QuickJS as it is: no decoded
+  // copy, whose pages a large file would pay for.
+  if (is_valid_utf8(in)) return new_string(ctx, in);
   std::string text;
-  std::string_view in(reinterpret_cast<const char*>(data) + offset, data ? length : 0);
   if (!decode_utf8(in, JS_ToBool(ctx, argv[1]) > 0, &text)) return JS_NULL;
   return new_string(ctx, text);
 }
