@@ -30,6 +30,10 @@ constexpr auto kReapPatience = std::chrono::milliseconds(2500);
 // How long a killed run may take to freeze. Past it, its processes are SIGKILLed all the same and
 // the answer may miss what one of them was writing at that very moment.
 constexpr auto kFreezePatience = std::chrono::milliseconds(100);
+// A live call past its deadline or cancelled is interrupted first (SIGINT: KeyboardInterrupt in
+// Python, an uncatchable interrupt in JS), so that its interpreter and its state survive; one
+// that has not finished this long after is killed.
+constexpr auto kInterruptPatience = std::chrono::milliseconds(1000);
 
 std::string errno_msg(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -558,10 +562,21 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     if (!killed_at) killed_at = Clock::now();
     kill_now();
   };
+  std::optional<Outcome> interrupted;  // why a live call was interrupted
+  std::optional<Clock::time_point> interrupted_at;
+  auto stop_run = [&](Outcome why) {
+    if (!req.live || interrupted || exited) return kill_run(why);
+    interrupted = why;
+    interrupted_at = Clock::now();
+    mark("supervisor: live call interrupted");
+    if (pidfd.valid()) ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGINT, nullptr, 0);
+  };
 
   while (!settled && !call_done && (!exited || out_open || err_open || res_open)) {
     auto now = Clock::now();
-    if (!forced && now >= deadline) kill_run(Outcome::timeout);
+    if (!forced && !interrupted && now >= deadline) stop_run(Outcome::timeout);
+    if (!forced && interrupted && now >= *interrupted_at + kInterruptPatience)
+      kill_run(*interrupted);
     // An OOM kill anywhere in the run's memory cgroup ends the whole run: it is over budget,
     // and what survives of it would only report a partial result.
     if (scope && !forced && !exited && now >= next_oom_check) {
@@ -577,11 +592,13 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     }
     auto until = drain_until ? std::min(*drain_until, deadline) : deadline;
     if (scope && !exited) until = std::min(until, next_oom_check);
+    if (interrupted && !forced) until = std::min(until, *interrupted_at + kInterruptPatience);
     if (forced) {
       until = now + std::chrono::milliseconds(drain_until ? 5 : 2000);
       if (killed_at && !exited) until = std::min(until, *killed_at + kReapPatience);
     }
-    int wait_ms = int(std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()) + 1;
+    int wait_ms = int(std::max<int64_t>(
+        0, std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count() + 1));
 
     pollfd p[7];
     int idx[7];
@@ -595,7 +612,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     add(err_open, err_fd, 1);
     add(res_open, res_fd, 2);
     add(reply_open, reply.get(), 3);
-    add(cancel && !forced, cancel ? cancel->fd() : -1, 4);
+    add(cancel && !forced && !interrupted, cancel ? cancel->fd() : -1, 4);
     add(awaiting_out_dir && slot_sock.valid() && sandboxed(), slot_sock.get(), 5);
     add(channel.open() && !exited, channel.fd(), 6);
     int n = ::poll(p, nfds_t(np), wait_ms);
@@ -655,7 +672,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
           break;
         }
         case 4:
-          kill_run(Outcome::killed);
+          stop_run(Outcome::killed);
           break;
       }
       if (overflow) {
@@ -709,7 +726,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     // The process stays for the session's next call, with an empty /out.
     if (out_dir.valid()) clear_out_dir(out_dir.get());
     o.exit_code = *o.report.exit_code;
-    o.outcome = classify_outcome({std::nullopt, false, o.report.error_kind, 0, o.exit_code});
+    o.outcome = classify_outcome({interrupted, false, o.report.error_kind, 0, o.exit_code});
     slot->broker = channel.release();
     slot->scope = std::move(scope);
     slot->pidfd = std::move(pidfd);
@@ -737,8 +754,8 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     o.signal = WTERMSIG(status);
     o.exit_code = 128 + o.signal;
   }
-  o.outcome = classify_outcome({forced, scope && scope->oom_killed(), o.report.error_kind, o.signal,
-                                o.exit_code});
+  o.outcome = classify_outcome({forced ? forced : interrupted, scope && scope->oom_killed(),
+                                o.report.error_kind, o.signal, o.exit_code});
   // After the answer: waiting for the exit and recycling or removing the scope are off its path.
   if (settled || scope)
     o.teardown = std::make_unique<RunTeardown>(std::move(pidfd), std::move(scope), settled);

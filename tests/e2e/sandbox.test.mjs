@@ -314,11 +314,13 @@ test("the root holds only the minimal tree", async () => {
       cwd: "os.getcwd()",
       tmp: "os.listdir('/tmp')",
       out: "os.listdir('/out')",
+      // A session's workspace is mounted there; without one it is an empty read-only directory.
+      work: "os.listdir('/work')",
       passwd: "open('/etc/passwd').read().count('\\n')",
       hosts: "repr(open('/etc/hosts').read())",
     },
     {
-      root: "ok ['deps', 'dev', 'etc', 'lib', 'lib64', 'out', 'proc', 'tmp', 'usr']",
+      root: "ok ['deps', 'dev', 'etc', 'lib', 'lib64', 'out', 'proc', 'tmp', 'usr', 'work']",
       deps: "ok [('sets', []), ('site', [])]", // pip sets: detached, and this run has none
       usr: lib64 ? "ok ['lib', 'lib64', 'share']" : "ok ['lib', 'share']",
       // matplotlib's data and Debian's matplotlibrc, when python3-matplotlib is installed.
@@ -331,6 +333,7 @@ test("the root holds only the minimal tree", async () => {
       cwd: "ok /tmp",
       tmp: "ok []",
       out: "ok []",
+      work: "ok []",
       passwd: "ok 3",
       hosts: "ok '127.0.0.1 localhost sandbox\\n::1 localhost\\n'",
     },
@@ -467,7 +470,7 @@ probe('dumpable', lambda: __import__('ctypes').CDLL(None).prctl(3, 0, 0, 0, 0))
 // Traversal through .., symlinks and /proc magic links
 
 test("'..', symlinks and /proc magic links never leave the root", async () => {
-  const root = "ok ['deps', 'dev', 'etc', 'lib', 'lib64', 'out', 'proc', 'tmp', 'usr']";
+  const root = "ok ['deps', 'dev', 'etc', 'lib', 'lib64', 'out', 'proc', 'tmp', 'usr', 'work']";
   await probeAll(
     {
       proc_root_up: "sorted(os.listdir('/proc/self/root/..'))",

@@ -110,8 +110,21 @@ describe("sessions over HTTP", () => {
         files: { "in/data.csv": "a,b" },
       });
       assert.equal(r.structuredContent.value, "'kept a,b'", show(r));
-      r = await runJs(http, "process.cwd()", { session: a });
+      r = await runJs(
+        http,
+        "const fs = require('fs'); fs.writeFileSync('from-js.txt', fs.readFileSync('notes.txt', 'utf8') + ' by js'); process.cwd()",
+        { session: a },
+      );
       assert.equal(r.structuredContent.value, "'/work'", show(r));
+      r = await runPy(http, "open('/work/from-js.txt').read()", { session: a });
+      assert.equal(r.structuredContent.value, "'kept by js'", show(r));
+      // The workspace is a tmpfs of its own: read-write, nosuid, nodev, noexec, its quota as size.
+      r = await runPy(
+        http,
+        "[l.split()[5] + ' ' + l.split()[-1] for l in open('/proc/self/mountinfo') if l.split()[4] == '/work']",
+        { session: a },
+      );
+      assert.match(r.structuredContent.value, /^\['rw,nosuid,nodev,noexec,\S* \S*size=256k,nr_inodes=17/, show(r));
       // Session b sees an empty workspace and none of a's variables.
       r = await runPy(http, "import os\n(os.listdir('/work'), 'os' in dir())", { session: b });
       assert.equal(r.structuredContent.value, "([], True)", show(r));
@@ -157,11 +170,32 @@ describe("sessions over HTTP", () => {
     }
   });
 
-  test("a timeout ends the interpreter: the call says so, the next one says why, /work stays", async () => {
+  test("a timeout interrupts the call and keeps the interpreter's state", async () => {
+    const s = await create(http);
+    try {
+      await runPy(http, "n = 0", { session: s });
+      let r = await runPy(http, "while True:\n    n += 1", { session: s, ...limits({ timeoutMs: 400 }) });
+      assert.equal(r.structuredContent.outcome, "timeout", show(r));
+      assert.equal(r.structuredContent.session.interpreter, "continued");
+      assert.match(r.structuredContent.stderr, /KeyboardInterrupt/);
+      r = await runPy(http, "n > 0", { session: s });
+      assert.equal(r.structuredContent.value, "True", show(r));
+      await runJs(http, "globalThis.k = 0", { session: s });
+      r = await runJs(http, "for (;;) k++", { session: s, ...limits({ timeoutMs: 400 }) });
+      assert.equal(r.structuredContent.outcome, "timeout", show(r));
+      r = await runJs(http, "k > 0", { session: s });
+      assert.equal(r.structuredContent.value, "true", show(r));
+    } finally {
+      await close(http, s);
+    }
+  });
+
+  test("a call that ignores the interrupt ends the interpreter: it says so, the next one says why, /work stays", async () => {
     const s = await create(http);
     try {
       await runPy(http, "x = 1\nopen('/work/f', 'w').write('still here')", { session: s });
-      let r = await runPy(http, "while True:\n    pass", { session: s, ...limits({ timeoutMs: 500 }) });
+      const stubborn = "while True:\n    try:\n        while True:\n            pass\n    except KeyboardInterrupt:\n        pass";
+      let r = await runPy(http, stubborn, { session: s, ...limits({ timeoutMs: 400 }) });
       assert.equal(r.structuredContent.outcome, "timeout", show(r));
       assert.equal(r.structuredContent.session.interpreter, "ended");
       assert.match(r.content[0].text, /this call ended the interpreter/);

@@ -150,14 +150,52 @@ TEST_F(Live, JavaScriptKeepsGlobalsBetweenCalls) {
   EXPECT_EQ(value(r), "'undefined'");  // a fresh interpreter
 }
 
-TEST_F(Live, ATimeoutEndsTheInterpreter) {
-  std::unique_ptr<Zygote::Live> live;
-  auto r = call(py_, live, {"x = 1"});
-  ASSERT_TRUE(live);
-  Call spin{"while True:\n    pass"};
+TEST_F(Live, ATimeoutInterruptsTheCallAndKeepsTheInterpreter) {
+  std::unique_ptr<Zygote::Live> py, js;
+  call(py_, py, {"x = 1"});
+  Call spin{"while True:\n    x += 1"};
   spin.timeout_ms = 300;
-  r = call(py_, live, spin);
+  auto r = call(py_, py, spin);
   EXPECT_EQ(r.outcome, Outcome::timeout);
+  EXPECT_NE(r.err.find("KeyboardInterrupt"), std::string::npos) << r.err;
+  ASSERT_TRUE(py) << "interrupted, not killed";
+  r = call(py_, py, {"x > 1"});
+  EXPECT_EQ(value(r), "True") << r.err;
+  // Blocked in a sleep: interrupted too.
+  Call sleep{"import time\ntime.sleep(30)"};
+  sleep.timeout_ms = 300;
+  r = call(py_, py, sleep);
+  EXPECT_EQ(r.outcome, Outcome::timeout);
+  EXPECT_TRUE(py);
+
+  call(js_, js, {"globalThis.n = 0"});
+  for (const char* code :
+       {"while (true) { n++; }", "await new Promise((r) => setTimeout(r, 30000))"}) {
+    Call c{code};
+    c.timeout_ms = 300;
+    r = call(js_, js, c);
+    EXPECT_EQ(r.outcome, Outcome::timeout) << code;
+    ASSERT_TRUE(js) << code;
+  }
+  // What the interrupted call left scheduled (its 30 s timer) is dropped, not waited for.
+  const auto t0 = std::chrono::steady_clock::now();
+  r = call(js_, js, {"n > 0"});
+  EXPECT_EQ(value(r), "true") << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+}
+
+TEST_F(Live, ACallThatIgnoresTheInterruptEndsTheInterpreter) {
+  std::unique_ptr<Zygote::Live> live;
+  call(py_, live, {"x = 1"});
+  ASSERT_TRUE(live);
+  Call stubborn{
+      "while True:\n    try:\n        while True:\n            pass\n"
+      "    except KeyboardInterrupt:\n        pass"};
+  stubborn.timeout_ms = 300;
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = call(py_, live, stubborn);
+  EXPECT_EQ(r.outcome, Outcome::timeout);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
   EXPECT_FALSE(live);
   r = call(py_, live, {"print('x' in globals())"});
   EXPECT_EQ(r.out, "False\n");

@@ -420,6 +420,11 @@ const HostFunction kHostFunctions[] = {
 };
 
 // ---- runtime callbacks
+// A live run's call is interrupted by the supervisor with SIGINT (past its deadline, or
+// cancelled): it then ends as a timeout, and the interpreter stays for the next call.
+volatile sig_atomic_t g_interrupted = 0;
+void on_interrupt(int) { g_interrupted = 1; }
+
 int interrupt_handler(JSRuntime*, void*) { return JsRuntime::instance()->past_backstop() ? 1 : 0; }
 
 void rejection_tracker(JSContext*, JSValueConst promise, JSValueConst reason, JS_BOOL is_handled,
@@ -672,7 +677,7 @@ void JsRuntime::reseed() {
 }
 
 bool JsRuntime::past_backstop() {
-  if (!timed_out_ && mono_ns() >= backstop_ns_) timed_out_ = true;
+  if (!timed_out_ && (g_interrupted || mono_ns() >= backstop_ns_)) timed_out_ = true;
   return timed_out_;
 }
 
@@ -792,6 +797,16 @@ int JsRuntime::finish(int code) {
 }
 
 int JsRuntime::fail_timeout() {
+  if (live_) {
+    // Not interrupted itself: the deadline is lifted while it runs (it is short and bounded).
+    timed_out_ = false;
+    g_interrupted = 0;
+    backstop_ns_ = INT64_MAX;
+    JSValue r = call_hook("abandon", 0, nullptr);
+    if (JS_IsException(r)) JS_FreeValue(ctx_, JS_GetException(ctx_));
+    JS_FreeValue(ctx_, r);
+    timed_out_ = true;
+  }
   report_.error_kind = "timeout";
   report_.error_message = "execution timed out";
   return finish(1);
@@ -1080,6 +1095,7 @@ int JsRuntime::event_loop(bool tracking, bool top_level_await) {
     if (until > backstop_ns_) until = backstop_ns_;
     timespec ts{time_t(until / 1'000'000'000), long(until % 1'000'000'000)};
     while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+      if (g_interrupted) break;
     }
     if (past_backstop()) return fail_timeout();
   }
@@ -1192,6 +1208,14 @@ int JsRuntime::run_checked(const ipc::RunRequest& req) {
   // is reset (the npm layer, once loaded, stays).
   report_ = {};
   timed_out_ = false;
+  live_ = req.live;
+  if (req.live) {
+    g_interrupted = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_interrupt;  // no SA_RESTART: a sleep or a poll returns at once
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, nullptr);
+  }
   import_refused_ = false;
   broker_used_ = false;
   broker_closed_.clear();

@@ -98,6 +98,7 @@ class JsRuntime final : public worker::Runtime {
   size_t random_state_offset_ = 0;   // byte offset of Math.random's state in the JSContext
   int64_t backstop_ns_ = 0;          // CLOCK_MONOTONIC deadline of the interrupt handler
   bool timed_out_ = false;
+  bool live_ = false;                // the call is one of a session's live interpreter
   bool import_refused_ = false;      // the module loader was asked for an import
   bool has_dependencies_ = false;    // the run has an npm dependency layer
   int broker_fd_ = -1;               // the broker channel, -1 when the run has none (any more)

@@ -3154,6 +3154,14 @@
       startTime = host.now();
       performance.timeOrigin = Date.now();
     },
+    // A live interpreter's call that timed out: what it left scheduled never runs (the next
+    // call's loop would otherwise wait for it).
+    abandon() {
+      timers.clear();
+      sentRequests.clear();
+      queuedRequests.length = 0;
+      pendingRequests.clear();
+    },
     // Nothing scheduled: no timer and no broker request (a heap snapshot may be taken).
     idle: () => timers.size === 0 && pendingRequests.size === 0,
     runTimer,

@@ -191,6 +191,9 @@ class PythonRuntime final : public worker::Runtime {
 
  private:
   int run_code(const ipc::RunRequest& request) {
+    // An interrupt that came after the previous call of a live interpreter had finished is not
+    // this call's.
+    if (request.live && PyErr_CheckSignals() != 0) PyErr_Clear();
     Ref source = str_from(request.code, "replace");
     Ref args(PyList_New(0));
     Ref env(PyDict_New());

@@ -246,6 +246,11 @@ def prepare(source, args, env, cwd, mcp=False, site='', live=False, stdio=(0, 1,
             sys.stderr.write(message + '\n')
             return None, (1, 'exception', message)
     main = _session['main'] if live else None
+    if live and main is None:
+        # The supervisor interrupts a call past its deadline (or cancelled) with SIGINT: a
+        # KeyboardInterrupt that ends the call and keeps the interpreter.
+        import signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if main is None:
         main = types.ModuleType('__main__')
         main.__builtins__ = builtins
