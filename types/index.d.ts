@@ -615,6 +615,20 @@ export interface RunJsParams {
     /** The variable's value. */
     [key: string]: string;
   };
+  /**
+   * Files written into the working directory (cwd; /tmp by default, /work in a session, where a
+   * file of the same name is replaced) before the code starts, as the program's own user, parent
+   * directories made as needed: relative path -> content, as UTF-8 text or as {"base64": ...} for
+   * any bytes. At most 64 files and 4 MiB of content in all; a path is relative, with no empty,
+   * "." or ".." components, and no symbolic link is followed.
+   */
+  files?: {
+    /** The file's content. */
+    [key: string]: string | {
+      /** The content in base64 (RFC 4648, with padding). */
+      base64: string;
+    };
+  };
   /** Working directory of the program: an absolute path. Default /tmp, or /work in a session. */
   cwd?: string;
   /**
@@ -755,10 +769,11 @@ export interface RunPyParams {
     [key: string]: string;
   };
   /**
-   * Files written into the working directory (cwd; /tmp by default) before the code starts, as the
-   * program's own user, parent directories made as needed: relative path -> content, as UTF-8 text
-   * or as {"base64": ...} for any bytes. At most 64 files and 4 MiB of content in all; a path is
-   * relative, with no empty, "." or ".." components, and no symbolic link is followed.
+   * Files written into the working directory (cwd; /tmp by default, /work in a session, where a
+   * file of the same name is replaced) before the code starts, as the program's own user, parent
+   * directories made as needed: relative path -> content, as UTF-8 text or as {"base64": ...} for
+   * any bytes. At most 64 files and 4 MiB of content in all; a path is relative, with no empty,
+   * "." or ".." components, and no symbolic link is followed.
    */
   files?: {
     /** The file's content. */

@@ -31,14 +31,19 @@ constexpr const char* kJsDescription =
     "process.stdin.lines(); process.argv, process.env, process.cwd(), process.exit(code). Files: "
     "Node's fs (require('fs') or import from 'node:fs'; sync, callback and fs.promises forms) "
     "reads and writes /tmp, /out (files left there are returned) and a session's /work; the rest "
-    "is read-only. npm packages listed in npm.dependencies are installed for the call and "
+    "is read-only; `files` (path -> text or {base64}) are written into the working directory "
+    "first. npm packages listed in npm.dependencies are installed for the call and "
     "imported with import declarations at the top of the code or require(); nothing else can be "
-    "imported (Node's other built-in modules are placeholders; no std/os module).";
+    "imported (Node's other built-in modules are placeholders; no std/os module). Each call starts "
+    "from a fresh interpreter, unless it names a `session` (session_create): then globals carry "
+    "over between the session's calls, and /work persists.";
 
 constexpr const char* kPyDescription =
     "Run Python 3.11 (CPython) in an isolated sandbox. The standard library is available (and "
     "numpy, pandas and matplotlib when installed on the server: a figure shown with plt.show() or "
-    "left open comes back as a PNG image); every run starts from a fresh interpreter state. "
+    "left open comes back as a PNG image); every run starts from a fresh interpreter state, "
+    "unless it names a `session` (session_create): then variables, imports and definitions carry "
+    "over between the session's calls, as in a notebook, and /work persists. "
     "`files` (path -> text or {base64}) are written into the working directory first. "
     "print() goes to stdout, tracebacks to stderr; as in a notebook, the value of a last "
     "expression statement is returned as `value` (its repr()). Input: sys.stdin / input(); "
@@ -345,7 +350,7 @@ Result<RunSpec> prepare_run(Language lang, const json& arguments,
   p.env = arguments.value("env", std::map<std::string, std::string>{});
   p.cwd = arguments.value("cwd", std::string{});
   p.stdin_data = arguments.value("stdin", std::string{});
-  if (auto it = arguments.find("files"); lang == Language::py && it != arguments.end()) {
+  if (auto it = arguments.find("files"); it != arguments.end()) {
     auto files = parse_input_files(*it);
     if (!files) return files.error();
     p.files = std::move(*files);

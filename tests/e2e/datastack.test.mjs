@@ -90,3 +90,31 @@ test("examples/data-analysis: its config and its call.json, a table and a chart"
     await s.stop();
   }
 });
+
+test("examples/data-analysis: session.json, a notebook session step by step", async () => {
+  const example = path.join(REPO_ROOT, "examples/data-analysis");
+  const s = await startServer({ dir: makeProject((c) => void (c.python = { preload: ["pandas", "matplotlib.pyplot"] })), readyTimeoutMs: 60000 });
+  const client = await connectHttp(s.url);
+  try {
+    const steps = JSON.parse(fs.readFileSync(path.join(example, "session.json"), "utf8"));
+    let session;
+    const results = [];
+    for (const step of steps) {
+      const args = JSON.parse(JSON.stringify(step.arguments).replaceAll("$SESSION", session ?? ""));
+      const r = await callTool(client, step.name, args, { timeoutMs: 60000 });
+      assert.equal(r.isError, false, `${step.name}: ${show(r)}`);
+      session ??= r.structuredContent.session;
+      results.push(r);
+    }
+    const [, load, chart, js, closed] = results;
+    assert.match(load.structuredContent.value, /units\ncount\s+6\.0/);
+    assert.match(chart.structuredContent.value, /2026-01\s+120\s+95\s+215/);
+    assert.equal(chart.structuredContent.session.interpreter, "continued");
+    assert.equal(chart.content.filter((c) => c.type === "image").length, 1, show(chart));
+    assert.match(js.structuredContent.value, /month: '2026-03', total: 262/);
+    assert.equal(closed.structuredContent.closed, true);
+  } finally {
+    await client.close().catch(() => {});
+    await s.stop();
+  }
+});

@@ -65,8 +65,10 @@ test("bad files are refused before anything runs, with the reason", async () => 
   assert.equal(ro.structuredContent.outcome, "error");
   assert.equal(ro.structuredContent.stdout, "");
   assert.match(ro.structuredContent.stderr, /files: cannot write x: Read-only file system/);
-  // run_js takes no files argument (its code writes what it needs with fs).
-  const js = await runJs(http, "1", { files: { a: "b" } });
-  assert.equal(js.isError, true);
-  assert.match(js.content[0].text, /invalid arguments/);
+  // run_js takes files too, checked the same way, and reads them with fs.
+  const js = await runJs(http, "require('fs').readFileSync('in/a.txt', 'utf8') + ' ' + process.cwd()", { files: { "in/a.txt": "from files" } });
+  assert.equal(js.structuredContent.value, "'from files /tmp'", show(js));
+  const bad = await runJs(http, "1", { files: { "../a": "b" } });
+  assert.equal(bad.isError, true);
+  assert.equal(bad.structuredContent, undefined);
 });

@@ -45,8 +45,11 @@ TEST(InputFiles, BadPathsContentsAndSizesAreRefusedBeforeAnythingRuns) {
   const std::string two_mib(2u << 20, 'x');
   EXPECT_NE(refused({{"a", two_mib}, {"b", two_mib}, {"c", "y"}}).find("4 MiB"), std::string::npos);
   EXPECT_EQ(refused({{"a", two_mib}, {"b", two_mib}}), "");  // exactly the limit
-  // run_js takes no files (its code writes what it needs with fs).
-  EXPECT_FALSE(prepare_run(Language::js, json{{"code", "x"}, {"files", {{"a", "b"}}}}, p).ok());
+  // run_js takes files too, checked the same way.
+  auto js = prepare_run(Language::js, json{{"code", "x"}, {"files", {{"a", "b"}}}}, p);
+  ASSERT_TRUE(js.ok());
+  ASSERT_EQ(js->files.size(), 1u);
+  EXPECT_FALSE(prepare_run(Language::js, json{{"code", "x"}, {"files", {{"../a", "b"}}}}, p).ok());
 }
 
 TEST(InputFiles, ParseCountsEveryFileAgainstTheLimits) {
