@@ -21,10 +21,10 @@
 //                       are a 4-byte little-endian length and that many bytes of JSON; requests
 //                       {id, op, ...} are answered by {id, ok, ...} in any order)
 // A live run (RunRequest::live) keeps its process after its first call: it closes fds 0-3 when the
-// call is done and waits on its slot socket (fd 5, kept) for the next kSlotRequest, which then
-// carries the request memfd, the stdin memfd and the call's new stdout, stderr and result pipes
-// (kLiveCallFdCount); the call's code starts on kSlotGo again.
-// Thread-safety: pure functions; fd helpers are safe to call from any thread.
+// call is done, says so with kSlotDone on its slot socket, and waits on its slot socket (fd 5,
+// kept) for the next kSlotRequest, which then carries the request memfd, the stdin memfd and the
+// call's new stdout, stderr and result pipes (kLiveCallFdCount); the call's code starts on kSlotGo
+// again. Thread-safety: pure functions; fd helpers are safe to call from any thread.
 #pragma once
 
 #include <sys/types.h>
@@ -54,6 +54,9 @@ inline constexpr char kSlotPlaced = 'p';   // the run's process is in its cgroup
 inline constexpr char kSlotRequest = 'r';  // carries the request memfd and the stdin memfd
 inline constexpr char kSlotOutDir = 'o';   // run -> supervisor: carries its /out (O_PATH)
 inline constexpr char kSlotGo = 'g';       // the run's code may start (its capsule is stored)
+// Live run -> supervisor: the call is done (its report written, fds 0-3 closed), even when a
+// process its code forked still holds copies of them.
+inline constexpr char kSlotDone = 'd';
 inline constexpr int kSlotFd = 5;          // the slot socket inside a run, until kSlotGo
 inline constexpr int kHeapFd = 6;          // the heap memfd inside a run that names one
 inline constexpr uint32_t kRunUid = 1000;  // a run's uid and gid inside its user namespace

@@ -604,6 +604,13 @@ bool CgroupScope::freeze_and_kill(std::chrono::milliseconds patience) {
   return frozen;
 }
 
+bool CgroupScope::set_frozen(bool frozen) {
+  if (freezer_dir_.empty()) return false;
+  if (freezer_version_ == 2)
+    return write_file_errno(freezer_dir_ + "/cgroup.freeze", frozen ? "1" : "0") == 0;
+  return write_file_errno(freezer_dir_ + "/freezer.state", frozen ? "FROZEN" : "THAWED") == 0;
+}
+
 bool CgroupScope::oom_killed() const {
   if (memory_dir_.empty()) return false;
   // oom_kill counts kills; failcnt only counts hitting the limit, which reclaim often survives.

@@ -123,6 +123,10 @@ class CgroupScope {
   // frozen in time (false without a freezer); they are SIGKILLed either way. Does not wait for
   // them to die: the destructor does.
   bool freeze_and_kill(std::chrono::milliseconds patience);
+  // Freezes (or thaws) every process of the scope, without waiting: a session's live
+  // interpreter between its calls runs nothing. False without a freezer, or when the kernel
+  // refused.
+  bool set_frozen(bool frozen);
   bool has_freezer() const { return !freezer_dir_.empty(); }
   bool oom_killed() const;
   // Bytes since the scope was made or recycled; 0 when the kernel does not report it.

@@ -121,7 +121,10 @@ struct RunSlot {
   }
 };
 
-Zygote::Live::~Live() = default;  // ~RunSlot ends the process
+Zygote::Live::~Live() {
+  // Thawed first: a v1 freezer holds even a SIGKILLed process until then. ~RunSlot ends it.
+  if (slot_ && slot_->scope) slot_->scope->set_frozen(false);
+}
 
 bool Zygote::Live::alive() const { return slot_ && slot_->pidfd.valid() && !slot_->gone(); }
 
@@ -462,6 +465,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     mark("supervisor: slot made");
   }
   if (slot->scope) {
+    if (later_call) slot->scope->set_frozen(false);  // frozen between its calls
     if (auto s = slot->scope->set_memory_limit(memory_bytes); !s) return s.error();
   }
   auto reqfd = ipc::memfd_with("1mcp-request", ipc::encode(req));
@@ -520,6 +524,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   const size_t cap = req.stdout_bytes ? size_t(req.stdout_bytes) : SIZE_MAX;
   bool exited = false, out_open = true, err_open = true, res_open = true, reply_open = true;
   bool call_done = false;  // a live call is done and its process stays (ChildReport::kept)
+  bool live_done = false;  // the live process said the call is done (ipc::kSlotDone)
   bool awaiting_out_dir = !later_call;
   int status = 0;
   std::optional<Outcome> forced;  // why we killed it
@@ -613,7 +618,8 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     add(res_open, res_fd, 2);
     add(reply_open, reply.get(), 3);
     add(cancel && !forced && !interrupted, cancel ? cancel->fd() : -1, 4);
-    add(awaiting_out_dir && slot_sock.valid() && sandboxed(), slot_sock.get(), 5);
+    add(((awaiting_out_dir && sandboxed()) || (req.live && !live_done)) && slot_sock.valid(),
+        slot_sock.get(), 5);
     add(channel.open() && !exited, channel.fd(), 6);
     int n = ::poll(p, nfds_t(np), wait_ms);
     if (n < 0 && errno != EINTR) return make_error(errno_msg("poll"));
@@ -646,7 +652,15 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
           channel.on_readable();
           break;
         case 5:
-          take_out_dir();
+          if (awaiting_out_dir && sandboxed()) {
+            take_out_dir();
+          } else {
+            // A live call's end (anything else its own code wrote there is ignored).
+            char b = 0;
+            ssize_t got = ::recv(slot_sock.get(), &b, 1, MSG_DONTWAIT);
+            if (got == 1 && b == ipc::kSlotDone) live_done = true;
+            if (got == 0) live_done = true;  // closed: the process is going
+          }
           break;
         case 3: {
           ipc::Reply r{};
@@ -685,13 +699,27 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     // milliseconds): answer now, and let the kernel finish after the answer (the scope is torn
     // down then). The SIGKILL is for a script that closed them itself and went on running.
     // Looked at once, when the last of them closes (the report is final then).
-    if (!exited && !forced && !out_open && !err_open && !res_open && !final_report) {
+    if (req.live && live_done && !exited && !forced && !final_report) {
+      // A live call ends when its process says so (ipc::kSlotDone), though something of it (a
+      // process its code forked) may still hold its pipes: what they hold now is the call's
+      // output; later writes are not the call's.
+      bool overflow = false, big = false;
+      if (out_open) drain(out_fd, o.out, cap, overflow);
+      if (err_open) drain(err_fd, o.err, cap, overflow);
+      if (res_open) drain(res_fd, report, kMaxReportBytes, big);
+      o.truncated |= overflow;
+      out_open = err_open = res_open = false;
       final_report = ipc::decode_report(report);
-      if (req.live && final_report->kept && final_report->exit_code) {
-        // The call is done; the process waits for the session's next one.
+      // Without a report that keeps the process, it is not a proper end (its own code wrote to
+      // the socket): the deadline ends the call.
+      if (final_report->kept && final_report->exit_code) {
         mark("supervisor: live call done");
         call_done = true;
-      } else if (placed && final_report->exit_code) {
+      }
+    }
+    if (!req.live && !exited && !forced && !out_open && !err_open && !res_open && !final_report) {
+      final_report = ipc::decode_report(report);
+      if (placed && final_report->exit_code) {
         const auto procs = scope->processes();
         if (procs.size() == 1 && procs[0] == host_pid) {
           mark("supervisor: finished, exit not awaited");
@@ -733,6 +761,9 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     slot->out.reset();
     slot->err.reset();
     slot->res.reset();
+    // Between its calls nothing of it runs (threads or processes its code left behind
+    // included): it takes no CPU from anyone else while it waits.
+    if (slot->scope) slot->scope->set_frozen(true);
     held.reset(new Live());
     held->slot_ = std::move(slot);
     held->out_dir_ = std::move(out_dir);

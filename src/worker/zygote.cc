@@ -203,6 +203,9 @@ bool same_sandbox(const ipc::RunRequest& a, const ipc::RunRequest& b) {
     std::fflush(stdout);
     std::fflush(stderr);
     for (int fd = 0; fd <= ipc::kResultFd; ++fd) ::close(fd);
+    // Done, even if a process the code forked still holds the pipes.
+    const char done = ipc::kSlotDone;
+    if (::send(ipc::kSlotFd, &done, 1, MSG_NOSIGNAL) != 1) _exit(0);
     char tag = 0;
     std::vector<UniqueFd> fds;
     auto got = ipc::recv_with_fds(ipc::kSlotFd, &tag, 1, &fds, ipc::kLiveCallFdCount);

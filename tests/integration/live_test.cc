@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "sandbox/cgroup.h"
 #include "sandbox/executor.h"
@@ -200,6 +201,24 @@ TEST_F(Live, ACallThatIgnoresTheInterruptEndsTheInterpreter) {
   r = call(py_, live, {"print('x' in globals())"});
   EXPECT_EQ(r.out, "False\n");
   EXPECT_TRUE(live);
+}
+
+TEST_F(Live, NothingRunsBetweenCalls) {
+  // A process the first call forks and leaves ticking (its threads wait anyway: the interpreter
+  // keeps the GIL between calls): the session's cgroup is frozen between calls, so its ticks stop
+  // for as long as the session waits.
+  std::unique_ptr<Zygote::Live> live;
+  call(py_, live,
+       {"import os, struct, time\nr, w = os.pipe()\nif os.fork() == 0:\n"
+        "    while True:\n        os.write(w, struct.pack('d', time.monotonic()))\n"
+        "        time.sleep(0.01)\nos.close(w)\ntime.sleep(0.1)"});
+  ASSERT_TRUE(live);
+  std::this_thread::sleep_for(600ms);
+  auto r = call(py_, live,
+                {"time.sleep(0.05)\nos.set_blocking(r, False)\ndata = os.read(r, 65536)\n"
+                 "ticks = struct.unpack(f'{len(data) // 8}d', data[:len(data) // 8 * 8])\n"
+                 "max(b - a for a, b in zip(ticks, ticks[1:])) > 0.5"});
+  EXPECT_EQ(value(r), "True") << r.err;
 }
 
 TEST_F(Live, EachCallHasItsOwnOutDirectory) {
