@@ -212,6 +212,23 @@ describe("sessions over HTTP", () => {
     }
   });
 
+  test("a cancelled call is interrupted: the interpreter keeps its state", async () => {
+    const s = await create(http);
+    try {
+      await runPy(http, "kept = 'yes'", { session: s });
+      const abort = new AbortController();
+      const running = runPy(http, "import time\ntime.sleep(30)", { session: s }, { timeoutMs: 40000, signal: abort.signal });
+      await sleep(700);
+      abort.abort();  // notifications/cancelled
+      await assert.rejects(running);
+      const r = await runPy(http, "kept", { session: s });
+      assert.equal(r.structuredContent.value, "'yes'", show(r));
+      assert.equal(r.structuredContent.session.interpreter, "continued");
+    } finally {
+      await close(http, s);
+    }
+  });
+
   test("closing a session cancels its call under way", async () => {
     const s = await create(http);
     const running = runPy(http, "import time\ntime.sleep(30)", { session: s }, { timeoutMs: 40000 });
