@@ -82,15 +82,16 @@ void write_all_fd(int fd, const std::string& s) {
 }
 
 // The call's own input could not be put in place (its `files`): an error of the call, told on
-// stderr and in the report, as an exception in the code would be.
-[[noreturn]] void input_failed(const std::string& message) {
+// stderr and in the report, as an exception in the code would be. A live run's interpreter
+// stays (the report says so); any other run's process exits.
+void input_failed(const std::string& message) {
   const std::string line = message + "\n";
   (void)!::write(2, line.data(), line.size());
   ipc::ChildReport r;
   r.error_kind = "exception";
   r.error_message = message;
-  write_all_fd(ipc::kResultFd, ipc::encode(r));
-  _exit(1);
+  r.exit_code = 1;
+  write_report(r);
 }
 
 // Relay runs (Python with network access or upstream tools): a network namespace of the run's
@@ -233,11 +234,13 @@ bool same_sandbox(const ipc::RunRequest& a, const ipc::RunRequest& b) {
     if (!same_sandbox(first, *req))
       setup_failed(ipc::kResultFd, "a live run's call asks for another sandbox than its first");
     g_profile = req->profile;
-    if (auto s = write_input_files(req->cwd, req->files, req->workspace); !s)
-      input_failed(s.error().message);
     await_go();
     mark_step("run: go received");
     g_kept = true;
+    if (auto s = write_input_files(req->cwd, req->files, req->workspace); !s) {
+      input_failed(s.error().message);
+      continue;
+    }
     int code = rt.run(*req);
     if (!g_kept) {
       std::fflush(stdout);
@@ -335,12 +338,15 @@ bool same_sandbox(const ipc::RunRequest& a, const ipc::RunRequest& b) {
 
   if (auto s = apply_jail(JailPhase::lockdown, jail); !s)
     setup_failed(ipc::kResultFd, s.error().message);
-  if (auto s = write_input_files(req->cwd, req->files, req->workspace); !s)
-    input_failed(s.error().message);
   await_go();
   if (!req->live) ::close(ipc::kSlotFd);
   mark_step("run: go received");
   g_kept = req->live;
+  if (auto s = write_input_files(req->cwd, req->files, req->workspace); !s) {
+    input_failed(s.error().message);
+    if (!req->live) _exit(1);
+    serve_live_calls(rt, *req);
+  }
   int code = rt.run(*req);
   if (g_kept) serve_live_calls(rt, *req);
   std::fflush(stdout);

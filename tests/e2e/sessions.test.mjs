@@ -125,6 +125,16 @@ describe("sessions over HTTP", () => {
         { session: a },
       );
       assert.match(r.structuredContent.value, /^\['rw,nosuid,nodev,noexec,\S* \S*size=256k,nr_inodes=17/, show(r));
+      // A file that cannot be written (through a link) fails the call, not the interpreter.
+      r = await runPy(http, "import os\nos.symlink('/etc', 'link')\nmarker = 7", { session: a });
+      assert.equal(r.isError, false, show(r));
+      r = await runPy(http, "print('ran')", { session: a, files: { "link/x": "y" } });
+      assert.equal(r.isError, true, show(r));
+      assert.equal(r.structuredContent.stdout, "");
+      assert.match(r.structuredContent.stderr, /files: cannot write link\/x: link is not a directory/);
+      assert.equal(r.structuredContent.session.interpreter, "continued");
+      r = await runPy(http, "marker", { session: a });
+      assert.equal(r.structuredContent.value, "7", show(r));
       // Session b sees an empty workspace and none of a's variables.
       r = await runPy(http, "import os\n(os.listdir('/work'), 'os' in dir())", { session: b });
       assert.equal(r.structuredContent.value, "([], True)", show(r));
