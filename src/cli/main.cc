@@ -738,6 +738,7 @@ int cmd_serve(const ServeFlags& f) {
   server::ServerOptions opts;
   opts.version = kVersion;
   opts.capsules = store->get();
+  opts.capsule_cache = &capsules;
   opts.ui = !f.no_ui;
   opts.upstreams = upstreams.get();
   // run_js/run_py descriptions list the upstream tools the server policy lets runs call.

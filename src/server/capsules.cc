@@ -264,6 +264,11 @@ uint64_t Capsules::gc_runs() const {
   return gc_runs_;
 }
 
+uint64_t Capsules::stored_bytes() const {
+  std::lock_guard lk(gc_mu_);
+  return estimated_bytes_;
+}
+
 bool Capsules::make_room() {
   std::unique_lock lk(gc_mu_);
   if (room_asked_ == room_done_) {  // none pending: ask for one, unless one ran just now

@@ -127,6 +127,9 @@ class Capsules {
   size_t memory_entries() const;
 
   uint64_t gc_runs() const;  // completed gc passes
+  // Bytes of the capsules on disk: counted at the last gc pass, plus what was stored since
+  // (what another process stored or removed meanwhile is not seen before the next pass).
+  uint64_t stored_bytes() const;
   capsule::CapsuleStore& store() { return store_; }
 
  private:

@@ -347,6 +347,85 @@ McpServer::McpServer(ServerOptions opts, policy::Config config, RunBackend& back
   stdio_session_->principal = "stdio";
   stdio_session_->http = false;
   stdio_session_->protocol = kLatestProtocol;
+  register_metrics();
+}
+
+void McpServer::register_metrics() {
+  using metrics::Sample;
+  auto one = [](double v) { return std::vector<Sample>{{{}, v}}; };
+  metrics_.gauge("onemcp_build_info", "The server's name and version (always 1).",
+                 {"name", "version"}, [this] {
+                   return std::vector<Sample>{{{opts_.name, opts_.version}, 1}};
+                 });
+  metrics_.counter("onemcp_runs_total",
+                   "run_js and run_py calls that ended, by tool and outcome (the run's outcome, "
+                   "or invalid, busy, cancelled, shutdown when it never ran).",
+                   {"tool", "outcome"});
+  metrics_.histogram("onemcp_run_duration_seconds",
+                     "Time a call's run took in the backend: dependencies, capsule, sandbox, "
+                     "code, teardown up to the answer.",
+                     {"tool"}, metrics::kSecondsBuckets);
+  metrics_.histogram("onemcp_queue_wait_seconds",
+                     "Time a call waited for a run slot (server.runSlots, shared fairly).",
+                     {"tool"},
+                     {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60});
+  metrics_.gauge("onemcp_runs_in_flight", "Calls holding a run slot.", {},
+                 [this, one] { return one(double(runs_->running())); });
+  metrics_.gauge("onemcp_calls_queued", "Calls waiting for a run slot.", {},
+                 [this, one] { return one(double(runs_->queued())); });
+  metrics_.gauge("onemcp_mcp_sessions", "Open MCP sessions (HTTP, legacy era).", {},
+                 [this, one] { return one(double(session_count())); });
+  metrics_.gauge("onemcp_run_sessions", "Open run sessions (session_create).", {},
+                 [this, one] { return one(run_sessions_ ? double(run_sessions_->open()) : 0); });
+  metrics_.counter("onemcp_dependency_builds_total",
+                   "Dependency sets prepared for calls (cache hits not counted), by kind (npm, "
+                   "pip) and outcome (ok, error).",
+                   {"kind", "outcome"});
+  if (opts_.upstreams) {
+    Upstreams* u = opts_.upstreams;
+    metrics_.gauge("onemcp_upstreams", "Upstream MCP servers by state.", {"state"}, [u] {
+      std::map<std::string, double> by_state;
+      for (auto s : {upstream::State::kConnecting, upstream::State::kReady,
+                     upstream::State::kBackoff, upstream::State::kStopped}) {
+        by_state[upstream::state_name(s)] = 0;
+      }
+      for (const auto& st : u->manager().status()) ++by_state[upstream::state_name(st.state)];
+      std::vector<Sample> out;
+      for (auto& [state, n] : by_state) out.push_back({{state}, n});
+      return out;
+    });
+    metrics_.gauge(
+        "onemcp_upstream_restarts_total",
+        "Connections made to an upstream MCP server after its first one.", {"upstream"},
+        [u] {
+          std::vector<Sample> out;
+          for (const auto& st : u->manager().status())
+            out.push_back({{st.name}, double(st.restarts)});
+          return out;
+        },
+        "counter");
+  }
+  if (const Capsules* c = opts_.capsule_cache) {
+    metrics_.gauge("onemcp_capsule_cache_bytes",
+                   "Bytes of run capsules: kept in memory, and on disk (as of the last gc pass "
+                   "plus what was stored since).",
+                   {"tier"}, [c] {
+                     return std::vector<Sample>{{{"memory"}, double(c->memory_used())},
+                                                {{"disk"}, double(c->stored_bytes())}};
+                   });
+    metrics_.gauge("onemcp_capsule_cache_memory_entries", "Run capsules kept in memory.", {},
+                   [c, one] { return one(double(c->memory_entries())); });
+    metrics_.gauge(
+        "onemcp_capsule_gc_runs_total", "Completed gc passes over the capsule cache.", {},
+        [c, one] { return one(double(c->gc_runs())); }, "counter");
+  }
+}
+
+void McpServer::call_finished(const CallEnd& c) {
+  metrics_.add("onemcp_runs_total", {c.tool, c.outcome});
+  using Seconds = std::chrono::duration<double>;
+  if (c.wait) metrics_.observe("onemcp_queue_wait_seconds", {c.tool}, Seconds(*c.wait).count());
+  if (c.run) metrics_.observe("onemcp_run_duration_seconds", {c.tool}, Seconds(*c.run).count());
 }
 
 McpServer::~McpServer() {
@@ -389,6 +468,14 @@ void McpServer::notify_tools_changed() {
 }
 
 void McpServer::log_event(const std::string& level, const std::string& logger, const json& data) {
+  // Every dependency set a call prepared comes through here (RunBackend's event sink).
+  if (logger == "dependencies" && data.is_object()) {
+    const std::string kind = data.value("kind", std::string());
+    if (kind == "npm" || kind == "pip") {
+      metrics_.add("onemcp_dependency_builds_total",
+                   {kind, data.contains("error") ? "error" : "ok"});
+    }
+  }
   if (log_level_of(level) < 0) return;
   std::vector<std::shared_ptr<Session>> all{stdio_session_};
   {
@@ -617,6 +704,12 @@ void McpServer::route(HttpRequest& req, Respond& respond) {
     return respond(json_response(405, json{{"error", "method not allowed"}}));
   }
   if (path == "/health") return respond(json_response(200, json{{"status", "ok"}}));
+  if (path == "/metrics") {
+    return respond(HttpResponse{200,
+                                {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"},
+                                 {"Cache-Control", "no-store"}},
+                                metrics_.render()});
+  }
   if (capsule_api) return handle_capsule(path, respond);
   if (path == "/") {
     if (opts_.ui) {
@@ -1471,22 +1564,35 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
     return call_extension(session, id, name, params, std::move(reply), std::move(notify));
   }
   if (!lang) return reply(rpc_error(id, kInvalidParams, "Unknown tool: " + name));
+  // From here on `name` is run_js or run_py: a label of bounded cardinality.
+  auto refused = [&](const char* outcome) { call_finished({name, outcome, {}, {}}); };
   json args = params.contains("arguments") ? params["arguments"] : json::object();
   if (!args.is_object()) {
+    refused("invalid");
     return reply(rpc_error(id, kInvalidParams, "Invalid params: arguments must be an object"));
   }
-  if (draining_) return reply(shutdown_error(id));
+  if (draining_) {
+    refused("shutdown");
+    return reply(shutdown_error(id));
+  }
   auto prepared = prepare_run(*lang, args, config()->policy);
-  if (!prepared) return reply(rpc_result(id, tool_error(prepared.error().message)));
+  if (!prepared) {
+    refused("invalid");
+    return reply(rpc_result(id, tool_error(prepared.error().message)));
+  }
   // Python reaches upstream tools through its relay, started only for runs that may use them.
   prepared->mcp = opts_.upstreams && !prepared->policy.mcps.empty();
   if (auto it = args.find("session"); it != args.end()) {
     if (!run_sessions_) {
+      refused("invalid");
       return reply(rpc_result(
           id, tool_error("sessions are disabled on this server (config sessions.enabled)")));
     }
     auto found = run_sessions_->find(it->get<std::string>(), session->handles_owner());
-    if (!found) return reply(rpc_result(id, tool_error(found.error().message)));
+    if (!found) {
+      refused("invalid");
+      return reply(rpc_result(id, tool_error(found.error().message)));
+    }
     prepared->session = std::move(*found);
     if (prepared->cwd.empty()) prepared->cwd = ipc::kWorkspaceDir;
   }
@@ -1500,9 +1606,15 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
       progress_reporter(progress_token(params), std::move(notify), token, session->http);
   std::string key = dump(id);
   {
-    std::lock_guard lk(session->mu);
-    if (session->closed) return reply(rpc_error(id, kSessionNotFound, "Session not found"));
+    std::unique_lock lk(session->mu);
+    if (session->closed) {
+      lk.unlock();
+      refused("invalid");
+      return reply(rpc_error(id, kSessionNotFound, "Session not found"));
+    }
     if (session->running.count(key)) {
+      lk.unlock();
+      refused("invalid");
       return reply(rpc_error(id, kInvalidRequest, "Invalid Request: request id " + key + " is already in use"));
     }
     session->running[key] = token;
@@ -1518,8 +1630,10 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
     std::lock_guard lk(session->mu);
     return session->withdrawn.count(key) > 0;
   };
+  const auto submitted = opts_.now();
   auto job = [this, session, id, p = std::move(*prepared), token, reply, finish, withdrawn,
-              progress, has_progress] {
+              progress, has_progress, name, submitted] {
+    CallEnd ended{name, "cancelled", opts_.now() - submitted, {}};
     std::optional<json> answer;
     // Held until after the reply: a killed run is answered at once, and this slot waits for its
     // processes to be gone only then, so the run keeps its slot until nothing of it is left.
@@ -1544,7 +1658,10 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
           }
         } in_session{p, token.get()};
         if (p.session && !p.session->begin_call(token.get())) token->cancel();
+        const auto started = opts_.now();
         auto out = backend_.run(p, token.get(), progress);
+        ended.run = opts_.now() - started;
+        ended.outcome = out ? sandbox::to_string(out->outcome) : "internal";
         if (!out) {
           log::error("run failed: " + out.error().message);
           answer = rpc_result(id, tool_error("internal error: the run could not be executed"));
@@ -1564,6 +1681,7 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
       } catch (const std::exception& e) {
         log::error(std::string("run failed: ") + e.what());
         answer = rpc_result(id, tool_error("internal error: the run could not be executed"));
+        ended.outcome = "internal";
       }
       if (deferred_start) deferred_start->finish();
       progress(1, "done");
@@ -1573,12 +1691,15 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
     if (withdrawn()) answer.reset();
     finish();
     if (aborting_ && token->cancelled()) answer = shutdown_error(id);
+    // Counted before the answer leaves, so a client that saw it sees it counted.
+    call_finished(ended);
     reply(std::move(answer));
     teardown.reset();
     call_ended();
   };
-  auto dropped = [this, id, reply, finish] {
+  auto dropped = [this, id, reply, finish, name] {
     finish();
+    call_finished({name, "shutdown", {}, {}});
     reply(shutdown_error(id));
     call_ended();
   };
@@ -1587,6 +1708,7 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
       runs_->submit(session->principal, std::move(job), std::move(dropped));
   if (admit == FairScheduler::Admit::admitted) return;
   finish();
+  refused(admit == FairScheduler::Admit::stopped ? "shutdown" : "busy");
   const auto& limits = runs_->limits();
   if (admit == FairScheduler::Admit::client_queue_full) {
     reply(busy_error(id, "Server busy: this client already has " +

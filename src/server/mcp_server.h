@@ -15,12 +15,14 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "base/thread_pool.h"
 #include "capsule/store.h"
+#include "metrics/registry.h"
 #include "policy/config.h"
 #include "protocol/jsonrpc.h"
 #include "server/admission.h"
@@ -62,6 +64,9 @@ struct ServerOptions {
   Upstreams* upstreams = nullptr;       // upstream MCP servers (not owned; null: none configured)
   // The capsule cache GET /capsules/<id>/... reads (not owned; null: those routes answer 404).
   capsule::CapsuleStore* capsules = nullptr;
+  // The run capsule cache whose size and gc passes GET /metrics reports (not owned; null: not
+  // reported).
+  const Capsules* capsule_cache = nullptr;
   // Authenticates every HTTP request before it is routed (not owned; null: no authentication).
   // A session belongs to the principal that created it: another principal naming it gets 404.
   const HttpAuth* auth = nullptr;
@@ -87,6 +92,10 @@ class McpServer final : public HttpHandler, public LineHandler {
   void input_closed() override { cancel_all(); }
 
   size_t session_count();
+  // What GET /metrics serves (the text format of metrics/registry.h): tool calls by tool and
+  // outcome, run duration and queue wait, runs in flight and queued, sessions, upstreams,
+  // dependency set builds, the capsule cache.
+  metrics::Registry& metrics() { return metrics_; }
   // Cancels every run (stdin closed).
   void cancel_all();
 
@@ -193,6 +202,15 @@ class McpServer final : public HttpHandler, public LineHandler {
   bool submit_aux(std::function<void()> job);
   void call_started();
   void call_ended();
+  // Declares the metrics and the gauges read from this server's parts (in the constructor).
+  void register_metrics();
+  // A run_js/run_py call ended: counted by tool and outcome; `run` (how long the backend took)
+  // and `wait` (for a run slot) observed when it got that far.
+  struct CallEnd {
+    std::string tool, outcome;
+    std::optional<std::chrono::steady_clock::duration> wait, run;
+  };
+  void call_finished(const CallEnd& c);
   nlohmann::json initialize_result(const std::string& protocol) const;
   std::shared_ptr<const policy::Config> config();
 
@@ -212,6 +230,8 @@ class McpServer final : public HttpHandler, public LineHandler {
   std::atomic<bool> draining_{false};  // begin_shutdown() was called
   std::atomic<bool> aborting_{false};  // abort_calls() was called
   RunFiles run_files_;
+  // Before runs_ and aux_: their jobs count into it until they are joined.
+  metrics::Registry metrics_;
   // Sessions by handle (config sessions; read at start): null when disabled.
   std::unique_ptr<Sessions> run_sessions_;
   // Last: joined first on destruction, while everything their jobs use still exists.
