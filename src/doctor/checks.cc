@@ -305,6 +305,19 @@ Finding rlimits(const HostFacts& f) {
   return r;
 }
 
+Finding workspaces(const HostFacts& f) {
+  Finding r{"session workspaces", Verdict::kOk, "a quota'd tmpfs can be made and cloned", ""};
+  if (f.workspace_error.empty()) return r;
+  // Optional: only sessions (session_create) need them; every other run works without.
+  r.verdict = Verdict::kWarn;
+  r.detail = f.workspace_error;
+  r.fix =
+      "session_create will fail: a session's workspace is a detached tmpfs cloned for each of its "
+      "interpreters (open_tree of an fsmount, in Linux 6.15 and later). Upgrade the kernel, or "
+      "turn sessions off (config sessions.enabled: false).";
+  return r;
+}
+
 const char* verdict_text(Verdict v) {
   switch (v) {
     case Verdict::kOk:
@@ -393,6 +406,7 @@ std::vector<Finding> judge(const HostFacts& f) {
   out.push_back(seccomp(f));
   out.push_back(landlock(f));
   out.push_back(rlimits(f));
+  out.push_back(workspaces(f));
   return out;
 }
 

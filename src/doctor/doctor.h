@@ -68,6 +68,9 @@ struct HostFacts {
   Attempt seccomp_denies;     // ptrace under the filter: 0 when it failed with EPERM as it must
 
   Attempt rlimits;  // setting the limits a run gets (CORE, NOFILE, FSIZE, AS, CPU)
+  // Making a session's workspace (sandbox/workspace.h: a detached tmpfs, cloned for a process);
+  // empty when it worked.
+  std::string workspace_error;
   std::vector<Rlimit> server_rlimits;  // NOFILE, NPROC, AS, FSIZE, CPU of the server itself
 };
 

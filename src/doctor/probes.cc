@@ -24,6 +24,7 @@
 #include "sandbox/child/landlock.h"
 #include "sandbox/child/seccomp.h"
 #include "sandbox/executor.h"
+#include "sandbox/workspace.h"
 
 namespace onemcp::doctor {
 namespace {
@@ -270,6 +271,8 @@ HostFacts probe_host() {
   ::munmap(page, sizeof(Shared));
 
   probe_cgroups(f);
+  if (auto ws = sandbox::Workspace::create(1 << 20, 16); !ws)
+    f.workspace_error = ws.error().message;
   f.landlock_abi = sandbox::child::landlock_abi();
   if (auto lsm = read_text("/sys/kernel/security/lsm")) {
     while (!lsm->empty() && lsm->back() == '\n') lsm->pop_back();

@@ -41,7 +41,11 @@ Result<Workspace> Workspace::create(uint64_t max_bytes, uint64_t max_inodes) {
   UniqueFd mount(::fsmount(fs.get(), FSMOUNT_CLOEXEC,
                            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
   if (!mount.valid()) return make_error(errno_msg("workspace: fsmount"));
-  return Workspace(std::move(mount));
+  Workspace w(std::move(mount));
+  // Each interpreter of the session attaches a clone: a kernel that cannot clone a detached
+  // mount fails here, at once, not at the session's first call.
+  if (auto c = w.clone(); !c) return c.error();
+  return w;
 }
 
 Result<UniqueFd> Workspace::clone() const {

@@ -197,6 +197,17 @@ TEST(DoctorJudge, LandlockBuiltInButNotEnabledIsAWarning) {
   EXPECT_NE(find(judge(f), "Landlock").fix.find("CONFIG_SECURITY_LANDLOCK=y"), std::string::npos);
 }
 
+TEST(DoctorJudge, SessionWorkspacesAreOptional) {
+  HostFacts f = healthy();
+  EXPECT_EQ(find(judge(f), "session workspaces").verdict, Verdict::kOk);
+  f.workspace_error = "workspace: clone the mount: Invalid argument";
+  const auto fs = judge(f);
+  const Finding w = find(fs, "session workspaces");
+  EXPECT_EQ(w.verdict, Verdict::kWarn);
+  EXPECT_NE(w.fix.find("sessions.enabled"), std::string::npos) << w.fix;
+  EXPECT_FALSE(any_missing(fs));
+}
+
 TEST(DoctorJudge, SeccompAndRlimits) {
   HostFacts f = healthy();
   f.seccomp_error = "seccomp: Invalid argument";
