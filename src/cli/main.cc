@@ -461,6 +461,7 @@ struct ServeFlags {
   bool open = false;
   bool stdio = false;
   bool verbose = false;
+  std::string log_format = "text";  // or "json": one JSON object per line
   bool insecure_no_sandbox = false;
   bool profile_runs = false;
   std::vector<std::string> resolve;
@@ -470,6 +471,7 @@ struct ServeFlags {
 int cmd_serve(const ServeFlags& f) {
   auto t0 = std::chrono::steady_clock::now();
   if (f.verbose) log::set_level(log::Level::debug);
+  if (f.log_format == "json") log::set_format(log::Format::json);
   if (f.open && (f.no_ui || f.stdio)) {
     std::fprintf(stderr, "1mcp serve: --open opens the web page, which %s; leave out one of them\n",
                  f.no_ui ? "--no-ui turns off" : "--stdio does not serve");
@@ -913,6 +915,12 @@ int main(int argc, char** argv) {
   serve->add_flag("--open", sf.open, "Open the web UI in a browser");
   serve->add_flag("--stdio", sf.stdio, "Speak MCP over stdin/stdout instead of HTTP");
   serve->add_flag("-v,--verbose", sf.verbose, "Debug logging");
+  serve
+      ->add_option("--log-format", sf.log_format,
+                   "text (UTC ISO 8601 timestamps) or json (one object per line: ts, level, "
+                   "msg and the line's fields)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   serve->add_option("--resolve", sf.resolve,
                     "NAME=ADDR[,ADDR] answers names of runs' requests from this table only "
                     "(\"*.example.test\" matches subdomains); for tests and local development");

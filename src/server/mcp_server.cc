@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -12,6 +13,7 @@
 #include "base/base64.h"
 #include "base/log.h"
 #include "base/random.h"
+#include "base/sha256.h"
 #include "capsule/http.h"
 #include "policy/schemas.h"
 #include "protocol/modern.h"
@@ -424,8 +426,27 @@ void McpServer::register_metrics() {
 void McpServer::call_finished(const CallEnd& c) {
   metrics_.add("onemcp_runs_total", {c.tool, c.outcome});
   using Seconds = std::chrono::duration<double>;
+  using Ms = std::chrono::duration<double, std::milli>;
   if (c.wait) metrics_.observe("onemcp_queue_wait_seconds", {c.tool}, Seconds(*c.wait).count());
   if (c.run) metrics_.observe("onemcp_run_duration_seconds", {c.tool}, Seconds(*c.run).count());
+  // Milliseconds to the tenth: enough to compare calls, short to read.
+  auto ms = [](std::chrono::steady_clock::duration d) {
+    return std::round(Ms(d).count() * 10) / 10;
+  };
+  std::vector<log::Field> fields{
+      {"principal", c.principal}, {"tool", c.tool}, {"outcome", c.outcome}};
+  if (c.run) fields.push_back({"duration_ms", ms(*c.run)});
+  if (c.wait) fields.push_back({"queue_ms", ms(*c.wait)});
+  if (!c.capsule.empty()) fields.push_back({"capsule", c.capsule});
+  if (!c.session.empty()) fields.push_back({"session", c.session});
+  log::write(log::Level::info, "call ended", fields);
+}
+
+std::string McpServer::log_principal(const Session& s) {
+  if (!s.owner.empty()) return s.owner;
+  if (!s.http) return "stdio";
+  if (s.id.starts_with("oneshot-")) return "anonymous";
+  return "session:" + sha256_hex(s.id).substr(0, 12);
 }
 
 McpServer::~McpServer() {
@@ -1565,7 +1586,9 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
   }
   if (!lang) return reply(rpc_error(id, kInvalidParams, "Unknown tool: " + name));
   // From here on `name` is run_js or run_py: a label of bounded cardinality.
-  auto refused = [&](const char* outcome) { call_finished({name, outcome, {}, {}}); };
+  auto refused = [&](const char* outcome) {
+    call_finished({name, outcome, {}, {}, log_principal(*session), {}, {}});
+  };
   json args = params.contains("arguments") ? params["arguments"] : json::object();
   if (!args.is_object()) {
     refused("invalid");
@@ -1633,7 +1656,13 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
   const auto submitted = opts_.now();
   auto job = [this, session, id, p = std::move(*prepared), token, reply, finish, withdrawn,
               progress, has_progress, name, submitted] {
-    CallEnd ended{name, "cancelled", opts_.now() - submitted, {}};
+    CallEnd ended{name,
+                  "cancelled",
+                  opts_.now() - submitted,
+                  {},
+                  log_principal(*session),
+                  {},
+                  p.session ? p.session->log_name() : std::string()};
     std::optional<json> answer;
     // Held until after the reply: a killed run is answered at once, and this slot waits for its
     // processes to be gone only then, so the run keeps its slot until nothing of it is left.
@@ -1662,6 +1691,7 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
         auto out = backend_.run(p, token.get(), progress);
         ended.run = opts_.now() - started;
         ended.outcome = out ? sandbox::to_string(out->outcome) : "internal";
+        if (out) ended.capsule = out->capsule;
         if (!out) {
           log::error("run failed: " + out.error().message);
           answer = rpc_result(id, tool_error("internal error: the run could not be executed"));
@@ -1697,9 +1727,9 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
     teardown.reset();
     call_ended();
   };
-  auto dropped = [this, id, reply, finish, name] {
+  auto dropped = [this, id, reply, finish, name, who = log_principal(*session)] {
     finish();
-    call_finished({name, "shutdown", {}, {}});
+    call_finished({name, "shutdown", {}, {}, who, {}, {}});
     reply(shutdown_error(id));
     call_ended();
   };

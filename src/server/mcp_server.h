@@ -205,12 +205,21 @@ class McpServer final : public HttpHandler, public LineHandler {
   // Declares the metrics and the gauges read from this server's parts (in the constructor).
   void register_metrics();
   // A run_js/run_py call ended: counted by tool and outcome; `run` (how long the backend took)
-  // and `wait` (for a run slot) observed when it got that far.
+  // and `wait` (for a run slot) observed when it got that far; and one log line ("call ended")
+  // with who called, the tool, the outcome, the times, the capsule and the session's log name,
+  // never the call's code, arguments, environment or stdin.
   struct CallEnd {
     std::string tool, outcome;
     std::optional<std::chrono::steady_clock::duration> wait, run;
+    std::string principal;  // for logs: log_principal()
+    std::string capsule;    // the capsule it executed, if it ran
+    std::string session;    // the run session's log name (Session::log_name), if it named one
   };
   void call_finished(const CallEnd& c);
+  // Who a call came from, as logs may name it: the authenticated principal, "stdio",
+  // "anonymous" (stateless calls without authentication), or "session:" and a hash of the MCP
+  // session id (the id itself is a bearer secret).
+  static std::string log_principal(const Session& s);
   nlohmann::json initialize_result(const std::string& protocol) const;
   std::shared_ptr<const policy::Config> config();
 

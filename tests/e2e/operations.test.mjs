@@ -126,3 +126,52 @@ describe("GET /metrics with authentication", () => {
     }
   });
 });
+
+describe("serve --log-format json", () => {
+  test("every line is a JSON object, and each call ends with a line that tells no code", async () => {
+    const server = await startServer({ extra: ["--log-format", "json"] });
+    const client = await connectHttp(server.url);
+    const marker = "do_not_log_" + Math.random().toString(36).slice(2);
+    try {
+      const ok = await runJs(client, `const ${marker} = 6 * 7; console.log(${marker})`);
+      assert.equal(ok.structuredContent?.stdout, "42\n", show(ok));
+      const py = await runPy(client, `import sys; print(sys.stdin.read()) # ${marker}`, { stdin: marker });
+      assert.equal(py.structuredContent?.outcome, "ok", show(py));
+      // The line is written before the answer leaves: it is there already (give the pipe a moment).
+      await sleep(200);
+    } finally {
+      await client.close();
+      await server.stop();
+    }
+    const text = server.stderr();
+    assert.doesNotMatch(text, new RegExp(marker), "code and stdin stay out of the log");
+    const lines = text.split("\n").filter(Boolean);
+    assert.ok(lines.length > 3, text);
+    const parsed = lines.map((l) => {
+      const o = JSON.parse(l);  // throws on a line that is not JSON
+      assert.match(o.ts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, l);
+      assert.ok(["debug", "info", "warn", "error"].includes(o.level), l);
+      assert.equal(typeof o.msg, "string", l);
+      return o;
+    });
+    const calls = parsed.filter((o) => o.msg === "call ended");
+    assert.equal(calls.length, 2, text);
+    const [js, pyLine] = calls;
+    assert.equal(js.tool, "run_js");
+    assert.equal(js.outcome, "ok");
+    assert.match(js.principal, /^session:[0-9a-f]{12}$/);
+    assert.equal(typeof js.duration_ms, "number");
+    assert.equal(typeof js.queue_ms, "number");
+    assert.match(js.capsule, /^[0-9a-f]{64}$/);
+    assert.equal(pyLine.tool, "run_py");
+    assert.equal(pyLine.outcome, "ok");
+  });
+
+  test("text lines start with an ISO 8601 UTC timestamp", async () => {
+    const server = await startServer();
+    await server.stop();
+    const lines = server.stderr().split("\n").filter(Boolean);
+    assert.ok(lines.length > 0);
+    for (const l of lines) assert.match(l, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[(debug|info|warn|error)\] /, l);
+  });
+});
