@@ -29,24 +29,6 @@ const char* name(Level l) {
   return "?";
 }
 
-// ISO 8601 in UTC with milliseconds: 2026-01-02T03:04:05.678Z.
-std::string timestamp(std::chrono::system_clock::time_point when) {
-  const auto ms_total =
-      std::chrono::duration_cast<std::chrono::milliseconds>(when.time_since_epoch()).count();
-  std::time_t t = std::time_t(ms_total / 1000);
-  int ms = int(ms_total % 1000);
-  if (ms < 0) {  // before 1970: floor, not truncation
-    ms += 1000;
-    --t;
-  }
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char ts[96];  // room for any int the compiler cannot rule out
-  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-  return ts;
-}
-
 std::string number(double v) {
   if (!std::isfinite(v)) return "null";  // JSON has no NaN or infinities
   char buf[64];
@@ -116,6 +98,23 @@ void text_value(std::string& out, std::string_view v) {
 }
 
 }  // namespace
+
+std::string timestamp(std::chrono::system_clock::time_point when) {
+  const auto ms_total =
+      std::chrono::duration_cast<std::chrono::milliseconds>(when.time_since_epoch()).count();
+  std::time_t t = std::time_t(ms_total / 1000);
+  int ms = int(ms_total % 1000);
+  if (ms < 0) {  // before 1970: floor, not truncation
+    ms += 1000;
+    --t;
+  }
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char ts[96];  // room for any int the compiler cannot rule out
+  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  return ts;
+}
 
 void set_level(Level l) { g_level = l; }
 Level level() { return g_level; }

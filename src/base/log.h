@@ -34,6 +34,9 @@ void write(Level l, std::string_view msg, const std::vector<Field>& fields = {})
 std::string format_line(Format f, Level l, std::chrono::system_clock::time_point when,
                         std::string_view msg, const std::vector<Field>& fields);
 
+// ISO 8601 in UTC with milliseconds, as lines carry it: 2026-01-02T03:04:05.678Z.
+std::string timestamp(std::chrono::system_clock::time_point when);
+
 inline void debug(std::string_view m) { write(Level::debug, m); }
 inline void info(std::string_view m) { write(Level::info, m); }
 inline void warn(std::string_view m) { write(Level::warn, m); }

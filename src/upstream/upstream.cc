@@ -11,6 +11,7 @@
 
 #include "base/log.h"
 #include "upstream/channel.h"
+#include "upstream/failure_log.h"
 #include "upstream/rpc.h"
 
 namespace onemcp::upstream {
@@ -552,6 +553,7 @@ class Manager::Upstream {
   void run() {
     auto delay = opts_.backoff_min;
     bool first = true;
+    FailureLog failures;  // the first failure in a row is logged, then ever more rarely
     for (;;) {
       auto conn = std::make_shared<Connection>(cfg_, opts_, [this] { wake(); });
       {
@@ -569,6 +571,7 @@ class Manager::Upstream {
       bool was_ready = false;
       if (tools) {
         was_ready = true;
+        if (auto line = failures.recovered()) log::info(quoted(cfg_.name) + " " + *line);
         serve(conn, std::move(*tools), first);
         error = conn->death();
       } else {
@@ -597,7 +600,9 @@ class Manager::Upstream {
       conn.reset();
       if (stopping) break;
       if (was_ready && Clock::now() - ready_since_ >= kStableAfter) delay = opts_.backoff_min;
-      log::warn(error + "; retrying in " + std::to_string(delay.count()) + " ms");
+      if (auto line = failures.failed(error, delay, std::chrono::system_clock::now())) {
+        log::warn(*line);
+      }
       first = false;
       std::unique_lock lock(mu_);
       if (cv_.wait_for(lock, delay, [&] { return stopping_; })) break;
