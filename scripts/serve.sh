@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-scripts/build.sh
+# Only what serving needs (the server and its two workers), not the tests, fuzzers or benches;
+# scripts/test.sh builds everything. ccache (scripts/build.sh) makes a second build quick.
+TARGETS="1mcp 1mcp-js-worker 1mcp-py-worker" scripts/build.sh
 exec build/1mcp serve --dir examples/hello-world "$@"
