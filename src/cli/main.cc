@@ -69,6 +69,29 @@ std::string exe_dir() {
 
 using cli::resolve;
 
+// Where the workers and esbuild are: next to the binary in a build tree (build/1mcp,
+// build/1mcp-js-worker), else in ../lib/1mcp/ of an installed tree (bin/1mcp,
+// lib/1mcp/1mcp-js-worker, lib/1mcp/esbuild); both found from /proc/self/exe, so an installed
+// tree can be moved. esbuild: $ONEMCP_ESBUILD, else the installed copy, else node_modules of the
+// source tree the binary was built from.
+server::WorkerPaths locate_workers() {
+  std::string here = exe_dir();
+  std::string dir = here;
+  std::string installed = (fs::path(here) / ".." / "lib" / "1mcp").lexically_normal().string();
+  std::error_code ec;
+  if (!fs::exists(here + "/1mcp-js-worker", ec) && fs::exists(installed + "/1mcp-js-worker", ec)) {
+    dir = installed;
+  }
+  server::WorkerPaths paths{dir + "/1mcp-js-worker", dir + "/1mcp-py-worker",
+                            ONEMCP_DEFAULT_ESBUILD};
+  if (const char* e = std::getenv("ONEMCP_ESBUILD")) {
+    paths.esbuild = e;
+  } else if (fs::exists(installed + "/esbuild", ec)) {
+    paths.esbuild = installed + "/esbuild";
+  }
+  return paths;
+}
+
 // --open: the web page in the user's browser, through xdg-open (what the original's `open`
 // package uses on Linux). Whatever prevents it is logged with the URL to open by hand. Without a
 // graphical session xdg-open would start a text browser on the server's terminal, so it is not
@@ -533,9 +556,8 @@ int cmd_serve(const ServeFlags& f) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  std::string here = exe_dir();
-  server::WorkerPaths paths{here + "/1mcp-js-worker", here + "/1mcp-py-worker", ONEMCP_DEFAULT_ESBUILD};
-  if (const char* e = std::getenv("ONEMCP_ESBUILD")) paths.esbuild = e;
+  server::WorkerPaths paths = locate_workers();
+  log::info("workers " + paths.js_worker + ", " + paths.py_worker + "; esbuild " + paths.esbuild);
   paths.sandbox = !f.insecure_no_sandbox;
   paths.profile_runs = f.profile_runs;
   paths.writable_roots = config->policy.filesystem.writable;

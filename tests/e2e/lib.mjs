@@ -139,13 +139,13 @@ process.on("exit", () => {
 // Spawns `1mcp serve --dir <dir> -p 0 --no-ui [...extra]` and waits for its "ready" line.
 // `env` replaces the environment of the server process; `ui` leaves out --no-ui. `wrap` (argv)
 // runs the server through a command that ends by exec'ing it, e.g. in a mount namespace of its
-// own (proc.pid stays the server's).
+// own (proc.pid stays the server's). `bin` replaces BIN (e.g. an installed copy).
 // Resolves { proc, url (the /mcp endpoint), base, host, port, readyMs, stderr(), stop() }.
-export async function startServer({ dir, extra = [], env, wrap = [], readyTimeoutMs = 20000, ui = false } = {}) {
+export async function startServer({ dir, extra = [], env, wrap = [], readyTimeoutMs = 20000, ui = false, bin = BIN } = {}) {
   dir ??= makeProject();
-  const args = [...wrap.slice(1), ...(wrap.length ? [BIN] : []), "serve", "--dir", dir, "-p", "0",
+  const args = [...wrap.slice(1), ...(wrap.length ? [bin] : []), "serve", "--dir", dir, "-p", "0",
     ...(ui ? [] : ["--no-ui"]), ...extra];
-  const proc = spawn(wrap[0] ?? BIN, args, { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env });
+  const proc = spawn(wrap[0] ?? bin, args, { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env });
   let err = "";
   let out = "";
   proc.stdout.setEncoding("utf8").on("data", (d) => (out += d));
