@@ -57,7 +57,7 @@ using namespace onemcp;
 
 namespace {
 
-constexpr const char* kVersion = "0.1.0";
+constexpr const char* kVersion = ONEMCP_VERSION;  // src/cli/CMakeLists.txt
 
 std::string exe_dir() {
   char buf[PATH_MAX];

@@ -724,7 +724,9 @@ void McpServer::route(HttpRequest& req, Respond& respond) {
   if (req.method != "GET" && req.method != "HEAD") {
     return respond(json_response(405, json{{"error", "method not allowed"}}));
   }
-  if (path == "/health") return respond(json_response(200, json{{"status", "ok"}}));
+  if (path == "/health") {
+    return respond(json_response(200, json{{"status", "ok"}, {"version", opts_.version}}));
+  }
   if (path == "/metrics") {
     return respond(HttpResponse{200,
                                 {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"},

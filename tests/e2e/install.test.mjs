@@ -57,6 +57,12 @@ test("an installed tree serves from its own lib/1mcp, wherever it is moved", asy
   );
   assert.ok(!log.includes(buildDir), "nothing from the build tree: " + log);
 
+  // The same version from the command line and /health.
+  const version = spawnSync(bin, ["--version"], { encoding: "utf8", env }).stdout.trim();
+  assert.match(version, /^\d+\.\d+\.\d+(\+\S+)?$/);
+  const health = await (await fetch(`${server.base}/health`)).json();
+  assert.deepEqual(health, { status: "ok", version });
+
   const client = await connectHttp(server.url);
   try {
     const { tools } = await client.listTools();
