@@ -531,6 +531,14 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   std::optional<Clock::time_point> drain_until;
   auto next_oom_check = t0 + kOomCheckInterval;
   std::optional<ipc::ChildReport> final_report;  // decoded once the result pipe is closed
+  // What the pipes still open hold now (once nothing more of the run is coming).
+  auto drain_open = [&] {
+    bool overflow = false, big = false;
+    if (out_open) drain(out_fd, o.out, cap, overflow);
+    if (err_open) drain(err_fd, o.err, cap, overflow);
+    if (res_open) drain(res_fd, report, kMaxReportBytes, big);
+    o.truncated |= overflow;
+  };
   auto take_out_dir = [&] {
     // The run's /out (a tmpfs in its own mount namespace): alive while we hold the fd.
     char tag = 0;
@@ -703,11 +711,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
       // A live call ends when its process says so (ipc::kSlotDone), though something of it (a
       // process its code forked) may still hold its pipes: what they hold now is the call's
       // output; later writes are not the call's.
-      bool overflow = false, big = false;
-      if (out_open) drain(out_fd, o.out, cap, overflow);
-      if (err_open) drain(err_fd, o.err, cap, overflow);
-      if (res_open) drain(res_fd, report, kMaxReportBytes, big);
-      o.truncated |= overflow;
+      drain_open();
       out_open = err_open = res_open = false;
       final_report = ipc::decode_report(report);
       // Without a report that keeps the process, it is not a proper end (its own code wrote to
@@ -734,11 +738,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
 
   if (settled) {
     // Every process is frozen or SIGKILLed: what the pipes hold now is the run's output.
-    bool overflow = false, big = false;
-    if (out_open) drain(out_fd, o.out, cap, overflow);
-    if (err_open) drain(err_fd, o.err, cap, overflow);
-    if (res_open) drain(res_fd, report, kMaxReportBytes, big);
-    o.truncated |= overflow;
+    drain_open();
     pollfd p{slot_sock.get(), POLLIN, 0};
     if (awaiting_out_dir && slot_sock.valid() && ::poll(&p, 1, 0) == 1) take_out_dir();
     if (!exited) status = SIGKILL;  // as it will be reaped: killed by SIGKILL
@@ -747,6 +747,17 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   channel.close();  // answers still being computed are dropped, tunnels closed; threads joined
   o.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   o.report = final_report ? std::move(*final_report) : ipc::decode_report(report);
+  // ipc::RunRequest::profile: the supervisor's steps and the run's, in order of time.
+  auto with_steps = [&]() -> RunOutput {
+    if (req.profile) {
+      mark("supervisor: result ready");
+      steps.insert(steps.end(), o.report.steps.begin(), o.report.steps.end());
+      std::stable_sort(steps.begin(), steps.end(),
+                       [](const ipc::RunStep& a, const ipc::RunStep& b) { return a.ns < b.ns; });
+      o.steps = std::move(steps);
+    }
+    return std::move(o);
+  };
   if (out_dir.valid()) {
     if (auto files = read_out_dir(out_dir.get()); files) o.files = std::move(*files);
   }
@@ -770,14 +781,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     held->calls_ = ++calls_before;
     o.live = LiveCall{held->calls_, false, {}};
     *live = std::move(held);
-    if (req.profile) {
-      mark("supervisor: result ready");
-      steps.insert(steps.end(), o.report.steps.begin(), o.report.steps.end());
-      std::stable_sort(steps.begin(), steps.end(),
-                       [](const ipc::RunStep& a, const ipc::RunStep& b) { return a.ns < b.ns; });
-      o.steps = std::move(steps);
-    }
-    return o;
+    return with_steps();
   }
   if (req.live) o.live = LiveCall{calls_before + 1, true, {}};
   if (WIFEXITED(status)) o.exit_code = WEXITSTATUS(status);
@@ -791,14 +795,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
   if (settled || scope)
     o.teardown = std::make_unique<RunTeardown>(std::move(pidfd), std::move(scope), settled);
   slots_cv_.notify_all();  // if not yet (no sandbox, or the run ended early)
-  if (req.profile) {
-    mark("supervisor: result ready");
-    steps.insert(steps.end(), o.report.steps.begin(), o.report.steps.end());
-    std::stable_sort(steps.begin(), steps.end(),
-                     [](const ipc::RunStep& a, const ipc::RunStep& b) { return a.ns < b.ns; });
-    o.steps = std::move(steps);
-  }
-  return o;
+  return with_steps();
 }
 
 }  // namespace onemcp::sandbox

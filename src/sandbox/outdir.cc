@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "base/unique_fd.h"
 
@@ -23,6 +24,35 @@ int open_beneath(int dirfd, const char* name, uint64_t flags) {
   return int(::syscall(SYS_openat2, dirfd, name, &how, sizeof how));
 }
 
+// A directory beneath `dirfd` ("." of it), open, and the names it holds (not "." or ".."), at
+// most `max_names` of them.
+struct Listing {
+  DIR* dir = nullptr;
+  std::vector<std::string> names;
+  Listing() = default;
+  Listing(const Listing&) = delete;
+  Listing& operator=(const Listing&) = delete;
+  Listing(Listing&& o) noexcept : dir(std::exchange(o.dir, nullptr)), names(std::move(o.names)) {}
+  ~Listing() {
+    if (dir) ::closedir(dir);
+  }
+};
+
+Listing list_beneath(int dirfd, size_t max_names) {
+  Listing l;
+  UniqueFd fd(open_beneath(dirfd, ".", O_RDONLY | O_DIRECTORY));
+  if (!fd.valid()) return l;
+  l.dir = ::fdopendir(fd.get());
+  if (!l.dir) return l;
+  fd.release();  // owned by the DIR now
+  while (dirent* e = ::readdir(l.dir)) {
+    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+    l.names.emplace_back(e->d_name);
+    if (l.names.size() >= max_names) break;
+  }
+  return l;
+}
+
 struct Walk {
   const OutLimits& limits;
   std::vector<OutFile> files;
@@ -30,21 +60,13 @@ struct Walk {
 
   void dir(int dirfd, const std::string& prefix, int depth) {
     if (depth > limits.max_depth) return;
-    UniqueFd fd(open_beneath(dirfd, ".", O_RDONLY | O_DIRECTORY));
-    if (!fd.valid()) return;
-    DIR* d = ::fdopendir(fd.get());
-    if (!d) return;
-    fd.release();  // owned by d now
-    std::vector<std::string> names;
-    while (dirent* e = ::readdir(d)) {
-      if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
-      names.emplace_back(e->d_name);
-      if (names.size() > 4 * limits.max_files) break;  // a directory of millions: stop listing
-    }
-    std::sort(names.begin(), names.end());  // deterministic order for the caller
-    for (const auto& name : names) {
+    // A directory of millions: stop listing.
+    Listing l = list_beneath(dirfd, 4 * limits.max_files + 1);
+    if (!l.dir) return;
+    std::sort(l.names.begin(), l.names.end());  // deterministic order for the caller
+    for (const auto& name : l.names) {
       if (files.size() >= limits.max_files) break;
-      UniqueFd f(open_beneath(::dirfd(d), name.c_str(), O_RDONLY));
+      UniqueFd f(open_beneath(::dirfd(l.dir), name.c_str(), O_RDONLY));
       if (!f.valid()) continue;  // symlink, vanished, or otherwise refused
       struct stat st;
       if (::fstat(f.get(), &st) != 0) continue;
@@ -54,7 +76,6 @@ struct Walk {
         file(f.get(), prefix + name, st);
       }
     }
-    ::closedir(d);
   }
 
   void file(int fd, std::string path, const struct stat& st) {
@@ -82,26 +103,16 @@ struct Walk {
 
 void clear_out_dir(int dirfd, int max_depth) {
   if (max_depth < 0) return;
-  UniqueFd fd(open_beneath(dirfd, ".", O_RDONLY | O_DIRECTORY));
-  if (!fd.valid()) return;
-  DIR* d = ::fdopendir(fd.get());
-  if (!d) return;
-  fd.release();  // owned by d now
-  std::vector<std::string> names;
-  while (dirent* e = ::readdir(d)) {
-    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
-      names.emplace_back(e->d_name);
-    if (names.size() > 100000) break;
-  }
-  const int self = ::dirfd(d);
-  for (const auto& name : names) {
+  Listing l = list_beneath(dirfd, 100001);
+  if (!l.dir) return;
+  const int self = ::dirfd(l.dir);
+  for (const auto& name : l.names) {
     if (::unlinkat(self, name.c_str(), 0) == 0 || errno != EISDIR) continue;
     UniqueFd sub(open_beneath(self, name.c_str(), O_PATH | O_DIRECTORY));
     if (!sub.valid()) continue;
     clear_out_dir(sub.get(), max_depth - 1);
     ::unlinkat(self, name.c_str(), AT_REMOVEDIR);
   }
-  ::closedir(d);
 }
 
 Result<std::vector<OutFile>> read_out_dir(int dirfd, const OutLimits& limits) {
