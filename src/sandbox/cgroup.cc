@@ -220,16 +220,39 @@ void remove_tree(const std::string& dir, int version) {
 
 // Parents of servers that died without cleaning up, and a parent carrying our own pid from an earlier
 // life (containers reuse pids): whatever runs in them belongs to nobody any more.
-void sweep_stale(const std::string& own_dir, const std::string& parent_dir, int version) {
-  if (exists(parent_dir)) remove_tree(parent_dir, version);
-  DIR* d = ::opendir(own_dir.c_str());
-  if (!d) return;
+std::vector<std::string> stale_dirs(const std::string& own_dir, const std::string& parent_dir) {
   std::vector<std::string> stale;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_type == DT_DIR && is_dead_server(e->d_name)) stale.push_back(own_dir + "/" + e->d_name);
+  if (exists(parent_dir)) stale.push_back(parent_dir);
+  if (DIR* d = ::opendir(own_dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_type == DT_DIR && is_dead_server(e->d_name))
+        stale.push_back(own_dir + "/" + e->d_name);
+    }
+    ::closedir(d);
   }
-  ::closedir(d);
-  for (auto& s : stale) remove_tree(s, version);
+  return stale;
+}
+
+void sweep_stale(const std::string& own_dir, const std::string& parent_dir, int version) {
+  for (auto& s : stale_dirs(own_dir, parent_dir)) remove_tree(s, version);
+}
+
+// A v1 freezer holds even a SIGKILLed process until it is thawed, and a server that died between
+// freezing a run and killing it leaves it frozen: no hierarchy's kill could end it, and its
+// directories could never be removed. Each directory is thawed itself (v1 keeps a child's own
+// FROZEN state when its parent thaws).
+void thaw_tree(const std::string& dir) {
+  (void)write_file_errno(dir + "/freezer.state", "THAWED");
+  if (DIR* d = ::opendir(dir.c_str())) {
+    std::vector<std::string> subdirs;
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") != 0 &&
+          std::strcmp(e->d_name, "..") != 0)
+        subdirs.push_back(dir + "/" + e->d_name);
+    }
+    ::closedir(d);
+    for (auto& s : subdirs) thaw_tree(s);
+  }
 }
 
 const char* v1_probe(std::string_view controller) {
@@ -357,6 +380,13 @@ Result<std::unique_ptr<CgroupManager>> CgroupManager::create(std::string proc_ro
   // v1 first: a controller bound to a v1 hierarchy is never available in v2 anyway.
   std::stable_sort(found.begin(), found.end(), [](auto& x, auto& y) { return x.version < y.version; });
   const std::string name = "1mcp-" + std::to_string(::getpid());
+  // Leftovers are thawed before any hierarchy's sweep kills them (see thaw_tree).
+  for (auto& f : found) {
+    const bool freezer =
+        std::find(f.controllers.begin(), f.controllers.end(), "freezer") != f.controllers.end();
+    if (f.version == 1 && freezer)
+      for (auto& s : stale_dirs(f.own_dir, f.own_dir + "/" + name)) thaw_tree(s);
+  }
   for (auto& f : found) {
     std::vector<std::string> candidates = f.controllers;
     if (f.version == 2) {
@@ -404,6 +434,12 @@ Result<std::unique_ptr<CgroupManager>> CgroupManager::create(std::string proc_ro
 CgroupManager::~CgroupManager() {
   for (auto& s : pool_) s->manager_ = nullptr;
   pool_.clear();  // their directories are removed now
+  // What is still frozen (a session's interpreter between calls) is thawed first, or no
+  // hierarchy's kill below could end it (see thaw_tree).
+  for (auto& h : hier_)
+    if (h.version == 1 &&
+        std::find(h.controllers.begin(), h.controllers.end(), "freezer") != h.controllers.end())
+      thaw_tree(h.parent_dir);
   for (auto& h : hier_) {
     // v2: moving back fails while <own> has controllers enabled; the leaf then stays until the next
     // server's start-up sweep removes it.

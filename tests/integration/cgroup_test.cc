@@ -182,6 +182,25 @@ TEST(CgroupFakeTree, V1CreateAndClearWriteErrors) {
     EXPECT_EQ(e.path().filename().string().rfind("run-", 0), std::string::npos) << e.path();
 }
 
+TEST(CgroupFakeTree, V1LeftoversAreThawedBeforeTheyAreKilled) {
+  // A server that died between freezing a run and killing it leaves a frozen process, which a
+  // v1 freezer keeps alive through SIGKILL: start-up thaws every directory of a dead server's
+  // tree (each keeps its own FROZEN state), before any hierarchy's sweep kills what is in it.
+  TempDir t;
+  auto cg = t.path / "cg";
+  spit(t.path / "proc/self/cgroup", "6:freezer:/\n2:pids:/\n0::/\n");
+  spit(t.path / "proc/self/mountinfo",
+       "2 0 0:2 / " + (cg / "pids").string() + " rw - cgroup cgroup rw,pids\n" + "6 0 0:6 / " +
+           (cg / "freezer").string() + " rw - cgroup cgroup rw,freezer\n");
+  spit(cg / "freezer/1mcp-999999999/freezer.state", "THAWED\n");
+  spit(cg / "freezer/1mcp-999999999/run-5/freezer.state", "FROZEN\n");
+  spit(cg / "freezer/1mcp-1/run-2/freezer.state", "FROZEN\n");  // pid 1 lives: not a leftover
+  (void)CgroupManager::create((t.path / "proc").string());
+  EXPECT_EQ(slurp(cg / "freezer/1mcp-999999999/run-5/freezer.state"), "THAWED\n");
+  EXPECT_EQ(slurp(cg / "freezer/1mcp-999999999/freezer.state"), "THAWED\n");
+  EXPECT_EQ(slurp(cg / "freezer/1mcp-1/run-2/freezer.state"), "FROZEN\n");
+}
+
 TEST(CgroupFakeTree, V2MovesServerIntoLeafAndEnablesControllers) {
   TempDir t;
   auto cg = t.path / "cg";
