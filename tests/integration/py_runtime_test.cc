@@ -1,5 +1,6 @@
 // Drives the real 1mcp-py-worker through sandbox::Zygote: output, errors, exit codes, limits,
 // isolation between runs.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -9,11 +10,10 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "sandbox/executor.h"
 
@@ -461,12 +461,45 @@ TEST_F(PyRuntime, Numpy) {
   auto r = run("import numpy\nprint(numpy.arange(3).sum())");
   EXPECT_EQ(r.out, "3\n");
   EXPECT_EQ(r.err, "");
-  const char* code = "import numpy\nprint(numpy.random.rand())";
-  EXPECT_NE(run(code).out, run(code).out);  // reseeded per run
+  // Reseeded per run (the C side writes a fresh key into numpy's global MT19937 state): the
+  // legacy generator, its gaussians and the stdlib's generator all differ between runs.
+  const char* code =
+      "import numpy, random\nprint(numpy.random.get_state()[2], numpy.random.rand(),"
+      " numpy.random.standard_normal(), random.random())";
+  const std::string a = run(code).out, b = run(code).out;
+  std::vector<std::string> fa, fb;
+  for (auto [out, fields] : {std::pair{&a, &fa}, std::pair{&b, &fb}}) {
+    std::istringstream in(*out);
+    for (std::string f; in >> f;) fields->push_back(f);
+    ASSERT_EQ(fields->size(), 4u) << *out;
+    EXPECT_EQ((*fields)[0], "624") << *out;  // a fresh key, regenerated at the first draw
+  }
+  for (size_t i = 1; i < 4; ++i) EXPECT_NE(fa[i], fb[i]) << a << b;
   Opts o;
   o.mem_mb = 64;
   r = run("import numpy\nnumpy.ones(10**10)", o);  // numpy's MemoryError subclass
   EXPECT_EQ(r.outcome, Outcome::memory) << r.err;
+}
+
+TEST_F(PyRuntime, AfterForkHandlersAreRealInsideRuns) {
+  // The zygote's children run threading's after-fork handler as a no-op (nothing to reset after
+  // a fork from the zygote's only thread); a run gets the real one back, so a run that forks
+  // while its own thread runs still leaves a child whose threading state is consistent.
+  auto r = run(
+      "import os, threading\n"
+      "print(threading._after_fork.__code__.co_name)\n"
+      "ev = threading.Event()\n"
+      "t = threading.Thread(target=ev.wait)\n"
+      "t.start()\n"
+      "pid = os.fork()\n"
+      "if pid == 0:\n"
+      "    alone = threading.active_count() == 1\n"
+      "    os._exit(0 if alone and threading.current_thread() is threading.main_thread() else 3)\n"
+      "ev.set()\n"
+      "t.join()\n"
+      "print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n");
+  EXPECT_EQ(r.out, "_after_fork\n0\n") << r.err;
+  EXPECT_EQ(r.outcome, Outcome::ok) << r.err;
 }
 
 TEST_F(PyRuntime, ZygoteIsSingleThreaded) {

@@ -1,15 +1,16 @@
 // The only translation unit that uses the CPython C API.
 #define PY_SSIZE_T_CLEAN
-#include <Python.h>
-
 #include "runtimes/python/py_runtime.h"
 
+#include <Python.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <utility>
@@ -154,6 +155,13 @@ class PythonRuntime final : public worker::Runtime {
     finish_ = Ref(Py_NewRef(finish));
     after_fork_ = Ref(Py_NewRef(after_fork));
     warm_up_ = Ref(Py_NewRef(warm_up));
+    if (PyObject* state = PyDict_GetItemString(globals.get(), "_NUMPY_MT_STATE"))
+      numpy_mt_state_ = reinterpret_cast<uint32_t*>(PyLong_AsVoidPtr(state));
+    if (PyErr_Occurred()) return make_error("runner setup: " + take_error_text());
+    PyObject* handlers = PyDict_GetItemString(globals.get(), "_FORK_HANDLERS");
+    if (!handlers || !PyTuple_Check(handlers))
+      return make_error("runner setup: _FORK_HANDLERS missing");
+    fork_handlers_ = Ref(Py_NewRef(handlers));
     // Hand freed startup memory back so each fork copies fewer page-table entries.
     ::malloc_trim(0);
     return {};
@@ -163,8 +171,31 @@ class PythonRuntime final : public worker::Runtime {
   void after_fork_parent() override { PyOS_AfterFork_Parent(); }
   void after_fork_child() override {
     PyOS_AfterFork_Child();
-    Ref done(PyObject_CallNoArgs(after_fork_.get()));
+    // The after-fork handlers the runner made no-ops for the zygote's forks get their code back.
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(fork_handlers_.get()); ++i) {
+      PyObject* pair = PyTuple_GET_ITEM(fork_handlers_.get(), i);
+      if (PyObject_SetAttrString(PyTuple_GET_ITEM(pair, 0), "__code__",
+                                 PyTuple_GET_ITEM(pair, 1)) != 0) {
+        PyErr_Print();
+        _exit(125);
+      }
+    }
+    worker::mark_step("run: CPython after fork");
     // Without a fresh seed every run would draw the zygote's numbers: not a run to start.
+    if (numpy_mt_state_) {
+      // numpy's legacy MT19937 state: a new key from the kernel's CSPRNG, pos at the end so
+      // the first draw regenerates from it, as numpy.random.set_state(('MT19937', key, 624)).
+      auto* key = reinterpret_cast<char*>(numpy_mt_state_);
+      for (size_t got = 0; got < 624 * sizeof(uint32_t);) {
+        const ssize_t n = ::getrandom(key + got, 624 * sizeof(uint32_t) - got, 0);
+        if (n < 0 && errno != EINTR) _exit(125);
+        if (n > 0) got += size_t(n);
+      }
+      const int pos = 624;
+      std::memcpy(numpy_mt_state_ + 624, &pos, sizeof pos);
+      return;
+    }
+    Ref done(PyObject_CallNoArgs(after_fork_.get()));
     if (!done) {
       PyErr_Print();
       _exit(125);
@@ -325,6 +356,8 @@ class PythonRuntime final : public worker::Runtime {
   Ref prepare_;
   Ref finish_;
   Ref after_fork_;
+  uint32_t* numpy_mt_state_ = nullptr;  // see _numpy_mt_state() in the runner
+  Ref fork_handlers_;                   // see _quiet_fork_handlers() in the runner
   Ref warm_up_;
   std::string memory_report_;  // encoded in the zygote: no allocation is needed to send it
   pid_t run_pid_ = -1;
