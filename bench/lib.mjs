@@ -251,6 +251,28 @@ export function startLoad(n) {
   return () => { for (const p of procs) p.kill("SIGKILL"); };
 }
 
+// Waits until the machine is idle (under 10% of its CPUs busy in two consecutive 250 ms
+// windows, from /proc/stat) or `maxMs` passed, so one phase's leftovers (a server still working
+// through a backlog, runs being torn down) do not load the next; returns the ms waited.
+export async function settle(maxMs = 30000) {
+  const busy = () => {
+    const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + f[4];
+    return { total: f.reduce((a, b) => a + b, 0), idle };
+  };
+  const t0 = Date.now();
+  let quietWindows = 0;
+  let prev = busy();
+  while (Date.now() - t0 < maxMs && quietWindows < 2) {
+    await new Promise((res) => setTimeout(res, 250));
+    const cur = busy();
+    const dt = cur.total - prev.total;
+    quietWindows = dt > 0 && (dt - (cur.idle - prev.idle)) / dt < 0.1 ? quietWindows + 1 : 0;
+    prev = cur;
+  }
+  return Date.now() - t0;
+}
+
 export function machine() {
   const cpus = os.cpus();
   let nproc = String(os.availableParallelism?.() ?? cpus.length);

@@ -26,7 +26,7 @@ import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 
-import { REPO, fmt, httpRequest, machine, parseOptions, projectDir, startLoad, startServer, stopServer, summarize, treePids, treePssKiB } from "./lib.mjs";
+import { REPO, fmt, httpRequest, machine, parseOptions, projectDir, settle, startLoad, startServer, stopServer, summarize, treePids, treePssKiB } from "./lib.mjs";
 
 // ------------------------------------------------------------------------------------------
 // Options
@@ -293,7 +293,8 @@ function report(opts, m, r) {
   L.push(`- ours: \`${opts.bin}\`; original: ${r.originalCmd ?? "not run"}`);
   L.push(`- machine: nproc ${m.nproc}, ${m.cpu}, ${m.memGiB} GiB, ${m.kernel}, node ${m.node}; load before: ${r.loadBefore}`);
   L.push(`- ${opts.calls} sequential calls per workload and server after ${opts.warmup} warm-up calls, interleaved in blocks of ${opts.block}; ` +
-    `background load: ${opts.load} busy processes; throughput: ${opts.seconds} s per server, runtime and level`);
+    `background load: ${opts.load} busy processes; throughput: ${opts.seconds} s per server, runtime and level; ` +
+    `each phase starts once the machine is idle (${r.settledMs} ms after the throughput phase)`);
   L.push("");
   L.push(`| metric | ${names.join(" | ")} |${both ? " ours ÷ original |" : ""}`);
   L.push(`|---|${names.map(() => "---").join("|")}|${both ? "---|" : ""}`);
@@ -351,6 +352,7 @@ async function main() {
 
     log(`sequential, quiet: ${opts.calls} calls per workload and server…`);
     r.quiet = await sequential(servers, opts);
+    await settle();
     log("CPU-bound calls…");
     r.cpu = await cpuBound(servers, opts);
     log(`throughput: 8 and 32 in flight, ${opts.seconds} s each…`);
@@ -359,11 +361,15 @@ async function main() {
       for (const tool of ["run_js", "run_py"]) {
         for (const k of [8, 32]) {
           r.throughput[`${tool} ${k}`] = {};
-          for (const s of servers) r.throughput[`${tool} ${k}`][s.name] = await throughput(s, tool, k, opts);
+          for (const s of servers) {
+            await settle();
+            r.throughput[`${tool} ${k}`][s.name] = await throughput(s, tool, k, opts);
+          }
         }
       }
     });
-    log(`sequential under ${opts.load} busy processes…`);
+    r.settledMs = await settle();  // the throughput phase's backlog and teardown, if any
+    log(`sequential under ${opts.load} busy processes (after ${r.settledMs} ms for the machine to settle)…`);
     const stopLoad = startLoad(opts.load);
     try {
       r.loaded = await sequential(servers, opts);
