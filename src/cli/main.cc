@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -491,8 +492,20 @@ struct ServeFlags {
   std::string ca_file;
 };
 
+// Open files beyond the usual soft limit of 1024: every connection, run (pipes, sockets,
+// memfds) and cgroup scope (its control files stay open, see sandbox/cgroup.h) takes some. The
+// server waits with poll and epoll only, never select(), so the hard limit is safe to use.
+void raise_open_file_limit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 int cmd_serve(const ServeFlags& f) {
   auto t0 = std::chrono::steady_clock::now();
+  raise_open_file_limit();
   if (f.verbose) log::set_level(log::Level::debug);
   if (f.log_format == "json") log::set_format(log::Format::json);
   if (f.open && (f.no_ui || f.stdio)) {

@@ -82,29 +82,30 @@ bool contains(const std::vector<std::string_view>& v, std::string_view x) {
 }
 
 // "key value" lines (memory.events, memory.oom_control, ...).
-uint64_t read_key(const std::string& path, std::string_view key) {
-  auto text = read_file(path);
-  if (!text) return 0;
-  for (auto line : split(*text, '\n')) {
+uint64_t key_value(std::string_view text, std::string_view key) {
+  for (auto line : split(text, '\n')) {
     if (line.size() > key.size() && line.substr(0, key.size()) == key && line[key.size()] == ' ')
       return std::strtoull(std::string(line.substr(key.size() + 1)).c_str(), nullptr, 10);
   }
   return 0;
 }
 
-uint64_t read_number(const std::string& path) {
+uint64_t read_key(const std::string& path, std::string_view key) {
   auto text = read_file(path);
-  return text ? std::strtoull(text->c_str(), nullptr, 10) : 0;  // "max" reads as 0
+  return text ? key_value(*text, key) : 0;
 }
 
-std::vector<pid_t> read_pids(const std::string& dir) {
+std::vector<pid_t> parse_pids(std::string_view text) {
   std::vector<pid_t> pids;
-  auto text = read_file(dir + "/cgroup.procs");
-  if (!text) return pids;
-  for (auto line : split(*text, '\n')) {
+  for (auto line : split(text, '\n')) {
     if (!line.empty()) pids.push_back(pid_t(std::strtol(std::string(line).c_str(), nullptr, 10)));
   }
   return pids;
+}
+
+std::vector<pid_t> read_pids(const std::string& dir) {
+  auto text = read_file(dir + "/cgroup.procs");
+  return text ? parse_pids(*text) : std::vector<pid_t>{};
 }
 
 // mountinfo escapes space, tab, newline and backslash as \ooo.
@@ -528,7 +529,7 @@ bool CgroupManager::recycle(CgroupScope& s) {
   if (!s.memory_dir_.empty()) {
     if (s.oom_killed()) return false;  // its counter would stay set for the next run
     const char* usage = s.memory_version_ == 1 ? "/memory.usage_in_bytes" : "/memory.current";
-    auto charged = read_file(s.memory_dir_ + usage);
+    auto charged = s.read_control(s.memory_dir_ + usage);
     if (!charged || std::strtoull(charged->c_str(), nullptr, 10) > CgroupScope::kRecycleMemoryBytes)
       return false;
     if (!s.reset_peak()) return false;
@@ -564,7 +565,12 @@ Status CgroupScope::apply(const CgroupLimits& limits) {
 
 Status CgroupScope::reset_peak() {
   if (memory_dir_.empty()) return {};
-  if (memory_version_ == 1) return write_file(memory_dir_ + "/memory.max_usage_in_bytes", "0");
+  if (memory_version_ == 1) {
+    const std::string path = memory_dir_ + "/memory.max_usage_in_bytes";
+    if (int e = write_control(path, "0"))
+      return make_error(sys_error("cannot write 0 to", path, e));
+    return {};
+  }
   // v2 (Linux 6.12+): a write resets the peak for reads through the same open file.
   if (!peak_fd_.valid()) return make_error("no memory.peak to reset");
   constexpr std::string_view kReset = "reset\n";
@@ -607,8 +613,10 @@ Status CgroupScope::set_memory_limit(uint64_t bytes) {
 
 Status CgroupScope::add(pid_t pid) {
   const std::string p = std::to_string(pid);
-  for (auto& d : dirs_)
-    if (auto s = write_file(d + "/cgroup.procs", p); !s) return s;
+  for (auto& d : dirs_) {
+    if (int e = write_control(d + "/cgroup.procs", p))
+      return make_error(sys_error("cannot write " + p + " to", d + "/cgroup.procs", e));
+  }
   return {};
 }
 
@@ -650,8 +658,9 @@ bool CgroupScope::set_frozen(bool frozen) {
 bool CgroupScope::oom_killed() const {
   if (memory_dir_.empty()) return false;
   // oom_kill counts kills; failcnt only counts hitting the limit, which reclaim often survives.
-  return read_key(memory_dir_ + (memory_version_ == 1 ? "/memory.oom_control" : "/memory.events"),
-                  "oom_kill") > 0;
+  auto text =
+      read_control(memory_dir_ + (memory_version_ == 1 ? "/memory.oom_control" : "/memory.events"));
+  return text && key_value(*text, "oom_kill") > 0;
 }
 
 uint64_t CgroupScope::memory_peak() const {
@@ -663,19 +672,65 @@ uint64_t CgroupScope::memory_peak() const {
     buf[n] = 0;
     return std::strtoull(buf, nullptr, 10);
   }
-  return read_number(memory_dir_ + (memory_version_ == 1 ? "/memory.max_usage_in_bytes" : "/memory.peak"));
+  auto text = read_control(memory_dir_ +
+                           (memory_version_ == 1 ? "/memory.max_usage_in_bytes" : "/memory.peak"));
+  return text ? std::strtoull(text->c_str(), nullptr, 10) : 0;
 }
 
 uint32_t CgroupScope::pids_current() const {
-  return pids_dir_.empty() ? 0 : uint32_t(read_number(pids_dir_ + "/pids.current"));
+  if (pids_dir_.empty()) return 0;
+  auto text = read_control(pids_dir_ + "/pids.current");
+  return text ? uint32_t(std::strtoul(text->c_str(), nullptr, 10)) : 0;
 }
 
 std::vector<pid_t> CgroupScope::processes() const {
-  return dirs_.empty() ? std::vector<pid_t>{} : read_pids(dirs_[0]);
+  if (dirs_.empty()) return {};
+  auto text = read_control(dirs_[0] + "/cgroup.procs");
+  return text ? parse_pids(*text) : std::vector<pid_t>{};
+}
+
+int CgroupScope::control(const std::string& path) const {
+  for (auto& [p, fd] : controls_)
+    if (p == path) return fd.get();
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd.valid() && (errno == EACCES || errno == EPERM))
+    fd = UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));  // a read-only counter
+  if (!fd.valid()) return -1;
+  controls_.emplace_back(path, std::move(fd));
+  return controls_.back().second.get();
+}
+
+Result<std::string> CgroupScope::read_control(const std::string& path) const {
+  const int fd = control(path);
+  if (fd < 0) return make_error(sys_error("cannot read", path, errno));
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::pread(fd, buf, sizeof buf, off_t(out.size()));
+    if (n > 0) {
+      out.append(buf, size_t(n));
+    } else if (n == 0) {
+      return out;
+    } else if (errno != EINTR) {
+      return make_error(sys_error("cannot read", path, errno));
+    }
+  }
+}
+
+int CgroupScope::write_control(const std::string& path, std::string_view value) const {
+  const int fd = control(path);
+  if (fd < 0) return errno;
+  ssize_t n;
+  do {
+    n = ::pwrite(fd, value.data(), value.size(), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return errno;
+  return size_t(n) == value.size() ? 0 : EIO;
 }
 
 CgroupScope::~CgroupScope() {
   if (manager_ && manager_->recycle(*this)) return;
+  controls_.clear();
   for (size_t i = dirs_.size(); i-- > 0;) {
     // Usually the run is already gone and rmdir just works; only a busy cgroup needs the kill loop.
     if (::rmdir(dirs_[i].c_str()) == 0 || errno == ENOENT) continue;

@@ -142,6 +142,13 @@ class CgroupScope {
   CgroupScope(CgroupScope&&) = default;      // recycling: the pool takes over a scope's state
   Status apply(const CgroupLimits& limits);  // writes what differs from the scope's current limits
   Status reset_peak();                       // for its next run
+  // The control files every run reads or writes (cgroup.procs, pids.current, the memory
+  // counters) are opened once per scope, which recycling keeps for many runs, instead of
+  // resolving their long paths from the cgroup root at each use. A scope serves one run at a
+  // time, so these need no lock. read: the whole file; write: errno, 0 on success.
+  int control(const std::string& path) const;
+  Result<std::string> read_control(const std::string& path) const;
+  int write_control(const std::string& path, std::string_view value) const;
 
   CgroupManager* manager_ = nullptr;  // recycles it; null once the manager is going away
   std::vector<std::string> dirs_;     // one per hierarchy, created in this order
@@ -152,6 +159,7 @@ class CgroupScope {
   uint32_t pids_max_ = 0;      // as last written (0: none)
   uint32_t cpu_weight_ = 100;  // as last written (100: the default)
   UniqueFd peak_fd_;           // v2: memory.peak, whose reset holds only for reads through this fd
+  mutable std::vector<std::pair<std::string, UniqueFd>> controls_;  // see control()
   bool frozen_ = false;        // freeze_and_kill() was used: never recycled
 };
 
