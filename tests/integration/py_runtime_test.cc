@@ -523,6 +523,13 @@ TEST_F(PyRuntime, ThreadsAreWaitedFor) {
       "threading.Thread(target=work).start()\nprint('main')");
   EXPECT_EQ(r.out, "main\nthread\n");
   EXPECT_EQ(r.outcome, Outcome::ok);
+  // A thread pool left running is drained by its threading atexit hook, as at interpreter exit.
+  r =
+      run("import concurrent.futures, time\n"
+          "def work():\n    time.sleep(0.2)\n    print('pool')\n"
+          "concurrent.futures.ThreadPoolExecutor(1).submit(work)\nprint('main')");
+  EXPECT_EQ(r.out, "main\npool\n");
+  EXPECT_EQ(r.outcome, Outcome::ok) << r.err;
 }
 
 TEST_F(PyRuntime, ThreadsFitASmallMemoryBudget) {
