@@ -368,8 +368,7 @@ def _warm_up(rounds, sources=('print(1+1)', '1/0')):
                     exec(code, g)
                 except ZeroDivisionError as e:
                     _outcome(e)
-                for stream in (sys.stdout, sys.stderr):
-                    stream.flush()
+                finish(None, g, live=True)  # flushes; live: no thread or atexit hook is run
     finally:
         (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__,
          sys.argv, sys.modules['__main__']) = saved
