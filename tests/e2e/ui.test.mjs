@@ -7,7 +7,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
 
-import { REPO_ROOT, makeProject, request, runCli, startServer, withLimits } from "./lib.mjs";
+import { REPO_ROOT, makeProject, request, runCli, startServer, tempDir, withLimits } from "./lib.mjs";
 
 const { chromium } = await import(pathToFileURL(path.join(REPO_ROOT, "node_modules/playwright-core/index.mjs")).href);
 const CHROMIUM = process.env.ONEMCP_CHROMIUM || "/usr/bin/chromium";
@@ -16,11 +16,25 @@ fs.mkdirSync(ARTIFACTS, { recursive: true });
 
 let browser;
 let server;
+let upstreamFiles; // the directory the filesystem upstream serves
 
 before(async () => {
   assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: scripts/setup.sh installs Debian's chromium`);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-  server = await startServer({ dir: makeProject(withLimits({ timeoutMs: 20000 })), ui: true });
+  upstreamFiles = tempDir("1mcp-ui-files-");
+  fs.writeFileSync(path.join(upstreamFiles, "a.txt"), "hello from a file\n");
+  const dir = makeProject((cfg) => {
+    cfg.mcps = [
+      {
+        name: "filesystem",
+        transport: "stdio",
+        command: process.execPath,
+        args: [path.join(REPO_ROOT, "node_modules/@modelcontextprotocol/server-filesystem/dist/index.js"), upstreamFiles],
+      },
+    ];
+    return withLimits({ timeoutMs: 20000 })(cfg);
+  });
+  server = await startServer({ dir, ui: true });
 });
 
 after(async () => {
@@ -272,6 +286,68 @@ test("an expired MCP session is initialized again by the page", async () => {
   await closePage(page);
 });
 
+test("history: runs kept in localStorage, loaded back with their inputs, run again", async () => {
+  const page = await openPage(server.base);
+  await setCode(page, "console.log('first')");
+  await run(page);
+  await page.locator("#lang").selectOption("py");
+  await setCode(page, "import sys\nprint('second', sys.argv[1:])");
+  await page.locator("#inputs summary").click();
+  await page.locator("#args").fill("a1");
+  await run(page);
+  const entries = page.locator("#history details.entry");
+  assert.equal(await entries.count(), 2);
+  await page.reload();
+  await page.locator("#connection", { hasText: "connected" }).waitFor({ timeout: 10000 });
+  assert.equal(await entries.count(), 2, "kept across a reload");
+  assert.equal(await entries.nth(0).locator("[data-outcome]").getAttribute("data-outcome"), "ok");
+  // Newest first: run the JavaScript one again.
+  await entries.nth(1).locator(":scope > summary").click();
+  await entries.nth(1).getByRole("button", { name: "Run again" }).click();
+  await page.locator("body[data-state=idle]").waitFor({ timeout: 20000 });
+  assert.equal(await page.locator("#lang").inputValue(), "js");
+  assert.equal(await page.locator("#output .stdout pre").innerText(), "first\n");
+  assert.equal(await entries.count(), 3);
+  // Loading the Python one puts back its language, code and args.
+  await entries.nth(1).locator(":scope > summary").click();
+  await entries.nth(1).getByRole("button", { name: "Load" }).click();
+  assert.equal(await page.locator("#lang").inputValue(), "py");
+  assert.equal(await page.evaluate(() => window.onemcp.editor.text), "import sys\nprint('second', sys.argv[1:])");
+  assert.equal(await page.locator("#args").inputValue(), "a1");
+  assert.match(await entries.nth(1).locator("pre.history-output").innerText(), /second \['a1'\]/);
+  await shot(page, "history");
+  await page.getByRole("button", { name: "Clear" }).click();
+  assert.equal(await entries.count(), 0);
+  await closePage(page);
+});
+
+test("upstream servers: state, tools with schemas, a call from the generated form, the declarations", async () => {
+  await until(async () => (await request(`${server.base}/mcps`)).json.mcps[0].status === "ready", 20000, "filesystem ready");
+  const page = await openPage(server.base);
+  const upstream = page.locator("[data-upstream=filesystem]");
+  assert.equal(await upstream.locator("[data-status]").getAttribute("data-status"), "ready");
+  assert.match(await upstream.locator(":scope > summary").innerText(), /stdio · \d+ tools · 0 restarts/);
+  await upstream.locator(":scope > summary").click();
+  const tool = page.locator("[data-tool='filesystem/read_text_file']");
+  await tool.locator(":scope > summary").click();
+  await tool.locator(":scope > details > summary").click();
+  assert.match(await tool.locator(":scope > details > pre").first().innerText(), /"path"/);
+  assert.equal(await tool.locator("input[name=path]").getAttribute("required"), "");
+  await tool.locator("input[name=path]").fill(path.join(upstreamFiles, "a.txt"));
+  await tool.getByRole("button", { name: "Call" }).click();
+  await tool.locator(".rpc-result.succeeded").waitFor({ timeout: 10000 });
+  assert.match(await tool.locator(".rpc-result").innerText(), /hello from a file/);
+  // A tool error is shown as one.
+  await tool.locator("input[name=path]").fill(path.join(upstreamFiles, "missing.txt"));
+  await tool.getByRole("button", { name: "Call" }).click();
+  await tool.locator(".rpc-result.failed").waitFor({ timeout: 10000 });
+  await page.locator(".types-panel > summary").click();
+  await page.locator("pre.types", { hasText: "declare const mcp" }).waitFor({ timeout: 10000 });
+  assert.match(await page.locator("pre.types").innerText(), /read_text_file\(args: \{/);
+  await shot(page, "upstreams");
+  await closePage(page);
+});
+
 describe("with authentication", () => {
   let authServer;
   let token;
@@ -298,13 +374,14 @@ describe("with authentication", () => {
     await page.locator("#connection", { hasText: /^connected$/ }).waitFor({ timeout: 10000 });
     assert.equal(await page.evaluate(() => sessionStorage.getItem("1mcp.token")), token);
     assert.equal(await (await run(page)).locator("[data-outcome]").getAttribute("data-outcome"), "ok");
-    page.errors = page.errors.filter((e) => !/status of 401/.test(e)); // the refused token's requests
+    // The refused token's requests, and GET /mcps of a server without upstreams.
+    page.errors = page.errors.filter((e) => !/status of (401|404)/.test(e));
     await closePage(page);
   });
 });
 
 test("screenshots are kept", () => {
-  for (const n of ["run-js", "error", "plot", "dark", "narrow"]) {
+  for (const n of ["run-js", "error", "plot", "dark", "narrow", "history", "upstreams"]) {
     assert.ok(fs.statSync(path.join(ARTIFACTS, `${n}.png`)).size > 1000, n);
   }
 });

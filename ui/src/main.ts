@@ -2,8 +2,10 @@
 import "./style.css";
 import { Editor, type Language } from "./editor";
 import { Cancelled, McpClient, storedToken, storeToken, type Call, type Notification } from "./mcp";
+import { addHistory, clearHistory, loadHistory, renderHistory, type HistoryEntry } from "./history";
 import { capsulePolicy, renderError, renderResult, type CallToolResult } from "./output";
 import { SAMPLES } from "./samples";
+import { renderUpstreams } from "./upstreams";
 
 const $ = <T extends HTMLElement>(id: string): T => {
   const e = document.getElementById(id);
@@ -30,14 +32,16 @@ function showLanguage(): void {
   document.querySelectorAll<HTMLElement>("[data-lang]").forEach((e) => (e.hidden = e.dataset.lang !== lang));
 }
 
-langSelect.addEventListener("change", () => {
-  const next: Language = langSelect.value === "py" ? "py" : "js";
+function setLanguage(next: Language): void {
   // An untouched sample follows the language; code someone wrote stays.
   if (editor.text === SAMPLES[lang]) editor.text = SAMPLES[next];
   lang = next;
+  langSelect.value = next;
   editor.setLanguage(lang);
   showLanguage();
-});
+}
+
+langSelect.addEventListener("change", () => setLanguage(langSelect.value === "py" ? "py" : "js"));
 showLanguage();
 
 function lines(id: string): string[] {
@@ -90,6 +94,42 @@ function argumentsOf(): Record<string, unknown> {
   return args;
 }
 
+const field = (id: string) => $<HTMLInputElement | HTMLTextAreaElement>(id);
+
+/** The inverse of argumentsOf: puts a run's arguments back into the editor and the fields. */
+function applyArguments(next: Language, args: Record<string, unknown>): void {
+  setLanguage(next);
+  editor.text = typeof args.code === "string" ? args.code : "";
+  field("stdin").value = typeof args.stdin === "string" ? args.stdin : "";
+  field("args").value = Array.isArray(args.args) ? args.args.join("\n") : "";
+  const env = (args.env ?? {}) as Record<string, string>;
+  field("env").value = Object.entries(env).map(([k, v]) => `${k}=${v}`).join("\n");
+  const deps = ((args.npm ?? {}) as { dependencies?: Record<string, string> }).dependencies ?? {};
+  field("npm").value = Object.entries(deps).map(([k, v]) => `${k}@${v}`).join("\n");
+  field("pip").value = (((args.pip ?? {}) as { requirements?: string[] }).requirements ?? []).join("\n");
+  const policy = (args.policy ?? {}) as { limits?: Record<string, number>; network?: { allowedDomains?: string[] } };
+  for (const k of ["timeoutMs", "memMb", "stdoutBytes"]) field(`limit-${k}`).value = policy.limits?.[k]?.toString() ?? "";
+  $<HTMLInputElement>("no-network").checked = policy.network?.allowedDomains?.length === 0;
+}
+
+const historyList = $<HTMLDivElement>("history");
+function showHistory(entries: HistoryEntry[]): void {
+  renderHistory(
+    historyList,
+    entries,
+    (e) => applyArguments(e.lang, e.args),
+    (e) => {
+      applyArguments(e.lang, e.args);
+      void run();
+    },
+  );
+}
+showHistory(loadHistory());
+$<HTMLButtonElement>("clear-history").addEventListener("click", () => {
+  clearHistory();
+  showHistory([]);
+});
+
 function setRunning(call: Call<CallToolResult> | null): void {
   running = call;
   runButton.disabled = call !== null;
@@ -130,6 +170,7 @@ async function run(): Promise<void> {
     const res = await call.result;
     for (const u of objectUrls) URL.revokeObjectURL(u);
     objectUrls = renderResult(output, mcp, res);
+    showHistory(addHistory(lang, args, res, null, res.structuredContent?.outcome ?? "failed"));
     status.textContent = `done in ${Math.round(performance.now() - started)} ms`;
     const capsule = res.structuredContent?.capsule;
     if (capsule) {
@@ -140,9 +181,12 @@ async function run(): Promise<void> {
     if (e instanceof Cancelled) {
       status.textContent = "stopped";
       renderError(output, "Stopped: the server killed the run.", "killed");
+      showHistory(addHistory(lang, args, null, "stopped", "killed"));
     } else {
+      const message = e instanceof Error ? e.message : String(e);
       status.textContent = "";
-      renderError(output, e instanceof Error ? e.message : String(e));
+      renderError(output, message);
+      showHistory(addHistory(lang, args, null, message, "failed"));
     }
   } finally {
     setRunning(null);
@@ -184,6 +228,7 @@ async function loadServer(): Promise<void> {
       }
     }
     $("connection").textContent = "connected";
+    await renderUpstreams($("upstreams")).catch((e: unknown) => ($("upstreams").textContent = String(e)));
   } catch (e) {
     $("connection").textContent = e instanceof Error ? e.message : String(e);
     $<HTMLDetailsElement>("auth").open = true;
