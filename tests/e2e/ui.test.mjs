@@ -7,6 +7,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
 
+import { startRegistry } from "../fixtures/npm/registry.mjs";
 import { REPO_ROOT, makeProject, request, runCli, startServer, tempDir, withLimits } from "./lib.mjs";
 
 const { chromium } = await import(pathToFileURL(path.join(REPO_ROOT, "node_modules/playwright-core/index.mjs")).href);
@@ -17,13 +18,16 @@ fs.mkdirSync(ARTIFACTS, { recursive: true });
 let browser;
 let server;
 let upstreamFiles; // the directory the filesystem upstream serves
+let registry; // the loopback npm registry of tests/fixtures/npm
 
 before(async () => {
   assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: scripts/setup.sh installs Debian's chromium`);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
   upstreamFiles = tempDir("1mcp-ui-files-");
   fs.writeFileSync(path.join(upstreamFiles, "a.txt"), "hello from a file\n");
+  registry = await startRegistry();
   const dir = makeProject((cfg) => {
+    cfg.npm = { dependencies: {}, registry: registry.url };
     cfg.mcps = [
       {
         name: "filesystem",
@@ -34,12 +38,13 @@ before(async () => {
     ];
     return withLimits({ timeoutMs: 20000 })(cfg);
   });
-  server = await startServer({ dir, ui: true });
+  server = await startServer({ dir, ui: true, readyTimeoutMs: 60000 });
 });
 
 after(async () => {
   await browser?.close();
   await server?.stop();
+  await registry?.close();
 });
 
 // A new page on `base`, failing the test on any console error (a CSP violation is one) or
@@ -181,6 +186,19 @@ test("stdin, args, env and a tightened limit reach the run", async () => {
   await closePage(page);
 });
 
+test("npm packages from the inputs are installed, with progress on the way", async () => {
+  const page = await openPage(server.base);
+  await setCode(page, "require('onemcp-fixture-pad')('7', 3, '0')");
+  await page.locator("#inputs summary").click();
+  await page.locator("#npm").fill("onemcp-fixture-pad@^1.0.0");
+  const out = await run(page);
+  assert.equal(await out.locator("[data-outcome]").getAttribute("data-outcome"), "ok", await out.innerText());
+  assert.equal(await out.locator(".value pre").innerText(), "'007'");
+  const progress = await page.evaluate(() => window.onemcp.progressLog);
+  assert.ok(progress.includes("installing 1 npm package(s)"), progress.join(", "));
+  await closePage(page);
+});
+
 test("an error is shown as an error", async () => {
   const page = await openPage(server.base);
   await page.locator("#lang").selectOption("py");
@@ -210,7 +228,7 @@ test("Stop cancels a long run: Run is disabled meanwhile and the server kills th
   await page.locator("#stop").click();
   await page.locator("#output [data-outcome=killed]").waitFor({ timeout: 5000 });
   await until(async () => (await metric(killed)) === before + 1, 5000, "the server counted the run killed");
-  assert.equal(await metric(/onemcp_runs_in_flight (\d+)/), 0);
+  await until(async () => (await metric(/onemcp_runs_in_flight (\d+)/)) === 0, 5000, "the run's slot freed");
   assert.ok(Date.now() - t0 < 5000);
   assert.equal(await page.locator("#run").isEnabled(), true);
   assert.equal(await page.locator("#stop").isDisabled(), true);
@@ -348,6 +366,35 @@ test("upstream servers: state, tools with schemas, a call from the generated for
   await closePage(page);
 });
 
+test("sessions: cells share an interpreter and /work, the workspace's files are listed, Close ends it", async () => {
+  const page = await openPage(server.base);
+  await page.getByRole("button", { name: "New session" }).click();
+  await page.locator("#workspace", { hasText: "Workspace /work of session ses_" }).waitFor({ timeout: 10000 });
+  const handle = await page.locator("#session").inputValue();
+  assert.match(handle, /^ses_/);
+  await page.locator("#lang").selectOption("py");
+  await setCode(page, "x = 41\nopen('/work/data.txt', 'w').write('hi')");
+  await run(page);
+  await setCode(page, "x + 1");
+  const out = await run(page);
+  assert.equal(await out.locator(".value pre").innerText(), "42");
+  assert.match(await out.locator(".summary").innerText(), /session: continued interpreter, call 2/);
+  await page.locator("#workspace li", { hasText: "data.txt" }).waitFor({ timeout: 10000 });
+  assert.match(await page.locator("#workspace").innerText(), /data\.txt 2 bytes/);
+  await shot(page, "session");
+  await page.getByRole("button", { name: "Close session" }).click();
+  await page.locator("#workspace", { hasText: "Runs start from nothing" }).waitFor({ timeout: 10000 });
+  assert.equal(await page.locator(`#session option[value="${handle}"]`).count(), 0);
+  // The server no longer knows it.
+  const gone = await page.evaluate(
+    (session) => window.onemcp.mcp.request("tools/call", { name: "run_py", arguments: { code: "1", session } }),
+    handle,
+  );
+  assert.equal(gone.isError, true);
+  assert.match(gone.content[0].text, /unknown session/);
+  await closePage(page);
+});
+
 describe("with authentication", () => {
   let authServer;
   let token;
@@ -356,7 +403,7 @@ describe("with authentication", () => {
     const r = runCli(["token", "create", "--dir", dir, "--name", "ui"]);
     assert.equal(r.status, 0, r.stderr);
     token = r.stdout.trim();
-    authServer = await startServer({ dir, ui: true });
+    authServer = await startServer({ dir, ui: true, readyTimeoutMs: 60000 });
   });
   after(() => authServer?.stop());
 
@@ -381,7 +428,7 @@ describe("with authentication", () => {
 });
 
 test("screenshots are kept", () => {
-  for (const n of ["run-js", "error", "plot", "dark", "narrow", "history", "upstreams"]) {
+  for (const n of ["run-js", "error", "plot", "dark", "narrow", "history", "upstreams", "session"]) {
     assert.ok(fs.statSync(path.join(ARTIFACTS, `${n}.png`)).size > 1000, n);
   }
 });

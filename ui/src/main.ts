@@ -5,6 +5,7 @@ import { Cancelled, McpClient, storedToken, storeToken, type Call, type Notifica
 import { addHistory, clearHistory, loadHistory, renderHistory, type HistoryEntry } from "./history";
 import { capsulePolicy, renderError, renderResult, type CallToolResult } from "./output";
 import { SAMPLES } from "./samples";
+import { Sessions } from "./sessions";
 import { renderUpstreams } from "./upstreams";
 
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -23,6 +24,7 @@ const progress = $<HTMLProgressElement>("progress");
 const policyView = $<HTMLPreElement>("effective-policy");
 const serverLimits = $<HTMLSpanElement>("server-limits");
 
+const sessions = new Sessions(mcp, $<HTMLSelectElement>("session"), $("workspace"));
 let lang: Language = langSelect.value === "py" ? "py" : "js";
 const editor = new Editor($("editor"), SAMPLES[lang], lang, () => void run());
 let running: Call<CallToolResult> | null = null;
@@ -59,6 +61,7 @@ function intField(id: string): number | undefined {
 /** The tool's arguments from the editor and the input fields. */
 function argumentsOf(): Record<string, unknown> {
   const args: Record<string, unknown> = { code: editor.text };
+  if (sessions.current) args.session = sessions.current;
   const stdin = $<HTMLTextAreaElement>("stdin").value;
   if (stdin) args.stdin = stdin;
   const argv = lines("args");
@@ -99,6 +102,7 @@ const field = (id: string) => $<HTMLInputElement | HTMLTextAreaElement>(id);
 /** The inverse of argumentsOf: puts a run's arguments back into the editor and the fields. */
 function applyArguments(next: Language, args: Record<string, unknown>): void {
   setLanguage(next);
+  sessions.current = typeof args.session === "string" ? args.session : undefined;
   editor.text = typeof args.code === "string" ? args.code : "";
   field("stdin").value = typeof args.stdin === "string" ? args.stdin : "";
   field("args").value = Array.isArray(args.args) ? args.args.join("\n") : "";
@@ -138,9 +142,13 @@ function setRunning(call: Call<CallToolResult> | null): void {
   progress.hidden = true;
 }
 
+/** The progress messages of the current run (read by the browser tests). */
+const progressLog: string[] = [];
+
 function onNotification(n: Notification): void {
   if (n.method === "notifications/progress") {
     const p = n.params as { progress: number; total?: number; message?: string };
+    progressLog.push(p.message ?? "");
     progress.hidden = false;
     progress.max = p.total ?? 1;
     progress.value = p.progress;
@@ -163,6 +171,7 @@ async function run(): Promise<void> {
     { name: tool, arguments: args, _meta: { progressToken: `ui-${Date.now()}` } },
     onNotification,
   );
+  progressLog.length = 0;
   setRunning(call);
   status.textContent = "running…";
   const started = performance.now();
@@ -171,6 +180,7 @@ async function run(): Promise<void> {
     for (const u of objectUrls) URL.revokeObjectURL(u);
     objectUrls = renderResult(output, mcp, res);
     showHistory(addHistory(lang, args, res, null, res.structuredContent?.outcome ?? "failed"));
+    if (args.session) void sessions.refresh();
     status.textContent = `done in ${Math.round(performance.now() - started)} ms`;
     const capsule = res.structuredContent?.capsule;
     if (capsule) {
@@ -192,6 +202,13 @@ async function run(): Promise<void> {
     setRunning(null);
   }
 }
+
+function sessionAction(action: () => Promise<void>): void {
+  action().catch((e: unknown) => (status.textContent = e instanceof Error ? e.message : String(e)));
+}
+$<HTMLButtonElement>("new-session").addEventListener("click", () => sessionAction(() => sessions.create()));
+$<HTMLButtonElement>("close-session").addEventListener("click", () => sessionAction(() => sessions.close()));
+void sessions.refresh();
 
 runButton.addEventListener("click", () => void run());
 stopButton.addEventListener("click", () => running?.cancel());
@@ -238,4 +255,4 @@ async function loadServer(): Promise<void> {
 void loadServer();
 editor.focus();
 // For the browser tests: the client, to look at its state.
-(window as unknown as { onemcp: unknown }).onemcp = { mcp, editor };
+(window as unknown as { onemcp: unknown }).onemcp = { mcp, editor, progressLog };
