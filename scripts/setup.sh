@@ -14,6 +14,7 @@ APT_PACKAGES=(
   python3-pip  # run_py pip dependencies: wheels installed with the runs' own interpreter
   libssl-dev openssl  # the tests' HTTPS fixtures and their throwaway CA
   clang libclang-rt-14-dev  # libFuzzer + ASan/UBSan runtimes for tests/fuzz
+  chromium  # the web page's browser tests (tests/e2e/ui.test.mjs, driven by playwright-core)
 )
 
 missing=()

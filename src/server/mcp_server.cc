@@ -734,15 +734,23 @@ void McpServer::route(HttpRequest& req, Respond& respond) {
                                 metrics_.render()});
   }
   if (capsule_api) return handle_capsule(path, respond);
-  if (path == "/") {
-    if (opts_.ui) {
-      return respond(HttpResponse{
-          200,
-          {{"Content-Type", "text/html; charset=utf-8"},
-           {"Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"},
-           {"X-Content-Type-Options", "nosniff"}},
-          std::string(ui_page())});
+  if (const UiAsset* asset = opts_.ui ? ui_asset(path) : nullptr) {
+    // Revalidated on every load (no-cache): an unchanged file is a 304 by its ETag.
+    HttpResponse r{200,
+                   {{"Content-Type", std::string(asset->content_type)},
+                    {"Content-Security-Policy", std::string(kUiContentSecurityPolicy)},
+                    {"X-Content-Type-Options", "nosniff"},
+                    {"Referrer-Policy", "no-referrer"},
+                    {"Cache-Control", "no-cache"},
+                    {"ETag", asset->etag}},
+                   std::string(asset->body)};
+    if (header(req, "if-none-match") == asset->etag) {
+      r.status = 304;
+      r.body.clear();
     }
+    return respond(std::move(r));
+  }
+  if (path == "/") {
     return respond(json_response(200, json{{"name", opts_.name},
                                            {"version", opts_.version},
                                            {"status", "ok"},

@@ -304,8 +304,12 @@ describe("static tokens and OAuth (JWK Set over http://127.0.0.1)", () => {
     const page = await request(`${server.base}/`, { headers: cookie });
     assert.equal(page.status, 200);
     assert.match(page.headers.get("content-type"), /^text\/html/);
-    // The page's own fetch("/mcp", ...) calls send the cookie.
-    assert.match(page.text, /fetch\("\/mcp", \{[^}]*credentials: "same-origin"\}\)/);
+    // The page's script needs the cookie too, and its own fetch("/mcp", ...) calls send it.
+    assert.match(page.text, /<script type="module" src="\/ui\/app.js"><\/script>/);
+    assert.equal((await request(`${server.base}/ui/app.js`)).status, 401);
+    const script = await request(`${server.base}/ui/app.js`, { headers: cookie });
+    assert.equal(script.status, 200);
+    assert.match(script.text, /fetch\("\/mcp",\{[^}]*credentials:"same-origin"/);
     const init = await post(server.url, INITIALIZE, cookie);
     assert.equal(init.status, 200, init.text);
     const types = await request(`${server.base}/types`, { headers: cookie });

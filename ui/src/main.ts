@@ -1,0 +1,258 @@
+// The playground page: editor, inputs, limits, run/stop, output.
+import "./style.css";
+import { Editor, type Language } from "./editor";
+import { Cancelled, McpClient, storedToken, storeToken, type Call, type Notification } from "./mcp";
+import { addHistory, clearHistory, loadHistory, renderHistory, type HistoryEntry } from "./history";
+import { capsulePolicy, renderError, renderResult, type CallToolResult } from "./output";
+import { SAMPLES } from "./samples";
+import { Sessions } from "./sessions";
+import { renderUpstreams } from "./upstreams";
+
+const $ = <T extends HTMLElement>(id: string): T => {
+  const e = document.getElementById(id);
+  if (!e) throw new Error(`#${id} is missing from the page`);
+  return e as T;
+};
+
+const mcp = new McpClient();
+const langSelect = $<HTMLSelectElement>("lang");
+const runButton = $<HTMLButtonElement>("run");
+const stopButton = $<HTMLButtonElement>("stop");
+const status = $<HTMLSpanElement>("status");
+const output = $<HTMLDivElement>("output");
+const progress = $<HTMLProgressElement>("progress");
+const policyView = $<HTMLPreElement>("effective-policy");
+const serverLimits = $<HTMLSpanElement>("server-limits");
+
+const sessions = new Sessions(mcp, $<HTMLSelectElement>("session"), $("workspace"));
+let lang: Language = langSelect.value === "py" ? "py" : "js";
+const editor = new Editor($("editor"), SAMPLES[lang], lang, () => void run());
+let running: Call<CallToolResult> | null = null;
+let objectUrls: string[] = [];
+
+function showLanguage(): void {
+  document.querySelectorAll<HTMLElement>("[data-lang]").forEach((e) => (e.hidden = e.dataset.lang !== lang));
+}
+
+function setLanguage(next: Language): void {
+  // An untouched sample follows the language; code someone wrote stays.
+  if (editor.text === SAMPLES[lang]) editor.text = SAMPLES[next];
+  lang = next;
+  langSelect.value = next;
+  editor.setLanguage(lang);
+  showLanguage();
+}
+
+langSelect.addEventListener("change", () => setLanguage(langSelect.value === "py" ? "py" : "js"));
+showLanguage();
+
+function lines(id: string): string[] {
+  return $<HTMLTextAreaElement>(id)
+    .value.split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
+}
+
+function intField(id: string): number | undefined {
+  const v = $<HTMLInputElement>(id).value.trim();
+  return v === "" ? undefined : Number(v);
+}
+
+/** The tool's arguments from the editor and the input fields. */
+function argumentsOf(): Record<string, unknown> {
+  const args: Record<string, unknown> = { code: editor.text };
+  if (sessions.current) args.session = sessions.current;
+  const stdin = $<HTMLTextAreaElement>("stdin").value;
+  if (stdin) args.stdin = stdin;
+  const argv = lines("args");
+  if (argv.length) args.args = argv;
+  const env: Record<string, string> = {};
+  for (const l of lines("env")) {
+    const eq = l.indexOf("=");
+    if (eq <= 0) throw new Error(`env: "${l}" is not NAME=value`);
+    env[l.slice(0, eq)] = l.slice(eq + 1);
+  }
+  if (Object.keys(env).length) args.env = env;
+  if (lang === "js") {
+    const deps: Record<string, string> = {};
+    for (const l of lines("npm")) {
+      const at = l.lastIndexOf("@");
+      if (at > 0) deps[l.slice(0, at)] = l.slice(at + 1);
+      else deps[l] = "latest";
+    }
+    if (Object.keys(deps).length) args.npm = { dependencies: deps };
+  } else {
+    const reqs = lines("pip");
+    if (reqs.length) args.pip = { requirements: reqs };
+  }
+  const limits: Record<string, number> = {};
+  for (const k of ["timeoutMs", "memMb", "stdoutBytes"]) {
+    const v = intField(`limit-${k}`);
+    if (v !== undefined) limits[k] = v;
+  }
+  const policy: Record<string, unknown> = {};
+  if (Object.keys(limits).length) policy.limits = limits;
+  if ($<HTMLInputElement>("no-network").checked) policy.network = { allowedDomains: [] };
+  if (Object.keys(policy).length) args.policy = policy;
+  return args;
+}
+
+const field = (id: string) => $<HTMLInputElement | HTMLTextAreaElement>(id);
+
+/** The inverse of argumentsOf: puts a run's arguments back into the editor and the fields. */
+function applyArguments(next: Language, args: Record<string, unknown>): void {
+  setLanguage(next);
+  sessions.current = typeof args.session === "string" ? args.session : undefined;
+  editor.text = typeof args.code === "string" ? args.code : "";
+  field("stdin").value = typeof args.stdin === "string" ? args.stdin : "";
+  field("args").value = Array.isArray(args.args) ? args.args.join("\n") : "";
+  const env = (args.env ?? {}) as Record<string, string>;
+  field("env").value = Object.entries(env).map(([k, v]) => `${k}=${v}`).join("\n");
+  const deps = ((args.npm ?? {}) as { dependencies?: Record<string, string> }).dependencies ?? {};
+  field("npm").value = Object.entries(deps).map(([k, v]) => `${k}@${v}`).join("\n");
+  field("pip").value = (((args.pip ?? {}) as { requirements?: string[] }).requirements ?? []).join("\n");
+  const policy = (args.policy ?? {}) as { limits?: Record<string, number>; network?: { allowedDomains?: string[] } };
+  for (const k of ["timeoutMs", "memMb", "stdoutBytes"]) field(`limit-${k}`).value = policy.limits?.[k]?.toString() ?? "";
+  $<HTMLInputElement>("no-network").checked = policy.network?.allowedDomains?.length === 0;
+}
+
+const historyList = $<HTMLDivElement>("history");
+function showHistory(entries: HistoryEntry[]): void {
+  renderHistory(
+    historyList,
+    entries,
+    (e) => applyArguments(e.lang, e.args),
+    (e) => {
+      applyArguments(e.lang, e.args);
+      void run();
+    },
+  );
+}
+showHistory(loadHistory());
+$<HTMLButtonElement>("clear-history").addEventListener("click", () => {
+  clearHistory();
+  showHistory([]);
+});
+
+function setRunning(call: Call<CallToolResult> | null): void {
+  running = call;
+  runButton.disabled = call !== null;
+  stopButton.disabled = call === null;
+  document.body.dataset.state = call ? "running" : "idle";
+  progress.hidden = true;
+}
+
+/** The progress messages of the current run (read by the browser tests). */
+const progressLog: string[] = [];
+
+function onNotification(n: Notification): void {
+  if (n.method === "notifications/progress") {
+    const p = n.params as { progress: number; total?: number; message?: string };
+    progressLog.push(p.message ?? "");
+    progress.hidden = false;
+    progress.max = p.total ?? 1;
+    progress.value = p.progress;
+    status.textContent = p.message ?? "installing dependencies…";
+  }
+}
+
+async function run(): Promise<void> {
+  if (running) return;
+  let args: Record<string, unknown>;
+  try {
+    args = argumentsOf();
+  } catch (e) {
+    renderError(output, e instanceof Error ? e.message : String(e));
+    return;
+  }
+  const tool = lang === "py" ? "run_py" : "run_js";
+  const call = mcp.call<CallToolResult>(
+    "tools/call",
+    { name: tool, arguments: args, _meta: { progressToken: `ui-${Date.now()}` } },
+    onNotification,
+  );
+  progressLog.length = 0;
+  setRunning(call);
+  status.textContent = "running…";
+  const started = performance.now();
+  try {
+    const res = await call.result;
+    for (const u of objectUrls) URL.revokeObjectURL(u);
+    objectUrls = renderResult(output, mcp, res);
+    showHistory(addHistory(lang, args, res, null, res.structuredContent?.outcome ?? "failed"));
+    if (args.session) void sessions.refresh();
+    status.textContent = `done in ${Math.round(performance.now() - started)} ms`;
+    const capsule = res.structuredContent?.capsule;
+    if (capsule) {
+      const policy = await capsulePolicy(capsule).catch(() => null);
+      if (policy) policyView.textContent = JSON.stringify(policy, null, 2);
+    }
+  } catch (e) {
+    if (e instanceof Cancelled) {
+      status.textContent = "stopped";
+      renderError(output, "Stopped: the server killed the run.", "killed");
+      showHistory(addHistory(lang, args, null, "stopped", "killed"));
+    } else {
+      const message = e instanceof Error ? e.message : String(e);
+      status.textContent = "";
+      renderError(output, message);
+      showHistory(addHistory(lang, args, null, message, "failed"));
+    }
+  } finally {
+    setRunning(null);
+  }
+}
+
+function sessionAction(action: () => Promise<void>): void {
+  action().catch((e: unknown) => (status.textContent = e instanceof Error ? e.message : String(e)));
+}
+$<HTMLButtonElement>("new-session").addEventListener("click", () => sessionAction(() => sessions.create()));
+$<HTMLButtonElement>("close-session").addEventListener("click", () => sessionAction(() => sessions.close()));
+void sessions.refresh();
+
+runButton.addEventListener("click", () => void run());
+stopButton.addEventListener("click", () => running?.cancel());
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+    e.preventDefault();
+    void run();
+  }
+});
+
+// Bearer token: kept for this tab only (sessionStorage), sent as Authorization on every request.
+const tokenInput = $<HTMLInputElement>("token");
+tokenInput.value = storedToken();
+$<HTMLFormElement>("token-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  storeToken(tokenInput.value.trim());
+  mcp.reset();
+  void loadServer();
+});
+
+/** The server's limits (from the run tools' descriptions) and its name. */
+async function loadServer(): Promise<void> {
+  try {
+    const { tools } = await mcp.request<{ tools: { name: string; description?: string }[] }>("tools/list");
+    const desc = tools.find((t) => t.name === "run_js")?.description ?? "";
+    const m = /Limits on this server: timeoutMs (\d+), memMb (\d+), stdoutBytes (\d+)/.exec(desc);
+    if (m) {
+      const [, timeoutMs = "", memMb = "", stdoutBytes = ""] = m;
+      serverLimits.textContent = `timeoutMs ${timeoutMs}, memMb ${memMb}, stdoutBytes ${stdoutBytes}`;
+      for (const [k, v] of [["timeoutMs", timeoutMs], ["memMb", memMb], ["stdoutBytes", stdoutBytes]] as const) {
+        const input = $<HTMLInputElement>(`limit-${k}`);
+        input.max = v;
+        input.placeholder = v;
+      }
+    }
+    $("connection").textContent = "connected";
+    await renderUpstreams($("upstreams")).catch((e: unknown) => ($("upstreams").textContent = String(e)));
+  } catch (e) {
+    $("connection").textContent = e instanceof Error ? e.message : String(e);
+    $<HTMLDetailsElement>("auth").open = true;
+  }
+}
+
+void loadServer();
+editor.focus();
+// For the browser tests: the client, to look at its state.
+(window as unknown as { onemcp: unknown }).onemcp = { mcp, editor, progressLog };

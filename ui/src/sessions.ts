@@ -1,0 +1,106 @@
+// Sessions (session_create / session_close): runs against a session share its interpreters and
+// its /work workspace, like the cells of a notebook. The handles this tab made are kept in its
+// sessionStorage; the workspace's files are listed by a small run_js call in the session.
+import { McpClient } from "./mcp";
+import { el, type CallToolResult } from "./output";
+
+const KEY = "1mcp.sessions";
+
+interface Created {
+  session: string;
+  expiresAt: string;
+}
+
+const LIST_FILES = `(() => {
+  const fs = require("fs");
+  const out = fs.readdirSync("/work", { recursive: true }).map((p) => {
+    const s = fs.statSync("/work/" + p);
+    return [p, s.isDirectory() ? -1 : s.size];
+  });
+  console.log(JSON.stringify(out));
+})();`;
+
+export class Sessions {
+  private handles: string[];
+
+  constructor(
+    private readonly mcp: McpClient,
+    private readonly select: HTMLSelectElement,
+    private readonly files: HTMLElement,
+  ) {
+    this.handles = JSON.parse(sessionStorage.getItem(KEY) ?? "[]") as string[];
+    this.render();
+    select.addEventListener("change", () => void this.refresh());
+  }
+
+  /** The selected session's handle, or undefined for a fresh sandbox. */
+  get current(): string | undefined {
+    return this.select.value || undefined;
+  }
+
+  set current(handle: string | undefined) {
+    this.select.value = handle && this.handles.includes(handle) ? handle : "";
+  }
+
+  private save(): void {
+    sessionStorage.setItem(KEY, JSON.stringify(this.handles));
+  }
+
+  private render(): void {
+    const selected = this.select.value;
+    this.select.replaceChildren(
+      el("option", { value: "" }, "a fresh sandbox"),
+      ...this.handles.map((h) => el("option", { value: h }, `session ${h.slice(0, 12)}…`)),
+    );
+    this.current = selected;
+  }
+
+  private async tool(name: string, args: Record<string, unknown>): Promise<CallToolResult> {
+    const r = await this.mcp.request<CallToolResult>("tools/call", { name, arguments: args });
+    if (r.isError) throw new Error(r.content.map((c) => (c.type === "text" ? c.text : "")).join("\n"));
+    return r;
+  }
+
+  async create(): Promise<void> {
+    const r = await this.tool("session_create", {});
+    const s = r.structuredContent as unknown as Created;
+    this.handles.push(s.session);
+    this.save();
+    this.render();
+    this.current = s.session;
+    await this.refresh();
+  }
+
+  async close(): Promise<void> {
+    const h = this.current;
+    if (!h) return;
+    try {
+      await this.tool("session_close", { session: h });
+    } finally {
+      // Gone either way: closed now, or already ended (expired) on the server.
+      this.handles = this.handles.filter((x) => x !== h);
+      this.save();
+      this.render();
+      await this.refresh();
+    }
+  }
+
+  /** Lists the selected session's workspace. */
+  async refresh(): Promise<void> {
+    const h = this.current;
+    if (!h) {
+      this.files.replaceChildren(el("p", { class: "note" }, "Runs start from nothing. Create a session to keep state and files between runs."));
+      return;
+    }
+    const title = el("p", {}, "Workspace ", el("code", {}, "/work"), " of session ", el("code", {}, h.slice(0, 12) + "…"));
+    try {
+      const r = await this.tool("run_js", { code: LIST_FILES, session: h });
+      const entries = JSON.parse(r.structuredContent?.stdout ?? "[]") as [string, number][];
+      const list = el("ul", { class: "workspace-files" });
+      for (const [p, size] of entries) list.append(el("li", {}, el("code", {}, p), size < 0 ? " (directory)" : ` ${size} bytes`));
+      this.files.replaceChildren(title, entries.length ? list : el("p", { class: "note" }, "(empty)"));
+    } catch (e) {
+      this.files.replaceChildren(title, el("p", { class: "error-text" }, e instanceof Error ? e.message : String(e)));
+    }
+  }
+}
