@@ -42,6 +42,7 @@
 #include "server/capsules.h"
 #include "server/egress.h"
 #include "server/mcp_server.h"
+#include "server/sessions.h"
 #ifdef ONEMCP_CONFORMANCE_FIXTURES
 #include "tests/conformance/fixtures.h"
 #endif
@@ -490,6 +491,7 @@ struct ServeFlags {
   bool profile_runs = false;
   std::vector<std::string> resolve;
   std::string ca_file;
+  std::string replica;  // this server's name among replicas behind one load balancer
 };
 
 // Open files beyond the usual soft limit of 1024: every connection, run (pipes, sockets,
@@ -508,6 +510,13 @@ int cmd_serve(const ServeFlags& f) {
   raise_open_file_limit();
   if (f.verbose) log::set_level(log::Level::debug);
   if (f.log_format == "json") log::set_format(log::Format::json);
+  if (!f.replica.empty() && !server::is_replica_name(f.replica)) {
+    std::fprintf(stderr,
+                 "1mcp serve: --replica '%s': a replica's name is 1 to 63 of a-z, 0-9 and '-', "
+                 "not starting with '-'\n",
+                 f.replica.c_str());
+    return 2;
+  }
   if (f.open && (f.no_ui || f.stdio)) {
     std::fprintf(stderr, "1mcp serve: --open opens the web page, which %s; leave out one of them\n",
                  f.no_ui ? "--no-ui turns off" : "--stdio does not serve");
@@ -777,6 +786,7 @@ int cmd_serve(const ServeFlags& f) {
   opts.capsules = store->get();
   opts.capsule_cache = &capsules;
   opts.ui = !f.no_ui;
+  opts.replica = f.replica;
   opts.upstreams = upstreams.get();
   // run_js/run_py descriptions list the upstream tools the server policy lets runs call.
   opts.tools = [u = upstreams.get()](const policy::Policy& p) {
@@ -962,6 +972,10 @@ int main(int argc, char** argv) {
   serve->add_option("--ca-file", sf.ca_file,
                     "PEM file of the CA certificates runs' HTTPS servers are verified against, "
                     "instead of the system store; for tests and private CAs");
+  serve->add_option("--replica", sf.replica,
+                    "This server's name among replicas behind one load balancer: it leads the "
+                    "MCP session ids and session handles it makes, so the balancer routes them "
+                    "(README, Scale-out)");
   serve->add_flag("--insecure-no-sandbox", sf.insecure_no_sandbox,
                   "Development only: run code without the kernel sandbox (loudly logged)");
   serve->add_flag("--profile-runs", sf.profile_runs,
