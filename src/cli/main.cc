@@ -908,12 +908,26 @@ int main(int argc, char** argv) {
   CLI::App app{"1mcp — MCP server that runs JavaScript and Python in a kernel sandbox"};
   app.set_version_flag("--version", kVersion);
   app.require_subcommand(1);
+  app.footer(
+      "Examples:\n"
+      "  1mcp init --dir ~/mcp                    make a project: config and signing key\n"
+      "  1mcp serve --dir ~/mcp                   serve it on http://127.0.0.1:7800/mcp\n"
+      "  1mcp serve --stdio --config ~/mcp/1mcp.config.json   for a desktop client\n"
+      "  1mcp doctor                              check the kernel features the sandbox needs\n"
+      "\n"
+      "`1mcp <command> --help` tells more about each command. Documentation: README.md "
+      "(installed in share/doc/1mcp).");
 
   std::string init_dir, init_config = cli::kDefaultConfigName;
   auto* init = app.add_subcommand("init", "Write a documented default 1mcp.config.json");
   init->add_option("--dir", init_dir, "Project directory (created if missing)");
   init->add_option("-c,--config", init_config, "Config file path, relative to --dir")
       ->capture_default_str();
+  init->footer(
+      "Examples:\n"
+      "  1mcp init                                1mcp.config.json and .1mcp/keys/ here\n"
+      "  1mcp init --dir /srv/mcp                 in /srv/mcp (created if missing)\n"
+      "An existing config or key is never overwritten.");
 
   std::string cap_dir, cap_config = cli::kDefaultConfigName, cap_target;
   auto* cap = app.add_subcommand("capsule", "Work with stored capsules");
@@ -926,6 +940,11 @@ int main(int argc, char** argv) {
   verify->add_option("--dir", cap_dir, "Project directory holding the config");
   verify->add_option("-c,--config", cap_config, "Config file path, relative to --dir")
       ->capture_default_str();
+  verify->footer(
+      "Examples:\n"
+      "  1mcp capsule verify 3f0c...e9 --dir ~/mcp   by the id a run result names (capsule)\n"
+      "  1mcp capsule verify ~/mcp/.1mcp/capsules/3f0c...e9\n"
+      "Exit status: 0 valid, 1 invalid, 2 no config or key.");
 
   std::string token_dir, token_config = cli::kDefaultConfigName, token_name;
   auto* token = app.add_subcommand("token", "Manage the static bearer tokens of auth.tokens");
@@ -941,13 +960,32 @@ int main(int argc, char** argv) {
     sub->add_option("-c,--config", token_config, "Config file path, relative to --dir")
         ->capture_default_str();
   }
+  token->footer(
+      "Examples:\n"
+      "  1mcp token create --name ci --dir ~/mcp  prints the token once; clients send\n"
+      "                                           Authorization: Bearer <token>\n"
+      "  1mcp token list --dir ~/mcp\n"
+      "  1mcp token revoke ci --dir ~/mcp         then `kill -HUP` the server to apply it");
 
   auto* doctor = app.add_subcommand(
       "doctor",
       "Check the kernel features the sandbox needs, and say what to change if one is missing");
+  doctor->footer(
+      "Example:\n"
+      "  sudo 1mcp doctor                         one line per feature: OK, WARN or MISSING\n"
+      "Exit status: 0 when serve can run, 1 when a feature is missing.");
 
   ServeFlags sf;
   auto* serve = app.add_subcommand("serve", "Run the MCP server");
+  serve->footer(
+      "Examples:\n"
+      "  1mcp serve --dir ~/mcp                   HTTP on 127.0.0.1:7800 (POST /mcp)\n"
+      "  1mcp serve --stdio --config ~/mcp/1mcp.config.json\n"
+      "                                           MCP over stdin/stdout, for a desktop client\n"
+      "  1mcp serve --dir ~/mcp --bind 0.0.0.0 -p 8080   beyond this machine (needs auth: see\n"
+      "                                           `1mcp token --help`)\n"
+      "  1mcp serve --dir ~/mcp --replica r1 -p 7801     one of several behind nginx\n"
+      "SIGHUP re-reads the config; SIGTERM drains calls in flight, then exits.");
   auto* serve_config =
       serve->add_option("-c,--config", sf.config, "Config file path, relative to --dir")
           ->capture_default_str();
