@@ -1,6 +1,8 @@
 # `cmake --install` and the Debian package (CPack, DEB). A relocatable tree:
 #   bin/1mcp
 #   lib/1mcp/1mcp-js-worker, lib/1mcp/1mcp-py-worker, lib/1mcp/esbuild
+#   lib/systemd/system/1mcp.service
+#   share/doc/1mcp/README.md, index.d.ts
 # 1mcp finds the workers and esbuild from its own path (/proc/self/exe/../../lib/1mcp), so the
 # tree works wherever it is put; in a build tree they are next to the binary (src/cli/main.cc).
 set(ONEMCP_ESBUILD_BINARY ${PROJECT_SOURCE_DIR}/node_modules/@esbuild/linux-x64/bin/esbuild
@@ -11,6 +13,9 @@ install(TARGETS 1mcp-js-worker 1mcp-py-worker RUNTIME DESTINATION lib/1mcp)
 install(PROGRAMS ${ONEMCP_ESBUILD_BINARY} DESTINATION lib/1mcp)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/types/index.d.ts
         DESTINATION share/doc/1mcp)
+# The systemd unit as it is: it names /usr/bin/1mcp, the Debian package's path (another prefix
+# edits it, README "Operations"). Installed, not enabled: `systemctl enable --now 1mcp` starts it.
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/1mcp.service DESTINATION lib/systemd/system)
 
 # cpack -G DEB --config build/CPackConfig.cmake: the same tree under /usr. The shared libraries
 # the binaries link become Depends through dpkg-shlibdeps (dpkg-dev); the packages a run needs

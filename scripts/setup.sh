@@ -15,6 +15,8 @@ APT_PACKAGES=(
   libssl-dev openssl  # the tests' HTTPS fixtures and their throwaway CA
   clang libclang-rt-14-dev  # libFuzzer + ASan/UBSan runtimes for tests/fuzz
   chromium  # the web page's browser tests (tests/e2e/ui.test.mjs, driven by playwright-core)
+  dpkg-dev  # dpkg-shlibdeps: the Depends of the Debian package cpack builds (e2e_deb)
+  nginx  # e2e_scaleout runs replicas behind it (its own instance; Debian may also start the default site)
 )
 
 missing=()

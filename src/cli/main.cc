@@ -42,6 +42,7 @@
 #include "server/capsules.h"
 #include "server/egress.h"
 #include "server/mcp_server.h"
+#include "server/sessions.h"
 #ifdef ONEMCP_CONFORMANCE_FIXTURES
 #include "tests/conformance/fixtures.h"
 #endif
@@ -490,6 +491,7 @@ struct ServeFlags {
   bool profile_runs = false;
   std::vector<std::string> resolve;
   std::string ca_file;
+  std::string replica;  // this server's name among replicas behind one load balancer
 };
 
 // Open files beyond the usual soft limit of 1024: every connection, run (pipes, sockets,
@@ -508,6 +510,13 @@ int cmd_serve(const ServeFlags& f) {
   raise_open_file_limit();
   if (f.verbose) log::set_level(log::Level::debug);
   if (f.log_format == "json") log::set_format(log::Format::json);
+  if (!f.replica.empty() && !server::is_replica_name(f.replica)) {
+    std::fprintf(stderr,
+                 "1mcp serve: --replica '%s': a replica's name is 1 to 63 of a-z, 0-9 and '-', "
+                 "not starting with '-'\n",
+                 f.replica.c_str());
+    return 2;
+  }
   if (f.open && (f.no_ui || f.stdio)) {
     std::fprintf(stderr, "1mcp serve: --open opens the web page, which %s; leave out one of them\n",
                  f.no_ui ? "--no-ui turns off" : "--stdio does not serve");
@@ -777,6 +786,7 @@ int cmd_serve(const ServeFlags& f) {
   opts.capsules = store->get();
   opts.capsule_cache = &capsules;
   opts.ui = !f.no_ui;
+  opts.replica = f.replica;
   opts.upstreams = upstreams.get();
   // run_js/run_py descriptions list the upstream tools the server policy lets runs call.
   opts.tools = [u = upstreams.get()](const policy::Policy& p) {
@@ -898,12 +908,26 @@ int main(int argc, char** argv) {
   CLI::App app{"1mcp — MCP server that runs JavaScript and Python in a kernel sandbox"};
   app.set_version_flag("--version", kVersion);
   app.require_subcommand(1);
+  app.footer(
+      "Examples:\n"
+      "  1mcp init --dir ~/mcp                    make a project: config and signing key\n"
+      "  1mcp serve --dir ~/mcp                   serve it on http://127.0.0.1:7800/mcp\n"
+      "  1mcp serve --stdio --config ~/mcp/1mcp.config.json   for a desktop client\n"
+      "  1mcp doctor                              check the kernel features the sandbox needs\n"
+      "\n"
+      "`1mcp <command> --help` tells more about each command. Documentation: README.md "
+      "(installed in share/doc/1mcp).");
 
   std::string init_dir, init_config = cli::kDefaultConfigName;
   auto* init = app.add_subcommand("init", "Write a documented default 1mcp.config.json");
   init->add_option("--dir", init_dir, "Project directory (created if missing)");
   init->add_option("-c,--config", init_config, "Config file path, relative to --dir")
       ->capture_default_str();
+  init->footer(
+      "Examples:\n"
+      "  1mcp init                                1mcp.config.json and .1mcp/keys/ here\n"
+      "  1mcp init --dir /srv/mcp                 in /srv/mcp (created if missing)\n"
+      "An existing config or key is never overwritten.");
 
   std::string cap_dir, cap_config = cli::kDefaultConfigName, cap_target;
   auto* cap = app.add_subcommand("capsule", "Work with stored capsules");
@@ -916,6 +940,11 @@ int main(int argc, char** argv) {
   verify->add_option("--dir", cap_dir, "Project directory holding the config");
   verify->add_option("-c,--config", cap_config, "Config file path, relative to --dir")
       ->capture_default_str();
+  verify->footer(
+      "Examples:\n"
+      "  1mcp capsule verify 3f0c...e9 --dir ~/mcp   by the id a run result names (capsule)\n"
+      "  1mcp capsule verify ~/mcp/.1mcp/capsules/3f0c...e9\n"
+      "Exit status: 0 valid, 1 invalid, 2 no config or key.");
 
   std::string token_dir, token_config = cli::kDefaultConfigName, token_name;
   auto* token = app.add_subcommand("token", "Manage the static bearer tokens of auth.tokens");
@@ -931,13 +960,32 @@ int main(int argc, char** argv) {
     sub->add_option("-c,--config", token_config, "Config file path, relative to --dir")
         ->capture_default_str();
   }
+  token->footer(
+      "Examples:\n"
+      "  1mcp token create --name ci --dir ~/mcp  prints the token once; clients send\n"
+      "                                           Authorization: Bearer <token>\n"
+      "  1mcp token list --dir ~/mcp\n"
+      "  1mcp token revoke ci --dir ~/mcp         then `kill -HUP` the server to apply it");
 
   auto* doctor = app.add_subcommand(
       "doctor",
       "Check the kernel features the sandbox needs, and say what to change if one is missing");
+  doctor->footer(
+      "Example:\n"
+      "  sudo 1mcp doctor                         one line per feature: OK, WARN or MISSING\n"
+      "Exit status: 0 when serve can run, 1 when a feature is missing.");
 
   ServeFlags sf;
   auto* serve = app.add_subcommand("serve", "Run the MCP server");
+  serve->footer(
+      "Examples:\n"
+      "  1mcp serve --dir ~/mcp                   HTTP on 127.0.0.1:7800 (POST /mcp)\n"
+      "  1mcp serve --stdio --config ~/mcp/1mcp.config.json\n"
+      "                                           MCP over stdin/stdout, for a desktop client\n"
+      "  1mcp serve --dir ~/mcp --bind 0.0.0.0 -p 8080   beyond this machine (needs auth: see\n"
+      "                                           `1mcp token --help`)\n"
+      "  1mcp serve --dir ~/mcp --replica r1 -p 7801     one of several behind nginx\n"
+      "SIGHUP re-reads the config; SIGTERM drains calls in flight, then exits.");
   auto* serve_config =
       serve->add_option("-c,--config", sf.config, "Config file path, relative to --dir")
           ->capture_default_str();
@@ -962,6 +1010,10 @@ int main(int argc, char** argv) {
   serve->add_option("--ca-file", sf.ca_file,
                     "PEM file of the CA certificates runs' HTTPS servers are verified against, "
                     "instead of the system store; for tests and private CAs");
+  serve->add_option("--replica", sf.replica,
+                    "This server's name among replicas behind one load balancer: it leads the "
+                    "MCP session ids and session handles it makes, so the balancer routes them "
+                    "(README, Scale-out)");
   serve->add_flag("--insecure-no-sandbox", sf.insecure_no_sandbox,
                   "Development only: run code without the kernel sandbox (loudly logged)");
   serve->add_flag("--profile-runs", sf.profile_runs,

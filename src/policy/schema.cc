@@ -489,7 +489,8 @@ bool is_supported_keyword(std::string_view k) {
                                                    "title",
                                                    "description",
                                                    "default",
-                                                   "examples"};
+                                                   "examples",
+                                                   "x-mcp-header"};
   return std::find(std::begin(kKeywords), std::end(kKeywords), k) != std::end(kKeywords);
 }
 

@@ -16,7 +16,8 @@ namespace onemcp::policy {
 // minLength, maxLength (in code points), minItems, maxItems, uniqueItems, pattern (ECMAScript,
 // unanchored), propertyNames, minProperties, maxProperties, allOf, anyOf, oneOf, not,
 // if/then/else, $ref to a JSON pointer inside `schema` ("#/$defs/x"), boolean schemas.
-// Annotations ($schema, $id, $comment, title, description, default, examples) are ignored.
+// Annotations ($schema, $id, $comment, title, description, default, examples, and MCP's
+// x-mcp-header) are ignored.
 // Patterns come only from our own schemas; a string longer than its maxLength is reported
 // without running the pattern, which bounds the regex engine's recursion.
 //

@@ -1,6 +1,7 @@
 #include "protocol/modern.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "base/base64.h"
 
@@ -36,7 +37,32 @@ std::optional<std::string> decoded(const std::optional<std::string>& v) {
   return base64_decode(std::string_view(*v).substr(9, v->size() - 11));
 }
 
+// A mirrored argument's value as its header carries it; nullopt for a value no header carries
+// (an object, an array, null, a number that is not an integer).
+std::optional<std::string> header_text(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (v.is_number_integer()) return v.dump();
+  return std::nullopt;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
 }  // namespace
+
+std::vector<MirroredParam> mirrored_params(const json& input_schema) {
+  std::vector<MirroredParam> out;
+  const auto props = input_schema.find("properties");
+  if (props == input_schema.end() || !props->is_object()) return out;
+  for (const auto& [name, schema] : props->items()) {
+    const auto h = schema.is_object() ? schema.find("x-mcp-header") : schema.end();
+    if (h != schema.end() && h->is_string()) out.push_back({name, h->get<std::string>()});
+  }
+  return out;
+}
 
 std::vector<std::string> modern_versions() { return {kModernProtocol}; }
 
@@ -46,7 +72,8 @@ bool is_modern(const Message& m, const std::optional<std::string>& header_versio
   return header_version && *header_version >= kModernProtocol;
 }
 
-std::optional<ModernRefusal> check_modern(const Message& m, const ModernHeaders* headers) {
+std::optional<ModernRefusal> check_modern(const Message& m, const ModernHeaders* headers,
+                                          const std::vector<MirroredParam>& mirrored) {
   const json* meta = meta_of(m);
   const auto version = meta ? meta->find(kMetaProtocolVersion) : json::const_iterator();
   if (!meta || version == meta->end() || !version->is_string()) {
@@ -80,6 +107,32 @@ std::optional<ModernRefusal> check_modern(const Message& m, const ModernHeaders*
       if (auto name = name_in_body(m)) {
         if (auto r = mismatch("Mcp-Name", decoded(headers->name), *name)) return r;
       }
+    }
+    const auto args = m.params.find("arguments");
+    for (const auto& p : m.method == "tools/call" ? mirrored : std::vector<MirroredParam>{}) {
+      const std::string header = "Mcp-Param-" + p.header;
+      const auto sent = headers->params.find(lower(p.header));
+      const bool has_arg = args != m.params.end() && args->is_object() &&
+                           args->contains(p.argument) && !(*args)[p.argument].is_null();
+      if (!has_arg) {
+        if (sent == headers->params.end()) continue;
+        return refuse(
+            m, kHeaderMismatch,
+            "Header mismatch: " + header + " was sent but the argument " + p.argument + " was not");
+      }
+      const auto body = header_text((*args)[p.argument]);
+      if (!body) continue;  // not a value a header carries: the tool's schema refuses it
+      if (sent == headers->params.end()) {
+        return refuse(m, kHeaderMismatch,
+                      "Header mismatch: " + header + " is required (the argument " + p.argument +
+                          " is present)");
+      }
+      const auto value = decoded(sent->second);
+      if (!value) {
+        return refuse(m, kHeaderMismatch,
+                      "Header mismatch: " + header + " is not valid =?base64?...?= encoding");
+      }
+      if (auto r = mismatch(header.c_str(), value, *body)) return r;
     }
   }
   const auto supported = modern_versions();

@@ -5,6 +5,7 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -37,7 +38,17 @@ struct ModernHeaders {
   std::optional<std::string> protocol_version;  // MCP-Protocol-Version
   std::optional<std::string> method;            // Mcp-Method
   std::optional<std::string> name;              // Mcp-Name
+  std::map<std::string, std::string> params;    // Mcp-Param-<Name>, by <Name> lower-cased
 };
+
+// A tools/call argument that the tool's inputSchema mirrors into a header (`x-mcp-header` on a
+// top-level property): a client of this era sends its value as Mcp-Param-<header> too, so a load
+// balancer can route on it without reading the body.
+struct MirroredParam {
+  std::string argument;
+  std::string header;  // <Name> of Mcp-Param-<Name>, as declared
+};
+std::vector<MirroredParam> mirrored_params(const nlohmann::json& input_schema);
 
 // Why a stateless request is refused, answered with `error` and (over HTTP) `http_status`.
 struct ModernRefusal {
@@ -46,7 +57,10 @@ struct ModernRefusal {
 };
 
 // Checks a stateless request: required `_meta` (-32602), then with `headers` (HTTP) that they
-// are present and match the body (-32020), then the version (-32022). Nothing: it may be served.
-std::optional<ModernRefusal> check_modern(const Message& m, const ModernHeaders* headers);
+// are present and match the body (-32020) — for a tools/call also the Mcp-Param-<Name> of every
+// argument in `mirrored` that the call has (plain or `=?base64?...?=`) —, then the version
+// (-32022). Nothing: it may be served.
+std::optional<ModernRefusal> check_modern(const Message& m, const ModernHeaders* headers,
+                                          const std::vector<MirroredParam>& mirrored = {});
 
 }  // namespace onemcp::protocol

@@ -343,7 +343,8 @@ McpServer::McpServer(ServerOptions opts, policy::Config config, RunBackend& back
       run_files_(opts_.run_files),
       aux_(std::make_unique<ThreadPool>(opts_.aux_threads, opts_.max_queued_aux)),
       runs_(std::make_unique<FairScheduler>(opts_.runs)) {
-  if (config_->sessions.enabled) run_sessions_ = std::make_unique<Sessions>(config_->sessions);
+  if (config_->sessions.enabled)
+    run_sessions_ = std::make_unique<Sessions>(config_->sessions, opts_.replica);
   stdio_session_ = std::make_shared<Session>();
   stdio_session_->id = "stdio";
   stdio_session_->principal = "stdio";
@@ -592,7 +593,7 @@ json McpServer::initialize_result(const std::string& protocol) const {
 std::shared_ptr<McpServer::Session> McpServer::new_session(const std::string& protocol,
                                                            const std::string& owner) {
   auto s = std::make_shared<Session>();
-  s->id = random_session_id();
+  s->id = opts_.replica.empty() ? random_session_id() : opts_.replica + "." + random_session_id();
   s->owner = owner;
   s->principal = owner.empty() ? "session:" + s->id : owner;
   s->protocol = protocol;
@@ -1029,9 +1030,21 @@ void McpServer::handle_modern_post(HttpRequest& req, const Message& msg, Respond
     auto it = req.headers.find(name);
     return it == req.headers.end() ? std::nullopt : std::optional<std::string>(it->second);
   };
-  const protocol::ModernHeaders headers{opt("mcp-protocol-version"), opt("mcp-method"),
-                                        opt("mcp-name")};
-  if (auto refused = protocol::check_modern(msg, &headers)) {
+  protocol::ModernHeaders headers{
+      opt("mcp-protocol-version"), opt("mcp-method"), opt("mcp-name"), {}};
+  constexpr std::string_view kParam = "mcp-param-";
+  for (auto it = req.headers.lower_bound(std::string(kParam));
+       it != req.headers.end() && it->first.starts_with(kParam); ++it) {
+    headers.params[it->first.substr(kParam.size())] = it->second;
+  }
+  // The arguments the called tool mirrors into headers (its inputSchema's x-mcp-header).
+  std::vector<protocol::MirroredParam> mirrored;
+  if (msg.method == "tools/call" && msg.params.contains("name")) {
+    for (const auto& t : tool_list_now()) {
+      if (t["name"] == msg.params["name"]) mirrored = protocol::mirrored_params(t["inputSchema"]);
+    }
+  }
+  if (auto refused = protocol::check_modern(msg, &headers, mirrored)) {
     return respond(json_response(refused->http_status, refused->error));
   }
   if (draining_) return respond(rpc_response(shutdown_error(msg.id)));

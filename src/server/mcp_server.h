@@ -49,6 +49,10 @@ struct ServerOptions {
   size_t max_body_bytes = 8u << 20;     // one JSON-RPC message
   // At the cap a new session evicts the least recently used one without a call in flight.
   size_t max_sessions = 1024;
+  // This server's name among replicas behind one load balancer (README, "Scale-out"); empty
+  // when alone. It leads every Mcp-Session-Id (`<replica>.<hex>`) and session handle
+  // (`ses_<replica>.<hex>`) the server makes, so a balancer routes them without keeping state.
+  std::string replica;
   HostCheckOptions hosts;      // which Host and Origin headers HTTP requests may carry
   FairScheduler::Limits runs;  // run slots, shared fairly between clients
   // Threads for the HTTP endpoints that wait on something other than a run (POST /mcps-rpc, an

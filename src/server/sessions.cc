@@ -1,5 +1,6 @@
 #include "server/sessions.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "base/log.h"
@@ -7,6 +8,20 @@
 #include "base/sha256.h"
 
 namespace onemcp::server {
+
+bool is_replica_name(std::string_view name) {
+  if (name.empty() || name.size() > 63 || name.front() == '-') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+std::string replica_of(std::string_view handle) {
+  const size_t dot = handle.find('.');
+  if (!handle.starts_with("ses_") || dot == std::string_view::npos) return "";
+  const std::string_view name = handle.substr(4, dot - 4);
+  return is_replica_name(name) ? std::string(name) : "";
+}
 
 std::string Session::log_name() const { return sha256_hex(handle_).substr(0, 12); }
 
@@ -35,7 +50,8 @@ void Session::end() {
   for (auto* c : calls_) c->cancel();
 }
 
-Sessions::Sessions(const policy::SessionsConfig& config) : config_(config) {
+Sessions::Sessions(const policy::SessionsConfig& config, std::string replica)
+    : config_(config), replica_(std::move(replica)) {
   sweeper_ = std::thread([this] { sweep(); });
 }
 
@@ -68,7 +84,8 @@ Result<std::shared_ptr<Session>> Sessions::create(const std::string& principal) 
   }
   auto ws = sandbox::Workspace::create(config_.workspace_bytes, config_.workspace_inodes);
   if (!ws) return ws.error();
-  auto s = std::make_shared<Session>("ses_" + random_hex(32), principal, std::move(*ws));
+  const std::string prefix = replica_.empty() ? "ses_" : "ses_" + replica_ + ".";
+  auto s = std::make_shared<Session>(prefix + random_hex(32), principal, std::move(*ws));
   by_handle_[s->handle()] = s;
   log::info("session " + s->log_name() + " created for " + principal);
   return s;
@@ -78,6 +95,18 @@ Result<std::shared_ptr<Session>> Sessions::find(const std::string& handle,
                                                 const std::string& principal) {
   std::lock_guard lk(mu_);
   auto it = by_handle_.find(handle);
+  if (it == by_handle_.end()) {
+    // A handle another replica made: its state lives there only (README, "Scale-out").
+    const std::string made_by = replica_of(handle);
+    if (!made_by.empty() && made_by != replica_) {
+      return make_error(
+          "unknown session: replica '" + made_by + "' made it and this is " +
+          (replica_.empty() ? "a server without a replica name" : "replica '" + replica_ + "'") +
+          "; a session lives only in the replica that made it, so either '" + made_by +
+          "' has stopped (and the session with it) or the load balancer does not "
+          "route by the Mcp-Param-Session header; create one with session_create");
+    }
+  }
   if (it == by_handle_.end() || it->second->principal() != principal || it->second->ended()) {
     return make_error(
         "unknown session: it never existed, expired, was closed, or belongs to "

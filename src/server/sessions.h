@@ -16,6 +16,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "base/result.h"
@@ -24,6 +25,12 @@
 #include "sandbox/workspace.h"
 
 namespace onemcp::server {
+
+// A replica's name (serve --replica): 1 to 63 of a-z, 0-9 and '-', not starting with '-' (a DNS
+// label, as a Kubernetes pod's name is).
+bool is_replica_name(std::string_view name);
+// The replica a session handle names (`ses_<replica>.<hex>`), or "" when it names none.
+std::string replica_of(std::string_view handle);
 
 class Session {
  public:
@@ -73,7 +80,8 @@ class Session {
 
 class Sessions {
  public:
-  explicit Sessions(const policy::SessionsConfig& config);
+  // `replica`: this server's name among replicas (empty: alone), put in every handle it makes.
+  explicit Sessions(const policy::SessionsConfig& config, std::string replica = "");
   ~Sessions();  // ends every session
   Sessions(const Sessions&) = delete;
   Sessions& operator=(const Sessions&) = delete;
@@ -95,6 +103,7 @@ class Sessions {
   void sweep();
 
   const policy::SessionsConfig config_;
+  const std::string replica_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;

@@ -263,6 +263,7 @@ json session_tool_list(const policy::SessionsConfig& c) {
         {"properties",
          {{"session",
            {{"type", "string"},
+            {"x-mcp-header", "Session"},
             {"minLength", 1},
             {"maxLength", 256},
             {"description", "The handle session_create returned."}}}}}}},

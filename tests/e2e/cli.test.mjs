@@ -55,6 +55,41 @@ test("--version and --help", () => {
   }
 });
 
+test("--help of 1mcp and of every command shows examples that use only that command's flags", () => {
+  const commands = [[], ["init"], ["capsule", "verify"], ["token"], ["token", "create"], ["doctor"], ["serve"]];
+  const help = (cmd) => {
+    const r = runCli([...cmd, "--help"]);
+    assert.equal(r.status, 0, `${cmd.join(" ")} --help: ${r.stderr}`);
+    return r.stdout;
+  };
+  let examples = 0;
+  for (const cmd of commands) {
+    const text = help(cmd);
+    if (cmd.join(" ") === "token create") continue; // its examples are the token command's
+    assert.match(text, /^Examples?:$/m, `${cmd.join(" ") || "1mcp"} --help has examples`);
+    for (const line of text.split("\n")) {
+      const m = /^ {2}(?:sudo )?1mcp (\S.*)$/.exec(line);
+      if (!m) continue;
+      ++examples;
+      const tokens = m[1].split(/\s{2,}/)[0].split(" ");
+      const firstFlag = tokens.findIndex((t) => t.startsWith("-"));
+      const words = firstFlag < 0 ? tokens : tokens.slice(0, firstFlag);
+      // The command it names: the longest prefix of its words that is a command.
+      let named = [];
+      for (let n = words.length; n > 0 && !named.length; --n) {
+        const r = runCli([...words.slice(0, n), "--help"]);
+        if (r.status === 0) named = words.slice(0, n);
+      }
+      assert.ok(named.length, `an example names a command: ${line}`);
+      const own = help(named);
+      for (const flag of m[1].split(/\s{2,}/)[0].match(/(?<=\s)--?[a-z][a-z-]*/g) ?? []) {
+        assert.ok(own.includes(flag), `${named.join(" ")} has ${flag} (${line.trim()})`);
+      }
+    }
+  }
+  assert.ok(examples >= 12, `${examples} examples`);
+});
+
 test("init writes a config that serve accepts", async () => {
   const dir = path.join(tempDir(), "fresh-project");
   const r = runCli(["init", "--dir", dir]);

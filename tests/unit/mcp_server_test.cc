@@ -12,6 +12,7 @@
 
 #include "policy/schema.h"
 #include "policy/schemas.h"
+#include "server/sessions.h"
 
 namespace onemcp::server {
 namespace {
@@ -1216,6 +1217,82 @@ TEST_F(McpServerTest, ModernRequestsAreCheckedInTheSpecsOrder) {
       R"({"jsonrpc":"2.0","id":6,"method":"initialize","params":{"protocolVersion":"2026-07-28"}})");
   ASSERT_EQ(init.status, 200);
   EXPECT_EQ(json::parse(init.body)["result"]["protocolVersion"], "2025-11-25");
+}
+
+TEST_F(McpServerTest, ModernCallsRepeatTheirSessionInMcpParamSession) {
+  // `session` is mirrored into Mcp-Param-Session (x-mcp-header), so a balancer can route on it.
+  const json list = modern_request(1, "tools/list");
+  const json tools = json::parse(http("POST", list.dump(), modern_headers(list)).body)["result"];
+  for (const auto& t : tools["tools"]) {
+    if (t["name"] == "session_create") continue;
+    EXPECT_EQ(t["inputSchema"]["properties"]["session"]["x-mcp-header"], "Session") << t["name"];
+  }
+  auto expect = [&](const json& msg, std::map<std::string, std::string> h, int status,
+                    const std::string& says) {
+    auto r = http("POST", msg.dump(), h);
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_NE(r.body.find(says), std::string::npos) << r.body;
+  };
+  const std::string handle = "ses_r9.0123abcd";
+  const json call = modern_request(
+      2, "tools/call", {{"name", "run_js"}, {"arguments", {{"code", "1"}, {"session", handle}}}});
+  auto h = modern_headers(call);
+  expect(call, h, 400, "Mcp-Param-Session is required");
+  h["mcp-param-session"] = "ses_r9.other";
+  expect(call, h, 400, "does not match");
+  h["mcp-param-session"] = "=?base64?c2Vz?";  // not the sentinel's end: taken literally
+  expect(call, h, 400, "does not match");
+  h["mcp-param-session"] = "=?base64?c2V!?=";
+  expect(call, h, 400, "not valid =?base64?...?= encoding");
+  const json plain =
+      modern_request(3, "tools/call", {{"name", "run_js"}, {"arguments", {{"code", "1"}}}});
+  auto extra = modern_headers(plain);
+  extra["mcp-param-session"] = handle;
+  expect(plain, extra, 400, "was sent but the argument session was not");
+  // Plain or base64, matching: served. The handle names replica r9, and this server has no name.
+  h["mcp-param-session"] = handle;
+  expect(call, h, 200, "unknown session: replica 'r9' made it and this is a server without a");
+  h["mcp-param-session"] = "=?base64?c2VzX3I5LjAxMjNhYmNk?=";
+  expect(call, h, 200, "unknown session: replica 'r9' made it");
+}
+
+TEST_F(McpServerTest, AReplicaPutsItsNameInTheIdsItMakes) {
+  ServerOptions o = make_opts();
+  o.replica = "r1";
+  McpServer named(o, policy::Config{}, backend_);
+  HttpRequest r;
+  r.method = "POST";
+  r.target = "/mcp";
+  r.body = R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":)"
+           R"("2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})";
+  r.headers = {{"content-type", "application/json"},
+               {"accept", "application/json, text/event-stream"},
+               {"host", "127.0.0.1:7800"}};
+  std::promise<HttpResponse> p;
+  named.handle(r, [&p](HttpResponse resp) { p.set_value(std::move(resp)); });
+  const HttpResponse resp = p.get_future().get();
+  const std::string sid = header(resp, "Mcp-Session-Id");
+  EXPECT_TRUE(sid.starts_with("r1.")) << sid;
+  EXPECT_EQ(sid.size(), 3u + 32u) << sid;
+
+  Sessions sessions(policy::SessionsConfig{}, "r1");
+  auto other = sessions.find("ses_r2.00ff", "p");
+  ASSERT_FALSE(other);
+  EXPECT_NE(other.error().message.find("replica 'r2' made it and this is replica 'r1'"),
+            std::string::npos)
+      << other.error().message;
+  // Its own name, or no name at all: the usual answer, which tells nothing.
+  for (const char* h : {"ses_r1.00ff", "ses_00ff", "ses_R2.00ff"}) {
+    auto mine = sessions.find(h, "p");
+    ASSERT_FALSE(mine);
+    EXPECT_EQ(mine.error().message.find("replica"), std::string::npos) << h;
+  }
+  EXPECT_TRUE(is_replica_name("r1"));
+  EXPECT_TRUE(is_replica_name("1mcp-7c9d8f6b5-x2x9q"));
+  for (const char* bad : {"", "-r", "R1", "r.1", "r_1", "r 1"}) EXPECT_FALSE(is_replica_name(bad));
+  EXPECT_FALSE(is_replica_name(std::string(64, 'a')));
+  EXPECT_EQ(replica_of("ses_r1.abc"), "r1");
+  EXPECT_EQ(replica_of("ses_abc"), "");
 }
 
 TEST_F(McpServerTest, ModernSubscriptionsListenOverHttpAndStdio) {
