@@ -202,6 +202,19 @@ export interface Config {
      */
     preload?: string[];
   };
+  /** Code mode: how runs and clients discover the upstream MCP tools of mcps. Read at start only. */
+  codeMode?: {
+    /**
+     * What the run_js and run_py tool descriptions say of the upstream tools. "summary": the
+     * servers and their tool counts, and how to find a tool (the search_tools tool, mcp.$search()
+     * in run_js, mcp_tools.search() in run_py); "full": a line per tool with its argument types
+     * and the first line of its description (up to 100 tools, then the count of the rest); "none":
+     * nothing (search_tools still finds them). The README gives the size of tools/list in each
+     * mode. Default "summary".
+     * @default "summary"
+     */
+    describe?: "summary" | "full" | "none";
+  };
   /**
    * Sessions by handle: the session_create tool returns a handle (an opaque string of 256 random
    * bits) that run_js and run_py take as `session`, and session_close ends it. In a session each

@@ -788,9 +788,11 @@ int cmd_serve(const ServeFlags& f) {
   opts.ui = !f.no_ui;
   opts.replica = f.replica;
   opts.upstreams = upstreams.get();
-  // run_js/run_py descriptions list the upstream tools the server policy lets runs call.
-  opts.tools = [u = upstreams.get()](const policy::Policy& p) {
-    return server::tool_list(p, u ? u->allowed(p) : std::vector<server::CodeModeServer>{});
+  // run_js/run_py descriptions tell of the upstream tools the server policy lets runs call.
+  opts.tools = [u = upstreams.get(),
+                describe = config->code_mode.describe](const policy::Policy& p) {
+    return server::tool_list(p, u ? u->allowed(p) : std::vector<server::CodeModeServer>{},
+                             describe);
   };
   const bool wildcard_bind = f.bind == "0.0.0.0" || f.bind == "::";
   opts.hosts.loopback_names = loopback || wildcard_bind;

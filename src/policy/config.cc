@@ -334,6 +334,8 @@ Config read_config(const json& j, std::vector<std::string>& errors) {
       if (k.contains(name)) *field = u64(k[name]);
     }
   }
+  if (j.contains("codeMode"))
+    c.code_mode.describe = j["codeMode"].value("describe", c.code_mode.describe);
   if (j.contains("python")) {
     c.python.preload = j["python"].value("preload", std::vector<std::string>{});
   }
@@ -498,6 +500,7 @@ json to_json(const Config& c) {
                 {"maxAgeMs", c.deps.max_age_ms},
                 {"downloadCacheBytes", c.deps.download_cache_bytes}}},
               {"python", {{"preload", c.python.preload}}},
+              {"codeMode", {{"describe", c.code_mode.describe}}},
               {"sessions",
                {{"enabled", c.sessions.enabled},
                 {"idleMs", c.sessions.idle_ms},
@@ -607,6 +610,9 @@ std::string default_config_text() {
   },
   "python": {
     "preload": []
+  },
+  "codeMode": {
+    "describe": "summary"
   },
   "sessions": {
     "enabled": true,

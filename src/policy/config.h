@@ -94,6 +94,14 @@ struct PythonConfig {
   bool operator==(const PythonConfig&) const = default;
 };
 
+// Code mode (config "codeMode"); read at start only.
+struct CodeModeConfig {
+  // What the run_js/run_py descriptions say of the upstream tools: "summary" (servers and tool
+  // counts, and where to find the tools), "full" (a line per tool, up to 100) or "none".
+  std::string describe = "summary";
+  bool operator==(const CodeModeConfig&) const = default;
+};
+
 // Sessions by handle (config "sessions"): session_create returns a handle that run_js/run_py
 // take, for a live interpreter per language and a workspace at /work; read at start only.
 struct SessionsConfig {
@@ -164,6 +172,7 @@ struct Config {
   CapsulesConfig capsules;
   DepsConfig deps;
   PythonConfig python;
+  CodeModeConfig code_mode;
   SessionsConfig sessions;
   AuthConfig auth;
   bool operator==(const Config&) const = default;

@@ -1305,6 +1305,7 @@ void McpServer::read_resource(const json& id, const json& params, const std::str
 
 json McpServer::tool_list_now() {
   json tools = opts_.tools(config()->policy);
+  if (opts_.upstreams) tools.push_back(search_tool_entry());
   if (run_sessions_)
     for (auto& t : session_tool_list(run_sessions_->config())) tools.push_back(std::move(t));
   if (opts_.extension)
@@ -1602,6 +1603,14 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
   if (run_sessions_ && (name == kSessionCreate || name == kSessionClose)) {
     json args = params.contains("arguments") ? params["arguments"] : json::object();
     return call_session_tool(session, id, name, args, std::move(reply));
+  }
+  if (opts_.upstreams && name == kSearchTools) {
+    auto a = search_args(params.contains("arguments") ? params["arguments"] : json::object());
+    if (!a) return reply(rpc_result(id, tool_error(a.error().message)));
+    json found = opts_.upstreams->search(config()->policy, a->query, a->detail, a->limit);
+    json text = json::array({{{"type", "text"}, {"text", search_text(found, a->detail)}}});
+    return reply(rpc_result(
+        id, json{{"content", std::move(text)}, {"structuredContent", std::move(found)}}));
   }
   auto lang = tool_language(name);
   if (!lang && opts_.extension) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "base/json_depth.h"
+#include "server/tools.h"
 
 namespace onemcp::server {
 
@@ -95,6 +96,11 @@ std::vector<CodeModeServer> Upstreams::allowed(const policy::Policy& policy) con
   return out;
 }
 
+json Upstreams::search(const policy::Policy& policy, std::string_view query, SearchDetail detail,
+                       size_t limit) const {
+  return search_catalog(allowed(policy), query, detail, limit);
+}
+
 std::string Upstreams::answer(const json& frame, const policy::Policy& policy, Clock::time_point deadline,
                               const std::atomic<bool>& cancelled) {
   const json id = frame.contains("id") ? frame["id"] : json();
@@ -110,6 +116,15 @@ std::string Upstreams::answer(const json& frame, const policy::Policy& policy, C
       listing[s.ident] = std::move(tools);
     }
     return dump(json{{"id", id}, {"ok", true}, {"result", std::move(listing)}});
+  }
+  if (op == "mcp_search") {
+    json args = {{"query", frame.contains("query") ? frame["query"] : json("")}};
+    for (const char* k : {"detail", "limit"})
+      if (frame.contains(k) && !frame[k].is_null()) args[k] = frame[k];
+    auto a = search_args(args);
+    if (!a) return fail("mcp_search: " + a.error().message);
+    return dump(
+        json{{"id", id}, {"ok", true}, {"result", search(policy, a->query, a->detail, a->limit)}});
   }
   const json& server_j = frame.contains("server") ? frame["server"] : json();
   const json& tool_j = frame.contains("tool") ? frame["tool"] : json();

@@ -1,6 +1,6 @@
 // server/upstreams.h — the server's side of the upstream MCP servers: the code-mode catalog kept
 // current from the upstream Manager, the broker ops runs use to call upstream tools
-// ("mcp", "mcp_list"), and the HTTP endpoints GET /mcps, GET /mcps/:name/tools,
+// ("mcp", "mcp_list", "mcp_search"), and the HTTP endpoints GET /mcps, GET /mcps/:name/tools,
 // GET /mcps/types.d.ts and POST /mcps-rpc.
 // Thread-safety: every method may be called from any thread.
 #pragma once
@@ -30,9 +30,13 @@ class Upstreams {
   // Only what `policy` lets a run call.
   std::vector<CodeModeServer> allowed(const policy::Policy& policy) const;
 
-  // Answers a run's "mcp" or "mcp_list" request frame (see ipc/wire.h) under the run's policy;
-  // an upstream call stops when `cancelled` turns true (the run is over), and times out on its
-  // own only 2 s after `deadline` (the run's end, which its kill enforces first).
+  // search_catalog() over what `policy` lets a run call.
+  nlohmann::json search(const policy::Policy& policy, std::string_view query, SearchDetail detail,
+                        size_t limit) const;
+
+  // Answers a run's "mcp", "mcp_list" or "mcp_search" request frame (see ipc/wire.h) under the
+  // run's policy; an upstream call stops when `cancelled` turns true (the run is over), and times
+  // out on its own only 2 s after `deadline` (the run's end, which its kill enforces first).
   std::string answer(const nlohmann::json& frame, const policy::Policy& policy,
                      std::chrono::steady_clock::time_point deadline,
                      const std::atomic<bool>& cancelled);
