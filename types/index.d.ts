@@ -485,6 +485,15 @@ export type UpstreamConfig = {
     /** The variable's value. */
     [key: string]: string;
   };
+  /**
+   * Gateway exposure: its tools are also listed in this server's own tools/list, named
+   * "<name>__<tool>" (characters other than letters, digits, "_" and "-" become "_"; at most 64
+   * characters; "_2", "_3", ... on a clash), with their schemas and annotations, and calls to them
+   * are forwarded to it (progress and cancellation included); policy.mcps hides and refuses them
+   * as it does for runs. Default false.
+   * @default false
+   */
+  expose?: boolean;
 } | {
   /**
    * Unique name of the server, used in URLs and tool names: a letter, then letters, digits, "_" or
@@ -498,6 +507,15 @@ export type UpstreamConfig = {
   transport: "http";
   /** http only: URL of the server's MCP endpoint, e.g. "https://mcp.example.com/mcp". */
   endpoint: string;
+  /**
+   * Gateway exposure: its tools are also listed in this server's own tools/list, named
+   * "<name>__<tool>" (characters other than letters, digits, "_" and "-" become "_"; at most 64
+   * characters; "_2", "_3", ... on a clash), with their schemas and annotations, and calls to them
+   * are forwarded to it (progress and cancellation included); policy.mcps hides and refuses them
+   * as it does for runs. Default false.
+   * @default false
+   */
+  expose?: boolean;
   /**
    * http only: extra HTTP headers sent with every request, e.g. {"Authorization": "Bearer ..."}.
    * Values may not contain line breaks.

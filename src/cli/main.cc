@@ -791,7 +791,10 @@ int cmd_serve(const ServeFlags& f) {
     uo.client_version = kVersion;
     uo.stdio_cwd = dir;
     manager = std::make_unique<upstream::Manager>(config->mcps, uo);
-    upstreams = std::make_unique<server::Upstreams>(*manager);
+    std::set<std::string> exposed;
+    for (const auto& u : config->mcps)
+      if (u.expose) exposed.insert(u.name);
+    upstreams = std::make_unique<server::Upstreams>(*manager, std::move(exposed));
     manager->on_tools_changed([u = upstreams.get(), m = manager.get(), &announce] {
       u->refresh();
       announce.tools_changed(m->status());

@@ -151,6 +151,7 @@ UpstreamConfig read_upstream(const json& m, const std::string& path,
   if (m.contains("args")) u.args = strings(m["args"]);
   if (m.contains("env")) u.env = m["env"].get<std::map<std::string, std::string>>();
   u.endpoint = m.value("endpoint", "");
+  u.expose = m.value("expose", false);
   if (m.contains("headers")) u.headers = m["headers"].get<std::map<std::string, std::string>>();
   for (const auto& [k, v] : u.headers) {
     if (v.find_first_of("\r\n", 0) != std::string::npos || v.find('\0') != std::string::npos) {
@@ -464,6 +465,7 @@ json to_json(const Config& c) {
       m["endpoint"] = u.endpoint;
       if (!u.headers.empty()) m["headers"] = u.headers;
     }
+    if (u.expose) m["expose"] = true;
     mcps.push_back(std::move(m));
   }
   json mounts = json::array();

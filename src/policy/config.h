@@ -58,6 +58,8 @@ struct UpstreamConfig {
   std::map<std::string, std::string> env;
   std::string endpoint;
   std::map<std::string, std::string> headers;
+  // Its tools are also 1mcp's own, named "<name>__<tool>" (gateway exposure).
+  bool expose = false;
   bool operator==(const UpstreamConfig&) const = default;
 };
 

@@ -230,6 +230,45 @@ int score(const CodeModeServer& s, const CodeModeTool& t, const std::vector<std:
 
 }  // namespace
 
+std::vector<GatewayTool> gateway_tools(const UpstreamTools& upstreams) {
+  constexpr size_t kMax = 64;
+  auto valid = [](char c) { return ident_char(c) || c == '-'; };
+  std::vector<GatewayTool> out;
+  std::vector<bool> exact;
+  for (const auto& [server, tools] : upstreams) {
+    std::vector<const json*> sorted;
+    for (const auto& t : tools)
+      if (t.is_object() && t.contains("name") && t["name"].is_string()) sorted.push_back(&t);
+    std::sort(sorted.begin(), sorted.end(), [](const json* a, const json* b) {
+      return (*a)["name"].get_ref<const std::string&>() <
+             (*b)["name"].get_ref<const std::string&>();
+    });
+    for (const json* t : sorted) {
+      const std::string tool = (*t)["name"], raw = server + "__" + tool;
+      std::string name = raw;
+      for (char& c : name)
+        if (!valid(c)) c = '_';
+      if (name.size() > kMax) name.resize(kMax);
+      exact.push_back(name == raw);
+      out.push_back({name, server, tool, *t});
+    }
+  }
+  std::set<std::string> taken;
+  for (size_t i = 0; i < out.size(); ++i)
+    if (exact[i] && !taken.insert(out[i].name).second) exact[i] = false;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (exact[i]) continue;
+    const std::string base = out[i].name;
+    for (int n = 2; taken.count(out[i].name); ++n) {
+      const std::string suffix = "_" + std::to_string(n);
+      out[i].name = base.substr(0, std::min(base.size(), kMax - suffix.size())) + suffix;
+    }
+    taken.insert(out[i].name);
+  }
+  for (auto& g : out) g.entry["name"] = g.name;
+  return out;
+}
+
 std::optional<SearchDetail> search_detail(std::string_view name) {
   if (name == "names") return SearchDetail::names;
   if (name == "descriptions") return SearchDetail::descriptions;

@@ -50,6 +50,21 @@ std::string typescript_type(const nlohmann::json& schema);
 // inputSchema, the result type from its outputSchema (else the content blocks).
 std::string typescript_declarations(const std::vector<CodeModeServer>& catalog);
 
+// A tool of an upstream whose config says `"expose": true`, as 1mcp's own tools/list shows it.
+struct GatewayTool {
+  std::string name;          // "<server>__<tool>"
+  std::string server, tool;  // the upstream's own names
+  nlohmann::json entry;      // the upstream's Tool object, renamed `name`
+};
+
+// The tools of `upstreams` (in config order) under names valid by the MCP spec's rules for tool
+// names, and by the stricter ^[A-Za-z0-9_-]{1,64}$ some clients enforce: the server's name, "__"
+// and the tool's name with every other character replaced by "_", cut at 64 characters.
+// Deterministic whatever the listing order and collision-free: a name that needed no change
+// claims it first; the others, in (server, tool) order, take it or the first free "<name>_2",
+// "<name>_3", ... (1mcp's own tools have no "__" in their names, so none is taken by these.)
+std::vector<GatewayTool> gateway_tools(const UpstreamTools& upstreams);
+
 // How much of each match search_tools shows: names ("mcp.fs.read_file"), names with
 // descriptions, or full signatures (a TypeScript declaration with its doc comment, and the input
 // schema).

@@ -69,15 +69,45 @@ std::string tool_error_text(const json& r) {
 }
 
 void Upstreams::refresh() {
-  UpstreamTools tools;
+  UpstreamTools tools, exposed;  // in config order
   for (const auto& s : manager_.status()) {
     if (s.state != upstream::State::kReady) continue;
     auto listed = manager_.tools(s.name);
-    if (listed) tools.emplace_back(s.name, std::move(*listed));
+    if (!listed) continue;
+    if (exposed_.count(s.name)) exposed.emplace_back(s.name, *listed);
+    tools.emplace_back(s.name, std::move(*listed));
   }
   auto next = std::make_shared<const std::vector<CodeModeServer>>(code_mode_catalog(tools));
+  auto gateway = std::make_shared<const std::vector<GatewayTool>>(gateway_tools(exposed));
   std::lock_guard lk(mu_);
   catalog_ = std::move(next);
+  gateway_ = std::move(gateway);
+}
+
+json Upstreams::gateway_list(const policy::Policy& policy) const {
+  std::shared_ptr<const std::vector<GatewayTool>> gateway;
+  {
+    std::lock_guard lk(mu_);
+    gateway = gateway_;
+  }
+  json out = json::array();
+  for (const auto& g : *gateway)
+    if (policy::mcp_allowed(policy, g.server, g.tool)) out.push_back(g.entry);
+  return out;
+}
+
+std::optional<std::pair<std::string, std::string>> Upstreams::gateway_target(
+    const std::string& name, const policy::Policy& policy) const {
+  std::shared_ptr<const std::vector<GatewayTool>> gateway;
+  {
+    std::lock_guard lk(mu_);
+    gateway = gateway_;
+  }
+  for (const auto& g : *gateway) {
+    if (g.name == name && policy::mcp_allowed(policy, g.server, g.tool))
+      return std::pair{g.server, g.tool};
+  }
+  return std::nullopt;
 }
 
 std::shared_ptr<const std::vector<CodeModeServer>> Upstreams::catalog() const {

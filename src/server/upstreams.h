@@ -10,7 +10,10 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "policy/config.h"
@@ -22,13 +25,24 @@ namespace onemcp::server {
 
 class Upstreams {
  public:
-  explicit Upstreams(upstream::Manager& manager) : manager_(manager) { refresh(); }
+  // `exposed`: the names of the upstreams whose tools are also 1mcp's own (gateway exposure).
+  explicit Upstreams(upstream::Manager& manager, std::set<std::string> exposed = {})
+      : manager_(manager), exposed_(std::move(exposed)) {
+    refresh();
+  }
 
   // Rebuilds the catalog from the upstreams that are ready now (call when their tools change).
   void refresh();
   std::shared_ptr<const std::vector<CodeModeServer>> catalog() const;
   // Only what `policy` lets a run call.
   std::vector<CodeModeServer> allowed(const policy::Policy& policy) const;
+
+  // The Tool objects of the exposed upstreams' tools that `policy` allows, under their gateway
+  // names (see gateway_tools()).
+  nlohmann::json gateway_list(const policy::Policy& policy) const;
+  // The upstream and tool a gateway name stands for, when `policy` allows it.
+  std::optional<std::pair<std::string, std::string>> gateway_target(
+      const std::string& name, const policy::Policy& policy) const;
 
   // search_catalog() over what `policy` lets a run call.
   nlohmann::json search(const policy::Policy& policy, std::string_view query, SearchDetail detail,
@@ -53,8 +67,10 @@ class Upstreams {
 
  private:
   upstream::Manager& manager_;
+  const std::set<std::string> exposed_;
   mutable std::mutex mu_;
   std::shared_ptr<const std::vector<CodeModeServer>> catalog_;
+  std::shared_ptr<const std::vector<GatewayTool>> gateway_;
 };
 
 // What a run receives from an upstream tool result: its structuredContent when present, else

@@ -2,7 +2,9 @@
 // each (tests/fixtures/upstream/many_tools.mjs) and the stdio fixture, under a server
 // policy.mcps that hides some of them. The search_tools tool, mcp.$search() in run_js and
 // mcp_tools.search() in run_py; the short run_js/run_py descriptions of codeMode.describe
-// "summary"; and the bytes of tools/list with 100 upstream tools in each codeMode.describe mode.
+// "summary"; gateway exposure ("expose": true: upstream tools called directly through the SDK
+// client, with progress, cancellation and list_changed); and the bytes of tools/list with 100
+// upstream tools in each codeMode.describe mode.
 import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -13,12 +15,15 @@ import {
   callTool,
   connectHttp,
   makeProject,
+  McpError,
+  ToolListChangedNotificationSchema,
   request,
   runJs,
   runPy,
   show,
   sleep,
   startServer,
+  withTimeout,
 } from "./lib.mjs";
 
 const NODE = process.execPath;
@@ -67,16 +72,22 @@ async function serve(mcps, edit, tools) {
 const search = (client, args) => callTool(client, "search_tools", args);
 const many = (name, count, offset) => ({ name, transport: "stdio", command: NODE, args: [MANY, String(count), String(offset)] });
 
-let client;
+let client, base;
 
 before(async () => {
   // crm: create_* and get_* of 20 entities; devops: list_* and update_*, of which the policy
-  // lets runs call list_issues only.
-  ({ client } = await serve(
-    [many("crm", 40, 0), many("devops", 40, 40), { name: "flaky", transport: "stdio", command: NODE, args: [path.join(FIXTURES, "stdio_server.mjs")] }],
+  // lets runs call list_issues only. devops and flaky are exposed (gateway).
+  let server;
+  ({ client, server } = await serve(
+    [
+      many("crm", 40, 0),
+      { ...many("devops", 40, 40), expose: true },
+      { name: "flaky", transport: "stdio", command: NODE, args: [path.join(FIXTURES, "stdio_server.mjs")], expose: true },
+    ],
     (cfg) => (cfg.policy.mcps = ["crm", "devops/list_issues", "flaky"]),
     40 + 1 + 11,
   ));
+  base = server.url.replace(/\/mcp$/, "");
 });
 
 test("search_tools ranks the allowed tools and shows each detail level", async () => {
@@ -170,6 +181,75 @@ print(getattr(getattr(mcp_tools, m["server"]), m["tool"])(query="open"))
     { policy: { mcps: ["crm/get_invoice", "flaky/echo"] } });
   assertOk(narrowed);
   assert.equal(narrowed.structuredContent.stdout, "2\n");
+});
+
+const FLAKY = ["add_tool", "ask_client", "cancelled", "crash", "echo", "env", "garbage", "grandchild", "hang", "pid", "slow"];
+
+test("exposed upstream tools are tools of 1mcp, under policy.mcps, called directly through the SDK client", async () => {
+  const { tools } = await client.listTools();
+  // devops/list_issues only (the policy hides the rest of devops); crm is not exposed.
+  assert.deepEqual(
+    tools.map((t) => t.name).filter((n) => n.includes("__")).sort(),
+    ["devops__list_issues", ...FLAKY.map((t) => `flaky__${t}`)],
+  );
+  const li = tools.find((t) => t.name === "devops__list_issues");
+  assert.deepEqual(li.annotations, { readOnlyHint: true, destructiveHint: false });
+  assert.equal(li.inputSchema.properties.limit.maximum, 100);
+  assert.match(li.description, /^Lists issues matching a query/);
+  const r = await callTool(client, "devops__list_issues", { query: "open" });
+  assert.deepEqual(JSON.parse(r.content[0].text), { tool: "list_issues", args: { query: "open" } });
+  assert.equal((await callTool(client, "flaky__echo", { text: "direct" })).content[0].text, "direct");
+  // Hidden by the policy, not exposed, or not a tool at all: unknown.
+  for (const name of ["devops__update_issue", "crm__get_invoice", "flaky__nope"]) {
+    await assert.rejects(callTool(client, name, {}), (e) => e instanceof McpError && e.code === -32602 && e.message.includes(`Unknown tool: ${name}`));
+  }
+  // An upstream failure is the tool's error result.
+  const crashed = await callTool(client, "flaky__crash", {});
+  assert.equal(crashed.isError, true);
+  assert.match(crashed.content[0].text, /^flaky__crash: upstream 'flaky' exited with status 3/);
+  await eventually(async () => (await request(`${base}/mcps`)).json.mcps.every((m) => m.status === "ready"), 15000, "flaky restarted");
+});
+
+test("a forwarded call reports the upstream's progress; cancelling it cancels it upstream", async () => {
+  const progress = [];
+  const r = await client.callTool({ name: "flaky__slow", arguments: { ms: 200 } }, undefined, {
+    timeout: 10000,
+    onprogress: (p) => progress.push([p.progress, p.total]),
+  });
+  assert.equal(r.content[0].text, "slept 200 ms");
+  assert.deepEqual(progress, [[1, 4], [2, 4], [3, 4], [4, 4]]);
+
+  // Cancelled once the upstream reports it is under way.
+  const ac = new AbortController();
+  let started;
+  const underway = new Promise((resolve) => (started = resolve));
+  const pending = client.callTool({ name: "flaky__slow", arguments: { ms: 30000 } }, undefined, {
+    timeout: 40000,
+    signal: ac.signal,
+    onprogress: () => started(),
+  });
+  await withTimeout(underway, 10000, "the first progress of flaky__slow");
+  ac.abort("enough");
+  await assert.rejects(pending);
+  const ids = await eventually(async () => {
+    const c = JSON.parse((await callTool(client, "flaky__cancelled", {})).content[0].text);
+    return c.length > 0 && c;
+  }, 10000, "notifications/cancelled reaching the upstream");
+  assert.equal(ids.length, 1);
+});
+
+test("list_changed of an exposed upstream reaches the client, with the new tool", async () => {
+  let changed = 0;
+  client.setNotificationHandler(ToolListChangedNotificationSchema, () => changed++);
+  await callTool(client, "flaky__add_tool", {});
+  await eventually(
+    async () => changed > 0 && (await client.listTools()).tools.some((t) => t.name === "flaky__extra"),
+    10000,
+    "flaky__extra listed after notifications/tools/list_changed",
+  );
+  const extra = await callTool(client, "flaky__extra", {});
+  assert.equal(extra.isError, true);  // the fixture lists it but does not implement it
+  assert.match(extra.content[0].text, /^flaky__extra: .*Unknown tool: extra/);
 });
 
 test("README: the bytes of tools/list with 100 upstream tools in each codeMode.describe mode", async () => {

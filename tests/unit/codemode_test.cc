@@ -204,5 +204,37 @@ TEST(CodeModeSummary, Counts) {
             "1 server: one (1 tool).");
 }
 
+TEST(Gateway, NamesAreValidDeterministicAndCollisionFree) {
+  auto tools = [](std::vector<std::string> names) {
+    std::vector<json> out;
+    for (auto& n : names)
+      out.push_back(json{{"name", n}, {"annotations", {{"readOnlyHint", true}}}});
+    return out;
+  };
+  auto names = [](const std::vector<GatewayTool>& g) {
+    std::map<std::string, std::string> m;
+    for (auto& t : g) m[t.server + "/" + t.tool] = t.name;
+    return m;
+  };
+  const std::string long_tool(80, 'x');
+  auto a = gateway_tools(
+      {{"a", tools({"b__c", "get.v2", "get_v2", long_tool, "ok"})}, {"a__b", tools({"c"})}});
+  auto b = gateway_tools(
+      {{"a", tools({"ok", long_tool, "get_v2", "get.v2", "b__c"})}, {"a__b", tools({"c"})}});
+  EXPECT_EQ(names(a), names(b));
+  EXPECT_EQ(names(a), (std::map<std::string, std::string>{
+                          {"a/b__c", "a__b__c"},        // exact: first in config order
+                          {"a__b/c", "a__b__c_2"},      // the same name: a suffix
+                          {"a/get_v2", "a__get_v2"},    // exact
+                          {"a/get.v2", "a__get_v2_2"},  // "." replaced, then a suffix
+                          {"a/" + long_tool, "a__" + std::string(61, 'x')},  // cut at 64
+                          {"a/ok", "a__ok"}}));
+  for (const auto& t : a) {
+    EXPECT_LE(t.name.size(), 64u);
+    EXPECT_EQ(t.entry["name"], t.name);
+    EXPECT_EQ(t.entry["annotations"]["readOnlyHint"], true);  // the rest of the Tool is kept
+  }
+}
+
 }  // namespace
 }  // namespace onemcp::server
