@@ -202,6 +202,19 @@ export interface Config {
      */
     preload?: string[];
   };
+  /** Code mode: how runs and clients discover the upstream MCP tools of mcps. Read at start only. */
+  codeMode?: {
+    /**
+     * What the run_js and run_py tool descriptions say of the upstream tools. "summary": the
+     * servers and their tool counts, and how to find a tool (the search_tools tool, mcp.$search()
+     * in run_js, mcp_tools.search() in run_py); "full": a line per tool with its argument types
+     * and the first line of its description (up to 100 tools, then the count of the rest); "none":
+     * nothing (search_tools still finds them). The README gives the size of tools/list in each
+     * mode. Default "summary".
+     * @default "summary"
+     */
+    describe?: "summary" | "full" | "none";
+  };
   /**
    * Sessions by handle: the session_create tool returns a handle (an opaque string of 256 random
    * bits) that run_js and run_py take as `session`, and session_close ends it. In a session each
@@ -472,6 +485,15 @@ export type UpstreamConfig = {
     /** The variable's value. */
     [key: string]: string;
   };
+  /**
+   * Gateway exposure: its tools are also listed in this server's own tools/list, named
+   * "<name>__<tool>" (characters other than letters, digits, "_" and "-" become "_"; at most 64
+   * characters; "_2", "_3", ... on a clash), with their schemas and annotations, and calls to them
+   * are forwarded to it (progress and cancellation included); policy.mcps hides and refuses them
+   * as it does for runs. Default false.
+   * @default false
+   */
+  expose?: boolean;
 } | {
   /**
    * Unique name of the server, used in URLs and tool names: a letter, then letters, digits, "_" or
@@ -485,6 +507,15 @@ export type UpstreamConfig = {
   transport: "http";
   /** http only: URL of the server's MCP endpoint, e.g. "https://mcp.example.com/mcp". */
   endpoint: string;
+  /**
+   * Gateway exposure: its tools are also listed in this server's own tools/list, named
+   * "<name>__<tool>" (characters other than letters, digits, "_" and "-" become "_"; at most 64
+   * characters; "_2", "_3", ... on a clash), with their schemas and annotations, and calls to them
+   * are forwarded to it (progress and cancellation included); policy.mcps hides and refuses them
+   * as it does for runs. Default false.
+   * @default false
+   */
+  expose?: boolean;
   /**
    * http only: extra HTTP headers sent with every request, e.g. {"Authorization": "Bearer ..."}.
    * Values may not contain line breaks.

@@ -26,55 +26,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using nlohmann::ordered_json;
 
-// The config file as an ordered document (so a rewrite keeps the user's key order), after
-// checking that it is a valid config today: the tool never edits a file it does not understand.
-Result<ordered_json> read_config(const std::string& dir, const std::string& config) {
-  auto valid = load_project_config(dir, config);
-  if (!valid) return valid.error();
-  const std::string path = resolve(dir, config);
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  try {
-    return ordered_json::parse(text.str());
-  } catch (const std::exception& e) {  // changed since load_config read it
-    return make_error(path + ": invalid JSON");
-  }
-}
-
-// Checks `doc` as a config, then replaces the file at `path` with it at once (a temporary file
-// in the same directory, renamed over it), keeping the file's permissions.
-Status write_config(const std::string& path, const ordered_json& doc) {
-  const std::string text = doc.dump(2) + "\n";
-  if (auto c = policy::parse_config(json::parse(text)); !c) {
-    return make_error("the edited config would be invalid: " + c.error().message);
-  }
-  std::error_code ec;
-  fs::path target = fs::canonical(path, ec);  // a symlinked config keeps its link
-  if (ec) return make_error(path + ": " + ec.message());
-  struct stat st {};
-  if (::stat(target.c_str(), &st) != 0) return make_error(path + ": " + std::strerror(errno));
-  std::string tmp = target.string() + ".tmp-XXXXXX";
-  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
-  if (!fd.valid()) return make_error(target.string() + ": cannot write: " + std::strerror(errno));
-  auto fail = [&](int err) {
-    ::unlink(tmp.c_str());
-    return make_error(target.string() + ": cannot write: " + std::strerror(err));
-  };
-  if (::fchmod(fd.get(), st.st_mode & 07777) != 0) return fail(errno);
-  std::string_view rest = text;
-  while (!rest.empty()) {
-    ssize_t n = ::write(fd.get(), rest.data(), rest.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail(errno);
-    rest.remove_prefix(size_t(n));
-  }
-  if (::fsync(fd.get()) != 0) return fail(errno);
-  fd.reset();
-  if (::rename(tmp.c_str(), target.c_str()) != 0) return fail(errno);
-  return {};
-}
-
 ordered_json& tokens_of(ordered_json& doc) {
   ordered_json& a = doc["auth"];  // added last when missing
   if (!a.contains("tokens")) a["tokens"] = ordered_json::array();
@@ -85,7 +36,7 @@ ordered_json& tokens_of(ordered_json& doc) {
 
 int token_create(const std::string& dir, const std::string& config, const std::string& name_arg) {
   const std::string path = resolve(dir, config);
-  auto doc = read_config(dir, config);
+  auto doc = read_config_document(dir, config);
   if (!doc) {
     std::fprintf(stderr,
                  "1mcp token create: %s\n(the token is added to an existing, valid config: fix "
@@ -123,7 +74,7 @@ int token_create(const std::string& dir, const std::string& config, const std::s
     return 1;
   }
   tokens.push_back(ordered_json{{"name", name}, {"sha256", sha256_hex(*token)}});
-  if (auto s = write_config(path, *doc); !s) {
+  if (auto s = write_config_document(path, *doc); !s) {
     std::fprintf(stderr, "1mcp token create: %s\n", s.error().message.c_str());
     return 2;
   }
@@ -155,7 +106,7 @@ int token_list(const std::string& dir, const std::string& config) {
 
 int token_revoke(const std::string& dir, const std::string& config, const std::string& name) {
   const std::string path = resolve(dir, config);
-  auto doc = read_config(dir, config);
+  auto doc = read_config_document(dir, config);
   if (!doc) {
     std::fprintf(stderr, "1mcp token revoke: %s\n", doc.error().message.c_str());
     return 2;
@@ -172,7 +123,7 @@ int token_revoke(const std::string& dir, const std::string& config, const std::s
     return 1;
   }
   tokens = std::move(kept);
-  if (auto s = write_config(path, *doc); !s) {
+  if (auto s = write_config_document(path, *doc); !s) {
     std::fprintf(stderr, "1mcp token revoke: %s\n", s.error().message.c_str());
     return 2;
   }

@@ -1,17 +1,25 @@
 #include "cli/config_file.h"
 
+#include <fcntl.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "base/unique_fd.h"
 
 namespace onemcp::cli {
 
 namespace fs = std::filesystem;
+using nlohmann::json;
+using nlohmann::ordered_json;
 
 std::string resolve(const std::string& dir, const std::string& path) {
   if (path.empty() || path[0] == '/' || dir.empty()) return path;
@@ -51,6 +59,52 @@ Result<policy::Config> load_project_config(const std::string& dir, const std::st
   }
   return make_error(c.error().message + " (`" + init_command(dir, config) +
                     "` creates a config where nothing exists yet)");
+}
+
+Result<ordered_json> read_config_document(const std::string& dir, const std::string& config) {
+  auto valid = load_project_config(dir, config);
+  if (!valid) return valid.error();
+  const std::string path = resolve(dir, config);
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    return ordered_json::parse(text.str());
+  } catch (const std::exception& e) {  // changed since load_config read it
+    return make_error(path + ": invalid JSON");
+  }
+}
+
+Status write_config_document(const std::string& path, const ordered_json& doc,
+                             std::optional<mode_t> mode) {
+  const std::string text = doc.dump(2) + "\n";
+  if (auto c = policy::parse_config(json::parse(text)); !c) {
+    return make_error("the edited config would be invalid: " + c.error().message);
+  }
+  std::error_code ec;
+  fs::path target = fs::canonical(path, ec);  // a symlinked config keeps its link
+  if (ec) return make_error(path + ": " + ec.message());
+  struct stat st {};
+  if (::stat(target.c_str(), &st) != 0) return make_error(path + ": " + std::strerror(errno));
+  std::string tmp = target.string() + ".tmp-XXXXXX";
+  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
+  if (!fd.valid()) return make_error(target.string() + ": cannot write: " + std::strerror(errno));
+  auto fail = [&](int err) {
+    ::unlink(tmp.c_str());
+    return make_error(target.string() + ": cannot write: " + std::strerror(err));
+  };
+  if (::fchmod(fd.get(), mode ? *mode : st.st_mode & 07777) != 0) return fail(errno);
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    ssize_t n = ::write(fd.get(), rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(errno);
+    rest.remove_prefix(size_t(n));
+  }
+  if (::fsync(fd.get()) != 0) return fail(errno);
+  fd.reset();
+  if (::rename(tmp.c_str(), target.c_str()) != 0) return fail(errno);
+  return {};
 }
 
 policy::Config default_config() {

@@ -4,6 +4,10 @@
 // Thread-safety: stateless functions; call from main's thread (they read the environment).
 #pragma once
 
+#include <sys/types.h>
+
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "base/result.h"
@@ -33,6 +37,18 @@ bool config_missing(const std::string& path);
 // a file) the error also gives the `1mcp init` command that makes one; an invalid file's error
 // names the field and the problem, as policy::load_config says it.
 Result<policy::Config> load_project_config(const std::string& dir, const std::string& config);
+
+// The config file as an ordered document (so a rewrite keeps the user's key order), after
+// checking that it is a valid config today: the commands never edit a file they do not
+// understand.
+Result<nlohmann::ordered_json> read_config_document(const std::string& dir,
+                                                    const std::string& config);
+
+// Checks `doc` as a config, then replaces the file at `path` with it at once (a temporary file
+// in the same directory, renamed over it), with the file's permissions, or `mode` when given
+// (set before the new content is written).
+Status write_config_document(const std::string& path, const nlohmann::ordered_json& doc,
+                             std::optional<mode_t> mode = std::nullopt);
 
 // The built-in defaults: the config `1mcp init` writes.
 policy::Config default_config();

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -20,6 +21,7 @@
 #include <fstream>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -29,6 +31,7 @@
 #include "capsule/store.h"
 #include "cli/auth_cli.h"
 #include "cli/config_file.h"
+#include "cli/import.h"
 #include "deps/npm.h"
 #include "deps/pip.h"
 #include "deps/process.h"
@@ -170,8 +173,109 @@ int command_usage(const CLI::App& where, const std::vector<std::string>& extra) 
   return 2;
 }
 
-int cmd_init(const std::string& dir, const std::string& config) {
+// Adds the MCP servers `client` lists (in `file`, else its first default file that exists) to
+// `mcps` of the config; reports each one it could not convert. Exit code.
+int import_servers(const std::string& dir, const std::string& config, const std::string& client,
+                   std::string file) {
+  if (file.empty()) {
+    const char* home = std::getenv("HOME");
+    const char* xdg = std::getenv("XDG_CONFIG_HOME");
+    std::error_code ec;
+    const auto tried = cli::import_default_paths(
+        client, home ? home : "", xdg && xdg[0] == '/' ? xdg : "", fs::current_path(ec).string());
+    for (const auto& p : tried) {
+      if (fs::is_regular_file(p, ec)) {
+        file = p;
+        break;
+      }
+    }
+    if (file.empty()) {
+      std::string list;
+      for (const auto& p : tried) list += "\n  " + p;
+      std::fprintf(stderr,
+                   "1mcp init --import %s: no server list found; looked for:%s\n(give its path: "
+                   "`1mcp init --import %s FILE`)\n",
+                   client.c_str(), list.c_str(), client.c_str());
+      return 1;
+    }
+  }
+  std::ifstream in(file);
+  std::stringstream text;
+  if (in.is_open()) text << in.rdbuf();
+  if (!in.is_open() || in.bad()) {
+    std::fprintf(stderr, "1mcp init --import: cannot read %s: %s\n", file.c_str(),
+                 std::strerror(errno));
+    return 1;
+  }
+  // VS Code's files are JSON with comments.
+  const nlohmann::json parsed = nlohmann::json::parse(text.str(), nullptr, false, true);
+  if (parsed.is_discarded()) {
+    std::fprintf(stderr, "1mcp init --import: %s is not valid JSON\n", file.c_str());
+    return 1;
+  }
+  auto doc = cli::read_config_document(dir, config);
+  if (!doc) {
+    std::fprintf(stderr, "1mcp init --import: %s\n", doc.error().message.c_str());
+    return 1;
+  }
+  std::set<std::string> taken;
+  if (!doc->contains("mcps")) (*doc)["mcps"] = nlohmann::ordered_json::array();
+  for (const auto& m : (*doc)["mcps"]) {
+    std::string n = m.value("name", "");
+    std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
+    taken.insert(n);
+  }
+  auto imported = cli::import_servers(client, parsed, taken);
+  if (!imported) {
+    std::fprintf(stderr, "1mcp init --import: %s: %s\n", file.c_str(),
+                 imported.error().message.c_str());
+    return 1;
+  }
+  const std::string path = resolve(dir, config);
+  std::string names;
+  for (const auto& m : imported->mcps) {
+    names += (names.empty() ? "" : ", ") + m["name"].get<std::string>();
+    (*doc)["mcps"].push_back(nlohmann::ordered_json(m));
+  }
+  // Environment values and headers hold tokens and keys: the config is then for its owner only.
+  bool secrets = false;
+  for (const auto& m : (*doc)["mcps"])
+    secrets = secrets || m.contains("env") || m.contains("headers");
+  if (!imported->mcps.empty()) {
+    if (auto s = cli::write_config_document(path, *doc,
+                                            secrets ? std::optional<mode_t>(0600) : std::nullopt);
+        !s) {
+      std::fprintf(stderr, "1mcp init --import: %s\n", s.error().message.c_str());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "1mcp: imported %zu server(s) from %s into mcps of %s%s%s\n",
+               imported->mcps.size(), file.c_str(), path.c_str(), names.empty() ? "" : ": ",
+               names.c_str());
+  for (const auto& why : imported->skipped)
+    std::fprintf(stderr, "1mcp: not imported: %s\n", why.c_str());
+  if (secrets && !imported->mcps.empty()) {
+    std::fprintf(
+        stderr,
+        "1mcp: %s holds environment values or headers of upstream servers: its mode is now 0600\n",
+        path.c_str());
+  }
+  return 0;
+}
+
+int cmd_init(const std::string& dir, const std::string& config,
+             const std::vector<std::string>& import) {
   std::string path = resolve(dir, config);
+  if (!import.empty() && !cli::import_client_known(import[0])) {
+    std::fprintf(stderr,
+                 "1mcp init --import: unknown client \"%s\" (claude-desktop, claude-code, cursor "
+                 "or vscode)\n",
+                 import[0].c_str());
+    return 2;
+  }
+  // Servers are imported into an existing config as well as into a new one.
+  if (!import.empty() && !cli::config_missing(path))
+    return import_servers(dir, config, import[0], import.size() > 1 ? import[1] : "");
   if (!dir.empty()) {
     std::error_code ec;
     fs::create_directories(dir, ec);
@@ -201,6 +305,8 @@ int cmd_init(const std::string& dir, const std::string& config) {
                key->created ? "generated the" : "kept the existing",
                (fs::path(key_dir) / capsule::kSecretKeyFile).c_str(),
                capsule::public_key_hex(key->key.public_key()).c_str());
+  if (!import.empty())
+    return import_servers(dir, config, import[0], import.size() > 1 ? import[1] : "");
   return 0;
 }
 
@@ -685,7 +791,10 @@ int cmd_serve(const ServeFlags& f) {
     uo.client_version = kVersion;
     uo.stdio_cwd = dir;
     manager = std::make_unique<upstream::Manager>(config->mcps, uo);
-    upstreams = std::make_unique<server::Upstreams>(*manager);
+    std::set<std::string> exposed;
+    for (const auto& u : config->mcps)
+      if (u.expose) exposed.insert(u.name);
+    upstreams = std::make_unique<server::Upstreams>(*manager, std::move(exposed));
     manager->on_tools_changed([u = upstreams.get(), m = manager.get(), &announce] {
       u->refresh();
       announce.tools_changed(m->status());
@@ -788,9 +897,11 @@ int cmd_serve(const ServeFlags& f) {
   opts.ui = !f.no_ui;
   opts.replica = f.replica;
   opts.upstreams = upstreams.get();
-  // run_js/run_py descriptions list the upstream tools the server policy lets runs call.
-  opts.tools = [u = upstreams.get()](const policy::Policy& p) {
-    return server::tool_list(p, u ? u->allowed(p) : std::vector<server::CodeModeServer>{});
+  // run_js/run_py descriptions tell of the upstream tools the server policy lets runs call.
+  opts.tools = [u = upstreams.get(),
+                describe = config->code_mode.describe](const policy::Policy& p) {
+    return server::tool_list(p, u ? u->allowed(p) : std::vector<server::CodeModeServer>{},
+                             describe);
   };
   const bool wildcard_bind = f.bind == "0.0.0.0" || f.bind == "::";
   opts.hosts.loopback_names = loopback || wildcard_bind;
@@ -923,11 +1034,20 @@ int main(int argc, char** argv) {
   init->add_option("--dir", init_dir, "Project directory (created if missing)");
   init->add_option("-c,--config", init_config, "Config file path, relative to --dir")
       ->capture_default_str();
+  std::vector<std::string> init_import;
+  init->add_option(
+          "--import", init_import,
+          "CLIENT [FILE]: add the MCP servers of claude-desktop, claude-code, cursor or vscode "
+          "(FILE, else the client's own file) to mcps, also of an existing config")
+      ->expected(1, 2);
   init->footer(
       "Examples:\n"
       "  1mcp init                                1mcp.config.json and .1mcp/keys/ here\n"
       "  1mcp init --dir /srv/mcp                 in /srv/mcp (created if missing)\n"
-      "An existing config or key is never overwritten.");
+      "  1mcp init --import cursor                add the servers of ./.cursor/mcp.json (or\n"
+      "                                           ~/.cursor/mcp.json) to mcps\n"
+      "An existing config or key is never overwritten; --import adds servers to an existing\n"
+      "config.");
 
   std::string cap_dir, cap_config = cli::kDefaultConfigName, cap_target;
   auto* cap = app.add_subcommand("capsule", "Work with stored capsules");
@@ -1034,7 +1154,7 @@ int main(int argc, char** argv) {
     }
     return app.exit(e);
   }
-  if (*init) return cmd_init(init_dir, init_config);
+  if (*init) return cmd_init(init_dir, init_config, init_import);
   if (*doctor) return cmd_doctor();
   if (*cap) return cmd_capsule_verify(cap_dir, cap_config, cap_target);
   if (*token) {

@@ -151,6 +151,7 @@ UpstreamConfig read_upstream(const json& m, const std::string& path,
   if (m.contains("args")) u.args = strings(m["args"]);
   if (m.contains("env")) u.env = m["env"].get<std::map<std::string, std::string>>();
   u.endpoint = m.value("endpoint", "");
+  u.expose = m.value("expose", false);
   if (m.contains("headers")) u.headers = m["headers"].get<std::map<std::string, std::string>>();
   for (const auto& [k, v] : u.headers) {
     if (v.find_first_of("\r\n", 0) != std::string::npos || v.find('\0') != std::string::npos) {
@@ -334,6 +335,8 @@ Config read_config(const json& j, std::vector<std::string>& errors) {
       if (k.contains(name)) *field = u64(k[name]);
     }
   }
+  if (j.contains("codeMode"))
+    c.code_mode.describe = j["codeMode"].value("describe", c.code_mode.describe);
   if (j.contains("python")) {
     c.python.preload = j["python"].value("preload", std::vector<std::string>{});
   }
@@ -462,6 +465,7 @@ json to_json(const Config& c) {
       m["endpoint"] = u.endpoint;
       if (!u.headers.empty()) m["headers"] = u.headers;
     }
+    if (u.expose) m["expose"] = true;
     mcps.push_back(std::move(m));
   }
   json mounts = json::array();
@@ -498,6 +502,7 @@ json to_json(const Config& c) {
                 {"maxAgeMs", c.deps.max_age_ms},
                 {"downloadCacheBytes", c.deps.download_cache_bytes}}},
               {"python", {{"preload", c.python.preload}}},
+              {"codeMode", {{"describe", c.code_mode.describe}}},
               {"sessions",
                {{"enabled", c.sessions.enabled},
                 {"idleMs", c.sessions.idle_ms},
@@ -607,6 +612,9 @@ std::string default_config_text() {
   },
   "python": {
     "preload": []
+  },
+  "codeMode": {
+    "describe": "summary"
   },
   "sessions": {
     "enabled": true,

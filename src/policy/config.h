@@ -58,6 +58,8 @@ struct UpstreamConfig {
   std::map<std::string, std::string> env;
   std::string endpoint;
   std::map<std::string, std::string> headers;
+  // Its tools are also 1mcp's own, named "<name>__<tool>" (gateway exposure).
+  bool expose = false;
   bool operator==(const UpstreamConfig&) const = default;
 };
 
@@ -92,6 +94,14 @@ struct PythonConfig {
   // memory (e.g. "pandas", "matplotlib.pyplot"): each costs zygote memory and start time.
   std::vector<std::string> preload;
   bool operator==(const PythonConfig&) const = default;
+};
+
+// Code mode (config "codeMode"); read at start only.
+struct CodeModeConfig {
+  // What the run_js/run_py descriptions say of the upstream tools: "summary" (servers and tool
+  // counts, and where to find the tools), "full" (a line per tool, up to 100) or "none".
+  std::string describe = "summary";
+  bool operator==(const CodeModeConfig&) const = default;
 };
 
 // Sessions by handle (config "sessions"): session_create returns a handle that run_js/run_py
@@ -164,6 +174,7 @@ struct Config {
   CapsulesConfig capsules;
   DepsConfig deps;
   PythonConfig python;
+  CodeModeConfig code_mode;
   SessionsConfig sessions;
   AuthConfig auth;
   bool operator==(const Config&) const = default;

@@ -23,8 +23,12 @@
 //                policy, unknown server or tool, timeout, upstream down, ...
 //   run → here   {"id": n, "op": "mcp_list"}
 //   here → run   {"id": n, "ok": true, "result": {"<server ident>": ["<tool ident>", ...], ...}}
+//   run → here   {"id": n, "op": "mcp_search", "query": "read file", "detail"?: "names" |
+//                 "descriptions" | "signatures", "limit"?: 1..50}
+//   here → run   {"id": n, "ok": true, "result": {"total": n, "matches": [...]}} (the
+//                 search_tools tool's structuredContent)
 // A Python run sends these through its relay (worker/relay.h), which serves them as
-// POST http://mcp.1mcp.invalid/call and /list on its proxy port.
+// POST http://mcp.1mcp.invalid/call, /list and /search on its proxy port.
 #pragma once
 
 #include <atomic>

@@ -33,6 +33,7 @@ class CancelToken {
   CancelToken();
   void cancel();
   bool cancelled() const { return cancelled_.load(); }
+  const std::atomic<bool>& flag() const { return cancelled_; }  // for waits that poll a flag
   int fd() const { return fd_.get(); }
 
  private:

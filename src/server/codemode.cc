@@ -165,7 +165,173 @@ std::string first_line(const json& tool, size_t max) {
   return d;
 }
 
+// The doc comment and signature of `t`, called as `callee`: "/** ... */\n<indent>callee(args:
+// {...}): Promise<...>".
+std::string declaration(const CodeModeTool& t, const std::string& callee,
+                        const std::string& indent) {
+  std::string out, doc = description_of(t.tool);
+  if (t.ident != t.name) doc = "`" + t.name + "` upstream." + (doc.empty() ? "" : "\n" + doc);
+  if (!doc.empty()) out += comment(doc, indent);
+  const json in = input_schema_of(t.tool);
+  std::string result =
+      t.tool.contains("outputSchema") ? ts(t.tool["outputSchema"], 0) : "McpContent[]";
+  return out + indent + callee + "(args" + (in.contains("required") ? "" : "?") + ": " + ts(in, 0) +
+         "): Promise<" + result + ">";
+}
+
+// Lower-case words of letters and digits ("readFile" stays one word; "read_file" is two).
+std::vector<std::string> words(std::string_view text) {
+  std::vector<std::string> out;
+  std::string w;
+  for (char c : text) {
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+      w += c;
+    } else if (c >= 'A' && c <= 'Z') {
+      w += char(c - 'A' + 'a');
+    } else if (!w.empty()) {
+      out.push_back(std::move(w));
+      w.clear();
+    }
+  }
+  if (!w.empty()) out.push_back(std::move(w));
+  return out;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+  return out;
+}
+
+// How well `t` of `s` matches the query words `q` (0: not at all).
+int score(const CodeModeServer& s, const CodeModeTool& t, const std::vector<std::string>& q) {
+  const std::string name = lower(t.name) + " " + lower(t.ident);
+  const std::vector<std::string> name_words = words(t.name);
+  const std::string server = lower(s.name), desc = lower(description_of(t.tool));
+  std::string props;
+  const json in = input_schema_of(t.tool);
+  if (in.is_object() && in.contains("properties") && in["properties"].is_object())
+    for (const auto& [k, v] : in["properties"].items()) props += lower(k) + " ";
+  int total = 0;
+  for (const auto& w : q) {
+    int best = 0;
+    if (std::find(name_words.begin(), name_words.end(), w) != name_words.end())
+      best = 8;
+    else if (name.find(w) != std::string::npos)
+      best = 5;
+    int more = (server.find(w) != std::string::npos ? 2 : 0) +
+               (desc.find(w) != std::string::npos ? 2 : 0) +
+               (props.find(w) != std::string::npos ? 1 : 0);
+    total += best + more;
+  }
+  return total;
+}
+
 }  // namespace
+
+std::vector<GatewayTool> gateway_tools(const UpstreamTools& upstreams) {
+  constexpr size_t kMax = 64;
+  auto valid = [](char c) { return ident_char(c) || c == '-'; };
+  std::vector<GatewayTool> out;
+  std::vector<bool> exact;
+  for (const auto& [server, tools] : upstreams) {
+    std::vector<const json*> sorted;
+    for (const auto& t : tools)
+      if (t.is_object() && t.contains("name") && t["name"].is_string()) sorted.push_back(&t);
+    std::sort(sorted.begin(), sorted.end(), [](const json* a, const json* b) {
+      return (*a)["name"].get_ref<const std::string&>() <
+             (*b)["name"].get_ref<const std::string&>();
+    });
+    for (const json* t : sorted) {
+      const std::string tool = (*t)["name"], raw = server + "__" + tool;
+      std::string name = raw;
+      for (char& c : name)
+        if (!valid(c)) c = '_';
+      if (name.size() > kMax) name.resize(kMax);
+      exact.push_back(name == raw);
+      out.push_back({name, server, tool, *t});
+    }
+  }
+  std::set<std::string> taken;
+  for (size_t i = 0; i < out.size(); ++i)
+    if (exact[i] && !taken.insert(out[i].name).second) exact[i] = false;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (exact[i]) continue;
+    const std::string base = out[i].name;
+    for (int n = 2; taken.count(out[i].name); ++n) {
+      const std::string suffix = "_" + std::to_string(n);
+      out[i].name = base.substr(0, std::min(base.size(), kMax - suffix.size())) + suffix;
+    }
+    taken.insert(out[i].name);
+  }
+  for (auto& g : out) g.entry["name"] = g.name;
+  return out;
+}
+
+std::optional<SearchDetail> search_detail(std::string_view name) {
+  if (name == "names") return SearchDetail::names;
+  if (name == "descriptions") return SearchDetail::descriptions;
+  if (name == "signatures") return SearchDetail::signatures;
+  return std::nullopt;
+}
+
+json search_catalog(const std::vector<CodeModeServer>& catalog, std::string_view query,
+                    SearchDetail detail, size_t limit) {
+  std::vector<std::string> q;
+  for (auto& w : words(query)) {
+    if (w.size() > 3 && w.back() == 's') w.pop_back();  // "invoices" finds "invoice"
+    if (std::find(q.begin(), q.end(), w) == q.end()) q.push_back(std::move(w));
+  }
+  struct Hit {
+    int score;
+    const CodeModeServer* s;
+    const CodeModeTool* t;
+  };
+  std::vector<Hit> hits;
+  for (const auto& s : catalog) {
+    for (const auto& t : s.tools) {
+      int sc = q.empty() ? 0 : score(s, t, q);
+      if (q.empty() || sc > 0) hits.push_back({sc, &s, &t});
+    }
+  }
+  // Best first; ties in identifier order, so an answer never depends on the listing order.
+  std::stable_sort(hits.begin(), hits.end(),
+                   [](const Hit& a, const Hit& b) { return a.score > b.score; });
+  json matches = json::array();
+  for (size_t i = 0; i < hits.size() && i < limit; ++i) {
+    const auto& [sc, s, t] = hits[i];
+    json m = {{"server", s->ident}, {"tool", t->ident}, {"name", s->name + "/" + t->name}};
+    if (detail != SearchDetail::names) m["description"] = description_of(t->tool);
+    if (detail == SearchDetail::signatures) {
+      m["signature"] = declaration(*t, "mcp." + s->ident + "." + t->ident, "");
+      m["inputSchema"] = input_schema_of(t->tool);
+      if (t->tool.contains("outputSchema")) m["outputSchema"] = t->tool["outputSchema"];
+    }
+    matches.push_back(std::move(m));
+  }
+  return json{{"total", hits.size()}, {"matches", std::move(matches)}};
+}
+
+std::string search_text(const json& found, SearchDetail detail) {
+  std::string out;
+  for (const auto& m : found["matches"]) {
+    const std::string call =
+        "mcp." + m["server"].get<std::string>() + "." + m["tool"].get<std::string>();
+    if (detail == SearchDetail::names) {
+      out += call + "\n";
+    } else if (detail == SearchDetail::descriptions) {
+      std::string d = m["description"].get<std::string>();
+      out += "- " + call + (d.empty() ? "" : ": " + d) + "\n";
+    } else {
+      out += m["signature"].get<std::string>() + "\n\n";
+    }
+  }
+  const size_t total = found["total"], shown = found["matches"].size();
+  if (total == 0) return "No upstream tool matches.\n";
+  return out + std::to_string(shown) + " of " + std::to_string(total) + " matching tool" +
+         (total == 1 ? "" : "s") + " shown.\n";
+}
 
 std::string to_identifier(std::string_view name) {
   std::string out;
@@ -232,16 +398,7 @@ std::string typescript_declarations(const std::vector<CodeModeServer>& catalog) 
       "declare const mcp: {\n";
   for (const auto& s : catalog) {
     out += "  readonly " + s.ident + ": {\n";
-    for (const auto& t : s.tools) {
-      std::string doc = description_of(t.tool);
-      if (t.ident != t.name) doc = "`" + t.name + "` upstream." + (doc.empty() ? "" : "\n" + doc);
-      if (!doc.empty()) out += comment(doc, "    ");
-      const json in = input_schema_of(t.tool);
-      std::string args = ts(in, 0);
-      std::string result = t.tool.contains("outputSchema") ? ts(t.tool["outputSchema"], 0) : "McpContent[]";
-      out += "    " + t.ident + "(args" + (in.contains("required") ? "" : "?") + ": " + args +
-             "): Promise<" + result + ">;\n";
-    }
+    for (const auto& t : s.tools) out += declaration(t, t.ident, "    ") + ";\n";
     out += "  };\n";
   }
   return out + "  /** The tools this run may call: server identifier -> tool identifiers. */\n"
@@ -263,8 +420,22 @@ std::string code_mode_summary(const std::vector<CodeModeServer>& catalog, bool p
       out += "- " + sig + (d.empty() ? "" : ": " + d) + "\n";
     }
   }
-  if (total > shown) out += "- ... and " + std::to_string(total - shown) + " more (see GET /mcps/types.d.ts)\n";
+  if (total > shown) {
+    out += "- ... and " + std::to_string(total - shown) +
+           " more (find them with search_tools; all: GET /mcps/types.d.ts)\n";
+  }
   return out;
+}
+
+std::string code_mode_counts(const std::vector<CodeModeServer>& catalog) {
+  std::string out =
+      std::to_string(catalog.size()) + (catalog.size() == 1 ? " server: " : " servers: ");
+  for (size_t i = 0; i < catalog.size(); ++i) {
+    const size_t n = catalog[i].tools.size();
+    out += (i ? ", " : "") + catalog[i].ident + " (" + std::to_string(n) +
+           (n == 1 ? " tool)" : " tools)");
+  }
+  return out + ".";
 }
 
 }  // namespace onemcp::server

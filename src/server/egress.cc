@@ -72,7 +72,7 @@ sandbox::BrokerHandler make_broker_handler(const policy::NetworkPolicy& policy,
     if (!j.is_object()) return fail("malformed request");
     if (j.contains("id") && j["id"].is_number_unsigned()) id = j["id"];
     auto op = j.find("op");
-    if (op != j.end() && (*op == "mcp" || *op == "mcp_list")) {
+    if (op != j.end() && (*op == "mcp" || *op == "mcp_list" || *op == "mcp_search")) {
       if (!code_mode) return fail("no upstream MCP tools are available to this run");
       return code_mode(j, deadline, cancelled);
     }

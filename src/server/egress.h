@@ -32,7 +32,7 @@ class MapResolver final : public broker::Resolver {
   std::vector<std::pair<std::string, std::vector<std::string>>> table_;
 };
 
-// Answers a run's "mcp"/"mcp_list" frame (already parsed) with a whole answer frame.
+// Answers a run's "mcp"/"mcp_list"/"mcp_search" frame (already parsed) with a whole answer frame.
 using CodeModeOps = std::function<std::string(const nlohmann::json& frame,
                                               std::chrono::steady_clock::time_point deadline,
                                               const std::atomic<bool>& cancelled)>;

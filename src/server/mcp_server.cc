@@ -1305,6 +1305,10 @@ void McpServer::read_resource(const json& id, const json& params, const std::str
 
 json McpServer::tool_list_now() {
   json tools = opts_.tools(config()->policy);
+  if (opts_.upstreams) {
+    tools.push_back(search_tool_entry());
+    for (auto& t : opts_.upstreams->gateway_list(config()->policy)) tools.push_back(std::move(t));
+  }
   if (run_sessions_)
     for (auto& t : session_tool_list(run_sessions_->config())) tools.push_back(std::move(t));
   if (opts_.extension)
@@ -1360,6 +1364,64 @@ void McpServer::call_extension(const std::shared_ptr<Session>& session, const js
     reply(rpc_result(id, std::move(*r)));
   };
   if (!submit_aux(job)) reply(busy_error(id, "Server busy: too many calls in flight; retry later"));
+}
+
+void McpServer::call_gateway(const std::shared_ptr<Session>& session, const json& id,
+                             const std::string& name, const json& params, Reply reply,
+                             Notify notify, std::shared_ptr<Abandonment> abandonment) {
+  const auto cfg = config();
+  // A tool the policy hides is unknown, as it is absent from tools/list.
+  auto target = opts_.upstreams->gateway_target(name, cfg->policy);
+  if (!target) return reply(rpc_error(id, kInvalidParams, "Unknown tool: " + name));
+  json args = params.contains("arguments") ? params["arguments"] : json::object();
+  if (!args.is_object()) {
+    return reply(rpc_error(id, kInvalidParams, "Invalid params: arguments must be an object"));
+  }
+  if (draining_) return reply(shutdown_error(id));
+  auto token = std::make_shared<sandbox::CancelToken>();
+  const std::string key = dump(id);
+  {
+    std::lock_guard lk(session->mu);
+    if (session->closed) return reply(rpc_error(id, kSessionNotFound, "Session not found"));
+    if (session->running.count(key)) {
+      return reply(rpc_error(id, kInvalidRequest,
+                             "Invalid Request: request id " + key + " is already in use"));
+    }
+    session->running[key] = token;
+  }
+  if (abandonment) abandonment->on_abandon([token] { token->cancel(); });
+  // Takes the call off the session's list; whether the client withdrew it (then no answer).
+  auto finish = [session, key] {
+    std::lock_guard lk(session->mu);
+    session->running.erase(key);
+    return session->withdrawn.erase(key) > 0;
+  };
+  auto job = [this, id, name, target = *target, args, token, reply, notify, finish,
+              progress = progress_token(params), timeout = cfg->policy.limits.timeout_ms] {
+    upstream::CallOptions o;
+    o.timeout = std::chrono::milliseconds(timeout);
+    o.cancel = &token->flag();
+    if (!progress.is_null() && notify) {
+      o.on_progress = [notify, progress](const json& p) {
+        json forwarded = p.is_object() ? p : json::object();
+        forwarded["progressToken"] = progress;  // the client's, not the one sent upstream
+        notify(notification("notifications/progress", std::move(forwarded)));
+      };
+    }
+    auto r = opts_.upstreams->manager().call_tool(target.first, target.second, args, o);
+    std::optional<json> answer =
+        rpc_result(id, r ? std::move(*r) : tool_error(name + ": " + r.error().message));
+    if (finish()) answer.reset();
+    if (aborting_ && token->cancelled()) answer = shutdown_error(id);
+    reply(std::move(answer));
+    call_ended();
+  };
+  call_started();
+  if (!submit_aux(job)) {
+    finish();
+    reply(busy_error(id, "Server busy: too many calls in flight; retry later"));
+    call_ended();
+  }
 }
 
 void McpServer::add_listener(Listener l) {
@@ -1602,6 +1664,18 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
   if (run_sessions_ && (name == kSessionCreate || name == kSessionClose)) {
     json args = params.contains("arguments") ? params["arguments"] : json::object();
     return call_session_tool(session, id, name, args, std::move(reply));
+  }
+  if (opts_.upstreams && name == kSearchTools) {
+    auto a = search_args(params.contains("arguments") ? params["arguments"] : json::object());
+    if (!a) return reply(rpc_result(id, tool_error(a.error().message)));
+    json found = opts_.upstreams->search(config()->policy, a->query, a->detail, a->limit);
+    json text = json::array({{{"type", "text"}, {"text", search_text(found, a->detail)}}});
+    return reply(rpc_result(
+        id, json{{"content", std::move(text)}, {"structuredContent", std::move(found)}}));
+  }
+  if (opts_.upstreams && name.find("__") != std::string::npos) {
+    return call_gateway(session, id, name, params, std::move(reply), std::move(notify),
+                        std::move(abandonment));
   }
   auto lang = tool_language(name);
   if (!lang && opts_.extension) {

@@ -199,6 +199,11 @@ class McpServer final : public HttpHandler, public LineHandler {
   };
   void add_listener(Listener l);
   bool remove_listener(const nlohmann::json& id);  // stdio: the client cancelled it
+  // A tool of an exposed upstream (`name` is its gateway name): forwarded, with the client's
+  // progress token and its cancellation, on the auxiliary threads.
+  void call_gateway(const std::shared_ptr<Session>& session, const nlohmann::json& id,
+                    const std::string& name, const nlohmann::json& params, Reply reply,
+                    Notify notify, std::shared_ptr<Abandonment> abandonment);
   void call_tool(const std::shared_ptr<Session>& session, const nlohmann::json& id,
                  const nlohmann::json& params, Reply reply, Notify notify,
                  std::shared_ptr<Abandonment> abandonment);

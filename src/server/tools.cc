@@ -154,7 +154,8 @@ std::optional<Language> tool_language(const std::string& name) {
   return std::nullopt;
 }
 
-json tool_list(const policy::Policy& server_policy, const std::vector<CodeModeServer>& upstream_tools) {
+json tool_list(const policy::Policy& server_policy,
+               const std::vector<CodeModeServer>& upstream_tools, const std::string& describe) {
   const bool open_world = !server_policy.network.allowed_domains.empty() || !upstream_tools.empty();
   auto tool = [&](const char* name, const char* title, std::string desc, const json& in) {
     return json{{"name", name},
@@ -170,18 +171,121 @@ json tool_list(const policy::Policy& server_policy, const std::vector<CodeModeSe
                   {"openWorldHint", open_world}}}};
   };
   std::string js = kJsDescription, py = kPyDescription;
-  if (!upstream_tools.empty()) {
-    js += " Upstream MCP tools are callable as `await mcp.<server>.<tool>(args)`: the result is the "
-          "tool's structuredContent, else its content blocks; a tool error throws an Error named "
-          "McpError. Typed declarations: GET /mcps/types.d.ts. Available:\n" +
-          code_mode_summary(upstream_tools, false);
-    py += " Upstream MCP tools are callable synchronously: `from mcp_tools import <server>`, then "
-          "`<server>.<tool>(**args)`; the result is the tool's structuredContent, else its content "
-          "blocks; a tool error raises mcp_tools.McpError. Available:\n" +
-          code_mode_summary(upstream_tools, true);
+  if (!upstream_tools.empty() && describe != "none") {
+    js +=
+        " Upstream MCP tools are callable as `await mcp.<server>.<tool>(args)`: the result is the "
+        "tool's structuredContent, else its content blocks; a tool error throws an Error named "
+        "McpError.";
+    py +=
+        " Upstream MCP tools are callable synchronously: `from mcp_tools import <server>`, then "
+        "`<server>.<tool>(**args)`; the result is the tool's structuredContent, else its content "
+        "blocks; a tool error raises mcp_tools.McpError.";
+    if (describe == "full") {
+      js += " Typed declarations: GET /mcps/types.d.ts. Available:\n" +
+            code_mode_summary(upstream_tools, false);
+      py += " Available:\n" + code_mode_summary(upstream_tools, true);
+    } else {
+      const std::string counts = " Upstream " + code_mode_counts(upstream_tools);
+      js += counts +
+            " Find tools and their signatures with the search_tools tool, or in the run with "
+            "`await mcp.$search(query, {detail})`; `await mcp.$list()` names them all.";
+      py += counts +
+            " Find tools and their signatures with the search_tools tool, or in the run with "
+            "`mcp_tools.search(query, detail=...)`; `mcp_tools.list()` names them all.";
+    }
   }
   return json::array({tool("run_js", "Run JavaScript", js, policy::run_js_input_schema()),
                       tool("run_py", "Run Python", py, policy::run_py_input_schema())});
+}
+
+json search_tool_entry() {
+  const json detail = {
+      {"description",
+       "\"names\": the call paths only; \"descriptions\" (default): with each tool's "
+       "description; \"signatures\": also its TypeScript signature and JSON Schemas."},
+      {"enum", {"names", "descriptions", "signatures"}},
+      {"default", "descriptions"}};
+  const json match = {
+      {"type", "object"},
+      {"required", {"server", "tool", "name"}},
+      {"properties",
+       {{"server", {{"type", "string"}, {"description", "The server's identifier in runs."}}},
+        {"tool", {{"type", "string"}, {"description", "The tool's identifier in runs."}}},
+        {"name",
+         {{"type", "string"},
+          {"description", "\"server/tool\" as the upstream names them (policy.mcps)."}}},
+        {"description", {{"type", "string"}}},
+        {"signature",
+         {{"type", "string"},
+          {"description", "TypeScript, with the description as a doc comment."}}},
+        {"inputSchema", {{"type", "object"}}},
+        {"outputSchema", {{"type", "object"}}}}}};
+  return json{
+      {"name", kSearchTools},
+      {"title", "Search upstream tools"},
+      {"description",
+       "Finds upstream MCP tools that run_js and run_py can call, best matches first: the query's "
+       "words are looked for in the tools' names, their servers' names, descriptions and argument "
+       "names (an empty query lists every tool). Only the tools this server's policy lets runs "
+       "call are searched. Call a match in run_js as `await mcp.<server>.<tool>(args)`, in run_py "
+       "as `from mcp_tools import <server>` then `<server>.<tool>(**args)`; inside a run, "
+       "`mcp.$search(query, {detail, limit})` (run_js) and `mcp_tools.search(query, detail=..., "
+       "limit=...)` (run_py) answer the same."},
+      {"inputSchema",
+       {{"type", "object"},
+        {"additionalProperties", false},
+        {"required", {"query"}},
+        {"properties",
+         {{"query",
+           {{"type", "string"},
+            {"maxLength", 1000},
+            {"description", "Words to look for, e.g. \"read file\"."}}},
+          {"detail", detail},
+          {"limit",
+           {{"type", "integer"},
+            {"minimum", 1},
+            {"maximum", kMaxSearchLimit},
+            {"default", kDefaultSearchLimit},
+            {"description", "How many matches at most."}}}}}}},
+      {"outputSchema",
+       {{"type", "object"},
+        {"required", {"total", "matches"}},
+        {"properties",
+         {{"total", {{"type", "integer"}, {"description", "How many tools matched in all."}}},
+          {"matches", {{"type", "array"}, {"items", match}}}}}}},
+      {"annotations",
+       {{"title", "Search upstream tools"},
+        {"readOnlyHint", true},
+        {"destructiveHint", false},
+        {"idempotentHint", true},
+        {"openWorldHint", false}}}};
+}
+
+Result<SearchArgs> search_args(const json& a) {
+  if (!a.is_object()) return make_error("invalid arguments: an object is required");
+  for (const auto& [k, v] : a.items())
+    if (k != "query" && k != "detail" && k != "limit")
+      return make_error("invalid arguments: unknown argument " + k);
+  SearchArgs out;
+  auto q = a.find("query");
+  if (q == a.end() || !q->is_string() || q->get_ref<const std::string&>().size() > 1000)
+    return make_error("invalid arguments: query must be a string of at most 1000 characters");
+  out.query = *q;
+  if (auto d = a.find("detail"); d != a.end()) {
+    auto detail = d->is_string() ? search_detail(d->get<std::string>()) : std::nullopt;
+    if (!detail)
+      return make_error(
+          "invalid arguments: detail must be \"names\", \"descriptions\" or \"signatures\"");
+    out.detail = *detail;
+  }
+  if (auto l = a.find("limit"); l != a.end()) {
+    if (!l->is_number_integer() || l->get<int64_t>() < 1 ||
+        l->get<int64_t>() > int64_t(kMaxSearchLimit))
+      return make_error("invalid arguments: limit must be an integer from 1 to " +
+                        std::to_string(kMaxSearchLimit));
+    out.limit = l->get<size_t>();
+  }
+  return out;
 }
 
 namespace {

@@ -23,10 +23,24 @@ namespace onemcp::server {
 
 std::optional<Language> tool_language(const std::string& name);
 
-// tools/list entries for run_js and run_py; their descriptions list `upstream_tools` (what the
-// server policy lets runs call).
+// tools/list entries for run_js and run_py; their descriptions tell of `upstream_tools` (what the
+// server policy lets runs call) as `describe` (config codeMode.describe) says: "summary",
+// "full" or "none".
 nlohmann::json tool_list(const policy::Policy& server_policy,
-                         const std::vector<CodeModeServer>& upstream_tools = {});
+                         const std::vector<CodeModeServer>& upstream_tools = {},
+                         const std::string& describe = "summary");
+
+// The search_tools tool (listed when upstream servers are configured) and its arguments.
+inline constexpr char kSearchTools[] = "search_tools";
+inline constexpr size_t kDefaultSearchLimit = 10, kMaxSearchLimit = 50;
+nlohmann::json search_tool_entry();
+struct SearchArgs {
+  std::string query;
+  SearchDetail detail = SearchDetail::descriptions;
+  size_t limit = kDefaultSearchLimit;
+};
+// The error text is meant for the caller (an isError result).
+Result<SearchArgs> search_args(const nlohmann::json& arguments);
 
 // The session tools (server/sessions.h): session_create and session_close, whose descriptions
 // state the configured limits.

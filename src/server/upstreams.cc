@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "base/json_depth.h"
+#include "server/tools.h"
 
 namespace onemcp::server {
 
@@ -68,15 +69,45 @@ std::string tool_error_text(const json& r) {
 }
 
 void Upstreams::refresh() {
-  UpstreamTools tools;
+  UpstreamTools tools, exposed;  // in config order
   for (const auto& s : manager_.status()) {
     if (s.state != upstream::State::kReady) continue;
     auto listed = manager_.tools(s.name);
-    if (listed) tools.emplace_back(s.name, std::move(*listed));
+    if (!listed) continue;
+    if (exposed_.count(s.name)) exposed.emplace_back(s.name, *listed);
+    tools.emplace_back(s.name, std::move(*listed));
   }
   auto next = std::make_shared<const std::vector<CodeModeServer>>(code_mode_catalog(tools));
+  auto gateway = std::make_shared<const std::vector<GatewayTool>>(gateway_tools(exposed));
   std::lock_guard lk(mu_);
   catalog_ = std::move(next);
+  gateway_ = std::move(gateway);
+}
+
+json Upstreams::gateway_list(const policy::Policy& policy) const {
+  std::shared_ptr<const std::vector<GatewayTool>> gateway;
+  {
+    std::lock_guard lk(mu_);
+    gateway = gateway_;
+  }
+  json out = json::array();
+  for (const auto& g : *gateway)
+    if (policy::mcp_allowed(policy, g.server, g.tool)) out.push_back(g.entry);
+  return out;
+}
+
+std::optional<std::pair<std::string, std::string>> Upstreams::gateway_target(
+    const std::string& name, const policy::Policy& policy) const {
+  std::shared_ptr<const std::vector<GatewayTool>> gateway;
+  {
+    std::lock_guard lk(mu_);
+    gateway = gateway_;
+  }
+  for (const auto& g : *gateway) {
+    if (g.name == name && policy::mcp_allowed(policy, g.server, g.tool))
+      return std::pair{g.server, g.tool};
+  }
+  return std::nullopt;
 }
 
 std::shared_ptr<const std::vector<CodeModeServer>> Upstreams::catalog() const {
@@ -95,6 +126,11 @@ std::vector<CodeModeServer> Upstreams::allowed(const policy::Policy& policy) con
   return out;
 }
 
+json Upstreams::search(const policy::Policy& policy, std::string_view query, SearchDetail detail,
+                       size_t limit) const {
+  return search_catalog(allowed(policy), query, detail, limit);
+}
+
 std::string Upstreams::answer(const json& frame, const policy::Policy& policy, Clock::time_point deadline,
                               const std::atomic<bool>& cancelled) {
   const json id = frame.contains("id") ? frame["id"] : json();
@@ -110,6 +146,15 @@ std::string Upstreams::answer(const json& frame, const policy::Policy& policy, C
       listing[s.ident] = std::move(tools);
     }
     return dump(json{{"id", id}, {"ok", true}, {"result", std::move(listing)}});
+  }
+  if (op == "mcp_search") {
+    json args = {{"query", frame.contains("query") ? frame["query"] : json("")}};
+    for (const char* k : {"detail", "limit"})
+      if (frame.contains(k) && !frame[k].is_null()) args[k] = frame[k];
+    auto a = search_args(args);
+    if (!a) return fail("mcp_search: " + a.error().message);
+    return dump(
+        json{{"id", id}, {"ok", true}, {"result", search(policy, a->query, a->detail, a->limit)}});
   }
   const json& server_j = frame.contains("server") ? frame["server"] : json();
   const json& tool_j = frame.contains("tool") ? frame["tool"] : json();

@@ -1,6 +1,6 @@
 // server/upstreams.h — the server's side of the upstream MCP servers: the code-mode catalog kept
 // current from the upstream Manager, the broker ops runs use to call upstream tools
-// ("mcp", "mcp_list"), and the HTTP endpoints GET /mcps, GET /mcps/:name/tools,
+// ("mcp", "mcp_list", "mcp_search"), and the HTTP endpoints GET /mcps, GET /mcps/:name/tools,
 // GET /mcps/types.d.ts and POST /mcps-rpc.
 // Thread-safety: every method may be called from any thread.
 #pragma once
@@ -10,7 +10,10 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "policy/config.h"
@@ -22,7 +25,11 @@ namespace onemcp::server {
 
 class Upstreams {
  public:
-  explicit Upstreams(upstream::Manager& manager) : manager_(manager) { refresh(); }
+  // `exposed`: the names of the upstreams whose tools are also 1mcp's own (gateway exposure).
+  explicit Upstreams(upstream::Manager& manager, std::set<std::string> exposed = {})
+      : manager_(manager), exposed_(std::move(exposed)) {
+    refresh();
+  }
 
   // Rebuilds the catalog from the upstreams that are ready now (call when their tools change).
   void refresh();
@@ -30,9 +37,20 @@ class Upstreams {
   // Only what `policy` lets a run call.
   std::vector<CodeModeServer> allowed(const policy::Policy& policy) const;
 
-  // Answers a run's "mcp" or "mcp_list" request frame (see ipc/wire.h) under the run's policy;
-  // an upstream call stops when `cancelled` turns true (the run is over), and times out on its
-  // own only 2 s after `deadline` (the run's end, which its kill enforces first).
+  // The Tool objects of the exposed upstreams' tools that `policy` allows, under their gateway
+  // names (see gateway_tools()).
+  nlohmann::json gateway_list(const policy::Policy& policy) const;
+  // The upstream and tool a gateway name stands for, when `policy` allows it.
+  std::optional<std::pair<std::string, std::string>> gateway_target(
+      const std::string& name, const policy::Policy& policy) const;
+
+  // search_catalog() over what `policy` lets a run call.
+  nlohmann::json search(const policy::Policy& policy, std::string_view query, SearchDetail detail,
+                        size_t limit) const;
+
+  // Answers a run's "mcp", "mcp_list" or "mcp_search" request frame (see ipc/wire.h) under the
+  // run's policy; an upstream call stops when `cancelled` turns true (the run is over), and times
+  // out on its own only 2 s after `deadline` (the run's end, which its kill enforces first).
   std::string answer(const nlohmann::json& frame, const policy::Policy& policy,
                      std::chrono::steady_clock::time_point deadline,
                      const std::atomic<bool>& cancelled);
@@ -49,8 +67,10 @@ class Upstreams {
 
  private:
   upstream::Manager& manager_;
+  const std::set<std::string> exposed_;
   mutable std::mutex mu_;
   std::shared_ptr<const std::vector<CodeModeServer>> catalog_;
+  std::shared_ptr<const std::vector<GatewayTool>> gateway_;
 };
 
 // What a run receives from an upstream tool result: its structuredContent when present, else

@@ -475,6 +475,8 @@ class Relay {
       if (c.has_body) c.op["body"] = base64_encode(body);
     } else if (c.op["op"] == "mcp") {
       if (auto why = read_mcp_call(body, c.op); !why.empty()) return bad_request(c, why);
+    } else if (c.op["op"] == "mcp_search") {
+      if (auto why = read_mcp_search(body, c.op); !why.empty()) return bad_request(c, why);
     }
     c.in.clear();
     enqueue(c);
@@ -499,15 +501,29 @@ class Relay {
     return {};
   }
 
-  // POST /call or /list on the upstream tools pseudo-origin.
+  // {"query": string, "detail"?, "limit"?} into an "mcp_search" request (the broker checks
+  // detail and limit); returns why not when the body is not that.
+  static std::string read_mcp_search(std::string_view body, json& op) {
+    if (!json_depth_within(body)) return "the arguments nest too deeply";
+    json j = json::parse(body, nullptr, false);
+    auto query = j.is_object() ? j.find("query") : j.end();
+    if (!j.is_object() || query == j.end() || !query->is_string())
+      return R"(the body must be {"query": string, "detail"?: string, "limit"?: integer})";
+    op["query"] = *query;
+    for (const char* k : {"detail", "limit"})
+      if (j.contains(k)) op[k] = j[k];
+    return {};
+  }
+
+  // POST /call, /list or /search on the upstream tools pseudo-origin.
   void start_mcp(Conn& c, std::string_view method, std::string_view path,
                  std::optional<uint64_t> content_length) {
-    if (path != "/call" && path != "/list")
+    if (path != "/call" && path != "/list" && path != "/search")
       return answer(c, simple_response(404, "Not Found", "unknown upstream tools endpoint\n"));
     if (method != "POST")
       return answer(c, simple_response(405, "Method Not Allowed", "use POST\n"));
     c.is_mcp = true;
-    c.op = {{"op", path == "/call" ? "mcp" : "mcp_list"}};
+    c.op = {{"op", path == "/call" ? "mcp" : path == "/list" ? "mcp_list" : "mcp_search"}};
     c.has_body = content_length.has_value();
     c.body_len = content_length.value_or(0);
     c.phase = Phase::body;

@@ -12,6 +12,8 @@
 //                               broker's status, headers and body.
 //   POST http://mcp.1mcp.invalid/call   body {"server", "tool", "args"} -> {"op":"mcp", ...}
 //   POST http://mcp.1mcp.invalid/list   -> {"op":"mcp_list"}
+//   POST http://mcp.1mcp.invalid/search body {"query", "detail"?, "limit"?} -> {"op":"mcp_search",
+//   ...}
 //                               upstream MCP tools (see sandbox/broker_channel.h): 200 whose
 //                               application/json body is the broker's answer frame, ok or not.
 //                               The host is reserved (".invalid" never resolves), so no real

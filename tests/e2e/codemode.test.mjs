@@ -3,7 +3,8 @@
 // stdio fixture that crashes or hangs on request — called from inside run_js and run_py, under
 // policy.mcps, through restarts and run timeouts; the HTTP endpoints GET /mcps,
 // GET /mcps/:name/tools, GET /mcps/types.d.ts and POST /mcps-rpc; and `serve --stdio` stopping
-// its upstream servers when it is told to stop.
+// its upstream servers when it is told to stop. (Many tools and search_tools:
+// codemode_scale.test.mjs.)
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -80,6 +81,7 @@ before(async () => {
       { name: "everything", transport: "http", endpoint: `${everything.url}/mcp` },
       { name: "flaky", transport: "stdio", command: "node", args: [path.join(FIXTURES, "stdio_server.mjs")] },
     ];
+    cfg.codeMode = { describe: "full" };  // the descriptions list every tool
     return withLimits({ timeoutMs: SERVER_TIMEOUT_MS })(cfg);
   });
   server = await startServer({ dir });
@@ -93,7 +95,7 @@ before(async () => {
   cleanups.push(() => client.close());
 });
 
-test("run_js and run_py descriptions list the upstream tools", async () => {
+test("run_js and run_py descriptions list the upstream tools (codeMode.describe \"full\")", async () => {
   // The catalog follows the upstreams' readiness; it may trail GET /mcps by a moment.
   const tools = await eventually(
     async () => {

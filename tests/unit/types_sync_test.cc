@@ -241,7 +241,8 @@ TEST(TypesInSync, ConfigSchemaHasTheFieldsTheCodeReadsAndWrites) {
   c.policy.limits = {1000, 64, 4096};
   c.policy.mcps = {"fs/read"};
   c.mcps.push_back({"fs", "stdio", "npx", {"-y", "x"}, {{"HOME", "/tmp"}}, "", {}});
-  c.mcps.push_back({"web", "http", "", {}, {}, "http://localhost:1/mcp", {{"X-A", "b"}}});
+  c.mcps.push_back({"web", "http", "", {}, {}, "http://localhost:1/mcp", {{"X-A", "b"}}, true});
+  c.code_mode.describe = "full";
   c.mounts.push_back({"/srv/data", "/data", "rw"});
   c.session_ttl_ms = 5000;
   c.server = {{"mcp.example.com", "localhost:9000"},

@@ -2260,7 +2260,8 @@
 
   // Upstream MCP tools ("code mode"): `await mcp.<server>.<tool>(args)` calls a tool of an
   // upstream server through the supervisor, which maps the identifiers and applies policy.mcps;
-  // `await mcp.$list()` gives { server: [tool, ...] } of what this run may call. A failure
+  // `await mcp.$list()` gives { server: [tool, ...] } of what this run may call, and
+  // `await mcp.$search(query, { detail, limit })` the search_tools answer over them. A failure
   // rejects with an McpError whose isError is true when the tool itself reported an error.
   class McpError extends Error {
     constructor(message, isError) {
@@ -2318,7 +2319,14 @@
   };
   const mcp = mcpNamespace('[mcp: upstream MCP servers; await mcp.$list() lists their tools]',
     (server) => mcpNamespace(`[mcp.${server}: tools of an upstream MCP server]`, (tool) => mcpTool(server, tool)),
-    { $list: () => mcpRequest({ op: 'mcp_list' }) });
+    {
+      $list: () => mcpRequest({ op: 'mcp_list' }),
+      $search: (query, options = {}) => {
+        if (typeof query !== 'string') return Promise.reject(new TypeError('mcp.$search: the query must be a string'));
+        if (!isPlainObject(options)) return Promise.reject(new TypeError('mcp.$search: the options must be a plain object'));
+        return mcpRequest({ op: 'mcp_search', query, detail: options.detail, limit: options.limit });
+      },
+    });
 
   const performance = { timeOrigin: Date.now(), now: () => host.now() - startTime };
 

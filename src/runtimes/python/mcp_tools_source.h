@@ -17,7 +17,7 @@ inline constexpr const char kMcpToolsSource[] = R"PY("""Upstream MCP tools, call
 Each upstream MCP server of the 1mcp server is an attribute of this module (by its identifier),
 and each of its tools an attribute of that. Calling a tool with keyword arguments, or with one
 dict, returns the tool's result; a failure raises McpError. list() returns
-{server: [tool, ...]}, what this run may call. call(server, tool, args) reaches any name,
+{server: [tool, ...]}, what this run may call, and search(query) finds tools among them. call(server, tool, args) reaches any name,
 including those that are not Python identifiers or that this module's own names hide.
 """
 
@@ -88,6 +88,15 @@ def call(server, tool, args=None, /, **kwargs):
 def list():
     """{server: [tool, ...]}: the upstream tools this run may call."""
     return _post('/list', {})
+
+
+def search(query, detail='descriptions', limit=10):
+    """{'total': n, 'matches': [{'server', 'tool', 'name', ...}]}: the tools this run may call
+    that match `query`, best first. detail: 'names', 'descriptions' or 'signatures' (with each
+    tool's TypeScript signature and JSON Schemas); limit: 1 to 50."""
+    if not isinstance(query, str):
+        raise TypeError('search: the query must be a string')
+    return _post('/search', {'query': query, 'detail': detail, 'limit': limit})
 
 
 def _tool(server, tool):
