@@ -118,14 +118,19 @@ export function startServer(bin, dir, extra = [], timeoutMs = 30000) {
     children.add(proc);
     proc.on("exit", () => children.delete(proc));
     let err = "";
+    let ready = false;
     const timer = setTimeout(() => {
       proc.kill("SIGKILL");
       reject(new Error(`server not ready after ${timeoutMs} ms:\n${err}`));
     }, timeoutMs);
+    // The server logs a line per call: once it is ready only a bounded tail is kept (for an
+    // error message), so reading its log costs the client O(1) per line, not a scan of all of it.
     proc.stderr.setEncoding("utf8").on("data", (d) => {
-      err += d;
+      err = ready ? (err + d).slice(-16384) : err + d;
+      if (ready) return;
       const m = READY_RE.exec(err);
-      if (m && timer) {
+      if (m) {
+        ready = true;
         clearTimeout(timer);
         resolve({ proc, port: Number(m[3]), host: m[2], selfReadyMs: Number(m[1]), spawnedAt });
       }

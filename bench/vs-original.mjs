@@ -82,7 +82,7 @@ async function startOriginal(opts) {
   });
   process.on("exit", () => proc.kill("SIGKILL"));
   let err = "";
-  proc.stderr.setEncoding("utf8").on("data", (d) => (err += d));
+  proc.stderr.setEncoding("utf8").on("data", (d) => (err = (err + d).slice(-16384)));  // a bounded tail
   for (let i = 0; i < 3000; i++) {
     if (proc.exitCode !== null) throw new Error(`original exited before ready:\n${err}`);
     const r = await httpRequest({ port, agent: false, headers: jsonHeaders(), body: JSON.stringify(INIT) }).catch(() => null);
