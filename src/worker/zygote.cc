@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -126,25 +125,6 @@ void start_relay() {
 // A request like a call's (some code, arguments, environment, limits), encoded once in the zygote
 // so that run slots can decode it ahead of their own.
 std::string g_sample_request;
-long g_cpus = 1;  // CPUs the zygote may run on (its affinity), counted once at start
-
-// True when more tasks are runnable right now than there are CPUs: /proc/loadavg's instant
-// count, this process included (a global figure, the same inside the run's pid namespace).
-// A warm-up then takes CPU from runs and calls already waiting for it, and its request is
-// likely to come while it is still busy with samples.
-bool cpu_saturated() {
-  char buf[128];
-  const int fd = ::open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
-  long running = 0;
-  // "0.08 0.04 0.65 3/234 5678": the fourth field is runnable/total.
-  if (std::sscanf(buf, "%*s %*s %*s %ld/", &running) != 1) return false;
-  return running > g_cpus;
-}
 
 std::string sample_request() {
   ipc::RunRequest r;
@@ -301,10 +281,9 @@ bool same_sandbox(const ipc::RunRequest& a, const ipc::RunRequest& b) {
   // Decoding a request, encoding a report and the runtime's own per-run work allocate, and the
   // first writes to the zygote's heap pages copy them: doing them once on samples now takes those
   // page faults off the call's path. Not when the request is waiting already (calls back to
-  // back), nor when the CPUs are saturated: the run takes those faults anyway, and the samples'
-  // own work would only delay it and the runs beside it.
+  // back): the run takes them anyway, and the sample's own work would only delay it.
   char peek = 0;
-  if (::recv(slot, &peek, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && !cpu_saturated()) {
+  if (::recv(slot, &peek, 1, MSG_PEEK | MSG_DONTWAIT) < 0) {
     (void)ipc::decode_request(g_sample_request);
     (void)ipc::encode(ipc::ChildReport{.value = "sample", .exit_code = 0});
     rt.warm_up();
@@ -469,8 +448,6 @@ int zygote_main(Runtime& rt) {
   }
 
   g_sample_request = sample_request();
-  cpu_set_t affinity;
-  if (::sched_getaffinity(0, sizeof affinity, &affinity) == 0) g_cpus = CPU_COUNT(&affinity);
 
   sigset_t chld;
   sigemptyset(&chld);
