@@ -207,7 +207,10 @@ test("exposed upstream tools are tools of 1mcp, under policy.mcps, called direct
   const crashed = await callTool(client, "flaky__crash", {});
   assert.equal(crashed.isError, true);
   assert.match(crashed.content[0].text, /^flaky__crash: upstream 'flaky' exited with status 3/);
-  await eventually(async () => (await request(`${base}/mcps`)).json.mcps.every((m) => m.status === "ready"), 15000, "flaky restarted");
+  // Restarted: ready, and its tools exposed again (the gateway's list is refreshed just after
+  // the upstream turns ready, so the next test's first call must not race it).
+  await eventually(async () => (await request(`${base}/mcps`)).json.mcps.every((m) => m.status === "ready") &&
+    (await client.listTools()).tools.some((t) => t.name === "flaky__slow"), 15000, "flaky restarted");
 });
 
 test("a forwarded call reports the upstream's progress; cancelling it cancels it upstream", async () => {
