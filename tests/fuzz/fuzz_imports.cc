@@ -1,6 +1,6 @@
 // fuzz_imports — deps/imports.h and the npm name/range checks on arbitrary bytes.
 // rewrite_imports never crashes, keeps the number of lines, and only ever succeeds with code
-// whose leading imports all name allowed modules; an accepted version range never contains a
+// whose leading imports all name allowed modules (or the runtime's built-ins, "fs"); an accepted version range never contains a
 // character npm would read as a URL, path or alias.
 #include <algorithm>
 #include <cstddef>
@@ -25,7 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       size_t b = p + 17, e = r->find('"', b);
       std::string spec = r->substr(b, e == std::string::npos ? std::string::npos : e - b);
       // The call may come from the input itself (after the declarations): only check ours.
-      if (code.find("__onemcp_import") == std::string_view::npos && !kModules.count(spec))
+      if (code.find("__onemcp_import") == std::string_view::npos && !kModules.count(spec) &&
+          !onemcp::deps::is_runtime_builtin(spec))
         std::abort();
     }
   }
