@@ -28,13 +28,12 @@ std::string sys_error(const std::string& what, const std::string& path, int err)
   return what + " " + path + ": " + std::strerror(err);
 }
 
-Result<std::string> read_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return make_error(sys_error("cannot read", path, errno));
+// The whole file from offset 0 (pread, so a control file kept open re-reads from the start).
+Result<std::string> read_all(int fd, const std::string& path) {
   std::string out;
   char buf[4096];
   for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    const ssize_t n = ::pread(fd, buf, sizeof buf, off_t(out.size()));
     if (n > 0) {
       out.append(buf, size_t(n));
     } else if (n == 0) {
@@ -45,17 +44,28 @@ Result<std::string> read_file(const std::string& path) {
   }
 }
 
-// Control files are written with one write(2): the kernel parses each write as a whole. Returns the
-// errno (0 on success) so callers can tell "file absent" (ENOENT) from a refusal.
-int write_file_errno(const std::string& path, std::string_view value) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd.valid()) return errno;
+// Control files are written with one write(2) at offset 0: the kernel parses each write as a
+// whole. Returns the errno (0 on success).
+int write_all(int fd, std::string_view value) {
   ssize_t n;
   do {
-    n = ::write(fd.get(), value.data(), value.size());
+    n = ::pwrite(fd, value.data(), value.size(), 0);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return errno;
   return size_t(n) == value.size() ? 0 : EIO;
+}
+
+Result<std::string> read_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return make_error(sys_error("cannot read", path, errno));
+  return read_all(fd.get(), path);
+}
+
+// Returns the errno (0 on success) so callers can tell "file absent" (ENOENT) from a refusal.
+int write_file_errno(const std::string& path, std::string_view value) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd.valid()) return errno;
+  return write_all(fd.get(), value);
 }
 
 Status write_file(const std::string& path, std::string_view value) {
@@ -204,17 +214,21 @@ Status remove_dir(const std::string& dir) {
   }
 }
 
-// Depth first: a cgroup with child cgroups cannot be removed.
-void remove_tree(const std::string& dir, int version) {
+std::vector<std::string> subdirs(const std::string& dir) {
+  std::vector<std::string> out;
   if (DIR* d = ::opendir(dir.c_str())) {
-    std::vector<std::string> subdirs;
     while (dirent* e = ::readdir(d)) {
       if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
-        subdirs.push_back(dir + "/" + e->d_name);
+        out.push_back(dir + "/" + e->d_name);
     }
     ::closedir(d);
-    for (auto& s : subdirs) remove_tree(s, version);
   }
+  return out;
+}
+
+// Depth first: a cgroup with child cgroups cannot be removed.
+void remove_tree(const std::string& dir, int version) {
+  for (auto& s : subdirs(dir)) remove_tree(s, version);
   kill_all(dir, version);
   if (auto s = remove_dir(dir); !s) log::warn(s.error().message);
 }
@@ -244,16 +258,7 @@ void sweep_stale(const std::string& own_dir, const std::string& parent_dir, int 
 // FROZEN state when its parent thaws).
 void thaw_tree(const std::string& dir) {
   (void)write_file_errno(dir + "/freezer.state", "THAWED");
-  if (DIR* d = ::opendir(dir.c_str())) {
-    std::vector<std::string> subdirs;
-    while (dirent* e = ::readdir(d)) {
-      if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") != 0 &&
-          std::strcmp(e->d_name, "..") != 0)
-        subdirs.push_back(dir + "/" + e->d_name);
-    }
-    ::closedir(d);
-    for (auto& s : subdirs) thaw_tree(s);
-  }
+  for (auto& s : subdirs(dir)) thaw_tree(s);
 }
 
 const char* v1_probe(std::string_view controller) {
@@ -703,29 +708,12 @@ int CgroupScope::control(const std::string& path) const {
 Result<std::string> CgroupScope::read_control(const std::string& path) const {
   const int fd = control(path);
   if (fd < 0) return make_error(sys_error("cannot read", path, errno));
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::pread(fd, buf, sizeof buf, off_t(out.size()));
-    if (n > 0) {
-      out.append(buf, size_t(n));
-    } else if (n == 0) {
-      return out;
-    } else if (errno != EINTR) {
-      return make_error(sys_error("cannot read", path, errno));
-    }
-  }
+  return read_all(fd, path);
 }
 
 int CgroupScope::write_control(const std::string& path, std::string_view value) const {
   const int fd = control(path);
-  if (fd < 0) return errno;
-  ssize_t n;
-  do {
-    n = ::pwrite(fd, value.data(), value.size(), 0);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return errno;
-  return size_t(n) == value.size() ? 0 : EIO;
+  return fd < 0 ? errno : write_all(fd, value);
 }
 
 CgroupScope::~CgroupScope() {
