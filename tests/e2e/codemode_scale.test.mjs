@@ -204,13 +204,19 @@ test("exposed upstream tools are tools of 1mcp, under policy.mcps, called direct
     await assert.rejects(callTool(client, name, {}), (e) => e instanceof McpError && e.code === -32602 && e.message.includes(`Unknown tool: ${name}`));
   }
   // An upstream failure is the tool's error result.
+  const flaky = async () => (await request(`${base}/mcps`)).json.mcps.find((m) => m.name === "flaky");
+  const before = (await flaky()).restarts;
   const crashed = await callTool(client, "flaky__crash", {});
   assert.equal(crashed.isError, true);
   assert.match(crashed.content[0].text, /^flaky__crash: upstream 'flaky' exited with status 3/);
-  // Restarted: ready, and its tools exposed again (the gateway's list is refreshed just after
-  // the upstream turns ready, so the next test's first call must not race it).
-  await eventually(async () => (await request(`${base}/mcps`)).json.mcps.every((m) => m.status === "ready") &&
-    (await client.listTools()).tools.some((t) => t.name === "flaky__slow"), 15000, "flaky restarted");
+  // Restarted (not merely not yet noticed to have exited): ready, and its tools exposed again
+  // (the gateway's list is refreshed just after the upstream turns ready, so the next test's
+  // first call must not race either).
+  await eventually(async () => {
+    const f = await flaky();
+    return f.restarts > before && f.status === "ready" &&
+      (await client.listTools()).tools.some((t) => t.name === "flaky__slow");
+  }, 15000, "flaky restarted");
 });
 
 test("a forwarded call reports the upstream's progress; cancelling it cancels it upstream", async () => {
