@@ -530,7 +530,8 @@ bool CgroupManager::recycle(CgroupScope& s) {
   // No process is left alive. pids.current also counts the dead until they are reaped: the run's
   // own process (pid 1 of its pid namespace, so the last of it to go) may still be waiting for
   // its zygote to reap it, which uncharges it from this scope moments later.
-  if (!s.processes().empty() || (!s.pids_dir_.empty() && s.pids_current() > 1)) return false;
+  auto procs = s.processes();
+  if (!procs || !procs->empty() || (!s.pids_dir_.empty() && s.pids_current() > 1)) return false;
   if (!s.memory_dir_.empty()) {
     if (s.oom_killed()) return false;  // its counter would stay set for the next run
     const char* usage = s.memory_version_ == 1 ? "/memory.usage_in_bytes" : "/memory.current";
@@ -688,10 +689,11 @@ uint32_t CgroupScope::pids_current() const {
   return text ? uint32_t(std::strtoul(text->c_str(), nullptr, 10)) : 0;
 }
 
-std::vector<pid_t> CgroupScope::processes() const {
-  if (dirs_.empty()) return {};
+Result<std::vector<pid_t>> CgroupScope::processes() const {
+  if (dirs_.empty()) return std::vector<pid_t>{};
   auto text = read_control(dirs_[0] + "/cgroup.procs");
-  return text ? parse_pids(*text) : std::vector<pid_t>{};
+  if (!text) return text.error();
+  return parse_pids(*text);
 }
 
 int CgroupScope::control(const std::string& path) const {

@@ -132,8 +132,9 @@ class CgroupScope {
   // Bytes since the scope was made or recycled; 0 when the kernel does not report it.
   uint64_t memory_peak() const;
   uint32_t pids_current() const;
-  // The processes (thread groups) in the scope, from its first hierarchy.
-  std::vector<pid_t> processes() const;
+  // The processes (thread groups) in the scope, from its first hierarchy; one whose every thread
+  // has begun to exit is not listed.
+  Result<std::vector<pid_t>> processes() const;
   const std::vector<std::string>& dirs() const { return dirs_; }  // for tests and diagnostics
 
  private:

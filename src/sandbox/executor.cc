@@ -705,8 +705,11 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
     // Finished: the run reported the code it exits with and closed its output and result, and
     // nothing else of it is left. Its process may still be exiting (unmapping a large heap takes
     // milliseconds): answer now, and let the kernel finish after the answer (the scope is torn
-    // down then). The SIGKILL is for a script that closed them itself and went on running.
-    // Looked at once, when the last of them closes (the report is final then).
+    // down then). A process that has begun to exit is no longer listed in its scope (the kernel
+    // skips thread groups without a live thread), so an empty scope is such an end too; a
+    // process it forked keeps the scope listed, and the run is awaited. The SIGKILL is for a
+    // script that closed them itself and went on running. Looked at once, when the last of them
+    // closes (the report is final then).
     if (req.live && live_done && !exited && !forced && !final_report) {
       // A live call ends when its process says so (ipc::kSlotDone), though something of it (a
       // process its code forked) may still hold its pipes: what they hold now is the call's
@@ -725,7 +728,7 @@ Result<RunOutput> Zygote::run(const ipc::RunRequest& req, const std::string& std
       final_report = ipc::decode_report(report);
       if (placed && final_report->exit_code) {
         const auto procs = scope->processes();
-        if (procs.size() == 1 && procs[0] == host_pid) {
+        if (procs && (procs->empty() || (procs->size() == 1 && (*procs)[0] == host_pid))) {
           mark("supervisor: finished, exit not awaited");
           ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
           status = W_EXITCODE(*final_report->exit_code, 0);

@@ -245,7 +245,7 @@ bool same_sandbox(const ipc::RunRequest& a, const ipc::RunRequest& b) {
     if (!g_kept) {
       std::fflush(stdout);
       std::fflush(stderr);
-      for (int fd = 0; fd <= ipc::kBrokerFd; ++fd) ::close(fd);
+      ::syscall(SYS_close_range, 0u, unsigned(ipc::kBrokerFd), 0u);
       _exit(code & 0xff);
     }
   }
@@ -352,8 +352,9 @@ bool same_sandbox(const ipc::RunRequest& a, const ipc::RunRequest& b) {
   std::fflush(stdout);
   std::fflush(stderr);
   // Done: closing the output and result now (not as part of exit, which first unmaps the whole
-  // heap) lets the supervisor answer while the kernel tears this process down.
-  for (int fd = 0; fd <= ipc::kBrokerFd; ++fd) ::close(fd);
+  // heap) lets the supervisor answer while the kernel tears this process down. All in one call,
+  // so it is woken once, not once per pipe.
+  ::syscall(SYS_close_range, 0u, unsigned(ipc::kBrokerFd), 0u);
   _exit(code & 0xff);
 }
 
