@@ -13,6 +13,7 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::chrono::milliseconds kPastRunDeadline{2000};
+constexpr size_t kMaxMemoTrees = 32;
 
 namespace {
 
@@ -98,6 +99,9 @@ void Upstreams::set_trees(std::unique_ptr<McpsTrees> trees) {
 std::shared_ptr<const McpsTrees::Tree> Upstreams::mcps_tree(const policy::Policy& policy) const {
   std::lock_guard lk(trees_mu_);
   if (!trees_) return nullptr;
+  // Calls may narrow policy.mcps in many ways: the memo (and so what stays on disk beyond the
+  // runs in progress) is bounded.
+  if (tree_of_.size() >= kMaxMemoTrees && !tree_of_.count(policy.mcps)) tree_of_.clear();
   auto& tree = tree_of_[policy.mcps];
   if (tree) return tree;
   // refresh() swaps the catalog in before it clears tree_of_ (under trees_mu_): a tree made here
