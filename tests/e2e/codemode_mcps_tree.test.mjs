@@ -192,6 +192,10 @@ test("after an upstream's list_changed a new run sees the new tree; a session's 
   let s = await runJs(client, hasExtra, { session });
   assertOk(s);
   assert.equal(s.structuredContent.stdout, "false 23\n");  // 11 tools x 2 files + index.d.ts
+  const pyHasExtra = `import os\nprint(os.path.exists("/mcps/flaky/extra.pyi"), len(os.listdir("/mcps/flaky")))`;
+  let sp = await runPy(client, pyHasExtra, { session });
+  assertOk(sp);
+  assert.equal(sp.structuredContent.stdout, "False 23\n");
 
   const added = await runJs(client, `await mcp.flaky.add_tool({}); console.log("added")`);
   assertOk(added);
@@ -203,15 +207,19 @@ test("after an upstream's list_changed a new run sees the new tree; a session's 
   const r = await runJs(client, `${hasExtra}; console.log(require("fs").readFileSync("/mcps/flaky/index.d.ts", "utf8").includes("export { extra }"))`);
   assertOk(r);
   assert.equal(r.structuredContent.stdout, "true 25\ntrue\n");
-  const py = await runPy(client, `import os\nprint(os.path.exists("/mcps/flaky/extra.pyi"))`);
+  const py = await runPy(client, pyHasExtra);
   assertOk(py);
-  assert.equal(py.structuredContent.stdout, "True\n");
+  assert.equal(py.structuredContent.stdout, "True 25\n");
 
   // The session's interpreter still has the tree it mounted (kept on disk while it lives).
   s = await runJs(client, hasExtra, { session });
   assertOk(s);
   assert.deepEqual(s.structuredContent.session, { interpreter: "continued", call: 2 }, show(s));
   assert.equal(s.structuredContent.stdout, "false 23\n");
+  sp = await runPy(client, pyHasExtra, { session });
+  assertOk(sp);
+  assert.deepEqual(sp.structuredContent.session, { interpreter: "continued", call: 2 }, show(sp));
+  assert.equal(sp.structuredContent.stdout, "False 23\n");
   // On disk: the new tree and the session's; the trees of the old list nobody uses are gone.
   assert.equal(trees().length, 2, trees().join());
   await callTool(client, "session_close", { session });
