@@ -532,7 +532,7 @@ export interface Mount {
   host: string;
   /**
    * Where it appears inside the sandbox: an absolute, normalized path outside /proc, /dev, /usr,
-   * /lib, /lib64, /etc and the writable paths.
+   * /lib, /lib64, /etc, /mcps and the writable paths.
    */
   path: string;
   /**

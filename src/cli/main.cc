@@ -821,6 +821,20 @@ int cmd_serve(const ServeFlags& f) {
     std::fprintf(stderr, "1mcp serve: %s\n", s.error().message.c_str());
     return 2;
   }
+  if (upstreams && paths.sandbox) {
+    // Runs that may call upstream tools read them as files at /mcps (server/mcps_tree.h).
+    // Without the sandbox a run has no mount namespace to show them in.
+    const std::string root = fs::absolute(fs::path(resolve(dir, config->cache_dir)) / "mcps")
+                                 .lexically_normal()
+                                 .string();
+    auto trees = server::McpsTrees::open(root);
+    if (trees) {
+      upstreams->set_trees(std::move(*trees));
+      paths.mcps_root = root;
+    } else {
+      log::warn("runs get no /mcps tree: " + trees.error().message);
+    }
+  }
   auto store = open_capsule_store(*config, dir);
   if (!store) {
     std::fprintf(stderr, "1mcp serve: every run executes from a signed capsule: %s\n",

@@ -48,6 +48,7 @@ std::string encode(const RunRequest& r) {
   if (r.network_relay) j["networkRelay"] = true;
   if (r.mcp) j["mcp"] = true;
   if (!r.pip_key.empty()) j["pipKey"] = r.pip_key;
+  if (!r.mcps_key.empty()) j["mcpsKey"] = r.mcps_key;
   if (r.profile) j["profile"] = true;
   if (r.live) j["live"] = true;
   if (r.workspace) j["workspace"] = true;
@@ -82,6 +83,7 @@ Result<RunRequest> decode_request(const std::string& s) {
     r.mcp = j.value("mcp", false);
     r.deps_code = nul == std::string::npos ? j.value("depsCode", std::string{}) : s.substr(nul + 1);
     r.pip_key = j.value("pipKey", std::string{});
+    r.mcps_key = j.value("mcpsKey", std::string{});
     r.profile = j.value("profile", false);
     r.live = j.value("live", false);
     r.workspace = j.value("workspace", false);

@@ -92,6 +92,9 @@ inline constexpr size_t kMaxInputBytes = 4u << 20;  // all files' content togeth
 // single slashes, none of them "." or "..", no NUL, at most 1024 bytes. Says why not.
 Status check_input_path(std::string_view path);
 
+// Where a run that may call upstream tools reads their declarations (server/mcps_tree.h).
+inline constexpr const char* kMcpsDir = "/mcps";
+
 // What a run is asked to do. Limits are already validated and clamped by the supervisor.
 struct RunRequest {
   std::string code;
@@ -118,6 +121,10 @@ struct RunRequest {
   // whatever this says; Python only through the relay, which this starts as network_relay does
   // (without network_relay its proxy serves upstream tools only: the broker refuses fetches).
   bool mcp = false;
+  // With mcp: the key of the run's /mcps tree (server/mcps_tree.h), 64 lowercase hex digits; the
+  // worker binds that directory of its trees root read-only at kMcpsDir. Empty: no /mcps. A live
+  // run keeps the tree of its first call.
+  std::string mcps_key;
   // Filesystem policy, paths inside the sandbox's root: each writable path is backed by a fresh
   // size- and inode-limited tmpfs; nothing else may be written, and only `readonly` (plus what
   // the interpreter itself loads) may be read.

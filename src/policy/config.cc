@@ -273,7 +273,7 @@ Config read_config(const json& j, std::vector<std::string>& errors) {
                            json_string(*value) + ")");
         }
       }
-      for (std::string reserved : {"/proc", "/dev", "/usr", "/lib", "/lib64", "/etc"}) {
+      for (std::string reserved : {"/proc", "/dev", "/usr", "/lib", "/lib64", "/etc", "/mcps"}) {
         if (path_within(m.path, reserved) || path_within(reserved, m.path)) {
           errors.push_back(path + ".path: " + reserved + " is reserved for the sandbox itself");
         }

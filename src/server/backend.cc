@@ -109,6 +109,10 @@ class WorkerBackend final : public RunBackend {
         return upstreams_->answer(frame, policy, deadline, cancelled);
       };
     }
+    // The run's /mcps tree, kept on disk until the run is over (a session's interpreter keeps
+    // the one of its first call).
+    const std::shared_ptr<const McpsTrees::Tree> mcps_tree =
+        upstreams_ && spec.mcp ? upstreams_->mcps_tree(policy) : nullptr;
     const sandbox::BrokerHandler broker =
         make_broker_handler(policy.network, resolver_, fetch_limits_, std::move(code_mode));
     const sandbox::BrokerTunnels tunnels = make_broker_tunnels(policy.network, resolver_, fetch_limits_);
@@ -137,6 +141,7 @@ class WorkerBackend final : public RunBackend {
       exact.env = c.entry.env;
       exact.cwd = c.entry.cwd;
       exact.profile = profile_runs_;
+      exact.mcps_key = mcps_tree ? mcps_tree->key : std::string();
       // In a session: its live interpreter of this language, one call at a time.
       Session::Interpreter* in =
           spec.session ? &spec.session->interpreter(lang == Language::py) : nullptr;
@@ -222,6 +227,8 @@ class WorkerBackend final : public RunBackend {
                             heap ? heap->get() : -1, in ? &in->live : nullptr, workspace.get());
       if (in) {
         ++in->calls;
+        // A new process (its workspace was mounted for this call) keeps this call's tree.
+        if (in->live && workspace.valid()) in->mcps = mcps_tree;
         if (in->live) {
           in->sandbox = sandbox_key;
           if (!exact.deps_code.empty() && out && !out->report.needs_transpile) in->deps = deps_key;
@@ -433,6 +440,7 @@ Result<std::unique_ptr<RunBackend>> start_worker_backend(const WorkerPaths& path
   for (const auto& m : paths.mounts) {
     args.insert(args.end(), {"--mount", m.writable ? "rw" : "ro", m.host, m.path});
   }
+  if (!paths.mcps_root.empty()) args.insert(args.end(), {"--mcps-root", paths.mcps_root});
   auto js = sandbox::Zygote::start({paths.js_worker, args, worker_env()}, cgroups);
   if (!js) return js.error();
   std::vector<std::string> py_args = args;

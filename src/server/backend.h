@@ -57,6 +57,7 @@ struct WorkerPaths {
   };
   std::vector<Mount> mounts;  // host directories shown inside the sandbox (from the config)
   std::string pip_root;       // host directory of the pip dependency sets (PipCache), or empty
+  std::string mcps_root;      // host directory of the /mcps trees (Upstreams::set_trees), or empty
   std::vector<std::string> python_preload;  // config python.preload: imported by the Python zygote
   // Every run reports its steps (ipc::RunRequest::profile), shown in the result's _meta.
   bool profile_runs = false;

@@ -46,6 +46,15 @@ const CodeModeTool* find_tool(const CodeModeServer& server, std::string_view ide
 // what it cannot express or nesting beyond a fixed depth).
 std::string typescript_type(const nlohmann::json& schema);
 
+// The doc comment and signature of `t` called as `callee`, e.g. "/** Echo */\ncallee(args: {...}):
+// Promise<...>": the description (preceded by the upstream's name when it is not the
+// identifier), the argument type from its inputSchema, the result type from its outputSchema
+// (else the content blocks, `McpContent[]`).
+std::string tool_declaration(const CodeModeTool& t, const std::string& callee);
+
+// The TypeScript type `McpContent` (a content block of a tool result), declared as text.
+extern const char* const kMcpContentType;
+
 // A .d.ts declaring `mcp` with one typed async function per tool: the argument type from its
 // inputSchema, the result type from its outputSchema (else the content blocks).
 std::string typescript_declarations(const std::vector<CodeModeServer>& catalog);

@@ -42,6 +42,8 @@ class Session {
     std::string deps;     // run_js: the npm layer its interpreter has loaded (its sha256), if any
     std::string ended;    // why the last live process ended, told to the next call once
     uint64_t calls = 0;   // calls it has run in this session, over all its processes
+    // The /mcps tree its process mounted at its first call (kept on disk while it lives).
+    std::shared_ptr<const void> mcps;
   };
 
   Session(std::string handle, std::string principal, sandbox::Workspace workspace)

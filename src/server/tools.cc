@@ -180,6 +180,8 @@ json tool_list(const policy::Policy& server_policy,
         " Upstream MCP tools are callable synchronously: `from mcp_tools import <server>`, then "
         "`<server>.<tool>(**args)`; the result is the tool's structuredContent, else its content "
         "blocks; a tool error raises mcp_tools.McpError.";
+    js += " Their declarations: /mcps/README.md and /mcps/<server>/<tool>.d.ts in the run.";
+    py += " Their declarations: /mcps/README.md and /mcps/<server>/<tool>.pyi in the run.";
     if (describe == "full") {
       js += " Typed declarations: GET /mcps/types.d.ts. Available:\n" +
             code_mode_summary(upstream_tools, false);

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "base/json_depth.h"
+#include "base/log.h"
 #include "server/tools.h"
 
 namespace onemcp::server {
@@ -12,6 +13,7 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::chrono::milliseconds kPastRunDeadline{2000};
+constexpr size_t kMaxMemoTrees = 32;
 
 namespace {
 
@@ -79,9 +81,39 @@ void Upstreams::refresh() {
   }
   auto next = std::make_shared<const std::vector<CodeModeServer>>(code_mode_catalog(tools));
   auto gateway = std::make_shared<const std::vector<GatewayTool>>(gateway_tools(exposed));
-  std::lock_guard lk(mu_);
-  catalog_ = std::move(next);
-  gateway_ = std::move(gateway);
+  {
+    std::lock_guard lk(mu_);
+    catalog_ = std::move(next);
+    gateway_ = std::move(gateway);
+  }
+  std::lock_guard lk(trees_mu_);
+  tree_of_.clear();
+}
+
+void Upstreams::set_trees(std::unique_ptr<McpsTrees> trees) {
+  std::lock_guard lk(trees_mu_);
+  trees_ = std::move(trees);
+  tree_of_.clear();
+}
+
+std::shared_ptr<const McpsTrees::Tree> Upstreams::mcps_tree(const policy::Policy& policy) const {
+  std::lock_guard lk(trees_mu_);
+  if (!trees_) return nullptr;
+  // Calls may narrow policy.mcps in many ways: the memo (and so what stays on disk beyond the
+  // runs in progress) is bounded.
+  if (tree_of_.size() >= kMaxMemoTrees && !tree_of_.count(policy.mcps)) tree_of_.clear();
+  auto& tree = tree_of_[policy.mcps];
+  if (tree) return tree;
+  // refresh() swaps the catalog in before it clears tree_of_ (under trees_mu_): a tree made here
+  // from the previous catalog is dropped by that clear.
+  auto made = trees_->get(allowed(policy));
+  if (!made) {
+    log::warn("the /mcps tree of runs cannot be written: " + made.error().message);
+    tree_of_.erase(policy.mcps);
+    return nullptr;
+  }
+  tree = *made;
+  return tree;
 }
 
 json Upstreams::gateway_list(const policy::Policy& policy) const {

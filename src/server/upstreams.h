@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -19,6 +20,7 @@
 #include "policy/config.h"
 #include "server/codemode.h"
 #include "server/http_api.h"
+#include "server/mcps_tree.h"
 #include "upstream/upstream.h"
 
 namespace onemcp::server {
@@ -65,12 +67,23 @@ class Upstreams {
 
   upstream::Manager& manager() { return manager_; }
 
+  // Where runs' /mcps trees are written (mcps_tree.h); none: runs get no /mcps.
+  void set_trees(std::unique_ptr<McpsTrees> trees);
+  // The /mcps tree of what `policy` lets a run call, written at most once per tool-list change
+  // and policy.mcps (later calls find it in memory); kept on disk while the lease lives. Null
+  // without trees, or when it cannot be written (logged: the run then has no /mcps).
+  std::shared_ptr<const McpsTrees::Tree> mcps_tree(const policy::Policy& policy) const;
+
  private:
   upstream::Manager& manager_;
   const std::set<std::string> exposed_;
   mutable std::mutex mu_;
   std::shared_ptr<const std::vector<CodeModeServer>> catalog_;
   std::shared_ptr<const std::vector<GatewayTool>> gateway_;
+  // The trees of the current catalog by policy.mcps (cleared when the catalog changes).
+  mutable std::mutex trees_mu_;
+  std::unique_ptr<McpsTrees> trees_;
+  mutable std::map<std::vector<std::string>, std::shared_ptr<const McpsTrees::Tree>> tree_of_;
 };
 
 // What a run receives from an upstream tool result: its structuredContent when present, else

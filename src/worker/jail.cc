@@ -52,6 +52,8 @@ const std::vector<JailStep> kJailSteps = {
      [](const RunJail& r) { return jail::make_writable_paths(*r.request); }},
     {JailPhase::request, "run: pip set", false,
      [](const RunJail& r) { return jail::mount_pip_site(r.request->pip_key); }},
+    {JailPhase::request, "run: /mcps tree", false,
+     [](const RunJail& r) { return jail::mount_mcps_tree(r.request->mcps_key); }},
     {JailPhase::request, "run: workspace", false, jail::mount_workspace},
     {JailPhase::limits, "run: rlimits", true, jail::set_rlimits},
     {JailPhase::lockdown, "run: uid and no_new_privs", false,
@@ -79,14 +81,16 @@ bool valid_pip_key(const std::string& key) {
 }
 
 Status jail_enter_zygote(int control, const std::vector<std::string>& writable_roots,
-                         const std::vector<HostMount>& mounts, const std::string& pip_root) {
+                         const std::vector<HostMount>& mounts, const std::string& pip_root,
+                         const std::string& mcps_root) {
   jail::Config& c = jail::config();
   c.mounts = mounts;
   c.pip_root = pip_root;
+  c.mcps_root = mcps_root;
   for (const auto& w : writable_roots) {
     if (w.empty() || w[0] != '/' || w == "/" || w.find("/..") != std::string::npos ||
         w.rfind("/proc", 0) == 0 || w.rfind("/dev", 0) == 0 || w.rfind("/usr", 0) == 0 ||
-        w.rfind("/etc", 0) == 0 || w.rfind("/deps", 0) == 0)
+        w.rfind("/etc", 0) == 0 || w.rfind("/deps", 0) == 0 || jail::within(w, ipc::kMcpsDir))
       return make_error("writable path not allowed in the sandbox: " + w);
   }
   c.writable_roots = writable_roots;
@@ -97,6 +101,10 @@ Status jail_enter_zygote(int control, const std::vector<std::string>& writable_r
     // search, while a set's own tree is world-readable.
     c.pip_fd = ::open(c.pip_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (c.pip_fd < 0) return make_error(jail::why("pip root " + c.pip_root));
+  }
+  if (!c.mcps_root.empty()) {
+    c.mcps_fd = ::open(c.mcps_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (c.mcps_fd < 0) return make_error(jail::why("mcps root " + c.mcps_root));
   }
   if (auto s = jail::become_root_of_user_namespace(control); !s) return s;
   if (auto s = jail::build_root(); !s) return s;

@@ -28,8 +28,14 @@ inline constexpr const char* kPipSiteDir = "/deps/site";
 // Where the zygote's root holds every set (read-only); each run detaches it before its code runs.
 inline constexpr const char* kPipSetsDir = "/deps/sets";
 
-// A pip dependency set's key as the supervisor sends it: 64 lowercase hex digits.
+// Where the zygote's root holds every /mcps tree (read-only); each run binds its own at
+// ipc::kMcpsDir and detaches this before its code runs.
+inline constexpr const char* kMcpsTreesDir = "/deps/mcps";
+
+// A pip dependency set's or an /mcps tree's key as the supervisor sends it: 64 lowercase hex
+// digits.
 bool valid_pip_key(const std::string& key);
+inline bool valid_mcps_key(const std::string& key) { return valid_pip_key(key); }
 
 // Outer worker process: namespaces + id maps (handshake on the control fd) + root filesystem.
 // Returns in the inner zygote; the outer process never returns (it waits and exits).
@@ -37,13 +43,15 @@ bool valid_pip_key(const std::string& key);
 // mounts a tmpfs on those that hold one of its own writable paths.
 // `pip_root`: the host directory of the pip dependency sets (deps/pip.h), or empty. It is mounted
 // read-only at kPipSetsDir; a run binds its own set's site directory at kPipSiteDir and detaches
-// kPipSetsDir, so it never sees another set.
+// kPipSetsDir, so it never sees another set. `mcps_root`: the same for the /mcps trees
+// (server/mcps_tree.h) at kMcpsTreesDir, a run's own bound at ipc::kMcpsDir.
 struct HostMount {
   std::string host, path;
   bool writable = false;
 };
 Status jail_enter_zygote(int control_fd, const std::vector<std::string>& writable_roots,
-                         const std::vector<HostMount>& mounts, const std::string& pip_root);
+                         const std::vector<HostMount>& mounts, const std::string& pip_root,
+                         const std::string& mcps_root);
 
 // Inner zygote, around each fork: a fresh pid namespace for the next child only.
 Status jail_before_fork();
@@ -57,7 +65,8 @@ Status jail_after_fork_parent();
 //             on each writable root; pivot_root into the read-only root;
 //   request   once the request is read: the writable roots it does not use detached, its
 //             writable paths made; its pip site directory bound (read-only, at kPipSiteDir) and
-//             every other set detached; the session's workspace mounted at /work;
+//             every other set detached; its /mcps tree bound the same way (read-only, at
+//             ipc::kMcpsDir); the session's workspace mounted at /work;
 //   limits    after its fds are in place: rlimits (also without the sandbox);
 //   lockdown  last before its code: the run uid, no_new_privs, Landlock, seccomp.
 struct RunJail {

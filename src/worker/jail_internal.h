@@ -18,6 +18,8 @@ struct Config {
   std::vector<HostMount> mounts;
   std::string pip_root;
   int pip_fd = -1;     // O_PATH handle of pip_root until the root holds it
+  std::string mcps_root;
+  int mcps_fd = -1;    // O_PATH handle of mcps_root until the root holds it
   int own_pidns = -1;  // inner zygote: its own pid namespace, to reset pid_ns_for_children
   std::optional<sandbox::child::SeccompProgram> seccomp;
 };
@@ -37,6 +39,7 @@ Status mount_run_filesystems();  // /proc and a tmpfs on each writable root
 Status pivot_into_root();
 Status make_writable_paths(const ipc::RunRequest& req);
 Status mount_pip_site(const std::string& key);
+Status mount_mcps_tree(const std::string& key);  // at ipc::kMcpsDir, when the run has one
 Status mount_workspace(const RunJail& run);  // at ipc::kWorkspaceDir, when the run has one
 const char* ca_bundle();  // the host's CA certificates, bound read-only
 // jail_rlimits.cc

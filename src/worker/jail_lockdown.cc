@@ -32,6 +32,7 @@ Status restrict_landlock(const RunJail& run) {
   for (const auto& m : config().mounts)
     (m.writable ? paths.read_write : paths.read_only).push_back(m.path);
   if (!req.pip_key.empty()) paths.read_only.push_back(kPipSiteDir);
+  if (!req.mcps_key.empty()) paths.read_only.push_back(ipc::kMcpsDir);
   if (req.workspace) paths.read_write.push_back(ipc::kWorkspaceDir);
   if (run.relay) paths.connect_ports.push_back(ipc::kProxyPort);
   auto ll = sandbox::child::landlock_restrict(paths);

@@ -29,7 +29,8 @@ Status write_file(const std::string& path, const std::string& text, mode_t mode 
 
 // Bind of `src` onto the existing `dst`, keeping the flags the kernel locks for unprivileged
 // remounts.
-Status bind_mount(const std::string& src, const std::string& dst, bool is_file, bool read_only) {
+Status bind_mount(const std::string& src, const std::string& dst, bool is_file, bool read_only,
+                  bool noexec = false) {
   if (::mount(src.c_str(), dst.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
     return make_error(why("bind " + src));
   struct statvfs vfs;
@@ -43,6 +44,7 @@ Status bind_mount(const std::string& src, const std::string& dst, bool is_file, 
   unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | locked;
   if (read_only) flags |= MS_RDONLY;
   if (!is_file) flags |= MS_NODEV;
+  if (noexec) flags |= MS_NOEXEC;
   if (::mount(nullptr, dst.c_str(), nullptr, flags, nullptr) != 0)
     return make_error(why("remount " + dst));
   return {};
@@ -91,6 +93,30 @@ Status mount_pip_site(const std::string& key) {
   return {};
 }
 
+// The same for the run's /mcps tree: its directory under kMcpsTreesDir, opened beneath it without
+// following any link, bound read-only (nosuid, nodev, noexec) at ipc::kMcpsDir; then every tree
+// is detached.
+Status mount_mcps_tree(const std::string& key) {
+  const std::string trees = kMcpsTreesDir;
+  if (!key.empty()) {
+    if (!valid_mcps_key(key)) return make_error("invalid /mcps tree key");
+    if (config().mcps_root.empty())
+      return make_error("/mcps trees are not available in this worker");
+    UniqueFd dir(::open(trees.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dir.valid()) return make_error(why("open " + trees));
+    open_how how{};
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+    UniqueFd tree(int(::syscall(SYS_openat2, dir.get(), key.c_str(), &how, sizeof how)));
+    if (!tree.valid()) return make_error(why("/mcps tree " + key.substr(0, 12)));
+    std::string src = "/proc/self/fd/" + std::to_string(tree.get());
+    if (auto s = bind_mount(src, ipc::kMcpsDir, false, true, true); !s) return s;
+  }
+  if (!config().mcps_root.empty() && ::umount2(trees.c_str(), MNT_DETACH) != 0)
+    return make_error(why("detach " + trees));
+  return {};
+}
+
 // The session's workspace: a tmpfs the supervisor made (its size and inode count are the
 // workspace's quota), cloned for this run as a detached mount, attached at kWorkspaceDir. Only
 // this run's mount namespace sees it.
@@ -128,6 +154,13 @@ Status build_root() {
     if (auto s = bind(src, r + kPipSetsDir, false, true); !s) return s;
     ::close(config().pip_fd);
     config().pip_fd = -1;
+  }
+  if (config().mcps_fd >= 0) {
+    if (auto s = mkdir_p(r + ipc::kMcpsDir); !s) return s;
+    std::string src = "/proc/self/fd/" + std::to_string(config().mcps_fd);
+    if (auto s = bind(src, r + kMcpsTreesDir, false, true); !s) return s;
+    ::close(config().mcps_fd);
+    config().mcps_fd = -1;
   }
   // Host directories the configuration lists explicitly (and nothing else of the host), through
   // the fds opened before the root tmpfs covered kRootDir (a source may well live under /tmp).

@@ -29,7 +29,8 @@ namespace {
 constexpr size_t kMaxRequestBytes = 64u << 20;
 
 bool g_sandbox = true;
-std::string g_pip_root;  // host directory of the pip dependency sets, or empty
+std::string g_pip_root;   // host directory of the pip dependency sets, or empty
+std::string g_mcps_root;  // host directory of the /mcps trees, or empty
 
 // The current run's steps (mark_step): the zygote's last ones before the fork, then the run's.
 struct Mark {
@@ -307,6 +308,11 @@ bool same_sandbox(const ipc::RunRequest& a, const ipc::RunRequest& b) {
     if (!valid_pip_key(req->pip_key)) setup_failed(result_fd, "invalid pip dependency key");
     if (g_pip_root.empty()) setup_failed(result_fd, "pip dependencies are not available in this worker");
   }
+  if (!req->mcps_key.empty()) {
+    if (!valid_mcps_key(req->mcps_key)) setup_failed(result_fd, "invalid /mcps tree key");
+    if (g_mcps_root.empty())
+      setup_failed(result_fd, "/mcps trees are not available in this worker");
+  }
 
   jail.request = &*req;
   jail.relay = sandbox && rt.uses_relay() && req->relay();
@@ -423,6 +429,7 @@ int zygote_main(Runtime& rt) {
       i += 3;
     }
     if (argv[i] == "--pip-root" && i + 1 < argv.size()) g_pip_root = argv[++i];
+    if (argv[i] == "--mcps-root" && i + 1 < argv.size()) g_mcps_root = argv[++i];
   }
   g_sandbox = sandbox;
   if (writable_roots.empty()) writable_roots = ipc::default_writable();
@@ -431,7 +438,7 @@ int zygote_main(Runtime& rt) {
   ::signal(SIGPIPE, SIG_IGN);
 
   if (sandbox) {
-    if (auto s = jail_enter_zygote(control, writable_roots, mounts, g_pip_root); !s) {
+    if (auto s = jail_enter_zygote(control, writable_roots, mounts, g_pip_root, g_mcps_root); !s) {
       std::fprintf(stderr, "1mcp worker: cannot enter the sandbox: %s\n", s.error().message.c_str());
       return 121;
     }

@@ -41,7 +41,8 @@ class Runtime {
 
 // Serves run requests from the control socket until the supervisor closes it. Returns the
 // process exit code. Arguments (fd 4): `--no-sandbox` turns the kernel sandbox off (development
-// only); `--writable=PATH`, `--mount ro|rw HOST PATH` and `--pip-root DIR` shape the sandbox root.
+// only); `--writable=PATH`, `--mount ro|rw HOST PATH`, `--pip-root DIR` and `--mcps-root DIR` shape
+// the sandbox root.
 int zygote_main(Runtime& runtime);
 
 // In a run: the directory of its pip dependency set (ipc::RunRequest::pip_key) to put first on

@@ -62,7 +62,7 @@ test("bench/steps.mjs breaks a run down into its steps (serve --profile-runs)", 
   const r = await runBench("steps.mjs", ["--calls", "3", "--warmup", "1"]);
   assert.equal(r.code, 0, r.err);
   for (const step of ["supervisor: request sent", "zygote: forking", "run: namespaces", "run: /proc and tmpfs mounts",
-    "run: pivot into the root", "run: writable paths", "run: pip set", "run: fds in place", "run: rlimits",
+    "run: pivot into the root", "run: writable paths", "run: pip set", "run: /mcps tree", "run: fds in place", "run: rlimits",
     "run: uid and no_new_privs", "run: Landlock", "run: seccomp", "run: go received", "run: code evaluated",
     "run: report written"]) {
     // A step that not every call had says in how many ("(2 of 3 calls)"): a call that found no

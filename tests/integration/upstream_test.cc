@@ -835,5 +835,52 @@ TEST(UpstreamCodeMode, RpcEndpointObeysTheServerPolicy) {
   EXPECT_EQ(status_of(m, "fx").restarts, 0);  // the refused crash never reached the upstream
 }
 
+// A run's /mcps tree is made once per tool list and policy.mcps, not per run; the trees the memo
+// keeps for narrowed policies are bounded.
+TEST(UpstreamCodeMode, McpsTreesAreMadeOncePerListAndPolicy) {
+  Manager m({stdio_upstream("fx", {kStdioFixture})}, test_options());
+  m.start();
+  ASSERT_TRUE(m.wait_settled(30s));
+  ASSERT_EQ(status_of(m, "fx").state, State::kReady) << status_of(m, "fx").error;
+  onemcp::server::Upstreams upstreams(m);
+  EXPECT_EQ(upstreams.mcps_tree(policy::Policy{}), nullptr);  // no trees root: no /mcps
+  const std::filesystem::path root =
+      std::filesystem::temp_directory_path() / ("mcps_memo_" + std::to_string(::getpid()));
+  auto trees = onemcp::server::McpsTrees::open(root.string());
+  ASSERT_TRUE(trees) << trees.error().message;
+  const onemcp::server::McpsTrees& t = **trees;
+  upstreams.set_trees(std::move(*trees));
+  auto all = upstreams.mcps_tree(policy::Policy{});
+  ASSERT_NE(all, nullptr);
+  EXPECT_EQ(upstreams.mcps_tree(policy::Policy{}), all);  // from memory
+  EXPECT_EQ(t.writes(), 1u);
+  policy::Policy only_echo;
+  only_echo.mcps = {"fx/echo"};
+  auto echo = upstreams.mcps_tree(only_echo);
+  ASSERT_NE(echo, nullptr);
+  EXPECT_NE(echo->key, all->key);
+  EXPECT_EQ(t.writes(), 2u);
+  upstreams.refresh();  // the same list again: made from it once more, found on disk
+  EXPECT_EQ(upstreams.mcps_tree(policy::Policy{})->key, all->key);
+  EXPECT_EQ(t.writes(), 2u);
+  // Many narrowed policies: the memo forgets, and unused trees leave the disk.
+  all.reset();
+  echo.reset();
+  const std::vector<std::string> tools = {"echo",    "crash",    "hang",       "slow",
+                                          "garbage", "add_tool", "ask_client", "cancelled",
+                                          "env",     "pid",      "grandchild"};
+  for (size_t i = 0; i < tools.size(); ++i) {
+    for (size_t k = i + 1; k < tools.size(); ++k) {
+      policy::Policy p;
+      p.mcps = {"fx/" + tools[i], "fx/" + tools[k]};
+      ASSERT_NE(upstreams.mcps_tree(p), nullptr);
+    }
+  }
+  size_t on_disk = 0;
+  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(root)) ++on_disk;
+  EXPECT_LE(on_disk, 33u);
+  std::filesystem::remove_all(root);
+}
+
 }  // namespace
 }  // namespace onemcp::upstream

@@ -45,6 +45,17 @@ class TempDir : public ::testing::Test {
   std::string dir_;
 };
 
+TEST(Config, MountsStayOutOfTheSandboxsOwnPaths) {
+  // /mcps holds a run's upstream tool declarations (server/mcps_tree.h).
+  for (const char* path : {"/mcps", "/mcps/x", "/etc/x"}) {
+    json m = {{"host", "/srv/data"}, {"path", path}};
+    EXPECT_NE(err(with("/mounts", json::array({m}))).find("is reserved for the sandbox itself"),
+              std::string::npos)
+        << path;
+  }
+  EXPECT_EQ(err(with("/mounts", json::array({{{"host", "/srv/data"}, {"path", "/data"}}}))), "");
+}
+
 TEST(Config, EmptyObjectGivesTheDefaults) {
   auto c = parse_config(json::object());
   ASSERT_TRUE(c) << c.error().message;

@@ -26,6 +26,7 @@ TEST(Wire, RunRequestRoundTrips) {
   r.readonly = {"/usr"};
   r.writable = {"/tmp"};
   r.pip_key = std::string(64, 'a');
+  r.mcps_key = std::string(64, 'b');
   auto back = decode_request(encode(r));
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(back->code, r.code);
@@ -38,6 +39,7 @@ TEST(Wire, RunRequestRoundTrips) {
   EXPECT_EQ(back->readonly, r.readonly);
   EXPECT_EQ(back->writable, r.writable);
   EXPECT_EQ(back->pip_key, r.pip_key);
+  EXPECT_EQ(back->mcps_key, r.mcps_key);
   EXPECT_EQ(encode(RunRequest{}).find("pipKey"), std::string::npos);
 }
 
