@@ -2,7 +2,7 @@
 import "./style.css";
 import { Editor, type Language } from "./editor";
 import { Cancelled, McpClient, storedToken, storeToken, type Call, type Notification } from "./mcp";
-import { addHistory, clearHistory, loadHistory, renderHistory, type HistoryEntry } from "./history";
+import { addHistory, clearHistory, loadHistory, loadServerRuns, renderHistory, type HistoryEntry } from "./history";
 import { capsulePolicy, renderError, renderResult, type CallToolResult } from "./output";
 import { SAMPLES } from "./samples";
 import { Sessions } from "./sessions";
@@ -129,6 +129,30 @@ function showHistory(entries: HistoryEntry[]): void {
   );
 }
 showHistory(loadHistory());
+
+const serverHistory = $<HTMLDivElement>("server-history");
+/** The runs the server keeps for this caller (its token), refreshed after every run. */
+async function showServerHistory(): Promise<void> {
+  const note = $("server-history-note");
+  try {
+    const { kept, entries } = await loadServerRuns();
+    note.textContent = kept
+      ? "The last runs made with this token, from any client, kept in the server's memory (environment values never)."
+      : "This server keeps no runs for clients without a token: they would all see each other's.";
+    renderHistory(
+      serverHistory,
+      entries,
+      (e) => applyArguments(e.lang, e.args),
+      (e) => {
+        applyArguments(e.lang, e.args);
+        void run();
+      },
+    );
+    if (!kept) serverHistory.replaceChildren();
+  } catch (e) {
+    note.textContent = e instanceof Error ? e.message : String(e);
+  }
+}
 $<HTMLButtonElement>("clear-history").addEventListener("click", () => {
   clearHistory();
   showHistory([]);
@@ -200,6 +224,7 @@ async function run(): Promise<void> {
     }
   } finally {
     setRunning(null);
+    void showServerHistory();
   }
 }
 
@@ -245,7 +270,9 @@ async function loadServer(): Promise<void> {
       }
     }
     $("connection").textContent = "connected";
-    await renderUpstreams($("upstreams")).catch((e: unknown) => ($("upstreams").textContent = String(e)));
+    void showServerHistory();
+    const configured = tools.some((t) => t.name === "search_tools");
+    await renderUpstreams($("upstreams"), configured).catch((e: unknown) => ($("upstreams").textContent = String(e)));
   } catch (e) {
     $("connection").textContent = e instanceof Error ? e.message : String(e);
     $<HTMLDetailsElement>("auth").open = true;

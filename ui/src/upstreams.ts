@@ -139,13 +139,16 @@ async function loadTools(server: string, into: HTMLElement): Promise<void> {
   into.replaceChildren(...(body.tools ?? []).map((t) => toolView(server, t)));
 }
 
-/** Fills `root` with the upstream servers; says so when none is configured. */
-export async function renderUpstreams(root: HTMLElement): Promise<void> {
-  const r = await api("/mcps");
-  if (r.status === 404) {
+/**
+ * Fills `root` with the upstream servers; says so when none is configured (`configured`: the
+ * server lists search_tools, as it does exactly when it has upstreams; else /mcps would be a 404).
+ */
+export async function renderUpstreams(root: HTMLElement, configured: boolean): Promise<void> {
+  if (!configured) {
     root.replaceChildren(el("p", { class: "note" }, "No upstream MCP servers are configured (the config's mcps)."));
     return;
   }
+  const r = await api("/mcps");
   if (!r.ok) {
     root.replaceChildren(el("p", { class: "note" }, `GET /mcps: HTTP ${r.status}`));
     return;
