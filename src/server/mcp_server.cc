@@ -744,6 +744,10 @@ void McpServer::route(HttpRequest& req, Respond& respond) {
   }
   if (capsule_api) return handle_capsule(path, respond);
   if (path == "/runs") return handle_recent_runs(req, respond);
+  if (path == "/policy") {
+    // What runs get before a call tightens it (the web page shows it before running).
+    return respond(json_response(200, json{{"policy", policy::to_json(config()->policy)}}));
+  }
   if (const UiAsset* asset = opts_.ui ? ui_asset(path) : nullptr) {
     // Revalidated on every load (no-cache): an unchanged file is a 304 by its ETag.
     HttpResponse r{200,

@@ -132,6 +132,7 @@ const routes = (base) => [
   ["GET", `${base}/types`],
   ["GET", `${base}/types/index.d.ts`],
   ["GET", `${base}/runs`],
+  ["GET", `${base}/policy`],
   ["POST", `${base}/workspace/list`, { session: "ses_x" }],
   ["POST", `${base}/workspace/read`, { session: "ses_x", path: "a" }],
 ];

@@ -183,6 +183,22 @@ test("stdin, args, env and a tightened limit reach the run", async () => {
   out = await run(page);
   assert.equal(await out.locator("[data-outcome]").getAttribute("data-outcome"), "timeout");
   assert.match(await page.locator("#effective-policy").textContent(), /"timeoutMs": 300/);
+
+  // Tighten-only: a wider limit is refused before anything runs (the server would clamp it).
+  assert.match(await page.locator("#server-limits").textContent(), /; network: none; upstream tools: \*/);
+  assert.match(await page.locator("#limits > summary").innerText(), /20000 ms, \d+ MB, \d+ bytes of output, network: none/);
+  const runs = await metric(/onemcp_runs_total\{tool="run_py",outcome="ok"\} (\d+)/);
+  await page.locator("#limit-timeoutMs").fill("999999");
+  out = await run(page);
+  assert.equal(await out.locator("[data-outcome]").getAttribute("data-outcome"), "failed");
+  assert.match(await out.innerText(), /timeoutMs: 999999 is above this server's 20000; a run can only tighten the limits/);
+  assert.equal(await metric(/onemcp_runs_total\{tool="run_py",outcome="ok"\} (\d+)/), runs);
+  // Truncated output says so.
+  await page.locator("#limit-timeoutMs").fill("");
+  await page.locator("#limit-stdoutBytes").fill("10");
+  await setCode(page, "print('x' * 100)");
+  out = await run(page);
+  await out.locator(".badge.warn", { hasText: "output truncated" }).waitFor();
   await closePage(page);
 });
 

@@ -1,7 +1,7 @@
 // The playground page: editor, inputs, limits, run/stop, output.
 import "./style.css";
 import { Editor, type Language } from "./editor";
-import { Cancelled, McpClient, storedToken, storeToken, type Call, type Notification } from "./mcp";
+import { api, Cancelled, McpClient, storedToken, storeToken, type Call, type Notification } from "./mcp";
 import { addHistory, clearHistory, loadHistory, loadServerRuns, renderHistory, type HistoryEntry } from "./history";
 import { capsulePolicy, renderError, renderResult, type CallToolResult } from "./output";
 import { SAMPLES } from "./samples";
@@ -88,7 +88,14 @@ function argumentsOf(): Record<string, unknown> {
   const limits: Record<string, number> = {};
   for (const k of ["timeoutMs", "memMb", "stdoutBytes"]) {
     const v = intField(`limit-${k}`);
-    if (v !== undefined) limits[k] = v;
+    if (v === undefined) continue;
+    // Tighten-only: the server would clamp a wider value without a word; say so before running.
+    const input = $<HTMLInputElement>(`limit-${k}`);
+    const max = input.max === "" ? Infinity : Number(input.max);
+    const min = Number(input.min || "1");
+    if (!Number.isInteger(v) || v < min) throw new Error(`${k}: a whole number, at least ${min}`);
+    if (v > max) throw new Error(`${k}: ${v} is above this server's ${max}; a run can only tighten the limits`);
+    limits[k] = v;
   }
   const policy: Record<string, unknown> = {};
   if (Object.keys(limits).length) policy.limits = limits;
@@ -254,21 +261,48 @@ $<HTMLFormElement>("token-form").addEventListener("submit", (e) => {
   void loadServer();
 });
 
-/** The server's limits (from the run tools' descriptions) and its name. */
+/** "none", or the hosts runs may reach and what is refused anyway. */
+function networkText(n: { allowedDomains?: string[]; deniedDomains?: string[]; denyIpLiterals?: boolean; blockPrivateRanges?: boolean }): string {
+  if (!n.allowedDomains?.length) return "none";
+  const refused = [
+    n.deniedDomains?.length ? `not ${n.deniedDomains.join(", ")}` : "",
+    n.denyIpLiterals ? "no IP literals" : "",
+    n.blockPrivateRanges ? "no private ranges" : "",
+  ].filter((x) => x);
+  return `${n.allowedDomains.join(", ")}${refused.length ? ` (${refused.join("; ")})` : ""}`;
+}
+
+/** The server's policy (GET /policy): its limits and network rules, shown before running. */
+async function loadPolicy(): Promise<void> {
+  const r = await api("/policy");
+  if (!r.ok) throw new Error(`GET /policy: HTTP ${r.status}`);
+  const { policy } = (await r.json()) as {
+    policy: { limits: Record<string, number>; network: Parameters<typeof networkText>[0]; mcps?: string[] };
+  };
+  const l = policy.limits;
+  serverLimits.textContent =
+    `timeoutMs ${l.timeoutMs}, memMb ${l.memMb}, stdoutBytes ${l.stdoutBytes}; network: ${networkText(policy.network)}` +
+    (policy.mcps?.length ? `; upstream tools: ${policy.mcps.join(", ")}` : "");
+  for (const k of ["timeoutMs", "memMb", "stdoutBytes"]) {
+    const input = $<HTMLInputElement>(`limit-${k}`);
+    const v = l[k];
+    if (v === undefined) continue;
+    input.max = String(v);
+    input.placeholder = String(v);
+  }
+  const noNetwork = $<HTMLInputElement>("no-network");
+  noNetwork.disabled = !policy.network.allowedDomains?.length;
+  noNetwork.title = noNetwork.disabled ? "this server lets runs reach no host already" : "";
+  // In the collapsed section's title too: seen before running.
+  $("policy-brief").textContent =
+    ` — ${l.timeoutMs} ms, ${l.memMb} MB, ${l.stdoutBytes} bytes of output, network: ${policy.network.allowedDomains?.length ? "some hosts" : "none"}`;
+}
+
+/** Connects: the tools (whether the server has upstreams), its policy, upstreams, history. */
 async function loadServer(): Promise<void> {
   try {
-    const { tools } = await mcp.request<{ tools: { name: string; description?: string }[] }>("tools/list");
-    const desc = tools.find((t) => t.name === "run_js")?.description ?? "";
-    const m = /Limits on this server: timeoutMs (\d+), memMb (\d+), stdoutBytes (\d+)/.exec(desc);
-    if (m) {
-      const [, timeoutMs = "", memMb = "", stdoutBytes = ""] = m;
-      serverLimits.textContent = `timeoutMs ${timeoutMs}, memMb ${memMb}, stdoutBytes ${stdoutBytes}`;
-      for (const [k, v] of [["timeoutMs", timeoutMs], ["memMb", memMb], ["stdoutBytes", stdoutBytes]] as const) {
-        const input = $<HTMLInputElement>(`limit-${k}`);
-        input.max = v;
-        input.placeholder = v;
-      }
-    }
+    const { tools } = await mcp.request<{ tools: { name: string }[] }>("tools/list");
+    await loadPolicy().catch((e: unknown) => (serverLimits.textContent = String(e)));
     $("connection").textContent = "connected";
     void showServerHistory();
     const configured = tools.some((t) => t.name === "search_tools");
