@@ -169,7 +169,8 @@ void clear_out_dir(int dirfd, int max_depth) {
   const int self = ::dirfd(l.dir);
   for (const auto& name : l.names) {
     if (::unlinkat(self, name.c_str(), 0) == 0 || errno != EISDIR) continue;
-    UniqueFd sub(open_beneath(self, name.c_str(), O_PATH | O_DIRECTORY));
+    // Not O_PATH: openat2 refuses it with the O_NONBLOCK and O_NOCTTY open_beneath adds.
+    UniqueFd sub(open_beneath(self, name.c_str(), O_RDONLY | O_DIRECTORY));
     if (!sub.valid()) continue;
     clear_out_dir(sub.get(), max_depth - 1);
     ::unlinkat(self, name.c_str(), AT_REMOVEDIR);
