@@ -142,7 +142,7 @@ test("runs JavaScript with Ctrl+Enter: stdout, stderr and value apart, outcome, 
   assert.equal(manifest.status, 200);
   assert.equal(manifest.json.language, "js");
   // The policy the run had, from its capsule, and the server's limits before running.
-  assert.match(await page.locator("#effective-policy").textContent(), /"timeoutMs": 20000/);
+  await page.locator("#effective-policy", { hasText: '"timeoutMs": 20000' }).waitFor({ state: "attached", timeout: 5000 });
   assert.match(await page.locator("#server-limits").textContent(), /timeoutMs 20000, memMb \d+, stdoutBytes \d+/);
   await shot(page, "run-js");
   await closePage(page);
@@ -228,26 +228,36 @@ test("an error is shown as an error", async () => {
   await closePage(page);
 });
 
-test("Stop cancels a long run: Run is disabled meanwhile and the server kills the run", async () => {
+test("Stop (or Escape) cancels a long run: Run is disabled meanwhile and the server kills the run", async () => {
   const page = await openPage(server.base);
   const killed = /onemcp_runs_total\{tool="run_js",outcome="killed"\} (\d+)/;
   const before = await metric(killed);
   await setCode(page, "while (true) {}");
-  await page.locator("#run").click();
+  // From the keyboard: Enter on Run starts it, and the focus moves to Stop.
+  await page.locator("#run").focus();
+  await page.keyboard.press("Enter");
   await page.locator("body[data-state=running]").waitFor();
   assert.equal(await page.locator("#run").isDisabled(), true);
   assert.equal(await page.locator("#stop").isEnabled(), true);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "stop");
   // Ctrl+Enter does not start a second run meanwhile.
   await page.keyboard.press("Control+Enter");
   await until(async () => (await metric(/onemcp_runs_in_flight (\d+)/)) === 1, 10000, "the run started");
   const t0 = Date.now();
-  await page.locator("#stop").click();
+  await page.keyboard.press("Escape");
   await page.locator("#output [data-outcome=killed]").waitFor({ timeout: 5000 });
   await until(async () => (await metric(killed)) === before + 1, 5000, "the server counted the run killed");
   await until(async () => (await metric(/onemcp_runs_in_flight (\d+)/)) === 0, 5000, "the run's slot freed");
   assert.ok(Date.now() - t0 < 5000);
   assert.equal(await page.locator("#run").isEnabled(), true);
   assert.equal(await page.locator("#stop").isDisabled(), true);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "run", "the focus is back on Run");
+  // The Stop button itself stops too.
+  await page.locator("#run").click();
+  await page.locator("body[data-state=running]").waitFor();
+  await page.locator("#stop").click();
+  await page.locator("body[data-state=idle]").waitFor({ timeout: 5000 });
+  await page.locator("#output [data-outcome=killed]").waitFor();
   await closePage(page);
 });
 

@@ -167,8 +167,12 @@ $<HTMLButtonElement>("clear-history").addEventListener("click", () => {
 
 function setRunning(call: Call<CallToolResult> | null): void {
   running = call;
+  // Focus follows the enabled button: a keyboard user's Enter on Run, then Enter again, stops.
+  const focused = document.activeElement;
   runButton.disabled = call !== null;
   stopButton.disabled = call === null;
+  if (call && focused === runButton) stopButton.focus();
+  if (!call && focused === stopButton) runButton.focus();
   document.body.dataset.state = call ? "running" : "idle";
   progress.hidden = true;
 }
@@ -248,6 +252,9 @@ document.addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
     e.preventDefault();
     void run();
+  } else if (e.key === "Escape" && running) {
+    e.preventDefault();
+    running.cancel();
   }
 });
 
