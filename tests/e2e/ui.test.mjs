@@ -449,6 +449,17 @@ test("sessions: cells share an interpreter and /work, the workspace's files are 
   );
   assert.equal(gone.isError, true);
   assert.match(gone.content[0].text, /unknown session/);
+
+  // A session that ends elsewhere (closed by another client, or expired) leaves the list.
+  await page.getByRole("button", { name: "New session" }).click();
+  await page.locator("#workspace", { hasText: "Workspace /work of session ses_" }).waitFor({ timeout: 10000 });
+  const other = await page.locator("#session").inputValue();
+  await page.evaluate((session) => window.onemcp.mcp.request("tools/call", { name: "session_close", arguments: { session } }), other);
+  await page.locator("#session").selectOption(other); // the workspace is listed again
+  await page.locator("#workspace", { hasText: "has ended (closed or expired)" }).waitFor({ timeout: 10000 });
+  assert.equal(await page.locator(`#session option[value="${other}"]`).count(), 0);
+  assert.equal(await page.locator("#session").inputValue(), "");
+  page.errors = page.errors.filter((e) => !/status of 404/.test(e)); // that listing's answer
   await closePage(page);
 });
 

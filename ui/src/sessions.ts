@@ -27,9 +27,15 @@ async function workspace(what: "list" | "read", body: Record<string, string>): P
   });
   if (!r.ok) {
     const why = ((await r.json().catch(() => ({}))) as { error?: string }).error;
-    throw new Error(`${what === "list" ? "listing" : "reading"} the workspace: ${why ?? `HTTP ${r.status}`}`);
+    throw new WorkspaceError(`${what === "list" ? "listing" : "reading"} the workspace: ${why ?? `HTTP ${r.status}`}`, r.status);
   }
   return r;
+}
+
+class WorkspaceError extends Error {
+  constructor(message: string, readonly status: number) {
+    super(message);
+  }
 }
 
 export class Sessions {
@@ -127,6 +133,14 @@ export class Sessions {
       if (truncated) list.append(el("li", { class: "note" }, "… more files than are listed"));
       this.files.replaceChildren(title, files.length ? list : el("p", { class: "note" }, "(empty)"));
     } catch (e) {
+      if (e instanceof WorkspaceError && e.status === 404) {
+        // The server no longer has it (closed elsewhere, or expired): runs go to a fresh sandbox.
+        this.handles = this.handles.filter((x) => x !== h);
+        this.save();
+        this.render();
+        this.files.replaceChildren(el("p", { class: "error-text" }, `Session ${h.slice(0, 12)}… has ended (closed or expired); runs start from nothing again.`));
+        return;
+      }
       this.files.replaceChildren(title, el("p", { class: "error-text" }, e instanceof Error ? e.message : String(e)));
     }
   }
