@@ -63,6 +63,8 @@ export function schemaForm(schema: Schema | undefined): { fields: HTMLElement; r
       else input.value = typeof p.default === "string" ? p.default : JSON.stringify(p.default);
     }
     label.append(input);
+    // Shown, not only a tooltip: a keyboard or touch user reads it too.
+    if (p.description) label.append(el("span", { class: "hint" }, p.description));
     fields.append(label);
     readers.push(() => {
       if (input instanceof HTMLInputElement && input.type === "checkbox") return input.checked || required.has(name) ? [name, input.checked] : null;
