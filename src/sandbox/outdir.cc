@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 #include <utility>
 
 #include "base/unique_fd.h"
@@ -99,7 +100,67 @@ struct Walk {
   }
 };
 
+void tree(int dirfd, const std::string& prefix, int depth, size_t max,
+          std::vector<TreeEntry>& out) {
+  if (depth <= 0) return;
+  Listing l = list_beneath(dirfd, 4 * max + 1);
+  if (!l.dir) return;
+  std::sort(l.names.begin(), l.names.end());
+  for (const auto& name : l.names) {
+    if (out.size() >= max) return;
+    struct stat st;
+    if (::fstatat(::dirfd(l.dir), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (S_ISREG(st.st_mode)) {
+      out.push_back({prefix + name, uint64_t(st.st_size), false});
+    } else if (S_ISDIR(st.st_mode)) {
+      out.push_back({prefix + name, 0, true});
+      UniqueFd sub(open_beneath(::dirfd(l.dir), name.c_str(), O_RDONLY | O_DIRECTORY));
+      if (sub.valid()) tree(sub.get(), prefix + name + "/", depth - 1, max, out);
+    }
+  }
+}
+
 }  // namespace
+
+std::vector<TreeEntry> list_tree(int dirfd, size_t max_entries, int max_depth) {
+  std::vector<TreeEntry> out;
+  tree(dirfd, "", max_depth, max_entries, out);
+  return out;
+}
+
+Result<std::string> read_beneath(int dirfd, const std::string& path, size_t max_bytes) {
+  if (path.empty() || path.size() > 4096 || path.find('\0') != std::string::npos)
+    return make_error("bad path");
+  for (size_t at = 0; at <= path.size();) {
+    size_t end = std::min(path.find('/', at), path.size());
+    std::string_view part(path.data() + at, end - at);
+    if (part.empty() || part == "." || part == "..")
+      return make_error("bad path: it must be relative, without empty, . or .. components");
+    at = end + 1;
+  }
+  UniqueFd f(open_beneath(dirfd, path.c_str(), O_RDONLY));
+  if (!f.valid()) {
+    return make_error(errno == ELOOP    ? "a symbolic link is on the way (links are not followed)"
+                      : errno == ENOENT ? "no such file"
+                                        : std::string("cannot open it: ") + std::strerror(errno));
+  }
+  struct stat st;
+  if (::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode)) return make_error("not a regular file");
+  if (uint64_t(st.st_size) > max_bytes)
+    return make_error("the file is larger than " + std::to_string(max_bytes) + " bytes");
+  std::string data(size_t(st.st_size) + 1, '\0');
+  size_t got = 0;
+  while (got < data.size()) {
+    ssize_t n = ::pread(f.get(), data.data() + got, data.size() - got, off_t(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += size_t(n);
+  }
+  if (got > max_bytes)
+    return make_error("the file is larger than " + std::to_string(max_bytes) + " bytes");
+  data.resize(got);
+  return data;
+}
 
 void clear_out_dir(int dirfd, int max_depth) {
   if (max_depth < 0) return;
@@ -108,7 +169,8 @@ void clear_out_dir(int dirfd, int max_depth) {
   const int self = ::dirfd(l.dir);
   for (const auto& name : l.names) {
     if (::unlinkat(self, name.c_str(), 0) == 0 || errno != EISDIR) continue;
-    UniqueFd sub(open_beneath(self, name.c_str(), O_PATH | O_DIRECTORY));
+    // Not O_PATH: openat2 refuses it with the O_NONBLOCK and O_NOCTTY open_beneath adds.
+    UniqueFd sub(open_beneath(self, name.c_str(), O_RDONLY | O_DIRECTORY));
     if (!sub.valid()) continue;
     clear_out_dir(sub.get(), max_depth - 1);
     ::unlinkat(self, name.c_str(), AT_REMOVEDIR);

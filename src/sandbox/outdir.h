@@ -30,6 +30,20 @@ struct OutLimits {
 // directories are skipped, as are entries beyond the limits.
 Result<std::vector<OutFile>> read_out_dir(int dirfd, const OutLimits& limits = {});
 
+// What is beneath `dirfd` (a session's workspace), for listing: regular files and directories,
+// sorted, at most `max_entries` of them and `max_depth` levels deep; nothing followed.
+struct TreeEntry {
+  std::string path;  // relative, "/"-separated
+  uint64_t size = 0;
+  bool dir = false;
+};
+std::vector<TreeEntry> list_tree(int dirfd, size_t max_entries = 1000, int max_depth = 16);
+
+// The regular file at relative `path` beneath `dirfd`, if it is at most `max_bytes` long. The
+// error says why not: a bad path (absolute, an empty, "." or ".." component, a NUL), a symlink
+// on the way, missing, not a regular file, too large.
+Result<std::string> read_beneath(int dirfd, const std::string& path, size_t max_bytes);
+
 // Empties the directory (a session's /out between its calls), removing entries beneath `dirfd`
 // only: links are removed, never followed; no other mount is entered. Best effort, bounded by
 // `max_depth` (what is deeper, or cannot be removed, stays).

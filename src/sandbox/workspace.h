@@ -22,6 +22,10 @@ class Workspace {
   // A detached copy of the mount, for one run process to attach.
   Result<UniqueFd> clone() const;
 
+  // Its root directory (an O_PATH fd), to read what runs left there from the host without
+  // following anything they planted (sandbox/outdir.h).
+  int root() const { return mount_.get(); }
+
   struct Usage {
     uint64_t bytes = 0, max_bytes = 0;
     uint64_t inodes = 0, max_inodes = 0;

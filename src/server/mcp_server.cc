@@ -11,12 +11,14 @@
 #include <thread>
 
 #include "base/base64.h"
+#include "base/json_depth.h"
 #include "base/log.h"
 #include "base/random.h"
 #include "base/sha256.h"
 #include "capsule/http.h"
 #include "policy/schemas.h"
 #include "protocol/modern.h"
+#include "sandbox/outdir.h"
 #include "server/auth.h"
 #include "server/tools.h"
 #include "server/ui.h"
@@ -42,6 +44,9 @@ using protocol::kShuttingDown;
 using protocol::Message;
 using protocol::Method;
 constexpr int kRetryAfterSeconds = 1;
+// POST /workspace/list and /workspace/read: entries listed, bytes of a file read.
+constexpr size_t kWorkspaceListMax = 1000;
+constexpr size_t kWorkspaceReadMax = 16u << 20;
 
 json rpc_error(const json& id, int code, const std::string& message) {
   return protocol::error(id, code, message);
@@ -722,6 +727,9 @@ void McpServer::route(HttpRequest& req, Respond& respond) {
     r.headers.push_back({"Allow", "GET, POST, DELETE"});
     return respond(std::move(r));
   }
+  if (path == "/workspace/list" || path == "/workspace/read") {
+    return handle_workspace(req, path, respond);
+  }
   if (req.method != "GET" && req.method != "HEAD") {
     return respond(json_response(405, json{{"error", "method not allowed"}}));
   }
@@ -735,6 +743,11 @@ void McpServer::route(HttpRequest& req, Respond& respond) {
                                 metrics_.render()});
   }
   if (capsule_api) return handle_capsule(path, respond);
+  if (path == "/runs") return handle_recent_runs(req, respond);
+  if (path == "/policy") {
+    // What runs get before a call tightens it (the web page shows it before running).
+    return respond(json_response(200, json{{"policy", policy::to_json(config()->policy)}}));
+  }
   if (const UiAsset* asset = opts_.ui ? ui_asset(path) : nullptr) {
     // Revalidated on every load (no-cache): an unchanged file is a 304 by its ETag.
     HttpResponse r{200,
@@ -909,6 +922,71 @@ void McpServer::handle_capsule(const std::string& path, Respond& respond) {
     r.headers.push_back({"Retry-After", std::to_string(kRetryAfterSeconds)});
     respond(std::move(r));
   }
+}
+
+void McpServer::handle_recent_runs(const HttpRequest& req, Respond& respond) {
+  // Without authentication every HTTP client is the same anonymous one: nothing is kept.
+  json body{{"kept", !req.principal.empty()},
+            {"runs", req.principal.empty() ? json::array() : recent_runs_.list(req.principal)}};
+  HttpResponse r = json_response(200, body);
+  r.headers.push_back({"Cache-Control", "no-store"});
+  respond(std::move(r));
+}
+
+void McpServer::handle_workspace(const HttpRequest& req, const std::string& path,
+                                 Respond& respond) {
+  // POST with JSON: the handle stays out of URLs, and a cross-site form cannot send it.
+  if (req.method != "POST") {
+    HttpResponse r = json_response(405, json{{"error", "method not allowed"}});
+    r.headers.push_back({"Allow", "POST"});
+    return respond(std::move(r));
+  }
+  std::string ctype = header(req, "content-type");
+  std::transform(ctype.begin(), ctype.end(), ctype.begin(), ::tolower);
+  if (ctype.find("application/json") == std::string::npos) {
+    return respond(json_response(415, json{{"error", "Content-Type must be application/json"}}));
+  }
+  if (!run_sessions_) {
+    return respond(json_response(
+        404, json{{"error", "sessions are disabled on this server (config sessions.enabled)"}}));
+  }
+  json body = json_depth_within(req.body) ? json::parse(req.body, nullptr, false)
+                                          : json(json::value_t::discarded);
+  const bool read = path == "/workspace/read";
+  if (!body.is_object() || !body.contains("session") || !body["session"].is_string() ||
+      (read && (!body.contains("path") || !body["path"].is_string()))) {
+    return respond(json_response(
+        400, json{{"error", read ? "the body must be {\"session\": handle, \"path\": path}"
+                                 : "the body must be {\"session\": handle}"}}));
+  }
+  // Whose handles these are, as for session_create: the principal, else every HTTP client.
+  const std::string owner = req.principal.empty() ? "anonymous" : req.principal;
+  auto found = run_sessions_->find(body["session"].get<std::string>(), owner);
+  if (!found) return respond(json_response(404, json{{"error", found.error().message}}));
+  const int root = (*found)->workspace().root();
+  if (!read) {
+    auto entries = sandbox::list_tree(root, kWorkspaceListMax);
+    json files = json::array();
+    for (const auto& e : entries) {
+      files.push_back(json{{"path", e.path}, {"size", e.size}, {"dir", e.dir}});
+    }
+    return respond(json_response(200, json{{"files", std::move(files)},
+                                           {"truncated", entries.size() >= kWorkspaceListMax}}));
+  }
+  auto data = sandbox::read_beneath(root, body["path"].get<std::string>(), kWorkspaceReadMax);
+  if (!data) {
+    const std::string& why = data.error().message;
+    int status = why.starts_with("bad path")               ? 400
+                 : why.find("larger") != std::string::npos ? 413
+                                                           : 404;
+    return respond(json_response(status, json{{"error", why}}));
+  }
+  respond(HttpResponse{200,
+                       {{"Content-Type", "application/octet-stream"},
+                        {"X-Content-Type-Options", "nosniff"},
+                        {"Content-Security-Policy", "default-src 'none'; sandbox"},
+                        {"Cache-Control", "no-store"}},
+                       std::move(*data)});
 }
 
 void McpServer::handle_mcp_delete(HttpRequest& req, Respond& respond) {
@@ -1751,8 +1829,10 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
     return session->withdrawn.count(key) > 0;
   };
   const auto submitted = opts_.now();
+  // What the caller's recent runs keep (authenticated callers only): the arguments, copied.
+  json kept_args = session->owner.empty() ? json() : std::move(args);
   auto job = [this, session, id, p = std::move(*prepared), token, reply, finish, withdrawn,
-              progress, has_progress, name, submitted] {
+              progress, has_progress, name, submitted, args = std::move(kept_args)] {
     CallEnd ended{name,
                   "cancelled",
                   opts_.now() - submitted,
@@ -1799,7 +1879,15 @@ void McpServer::call_tool(const std::shared_ptr<Session>& session, const json& i
             std::lock_guard lk(session->mu);
             files.resource_links = session->protocol >= "2025-06-18";
           }
-          answer = rpc_result(id, tool_result(p, *out, files));
+          json result = tool_result(p, *out, files);
+          if (!session->owner.empty()) {
+            const auto at = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch());
+            recent_runs_.add(session->owner,
+                             recent_run_entry(name, args, result["structuredContent"], at.count(),
+                                              recent_runs_.limits()));
+          }
+          answer = rpc_result(id, std::move(result));
           if (!out->files.empty()) {
             run_files_.put(files.run_id, session->principal, std::move(out->files));
           }

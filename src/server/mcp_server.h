@@ -30,6 +30,7 @@
 #include "server/extension.h"
 #include "server/host_check.h"
 #include "server/http_api.h"
+#include "server/recent_runs.h"
 #include "server/run_files.h"
 #include "server/sessions.h"
 #include "server/tools.h"
@@ -143,6 +144,10 @@ class McpServer final : public HttpHandler, public LineHandler {
                                            Respond& respond);
   void handle_upstream_api(HttpRequest& req, const std::string& path, Respond& respond);
   void handle_capsule(const std::string& path, Respond& respond);
+  // GET /runs: the caller's recent runs (server/recent_runs.h).
+  void handle_recent_runs(const HttpRequest& req, Respond& respond);
+  // POST /workspace/list and /workspace/read: the files of one of the caller's sessions.
+  void handle_workspace(const HttpRequest& req, const std::string& path, Respond& respond);
   std::shared_ptr<Session> new_session(const std::string& protocol, const std::string& owner);
   // A session for one request that came without one (never listed: it ends with its answer).
   std::shared_ptr<Session> oneshot_session(const std::string& owner);
@@ -248,6 +253,7 @@ class McpServer final : public HttpHandler, public LineHandler {
   std::atomic<bool> draining_{false};  // begin_shutdown() was called
   std::atomic<bool> aborting_{false};  // abort_calls() was called
   RunFiles run_files_;
+  RecentRuns recent_runs_;  // of authenticated principals only
   // Before runs_ and aux_: their jobs count into it until they are joined.
   metrics::Registry metrics_;
   // Sessions by handle (config sessions; read at start): null when disabled.

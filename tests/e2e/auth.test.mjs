@@ -131,6 +131,10 @@ const routes = (base) => [
   ["GET", `${base}/capsules/${"a".repeat(64)}/manifest.json`],
   ["GET", `${base}/types`],
   ["GET", `${base}/types/index.d.ts`],
+  ["GET", `${base}/runs`],
+  ["GET", `${base}/policy`],
+  ["POST", `${base}/workspace/list`, { session: "ses_x" }],
+  ["POST", `${base}/workspace/read`, { session: "ses_x", path: "a" }],
 ];
 
 function send(method, url, body, headers = {}) {

@@ -141,8 +141,8 @@ describe("sessions over HTTP", () => {
       r = await runPy(http, "import os\nos.listdir('/work')");
       assert.equal(r.structuredContent.value, "[]", "a run without a session finds /work empty");
       // /out is per call: a file written there comes back once.
-      r = await runPy(http, "open('/out/once.txt', 'w').write('1')", { session: a });
-      assert.deepEqual(r.structuredContent.files.map((f) => f.path), ["once.txt"]);
+      r = await runPy(http, "import os\nopen('/out/once.txt', 'w').write('1')\nos.makedirs('/out/d/e')\nopen('/out/d/e/f', 'w').write('2')", { session: a });
+      assert.deepEqual(r.structuredContent.files.map((f) => f.path), ["d/e/f", "once.txt"], show(r));
       r = await runPy(http, "import os\nos.listdir('/out')", { session: a });
       assert.equal(r.structuredContent.value, "[]");
       assert.equal(r.structuredContent.files, undefined);

@@ -142,7 +142,7 @@ test("runs JavaScript with Ctrl+Enter: stdout, stderr and value apart, outcome, 
   assert.equal(manifest.status, 200);
   assert.equal(manifest.json.language, "js");
   // The policy the run had, from its capsule, and the server's limits before running.
-  assert.match(await page.locator("#effective-policy").textContent(), /"timeoutMs": 20000/);
+  await page.locator("#effective-policy", { hasText: '"timeoutMs": 20000' }).waitFor({ state: "attached", timeout: 5000 });
   assert.match(await page.locator("#server-limits").textContent(), /timeoutMs 20000, memMb \d+, stdoutBytes \d+/);
   await shot(page, "run-js");
   await closePage(page);
@@ -183,6 +183,22 @@ test("stdin, args, env and a tightened limit reach the run", async () => {
   out = await run(page);
   assert.equal(await out.locator("[data-outcome]").getAttribute("data-outcome"), "timeout");
   assert.match(await page.locator("#effective-policy").textContent(), /"timeoutMs": 300/);
+
+  // Tighten-only: a wider limit is refused before anything runs (the server would clamp it).
+  assert.match(await page.locator("#server-limits").textContent(), /; network: none; upstream tools: \*/);
+  assert.match(await page.locator("#limits > summary").innerText(), /20000 ms, \d+ MB, \d+ bytes of output, network: none/);
+  const runs = await metric(/onemcp_runs_total\{tool="run_py",outcome="ok"\} (\d+)/);
+  await page.locator("#limit-timeoutMs").fill("999999");
+  out = await run(page);
+  assert.equal(await out.locator("[data-outcome]").getAttribute("data-outcome"), "failed");
+  assert.match(await out.innerText(), /timeoutMs: 999999 is above this server's 20000; a run can only tighten the limits/);
+  assert.equal(await metric(/onemcp_runs_total\{tool="run_py",outcome="ok"\} (\d+)/), runs);
+  // Truncated output says so.
+  await page.locator("#limit-timeoutMs").fill("");
+  await page.locator("#limit-stdoutBytes").fill("10");
+  await setCode(page, "print('x' * 100)");
+  out = await run(page);
+  await out.locator(".badge.warn", { hasText: "output truncated" }).waitFor();
   await closePage(page);
 });
 
@@ -212,26 +228,36 @@ test("an error is shown as an error", async () => {
   await closePage(page);
 });
 
-test("Stop cancels a long run: Run is disabled meanwhile and the server kills the run", async () => {
+test("Stop (or Escape) cancels a long run: Run is disabled meanwhile and the server kills the run", async () => {
   const page = await openPage(server.base);
   const killed = /onemcp_runs_total\{tool="run_js",outcome="killed"\} (\d+)/;
   const before = await metric(killed);
   await setCode(page, "while (true) {}");
-  await page.locator("#run").click();
+  // From the keyboard: Enter on Run starts it, and the focus moves to Stop.
+  await page.locator("#run").focus();
+  await page.keyboard.press("Enter");
   await page.locator("body[data-state=running]").waitFor();
   assert.equal(await page.locator("#run").isDisabled(), true);
   assert.equal(await page.locator("#stop").isEnabled(), true);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "stop");
   // Ctrl+Enter does not start a second run meanwhile.
   await page.keyboard.press("Control+Enter");
   await until(async () => (await metric(/onemcp_runs_in_flight (\d+)/)) === 1, 10000, "the run started");
   const t0 = Date.now();
-  await page.locator("#stop").click();
+  await page.keyboard.press("Escape");
   await page.locator("#output [data-outcome=killed]").waitFor({ timeout: 5000 });
   await until(async () => (await metric(killed)) === before + 1, 5000, "the server counted the run killed");
   await until(async () => (await metric(/onemcp_runs_in_flight (\d+)/)) === 0, 5000, "the run's slot freed");
   assert.ok(Date.now() - t0 < 5000);
   assert.equal(await page.locator("#run").isEnabled(), true);
   assert.equal(await page.locator("#stop").isDisabled(), true);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "run", "the focus is back on Run");
+  // The Stop button itself stops too.
+  await page.locator("#run").click();
+  await page.locator("body[data-state=running]").waitFor();
+  await page.locator("#stop").click();
+  await page.locator("body[data-state=idle]").waitFor({ timeout: 5000 });
+  await page.locator("#output [data-outcome=killed]").waitFor();
   await closePage(page);
 });
 
@@ -381,6 +407,37 @@ test("sessions: cells share an interpreter and /work, the workspace's files are 
   assert.match(await out.locator(".summary").innerText(), /session: continued interpreter, call 2/);
   await page.locator("#workspace li", { hasText: "data.txt" }).waitFor({ timeout: 10000 });
   assert.match(await page.locator("#workspace").innerText(), /data\.txt 2 bytes/);
+  // A workspace file downloads.
+  const [download] = await Promise.all([page.waitForEvent("download"), page.locator("#workspace button[data-path='data.txt']").click()]);
+  assert.equal(download.suggestedFilename(), "data.txt");
+  assert.equal(fs.readFileSync(await download.path(), "utf8"), "hi");
+  // What a run planted is never followed: a link is neither listed nor read; paths stay beneath /work.
+  await setCode(page, "import os\nos.symlink('/etc/hostname', '/work/link')\nos.mkdir('/work/sub')\nopen('/work/sub/b.txt', 'w').write('bee')");
+  assert.equal(await (await run(page)).locator("[data-outcome]").getAttribute("data-outcome"), "ok");
+  await page.locator("#workspace button[data-path='sub/b.txt']").waitFor({ timeout: 10000 });
+  assert.match(await page.locator("#workspace").innerText(), /sub\/ \(directory\)/);
+  assert.equal(await page.locator("#workspace button[data-path='link']").count(), 0, "a link is not listed");
+  const read = (body) =>
+    request(`${server.base}/workspace/read`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const b = await read({ session: handle, path: "sub/b.txt" });
+  assert.equal(b.status, 200);
+  assert.equal(b.text, "bee");
+  assert.equal(b.headers.get("content-type"), "application/octet-stream");
+  for (const [p, status, why] of [
+    ["link", 404, /symbolic link/],
+    ["../etc/passwd", 400, /bad path/],
+    ["/etc/passwd", 400, /bad path/],
+    ["sub/../data.txt", 400, /bad path/],
+    ["sub", 404, /not a regular file/],
+    ["nope", 404, /no such file/],
+  ]) {
+    const r = await read({ session: handle, path: p });
+    assert.equal(r.status, status, p);
+    assert.match(r.json.error, why, p);
+  }
+  assert.equal((await read({ session: `ses_${"0".repeat(64)}`, path: "data.txt" })).status, 404);
+  assert.equal((await read({ path: "data.txt" })).status, 400);
+  assert.equal((await request(`${server.base}/workspace/list`, { method: "GET" })).status, 405);
   await shot(page, "session");
   await page.getByRole("button", { name: "Close session" }).click();
   await page.locator("#workspace", { hasText: "Runs start from nothing" }).waitFor({ timeout: 10000 });
@@ -392,17 +449,36 @@ test("sessions: cells share an interpreter and /work, the workspace's files are 
   );
   assert.equal(gone.isError, true);
   assert.match(gone.content[0].text, /unknown session/);
+
+  // A session that ends elsewhere (closed by another client, or expired) leaves the list.
+  await page.getByRole("button", { name: "New session" }).click();
+  await page.locator("#workspace", { hasText: "Workspace /work of session ses_" }).waitFor({ timeout: 10000 });
+  const other = await page.locator("#session").inputValue();
+  await page.evaluate((session) => window.onemcp.mcp.request("tools/call", { name: "session_close", arguments: { session } }), other);
+  await page.locator("#session").selectOption(other); // the workspace is listed again
+  await page.locator("#workspace", { hasText: "has ended (closed or expired)" }).waitFor({ timeout: 10000 });
+  assert.equal(await page.locator(`#session option[value="${other}"]`).count(), 0);
+  assert.equal(await page.locator("#session").inputValue(), "");
+  page.errors = page.errors.filter((e) => !/status of 404/.test(e)); // that listing's answer
   await closePage(page);
 });
 
-describe("with authentication", () => {
+test("without a token the server keeps no runs: every client would see the others'", async () => {
+  assert.deepEqual((await request(`${server.base}/runs`)).json, { kept: false, runs: [] });
+});
+
+describe("with authentication (and no upstream servers)", () => {
   let authServer;
   let token;
+  let other; // a second client's token
   before(async () => {
     const dir = makeProject();
-    const r = runCli(["token", "create", "--dir", dir, "--name", "ui"]);
-    assert.equal(r.status, 0, r.stderr);
-    token = r.stdout.trim();
+    const tokens = ["ui", "other"].map((name) => {
+      const r = runCli(["token", "create", "--dir", dir, "--name", name]);
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.trim();
+    });
+    [token, other] = tokens;
     authServer = await startServer({ dir, ui: true, readyTimeoutMs: 60000 });
   });
   after(() => authServer?.stop());
@@ -421,14 +497,80 @@ describe("with authentication", () => {
     await page.locator("#connection", { hasText: /^connected$/ }).waitFor({ timeout: 10000 });
     assert.equal(await page.evaluate(() => sessionStorage.getItem("1mcp.token")), token);
     assert.equal(await (await run(page)).locator("[data-outcome]").getAttribute("data-outcome"), "ok");
-    // The refused token's requests, and GET /mcps of a server without upstreams.
-    page.errors = page.errors.filter((e) => !/status of (401|404)/.test(e));
+    // The refused token's requests (the page asks nothing of a server without upstreams that
+    // would fail).
+    page.errors = page.errors.filter((e) => !/status of 401/.test(e));
+    await closePage(page);
+  });
+
+  test("a bearer token alone (no cookie): the capsule link, the server's recent runs of this token only, run again", async () => {
+    // The page loaded, then the browser dropped the cookie (as when it keeps none): the token
+    // field's bearer token is all the page has.
+    const page = await openPage(authServer.base, { path: `/?token=${token}` });
+    await page.context().clearCookies();
+    await page.locator("#auth summary").click();
+    await page.locator("#token").fill(token);
+    await page.locator("#token-form button").click();
+    await page.locator("#connection", { hasText: /^connected$/ }).waitFor({ timeout: 10000 });
+    assert.deepEqual(await page.context().cookies(), [], "no cookie: the token goes as Authorization only");
+    await page.locator("#lang").selectOption("py");
+    await setCode(page, "import os\nprint('key', 'set' if os.environ.get('API_KEY') else 'unset')");
+    await page.locator("#inputs summary").click();
+    await page.locator("#env").fill("API_KEY=s3cr3t-value");
+    const out = await run(page);
+    assert.equal(await out.locator(".stdout pre").innerText(), "key set\n");
+
+    // The capsule link opens the manifest, fetched with the token, from a blob.
+    const [tab] = await Promise.all([page.context().waitForEvent("page"), out.locator("a.capsule").click()]);
+    await tab.waitForLoadState();
+    assert.match(tab.url(), /^blob:/);
+    assert.equal(JSON.parse(await tab.locator("body").innerText()).language, "py");
+    await tab.close();
+
+    // The server keeps the run for this token, without the environment's values.
+    const mine = await request(`${authServer.base}/runs`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(mine.json.kept, true);
+    assert.equal(mine.json.runs.length, 3, "the two runs of the test before, and this one");
+    assert.deepEqual(mine.json.runs[0].envNames, ["API_KEY"]);
+    assert.equal(mine.json.runs[0].tool, "run_py");
+    assert.equal(mine.json.runs[0].outcome, "ok");
+    assert.ok(!mine.text.includes("s3cr3t"), "no environment value kept");
+    const theirs = await request(`${authServer.base}/runs`, { headers: { authorization: `Bearer ${other}` } });
+    assert.deepEqual(theirs.json, { kept: true, runs: [] }, "another token sees none of them");
+    assert.equal((await request(`${authServer.base}/runs`)).status, 401);
+
+    // Shown in the page's history, and run again from there (the env value is not kept).
+    await page.getByRole("button", { name: "Clear" }).click();
+    const kept = page.locator("#server-history details.entry");
+    await kept.first().waitFor({ timeout: 10000 });
+    const before = await kept.count();
+    assert.equal(before, 3);
+    await setCode(page, "print('something else')");
+    await kept.first().locator(":scope > summary").click();
+    assert.match(await kept.first().innerText(), /env values are not kept \(API_KEY\)/);
+    await kept.first().getByRole("button", { name: "Run again" }).click();
+    await page.locator("#output .stdout pre", { hasText: "key unset" }).waitFor({ timeout: 20000 });
+    await until(async () => (await kept.count()) === before + 1, 10000, "the run kept too");
+    await shot(page, "server-history");
+
+    // A session's workspace answers its owner only.
+    await page.getByRole("button", { name: "New session" }).click();
+    await page.locator("#workspace", { hasText: "Workspace /work of session ses_" }).waitFor({ timeout: 10000 });
+    const session = await page.locator("#session").inputValue();
+    const list = (t) =>
+      request(`${authServer.base}/workspace/list`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${t}` },
+        body: JSON.stringify({ session }),
+      });
+    assert.deepEqual((await list(token)).json, { files: [], truncated: false });
+    assert.equal((await list(other)).status, 404);
     await closePage(page);
   });
 });
 
 test("screenshots are kept", () => {
-  for (const n of ["run-js", "error", "plot", "dark", "narrow", "history", "upstreams", "session"]) {
+  for (const n of ["run-js", "error", "plot", "dark", "narrow", "history", "upstreams", "session", "server-history"]) {
     assert.ok(fs.statSync(path.join(ARTIFACTS, `${n}.png`)).size > 1000, n);
   }
 });

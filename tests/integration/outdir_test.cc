@@ -93,5 +93,58 @@ TEST_F(OutDir, DepthAndCountAreBounded) {
   EXPECT_EQ(read().size(), OutLimits{}.max_files);
 }
 
+TEST_F(OutDir, ClearEmptiesNestedDirectoriesWithoutFollowingLinks) {
+  ASSERT_EQ(::mkdir((dir_ + "/d").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((dir_ + "/d/e").c_str(), 0755), 0);
+  write("d/e/f", "x");
+  write("top", "y");
+  char keep[] = "/tmp/1mcp-outdir-keep-XXXXXX";
+  ASSERT_NE(::mkdtemp(keep), nullptr);
+  std::ofstream(std::string(keep) + "/precious") << "z";
+  ASSERT_EQ(::symlink(keep, (dir_ + "/link").c_str()), 0);
+  UniqueFd fd(::open(dir_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  clear_out_dir(fd.get());
+  EXPECT_TRUE(list_tree(fd.get()).empty());
+  EXPECT_NE(::access((dir_ + "/d").c_str(), F_OK), 0);
+  EXPECT_NE(::access((dir_ + "/link").c_str(), F_OK), 0);
+  EXPECT_EQ(::access((std::string(keep) + "/precious").c_str(), F_OK), 0)
+      << "the link's target stays";
+  std::system(("rm -rf " + std::string(keep)).c_str());
+}
+
+TEST_F(OutDir, ListsAndReadsAWorkspaceWithoutFollowingLinks) {
+  ASSERT_EQ(::mkdir((dir_ + "/sub").c_str(), 0755), 0);
+  write("sub/a.txt", "nested");
+  write("b.txt", "bee");
+  ASSERT_EQ(::symlink("/etc/passwd", (dir_ + "/passwd").c_str()), 0);
+  ASSERT_EQ(::symlink("/etc", (dir_ + "/etcdir").c_str()), 0);
+  ASSERT_EQ(::mkfifo((dir_ + "/fifo").c_str(), 0644), 0);
+  UniqueFd fd(::open(dir_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  auto tree = list_tree(fd.get());
+  ASSERT_EQ(tree.size(), 3u);  // no links, no fifo
+  EXPECT_EQ(tree[0].path, "b.txt");
+  EXPECT_EQ(tree[0].size, 3u);
+  EXPECT_EQ(tree[1].path, "sub");
+  EXPECT_TRUE(tree[1].dir);
+  EXPECT_EQ(tree[2].path, "sub/a.txt");
+  EXPECT_EQ(list_tree(fd.get(), 2).size(), 2u);
+  EXPECT_EQ(list_tree(fd.get(), 1000, 1).size(), 2u);  // sub's files are one level deeper
+
+  auto a = read_beneath(fd.get(), "sub/a.txt", 100);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(*a, "nested");
+  auto t0 = std::chrono::steady_clock::now();
+  for (const char* bad : {"passwd", "etcdir/passwd", "fifo", "sub", "nope", "../etc/passwd",
+                          "/etc/passwd", "sub/../b.txt", "./b.txt", "sub//a.txt", ""}) {
+    EXPECT_FALSE(read_beneath(fd.get(), bad, 100).ok()) << bad;
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));  // no fifo hangs
+  EXPECT_NE(read_beneath(fd.get(), "passwd", 100).error().message.find("symbolic link"),
+            std::string::npos);
+  auto big = read_beneath(fd.get(), "sub/a.txt", 5);
+  ASSERT_FALSE(big.ok());
+  EXPECT_NE(big.error().message.find("larger than 5 bytes"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace onemcp::sandbox

@@ -1,6 +1,8 @@
 // Runs made from this page, newest first, kept in localStorage (code, arguments, outcome and the
-// beginning of the output), each one loadable and runnable again.
+// beginning of the output), and the recent runs the server keeps for the caller (GET /runs), each
+// one loadable and runnable again.
 import type { Language } from "./editor";
+import { api } from "./mcp";
 import { el, type CallToolResult } from "./output";
 
 export interface HistoryEntry {
@@ -10,6 +12,46 @@ export interface HistoryEntry {
   outcome: string;
   durationMs?: number;
   output: string;
+  note?: string; // what of the run was not kept
+}
+
+/** A run as GET /runs lists it. */
+interface ServerRun {
+  at: number;
+  tool: string;
+  arguments: Record<string, unknown>;
+  envNames?: string[];
+  inSession?: boolean;
+  argumentsLeftOut?: boolean;
+  outcome?: string;
+  durationMs?: number;
+  truncated?: boolean;
+  outputCut?: boolean;
+  stdout?: string;
+  stderr?: string;
+  value?: string;
+}
+
+/** The caller's recent runs the server keeps (kept: false when it keeps none for this caller). */
+export async function loadServerRuns(): Promise<{ kept: boolean; entries: HistoryEntry[] }> {
+  const r = await api("/runs");
+  if (!r.ok) throw new Error(`GET /runs: HTTP ${r.status}`);
+  const { kept, runs } = (await r.json()) as { kept: boolean; runs: ServerRun[] };
+  const entries = runs.map((run): HistoryEntry => {
+    const notes: string[] = [];
+    if (run.envNames?.length) notes.push(`env values are not kept (${run.envNames.join(", ")})`);
+    if (run.inSession) notes.push("it ran in a session; runs again in a fresh sandbox");
+    if (run.argumentsLeftOut) notes.push("its code or stdin was too long to keep");
+    if (run.outputCut || run.truncated) notes.push("output truncated");
+    const output = [run.value !== undefined ? `[value] ${run.value}` : "", run.stdout ?? "", run.stderr ? `[stderr]\n${run.stderr}` : ""]
+      .filter((p) => p)
+      .join("\n");
+    const entry: HistoryEntry = { at: run.at, lang: run.tool === "run_py" ? "py" : "js", args: run.arguments, outcome: run.outcome ?? "failed", output };
+    if (run.durationMs !== undefined) entry.durationMs = run.durationMs;
+    if (notes.length) entry.note = notes.join("; ");
+    return entry;
+  });
+  return { kept, entries };
 }
 
 const KEY = "1mcp.history";
@@ -91,6 +133,7 @@ export function renderHistory(
       load.addEventListener("click", () => onLoad(e));
       const rerun = el("button", { type: "button" }, "Run again");
       rerun.addEventListener("click", () => onRerun(e));
+      load.disabled = rerun.disabled = typeof e.args.code !== "string";
       const ok = e.outcome === "ok";
       return el(
         "details",
@@ -104,6 +147,7 @@ export function renderHistory(
           el("code", {}, ` ${firstLine.slice(0, 60)}`),
         ),
         el("div", { class: "toolbar" }, load, rerun),
+        ...(e.note ? [el("p", { class: "note" }, e.note)] : []),
         el("pre", {}, code),
         el("pre", { class: "history-output" }, e.output || "(no output)"),
       );

@@ -1,8 +1,8 @@
 // The playground page: editor, inputs, limits, run/stop, output.
 import "./style.css";
 import { Editor, type Language } from "./editor";
-import { Cancelled, McpClient, storedToken, storeToken, type Call, type Notification } from "./mcp";
-import { addHistory, clearHistory, loadHistory, renderHistory, type HistoryEntry } from "./history";
+import { api, Cancelled, McpClient, storedToken, storeToken, type Call, type Notification } from "./mcp";
+import { addHistory, clearHistory, loadHistory, loadServerRuns, renderHistory, type HistoryEntry } from "./history";
 import { capsulePolicy, renderError, renderResult, type CallToolResult } from "./output";
 import { SAMPLES } from "./samples";
 import { Sessions } from "./sessions";
@@ -88,7 +88,14 @@ function argumentsOf(): Record<string, unknown> {
   const limits: Record<string, number> = {};
   for (const k of ["timeoutMs", "memMb", "stdoutBytes"]) {
     const v = intField(`limit-${k}`);
-    if (v !== undefined) limits[k] = v;
+    if (v === undefined) continue;
+    // Tighten-only: the server would clamp a wider value without a word; say so before running.
+    const input = $<HTMLInputElement>(`limit-${k}`);
+    const max = input.max === "" ? Infinity : Number(input.max);
+    const min = Number(input.min || "1");
+    if (!Number.isInteger(v) || v < min) throw new Error(`${k}: a whole number, at least ${min}`);
+    if (v > max) throw new Error(`${k}: ${v} is above this server's ${max}; a run can only tighten the limits`);
+    limits[k] = v;
   }
   const policy: Record<string, unknown> = {};
   if (Object.keys(limits).length) policy.limits = limits;
@@ -129,6 +136,30 @@ function showHistory(entries: HistoryEntry[]): void {
   );
 }
 showHistory(loadHistory());
+
+const serverHistory = $<HTMLDivElement>("server-history");
+/** The runs the server keeps for this caller (its token), refreshed after every run. */
+async function showServerHistory(): Promise<void> {
+  const note = $("server-history-note");
+  try {
+    const { kept, entries } = await loadServerRuns();
+    note.textContent = kept
+      ? "The last runs made with this token, from any client, kept in the server's memory (environment values never)."
+      : "This server keeps no runs for clients without a token: they would all see each other's.";
+    renderHistory(
+      serverHistory,
+      entries,
+      (e) => applyArguments(e.lang, e.args),
+      (e) => {
+        applyArguments(e.lang, e.args);
+        void run();
+      },
+    );
+    if (!kept) serverHistory.replaceChildren();
+  } catch (e) {
+    note.textContent = e instanceof Error ? e.message : String(e);
+  }
+}
 $<HTMLButtonElement>("clear-history").addEventListener("click", () => {
   clearHistory();
   showHistory([]);
@@ -136,8 +167,12 @@ $<HTMLButtonElement>("clear-history").addEventListener("click", () => {
 
 function setRunning(call: Call<CallToolResult> | null): void {
   running = call;
+  // Focus follows the enabled button: a keyboard user's Enter on Run, then Enter again, stops.
+  const focused = document.activeElement;
   runButton.disabled = call !== null;
   stopButton.disabled = call === null;
+  if (call && focused === runButton) stopButton.focus();
+  if (!call && focused === stopButton) runButton.focus();
   document.body.dataset.state = call ? "running" : "idle";
   progress.hidden = true;
 }
@@ -200,6 +235,7 @@ async function run(): Promise<void> {
     }
   } finally {
     setRunning(null);
+    void showServerHistory();
   }
 }
 
@@ -216,6 +252,9 @@ document.addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
     e.preventDefault();
     void run();
+  } else if (e.key === "Escape" && running) {
+    e.preventDefault();
+    running.cancel();
   }
 });
 
@@ -229,23 +268,52 @@ $<HTMLFormElement>("token-form").addEventListener("submit", (e) => {
   void loadServer();
 });
 
-/** The server's limits (from the run tools' descriptions) and its name. */
+/** "none", or the hosts runs may reach and what is refused anyway. */
+function networkText(n: { allowedDomains?: string[]; deniedDomains?: string[]; denyIpLiterals?: boolean; blockPrivateRanges?: boolean }): string {
+  if (!n.allowedDomains?.length) return "none";
+  const refused = [
+    n.deniedDomains?.length ? `not ${n.deniedDomains.join(", ")}` : "",
+    n.denyIpLiterals ? "no IP literals" : "",
+    n.blockPrivateRanges ? "no private ranges" : "",
+  ].filter((x) => x);
+  return `${n.allowedDomains.join(", ")}${refused.length ? ` (${refused.join("; ")})` : ""}`;
+}
+
+/** The server's policy (GET /policy): its limits and network rules, shown before running. */
+async function loadPolicy(): Promise<void> {
+  const r = await api("/policy");
+  if (!r.ok) throw new Error(`GET /policy: HTTP ${r.status}`);
+  const { policy } = (await r.json()) as {
+    policy: { limits: Record<string, number>; network: Parameters<typeof networkText>[0]; mcps?: string[] };
+  };
+  const l = policy.limits;
+  serverLimits.textContent =
+    `timeoutMs ${l.timeoutMs}, memMb ${l.memMb}, stdoutBytes ${l.stdoutBytes}; network: ${networkText(policy.network)}` +
+    (policy.mcps?.length ? `; upstream tools: ${policy.mcps.join(", ")}` : "");
+  for (const k of ["timeoutMs", "memMb", "stdoutBytes"]) {
+    const input = $<HTMLInputElement>(`limit-${k}`);
+    const v = l[k];
+    if (v === undefined) continue;
+    input.max = String(v);
+    input.placeholder = String(v);
+  }
+  const noNetwork = $<HTMLInputElement>("no-network");
+  noNetwork.disabled = !policy.network.allowedDomains?.length;
+  noNetwork.title = noNetwork.disabled ? "this server lets runs reach no host already" : "";
+  // In the collapsed section's title too: seen before running.
+  $("policy-brief").textContent =
+    ` — ${l.timeoutMs} ms, ${l.memMb} MB, ${l.stdoutBytes} bytes of output, network: ${policy.network.allowedDomains?.length ? "some hosts" : "none"}`;
+}
+
+/** Connects: the tools (whether the server has upstreams), its policy, upstreams, history. */
 async function loadServer(): Promise<void> {
   try {
-    const { tools } = await mcp.request<{ tools: { name: string; description?: string }[] }>("tools/list");
-    const desc = tools.find((t) => t.name === "run_js")?.description ?? "";
-    const m = /Limits on this server: timeoutMs (\d+), memMb (\d+), stdoutBytes (\d+)/.exec(desc);
-    if (m) {
-      const [, timeoutMs = "", memMb = "", stdoutBytes = ""] = m;
-      serverLimits.textContent = `timeoutMs ${timeoutMs}, memMb ${memMb}, stdoutBytes ${stdoutBytes}`;
-      for (const [k, v] of [["timeoutMs", timeoutMs], ["memMb", memMb], ["stdoutBytes", stdoutBytes]] as const) {
-        const input = $<HTMLInputElement>(`limit-${k}`);
-        input.max = v;
-        input.placeholder = v;
-      }
-    }
+    const { tools } = await mcp.request<{ tools: { name: string }[] }>("tools/list");
+    await loadPolicy().catch((e: unknown) => (serverLimits.textContent = String(e)));
     $("connection").textContent = "connected";
-    await renderUpstreams($("upstreams")).catch((e: unknown) => ($("upstreams").textContent = String(e)));
+    void showServerHistory();
+    const configured = tools.some((t) => t.name === "search_tools");
+    await renderUpstreams($("upstreams"), configured).catch((e: unknown) => ($("upstreams").textContent = String(e)));
   } catch (e) {
     $("connection").textContent = e instanceof Error ? e.message : String(e);
     $<HTMLDetailsElement>("auth").open = true;

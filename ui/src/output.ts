@@ -56,16 +56,35 @@ function block(label: string, text: string, cls: string): HTMLElement {
   return el("section", { class: `stream ${cls}` }, el("h3", {}, label), el("pre", {}, text));
 }
 
-async function download(mcp: McpClient, file: OutFile): Promise<void> {
-  const r = await mcp.request<{ contents: { text?: string; blob?: string; mimeType?: string }[] }>("resources/read", { uri: file.uri });
-  const c = r.contents[0];
-  const blob = c?.blob !== undefined ? base64Blob(c.blob, file.mimeType) : new Blob([c?.text ?? ""], { type: file.mimeType });
+/** Saves `blob` as a download named `name`. */
+export function saveBlob(blob: Blob, name: string): void {
   const url = URL.createObjectURL(blob);
-  const a = el("a", { href: url, download: file.path.split("/").pop() ?? "file" });
+  const a = el("a", { href: url, download: name });
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+async function download(mcp: McpClient, file: OutFile): Promise<void> {
+  const r = await mcp.request<{ contents: { text?: string; blob?: string; mimeType?: string }[] }>("resources/read", { uri: file.uri });
+  const c = r.contents[0];
+  const blob = c?.blob !== undefined ? base64Blob(c.blob, file.mimeType) : new Blob([c?.text ?? ""], { type: file.mimeType });
+  saveBlob(blob, file.path.split("/").pop() ?? "file");
+}
+
+/**
+ * Opens a capsule's manifest. A navigation would carry the cookie but never the bearer token, so
+ * the page fetches it with its credentials and shows the answer from a blob in a new tab (its
+ * type set here: shown as text, never run); a blocked pop-up downloads it instead.
+ */
+async function openCapsule(href: string, id: string): Promise<void> {
+  const r = await api(href);
+  if (!r.ok) throw new Error(`${href}: HTTP ${r.status}`);
+  const blob = new Blob([await r.arrayBuffer()], { type: "application/json" });
+  const url = URL.createObjectURL(blob);
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  if (!window.open(url, "_blank")) saveBlob(blob, `capsule-${id.slice(0, 12)}.json`);
 }
 
 /** Shows a call that has no run result: it failed (or, with outcome "killed", was stopped). */
@@ -98,10 +117,14 @@ export function renderResult(out: HTMLElement, mcp: McpClient, res: CallToolResu
   if (s.truncated) summary.append(el("span", { class: "badge warn" }, "output truncated"));
   if (s.session) summary.append(el("span", {}, `session: ${s.session.interpreter} interpreter, call ${s.session.call}`));
   if (s.capsule) {
-    const base = `/capsules/${s.capsule}/`;
-    summary.append(
-      el("span", {}, "capsule ", el("a", { href: `${base}manifest.json`, target: "_blank", rel: "noopener", class: "capsule" }, s.capsule.slice(0, 12))),
-    );
+    const id = s.capsule;
+    const href = `/capsules/${id}/manifest.json`;
+    const link = el("a", { href, target: "_blank", rel: "noopener", class: "capsule", title: `capsule ${id}` }, id.slice(0, 12));
+    link.addEventListener("click", (e) => {
+      e.preventDefault();
+      openCapsule(href, id).catch((err: unknown) => link.after(el("span", { class: "error-text" }, ` ${String(err)}`)));
+    });
+    summary.append(el("span", {}, "capsule ", link));
   }
   parts.push(summary);
   if (s.session?.note) parts.push(el("p", { class: "note" }, s.session.note));

@@ -1,8 +1,9 @@
 // Sessions (session_create / session_close): runs against a session share its interpreters and
 // its /work workspace, like the cells of a notebook. The handles this tab made are kept in its
-// sessionStorage; the workspace's files are listed by a small run_js call in the session.
-import { McpClient } from "./mcp";
-import { el, type CallToolResult } from "./output";
+// sessionStorage; the workspace's files are listed (POST /workspace/list) and downloaded
+// (POST /workspace/read) with the page's credentials, the handle in the body, never in a URL.
+import { api, McpClient } from "./mcp";
+import { el, saveBlob, type CallToolResult } from "./output";
 
 const KEY = "1mcp.sessions";
 
@@ -11,14 +12,31 @@ interface Created {
   expiresAt: string;
 }
 
-const LIST_FILES = `(() => {
-  const fs = require("fs");
-  const out = fs.readdirSync("/work", { recursive: true }).map((p) => {
-    const s = fs.statSync("/work/" + p);
-    return [p, s.isDirectory() ? -1 : s.size];
+interface WorkspaceFile {
+  path: string;
+  size: number;
+  dir: boolean;
+}
+
+async function workspace(what: "list" | "read", body: Record<string, string>): Promise<Response> {
+  const r = await api(`/workspace/${what}`, {
+    method: "POST",
+    // The header lets a balancer route it to the session's replica (as MCP calls do).
+    headers: { "Content-Type": "application/json", "Mcp-Param-Session": body.session ?? "" },
+    body: JSON.stringify(body),
   });
-  console.log(JSON.stringify(out));
-})();`;
+  if (!r.ok) {
+    const why = ((await r.json().catch(() => ({}))) as { error?: string }).error;
+    throw new WorkspaceError(`${what === "list" ? "listing" : "reading"} the workspace: ${why ?? `HTTP ${r.status}`}`, r.status);
+  }
+  return r;
+}
+
+class WorkspaceError extends Error {
+  constructor(message: string, readonly status: number) {
+    super(message);
+  }
+}
 
 export class Sessions {
   private handles: string[];
@@ -85,7 +103,7 @@ export class Sessions {
     }
   }
 
-  /** Lists the selected session's workspace. */
+  /** Lists the selected session's workspace; each file downloads. */
   async refresh(): Promise<void> {
     const h = this.current;
     if (!h) {
@@ -94,12 +112,35 @@ export class Sessions {
     }
     const title = el("p", {}, "Workspace ", el("code", {}, "/work"), " of session ", el("code", {}, h.slice(0, 12) + "…"));
     try {
-      const r = await this.tool("run_js", { code: LIST_FILES, session: h });
-      const entries = JSON.parse(r.structuredContent?.stdout ?? "[]") as [string, number][];
+      const r = await workspace("list", { session: h });
+      const { files, truncated } = (await r.json()) as { files: WorkspaceFile[]; truncated: boolean };
       const list = el("ul", { class: "workspace-files" });
-      for (const [p, size] of entries) list.append(el("li", {}, el("code", {}, p), size < 0 ? " (directory)" : ` ${size} bytes`));
-      this.files.replaceChildren(title, entries.length ? list : el("p", { class: "note" }, "(empty)"));
+      for (const f of files) {
+        if (f.dir) {
+          list.append(el("li", {}, el("code", {}, `${f.path}/`), " (directory)"));
+          continue;
+        }
+        const b = el("button", { type: "button", class: "link", "data-path": f.path }, f.path);
+        b.title = `download /work/${f.path}`;
+        b.addEventListener("click", () => {
+          workspace("read", { session: h, path: f.path })
+            .then((r) => r.blob())
+            .then((blob) => saveBlob(blob, f.path.split("/").pop() ?? "file"))
+            .catch((e: unknown) => b.after(el("span", { class: "error-text" }, ` ${e instanceof Error ? e.message : String(e)}`)));
+        });
+        list.append(el("li", {}, b, ` ${f.size} bytes`));
+      }
+      if (truncated) list.append(el("li", { class: "note" }, "… more files than are listed"));
+      this.files.replaceChildren(title, files.length ? list : el("p", { class: "note" }, "(empty)"));
     } catch (e) {
+      if (e instanceof WorkspaceError && e.status === 404) {
+        // The server no longer has it (closed elsewhere, or expired): runs go to a fresh sandbox.
+        this.handles = this.handles.filter((x) => x !== h);
+        this.save();
+        this.render();
+        this.files.replaceChildren(el("p", { class: "error-text" }, `Session ${h.slice(0, 12)}… has ended (closed or expired); runs start from nothing again.`));
+        return;
+      }
       this.files.replaceChildren(title, el("p", { class: "error-text" }, e instanceof Error ? e.message : String(e)));
     }
   }

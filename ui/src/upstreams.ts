@@ -63,6 +63,8 @@ export function schemaForm(schema: Schema | undefined): { fields: HTMLElement; r
       else input.value = typeof p.default === "string" ? p.default : JSON.stringify(p.default);
     }
     label.append(input);
+    // Shown, not only a tooltip: a keyboard or touch user reads it too.
+    if (p.description) label.append(el("span", { class: "hint" }, p.description));
     fields.append(label);
     readers.push(() => {
       if (input instanceof HTMLInputElement && input.type === "checkbox") return input.checked || required.has(name) ? [name, input.checked] : null;
@@ -139,13 +141,16 @@ async function loadTools(server: string, into: HTMLElement): Promise<void> {
   into.replaceChildren(...(body.tools ?? []).map((t) => toolView(server, t)));
 }
 
-/** Fills `root` with the upstream servers; says so when none is configured. */
-export async function renderUpstreams(root: HTMLElement): Promise<void> {
-  const r = await api("/mcps");
-  if (r.status === 404) {
+/**
+ * Fills `root` with the upstream servers; says so when none is configured (`configured`: the
+ * server lists search_tools, as it does exactly when it has upstreams; else /mcps would be a 404).
+ */
+export async function renderUpstreams(root: HTMLElement, configured: boolean): Promise<void> {
+  if (!configured) {
     root.replaceChildren(el("p", { class: "note" }, "No upstream MCP servers are configured (the config's mcps)."));
     return;
   }
+  const r = await api("/mcps");
   if (!r.ok) {
     root.replaceChildren(el("p", { class: "note" }, `GET /mcps: HTTP ${r.status}`));
     return;
