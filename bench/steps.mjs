@@ -7,20 +7,23 @@
 // call came, see sandbox/executor.h) are marked "ahead of the call".
 //
 //   node bench/steps.mjs [--bin build/1mcp] [--calls 100] [--warmup 10] [--unique] [--load N]
-//     [--json out.json]
+//     [--mcps N] [--json out.json]
 // --unique: every call's code differs (a new capsule per call), instead of the same code.
 // --load N: N busy processes run meanwhile (agents' machines are busy).
+// --mcps N: one upstream MCP server (stdio) with N tools, so every run may call upstream tools and
+//   mounts its /mcps tree (code mode; N ≤ 100).
 // A step that not every call had (a call that found no ready slot makes its own) says in how many.
 import fs from "node:fs";
 import path from "node:path";
 
-import { REPO, RawClient, fmt, machine, median, parseOptions, projectDir, startLoad, startServer, stopServer } from "./lib.mjs";
+import { REPO, RawClient, fmt, httpRequest, machine, median, parseOptions, projectDir, startLoad, startServer, stopServer } from "./lib.mjs";
 
 function parseArgs(argv) {
-  const o = parseOptions(argv, { bin: path.join(REPO, "build/1mcp"), calls: 100, warmup: 10, unique: false, load: 0, json: null },
+  const o = parseOptions(argv, { bin: path.join(REPO, "build/1mcp"), calls: 100, warmup: 10, unique: false, load: 0, mcps: 0, json: null },
     { number: { ok: () => true, what: "" } });  // checked below
   o.bin = path.resolve(o.bin);
-  if (!(o.calls >= 1) || !(o.warmup >= 0) || !(o.load >= 0)) throw new Error("--calls must be ≥ 1, --warmup and --load ≥ 0");
+  if (!(o.calls >= 1) || !(o.warmup >= 0) || !(o.load >= 0) || !(o.mcps >= 0 && o.mcps <= 100))
+    throw new Error("--calls must be ≥ 1, --warmup and --load ≥ 0, --mcps 0..100");
   return o;
 }
 
@@ -67,10 +70,26 @@ async function measure(client, tool, opts) {
   };
 }
 
+// Until the upstream answered its tool list (GET /mcps says "ready").
+async function upstreamReady(port) {
+  const deadline = Date.now() + 20000;
+  while (Date.now() < deadline) {
+    const r = await httpRequest({ port, method: "GET", path: "/mcps" }).catch(() => null);
+    if (r?.status === 200 && JSON.parse(r.body).mcps?.every((m) => m.status === "ready")) return;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  throw new Error("the upstream did not become ready within 20 s");
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const m = machine();
-  const s = await startServer(opts.bin, projectDir(opts.bin), ["--profile-runs"]);
+  const upstream = (cfg) => {
+    const fixture = path.join(REPO, "tests/fixtures/upstream/many_tools.mjs");
+    cfg.mcps = [{ name: "tools", transport: "stdio", command: process.execPath, args: [fixture, String(opts.mcps)] }];
+  };
+  const s = await startServer(opts.bin, projectDir(opts.bin, opts.mcps > 0 ? upstream : undefined), ["--profile-runs"]);
+  if (opts.mcps > 0) await upstreamReady(s.port);
   const out = {};
   const stopLoad = opts.load > 0 ? startLoad(opts.load) : () => {};
   try {
@@ -89,7 +108,8 @@ async function main() {
   L.push("");
   L.push(`- binary: \`${opts.bin}\` with --profile-runs; machine: nproc ${m.nproc}, ${m.cpu}, ${m.kernel}, load ${m.load}`);
   L.push(`- medians of ${opts.calls} sequential calls per runtime; a step's time is from the end of the step before it` +
-    (opts.load > 0 ? `; ${opts.load} busy processes running meanwhile` : ""));
+    (opts.load > 0 ? `; ${opts.load} busy processes running meanwhile` : "") +
+    (opts.mcps > 0 ? `; one upstream with ${opts.mcps} tools (every run mounts its /mcps tree)` : ""));
   for (const tool of ["run_js", "run_py"]) {
     const r = out[tool];
     L.push("");
