@@ -42,7 +42,7 @@ struct UpstreamStatus {
   std::string error;             // why the last attempt failed or the upstream died ("" if none)
   std::string protocol_version;  // negotiated, e.g. "2025-06-18" or "2026-07-28"
   nlohmann::json server_info;    // the upstream's serverInfo (null until known)
-  size_t tool_count = 0;
+  size_t tool_count = 0;         // of its last list (kept while it restarts)
   uint32_t restarts = 0;  // connections made after the first one
 };
 
