@@ -767,11 +767,13 @@ int cmd_serve(const ServeFlags& f) {
       std::lock_guard lk(mu);
       if (server) server->log_event(level, logger, data);
     }
-    void tools_changed(const std::vector<upstream::UpstreamStatus>& now) {
+    // After the lists are in place (`list_changed`: the tools clients see changed).
+    void upstreams_changed(bool list_changed, const std::vector<upstream::UpstreamStatus>& now) {
       std::lock_guard lk(mu);
       if (!server) return;
-      server->notify_tools_changed();
+      if (list_changed) server->notify_tools_changed();
       for (const auto& u : now) {
+        if (u.state == upstream::State::kConnecting) continue;  // on its way to ready or backoff
         auto& [state, restarts] = last[u.name];
         if (state == u.state && restarts == u.restarts) continue;
         state = u.state;
@@ -796,8 +798,7 @@ int cmd_serve(const ServeFlags& f) {
       if (u.expose) exposed.insert(u.name);
     upstreams = std::make_unique<server::Upstreams>(*manager, std::move(exposed));
     manager->on_tools_changed([u = upstreams.get(), m = manager.get(), &announce] {
-      u->refresh();
-      announce.tools_changed(m->status());
+      announce.upstreams_changed(u->refresh(), m->status());
     });
     manager->start();
   }

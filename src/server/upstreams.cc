@@ -70,17 +70,22 @@ std::string tool_error_text(const json& r) {
   return text.empty() ? "the tool reported an error" : text;
 }
 
-void Upstreams::refresh() {
+bool Upstreams::refresh() {
+  // One at a time, so a refresh that read the upstreams earlier never replaces a later one's.
+  std::lock_guard refreshing(refresh_mu_);
   UpstreamTools tools, exposed;  // in config order
   for (const auto& s : manager_.status()) {
-    if (s.state != upstream::State::kReady) continue;
+    // A ready upstream's tools, or the last ones of one that is restarting (a call to one of
+    // those says so); not those of one never ready yet, or stopped.
     auto listed = manager_.tools(s.name);
     if (!listed) continue;
     if (exposed_.count(s.name)) exposed.emplace_back(s.name, *listed);
     tools.emplace_back(s.name, std::move(*listed));
   }
+  if (tools == listed_) return false;
   auto next = std::make_shared<const std::vector<CodeModeServer>>(code_mode_catalog(tools));
   auto gateway = std::make_shared<const std::vector<GatewayTool>>(gateway_tools(exposed));
+  listed_ = std::move(tools);
   {
     std::lock_guard lk(mu_);
     catalog_ = std::move(next);
@@ -88,6 +93,7 @@ void Upstreams::refresh() {
   }
   std::lock_guard lk(trees_mu_);
   tree_of_.clear();
+  return true;
 }
 
 void Upstreams::set_trees(std::unique_ptr<McpsTrees> trees) {

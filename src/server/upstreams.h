@@ -33,8 +33,10 @@ class Upstreams {
     refresh();
   }
 
-  // Rebuilds the catalog from the upstreams that are ready now (call when their tools change).
-  void refresh();
+  // Rebuilds the catalog and the gateway's tools from the upstreams' lists (call when they may
+  // have changed): those of the upstreams that are ready, and the last ones of those that are
+  // restarting. Whether anything changed (then clients are to be told).
+  bool refresh();
   std::shared_ptr<const std::vector<CodeModeServer>> catalog() const;
   // Only what `policy` lets a run call.
   std::vector<CodeModeServer> allowed(const policy::Policy& policy) const;
@@ -77,9 +79,13 @@ class Upstreams {
  private:
   upstream::Manager& manager_;
   const std::set<std::string> exposed_;
+  std::mutex refresh_mu_;
+  UpstreamTools listed_;  // under refresh_mu_: what the catalog was made from
   mutable std::mutex mu_;
-  std::shared_ptr<const std::vector<CodeModeServer>> catalog_;
-  std::shared_ptr<const std::vector<GatewayTool>> gateway_;
+  std::shared_ptr<const std::vector<CodeModeServer>> catalog_ =
+      std::make_shared<const std::vector<CodeModeServer>>();
+  std::shared_ptr<const std::vector<GatewayTool>> gateway_ =
+      std::make_shared<const std::vector<GatewayTool>>();
   // The trees of the current catalog by policy.mcps (cleared when the catalog changes).
   mutable std::mutex trees_mu_;
   std::unique_ptr<McpsTrees> trees_;

@@ -495,7 +495,7 @@ class Manager::Upstream {
 
   Result<std::vector<json>> tools() const {
     std::lock_guard lock(mu_);
-    if (state_ != State::kReady) return not_ready();
+    if (!listed_) return not_ready();
     return tools_;
   }
 
@@ -506,7 +506,7 @@ class Manager::Upstream {
     std::shared_ptr<Connection> conn;
     {
       std::lock_guard lock(mu_);
-      if (state_ != State::kReady || !ready_) return not_ready();
+      if (!ready_ || ready_->dead()) return listed_ ? restarting() : not_ready();
       conn = ready_;
     }
     RpcCore::ProgressFn progress;
@@ -534,6 +534,12 @@ class Manager::Upstream {
   Error not_ready() const {
     return make_error(quoted(cfg_.name) + " is not ready (" + state_name(state_) +
                       (error_.empty() ? "" : ": " + error_) + ")");
+  }
+  // Its tools stay listed while it restarts: a call to one gets this at once (no waiting for a
+  // restart that may take until the next backoff, or never come).
+  Error restarting() const {
+    return make_error(quoted(cfg_.name) + " is restarting (attempt " +
+                      std::to_string(std::max<uint32_t>(attempt_, 1)) + "); try again");
   }
 
   void wake() {
@@ -582,7 +588,11 @@ class Manager::Upstream {
         std::lock_guard lock(mu_);
         stopping = stopping_;
         ready_.reset();
-        tools_.clear();
+        if (was_ready) {
+          attempt_ = 1;
+        } else if (attempt_ > 0) {
+          ++attempt_;
+        }
         settled_ = true;
         if (!stopping) {
           state_ = State::kBackoff;
@@ -590,7 +600,7 @@ class Manager::Upstream {
         }
         cv_.notify_all();
       }
-      if (was_ready) changed();
+      if (was_ready) changed();  // the same tools, but not ready
       conn->stop(stopping ? quoted(cfg_.name) + " is stopping" : error);
       conn->shutdown();
       {
@@ -608,24 +618,38 @@ class Manager::Upstream {
       if (cv_.wait_for(lock, delay, [&] { return stopping_; })) break;
       delay = std::min(delay * 2, opts_.backoff_max);
     }
-    std::lock_guard lock(mu_);
-    state_ = State::kStopped;
-    settled_ = true;
-    cv_.notify_all();
+    bool had_tools;
+    {
+      std::lock_guard lock(mu_);
+      state_ = State::kStopped;
+      had_tools = listed_;
+      listed_ = false;  // given up on: its last tools go
+      tools_.clear();
+      settled_ = true;
+      cv_.notify_all();
+    }
+    if (had_tools) changed();
   }
 
   // Ready: publishes the tools, then re-lists them when the upstream says they changed, until
-  // the connection dies or the manager stops.
+  // the connection dies or the manager stops. The tools (and what changed() makes of them) are
+  // in place, and calls accepted, before the state says kReady.
   void serve(const std::shared_ptr<Connection>& conn, std::vector<json> tools, bool first) {
     {
       std::lock_guard lock(mu_);
-      state_ = State::kReady;
       error_.clear();
       auto id = conn->identity();
       version_ = std::move(id.version);
       server_info_ = std::move(id.server_info);
       tools_ = std::move(tools);
+      listed_ = true;
       ready_ = conn;
+      attempt_ = 0;
+    }
+    changed();
+    {
+      std::lock_guard lock(mu_);
+      state_ = State::kReady;
       if (!first) ++restarts_;
       settled_ = true;
       ready_since_ = Clock::now();
@@ -670,10 +694,12 @@ class Manager::Upstream {
   State state_ = State::kConnecting;
   std::string error_, version_;
   json server_info_;
-  std::vector<json> tools_;
+  std::vector<json> tools_;  // the last list, kept while restarting
+  bool listed_ = false;      // tools_ is a list (ready once, not stopped)
   uint32_t restarts_ = 0;
+  uint32_t attempt_ = 0;  // the restart attempt under way or due next (0: not restarting)
   bool settled_ = false, stopping_ = false;
-  std::shared_ptr<Connection> ready_;    // while kReady: what calls use
+  std::shared_ptr<Connection> ready_;    // from just before kReady to its death: what calls use
   std::shared_ptr<Connection> current_;  // any attempt under way: what stop aborts
   Clock::time_point ready_since_;
   std::thread thread_;

@@ -42,7 +42,7 @@ struct UpstreamStatus {
   std::string error;             // why the last attempt failed or the upstream died ("" if none)
   std::string protocol_version;  // negotiated, e.g. "2025-06-18" or "2026-07-28"
   nlohmann::json server_info;    // the upstream's serverInfo (null until known)
-  size_t tool_count = 0;
+  size_t tool_count = 0;         // of its last list (kept while it restarts)
   uint32_t restarts = 0;  // connections made after the first one
 };
 
@@ -88,18 +88,24 @@ class Manager {
 
   // In config order.
   std::vector<UpstreamStatus> status() const;
-  // The Tool objects exactly as the upstream listed them (name, description, inputSchema,
-  // outputSchema, annotations...). Error if the name is unknown or the upstream is not ready.
+  // The Tool objects exactly as the upstream last listed them (name, description, inputSchema,
+  // outputSchema, annotations...): while it is ready, and while it restarts after it died (its
+  // last list, until a new connection lists anew). Error if the name is unknown or the upstream
+  // has no list (never ready yet, or stopped).
   Result<std::vector<nlohmann::json>> tools(const std::string& upstream) const;
   // The CallToolResult as the upstream returned it (less the stateless era's wire-only
   // `resultType`); an isError result is a value, not an error.
-  // Errors: unknown upstream, not ready, timeout, cancelled, the upstream died, a JSON-RPC error
-  // (its message and code in the text). Each message names the upstream.
+  // Errors: unknown upstream, not ready, restarting ("upstream 'x' is restarting (attempt N); try
+  // again", at once: the call is not sent anywhere), timeout, cancelled, the upstream died, a
+  // JSON-RPC error (its message and code in the text). Each message names the upstream.
   Result<nlohmann::json> call_tool(const std::string& upstream, const std::string& tool,
                                    const nlohmann::json& arguments, CallOptions opts = {});
 
   // Called from an internal thread whenever some upstream's tool list may have changed
-  // (connected, restarted, notifications/tools/list_changed re-listed, died). Set before start().
+  // (connected, restarted, notifications/tools/list_changed re-listed, died, stopped). A new
+  // connection's tools are published and this called before its state turns kReady, so what the
+  // callback builds from tools() is in place before anyone sees the upstream ready; it is called
+  // once more after. Set before start().
   void on_tools_changed(std::function<void()> cb);
 
  private:

@@ -3,9 +3,10 @@
 // policy.mcps that hides some of them. The search_tools tool, mcp.$search() in run_js and
 // mcp_tools.search() in run_py; the short run_js/run_py descriptions of codeMode.describe
 // "summary"; gateway exposure ("expose": true: upstream tools called directly through the SDK
-// client, with progress, cancellation and list_changed); and the bytes of tools/list with 100
-// upstream tools in each codeMode.describe mode.
+// client, with progress, cancellation and list_changed, and across a restart of the upstream);
+// and the bytes of tools/list with 100 upstream tools in each codeMode.describe mode.
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
 
@@ -23,6 +24,7 @@ import {
   show,
   sleep,
   startServer,
+  tempDir,
   withTimeout,
 } from "./lib.mjs";
 
@@ -73,6 +75,8 @@ const search = (client, args) => callTool(client, "search_tools", args);
 const many = (name, count, offset) => ({ name, transport: "stdio", command: NODE, args: [MANY, String(count), String(offset)] });
 
 let client, base;
+// While this file exists, a flaky that starts waits (its restart is held).
+const HOLD = path.join(tempDir(), "hold");
 
 before(async () => {
   // crm: create_* and get_* of 20 entities; devops: list_* and update_*, of which the policy
@@ -82,7 +86,8 @@ before(async () => {
     [
       many("crm", 40, 0),
       { ...many("devops", 40, 40), expose: true },
-      { name: "flaky", transport: "stdio", command: NODE, args: [path.join(FIXTURES, "stdio_server.mjs")], expose: true },
+      { name: "flaky", transport: "stdio", command: NODE, args: [path.join(FIXTURES, "stdio_server.mjs")],
+        env: { ONEMCP_HOLD_FILE: HOLD }, expose: true },
     ],
     (cfg) => (cfg.policy.mcps = ["crm", "devops/list_issues", "flaky"]),
     40 + 1 + 11,
@@ -206,17 +211,25 @@ test("exposed upstream tools are tools of 1mcp, under policy.mcps, called direct
   // An upstream failure is the tool's error result.
   const flaky = async () => (await request(`${base}/mcps`)).json.mcps.find((m) => m.name === "flaky");
   const before = (await flaky()).restarts;
-  const crashed = await callTool(client, "flaky__crash", {});
+  const crashed = await callTool(client, "flaky__crash", { hold: true });
   assert.equal(crashed.isError, true);
   assert.match(crashed.content[0].text, /^flaky__crash: upstream 'flaky' exited with status 3/);
-  // Restarted (not merely not yet noticed to have exited): ready, and its tools exposed again
-  // (the gateway's list is refreshed just after the upstream turns ready, so the next test's
-  // first call must not race either).
+  // While it restarts (held), its tools stay listed and a call says why it is not served.
+  const during = (await client.listTools()).tools.map((t) => t.name).filter((n) => n.startsWith("flaky__"));
+  assert.deepEqual(during.sort(), FLAKY.map((t) => `flaky__${t}`));
+  const refused = await callTool(client, "flaky__echo", { text: "now?" });
+  assert.equal(refused.isError, true, show(refused));
+  assert.equal(refused.content[0].text, "flaky__echo: upstream 'flaky' is restarting (attempt 1); try again");
+  const inRun = await runJs(client, `try { await mcp.flaky.echo({ text: "now?" }); } catch (e) { console.log(e.name, e.message); }`);
+  assertOk(inRun);
+  assert.equal(inRun.structuredContent.stdout, "McpError flaky.echo: upstream 'flaky' is restarting (attempt 1); try again\n");
+  // Restarted: ready means its tools are callable, at once.
+  fs.rmSync(HOLD);
   await eventually(async () => {
     const f = await flaky();
-    return f.restarts > before && f.status === "ready" &&
-      (await client.listTools()).tools.some((t) => t.name === "flaky__slow");
+    return f.restarts > before && f.status === "ready";
   }, 15000, "flaky restarted");
+  assert.equal((await callTool(client, "flaky__echo", { text: "back" })).content[0].text, "back");
 });
 
 test("a forwarded call reports the upstream's progress; cancelling it cancels it upstream", async () => {

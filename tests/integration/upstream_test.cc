@@ -860,7 +860,7 @@ TEST(UpstreamCodeMode, McpsTreesAreMadeOncePerListAndPolicy) {
   ASSERT_NE(echo, nullptr);
   EXPECT_NE(echo->key, all->key);
   EXPECT_EQ(t.writes(), 2u);
-  upstreams.refresh();  // the same list again: made from it once more, found on disk
+  EXPECT_FALSE(upstreams.refresh());  // the same list again: the trees in memory stay
   EXPECT_EQ(upstreams.mcps_tree(policy::Policy{})->key, all->key);
   EXPECT_EQ(t.writes(), 2u);
   // Many narrowed policies: the memo forgets, and unused trees leave the disk.
@@ -880,6 +880,82 @@ TEST(UpstreamCodeMode, McpsTreesAreMadeOncePerListAndPolicy) {
   for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(root)) ++on_disk;
   EXPECT_LE(on_disk, 33u);
   std::filesystem::remove_all(root);
+}
+
+// Gateway exposure across an upstream's restart. Its tools are in place (gateway, catalog) before
+// anyone sees it ready; while it restarts they stay listed and a call to one says so at once, in
+// words (a tool error for clients, an McpError in runs); a new list replaces them, and they go
+// when the upstream stops.
+TEST(UpstreamCodeMode, GatewayToolsAreReadyFirstAndKeptWhileRestarting) {
+  TempDir dir;
+  const std::string hold = dir.path + "/hold";
+  Manager m({stdio_upstream("fx", {kStdioFixture}, {{"ONEMCP_HOLD_FILE", hold}})}, test_options());
+  onemcp::server::Upstreams upstreams(m, {"fx"});
+  struct StopFirst {  // the callback uses `upstreams`
+    Manager& m;
+    ~StopFirst() { m.stop(); }
+  } stop_first{m};
+  const policy::Policy all;
+  auto listed = [&](const std::string& name) {
+    return upstreams.gateway_target(name, all).has_value();
+  };
+  std::atomic<int> ready_without_tools{0}, list_changes{0};
+  m.on_tools_changed([&] {
+    // What a client can see before the gateway is refreshed: an upstream shown ready has its tools.
+    const json mcps = json::parse(upstreams.get("/mcps").body)["mcps"];
+    if (mcps[0]["status"] == "ready" && !listed("fx__echo")) ++ready_without_tools;
+    if (upstreams.refresh()) ++list_changes;
+  });
+  m.start();
+  ASSERT_TRUE(m.wait_settled(30s));
+  ASSERT_EQ(status_of(m, "fx").state, State::kReady) << status_of(m, "fx").error;
+  EXPECT_EQ(list_changes, 1);
+  ASSERT_TRUE(m.call_tool("fx", "add_tool", json::object()).ok());
+  ASSERT_TRUE(eventually([&] { return listed("fx__extra"); }));
+  EXPECT_EQ(list_changes, 2);
+
+  auto crash = m.call_tool("fx", "crash", {{"hold", true}});
+  ASSERT_FALSE(crash.ok());
+  EXPECT_NE(crash.error().message.find("exited with status 3"), std::string::npos)
+      << crash.error().message;
+  // Restarting (its next start held): the last tools stay, a call is told why it is not served.
+  EXPECT_TRUE(listed("fx__echo"));
+  EXPECT_TRUE(listed("fx__extra"));
+  EXPECT_TRUE(has_tool(m.tools("fx").value(), "extra"));
+  auto during = m.call_tool("fx", "echo", {{"text", "x"}});
+  ASSERT_FALSE(during.ok());
+  EXPECT_EQ(during.error().message, "upstream 'fx' is restarting (attempt 1); try again");
+  const json frame = {
+      {"op", "mcp"}, {"id", 1}, {"server", "fx"}, {"tool", "echo"}, {"args", {{"text", "x"}}}};
+  std::atomic<bool> never{false};
+  const json in_run = json::parse(upstreams.answer(frame, all, Clock::now() + 5s, never));
+  EXPECT_EQ(in_run["error"], "fx.echo: upstream 'fx' is restarting (attempt 1); try again")
+      << in_run;
+  EXPECT_TRUE(eventually([&] { return status_of(m, "fx").state == State::kConnecting; }));
+  auto again = m.call_tool("fx", "echo", json::object());  // with the held attempt under way
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().message, during.error().message);
+  EXPECT_EQ(list_changes, 2);
+
+  // Back: the new list (without the added tool) replaces the last one before the state is ready.
+  std::filesystem::remove(hold);
+  ASSERT_TRUE(eventually([&] {
+    const auto s = status_of(m, "fx");
+    return s.state == State::kReady && s.restarts == 1;
+  })) << status_of(m, "fx").error;
+  EXPECT_FALSE(listed("fx__extra"));
+  EXPECT_TRUE(listed("fx__echo"));
+  EXPECT_EQ(list_changes, 3);
+  auto echo = m.call_tool("fx", "echo", {{"text", "back"}});
+  ASSERT_TRUE(echo.ok()) << echo.error().message;
+  EXPECT_EQ(first_text(*echo), "back");
+  EXPECT_EQ(ready_without_tools, 0);
+
+  // Stopped: given up on, its tools go.
+  m.stop();
+  EXPECT_FALSE(m.tools("fx").ok());
+  EXPECT_FALSE(listed("fx__echo"));
+  EXPECT_EQ(list_changes, 4);
 }
 
 }  // namespace
