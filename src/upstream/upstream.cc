@@ -584,14 +584,22 @@ class Manager::Upstream {
         error = tools.error().message;
       }
       bool stopping;
+      bool withdrawn = false;
       {
         std::lock_guard lock(mu_);
         stopping = stopping_;
         ready_.reset();
         if (was_ready) {
           attempt_ = 1;
+          died_at_ = Clock::now();
         } else if (attempt_ > 0) {
           ++attempt_;
+          // Failing for too long to count on: its last tools go until it is ready again.
+          if (listed_ && Clock::now() - died_at_ >= opts_.keep_tools_for) {
+            listed_ = false;
+            tools_.clear();
+            withdrawn = true;
+          }
         }
         settled_ = true;
         if (!stopping) {
@@ -601,6 +609,13 @@ class Manager::Upstream {
         cv_.notify_all();
       }
       if (was_ready) changed();  // the same tools, but not ready
+      if (withdrawn) {
+        const auto ms = opts_.keep_tools_for.count();
+        log::warn(quoted(cfg_.name) + " has not come back for " +
+                  (ms % 1000 ? std::to_string(ms) + " ms" : std::to_string(ms / 1000) + " s") +
+                  ": its tools are withdrawn until it is ready again");
+        changed();
+      }
       conn->stop(stopping ? quoted(cfg_.name) + " is stopping" : error);
       conn->shutdown();
       {
@@ -702,6 +717,7 @@ class Manager::Upstream {
   std::shared_ptr<Connection> ready_;    // from just before kReady to its death: what calls use
   std::shared_ptr<Connection> current_;  // any attempt under way: what stop aborts
   Clock::time_point ready_since_;
+  Clock::time_point died_at_;  // when its last ready connection died
   std::thread thread_;
 };
 

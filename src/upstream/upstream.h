@@ -63,6 +63,10 @@ struct ManagerOptions {
   std::chrono::milliseconds request_timeout{30000};  // any other request but tools/call
   std::chrono::milliseconds backoff_min{500};
   std::chrono::milliseconds backoff_max{30000};
+  // How long an upstream that was ready keeps its last tools listed after it died, while it
+  // restarts: a failed restart attempt after this long withdraws them (the tools-changed
+  // callback runs) until it is ready again.
+  std::chrono::milliseconds keep_tools_for{60000};
   // How long a stdio upstream may take to exit after its stdin closes, and then after SIGTERM,
   // before SIGKILL.
   std::chrono::milliseconds stop_grace{2000};
@@ -90,8 +94,9 @@ class Manager {
   std::vector<UpstreamStatus> status() const;
   // The Tool objects exactly as the upstream last listed them (name, description, inputSchema,
   // outputSchema, annotations...): while it is ready, and while it restarts after it died (its
-  // last list, until a new connection lists anew). Error if the name is unknown or the upstream
-  // has no list (never ready yet, or stopped).
+  // last list, until a new connection lists anew or ManagerOptions::keep_tools_for has passed).
+  // Error if the name is unknown or the upstream has no list (never ready yet, failing for
+  // longer than keep_tools_for, or stopped).
   Result<std::vector<nlohmann::json>> tools(const std::string& upstream) const;
   // The CallToolResult as the upstream returned it (less the stateless era's wire-only
   // `resultType`); an isError result is a value, not an error.

@@ -958,5 +958,50 @@ TEST(UpstreamCodeMode, GatewayToolsAreReadyFirstAndKeptWhileRestarting) {
   EXPECT_EQ(list_changes, 4);
 }
 
+// An upstream that does not come back within ManagerOptions::keep_tools_for loses its last tools
+// (the gateway withdraws them, a call says it is not ready) until it is ready again.
+TEST(UpstreamCodeMode, LastToolsAreWithdrawnWhenTheUpstreamDoesNotComeBack) {
+  TempDir dir;
+  const std::string hold = dir.path + "/hold";
+  ManagerOptions o = test_options();
+  o.connect_timeout = 1500ms;  // a held restart fails after this
+  o.keep_tools_for = 500ms;
+  Manager m({stdio_upstream("fx", {kStdioFixture}, {{"ONEMCP_HOLD_FILE", hold}})}, o);
+  onemcp::server::Upstreams upstreams(m, {"fx"});
+  struct StopFirst {  // the callback uses `upstreams`
+    Manager& m;
+    ~StopFirst() { m.stop(); }
+  } stop_first{m};
+  const policy::Policy all;
+  auto listed = [&] { return upstreams.gateway_target("fx__echo", all).has_value(); };
+  std::atomic<int> list_changes{0};
+  m.on_tools_changed([&] {
+    if (upstreams.refresh()) ++list_changes;
+  });
+  m.start();
+  ASSERT_TRUE(m.wait_settled(30s));
+  ASSERT_EQ(status_of(m, "fx").state, State::kReady) << status_of(m, "fx").error;
+  EXPECT_EQ(list_changes, 1);
+
+  ASSERT_FALSE(m.call_tool("fx", "crash", {{"hold", true}}).ok());
+  EXPECT_TRUE(listed()) << "withdrawn before its first restart attempt failed";
+  // Its restarts keep failing (held until the connect timeout): withdrawn once 500 ms have passed.
+  ASSERT_TRUE(eventually([&] { return !listed(); }, 15s));
+  EXPECT_FALSE(m.tools("fx").ok());
+  auto call = m.call_tool("fx", "echo", {{"text", "x"}});
+  ASSERT_FALSE(call.ok());
+  EXPECT_EQ(call.error().message.rfind("upstream 'fx' is not ready", 0), 0u)
+      << call.error().message;
+  EXPECT_EQ(list_changes, 2);
+
+  // Back: listed again.
+  std::filesystem::remove(hold);
+  ASSERT_TRUE(eventually([&] { return status_of(m, "fx").state == State::kReady && listed(); }))
+      << status_of(m, "fx").error;
+  EXPECT_EQ(list_changes, 3);
+  auto echo = m.call_tool("fx", "echo", {{"text", "back"}});
+  ASSERT_TRUE(echo.ok()) << echo.error().message;
+}
+
 }  // namespace
 }  // namespace onemcp::upstream
