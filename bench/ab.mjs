@@ -4,8 +4,9 @@
 // so that whatever else the machine does falls on both alike. Reports p50/p95 per workload and
 // the ratio of the p50s (B ÷ A). Every answer is checked.
 //
-//   node bench/ab.mjs [--a build/1mcp] [--b build/1mcp] [--a-env K=V,...] [--b-env K=V,...]
+//   node bench/ab.mjs [--bin build/1mcp] [--a BIN] [--b BIN] [--a-env K=V,...] [--b-env K=V,...]
 //     [--calls 400] [--tools run_js,run_py] [--load N]
+// --a / --b: the binaries (both --bin unless given).
 // --a-env / --b-env: variables set for that server only (e.g. to compare a setting).
 // --load N: N busy processes run meanwhile.
 import path from "node:path";
@@ -13,9 +14,11 @@ import path from "node:path";
 import { REPO, RawClient, fmt, median, parseOptions, percentile, projectDir, startLoad, startServer, stopServer } from "./lib.mjs";
 
 const o = parseOptions(process.argv.slice(2), {
-  a: path.join(REPO, "build/1mcp"), b: path.join(REPO, "build/1mcp"), aEnv: "", bEnv: "",
+  bin: path.join(REPO, "build/1mcp"), a: null, b: null, aEnv: "", bEnv: "",
   calls: 400, tools: "run_js,run_py", load: 0,
 });
+o.a ??= o.bin;
+o.b ??= o.bin;
 const BLOCK = 10;
 const CODE = { run_js: (n) => `console.log(${n})`, run_py: (n) => `print(${n})` };
 const tools = o.tools.split(",");

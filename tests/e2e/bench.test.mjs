@@ -1,7 +1,7 @@
 // The benchmark scripts (bench/*.mjs) still run end to end against the real binary: each with
 // the smallest counts, so this checks that they work and report, not what they measure.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -75,4 +75,30 @@ test("bench/deps.mjs measures a cold and a cached dependency set", { timeout: 18
   const r = await runBench("deps.mjs", ["--calls", "2"]);
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /\|/, r.out);
+});
+
+test("bench/steps.mjs --mcps shows the /mcps tree mounted in every run", { timeout: 120000 }, async () => {
+  const r = await runBench("steps.mjs", ["--calls", "2", "--warmup", "1", "--mcps", "5"]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /one upstream with 5 tools/);
+  // Every run of both tools mounted its tree: the step is there without "(n of m calls)".
+  assert.equal(r.out.match(/\| run: \/mcps tree \| \d+ \|/g)?.length, 2, r.out);
+});
+
+test("bench/ab.mjs compares two servers call by call", { timeout: 120000 }, async () => {
+  const r = await runBench("ab.mjs", ["--b", BIN, "--calls", "10", "--tools", "run_js", "--b-env", "ONEMCP_BENCH_SIDE=b"]);
+  assert.equal(r.code, 0, r.err);
+  for (const w of ["trivial `run_js`", "unique-code `run_js`"]) {
+    assert.match(r.out, new RegExp(`\\| ${w} \\| [\\d.]+ / [\\d.]+ ms \\| [\\d.]+ / [\\d.]+ ms \\| [\\d.]+× \\|`), r.out);
+  }
+});
+
+// perf for the running kernel is not on every machine (Debian's wrapper wants a matching version).
+const perfWorks = spawnSync("perf", ["stat", "-e", "task-clock", "true"], { stdio: "ignore" }).status === 0;
+test("bench/cpu.mjs counts CPU per call with perf stat", { timeout: 120000, skip: perfWorks ? false : "perf stat does not work here" }, async () => {
+  const r = await runBench("cpu.mjs", ["--calls", "5"]);
+  assert.equal(r.code, 0, r.err);
+  for (const tool of ["run_js", "run_py"]) {
+    assert.match(r.out, new RegExp(`\\| \`${tool}\` \\| [\\d.]+ ms \\| \\d+ \\| [\\d.]+ \\| [\\d.]+ ms \\|`), r.out);
+  }
 });
