@@ -96,12 +96,13 @@ void input_failed(const std::string& message) {
 }
 
 // Relay runs (Python with network access or upstream tools): a network namespace of the run's
-// own holding only `lo`, and the proxy relay as a second process of the run. Python keeps neither
-// the broker fd nor the listening socket: its only way out is the proxy, under the same policy as
-// JS fetch and JS mcp calls.
+// own holding only `lo` (entered here, or already in the slot: see child_main), and the proxy
+// relay as a second process of the run. Python keeps neither the broker fd nor the listening
+// socket: its only way out is the proxy, under the same policy as JS fetch and JS mcp calls.
 // The relay is not pid 1, so it dies with the run.
-void start_relay() {
-  if (auto s = relay_enter_netns(); !s) setup_failed(ipc::kResultFd, s.error().message);
+void start_relay(bool in_own_netns) {
+  if (!in_own_netns)
+    if (auto s = relay_enter_netns(); !s) setup_failed(ipc::kResultFd, s.error().message);
   auto listener = relay_listen(ipc::kProxyPort);
   if (!listener) setup_failed(ipc::kResultFd, listener.error().message);
   pid_t pid = ::fork();
@@ -277,6 +278,15 @@ bool same_sandbox(const ipc::RunRequest& a, const ipc::RunRequest& b) {
   mark_step("run: placed in cgroups");
   RunJail jail{nullptr, false, vm_base, sandbox};
   if (auto s = apply_jail(JailPhase::slot, jail); !s) setup_failed(result_fd, s.error().message);
+  // With upstream tools configured, most runs of a relay runtime (Python) are relay runs: the
+  // slot enters their network namespace (only `lo`) now, half of what starting a relay costs,
+  // instead of on the call's path. A run that needs no relay then has such a namespace too,
+  // empty but its own.
+  const bool own_netns = sandbox && rt.uses_relay() && !g_mcps_root.empty();
+  if (own_netns) {
+    if (auto s = relay_enter_netns(); !s) setup_failed(result_fd, s.error().message);
+    mark_step("run: network namespace");
+  }
   rt.after_fork_child();
   mark_step("run: interpreter after fork");
   // Decoding a request, encoding a report and the runtime's own per-run work allocate, and the
@@ -338,7 +348,7 @@ bool same_sandbox(const ipc::RunRequest& a, const ipc::RunRequest& b) {
   if (auto s = apply_jail(JailPhase::limits, jail); !s)
     setup_failed(ipc::kResultFd, s.error().message);
   if (jail.relay) {
-    start_relay();
+    start_relay(own_netns);
     mark_step("run: relay started");
   }
 

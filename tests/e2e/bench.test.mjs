@@ -83,6 +83,8 @@ test("bench/steps.mjs --mcps shows the /mcps tree mounted in every run", { timeo
   assert.match(r.out, /one upstream with 5 tools/);
   // Every run of both tools mounted its tree: the step is there without "(n of m calls)".
   assert.equal(r.out.match(/\| run: \/mcps tree \| \d+ \|/g)?.length, 2, r.out);
+  // A Python slot entered its network namespace before its call (only Python runs have a relay).
+  assert.equal(r.out.match(/\| run: network namespace \(ahead of the call\)( \(\d+ of \d+ calls\))? \|/g)?.length, 1, r.out);
 });
 
 test("bench/ab.mjs compares two servers call by call", { timeout: 120000 }, async () => {
