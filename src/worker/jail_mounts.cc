@@ -64,53 +64,53 @@ Status bind(const std::string& src, const std::string& dst, bool is_file, bool r
   return bind_mount(src, dst, is_file, read_only);
 }
 
+// The directory `rel` beneath `sets` bound read-only at `dst`, opened beneath it without following
+// any link, so a key can only name a set's own directory; `what` names it in an error.
+Status bind_beneath(const std::string& sets, const std::string& rel, const char* dst, bool noexec,
+                    const std::string& what) {
+  UniqueFd dir(::open(sets.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return make_error(why("open " + sets));
+  open_how how{};
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  UniqueFd set(int(::syscall(SYS_openat2, dir.get(), rel.c_str(), &how, sizeof how)));
+  if (!set.valid()) return make_error(why(what));
+  return bind_mount("/proc/self/fd/" + std::to_string(set.get()), dst, false, true, noexec);
+}
+
 }  // namespace
 
 const char* ca_bundle() { return kCaBundle; }
 
 // In a run's own mount namespace, after pivot_root: the site directory of its pip set (if any)
-// read-only at kPipSiteDir, opened beneath the sets without following any link, so a key can only
-// name a set's own directory; then the sets themselves are detached.
+// read-only at kPipSiteDir; then the sets themselves are detached.
 Status mount_pip_site(const std::string& key) {
   const std::string sets = kPipSetsDir;
   if (!key.empty()) {
     if (!valid_pip_key(key)) return make_error("invalid pip dependency key");
     if (config().pip_root.empty())
       return make_error("pip dependencies are not available in this worker");
-    UniqueFd dir(::open(sets.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!dir.valid()) return make_error(why("open " + sets));
-    open_how how{};
-    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-    const std::string rel = key + "/site";
-    UniqueFd site(int(::syscall(SYS_openat2, dir.get(), rel.c_str(), &how, sizeof how)));
-    if (!site.valid()) return make_error(why("pip dependency set " + key.substr(0, 12)));
-    std::string src = "/proc/self/fd/" + std::to_string(site.get());
-    if (auto s = bind_mount(src, kPipSiteDir, false, true); !s) return s;
+    if (auto s = bind_beneath(sets, key + "/site", kPipSiteDir, false,
+                              "pip dependency set " + key.substr(0, 12));
+        !s)
+      return s;
   }
   if (!config().pip_root.empty() && ::umount2(sets.c_str(), MNT_DETACH) != 0)
     return make_error(why("detach " + sets));
   return {};
 }
 
-// The same for the run's /mcps tree: its directory under kMcpsTreesDir, opened beneath it without
-// following any link, bound read-only (nosuid, nodev, noexec) at ipc::kMcpsDir; then every tree
-// is detached.
+// The same for the run's /mcps tree: its directory under kMcpsTreesDir bound read-only (nosuid,
+// nodev, noexec) at ipc::kMcpsDir; then every tree is detached.
 Status mount_mcps_tree(const std::string& key) {
   const std::string trees = kMcpsTreesDir;
   if (!key.empty()) {
     if (!valid_mcps_key(key)) return make_error("invalid /mcps tree key");
     if (config().mcps_root.empty())
       return make_error("/mcps trees are not available in this worker");
-    UniqueFd dir(::open(trees.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!dir.valid()) return make_error(why("open " + trees));
-    open_how how{};
-    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-    UniqueFd tree(int(::syscall(SYS_openat2, dir.get(), key.c_str(), &how, sizeof how)));
-    if (!tree.valid()) return make_error(why("/mcps tree " + key.substr(0, 12)));
-    std::string src = "/proc/self/fd/" + std::to_string(tree.get());
-    if (auto s = bind_mount(src, ipc::kMcpsDir, false, true, true); !s) return s;
+    if (auto s = bind_beneath(trees, key, ipc::kMcpsDir, true, "/mcps tree " + key.substr(0, 12));
+        !s)
+      return s;
   }
   if (!config().mcps_root.empty() && ::umount2(trees.c_str(), MNT_DETACH) != 0)
     return make_error(why("detach " + trees));
