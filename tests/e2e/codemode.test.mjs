@@ -18,6 +18,7 @@ import {
   REPO_ROOT,
   assertOk,
   connectHttp,
+  eventually,
   limits,
   makeProject,
   post,
@@ -45,17 +46,6 @@ after(async () => {
 });
 
 let server, client, files;
-
-// Polls `fn` until it returns a truthy value, for at most `ms`.
-async function eventually(fn, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(100);
-  }
-}
 
 const getMcps = async () => (await request(`${server.base}/mcps`)).json.mcps;
 const rpc = (body, headers, timeoutMs) => post(`${server.base}/mcps-rpc`, body, headers, timeoutMs);

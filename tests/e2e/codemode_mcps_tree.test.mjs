@@ -14,13 +14,13 @@ import {
   assertOk,
   callTool,
   connectHttp,
+  eventually,
   makeProject,
   readConfig,
   request,
   runJs,
   runPy,
   show,
-  sleep,
   startServer,
 } from "./lib.mjs";
 
@@ -32,16 +32,6 @@ const cleanups = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {});
 });
-
-async function eventually(fn, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(100);
-  }
-}
 
 const search = (args) => callTool(client, "search_tools", args);
 let client, treesDir;

@@ -15,6 +15,7 @@ import {
   assertOk,
   callTool,
   connectHttp,
+  eventually,
   makeProject,
   McpError,
   ToolListChangedNotificationSchema,
@@ -22,7 +23,6 @@ import {
   runJs,
   runPy,
   show,
-  sleep,
   startServer,
   tempDir,
   withTimeout,
@@ -35,16 +35,6 @@ const cleanups = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {});
 });
-
-async function eventually(fn, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(100);
-  }
-}
 
 // A server with `mcps` and codeMode/policy edits, once every upstream is ready and the catalog
 // has `tools` tools (search_tools with an empty query counts what the policy allows).

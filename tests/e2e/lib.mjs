@@ -34,6 +34,17 @@ export const PROTOCOL = "2025-06-18";
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Polls `fn` every 100 ms until it returns a truthy value (which it resolves), for at most `ms`.
+export async function eventually(fn, ms, what) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(100);
+  }
+}
+
 // Rejects with a clear message if `promise` has not settled within `ms`.
 export function withTimeout(promise, ms, what = "operation") {
   let timer;

@@ -6,7 +6,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, test } from "node:test";
 
-import { FIXTURES, REPO_ROOT, connectHttp, makeProject, post, request, sleep, startServer } from "./lib.mjs";
+import { FIXTURES, REPO_ROOT, connectHttp, eventually, makeProject, post, request, sleep, startServer } from "./lib.mjs";
 
 const { LoggingMessageNotificationSchema } = await import(
   pathToFileURL(path.join(REPO_ROOT, "node_modules/@modelcontextprotocol/sdk/dist/esm/types.js")).href
@@ -14,16 +14,6 @@ const { LoggingMessageNotificationSchema } = await import(
 
 let server;
 const cleanups = [];
-
-async function eventually(fn, ms, what) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 before(async () => {
   const dir = makeProject((cfg) => {
