@@ -70,6 +70,12 @@ policy::UpstreamConfig http_upstream(const std::string& name, const std::string&
   return c;
 }
 
+// Stops the manager before what its tools-changed callback uses (declared after it) is destroyed.
+struct StopFirst {
+  Manager& m;
+  ~StopFirst() { m.stop(); }
+};
+
 ManagerOptions test_options() {
   ManagerOptions o;
   o.connect_timeout = 20s;
@@ -891,10 +897,7 @@ TEST(UpstreamCodeMode, GatewayToolsAreReadyFirstAndKeptWhileRestarting) {
   const std::string hold = dir.path + "/hold";
   Manager m({stdio_upstream("fx", {kStdioFixture}, {{"ONEMCP_HOLD_FILE", hold}})}, test_options());
   onemcp::server::Upstreams upstreams(m, {"fx"});
-  struct StopFirst {  // the callback uses `upstreams`
-    Manager& m;
-    ~StopFirst() { m.stop(); }
-  } stop_first{m};
+  StopFirst stop_first{m};  // the callback uses `upstreams`
   const policy::Policy all;
   auto listed = [&](const std::string& name) {
     return upstreams.gateway_target(name, all).has_value();
@@ -968,10 +971,7 @@ TEST(UpstreamCodeMode, LastToolsAreWithdrawnWhenTheUpstreamDoesNotComeBack) {
   o.keep_tools_for = 500ms;
   Manager m({stdio_upstream("fx", {kStdioFixture}, {{"ONEMCP_HOLD_FILE", hold}})}, o);
   onemcp::server::Upstreams upstreams(m, {"fx"});
-  struct StopFirst {  // the callback uses `upstreams`
-    Manager& m;
-    ~StopFirst() { m.stop(); }
-  } stop_first{m};
+  StopFirst stop_first{m};  // the callback uses `upstreams`
   const policy::Policy all;
   auto listed = [&] { return upstreams.gateway_target("fx__echo", all).has_value(); };
   std::atomic<int> list_changes{0};
