@@ -123,17 +123,16 @@ function applyArguments(next: Language, args: Record<string, unknown>): void {
   $<HTMLInputElement>("no-network").checked = policy.network?.allowedDomains?.length === 0;
 }
 
+/** A history entry's arguments back in the form; run again as well. */
+const loadEntry = (e: HistoryEntry): void => applyArguments(e.lang, e.args);
+const rerunEntry = (e: HistoryEntry): void => {
+  loadEntry(e);
+  void run();
+};
+
 const historyList = $<HTMLDivElement>("history");
 function showHistory(entries: HistoryEntry[]): void {
-  renderHistory(
-    historyList,
-    entries,
-    (e) => applyArguments(e.lang, e.args),
-    (e) => {
-      applyArguments(e.lang, e.args);
-      void run();
-    },
-  );
+  renderHistory(historyList, entries, loadEntry, rerunEntry);
 }
 showHistory(loadHistory());
 
@@ -146,15 +145,7 @@ async function showServerHistory(): Promise<void> {
     note.textContent = kept
       ? "The last runs made with this token, from any client, kept in the server's memory (environment values never)."
       : "This server keeps no runs for clients without a token: they would all see each other's.";
-    renderHistory(
-      serverHistory,
-      entries,
-      (e) => applyArguments(e.lang, e.args),
-      (e) => {
-        applyArguments(e.lang, e.args);
-        void run();
-      },
-    );
+    renderHistory(serverHistory, entries, loadEntry, rerunEntry);
     if (!kept) serverHistory.replaceChildren();
   } catch (e) {
     note.textContent = e instanceof Error ? e.message : String(e);
