@@ -11,7 +11,7 @@
 // --load N: N busy processes run meanwhile.
 import path from "node:path";
 
-import { REPO, RawClient, fmt, median, parseOptions, percentile, projectDir, startLoad, startServer, stopServer } from "./lib.mjs";
+import { PRINT_CODE, REPO, RawClient, fmt, median, parseOptions, percentile, projectDir, startLoad, startServer, stopServer } from "./lib.mjs";
 
 const o = parseOptions(process.argv.slice(2), {
   bin: path.join(REPO, "build/1mcp"), a: null, b: null, aEnv: "", bEnv: "",
@@ -20,9 +20,8 @@ const o = parseOptions(process.argv.slice(2), {
 o.a ??= o.bin;
 o.b ??= o.bin;
 const BLOCK = 10;
-const CODE = { run_js: (n) => `console.log(${n})`, run_py: (n) => `print(${n})` };
 const tools = o.tools.split(",");
-for (const t of tools) if (!CODE[t]) throw new Error(`--tools: unknown tool ${t}`);
+for (const t of tools) if (!PRINT_CODE[t]) throw new Error(`--tools: unknown tool ${t}`);
 
 async function start(bin, env) {
   const saved = { ...process.env };
@@ -49,7 +48,7 @@ try {
       const ms = { a: [], b: [] };
       const call = async (side, record) => {
         const n = unique ? Math.floor(Math.random() * 1e9) : 2;
-        const r = await side.client.call(tool, CODE[tool](n), `${n}\n`);
+        const r = await side.client.call(tool, PRINT_CODE[tool](n), `${n}\n`);
         if (!r.ok) throw new Error(`${tool} failed: ${r.body.slice(0, 300)}`);
         if (record) ms[side === A ? "a" : "b"].push(r.ms);
       };

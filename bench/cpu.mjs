@@ -13,12 +13,11 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 
-import { REPO, RawClient, fmt, median, parseOptions, projectDir, startServer, stopServer, treePids } from "./lib.mjs";
+import { PRINT_CODE, REPO, RawClient, fmt, median, parseOptions, projectDir, startServer, stopServer, treePids } from "./lib.mjs";
 
 const o = parseOptions(process.argv.slice(2), {
   bin: path.join(REPO, "build/1mcp"), calls: 300, tools: "run_js,run_py", unique: false, record: null,
 });
-const CODE = { run_js: (n) => `console.log(${n})`, run_py: (n) => `print(${n})` };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 if (o.record) fs.mkdirSync(o.record, { recursive: true });
 
@@ -27,10 +26,10 @@ const lines = [];
 try {
   const client = await new RawClient(s.port).init();
   for (const tool of o.tools.split(",")) {
-    if (!CODE[tool]) throw new Error(`--tools: unknown tool ${tool}`);
+    if (!PRINT_CODE[tool]) throw new Error(`--tools: unknown tool ${tool}`);
     const call = async () => {
       const n = o.unique ? Math.floor(Math.random() * 1e9) : 2;
-      const r = await client.call(tool, CODE[tool](n), `${n}\n`);
+      const r = await client.call(tool, PRINT_CODE[tool](n), `${n}\n`);
       if (!r.ok) throw new Error(`${tool} failed: ${r.body.slice(0, 300)}`);
       return r.ms;
     };

@@ -10,6 +10,9 @@ import { fileURLToPath } from "node:url";
 
 export const REPO = fileURLToPath(new URL("../", import.meta.url));
 
+// A trivial call's code per tool, printing `n` (its answer is checked to be "n\n").
+export const PRINT_CODE = { run_js: (n) => `console.log(${n})`, run_py: (n) => `print(${n})` };
+
 // ------------------------------------------------------------------------------------------
 // Statistics
 

@@ -16,7 +16,7 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { REPO, RawClient, fmt, httpRequest, machine, median, parseOptions, projectDir, startLoad, startServer, stopServer } from "./lib.mjs";
+import { PRINT_CODE, REPO, RawClient, fmt, httpRequest, machine, median, parseOptions, projectDir, startLoad, startServer, stopServer } from "./lib.mjs";
 
 function parseArgs(argv) {
   const o = parseOptions(argv, { bin: path.join(REPO, "build/1mcp"), calls: 100, warmup: 10, unique: false, load: 0, mcps: 0, json: null },
@@ -27,10 +27,6 @@ function parseArgs(argv) {
   return o;
 }
 
-const CODE = {
-  run_js: (n) => `console.log(${n})`,
-  run_py: (n) => `print(${n})`,
-};
 
 async function measure(client, tool, opts) {
   const perStep = new Map();  // name -> { us: [], faults: [] }, in order of first appearance
@@ -38,7 +34,7 @@ async function measure(client, tool, opts) {
   const critical = [];  // µs from "supervisor: run requested" to "supervisor: result ready"
   for (let i = 0; i < opts.warmup + opts.calls; i++) {
     const n = opts.unique ? i + 1000 * Math.floor(Math.random() * 1e6) : 2;
-    const r = await client.callTool(tool, { code: CODE[tool](n) });
+    const r = await client.callTool(tool, { code: PRINT_CODE[tool](n) });
     const steps = JSON.parse(r.body).result?._meta?.["io.1mcp/steps"];
     if (r.sc?.outcome !== "ok" || r.sc.stdout !== `${n}\n` || !Array.isArray(steps)) {
       throw new Error(`${tool} call failed or carried no steps (is --profile-runs supported?): ${r.body.slice(0, 400)}`);
