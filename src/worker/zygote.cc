@@ -318,11 +318,6 @@ bool same_sandbox(const ipc::RunRequest& a, const ipc::RunRequest& b) {
     if (!valid_pip_key(req->pip_key)) setup_failed(result_fd, "invalid pip dependency key");
     if (g_pip_root.empty()) setup_failed(result_fd, "pip dependencies are not available in this worker");
   }
-  if (!req->mcps_key.empty()) {
-    if (!valid_mcps_key(req->mcps_key)) setup_failed(result_fd, "invalid /mcps tree key");
-    if (g_mcps_root.empty())
-      setup_failed(result_fd, "/mcps trees are not available in this worker");
-  }
 
   jail.request = &*req;
   jail.relay = sandbox && rt.uses_relay() && req->relay();
