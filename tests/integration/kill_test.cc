@@ -64,13 +64,19 @@ constexpr char kSlowTeardown[] =
     "        spin()\n"
     "spin()\n";
 
-// Alive: not gone and not a zombie (the zygote reaps a run's process a moment after it is gone).
-bool alive(pid_t p) {
-  std::ifstream f("/proc/" + std::to_string(p) + "/stat");
+// The fields of /proc/<id>/stat after the command's closing parenthesis (state first); empty
+// when the process or thread is gone.
+std::string stat_fields(pid_t id) {
+  std::ifstream f("/proc/" + std::to_string(id) + "/stat");
   std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   const auto paren = stat.rfind(')');
-  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z' &&
-         stat[paren + 2] != 'X';
+  return paren != std::string::npos && paren + 2 < stat.size() ? stat.substr(paren + 2) : "";
+}
+
+// Alive: not gone and not a zombie (the zygote reaps a run's process a moment after it is gone).
+bool alive(pid_t p) {
+  const std::string fields = stat_fields(p);
+  return !fields.empty() && fields[0] != 'Z' && fields[0] != 'X';
 }
 
 std::vector<pid_t> pids_in(const std::string& dir) {
@@ -91,11 +97,9 @@ std::vector<pid_t> threads_in(const std::string& dir) {
 // Whether a thread has begun to exit (PF_EXITING in /proc/<tid>/stat's flags), is a zombie, or
 // is gone.
 bool exiting_or_gone(pid_t tid) {
-  std::ifstream f("/proc/" + std::to_string(tid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  const auto paren = stat.rfind(')');
-  if (paren == std::string::npos) return true;
-  std::istringstream fields(stat.substr(paren + 2));
+  const std::string text = stat_fields(tid);  // read once: it may be gone a moment later
+  if (text.empty()) return true;
+  std::istringstream fields(text);
   std::string state;
   long skip = 0;
   unsigned long flags = 0;
